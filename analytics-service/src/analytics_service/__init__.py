@@ -1,0 +1,1 @@
+"""AlgoTrade analytics service: performance and risk metrics across sessions and backtests."""

@@ -1,0 +1,1 @@
+"""AlgoTrade API gateway: users, tokens, API keys, rate limits and routing to every service."""

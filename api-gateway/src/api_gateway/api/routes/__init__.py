@@ -1,0 +1,7 @@
+"""Routers of the API gateway, one per resource."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+ROUTERS: list[APIRouter] = []

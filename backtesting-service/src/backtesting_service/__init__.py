@@ -1,0 +1,1 @@
+"""AlgoTrade backtesting service: backtest jobs and sweeps, workers, results in S3."""

@@ -1,0 +1,3 @@
+from backtesting_service.cli import app
+
+app()

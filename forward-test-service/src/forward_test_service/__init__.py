@@ -1,0 +1,1 @@
+"""AlgoTrade forward-test service: forward-test sessions, paper broker and execution agents."""

@@ -1,0 +1,3 @@
+from forward_test_service.cli import app
+
+app()

@@ -1,0 +1,1 @@
+"""AlgoTrade market data service: bar ingestion, Redis sliding windows, history and publishing."""

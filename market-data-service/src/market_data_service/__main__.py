@@ -1,0 +1,3 @@
+from market_data_service.cli import app
+
+app()

@@ -1,0 +1,1 @@
+"""AlgoTrade notification service: WebSocket connections, subscriptions and fan-out of events."""

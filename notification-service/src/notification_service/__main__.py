@@ -1,0 +1,3 @@
+from notification_service.cli import app
+
+app()

@@ -1,0 +1,174 @@
+"""Token verification for services, and the `Principal` a request acts as.
+
+The gateway authenticates users (passwords, refresh tokens, API keys) and forwards each request
+with a short-lived *internal* token (``typ=internal``, audience ``INTERNAL_TOKEN_AUDIENCE``)
+carrying the principal. Services accept only that token: a request that reaches a service port
+without it is refused, and a bare ``X-User-Id`` header means nothing.
+
+Keys carry a ``kid`` so they can rotate: the current key signs, previous keys still verify until
+their tokens expire.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+import jwt
+from fastapi import Depends, Request
+
+from algotrade.config import ServiceSettings
+from algotrade.errors import Forbidden, Unauthorized
+from algotrade.events import new_event_id
+
+TokenType = Literal["access", "internal"]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a request acts for: a user (via a session or an API key) and what it may do."""
+
+    user_id: str
+    roles: frozenset[str] = field(default_factory=frozenset)
+    scopes: frozenset[str] = field(default_factory=frozenset)
+    token_id: str | None = None
+    api_key_id: str | None = None
+
+    def require_scope(self, scope: str) -> None:
+        """Raise 403 unless the principal holds ``scope`` (or ``*``, a full user session)."""
+        if "*" not in self.scopes and scope not in self.scopes:
+            raise Forbidden(f"this credential lacks the {scope!r} scope")
+
+
+@dataclass(frozen=True)
+class KeySet:
+    """Signing key (current ``kid``) and the keys that still verify."""
+
+    algorithm: str
+    current_kid: str
+    secrets: dict[str, str]
+
+    @classmethod
+    def from_settings(cls, settings: ServiceSettings) -> KeySet:
+        secrets = {kid: s.get_secret_value() for kid, s in settings.jwt_previous_secrets.items()}
+        secrets[settings.jwt_key_id] = settings.jwt_secret.get_secret_value()
+        return cls(
+            algorithm=settings.jwt_algorithm, current_kid=settings.jwt_key_id, secrets=secrets
+        )
+
+
+class TokenIssuer:
+    """Signs tokens with the current key (the gateway; tests of services)."""
+
+    def __init__(self, keys: KeySet, *, issuer: str) -> None:
+        self._keys = keys
+        self._issuer = issuer
+
+    def issue(
+        self,
+        principal: Principal,
+        *,
+        audience: str,
+        token_type: TokenType,
+        ttl_seconds: int,
+        now: float | None = None,
+    ) -> str:
+        issued = int(now if now is not None else time.time())
+        claims: dict[str, Any] = {
+            "sub": principal.user_id,
+            "iss": self._issuer,
+            "aud": audience,
+            "iat": issued,
+            "nbf": issued,
+            "exp": issued + ttl_seconds,
+            "jti": new_event_id(),
+            "typ": token_type,
+            "roles": sorted(principal.roles),
+            "scopes": sorted(principal.scopes),
+        }
+        if principal.api_key_id:
+            claims["akid"] = principal.api_key_id
+        return jwt.encode(
+            claims,
+            self._keys.secrets[self._keys.current_kid],
+            algorithm=self._keys.algorithm,
+            headers={"kid": self._keys.current_kid},
+        )
+
+
+class TokenVerifier:
+    """Verifies signature, algorithm, kid, expiry, issuer, audience and token type."""
+
+    def __init__(self, keys: KeySet, *, issuer: str, audience: str, token_type: TokenType) -> None:
+        self._keys = keys
+        self._issuer = issuer
+        self._audience = audience
+        self._type = token_type
+
+    def verify(self, token: str) -> Principal:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise Unauthorized("malformed token") from None
+        if header.get("alg") != self._keys.algorithm:
+            raise Unauthorized("token algorithm not accepted")
+        secret = self._keys.secrets.get(str(header.get("kid")))
+        if secret is None:
+            raise Unauthorized("token signed with an unknown key")
+        try:
+            claims = jwt.decode(
+                token,
+                secret,
+                algorithms=[self._keys.algorithm],
+                audience=self._audience,
+                issuer=self._issuer,
+                options={"require": ["exp", "iat", "sub", "iss", "aud", "jti", "typ"]},
+                leeway=5,
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthorized("token expired") from None
+        except jwt.PyJWTError as exc:
+            raise Unauthorized(f"invalid token: {exc}") from None
+        if claims.get("typ") != self._type:
+            raise Unauthorized(f"a {claims.get('typ')!r} token is not accepted here")
+        return Principal(
+            user_id=str(claims["sub"]),
+            roles=frozenset(_strings(claims.get("roles"))),
+            scopes=frozenset(_strings(claims.get("scopes"))),
+            token_id=str(claims["jti"]),
+            api_key_id=claims.get("akid"),
+        )
+
+
+def _strings(value: Any) -> Iterable[str]:
+    if not isinstance(value, list):
+        return ()
+    return (v for v in value if isinstance(v, str))
+
+
+def internal_verifier(settings: ServiceSettings) -> TokenVerifier:
+    return TokenVerifier(
+        KeySet.from_settings(settings),
+        issuer=settings.jwt_issuer,
+        audience=settings.internal_token_audience,
+        token_type="internal",  # noqa: S106 - a token kind, not a secret
+    )
+
+
+def bearer_token(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("missing bearer token")
+    return token.strip()
+
+
+def current_principal(request: Request) -> Principal:
+    """FastAPI dependency: the principal of the internal token on this request."""
+    verifier: TokenVerifier = request.app.state.verifier
+    return verifier.verify(bearer_token(request))
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

@@ -1,0 +1,293 @@
+"""Kafka bus: an idempotent producer and a consumer runner with explicit error policy.
+
+Policy, in one place (compare quix-streams' error callbacks):
+
+- A message that is not a valid event (`EventError`) goes to ``<topic>.dlq`` at once: retrying
+  cannot fix its bytes.
+- A handler error is retried ``RetryPolicy.max_attempts`` times with exponential backoff, then
+  the message goes to the DLQ carrying the error and the original bytes, and the partition moves
+  on. A poison message never blocks its partition.
+- An event id the `Deduplicator` has seen is skipped (at-least-once delivery, exactly-once effect).
+- Offsets are committed only after the handler succeeded or the DLQ write was acknowledged.
+  If the DLQ itself cannot be written, nothing is committed and the runner seeks back and tries
+  again later: a message is never dropped silently.
+- `ConsumerRunner.stop` finishes the in-flight message, commits, then leaves the group.
+
+Every log line names topic, partition and offset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.structs import RecordMetadata
+from pydantic import BaseModel
+
+from algotrade.errors import EventError
+from algotrade.events import Envelope, EventRegistry, Topics
+
+logger = logging.getLogger(__name__)
+
+Headers = list[tuple[str, bytes]]
+
+
+class EventProducer:
+    """aiokafka producer with acks=all and idempotence, sending `Envelope`s or raw bytes."""
+
+    def __init__(self, bootstrap: str, *, client_id: str) -> None:
+        self._bootstrap = bootstrap
+        self._client_id = client_id
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        """Connect; a failed attempt leaves no half-started client behind, so retry freely."""
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap,
+            client_id=self._client_id,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=2,
+            request_timeout_ms=15_000,
+        )
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()
+            raise
+        self._producer = producer
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    @property
+    def _client(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            raise ConnectionError("Kafka producer is not connected")
+        return self._producer
+
+    async def publish(self, topic: str, envelope: Envelope) -> RecordMetadata:
+        return await self.send_raw(
+            topic, envelope.to_bytes(), key=envelope.key, headers=envelope_headers(envelope)
+        )
+
+    async def send_raw(
+        self, topic: str, value: bytes, *, key: str | bytes | None = None, headers: Headers = ()
+    ) -> RecordMetadata:
+        raw_key = key.encode() if isinstance(key, str) else key
+        return await self._client.send_and_wait(
+            topic, value, key=raw_key, headers=list(headers) or None
+        )
+
+    async def send_many(self, messages: list[tuple[str, bytes, bytes | None, Headers]]) -> None:
+        """Send a batch and wait for every acknowledgement (faster than one round trip each)."""
+        futures = [
+            await self._client.send(topic, value, key=key, headers=list(headers) or None)
+            for topic, value, key, headers in messages
+        ]
+        await asyncio.gather(*futures)
+
+    async def ping(self) -> None:
+        """Readiness: the cluster answers a metadata request."""
+        await self._client.client.fetch_all_metadata()
+
+
+def envelope_headers(envelope: Envelope) -> Headers:
+    headers: Headers = [("event-id", envelope.id.encode()), ("event-type", envelope.type.encode())]
+    if envelope.correlation_id:
+        headers.append(("correlation-id", envelope.correlation_id.encode()))
+    return headers
+
+
+class Deduplicator(Protocol):
+    """Remembers which event ids a consumer has applied."""
+
+    async def seen(self, event_id: str) -> bool: ...
+
+    async def mark(self, event_id: str) -> None: ...
+
+
+class RedisDeduplicator:
+    """Applied event ids in Redis with a TTL longer than any redelivery window."""
+
+    def __init__(self, redis: Any, consumer: str, *, ttl_seconds: int = 7 * 24 * 3600) -> None:
+        self._redis = redis
+        self._prefix = f"dedupe:{consumer}:"
+        self._ttl = ttl_seconds
+
+    async def seen(self, event_id: str) -> bool:
+        return bool(await self._redis.exists(self._prefix + event_id))
+
+    async def mark(self, event_id: str) -> None:
+        await self._redis.set(self._prefix + event_id, b"1", ex=self._ttl)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 3
+    initial_backoff: float = 0.05
+    max_backoff: float = 2.0
+
+    def backoff(self, attempt: int) -> float:
+        return float(min(self.max_backoff, self.initial_backoff * 2 ** (attempt - 1)))
+
+
+class EventHandler(Protocol):
+    def __call__(
+        self, envelope: Envelope, payload: BaseModel, record: ConsumerRecord[Any, Any]
+    ) -> Awaitable[None]: ...
+
+
+@dataclass
+class ConsumerStats:
+    handled: int = 0
+    skipped_duplicates: int = 0
+    dead_lettered: int = 0
+    retries: int = 0
+    dead_letters: list[str] = field(default_factory=list)
+
+
+class ConsumerRunner:
+    """Consumes topics in a group and applies a handler under the policy in the module doc."""
+
+    def __init__(
+        self,
+        *,
+        bootstrap: str,
+        topics: list[str],
+        group_id: str,
+        handler: EventHandler,
+        producer: EventProducer,
+        registry: EventRegistry,
+        deduplicator: Deduplicator | None = None,
+        retry: RetryPolicy | None = None,
+        max_batch: int = 200,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._consumer = AIOKafkaConsumer(
+            *topics,
+            bootstrap_servers=bootstrap,
+            group_id=group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=max_batch,
+        )
+        self._group_id = group_id
+        self._handler = handler
+        self._producer = producer
+        self._registry = registry
+        self._dedupe = deduplicator
+        self._retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._stopping = asyncio.Event()
+        self._started = asyncio.Event()
+        self.stats = ConsumerStats()
+
+    async def run(self) -> None:
+        """Consume until `stop` is called. Start it as a task; await `stop` to end it."""
+        await self._consumer.start()
+        self._started.set()
+        try:
+            while not self._stopping.is_set():
+                batches = await self._consumer.getmany(timeout_ms=200)
+                for tp, records in batches.items():
+                    await self._process_partition(tp, records)
+                    if self._stopping.is_set():
+                        break
+        finally:
+            await self._consumer.stop()
+
+    async def wait_started(self) -> None:
+        await self._started.wait()
+
+    async def stop(self) -> None:
+        self._stopping.set()
+
+    async def _process_partition(
+        self, tp: TopicPartition, records: list[ConsumerRecord[Any, Any]]
+    ) -> None:
+        next_offset: int | None = None
+        for record in records:
+            try:
+                await self._process(record)
+            except Exception:
+                # The DLQ could not be written: keep the message, come back to it later.
+                logger.exception(
+                    "cannot settle message, will retry",
+                    extra=_where(record),
+                )
+                if next_offset is not None:
+                    await self._consumer.commit({tp: next_offset})
+                self._consumer.seek(tp, record.offset)
+                await self._sleep(self._retry.max_backoff)
+                return
+            next_offset = record.offset + 1
+            if self._stopping.is_set():
+                break
+        if next_offset is not None:
+            await self._consumer.commit({tp: next_offset})
+
+    async def _process(self, record: ConsumerRecord[Any, Any]) -> None:
+        try:
+            envelope, payload = self._registry.decode(record.value)
+        except EventError as exc:
+            await self._dead_letter(record, exc, attempts=0)
+            return
+        if self._dedupe is not None and await self._dedupe.seen(envelope.id):
+            self.stats.skipped_duplicates += 1
+            logger.info("skip applied event %s", envelope.id, extra=_where(record))
+            return
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await self._handler(envelope, payload, record)
+            except Exception as exc:
+                if attempt >= self._retry.max_attempts or isinstance(exc, EventError):
+                    await self._dead_letter(record, exc, attempts=attempt)
+                    return
+                self.stats.retries += 1
+                logger.warning(
+                    "handler failed (attempt %d/%d): %r",
+                    attempt,
+                    self._retry.max_attempts,
+                    exc,
+                    extra=_where(record),
+                )
+                await self._sleep(self._retry.backoff(attempt))
+                continue
+            break
+        if self._dedupe is not None:
+            await self._dedupe.mark(envelope.id)
+        self.stats.handled += 1
+
+    async def _dead_letter(
+        self, record: ConsumerRecord[Any, Any], exc: BaseException, *, attempts: int
+    ) -> None:
+        error = f"{type(exc).__name__}: {exc}"[:2000]
+        headers: Headers = [
+            *[(k, v) for k, v in (record.headers or ()) if not k.startswith("dlq-")],
+            ("dlq-error", error.encode()),
+            ("dlq-error-type", type(exc).__name__.encode()),
+            ("dlq-source-topic", record.topic.encode()),
+            ("dlq-source-partition", str(record.partition).encode()),
+            ("dlq-source-offset", str(record.offset).encode()),
+            ("dlq-attempts", str(attempts).encode()),
+            ("dlq-consumer-group", self._group_id.encode()),
+        ]
+        await self._producer.send_raw(
+            Topics.dlq(record.topic), record.value or b"", key=record.key, headers=headers
+        )
+        self.stats.dead_lettered += 1
+        self.stats.dead_letters.append(error)
+        logger.error("dead-lettered after %d attempts: %s", attempts, error, extra=_where(record))
+
+
+def _where(record: ConsumerRecord[Any, Any]) -> dict[str, Any]:
+    return {"topic": record.topic, "partition": record.partition, "offset": record.offset}

@@ -1,0 +1,77 @@
+"""Settings base every service's Settings extends (pydantic-settings, environment variables).
+
+Environment names are flat and shared by every service (``DATABASE_URL``, ``REDIS_URL``,
+``KAFKA_BOOTSTRAP``, ``S3_ENDPOINT``, ``JWT_SECRET``...), so one ``.env`` or one compose block
+configures the whole platform. A placeholder secret refuses to start outside local mode.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from algotrade.errors import ConfigurationError
+
+PLACEHOLDER_SECRET = "change-me-local-only"  # noqa: S105 - the known placeholder we refuse
+
+SERVICE_PORTS: dict[str, int] = {
+    "api-gateway": 8000,
+    "strategy-service": 8001,
+    "market-data-service": 8002,
+    "backtesting-service": 8003,
+    "forward-test-service": 8004,
+    "notification-service": 8005,
+    "analytics-service": 8006,
+}
+
+
+class ServiceSettings(BaseSettings):
+    """Connection URLs, security and ports common to all services."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    environment: Literal["local", "test", "staging", "production"] = "local"
+    log_level: str = "INFO"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+
+    database_url: SecretStr = SecretStr("postgresql+asyncpg://postgres@127.0.0.1:5432/algotrade")
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    redis_prefix: str = ""
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_topic_prefix: str = ""
+    s3_endpoint: str | None = None
+    s3_region: str = "us-east-1"
+    s3_bucket: str = "algotrade"
+    s3_access_key: SecretStr = SecretStr("testing")
+    s3_secret_key: SecretStr = SecretStr("testing")
+
+    jwt_secret: SecretStr = SecretStr(PLACEHOLDER_SECRET)
+    jwt_key_id: str = "k1"
+    jwt_previous_secrets: dict[str, SecretStr] = Field(default_factory=dict)
+    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+    jwt_issuer: str = "algotrade-gateway"
+    jwt_audience: str = "algotrade"
+    internal_token_audience: str = "algotrade-internal"  # noqa: S105 - an audience name
+
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    outbox_poll_seconds: float = Field(default=0.2, gt=0)
+
+    @property
+    def is_local(self) -> bool:
+        return self.environment in ("local", "test")
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> ServiceSettings:
+        if self.is_local:
+            return self
+        if self.jwt_secret.get_secret_value() == PLACEHOLDER_SECRET:
+            raise ConfigurationError(
+                "JWT_SECRET is the local placeholder; set a real secret outside local mode"
+            )
+        if len(self.jwt_secret.get_secret_value()) < 32:
+            raise ConfigurationError("JWT_SECRET must be at least 32 characters outside local mode")
+        return self

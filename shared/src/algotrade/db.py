@@ -1,0 +1,120 @@
+"""Async database access (SQLAlchemy 2 + asyncpg) and the per-service schema convention.
+
+Each service owns one PostgreSQL schema (``gateway``, ``strategy``, ``market``...) described by
+a `ServiceSchema`: its declarative base plus the two tables every service has, ``outbox`` (see
+`algotrade.outbox`) and ``processed_events`` (see `claim_event`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Index,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import DeclarativeBase
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def build_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    """An asyncpg engine; plain ``postgresql://`` URLs are accepted and given the driver."""
+    return create_async_engine(
+        asyncpg_url(url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+    )
+
+
+def asyncpg_url(url: str) -> str:
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            return "postgresql+asyncpg://" + url[len(plain) :]
+    return url
+
+
+def build_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@dataclass(frozen=True)
+class ServiceSchema:
+    """A service's PostgreSQL schema: declarative base, outbox and processed-events tables."""
+
+    name: str
+    base: type[DeclarativeBase]
+    outbox: Table
+    processed_events: Table
+
+
+def service_schema(name: str) -> ServiceSchema:
+    metadata = MetaData(schema=name, naming_convention=NAMING_CONVENTION)
+
+    class Base(DeclarativeBase):
+        __abstract__ = True
+
+    Base.metadata = metadata
+    outbox = Table(
+        "outbox",
+        metadata,
+        Column("id", String(26), primary_key=True),
+        Column("topic", String(249), nullable=False),
+        Column("key", String(300)),
+        Column("payload", LargeBinary, nullable=False),
+        Column("created_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+        Column("published_at", DateTime(timezone=True)),
+    )
+    Index(
+        "ix_outbox_unpublished",
+        outbox.c.id,
+        postgresql_where=outbox.c.published_at.is_(None),
+    )
+    processed = Table(
+        "processed_events",
+        metadata,
+        Column("consumer", String(100), primary_key=True),
+        Column("event_id", String(26), primary_key=True),
+        Column("applied_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+    )
+    return ServiceSchema(name=name, base=Base, outbox=outbox, processed_events=processed)
+
+
+async def claim_event(
+    session: AsyncSession, processed_events: Table, consumer: str, event_id: str
+) -> bool:
+    """Record in the caller's transaction that ``consumer`` applies ``event_id``.
+
+    Returns False when it was applied before, and the caller skips the effect. The claim commits
+    or rolls back together with the effect, so a crash between the two cannot double-apply.
+    """
+    result = await session.execute(
+        insert(processed_events)
+        .values(consumer=consumer, event_id=event_id)
+        .on_conflict_do_nothing()
+        .returning(processed_events.c.event_id)
+    )
+    return result.first() is not None
+
+
+async def ping(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))

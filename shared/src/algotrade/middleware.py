@@ -1,0 +1,165 @@
+"""Pure-ASGI middleware: request/correlation ids, body-size limit, request metrics.
+
+Pure ASGI rather than ``BaseHTTPMiddleware`` because it adds no task or copy per request, and it
+can stop an oversized body while it streams in, not after it was buffered.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from algotrade.events import new_event_id
+from algotrade.logs import correlation_id_var, request_id_var
+from algotrade.problems import problem_response
+
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
+
+
+class RequestMetrics:
+    """Request counters and latency histograms in the app's own registry."""
+
+    def __init__(self, registry: CollectorRegistry, service: str) -> None:
+        self.requests = Counter(
+            "http_requests_total",
+            "HTTP requests by route, method and status",
+            ["service", "route", "method", "status"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "http_request_duration_seconds",
+            "HTTP request latency by route",
+            ["service", "route", "method"],
+            registry=registry,
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+        )
+        self.service = service
+
+
+class PlatformMiddleware:
+    """Sets request/correlation ids, enforces body limits and records metrics."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: RequestMetrics,
+        max_body_bytes: int,
+        body_limits: dict[str, int] | None = None,
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+        # Longest prefix first, so a specific route's limit wins over a general one.
+        self.body_limits = sorted((body_limits or {}).items(), key=lambda kv: -len(kv[0]))
+
+    def _limit_for(self, path: str) -> int:
+        for prefix, limit in self.body_limits:
+            if path.startswith(prefix):
+                return limit
+        return self.max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        request_id = _clean_id(headers.get("x-request-id")) or new_event_id()
+        correlation_id = _clean_id(headers.get("x-correlation-id")) or request_id
+        rid_token = request_id_var.set(request_id)
+        cid_token = correlation_id_var.set(correlation_id)
+        limit = self._limit_for(scope["path"])
+        started = time.perf_counter()
+        status_holder = [500]
+        try:
+            declared = headers.get("content-length")
+            if declared is not None and (not declared.isdigit() or int(declared) > limit):
+                await self._send_too_large(send, limit, status_holder)
+                return
+            await self._call_limited(scope, receive, send, limit, request_id, status_holder)
+        finally:
+            route = scope.get("route")
+            label = getattr(route, "path", None) or "<unmatched>"
+            self.metrics.requests.labels(
+                self.metrics.service, label, scope["method"], str(status_holder[0])
+            ).inc()
+            self.metrics.latency.labels(self.metrics.service, label, scope["method"]).observe(
+                time.perf_counter() - started
+            )
+            request_id_var.reset(rid_token)
+            correlation_id_var.reset(cid_token)
+
+    async def _call_limited(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        limit: int,
+        request_id: str,
+        status_holder: list[int],
+    ) -> None:
+        received = 0
+        too_large = False
+        swallowing = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, too_large
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    too_large = True
+                    raise _BodyTooLarge
+            return message
+
+        async def tagged_send(message: Message) -> None:
+            nonlocal swallowing
+            if swallowing:
+                return
+            if message["type"] == "http.response.start":
+                if too_large:
+                    # The app saw its body cut short and answered; answer 413 instead.
+                    swallowing = True
+                    await self._send_too_large(send, limit, status_holder)
+                    return
+                status_holder[0] = message["status"]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode()),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tagged_send)
+        except _BodyTooLarge:
+            if not swallowing:
+                await self._send_too_large(send, limit, status_holder)
+
+    @staticmethod
+    async def _send_too_large(send: Send, limit: int, status: list[int]) -> None:
+        status[0] = 413
+        response = problem_response(
+            413,
+            "Payload too large",
+            f"request body exceeds {limit} bytes",
+            code="payload_too_large",
+        )
+        await response({"type": "http"}, _empty_receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _empty_receive() -> Message:
+    return {"type": "http.disconnect"}
+
+
+def _clean_id(value: Any) -> str | None:
+    if isinstance(value, str) and _SAFE_ID.match(value):
+        return value
+    return None

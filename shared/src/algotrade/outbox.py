@@ -1,0 +1,119 @@
+"""Transactional outbox: a state change and its event commit together; a relay publishes.
+
+Writers call `stage_event` inside the transaction that changes state. `OutboxRelay` moves
+unpublished rows to Kafka in id order and marks them published. If the relay dies after
+publishing but before marking, the row is published again on restart; consumers skip the
+duplicate by event id, so the effect happens once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from sqlalchemy import Table, delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from algotrade.bus import EventProducer, envelope_headers
+from algotrade.events import Envelope
+
+logger = logging.getLogger(__name__)
+
+
+async def stage_event(session: AsyncSession, outbox: Table, topic: str, envelope: Envelope) -> None:
+    """Add an event to the outbox in the caller's transaction."""
+    await session.execute(
+        insert(outbox).values(
+            id=envelope.id, topic=topic, key=envelope.key, payload=envelope.to_bytes()
+        )
+    )
+
+
+class OutboxRelay:
+    """Publishes outbox rows to Kafka, oldest first, at least once."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        outbox: Table,
+        producer: EventProducer,
+        *,
+        poll_seconds: float = 0.2,
+        batch_size: int = 500,
+    ) -> None:
+        self._engine = engine
+        self._outbox = outbox
+        self._producer = producer
+        self._poll = poll_seconds
+        self._batch = batch_size
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+
+    def wake(self) -> None:
+        """Tell the relay new rows are committed (saves waiting for the next poll)."""
+        self._wake.set()
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Relay until stopped; a failed round is logged and retried after the poll interval."""
+        while not self._stopping.is_set():
+            try:
+                published = await self.relay_once()
+            except Exception:
+                logger.exception("outbox relay round failed; retrying")
+                published = 0
+            if published == 0 and not self._stopping.is_set():
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
+
+    async def relay_once(self) -> int:
+        """Publish one batch of unpublished rows; returns how many were published."""
+        o = self._outbox
+        async with self._engine.begin() as conn:
+            rows = (
+                await conn.execute(
+                    select(o.c.id, o.c.topic, o.c.key, o.c.payload)
+                    .where(o.c.published_at.is_(None))
+                    .order_by(o.c.id)
+                    .limit(self._batch)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if not rows:
+                return 0
+            messages = []
+            for row in rows:
+                envelope = Envelope.model_validate_json(row.payload)
+                key = row.key.encode() if row.key is not None else None
+                messages.append((row.topic, row.payload, key, envelope_headers(envelope)))
+            await self._producer.send_many(messages)
+            await conn.execute(
+                update(o).where(o.c.id.in_([r.id for r in rows])).values(published_at=func.now())
+            )
+        logger.debug("outbox published %d events", len(rows))
+        return len(rows)
+
+    async def prune(self, older_than_seconds: float = 86_400) -> int:
+        """Delete rows published longer ago than the given age."""
+        o = self._outbox
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                delete(o).where(
+                    o.c.published_at
+                    < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, older_than_seconds)
+                )
+            )
+        return int(result.rowcount or 0)
+
+    async def pending(self) -> int:
+        o = self._outbox
+        async with self._engine.connect() as conn:
+            value = await conn.scalar(
+                select(func.count()).select_from(o).where(o.c.published_at.is_(None))
+            )
+        return int(value or 0)

@@ -1,0 +1,113 @@
+"""The one place errors become RFC 9457 ``application/problem+json`` answers.
+
+`AlgoTradeError` subclasses map by their ``status``/``code``; request validation errors become
+400 (malformed JSON) or 422 with an ``errors`` list; anything unexpected is a 500 whose body
+names only the request id. A stack trace never reaches a client.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from algotrade.errors import AlgoTradeError, RateLimited
+from algotrade.logs import request_id_var
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+
+def problem_response(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    code: str,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body: dict[str, Any] = {
+        "type": f"https://algotrade.dev/problems/{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    if (rid := request_id_var.get()) is not None:
+        body["request_id"] = rid
+    return Response(
+        orjson.dumps(body, default=str),
+        status_code=status,
+        media_type=PROBLEM_JSON,
+        headers=headers,
+    )
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    # Drop `input` and `ctx`: they echo (possibly huge or secret) client data.
+    return [
+        {"loc": list(e.get("loc", ())), "code": e.get("type", "invalid"), "message": e.get("msg")}
+        for e in exc.errors()[:100]
+    ]
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AlgoTradeError)
+    async def algotrade_error(request: Request, exc: AlgoTradeError) -> Response:
+        headers = None
+        if isinstance(exc, RateLimited):
+            headers = {"Retry-After": str(max(1, int(exc.retry_after + 0.999)))}
+        if exc.status >= 500:
+            logger.error("%s: %s", exc.code, exc.detail)
+        return problem_response(
+            exc.status, exc.title, exc.detail, code=exc.code, errors=exc.errors, headers=headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        errors = _validation_errors(exc)
+        if any(e["code"] == "json_invalid" for e in errors):
+            return problem_response(
+                400,
+                "Malformed JSON",
+                "the request body is not valid JSON",
+                code="malformed_json",
+                errors=errors,
+            )
+        return problem_response(
+            422,
+            "Validation failed",
+            f"{len(errors)} field(s) failed validation",
+            code="validation_failed",
+            errors=errors,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
+        return problem_response(
+            exc.status_code,
+            title,
+            str(exc.detail),
+            code=f"http_{exc.status_code}",
+            headers=dict(exc.headers) if exc.headers else None,
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        logger.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response(
+            500,
+            "Internal error",
+            "an unexpected error occurred; quote the request id",
+            code="internal_error",
+        )

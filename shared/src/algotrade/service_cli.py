@@ -1,0 +1,58 @@
+"""The command line every service shares: ``<service> serve`` and ``<service> migrate``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import typer
+from fastapi import FastAPI
+
+from algotrade.config import ServiceSettings
+from algotrade.logs import configure_logging
+from algotrade.migrations import upgrade
+
+
+def build_service_cli(
+    *,
+    name: str,
+    package: str,
+    schema: str | None,
+    settings_factory: Callable[[], ServiceSettings],
+    app_factory: Callable[[ServiceSettings], FastAPI],
+) -> typer.Typer:
+    cli = typer.Typer(name=name, help=f"AlgoTrade {name}", no_args_is_help=True)
+
+    @cli.command()
+    def serve(
+        host: str | None = typer.Option(None, help="bind address (default: HOST setting)"),
+        port: int | None = typer.Option(None, help="port (default: PORT setting)"),
+    ) -> None:
+        """Run the HTTP service (uvicorn with uvloop and httptools)."""
+        import uvicorn
+
+        settings = settings_factory()
+        configure_logging(name, settings.log_level)
+        uvicorn.run(
+            app_factory(settings),
+            host=host or settings.host,
+            port=port or settings.port,
+            loop="uvloop",
+            http="httptools",
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=10,
+        )
+
+    @cli.command()
+    def migrate(revision: str = typer.Argument("head")) -> None:
+        """Apply this service's database migrations."""
+        settings = settings_factory()
+        configure_logging(name, settings.log_level)
+        if schema is None:
+            typer.echo(f"{name} has no database schema")
+            return
+        asyncio.run(upgrade(settings.database_url.get_secret_value(), package, schema, revision))
+        typer.echo(f"{name}: schema {schema} at {revision}")
+
+    return cli

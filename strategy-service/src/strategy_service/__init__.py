@@ -1,0 +1,1 @@
+"""AlgoTrade strategy service: strategies, versions, templates, graph validation and compilation."""

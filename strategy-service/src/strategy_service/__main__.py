@@ -1,0 +1,3 @@
+from strategy_service.cli import app
+
+app()
