@@ -27,12 +27,15 @@ def build_service_cli(
     def serve(
         host: str | None = typer.Option(None, help="bind address (default: HOST setting)"),
         port: int | None = typer.Option(None, help="port (default: PORT setting)"),
+        migrate_first: bool = typer.Option(False, "--migrate", help="apply migrations first"),
     ) -> None:
         """Run the HTTP service (uvicorn with uvloop and httptools)."""
         import uvicorn
 
         settings = settings_factory()
         configure_logging(name, settings.log_level)
+        if migrate_first and schema is not None:
+            asyncio.run(upgrade(settings.database_url.get_secret_value(), package, schema))
         uvicorn.run(
             app_factory(settings),
             host=host or settings.host,

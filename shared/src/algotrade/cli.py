@@ -1,0 +1,37 @@
+"""``algotrade``: the platform's own command line (the embedded stack and its helpers)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(name="algotrade", help="AlgoTrade Beta2 command line", no_args_is_help=True)
+dev = typer.Typer(help="Run the platform on one machine without Docker", no_args_is_help=True)
+app.add_typer(dev, name="dev")
+
+
+@dev.command("up")
+def dev_up(
+    state_dir: Path = typer.Option(Path(".algotrade"), help="where data and logs live"),
+    base_port: int = typer.Option(
+        8000, envvar="ALGOTRADE_BASE_PORT", help="gateway port; services use the next six"
+    ),
+    timeout: float = typer.Option(90.0, help="seconds to wait for every service to be ready"),
+) -> None:
+    """Start infrastructure and all seven services; Ctrl-C stops everything."""
+    from algotrade.dev.stack import up
+
+    raise typer.Exit(up(state_dir.resolve(), base_port, timeout))
+
+
+@dev.command("kafka")
+def dev_kafka() -> None:
+    """Host librdkafka's mock cluster and print its bootstrap address."""
+    from algotrade.dev.kafka_mock import main
+
+    main()
+
+
+if __name__ == "__main__":
+    app()

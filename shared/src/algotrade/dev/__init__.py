@@ -1,0 +1,1 @@
+"""The embedded stack: infrastructure without Docker, and a supervisor for the seven services."""

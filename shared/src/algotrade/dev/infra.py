@@ -1,0 +1,194 @@
+"""Provide PostgreSQL, Redis, Kafka and S3: from the environment, else embedded.
+
+Used by both ``algotrade dev up`` and the pytest plugin, so tests run on exactly what
+``make run`` runs. Each ``provide_*`` returns a `Provided` with the URL to use and a ``stop``
+that tears down only what it started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class Provided:
+    name: str
+    url: str
+    source: str
+    stop: Callable[[], None]
+
+
+def _noop() -> None:
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def tcp_reachable(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the parent dies, so a killed supervisor leaves no orphan."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def spawn(
+    args: list[str], log_path: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start a child in its own process group, logging to a file, tied to our lifetime."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = log_path.open("ab")
+    return subprocess.Popen(  # noqa: S603 - args are our own commands
+        args,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
+        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+    )
+
+
+def terminate(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """SIGTERM the child's process group, then SIGKILL what is left after ``timeout``."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+
+
+def read_first_line(
+    proc: subprocess.Popen[bytes], log_path: Path, prefix: str, timeout: float
+) -> str:
+    """Wait until the child's log has a line starting with ``prefix``; return the rest."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if log_path.exists():
+            for line in log_path.read_text(errors="replace").splitlines():
+                if line.startswith(prefix):
+                    return line[len(prefix) :].strip()
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    raise RuntimeError(f"{' '.join(proc.args)} did not print {prefix!r}: {tail(log_path)}")  # type: ignore[arg-type]
+
+
+def wait_tcp(
+    host: str, port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if tcp_reachable(host, port, 0.2):
+            return
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before listening")
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on {host}:{port} after {timeout:.0f}s")
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    if not path.exists():
+        return "(no log)"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def provide_postgres(state_dir: Path, env_url: str | None, *, allow_local: bool) -> Provided:
+    """``DATABASE_URL``; else (tests only) 127.0.0.1:5432 when it answers; else pgserver."""
+    if env_url:
+        return Provided("postgres", env_url, "DATABASE_URL", _noop)
+    if allow_local and tcp_reachable("127.0.0.1", 5432):
+        return Provided(
+            "postgres", "postgresql://postgres@127.0.0.1:5432/postgres", "127.0.0.1:5432", _noop
+        )
+    import pgserver
+
+    data = state_dir / "pgdata"
+    data.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(data, cleanup_mode="stop")
+    return Provided("postgres", server.get_uri(), f"pgserver in {data}", server.cleanup)
+
+
+def provide_redis(state_dir: Path, env_url: str | None, *, allow_local: bool) -> Provided:
+    """``REDIS_URL``; else (tests only) 127.0.0.1:6379; else redis-server; else fakeredis."""
+    if env_url:
+        return Provided("redis", env_url, "REDIS_URL", _noop)
+    if allow_local and tcp_reachable("127.0.0.1", 6379):
+        return Provided("redis", "redis://127.0.0.1:6379/0", "127.0.0.1:6379", _noop)
+    port = free_port()
+    log = state_dir / "logs" / "redis.log"
+    binary = shutil.which("redis-server")
+    if binary:
+        proc = spawn(
+            [
+                binary,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            log,
+        )
+        source = f"redis-server on :{port}"
+    else:
+        proc = spawn([sys.executable, "-m", "algotrade.dev.fake_redis", str(port)], log)
+        source = f"fakeredis on :{port}"
+    wait_tcp("127.0.0.1", port, 15, proc)
+    return Provided("redis", f"redis://127.0.0.1:{port}/0", source, lambda: terminate(proc))
+
+
+def provide_kafka(state_dir: Path, env_bootstrap: str | None) -> Provided:
+    """``KAFKA_BOOTSTRAP``; else librdkafka's mock cluster hosted by a child process."""
+    if env_bootstrap:
+        return Provided("kafka", env_bootstrap, "KAFKA_BOOTSTRAP", _noop)
+    log = state_dir / "logs" / "kafka-mock.log"
+    log.unlink(missing_ok=True)
+    proc = spawn([sys.executable, "-m", "algotrade.dev.kafka_mock"], log)
+    bootstrap = read_first_line(proc, log, "KAFKA_BOOTSTRAP=", 20)
+    return Provided("kafka", bootstrap, "librdkafka mock cluster", lambda: terminate(proc))
+
+
+def provide_s3(state_dir: Path, env_endpoint: str | None) -> Provided:
+    """``S3_ENDPOINT``; else moto's server on a free port."""
+    if env_endpoint:
+        return Provided("s3", env_endpoint, "S3_ENDPOINT", _noop)
+    port = free_port()
+    log = state_dir / "logs" / "moto.log"
+    proc = spawn([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], log)
+    wait_tcp("127.0.0.1", port, 30, proc)
+    return Provided(
+        "s3", f"http://127.0.0.1:{port}", f"moto server on :{port}", lambda: terminate(proc)
+    )

@@ -1,0 +1,252 @@
+"""``algotrade dev up``: infrastructure plus the seven services as supervised processes.
+
+Every service runs as its own uvicorn process (``python -m <package> serve --migrate``) with its
+log in ``.algotrade/logs/``. The supervisor waits for every ``/readyz``, prints a table, then
+watches: a child that dies is reported with the tail of its log. SIGINT or SIGTERM stops the
+services (SIGTERM, then SIGKILL after a grace period), then the infrastructure it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from algotrade.config import SERVICE_PORTS
+from algotrade.dev.infra import (
+    Provided,
+    provide_kafka,
+    provide_postgres,
+    provide_redis,
+    provide_s3,
+    spawn,
+    tail,
+    terminate,
+)
+
+SERVICES: dict[str, str] = {
+    "api-gateway": "api_gateway",
+    "strategy-service": "strategy_service",
+    "market-data-service": "market_data_service",
+    "backtesting-service": "backtesting_service",
+    "forward-test-service": "forward_test_service",
+    "notification-service": "notification_service",
+    "analytics-service": "analytics_service",
+}
+DATABASE_NAME = "algotrade"
+
+
+@dataclass
+class Child:
+    name: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    log: Path
+    ready: bool = False
+    reported_dead: bool = False
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass
+class Stack:
+    state_dir: Path
+    base_port: int
+    console: Console = field(default_factory=lambda: Console(width=110))
+    infra: list[Provided] = field(default_factory=list)
+    children: list[Child] = field(default_factory=list)
+    stop_requested: threading.Event = field(default_factory=threading.Event)
+
+    def env(self) -> dict[str, str]:
+        by_name = {p.name: p.url for p in self.infra}
+        env = dict(os.environ)
+        env.update(
+            {
+                "ENVIRONMENT": env.get("ENVIRONMENT", "local"),
+                "DATABASE_URL": by_name["postgres"],
+                "REDIS_URL": by_name["redis"],
+                "KAFKA_BOOTSTRAP": by_name["kafka"],
+                "S3_ENDPOINT": by_name["s3"],
+                "SERVICE_BASE_PORT": str(self.base_port),
+            }
+        )
+        return env
+
+    def start_infra(self) -> None:
+        logs = self.state_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        steps = [
+            lambda: provide_postgres(
+                self.state_dir, os.environ.get("DATABASE_URL"), allow_local=False
+            ),
+            lambda: provide_redis(self.state_dir, os.environ.get("REDIS_URL"), allow_local=False),
+            lambda: provide_kafka(self.state_dir, os.environ.get("KAFKA_BOOTSTRAP")),
+            lambda: provide_s3(self.state_dir, os.environ.get("S3_ENDPOINT")),
+        ]
+        for step in steps:
+            provided = step()
+            self.infra.append(provided)
+            self.console.print(f"  [green]✓[/] {provided.name:<9} {provided.source}")
+        postgres = self.infra[0]
+        if not os.environ.get("DATABASE_URL"):
+            postgres.url = asyncio.run(ensure_database(postgres.url, DATABASE_NAME))
+
+    def start_services(self) -> None:
+        env = self.env()
+        for name, package in SERVICES.items():
+            port = self.base_port + (SERVICE_PORTS[name] - SERVICE_PORTS["api-gateway"])
+            log = self.state_dir / "logs" / f"{name}.log"
+            log.unlink(missing_ok=True)
+            child_env = {**env, "PORT": str(port)}
+            proc = spawn([sys.executable, "-m", package, "serve", "--migrate"], log, env=child_env)
+            self.children.append(Child(name, port, proc, log))
+
+    def wait_ready(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with httpx.Client(timeout=1.0) as client:
+            while time.monotonic() < deadline and not self.stop_requested.is_set():
+                for child in self.children:
+                    if child.ready:
+                        continue
+                    if child.proc.poll() is not None:
+                        self.report_death(child)
+                        return False
+                    try:
+                        child.ready = client.get(f"{child.url}/readyz").status_code == 200
+                    except httpx.HTTPError:
+                        child.ready = False
+                if all(c.ready for c in self.children):
+                    return True
+                time.sleep(0.2)
+        return False
+
+    def table(self, elapsed: float) -> Table:
+        table = Table(title=f"AlgoTrade Beta2 — embedded stack ({elapsed:.1f}s)")
+        table.add_column("service")
+        table.add_column("URL")
+        table.add_column("state")
+        table.add_column("pid", justify="right")
+        for child in self.children:
+            alive = child.proc.poll() is None
+            state = "[green]ready[/]" if child.ready and alive else "[red]not ready[/]"
+            if not alive:
+                state = f"[red]exited {child.proc.returncode}[/]"
+            table.add_row(child.name, child.url, state, str(child.proc.pid))
+        for provided in self.infra:
+            table.add_row(provided.name, _redact(provided.url), "[green]up[/]", provided.source)
+        return table
+
+    def report_death(self, child: Child) -> None:
+        if child.reported_dead:
+            return
+        child.reported_dead = True
+        self.console.print(
+            f"[bold red]{child.name} exited with code {child.proc.returncode}[/]; "
+            f"last lines of {child.log}:"
+        )
+        self.console.print(tail(child.log), markup=False, highlight=False)
+
+    def watch(self) -> None:
+        while not self.stop_requested.wait(0.5):
+            for child in self.children:
+                if child.proc.poll() is not None:
+                    self.report_death(child)
+
+    def stop(self) -> None:
+        self.console.print("stopping services…")
+        threads = [
+            threading.Thread(target=terminate, args=(child.proc, 15.0)) for child in self.children
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for provided in reversed(self.infra):
+            try:
+                provided.stop()
+            except Exception as exc:
+                self.console.print(f"[yellow]stopping {provided.name}: {exc}[/]")
+        self.console.print("[green]all stopped[/]")
+
+
+async def ensure_database(admin_url: str, name: str) -> str:
+    """Create database ``name`` on the server if missing; return its URL."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    url = make_url(admin_url)
+    conn = await asyncpg.connect(
+        user=url.username,
+        password=url.password or None,
+        database=url.database,
+        host=url.query.get("host") or url.host,  # type: ignore[arg-type]
+        port=url.port,
+    )
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url
+
+
+def up(state_dir: Path, base_port: int, timeout: float) -> int:
+    """Run the stack until SIGINT/SIGTERM. Returns the process exit code."""
+    stack = Stack(state_dir=state_dir, base_port=base_port)
+    started = time.monotonic()
+
+    def request_stop(signum: int, _frame: object) -> None:
+        stack.stop_requested.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    stack.console.print("[bold]AlgoTrade Beta2[/]: starting infrastructure")
+    try:
+        stack.start_infra()
+        stack.console.print("starting services…")
+        stack.start_services()
+        ready = stack.wait_ready(timeout)
+        stack.console.print(stack.table(time.monotonic() - started))
+        if not ready:
+            if not stack.stop_requested.is_set():
+                stack.console.print(
+                    f"[bold red]not every service was ready after {timeout:.0f}s[/]"
+                )
+                for child in stack.children:
+                    if child.proc.poll() is not None:
+                        stack.report_death(child)
+                    elif not child.ready:
+                        stack.console.print(f"{child.name} is not ready; log tail:")
+                        stack.console.print(tail(child.log), markup=False, highlight=False)
+            return 0 if stack.stop_requested.is_set() else 1
+        stack.console.print(
+            f"[bold green]ready[/] — gateway at http://127.0.0.1:{base_port} "
+            f"(API docs at /docs); Ctrl-C stops everything"
+        )
+        stack.console.print("ALGOTRADE_READY", markup=False, highlight=False)
+        stack.watch()
+        return 0
+    finally:
+        stack.stop()

@@ -1,0 +1,1 @@
+"""Test support: the pytest plugin with real-infrastructure fixtures and small helpers."""

@@ -1,0 +1,170 @@
+"""pytest plugin (entry point ``algotrade``): real PostgreSQL, Redis, Kafka and S3 for tests.
+
+Session fixtures provide each piece of infrastructure the way ``make run`` does
+(`algotrade.dev.infra`): PostgreSQL from ``DATABASE_URL``, else 127.0.0.1:5432, else pgserver;
+Redis from ``REDIS_URL``, else 127.0.0.1:6379, else redis-server, else fakeredis; Kafka from
+``KAFKA_BOOTSTRAP``, else librdkafka's mock cluster; S3 from ``S3_ENDPOINT``, else moto's server.
+
+Each test gets isolation: its own database, Redis key prefix, topic prefix and bucket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from algotrade.config import ServiceSettings
+from algotrade.dev.infra import Provided, provide_kafka, provide_postgres, provide_redis, provide_s3
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+@pytest.fixture(scope="session")
+def infra_state_dir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="algotrade-test-") as path:
+        yield Path(path)
+
+
+def _provided(request: pytest.FixtureRequest, provided: Provided) -> str:
+    request.addfinalizer(provided.stop)
+    return provided.url
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url(request: pytest.FixtureRequest, infra_state_dir: Path) -> str:
+    return _provided(
+        request,
+        provide_postgres(infra_state_dir, os.environ.get("DATABASE_URL"), allow_local=True),
+    )
+
+
+@pytest.fixture(scope="session")
+def redis_url(request: pytest.FixtureRequest, infra_state_dir: Path) -> str:
+    return _provided(
+        request, provide_redis(infra_state_dir, os.environ.get("REDIS_URL"), allow_local=True)
+    )
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(request: pytest.FixtureRequest, infra_state_dir: Path) -> str:
+    return _provided(request, provide_kafka(infra_state_dir, os.environ.get("KAFKA_BOOTSTRAP")))
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(request: pytest.FixtureRequest, infra_state_dir: Path) -> str:
+    return _provided(request, provide_s3(infra_state_dir, os.environ.get("S3_ENDPOINT")))
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:12]}"
+
+
+async def _admin(url: str, sql: str) -> None:
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    conn = await asyncpg.connect(
+        user=parsed.username,
+        password=parsed.password or None,
+        database=parsed.database,
+        host=parsed.query.get("host") or parsed.host,  # type: ignore[arg-type]
+        port=parsed.port,
+    )
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def database_url(postgres_admin_url: str) -> AsyncIterator[str]:
+    """A fresh, empty database for this test, dropped afterwards."""
+    from sqlalchemy.engine import make_url
+
+    name = unique("t_")
+    await _admin(postgres_admin_url, f'CREATE DATABASE "{name}"')
+    url = make_url(postgres_admin_url).set(database=name, drivername="postgresql+asyncpg")
+    yield url.render_as_string(hide_password=False)
+    await _admin(postgres_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    return unique("t:") + ":"
+
+
+@pytest.fixture
+async def redis_client(redis_url: str, redis_prefix: str) -> AsyncIterator[Any]:
+    """A Redis client; keys this test wrote under its prefix are deleted afterwards."""
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(redis_url)
+    yield client
+    keys = [k async for k in client.scan_iter(match=f"{redis_prefix}*", count=1000)]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    return unique("t") + "."
+
+
+@pytest.fixture
+def s3_bucket() -> str:
+    return unique("t-")
+
+
+@pytest.fixture
+def make_settings(
+    database_url: str,
+    redis_url: str,
+    redis_prefix: str,
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    s3_endpoint: str,
+    s3_bucket: str,
+) -> Callable[..., Any]:
+    """Build a service's Settings pointed at this test's isolated infrastructure."""
+
+    def build(settings_cls: type[S] = ServiceSettings, **overrides: Any) -> S:  # type: ignore[assignment]
+        values: dict[str, Any] = {
+            "environment": "test",
+            "database_url": database_url,
+            "redis_url": redis_url,
+            "redis_prefix": redis_prefix,
+            "kafka_bootstrap": kafka_bootstrap,
+            "kafka_topic_prefix": topic_prefix,
+            "s3_endpoint": s3_endpoint,
+            "s3_bucket": s3_bucket,
+            "outbox_poll_seconds": 0.05,
+        }
+        values.update(overrides)
+        return settings_cls(**values)
+
+    return build
+
+
+async def wait_for(
+    predicate: Callable[[], Any], within: float = 10.0, interval: float = 0.05
+) -> Any:
+    """Poll ``predicate`` (sync or async) until truthy; fail the test with a clear message."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {within}s")
+        await asyncio.sleep(interval)
