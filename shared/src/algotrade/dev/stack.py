@@ -79,10 +79,14 @@ class Stack:
                 "REDIS_URL": by_name["redis"],
                 "KAFKA_BOOTSTRAP": by_name["kafka"],
                 "S3_ENDPOINT": by_name["s3"],
-                "SERVICE_BASE_PORT": str(self.base_port),
             }
         )
+        for name in SERVICES:
+            env[service_url_env(name)] = f"http://127.0.0.1:{self.service_port(name)}"
         return env
+
+    def service_port(self, name: str) -> int:
+        return self.base_port + SERVICE_PORTS[name] - SERVICE_PORTS["api-gateway"]
 
     def start_infra(self) -> None:
         logs = self.state_dir / "logs"
@@ -106,7 +110,7 @@ class Stack:
     def start_services(self) -> None:
         env = self.env()
         for name, package in SERVICES.items():
-            port = self.base_port + (SERVICE_PORTS[name] - SERVICE_PORTS["api-gateway"])
+            port = self.service_port(name)
             log = self.state_dir / "logs" / f"{name}.log"
             log.unlink(missing_ok=True)
             child_env = {**env, "PORT": str(port)}
@@ -179,6 +183,11 @@ class Stack:
             except Exception as exc:
                 self.console.print(f"[yellow]stopping {provided.name}: {exc}[/]")
         self.console.print("[green]all stopped[/]")
+
+
+def service_url_env(name: str) -> str:
+    """``strategy-service`` -> ``STRATEGY_SERVICE_URL`` (the gateway's routing settings)."""
+    return name.upper().replace("-", "_") + "_URL"
 
 
 async def ensure_database(admin_url: str, name: str) -> str:
