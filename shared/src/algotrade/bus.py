@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -33,7 +33,7 @@ from algotrade.events import Envelope, EventRegistry, Topics
 
 logger = logging.getLogger(__name__)
 
-Headers = list[tuple[str, bytes]]
+Headers = Sequence[tuple[str, bytes]]
 
 
 class EventProducer:
@@ -99,7 +99,7 @@ class EventProducer:
 
 
 def envelope_headers(envelope: Envelope) -> Headers:
-    headers: Headers = [("event-id", envelope.id.encode()), ("event-type", envelope.type.encode())]
+    headers = [("event-id", envelope.id.encode()), ("event-type", envelope.type.encode())]
     if envelope.correlation_id:
         headers.append(("correlation-id", envelope.correlation_id.encode()))
     return headers
@@ -169,6 +169,7 @@ class ConsumerRunner:
         retry: RetryPolicy | None = None,
         max_batch: int = 200,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        consumer_options: dict[str, Any] | None = None,
     ) -> None:
         self._consumer = AIOKafkaConsumer(
             *topics,
@@ -177,6 +178,7 @@ class ConsumerRunner:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=max_batch,
+            **(consumer_options or {}),
         )
         self._group_id = group_id
         self._handler = handler
@@ -271,7 +273,7 @@ class ConsumerRunner:
         self, record: ConsumerRecord[Any, Any], exc: BaseException, *, attempts: int
     ) -> None:
         error = f"{type(exc).__name__}: {exc}"[:2000]
-        headers: Headers = [
+        headers = [
             *[(k, v) for k, v in (record.headers or ()) if not k.startswith("dlq-")],
             ("dlq-error", error.encode()),
             ("dlq-error-type", type(exc).__name__.encode()),

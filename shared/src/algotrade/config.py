@@ -30,7 +30,10 @@ SERVICE_PORTS: dict[str, int] = {
 class ServiceSettings(BaseSettings):
     """Connection URLs, security and ports common to all services."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+    # An empty variable (``S3_ENDPOINT=``, as compose files write it) means "not set".
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", frozen=True, env_ignore_empty=True
+    )
 
     environment: Literal["local", "test", "staging", "production"] = "local"
     log_level: str = "INFO"
@@ -68,10 +71,20 @@ class ServiceSettings(BaseSettings):
     def _refuse_placeholder_secrets(self) -> ServiceSettings:
         if self.is_local:
             return self
-        if self.jwt_secret.get_secret_value() == PLACEHOLDER_SECRET:
-            raise ConfigurationError(
-                "JWT_SECRET is the local placeholder; set a real secret outside local mode"
-            )
-        if len(self.jwt_secret.get_secret_value()) < 32:
-            raise ConfigurationError("JWT_SECRET must be at least 32 characters outside local mode")
+        secrets = {"JWT_SECRET": self.jwt_secret}
+        secrets.update(
+            {f"JWT_PREVIOUS_SECRETS[{k}]": v for k, v in self.jwt_previous_secrets.items()}
+        )
+        for name, secret in secrets.items():
+            value = secret.get_secret_value()
+            if value == PLACEHOLDER_SECRET:
+                raise ConfigurationError(
+                    f"{name} is the local placeholder; set a real secret outside local mode"
+                )
+            if len(value) < 32:
+                raise ConfigurationError(
+                    f"{name} must be at least 32 characters outside local mode"
+                )
+        if self.s3_secret_key.get_secret_value() == "testing":
+            raise ConfigurationError("S3_SECRET_KEY is the local default outside local mode")
         return self

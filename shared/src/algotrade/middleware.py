@@ -6,6 +6,7 @@ can stop an oversized body while it streams in, not after it was buffered.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from typing import Any
@@ -15,7 +16,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from algotrade.events import new_event_id
 from algotrade.logs import correlation_id_var, request_id_var
-from algotrade.problems import problem_response
+from algotrade.problems import problem_response, unexpected_error_response
+
+logger = logging.getLogger(__name__)
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
 
@@ -105,6 +108,7 @@ class PlatformMiddleware:
         received = 0
         too_large = False
         swallowing = False
+        response_started = False
 
         async def limited_receive() -> Message:
             nonlocal received, too_large
@@ -117,10 +121,11 @@ class PlatformMiddleware:
             return message
 
         async def tagged_send(message: Message) -> None:
-            nonlocal swallowing
+            nonlocal swallowing, response_started
             if swallowing:
                 return
             if message["type"] == "http.response.start":
+                response_started = True
                 if too_large:
                     # The app saw its body cut short and answered; answer 413 instead.
                     swallowing = True
@@ -138,6 +143,12 @@ class PlatformMiddleware:
         except _BodyTooLarge:
             if not swallowing:
                 await self._send_too_large(send, limit, status_holder)
+        except Exception:
+            logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            if response_started:
+                raise
+            status_holder[0] = 500
+            await unexpected_error_response()(scope, _empty_receive, tagged_send)
 
     @staticmethod
     async def _send_too_large(send: Send, limit: int, status: list[int]) -> None:

@@ -2,7 +2,8 @@
 
 `AlgoTradeError` subclasses map by their ``status``/``code``; request validation errors become
 400 (malformed JSON) or 422 with an ``errors`` list; anything unexpected is a 500 whose body
-names only the request id. A stack trace never reaches a client.
+names only the request id (sent by `algotrade.middleware`, which sees every unexpected error
+while the request id is still set). A stack trace never reaches a client.
 """
 
 from __future__ import annotations
@@ -102,12 +103,12 @@ def install_problem_handlers(app: FastAPI) -> None:
             headers=dict(exc.headers) if exc.headers else None,
         )
 
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> Response:
-        logger.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem_response(
-            500,
-            "Internal error",
-            "an unexpected error occurred; quote the request id",
-            code="internal_error",
-        )
+
+def unexpected_error_response() -> Response:
+    """The answer to an unexpected error: no internals, only the request id to quote."""
+    return problem_response(
+        500,
+        "Internal error",
+        "an unexpected error occurred; quote the request id",
+        code="internal_error",
+    )

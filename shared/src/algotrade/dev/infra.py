@@ -130,11 +130,11 @@ def provide_postgres(state_dir: Path, env_url: str | None, *, allow_local: bool)
         return Provided(
             "postgres", "postgresql://postgres@127.0.0.1:5432/postgres", "127.0.0.1:5432", _noop
         )
-    import pgserver
+    from pgserver import get_server  # type: ignore[attr-defined]
 
     data = state_dir / "pgdata"
     data.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(data, cleanup_mode="stop")
+    server = get_server(data, cleanup_mode="stop")
     return Provided("postgres", server.get_uri(), f"pgserver in {data}", server.cleanup)
 
 

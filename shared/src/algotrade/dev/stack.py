@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,7 +92,7 @@ class Stack:
     def start_infra(self) -> None:
         logs = self.state_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        steps = [
+        steps: list[Callable[[], Provided]] = [
             lambda: provide_postgres(
                 self.state_dir, os.environ.get("DATABASE_URL"), allow_local=False
             ),

@@ -1,0 +1,41 @@
+# AlgoTrade Beta2: `make run` starts the platform, `make test` proves it. Python 3.11 is all
+# a fresh machine needs: uv is installed into .algotrade/tools when it is not on PATH.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.algotrade/tools/bin/uv)
+RUN := $(UV) run --frozen
+
+.PHONY: setup run test lint typecheck unit e2e bench clean
+
+$(CURDIR)/.algotrade/tools/bin/uv:
+	$(PYTHON) -m venv $(CURDIR)/.algotrade/tools
+	$(CURDIR)/.algotrade/tools/bin/pip install --quiet --disable-pip-version-check uv
+
+setup: $(UV)
+	$(UV) sync --frozen
+
+run: setup
+	$(RUN) algotrade dev up
+
+lint: setup
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+
+typecheck: setup
+	$(RUN) mypy shared/src/algotrade
+
+unit: setup
+	$(RUN) pytest --ignore=tests/e2e
+
+e2e: setup
+	$(RUN) pytest tests/e2e
+
+test: lint typecheck
+	$(RUN) pytest
+
+bench: setup
+	$(RUN) python bench/run.py
+
+clean:
+	rm -rf .algotrade/pgdata .algotrade/logs

@@ -1,0 +1,88 @@
+"""Services accept only the gateway's internal token; everything else is a 401."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+import pytest
+
+from algotrade.auth import KeySet, Principal, TokenIssuer, TokenVerifier
+from algotrade.errors import Forbidden, Unauthorized
+
+KEYS = KeySet(algorithm="HS256", current_kid="k2", secrets={"k2": "b" * 40, "k1": "a" * 40})
+USER = Principal(user_id="u1", roles=frozenset({"user"}), scopes=frozenset({"market:write"}))
+
+
+def verifier(keys: KeySet = KEYS) -> TokenVerifier:
+    return TokenVerifier(keys, issuer="gw", audience="internal", token_type="internal")
+
+
+def issue(keys: KeySet = KEYS, **kw: object) -> str:
+    args: dict[str, object] = {"audience": "internal", "token_type": "internal", "ttl_seconds": 60}
+    args.update(kw)
+    return TokenIssuer(keys, issuer="gw").issue(USER, **args)  # type: ignore[arg-type]
+
+
+def test_internal_token_round_trips_the_principal() -> None:
+    principal = verifier().verify(issue())
+    assert principal.user_id == "u1"
+    assert principal.scopes == frozenset({"market:write"})
+    assert principal.token_id
+
+
+def test_token_from_a_rotated_out_key_still_verifies_until_it_expires() -> None:
+    old = KeySet(algorithm="HS256", current_kid="k1", secrets={"k1": "a" * 40})
+    assert verifier().verify(issue(old)).user_id == "u1"
+
+
+def _claims(**override: object) -> dict[str, object]:
+    now = int(time.time())
+    claims: dict[str, object] = {
+        "sub": "u1",
+        "iss": "gw",
+        "aud": "internal",
+        "iat": now,
+        "nbf": now,
+        "exp": now + 60,
+        "jti": "j",
+        "typ": "internal",
+    }
+    claims.update(override)
+    return claims
+
+
+@pytest.mark.parametrize(
+    ("token", "reason"),
+    [
+        (jwt.encode(_claims(), None, algorithm="none"), "algorithm"),
+        (jwt.encode(_claims(), "b" * 40, algorithm="HS512", headers={"kid": "k2"}), "algorithm"),
+        (jwt.encode(_claims(), "wrong" * 10, algorithm="HS256", headers={"kid": "k2"}), "invalid"),
+        (jwt.encode(_claims(), "b" * 40, algorithm="HS256", headers={"kid": "k9"}), "unknown key"),
+        (jwt.encode(_claims(), "b" * 40, algorithm="HS256"), "unknown key"),
+        (
+            jwt.encode(_claims(exp=int(time.time()) - 60), "b" * 40, "HS256", {"kid": "k2"}),
+            "expired",
+        ),
+        (
+            jwt.encode(_claims(nbf=int(time.time()) + 600), "b" * 40, "HS256", {"kid": "k2"}),
+            "invalid",
+        ),
+        (jwt.encode(_claims(iss="evil"), "b" * 40, "HS256", {"kid": "k2"}), "invalid"),
+        (jwt.encode(_claims(aud="algotrade"), "b" * 40, "HS256", {"kid": "k2"}), "invalid"),
+        (jwt.encode(_claims(typ="access"), "b" * 40, "HS256", {"kid": "k2"}), "'access'"),
+        (jwt.encode(_claims(typ=None), "b" * 40, "HS256", {"kid": "k2"}), "invalid"),
+        ("not-a-jwt", "malformed"),
+        ("", "malformed"),
+    ],
+)
+def test_verification_rejects(token: str, reason: str) -> None:
+    with pytest.raises(Unauthorized, match=reason):
+        verifier().verify(token)
+
+
+def test_scopes_are_enforced_and_a_full_session_holds_all() -> None:
+    USER.require_scope("market:write")
+    with pytest.raises(Forbidden, match="backtests:write"):
+        USER.require_scope("backtests:write")
+    Principal(user_id="u", scopes=frozenset({"*"})).require_scope("backtests:write")

@@ -1,0 +1,299 @@
+"""The bus against the real Kafka protocol (librdkafka's mock cluster) and real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from pydantic import BaseModel
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from algotrade.bus import ConsumerRunner, EventProducer, RedisDeduplicator, RetryPolicy
+from algotrade.db import ServiceSchema, build_session_factory, claim_event
+from algotrade.events import Envelope, TestEventPayload, Topics, default_registry
+from algotrade.testing.plugin import wait_for
+
+
+class Crash(BaseException):
+    """Stands in for the process dying: not an Exception, so no handler catches it."""
+
+
+@pytest.fixture
+async def producer(kafka_bootstrap: str) -> Any:
+    p = EventProducer(kafka_bootstrap, client_id="test")
+    await p.start()
+    yield p
+    await p.stop()
+
+
+def ping(n: int, key: str = "k") -> Envelope:
+    return default_registry.build("platform.ping", TestEventPayload(n=n), producer="t", key=key)
+
+
+def applying_handler(engine: AsyncEngine, schema: ServiceSchema, seen: list[int]) -> Any:
+    """A handler whose effect (a row) commits together with its claim on the event id."""
+    sessions = build_session_factory(engine)
+    applied = schema.base.metadata.tables[f"{schema.name}.applied"]
+
+    async def handle(envelope: Envelope, payload: BaseModel, record: Any) -> None:
+        assert isinstance(payload, TestEventPayload)
+        seen.append(payload.n)
+        async with sessions.begin() as session:
+            if not await claim_event(session, schema.processed_events, "test", envelope.id):
+                return
+            await session.execute(insert(applied).values(event_id=envelope.id, n=payload.n))
+
+    return handle
+
+
+async def count_applied(engine: AsyncEngine, schema: ServiceSchema) -> int:
+    applied = schema.base.metadata.tables[f"{schema.name}.applied"]
+    async with engine.connect() as conn:
+        return int(await conn.scalar(select(func.count()).select_from(applied)) or 0)
+
+
+# The mock cluster waits ~3 s on a group's first join and a session timeout on a rejoin;
+# these keep the rejoin near its 6 s minimum (real brokers use the defaults).
+FAST_GROUP = {"heartbeat_interval_ms": 100, "session_timeout_ms": 6000}
+
+
+async def read_all(bootstrap: str, topic: str, expect: int, within: float = 10) -> list[Any]:
+    """Read a topic from the start by manual assignment (no group join to wait for)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    partitions = [TopicPartition(topic, p) for p in await wait_for_partitions(consumer, topic)]
+    consumer.assign(partitions)
+    await consumer.seek_to_beginning(*partitions)
+    records: list[Any] = []
+    try:
+        async with asyncio.timeout(within):
+            while len(records) < expect:
+                batch = await consumer.getmany(timeout_ms=200)
+                for recs in batch.values():
+                    records.extend(recs)
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def wait_for_partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    async def known() -> set[int] | None:
+        await consumer._client.force_metadata_update()
+        return consumer.partitions_for_topic(topic) or None
+
+    result: set[int] = await wait_for(known)
+    return result
+
+
+def runner(
+    kafka_bootstrap: str, topic: str, handler: Any, producer: EventProducer, **kw: Any
+) -> ConsumerRunner:
+    return ConsumerRunner(
+        bootstrap=kafka_bootstrap,
+        topics=[topic],
+        group_id=f"g-{topic}",
+        handler=handler,
+        producer=producer,
+        registry=default_registry,
+        retry=kw.pop("retry", RetryPolicy(max_attempts=3, initial_backoff=0.01)),
+        consumer_options=FAST_GROUP,
+        **kw,
+    )
+
+
+async def test_consume_commit_restart_resumes_without_loss_or_double_application(
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    producer: EventProducer,
+    engine: AsyncEngine,
+    schema: ServiceSchema,
+) -> None:
+    topic = Topics(topic_prefix).strategy_events
+    for n in range(10):
+        await producer.publish(topic, ping(n, key=f"k{n % 3}"))
+    seen: list[int] = []
+    first = runner(kafka_bootstrap, topic, applying_handler(engine, schema, seen), producer)
+    task = asyncio.create_task(first.run())
+    await wait_for(lambda: first.stats.handled == 10)
+    await first.stop()
+    await task
+
+    for n in range(10, 15):
+        await producer.publish(topic, ping(n))
+    seen_after: list[int] = []
+    second = runner(kafka_bootstrap, topic, applying_handler(engine, schema, seen_after), producer)
+    task = asyncio.create_task(second.run())
+    await wait_for(lambda: second.stats.handled == 5)
+    await second.stop()
+    await task
+
+    assert sorted(seen_after) == list(range(10, 15)), "restart re-read or lost messages"
+    assert await count_applied(engine, schema) == 15
+
+
+async def test_redelivery_after_crash_before_commit_is_applied_once(
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    producer: EventProducer,
+    engine: AsyncEngine,
+    schema: ServiceSchema,
+) -> None:
+    """The effect commits, then the consumer dies before committing the offset."""
+    topic = Topics(topic_prefix).strategy_events
+    await producer.publish(topic, ping(1))
+    seen: list[int] = []
+    inner = applying_handler(engine, schema, seen)
+
+    async def apply_then_die(envelope: Envelope, payload: BaseModel, record: Any) -> None:
+        await inner(envelope, payload, record)
+        raise Crash
+
+    crashing = runner(kafka_bootstrap, topic, apply_then_die, producer)
+    with pytest.raises(Crash):
+        await crashing.run()
+
+    again = runner(kafka_bootstrap, topic, inner, producer)
+    task = asyncio.create_task(again.run())
+    await wait_for(lambda: again.stats.handled == 1)
+    await again.stop()
+    await task
+    assert seen == [1, 1], "the message should have been delivered twice"
+    assert await count_applied(engine, schema) == 1
+
+
+async def test_poison_message_goes_to_dlq_with_error_and_partition_moves_on(
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    producer: EventProducer,
+    engine: AsyncEngine,
+    schema: ServiceSchema,
+) -> None:
+    topic = Topics(topic_prefix).backtest_jobs
+    # Same key, so the same partition: the poison sits between two good messages.
+    await producer.publish(topic, ping(1, key="same"))
+    await producer.send_raw(topic, b"{not an event", key="same")
+    await producer.publish(topic, ping(3, key="same"))
+    seen: list[int] = []
+    r = runner(kafka_bootstrap, topic, applying_handler(engine, schema, seen), producer)
+    task = asyncio.create_task(r.run())
+    await wait_for(lambda: r.stats.handled == 2)
+    await r.stop()
+    await task
+    assert seen == [1, 3]
+    dead = await read_all(kafka_bootstrap, Topics.dlq(topic), expect=1)
+    assert dead[0].value == b"{not an event"
+    headers = dict(dead[0].headers)
+    assert b"not JSON" in headers["dlq-error"]
+    assert headers["dlq-source-topic"] == topic.encode()
+    assert headers["dlq-attempts"] == b"0"
+
+
+async def test_failing_handler_is_retried_then_dead_lettered(
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    producer: EventProducer,
+    redis_client: Any,
+    redis_prefix: str,
+) -> None:
+    topic = Topics(topic_prefix).session_events
+    await producer.publish(topic, ping(13, key="x"))
+    await producer.publish(topic, ping(14, key="x"))
+    attempts: dict[int, int] = {}
+
+    async def handler(envelope: Envelope, payload: BaseModel, record: Any) -> None:
+        assert isinstance(payload, TestEventPayload)
+        attempts[payload.n] = attempts.get(payload.n, 0) + 1
+        if payload.n == 13:
+            raise RuntimeError("unlucky thirteen")
+
+    r = runner(
+        kafka_bootstrap,
+        topic,
+        handler,
+        producer,
+        deduplicator=RedisDeduplicator(redis_client, f"{redis_prefix}c"),
+    )
+    task = asyncio.create_task(r.run())
+    await wait_for(lambda: r.stats.handled == 1 and r.stats.dead_lettered == 1)
+    await r.stop()
+    await task
+    assert attempts == {13: 3, 14: 1}
+    dead = await read_all(kafka_bootstrap, Topics.dlq(topic), expect=1)
+    headers = dict(dead[0].headers)
+    assert headers["dlq-error"] == b"RuntimeError: unlucky thirteen"
+    assert headers["dlq-attempts"] == b"3"
+    assert default_registry.decode(dead[0].value)[1] == TestEventPayload(n=13)
+
+
+async def test_redis_deduplicator_skips_an_event_published_twice(
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    producer: EventProducer,
+    redis_client: Any,
+    redis_prefix: str,
+) -> None:
+    topic = Topics(topic_prefix).market_bars
+    env = ping(5)
+    await producer.publish(topic, env)
+    await producer.publish(topic, env)  # e.g. an outbox relay that died before marking
+    calls: list[str] = []
+
+    async def handler(envelope: Envelope, payload: BaseModel, record: Any) -> None:
+        calls.append(envelope.id)
+
+    r = runner(
+        kafka_bootstrap,
+        topic,
+        handler,
+        producer,
+        deduplicator=RedisDeduplicator(redis_client, f"{redis_prefix}d"),
+    )
+    task = asyncio.create_task(r.run())
+    await wait_for(lambda: r.stats.handled + r.stats.skipped_duplicates == 2)
+    await r.stop()
+    await task
+    assert calls == [env.id]
+    assert r.stats.skipped_duplicates == 1
+
+
+async def test_stop_finishes_the_in_flight_message_and_commits_it(
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    producer: EventProducer,
+) -> None:
+    topic = Topics(topic_prefix).backtest_events
+    for n in range(3):
+        await producer.publish(topic, ping(n, key="one"))
+    started = asyncio.Event()
+    release = asyncio.Event()
+    done: list[int] = []
+
+    async def slow(envelope: Envelope, payload: BaseModel, record: Any) -> None:
+        assert isinstance(payload, TestEventPayload)
+        started.set()
+        await release.wait()
+        done.append(payload.n)
+
+    r = runner(kafka_bootstrap, topic, slow, producer)
+    task = asyncio.create_task(r.run())
+    await asyncio.wait_for(started.wait(), 10)
+    await r.stop()  # asked to stop while message 0 is in flight
+    release.set()
+    await asyncio.wait_for(task, 10)
+    assert done == [0]
+
+    rest: list[int] = []
+
+    async def collect(envelope: Envelope, payload: BaseModel, record: Any) -> None:
+        assert isinstance(payload, TestEventPayload)
+        rest.append(payload.n)
+
+    again = runner(kafka_bootstrap, topic, collect, producer)
+    task = asyncio.create_task(again.run())
+    await wait_for(lambda: len(rest) == 2)
+    await again.stop()
+    await task
+    assert rest == [1, 2], "the finished message must have been committed, the rest not"

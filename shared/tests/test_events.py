@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import orjson
+import pytest
+from pydantic import BaseModel
+
+from algotrade.errors import EventError
+from algotrade.events import Envelope, EventRegistry, TestEventPayload, Topics, default_registry
+
+
+def test_envelope_round_trips_through_bytes() -> None:
+    env = default_registry.build(
+        "platform.ping", TestEventPayload(n=7, note="x"), producer="t", key="k", user_id="u1"
+    )
+    decoded, payload = default_registry.decode(env.to_bytes())
+    assert decoded == env
+    assert isinstance(payload, TestEventPayload)
+    assert payload.n == 7
+
+
+def test_event_ids_sort_by_creation_time() -> None:
+    ids = [Envelope(type="platform.ping", producer="t").id for _ in range(200)]
+    assert len(set(ids)) == 200
+    # ULIDs made in later milliseconds sort after earlier ones.
+    assert ids[0][:10] <= ids[-1][:10]
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (None, "tombstone"),
+        (b"not json", "not JSON"),
+        (b"[1,2]", "JSON object"),
+        (b'{"type": "platform.ping"}', "bad envelope"),
+        (
+            Envelope(type="no.such.type", producer="t").to_bytes(),
+            "unknown event type",
+        ),
+        (
+            Envelope(type="platform.ping", producer="t", payload={"n": "seven"}).to_bytes(),
+            "bad payload",
+        ),
+        (b"{" + b'"a":' * 1 + b'"' + b"x" * 1_000_001 + b'"}', "exceeds"),
+    ],
+)
+def test_malformed_events_are_typed_errors(raw: bytes | None, reason: str) -> None:
+    with pytest.raises(EventError, match=reason):
+        default_registry.decode(raw)
+
+
+def test_registry_refuses_a_second_model_for_one_type() -> None:
+    registry = EventRegistry()
+
+    class A(BaseModel):
+        x: int
+
+    class B(BaseModel):
+        x: int
+
+    registry.register("a.b")(A)
+    with pytest.raises(ValueError, match="twice"):
+        registry.register("a.b")(B)
+
+
+def test_build_refuses_a_payload_of_the_wrong_model() -> None:
+    class Other(BaseModel):
+        n: int
+
+    with pytest.raises(EventError):
+        default_registry.build("platform.ping", Other(n=1), producer="t")
+
+
+def test_topics_are_versioned_and_prefixable() -> None:
+    topics = Topics("t1.")
+    assert topics.market_bars == "t1.market.bars.v1"
+    assert Topics.dlq(topics.backtest_jobs) == "t1.backtest.jobs.v1.dlq"
+    assert all(name.endswith(".v1") for name in Topics().all())
+
+
+def test_envelope_json_is_plain_orjson() -> None:
+    env = Envelope(type="platform.ping", producer="p", payload={"n": 1})
+    data = orjson.loads(env.to_bytes())
+    assert set(data) == {
+        "id",
+        "type",
+        "version",
+        "occurred_at",
+        "producer",
+        "key",
+        "correlation_id",
+        "user_id",
+        "payload",
+    }

@@ -1,0 +1,615 @@
+"""The deployment files agree with the code they deploy.
+
+No Docker or Kubernetes here: the tests read ``docker-compose.yml``, ``deploy/k8s/*.yaml`` and
+``deploy/Dockerfile`` as data and hold them against the services themselves: their command
+lines (the typer apps), their Settings classes, their ports, and the platform's topic list.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import re
+import shlex
+import tomllib
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer.main
+import yaml
+
+from algotrade.config import PLACEHOLDER_SECRET, SERVICE_PORTS, ServiceSettings
+from algotrade.errors import ConfigurationError
+from algotrade.events import Topics
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "deploy" / "Dockerfile"
+K8S_DIR = ROOT / "deploy" / "k8s"
+
+SERVICES: dict[str, str] = {name: name.replace("-", "_") for name in SERVICE_PORTS}
+"""Service name -> its package (``strategy-service`` -> ``strategy_service``)."""
+GATEWAY = "api-gateway"
+WORKER_SERVICE = "backtest-worker"
+WORKER_PACKAGE = "backtesting_service"
+INFRASTRUCTURE = ("kafka", "redis", "postgres", "minio")
+JOBS = ("minio-init", "kafka-topics-init", "migrate")
+EMBEDDED_ONLY = {"moto", "pgserver", "fakeredis", "confluent-kafka"}
+
+# Values for the variables compose interpolates; the secrets are long enough for production.
+HOST_ENV = {
+    "JWT_SECRET": "s" * 48,
+    "POSTGRES_PASSWORD": "pg-password",
+    "S3_ACCESS_KEY": "algotrade",
+    "S3_SECRET_KEY": "minio-secret-key",
+}
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def service_url_env(name: str) -> str:
+    """The gateway's routing variable for a service (as `algotrade.dev.stack` sets it)."""
+    return name.upper().replace("-", "_") + "_URL"
+
+
+GATEWAY_ROUTES = {service_url_env(name) for name in SERVICES if name != GATEWAY}
+
+
+@cache
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(COMPOSE_FILE.read_text())
+    return data
+
+
+def compose_services() -> dict[str, dict[str, Any]]:
+    services: dict[str, dict[str, Any]] = compose()["services"]
+    return services
+
+
+@cache
+def k8s_documents() -> list[tuple[str, dict[str, Any]]]:
+    docs = []
+    for path in sorted(K8S_DIR.glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc is not None:
+                docs.append((path.name, doc))
+    return docs
+
+
+def k8s_objects(kind: str) -> dict[str, dict[str, Any]]:
+    return {
+        doc["metadata"]["name"]: doc
+        for _, doc in k8s_documents()
+        if doc.get("kind") == kind and "metadata" in doc
+    }
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """``(INSTRUCTION, arguments)`` with continuation lines joined and comments dropped."""
+    instructions: list[tuple[str, str]] = []
+    pending = ""
+    for raw in DOCKERFILE.read_text().splitlines():
+        line = raw.strip()
+        if not pending and (not line or line.startswith("#")):
+            continue
+        if line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        pending += line
+        keyword, _, rest = pending.strip().partition(" ")
+        instructions.append((keyword.upper(), rest.strip()))
+        pending = ""
+    return instructions
+
+
+def final_stage() -> list[tuple[str, str]]:
+    instructions = dockerfile_instructions()
+    last_from = max(i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM")
+    return instructions[last_from:]
+
+
+def image_exec_form(keyword: str) -> list[str]:
+    values = [rest for kw, rest in final_stage() if kw == keyword]
+    assert values, f"the Dockerfile's final stage has no {keyword}"
+    value = json.loads(values[-1])
+    assert isinstance(value, list), f"{keyword} must be in exec (JSON) form"
+    return [str(part) for part in value]
+
+
+def is_app_image(service: Mapping[str, Any]) -> bool:
+    build = service.get("build")
+    return isinstance(build, dict) and build.get("dockerfile") == "deploy/Dockerfile"
+
+
+def compose_argv(service: Mapping[str, Any]) -> list[str]:
+    """What a container of our image runs: entrypoint + command, as Docker combines them."""
+    if "entrypoint" in service:
+        return [*as_list(service["entrypoint"]), *as_list(service.get("command", []))]
+    return image_exec_form("ENTRYPOINT") + as_list(service.get("command", image_exec_form("CMD")))
+
+
+def k8s_argv(container: Mapping[str, Any]) -> list[str]:
+    """Kubernetes' rule: ``command`` replaces ENTRYPOINT (and drops CMD), ``args`` CMD."""
+    if "command" in container:
+        return [*container["command"], *container.get("args", [])]
+    return image_exec_form("ENTRYPOINT") + list(container.get("args", image_exec_form("CMD")))
+
+
+def as_list(value: str | list[str]) -> list[str]:
+    return shlex.split(value) if isinstance(value, str) else [str(v) for v in value]
+
+
+def invocations(argv: list[str]) -> list[list[str]]:
+    """The service commands in ``argv``: itself, or each line of a ``sh -c`` script."""
+    if argv and argv[0] in ("/bin/sh", "/bin/bash", "sh", "bash"):
+        script = argv[-1]
+        return [shlex.split(line) for line in script.splitlines() if line.strip()]
+    return [argv]
+
+
+@cache
+def console_scripts() -> dict[str, str]:
+    """Console script name -> package, from the workspace members' pyproject files."""
+    scripts: dict[str, str] = {}
+    for name in SERVICES:
+        project = tomllib.loads((ROOT / name / "pyproject.toml").read_text())["project"]
+        for script, target in project.get("scripts", {}).items():
+            scripts[script] = target.split(".")[0]
+    return scripts
+
+
+def cli_group(package: str) -> Any:
+    module = importlib.import_module(f"{package}.cli")
+    return typer.main.get_command(module.app)
+
+
+def resolve_invocation(argv: list[str]) -> tuple[str, str, list[str]]:
+    """``(package, subcommand, options)`` of a service command line, or an assertion error."""
+    if argv[:2] == ["python", "-m"]:
+        package, rest = argv[2], argv[3:]
+        assert importlib.util.find_spec(f"{package}.__main__") is not None, (
+            f"`python -m {package}` has no {package}/__main__.py"
+        )
+    else:
+        assert argv and argv[0] in console_scripts(), f"{argv[:1]} is no service command"
+        package, rest = console_scripts()[argv[0]], argv[1:]
+    assert package in SERVICES.values(), f"{package} is not a service package"
+    assert (ROOT / package.replace("_", "-") / "src" / package / "cli.py").exists()
+    assert rest, f"{argv} names no subcommand (serve, migrate, ...)"
+    return package, rest[0], rest[1:]
+
+
+def check_invocation(argv: list[str]) -> tuple[str, str]:
+    """Assert that the service's own CLI accepts ``argv``; return (package, subcommand)."""
+    package, name, options = resolve_invocation(argv)
+    group = cli_group(package)
+    command = group.commands.get(name)
+    assert command is not None, f"{package} has no `{name}` command (has {sorted(group.commands)})"
+    command.make_context(name, list(options))  # raises on an unknown option or argument
+    return package, name
+
+
+def settings_class(package: str) -> type[ServiceSettings]:
+    cls: type[ServiceSettings] = importlib.import_module(f"{package}.config").Settings
+    return cls
+
+
+def settings_env_names(package: str) -> set[str]:
+    cls = settings_class(package)
+    prefix = str(cls.model_config.get("env_prefix", "") or "")
+    names = set()
+    for name, field in cls.model_fields.items():
+        alias = field.validation_alias if isinstance(field.validation_alias, str) else None
+        names.add((alias or f"{prefix}{name}").upper())
+    return names
+
+
+def allowed_env_names(package: str) -> set[str]:
+    names = settings_env_names(package)
+    if package == SERVICES[GATEWAY]:
+        # The gateway routes to these (algotrade.dev.stack sets the same); its Settings may not
+        # declare them yet, and no other name is excused.
+        names |= GATEWAY_ROUTES
+    return names
+
+
+_VARIABLE = re.compile(r"\$\$|\$\{(\w+)(?:(:?[-?])([^}]*))?\}|\$(\w+)")
+
+
+class MissingVariable(Exception):
+    pass
+
+
+def interpolate(value: str, env: Mapping[str, str]) -> str:
+    """Compose's interpolation: ``$$``, ``${X}``, ``${X:-default}``, ``${X:?error}``, ``$X``."""
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name = match.group(1) or match.group(4)
+        op, arg = match.group(2), match.group(3) or ""
+        present = env.get(name)
+        empty = present is None or (present == "" and op is not None and op.startswith(":"))
+        if op in ("-", ":-"):
+            return arg if empty else str(present)
+        if op in ("?", ":?"):
+            if empty:
+                raise MissingVariable(f"{name}: {arg}")
+            return str(present)
+        return present or ""
+
+    return _VARIABLE.sub(replace, value)
+
+
+def container_env(service: Mapping[str, Any], host_env: Mapping[str, str]) -> dict[str, str]:
+    """The environment compose would give the container (null values pass the host's through)."""
+    env: dict[str, str] = {}
+    for key, value in (service.get("environment") or {}).items():
+        if value is None:
+            if key in host_env:
+                env[key] = host_env[key]
+            continue
+        env[key] = interpolate(str(value), host_env)
+    return env
+
+
+def build_settings(
+    package: str, env: Mapping[str, str], monkeypatch: pytest.MonkeyPatch
+) -> ServiceSettings:
+    """The service's Settings exactly as that environment (and nothing else) configures it."""
+    with monkeypatch.context() as patch:
+        for name in settings_env_names(package) | set(env):
+            patch.delenv(name, raising=False)
+        for name, value in env.items():
+            patch.setenv(name, value)
+        return settings_class(package)(_env_file=None)  # type: ignore[call-arg]
+
+
+def created_topics(script: str) -> list[str]:
+    return re.findall(r"^\s*create\s+(\S+)", script, flags=re.MULTILINE)
+
+
+def expected_topics() -> set[str]:
+    topics = Topics()
+    return {name for topic in topics.all() for name in (topic, topics.dlq(topic))}
+
+
+def packages_with_schema() -> set[str]:
+    """Service packages that ship migrations (notification-service keeps no tables)."""
+    return {
+        package
+        for name, package in SERVICES.items()
+        if any((ROOT / name / "src" / package / "migrations" / "versions").glob("*.py"))
+    }
+
+
+# ----------------------------------------------------------------------------- compose
+
+
+def test_compose_declares_infrastructure_jobs_services_and_worker() -> None:
+    services = compose_services()
+    missing = {*INFRASTRUCTURE, *JOBS, *SERVICES, WORKER_SERVICE} - set(services)
+    assert not missing, f"docker-compose.yml lacks {sorted(missing)}"
+    assert services["kafka"]["image"].startswith("apache/kafka:")
+    assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert services["redis"]["image"].startswith("redis:7")
+    assert services["postgres"]["image"].startswith("postgres:16")
+    assert "minio" in services["minio"]["image"]
+
+
+@pytest.mark.parametrize("name", list(SERVICES))
+def test_compose_service_runs_its_own_serve_command(name: str) -> None:
+    service = compose_services()[name]
+    assert is_app_image(service), f"{name} must run the image built from deploy/Dockerfile"
+    package, command = check_invocation(compose_argv(service))
+    assert (package, command) == (SERVICES[name], "serve")
+
+
+def test_compose_backtest_worker_runs_the_worker_command() -> None:
+    service = compose_services()[WORKER_SERVICE]
+    assert is_app_image(service)
+    assert "ports" not in service and "container_name" not in service, "it must scale"
+    argv = compose_argv(service)
+    package, name, _ = resolve_invocation(argv)
+    assert (package, name) == (WORKER_PACKAGE, "worker")
+    if name not in cli_group(package).commands:
+        pytest.xfail("`backtesting-service worker` is not implemented yet")
+    check_invocation(argv)
+
+
+def test_compose_migrate_job_migrates_every_schema_once() -> None:
+    service = compose_services()["migrate"]
+    assert is_app_image(service)
+    assert service.get("restart") == "no"
+    commands = [check_invocation(argv) for argv in invocations(compose_argv(service))]
+    assert {name for _, name in commands} == {"migrate"}
+    packages = [package for package, _ in commands]
+    assert len(packages) == len(set(packages)), f"migrated twice: {packages}"
+    assert set(packages) == packages_with_schema()
+
+
+@pytest.mark.parametrize("name", [*SERVICES, WORKER_SERVICE, "migrate"])
+def test_compose_env_names_are_settings_fields(name: str) -> None:
+    service = compose_services()[name]
+    packages = (
+        sorted(packages_with_schema())
+        if name == "migrate"
+        else [WORKER_PACKAGE if name == WORKER_SERVICE else SERVICES[name]]
+    )
+    env_names = set(service["environment"])
+    for package in packages:
+        unknown = env_names - allowed_env_names(package)
+        assert not unknown, f"{name} sets {sorted(unknown)}, which {package}.Settings lacks"
+
+
+def test_compose_gateway_knows_every_service_url() -> None:
+    env = container_env(compose_services()[GATEWAY], HOST_ENV)
+    for name in SERVICES:
+        if name != GATEWAY:
+            assert env[service_url_env(name)] == f"http://{name}:{SERVICE_PORTS[name]}"
+
+
+@pytest.mark.parametrize("name", list(SERVICES))
+def test_compose_env_builds_production_settings(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = container_env(compose_services()[name], HOST_ENV)
+    settings = build_settings(SERVICES[name], env, monkeypatch)
+    assert settings.environment == "production"
+    assert settings.port == SERVICE_PORTS[name]
+    assert settings.host == "0.0.0.0"
+    assert settings.jwt_secret.get_secret_value() == HOST_ENV["JWT_SECRET"]
+    assert settings.kafka_bootstrap == "kafka:9092"
+    assert settings.s3_endpoint == "http://minio:9000"
+    assert "@postgres:5432/" in settings.database_url.get_secret_value()
+
+
+def test_compose_passes_previous_jwt_keys_through_as_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    host_env = {**HOST_ENV, "JWT_KEY_ID": "k2", "JWT_PREVIOUS_SECRETS": '{"k1": "old-secret"}'}
+    env = container_env(compose_services()["strategy-service"], host_env)
+    settings = build_settings("strategy_service", env, monkeypatch)
+    assert settings.jwt_key_id == "k2"
+    assert settings.jwt_previous_secrets["k1"].get_secret_value() == "old-secret"
+
+
+@pytest.mark.parametrize(
+    "secret", ["JWT_SECRET", "S3_ACCESS_KEY", "S3_SECRET_KEY", "POSTGRES_PASSWORD"]
+)
+def test_compose_refuses_to_start_without_secrets(secret: str) -> None:
+    host_env = {k: v for k, v in HOST_ENV.items() if k != secret}
+    with pytest.raises(MissingVariable, match=secret):
+        container_env(compose_services()["strategy-service"], host_env)
+
+
+@pytest.mark.parametrize("name", list(SERVICES))
+def test_compose_service_healthcheck_probes_its_own_port(name: str) -> None:
+    service = compose_services()[name]
+    port = SERVICE_PORTS[name]
+    assert str(service["environment"]["PORT"]) == str(port)
+    published = [str(p).rsplit(":", 1)[-1] for p in service.get("ports", [])]
+    assert published == [str(port)], f"{name} publishes {published}, serves {port}"
+    check = service["healthcheck"]
+    assert not check.get("disable")
+    probe = " ".join(as_list(check["test"]))
+    assert re.search(rf"//(127\.0\.0\.1|localhost):{port}/(readyz|healthz)\b", probe), probe
+    assert "urllib" in probe, "the slim image has no curl; probe with python's urllib"
+
+
+@pytest.mark.parametrize("name", INFRASTRUCTURE)
+def test_compose_infrastructure_has_healthchecks(name: str) -> None:
+    check = compose_services()[name].get("healthcheck")
+    assert check and check.get("test") and not check.get("disable")
+
+
+def test_compose_depends_on_waits_for_health_or_completion() -> None:
+    services = compose_services()
+    for name, service in services.items():
+        depends = service.get("depends_on", {})
+        assert isinstance(depends, dict), f"{name}: depends_on needs conditions, not a list"
+        for target, spec in depends.items():
+            assert target in services, f"{name} depends on unknown {target}"
+            other = services[target]
+            if other.get("restart") == "no":
+                expected = "service_completed_successfully"
+            else:
+                assert other.get("healthcheck") and not other["healthcheck"].get("disable"), (
+                    f"{name} waits for {target}, which has no healthcheck"
+                )
+                expected = "service_healthy"
+            assert spec.get("condition") == expected, f"{name} -> {target}: {spec}"
+    for name in [*SERVICES, WORKER_SERVICE]:
+        depends = services[name]["depends_on"]
+        for required in ("kafka", "postgres", "redis", "migrate", "kafka-topics-init"):
+            assert required in depends, f"{name} must wait for {required}"
+
+
+def test_compose_topic_job_creates_every_topic_and_dlq() -> None:
+    service = compose_services()["kafka-topics-init"]
+    assert service["image"] == compose_services()["kafka"]["image"]
+    script = interpolate(as_list(service["command"])[-1], HOST_ENV)
+    created = created_topics(script)
+    assert len(created) == len(set(created))
+    assert set(created) == expected_topics()
+    assert "--if-not-exists" in script
+    assert service["environment"]["TOPIC_PREFIX"] == "${KAFKA_TOPIC_PREFIX:-}"
+    assert compose_services()["kafka"]["environment"]["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+
+
+# ----------------------------------------------------------------------------- Dockerfile
+
+
+def test_dockerfile_runs_as_non_root_with_a_healthcheck() -> None:
+    stage = final_stage()
+    users = [rest for keyword, rest in stage if keyword == "USER"]
+    assert users, "the final stage sets no USER"
+    user = users[-1].split(":")[0]
+    assert user not in ("root", "0"), "the image must not run as root"
+    assert user.isdigit(), "a numeric USER lets Kubernetes' runAsNonRoot verify it"
+    checks = [rest for keyword, rest in stage if keyword == "HEALTHCHECK"]
+    assert checks and "/healthz" in checks[-1] and "urllib" in checks[-1]
+    assert image_exec_form("ENTRYPOINT") == ["python", "-m"]
+    check_invocation(image_exec_form("ENTRYPOINT") + image_exec_form("CMD"))
+
+
+def test_dockerfile_installs_every_service_but_not_the_embedded_extra() -> None:
+    instructions = dockerfile_instructions()
+    text = " ".join(rest for _, rest in instructions)
+    assert any(
+        kw == "FROM" and rest.startswith("ghcr.io/astral-sh/uv:") for kw, rest in instructions
+    )
+    syncs = [rest for kw, rest in instructions if kw == "RUN" and "uv sync" in rest]
+    assert len(syncs) >= 2, "a dependencies layer, then the workspace"
+    assert "--no-install-workspace" in syncs[0] or "--no-install-project" in syncs[0]
+    for sync in syncs:
+        assert "--frozen" in sync and "--no-dev" in sync
+        for flag in ("--all-packages", "--extra", "--all-extras", "--group"):
+            assert flag not in sync, f"{flag} would pull dev-only packages"
+    packages = set(re.findall(r"--package (\S+?)\"?(?:\s|$)", text))
+    assert packages == set(SERVICES), f"image syncs {sorted(packages)}"
+    assert "embedded" not in text
+
+
+def test_services_dependency_closure_excludes_embedded_stand_ins() -> None:
+    """What ``uv sync --package <service>`` installs, read from uv.lock."""
+    lock = tomllib.loads((ROOT / "uv.lock").read_text())
+    by_name = {package["name"]: package for package in lock["package"]}
+    seen: set[str] = set()
+    todo = list(SERVICES)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        package = by_name[name]
+        for dep in package.get("dependencies", []):
+            todo.append(dep["name"])
+            for extra in dep.get("extra", []):
+                todo.extend(d["name"] for d in by_name[dep["name"]]["optional-dependencies"][extra])
+    assert "algotrade" in seen
+    assert not seen & EMBEDDED_ONLY, f"the image would contain {sorted(seen & EMBEDDED_ONLY)}"
+    assert "pytest" not in seen
+
+
+def test_dockerignore_keeps_secrets_and_environments_out_of_the_context() -> None:
+    lines = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()}
+    assert {".env", ".venv", ".git", ".algotrade"} <= lines
+
+
+# ----------------------------------------------------------------------------- Kubernetes
+
+
+def test_k8s_kustomization_lists_exactly_the_manifests() -> None:
+    kustomization = yaml.safe_load((K8S_DIR / "kustomization.yaml").read_text())
+    listed = kustomization["resources"]
+    manifests = {p.name for p in K8S_DIR.glob("*.yaml")} - {"kustomization.yaml"}
+    assert len(listed) == len(set(listed))
+    assert set(listed) == manifests
+    assert kustomization["namespace"] in k8s_objects("Namespace")
+    for file, doc in k8s_documents():
+        if file != "kustomization.yaml":
+            assert {"apiVersion", "kind", "metadata"} <= set(doc), file
+
+
+@pytest.mark.parametrize("name", list(SERVICES))
+def test_k8s_service_deployment_probes_and_runs_its_serve_command(name: str) -> None:
+    deployment = k8s_objects("Deployment")[name]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    package, command = check_invocation(k8s_argv(container))
+    assert (package, command) == (SERVICES[name], "serve")
+    port = SERVICE_PORTS[name]
+    env = {e["name"]: e.get("value") for e in container.get("env", [])}
+    assert env["PORT"] == str(port)
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"http": port}
+    for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
+        get = container[probe]["httpGet"]
+        assert get["path"] == path and get["port"] in ("http", port), f"{name} {probe}"
+    resources = container["resources"]
+    assert {"cpu", "memory"} <= set(resources["requests"])
+    assert "memory" in resources["limits"]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    service = k8s_objects("Service")[name]
+    assert service["spec"]["selector"].items() <= labels.items()
+    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] in (
+        [(port, "http")],
+        [(port, port)],
+    )
+
+
+@pytest.mark.parametrize("name", list(SERVICES))
+def test_k8s_env_names_are_settings_fields(name: str) -> None:
+    deployment = k8s_objects("Deployment")[name]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    names = {e["name"] for e in container.get("env", [])}
+    for source in container.get("envFrom", []):
+        if "configMapRef" in source:
+            names |= set(k8s_objects("ConfigMap")[source["configMapRef"]["name"]]["data"])
+        if "secretRef" in source:
+            names |= set(k8s_objects("Secret")[source["secretRef"]["name"]]["stringData"])
+    unknown = names - allowed_env_names(SERVICES[name])
+    assert not unknown, f"{name} gets {sorted(unknown)}, which its Settings lacks"
+    if name == GATEWAY:
+        assert names >= GATEWAY_ROUTES
+
+
+def k8s_shared_env() -> dict[str, str]:
+    env = dict(k8s_objects("ConfigMap")["algotrade-config"]["data"])
+    env.update(k8s_objects("Secret")["algotrade-secrets"]["stringData"])
+    return {k: str(v) for k, v in env.items()}
+
+
+def test_k8s_placeholder_secret_cannot_run_unedited(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = k8s_shared_env()
+    assert env["JWT_SECRET"] == PLACEHOLDER_SECRET
+    with pytest.raises(ConfigurationError, match="JWT_SECRET"):
+        build_settings("strategy_service", env, monkeypatch)
+    edited = {**env, "JWT_SECRET": HOST_ENV["JWT_SECRET"], "PORT": "8001"}
+    settings = build_settings("strategy_service", edited, monkeypatch)
+    assert settings.environment == "production" and settings.host == "0.0.0.0"
+    assert settings.jwt_previous_secrets == {}
+
+
+def test_k8s_backtest_worker_runs_three_workers() -> None:
+    deployment = k8s_objects("Deployment")[WORKER_SERVICE]
+    assert deployment["spec"]["replicas"] == 3
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert "resources" in container
+    argv = k8s_argv(container)
+    package, name, _ = resolve_invocation(argv)
+    assert (package, name) == (WORKER_PACKAGE, "worker")
+    if name not in cli_group(package).commands:
+        pytest.xfail("`backtesting-service worker` is not implemented yet")
+    check_invocation(argv)
+
+
+def test_k8s_every_deployment_is_known() -> None:
+    assert set(k8s_objects("Deployment")) == {*SERVICES, WORKER_SERVICE}
+
+
+def test_k8s_migrate_job_migrates_every_schema_once() -> None:
+    jobs = k8s_objects("Job")
+    (job,) = [j for j in jobs.values() if "migrate" in j["metadata"]["name"]]
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    commands = [check_invocation(argv) for argv in invocations(k8s_argv(container))]
+    packages = [package for package, _ in commands]
+    assert {name for _, name in commands} == {"migrate"}
+    assert len(packages) == len(set(packages))
+    assert set(packages) == packages_with_schema()
+
+
+def test_k8s_topic_job_creates_every_topic_and_dlq() -> None:
+    (job,) = [j for j in k8s_objects("Job").values() if "topic" in j["metadata"]["name"]]
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["image"].startswith("apache/kafka:")
+    created = created_topics(container["args"][-1])
+    assert len(created) == len(set(created))
+    assert set(created) == expected_topics()
+    env = {e["name"]: e for e in container["env"]}
+    assert env["TOPIC_PREFIX"]["valueFrom"]["configMapKeyRef"]["key"] == "KAFKA_TOPIC_PREFIX"
+    assert env["BOOTSTRAP"]["valueFrom"]["configMapKeyRef"]["key"] == "KAFKA_BOOTSTRAP"
