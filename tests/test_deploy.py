@@ -370,11 +370,12 @@ def test_compose_env_builds_production_settings(name: str, monkeypatch: pytest.M
 
 
 def test_compose_passes_previous_jwt_keys_through_as_json(monkeypatch: pytest.MonkeyPatch) -> None:
-    host_env = {**HOST_ENV, "JWT_KEY_ID": "k2", "JWT_PREVIOUS_SECRETS": '{"k1": "old-secret"}'}
+    old = "old-secret-that-is-at-least-32-chars"
+    host_env = {**HOST_ENV, "JWT_KEY_ID": "k2", "JWT_PREVIOUS_SECRETS": f'{{"k1": "{old}"}}'}
     env = container_env(compose_services()["strategy-service"], host_env)
     settings = build_settings("strategy_service", env, monkeypatch)
     assert settings.jwt_key_id == "k2"
-    assert settings.jwt_previous_secrets["k1"].get_secret_value() == "old-secret"
+    assert settings.jwt_previous_secrets["k1"].get_secret_value() == old
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import ORJSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -118,11 +117,7 @@ def create_service_app(
             yield
             logger.info("%s stopping", name)
 
-    app = FastAPI(
-        title=f"AlgoTrade {name}",
-        lifespan=lifespan,
-        default_response_class=ORJSONResponse,
-    )
+    app = FastAPI(title=f"AlgoTrade {name}", lifespan=lifespan)
     install_problem_handlers(app)
     app.add_middleware(
         PlatformMiddleware,

@@ -1,7 +1,9 @@
-"""Routers of the API gateway, one per resource."""
+"""Routers of the API gateway, one per resource; the proxy's catch-all comes last."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-ROUTERS: list[APIRouter] = []
+from api_gateway.api.routes import api_keys, auth, proxy
+
+ROUTERS: list[APIRouter] = [auth.router, api_keys.router, proxy.router]

@@ -4,4 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-ROUTERS: list[APIRouter] = []
+from market_data_service.api.routes import bars, imports, providers, replays, symbols
+
+ROUTERS: list[APIRouter] = [
+    bars.router,
+    symbols.router,
+    imports.router,
+    replays.router,
+    providers.router,
+]
