@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -88,6 +89,16 @@ async def wait_for_partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int
     return result
 
 
+async def run_until(r: ConsumerRunner, done: Callable[[], bool]) -> None:
+    """Run a consumer until ``done()``, then stop it gracefully."""
+    task = asyncio.create_task(r.run())
+    try:
+        await wait_for(done)
+    finally:
+        await r.stop()
+        await task
+
+
 def runner(
     kafka_bootstrap: str, topic: str, handler: Any, producer: EventProducer, **kw: Any
 ) -> ConsumerRunner:
@@ -116,19 +127,13 @@ async def test_consume_commit_restart_resumes_without_loss_or_double_application
         await producer.publish(topic, ping(n, key=f"k{n % 3}"))
     seen: list[int] = []
     first = runner(kafka_bootstrap, topic, applying_handler(engine, schema, seen), producer)
-    task = asyncio.create_task(first.run())
-    await wait_for(lambda: first.stats.handled == 10)
-    await first.stop()
-    await task
+    await run_until(first, lambda: first.stats.handled == 10)
 
     for n in range(10, 15):
         await producer.publish(topic, ping(n))
     seen_after: list[int] = []
     second = runner(kafka_bootstrap, topic, applying_handler(engine, schema, seen_after), producer)
-    task = asyncio.create_task(second.run())
-    await wait_for(lambda: second.stats.handled == 5)
-    await second.stop()
-    await task
+    await run_until(second, lambda: second.stats.handled == 5)
 
     assert sorted(seen_after) == list(range(10, 15)), "restart re-read or lost messages"
     assert await count_applied(engine, schema) == 15
@@ -156,10 +161,7 @@ async def test_redelivery_after_crash_before_commit_is_applied_once(
         await crashing.run()
 
     again = runner(kafka_bootstrap, topic, inner, producer)
-    task = asyncio.create_task(again.run())
-    await wait_for(lambda: again.stats.handled == 1)
-    await again.stop()
-    await task
+    await run_until(again, lambda: again.stats.handled == 1)
     assert seen == [1, 1], "the message should have been delivered twice"
     assert await count_applied(engine, schema) == 1
 
@@ -178,10 +180,7 @@ async def test_poison_message_goes_to_dlq_with_error_and_partition_moves_on(
     await producer.publish(topic, ping(3, key="same"))
     seen: list[int] = []
     r = runner(kafka_bootstrap, topic, applying_handler(engine, schema, seen), producer)
-    task = asyncio.create_task(r.run())
-    await wait_for(lambda: r.stats.handled == 2)
-    await r.stop()
-    await task
+    await run_until(r, lambda: r.stats.handled == 2)
     assert seen == [1, 3]
     dead = await read_all(kafka_bootstrap, Topics.dlq(topic), expect=1)
     assert dead[0].value == b"{not an event"
@@ -216,10 +215,7 @@ async def test_failing_handler_is_retried_then_dead_lettered(
         producer,
         deduplicator=RedisDeduplicator(redis_client, f"{redis_prefix}c"),
     )
-    task = asyncio.create_task(r.run())
-    await wait_for(lambda: r.stats.handled == 1 and r.stats.dead_lettered == 1)
-    await r.stop()
-    await task
+    await run_until(r, lambda: r.stats.handled == 1 and r.stats.dead_lettered == 1)
     assert attempts == {13: 3, 14: 1}
     dead = await read_all(kafka_bootstrap, Topics.dlq(topic), expect=1)
     headers = dict(dead[0].headers)
@@ -251,10 +247,7 @@ async def test_redis_deduplicator_skips_an_event_published_twice(
         producer,
         deduplicator=RedisDeduplicator(redis_client, f"{redis_prefix}d"),
     )
-    task = asyncio.create_task(r.run())
-    await wait_for(lambda: r.stats.handled + r.stats.skipped_duplicates == 2)
-    await r.stop()
-    await task
+    await run_until(r, lambda: r.stats.handled + r.stats.skipped_duplicates == 2)
     assert calls == [env.id]
     assert r.stats.skipped_duplicates == 1
 
@@ -292,8 +285,5 @@ async def test_stop_finishes_the_in_flight_message_and_commits_it(
         rest.append(payload.n)
 
     again = runner(kafka_bootstrap, topic, collect, producer)
-    task = asyncio.create_task(again.run())
-    await wait_for(lambda: len(rest) == 2)
-    await again.stop()
-    await task
+    await run_until(again, lambda: len(rest) == 2)
     assert rest == [1, 2], "the finished message must have been committed, the rest not"
