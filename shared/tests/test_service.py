@@ -18,6 +18,7 @@ from algotrade.dev.infra import free_port, spawn, terminate, wait_tcp
 from algotrade.errors import NotFound
 from algotrade.problems import PROBLEM_JSON
 from algotrade.service import create_service_app
+from algotrade.strict_json import api_router
 
 
 class ThingCreate(BaseModel):
@@ -26,7 +27,7 @@ class ThingCreate(BaseModel):
 
 
 def routes() -> APIRouter:
-    router = APIRouter()
+    router = api_router()
 
     @router.post("/things")
     async def create(thing: ThingCreate) -> dict[str, Any]:
@@ -129,6 +130,30 @@ async def test_malformed_json_is_a_400_problem(client: httpx.AsyncClient) -> Non
     assert body["code"] == "malformed_json"
     assert body["status"] == 400
     assert "Traceback" not in response.text
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"name": "a", "size": NaN}',
+        b'{"name": "a", "size": Infinity}',
+        b'{"name": "a\\u0000", "size": 1}',
+        b'{"name": "a", "size": 1, "x": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+    ],
+    ids=["nan", "infinity", "nul", "deep-nesting"],
+)
+async def test_non_strict_json_is_a_400_problem(client: httpx.AsyncClient, body: bytes) -> None:
+    response = await client.post(
+        "/things", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["code"] == "malformed_json"
+
+
+async def test_nul_in_the_url_is_a_400_problem(client: httpx.AsyncClient) -> None:
+    response = await client.get("/things/1?q=%00")
+    assert response.status_code == 400
+    assert response.json()["code"] == "nul_in_url"
 
 
 async def test_wrong_types_are_a_422_problem_listing_every_field(client: httpx.AsyncClient) -> None:

@@ -79,6 +79,16 @@ class PlatformMiddleware:
         started = time.perf_counter()
         status_holder = [500]
         try:
+            if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
+                # PostgreSQL cannot store NUL in text; refuse it before any handler sees it.
+                status_holder[0] = 400
+                await problem_response(
+                    400,
+                    "Bad request",
+                    "NUL characters are not accepted in URLs",
+                    code="nul_in_url",
+                )(scope, _empty_receive, send)
+                return
             declared = headers.get("content-length")
             if declared is not None and (not declared.isdigit() or int(declared) > limit):
                 await self._send_too_large(send, limit, status_holder)
