@@ -18,7 +18,6 @@ def test_local_mode_runs_with_the_placeholder_secret() -> None:
         ({}, "JWT_SECRET is the local placeholder"),
         ({"jwt_secret": "short"}, "at least 32"),
         ({"jwt_secret": STRONG, "jwt_previous_secrets": {"k0": "tiny"}}, "PREVIOUS"),
-        ({"jwt_secret": STRONG}, "S3_SECRET_KEY"),
     ],
 )
 def test_production_refuses_placeholder_or_weak_secrets(
@@ -51,3 +50,18 @@ def test_settings_read_flat_environment_names(monkeypatch: pytest.MonkeyPatch) -
     settings = ServiceSettings()
     assert settings.kafka_bootstrap == "kafka:9092"
     assert settings.jwt_previous_secrets["k0"].get_secret_value() == "old"
+
+
+async def test_a_service_using_s3_refuses_the_local_s3_secret_outside_local_mode() -> None:
+    from asgi_lifespan import LifespanManager
+
+    from algotrade.service import create_service_app
+
+    settings = ServiceSettings(environment="production", jwt_secret=STRONG)
+    without_s3 = create_service_app(name="t", settings=settings, uses=())
+    async with LifespanManager(without_s3):
+        pass
+    with_s3 = create_service_app(name="t", settings=settings, uses=("s3",))
+    with pytest.raises(ConfigurationError, match="S3_SECRET_KEY"):
+        async with LifespanManager(with_s3):
+            pass

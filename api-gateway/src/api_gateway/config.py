@@ -86,7 +86,7 @@ class Settings(ServiceSettings):
     )
     # Redis calls of the limiter give up after this long (then the class's fail policy applies),
     # and after a failure Redis is not tried again for `rate_limit_redis_retry_seconds`.
-    rate_limit_redis_timeout_seconds: float = Field(default=0.25, gt=0)
+    rate_limit_redis_timeout_seconds: float = Field(default=0.5, gt=0)
     rate_limit_redis_retry_seconds: float = Field(default=1.0, ge=0)
 
     # Upstream HTTP.

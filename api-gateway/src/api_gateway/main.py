@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-import re
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from functools import partial
 from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.docs import get_swagger_ui_html
 from redis.asyncio import Redis
 from starlette.responses import Response
-from starlette.routing import BaseRoute
 
-from algotrade.problems import problem_response
-from algotrade.service import Resources, create_service_app
+from algotrade.service import ReadinessReport, Resources, create_service_app
 from api_gateway.api.routes import ROUTERS
 from api_gateway.api_keys import ApiKeys
 from api_gateway.config import Settings
@@ -34,8 +32,6 @@ from api_gateway.tokens import AccessTokens, InternalTokens, RefreshTokens
 from api_gateway.websocket import WebSocketProxy
 
 NAME = "api-gateway"
-_URL_CREDENTIALS = re.compile(r"(\w+://)[^@/\s]+@")
-READINESS_TIMEOUT_SECONDS = 2.0
 EXPOSED_HEADERS = [
     "X-Request-ID",
     "X-RateLimit-Limit",
@@ -64,10 +60,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routers=ROUTERS,
         setup=setup,
         body_limits=settings.proxy_body_limits,
+        openapi_url=None,  # the gateway serves the merged document of every routed service
     )
     install_gateway_handlers(app)
-    _replace_route(app, "/readyz", _readyz, "readyz")
-    _replace_route(app, app.openapi_url or "/openapi.json", _openapi, "openapi")
+    app.add_api_route("/openapi.json", _openapi, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/docs", _docs, methods=["GET"], include_in_schema=False)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
@@ -92,6 +89,10 @@ async def _build_gateway(
     stack.push_async_callback(redis.aclose)
     resources.redis = redis
     resources.checks["redis"] = redis.ping
+    # Without Redis the gateway still serves, degraded: answering 503 would take every gateway
+    # out of rotation and turn "fail open for reads" into "fail closed for everything".
+    resources.degradable.add("redis")
+    resources.status_sections["rate_limiting"] = partial(rate_limiting_status, settings)
     health = RedisHealth(settings.rate_limit_redis_retry_seconds)
     limiter = RateLimiter(
         redis,
@@ -111,6 +112,9 @@ async def _build_gateway(
     upstreams = build_upstreams(settings)
     for upstream in upstreams.values():
         stack.push_async_callback(upstream.aclose)
+    resources.status_sections["upstreams"] = lambda _report: {
+        name: upstream.breaker.state for name, upstream in upstreams.items()
+    }
     access_tokens = AccessTokens(settings)
     internal_tokens = InternalTokens(settings)
     api_keys = ApiKeys(
@@ -167,13 +171,28 @@ async def _build_gateway(
     )
 
 
-def _replace_route(app: FastAPI, path: str, endpoint: Any, name: str) -> None:
-    """Swap one of the factory's routes for the gateway's version of it."""
-    routes: list[BaseRoute] = app.router.routes
-    routes[:] = [r for r in routes if getattr(r, "path", None) != path]
-    app.add_api_route(path, endpoint, methods=["GET"], name=name, include_in_schema=False)
-    # The factory's routes were registered first and would match first; move ours up.
-    routes.insert(0, routes.pop())
+def rate_limiting_status(settings: Settings, report: ReadinessReport) -> dict[str, Any]:
+    """What rate limiting does right now; with Redis down, which route classes fail which way."""
+    if report.get("redis") is None:
+        return {"state": "enforced"}
+    rules = settings.rate_limits
+    fails_open = sorted(c for c, r in rules.items() if r.fail_open)
+    fails_closed = sorted(c for c, r in rules.items() if not r.fail_open)
+    return {
+        "state": "unavailable",
+        "fails_open": fails_open,
+        "fails_closed": fails_closed,
+        "detail": (
+            "Redis is down: rate limiting fails open for "
+            f"{', '.join(fails_open) or 'no'} requests (served without limits) and "
+            f"closed for {', '.join(fails_closed) or 'no'} requests (refused with 503); "
+            "logins are refused until Redis is back (failed sign-ins are counted there)"
+        ),
+    }
+
+
+async def _docs(request: Request) -> Response:
+    return get_swagger_ui_html(openapi_url="/openapi.json", title="AlgoTrade Beta2 API")
 
 
 async def _openapi(request: Request) -> Response:
@@ -182,62 +201,5 @@ async def _openapi(request: Request) -> Response:
     return _json(await gateway.openapi.document())
 
 
-async def _readyz(request: Request) -> Response:
-    """Ready unless PostgreSQL is down. Without Redis the gateway still serves, degraded:
-    rate limiting then fails open for some route classes and closed for others (logins
-    included); the answer says which. Answering 503 then would take every gateway out of
-    rotation and turn "fail open for reads" into "fail closed for everything".
-    """
-    resources: Resources = request.app.state.resources
-    gateway: Gateway = resources.extras["gateway"]
-    names = list(resources.checks)
-    results = await asyncio.gather(*(_run_check(resources.checks[n]) for n in names))
-    report = dict(zip(names, results, strict=True))
-    checks = {name: "ok" if err is None else f"down ({err})" for name, err in report.items()}
-    body: dict[str, Any] = {"status": "ready", "service": NAME, "checks": checks}
-    rules = gateway.settings.rate_limits
-    if report.get("redis") is not None:
-        fails_open = sorted(c for c, r in rules.items() if r.fail_open)
-        fails_closed = sorted(c for c, r in rules.items() if not r.fail_open)
-        body["status"] = "degraded"
-        body["rate_limiting"] = {
-            "state": "unavailable",
-            "fails_open": fails_open,
-            "fails_closed": fails_closed,
-            "detail": (
-                "Redis is down: rate limiting fails open for "
-                f"{', '.join(fails_open) or 'no'} requests (served without limits) and "
-                f"closed for {', '.join(fails_closed) or 'no'} requests (refused with 503)"
-                + ("; logins are refused until Redis is back" if "auth" in fails_closed else "")
-            ),
-        }
-    else:
-        body["rate_limiting"] = {"state": "enforced"}
-    body["upstreams"] = {name: u.breaker.state for name, u in gateway.upstreams.items()}
-    down = {n: e for n, e in report.items() if e is not None and n != "redis"}
-    if down:
-        detail = "; ".join(f"{dep} is down ({err})" for dep, err in down.items())
-        if "rate_limiting" in body and body["rate_limiting"]["state"] == "unavailable":
-            detail += "; " + body["rate_limiting"]["detail"]
-        return problem_response(
-            503,
-            "Not ready",
-            detail,
-            code="not_ready",
-            errors=[{"dependency": dep, "message": err} for dep, err in report.items() if err],
-        )
-    return _json(body)
-
-
 def _json(body: dict[str, Any]) -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
-
-
-async def _run_check(check: Any) -> str | None:
-    try:
-        await asyncio.wait_for(check(), timeout=READINESS_TIMEOUT_SECONDS)
-    except TimeoutError:
-        return f"no answer within {READINESS_TIMEOUT_SECONDS:.0f}s"
-    except Exception as exc:
-        return _URL_CREDENTIALS.sub(r"\1***@", f"{type(exc).__name__}: {exc}")[:300]
-    return None

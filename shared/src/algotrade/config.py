@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from algotrade.errors import ConfigurationError
 
 PLACEHOLDER_SECRET = "change-me-local-only"  # noqa: S105 - the known placeholder we refuse
+LOCAL_S3_SECRET = "testing"  # noqa: S105 - moto's default, refused outside local mode
 
 SERVICE_PORTS: dict[str, int] = {
     "api-gateway": 8000,
@@ -50,7 +51,7 @@ class ServiceSettings(BaseSettings):
     s3_region: str = "us-east-1"
     s3_bucket: str = "algotrade"
     s3_access_key: SecretStr = SecretStr("testing")
-    s3_secret_key: SecretStr = SecretStr("testing")
+    s3_secret_key: SecretStr = SecretStr(LOCAL_S3_SECRET)
 
     jwt_secret: SecretStr = SecretStr(PLACEHOLDER_SECRET)
     jwt_key_id: str = "k1"
@@ -85,6 +86,4 @@ class ServiceSettings(BaseSettings):
                 raise ConfigurationError(
                     f"{name} must be at least 32 characters outside local mode"
                 )
-        if self.s3_secret_key.get_secret_value() == "testing":
-            raise ConfigurationError("S3_SECRET_KEY is the local default outside local mode")
         return self

@@ -54,11 +54,17 @@ def problem_response(
 
 
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
-    # Drop `input` and `ctx`: they echo (possibly huge or secret) client data.
-    return [
-        {"loc": list(e.get("loc", ())), "code": e.get("type", "invalid"), "message": e.get("msg")}
-        for e in exc.errors()[:100]
-    ]
+    # Drop `input` and `ctx`: they echo (possibly huge or secret) client data. A JSON decode
+    # error keeps the decoder's reason (a position and what was wrong, never the input).
+    errors = []
+    for e in exc.errors()[:100]:
+        message = e.get("msg")
+        if e.get("type") == "json_invalid" and (reason := (e.get("ctx") or {}).get("error")):
+            message = f"{message}: {str(reason)[:200]}"
+        errors.append(
+            {"loc": list(e.get("loc", ())), "code": e.get("type", "invalid"), "message": message}
+        )
+    return errors
 
 
 def install_problem_handlers(app: FastAPI) -> None:

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
@@ -25,9 +25,9 @@ from starlette.responses import Response
 
 from algotrade.auth import TokenVerifier, internal_verifier
 from algotrade.bus import EventProducer
-from algotrade.config import ServiceSettings
+from algotrade.config import LOCAL_S3_SECRET, ServiceSettings
 from algotrade.db import ServiceSchema, build_engine, build_session_factory, ping
-from algotrade.errors import DependencyUnavailable
+from algotrade.errors import ConfigurationError, DependencyUnavailable
 from algotrade.events import Topics
 from algotrade.middleware import PlatformMiddleware, RequestMetrics
 from algotrade.outbox import OutboxRelay
@@ -38,6 +38,8 @@ logger = logging.getLogger(__name__)
 
 Dependency = Literal["postgres", "redis", "kafka", "s3"]
 Check = Callable[[], Awaitable[Any]]
+ReadinessReport = Mapping[str, str | None]  # dependency -> error, None when it answered
+StatusSection = Callable[[ReadinessReport], Any]
 Setup = Callable[["Resources"], AbstractAsyncContextManager[None]]
 
 READINESS_TIMEOUT_SECONDS = 2.0
@@ -61,6 +63,10 @@ class Resources:
     store: ObjectStore | None = None
     relay: OutboxRelay | None = None
     checks: dict[str, Check] = field(default_factory=dict)
+    degradable: set[str] = field(default_factory=set)
+    """Dependencies whose outage degrades the service (``status: degraded``) but keeps it ready."""
+    status_sections: dict[str, StatusSection] = field(default_factory=dict)
+    """Extra sections of the ``/readyz`` answer, computed from the dependency report."""
     extras: dict[str, Any] = field(default_factory=dict)
 
     def require_sessions(self) -> async_sessionmaker[AsyncSession]:
@@ -93,6 +99,7 @@ def create_service_app(
     schema: ServiceSchema | None = None,
     setup: Setup | None = None,
     body_limits: dict[str, int] | None = None,
+    openapi_url: str | None = "/openapi.json",
 ) -> FastAPI:
     """A FastAPI app with the platform's lifespan, middleware, error mapping and probes."""
     used = frozenset(uses)
@@ -117,7 +124,7 @@ def create_service_app(
             yield
             logger.info("%s stopping", name)
 
-    app = FastAPI(title=f"AlgoTrade {name}", lifespan=lifespan)
+    app = FastAPI(title=f"AlgoTrade {name}", lifespan=lifespan, openapi_url=openapi_url)
     install_problem_handlers(app)
     app.add_middleware(
         PlatformMiddleware,
@@ -156,6 +163,8 @@ async def _build_clients(
         res.producer = producer
         res.checks["kafka"] = _producer_check(producer, started)
     if "s3" in used:
+        if not settings.is_local and settings.s3_secret_key.get_secret_value() == LOCAL_S3_SECRET:
+            raise ConfigurationError("S3_SECRET_KEY is the local default outside local mode")
         store = ObjectStore(
             bucket=settings.s3_bucket,
             endpoint_url=settings.s3_endpoint,
@@ -244,8 +253,9 @@ def _probe_router(name: str) -> APIRouter:
         results = await asyncio.gather(*(_run_check(check) for check in resources.checks.values()))
         report = dict(zip(resources.checks, results, strict=True))
         down = {dep: err for dep, err in report.items() if err is not None}
-        if down:
-            detail = "; ".join(f"{dep} is down ({err})" for dep, err in down.items())
+        required_down = {dep: err for dep, err in down.items() if dep not in resources.degradable}
+        if required_down:
+            detail = "; ".join(f"{dep} is down ({err})" for dep, err in required_down.items())
             return problem_response(
                 503,
                 "Not ready",
@@ -253,7 +263,15 @@ def _probe_router(name: str) -> APIRouter:
                 code="not_ready",
                 errors=[{"dependency": dep, "message": err} for dep, err in down.items()],
             )
-        return {"status": "ready", "service": name, "checks": {dep: "ok" for dep in report}}
+        body: dict[str, Any] = {
+            "status": "degraded" if down else "ready",
+            "service": name,
+            "checks": {
+                dep: "ok" if err is None else f"down ({err})" for dep, err in report.items()
+            },
+        }
+        body.update({key: section(report) for key, section in resources.status_sections.items()})
+        return body
 
     @router.get("/metrics")
     async def metrics(request: Request) -> Response:

@@ -1,0 +1,267 @@
+"""Rate limits in Redis: GCRA per route class and subject, and login throttling.
+
+GCRA (the generic cell rate algorithm) keeps one number per subject, the *theoretical arrival
+time*, updated atomically in a Lua script with Redis's own clock: a burst of ``limit`` requests,
+then one every ``period / limit`` seconds. Login throttling counts *failed* logins per account
+and per client address in fixed windows.
+
+When Redis cannot be reached, each route class follows its policy: fail open (let the request
+through without headers) or fail closed (503). Logins always fail closed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from algotrade.errors import DependencyUnavailable
+from api_gateway.config import RateLimitRule, RouteClass
+from api_gateway.errors import RateLimitExceeded
+from api_gateway.metrics import GatewayMetrics
+
+logger = logging.getLogger(__name__)
+
+# KEYS[1] bucket; ARGV[1] limit; ARGV[2] period (s). Returns {allowed, remaining, retry_after,
+# reset_after} (seconds as strings: Lua numbers would be truncated to integers on return).
+# Times are relative to an epoch in 2023 so that 14-digit tostring() keeps microseconds.
+GCRA_SCRIPT = """
+local limit = tonumber(ARGV[1])
+local period = tonumber(ARGV[2])
+local emission = period / limit
+local t = redis.call('TIME')
+local now = (tonumber(t[1]) - 1700000000) + tonumber(t[2]) / 1000000
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local new_tat = tat + emission
+local allow_at = new_tat - period
+if now < allow_at then
+  return {0, 0, tostring(allow_at - now), tostring(tat - now)}
+end
+local remaining = math.floor((now - allow_at) / emission + 0.000001)
+redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.max(1, math.ceil((new_tat - now) * 1000)))
+return {1, remaining, '0', tostring(new_tat - now)}
+"""
+
+# KEYS: counters; ARGV[1] window (s). Returns {count, ttl_ms} per key.
+COUNTERS_SCRIPT = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  local count = tonumber(redis.call('GET', key) or '0')
+  local ttl = redis.call('PTTL', key)
+  out[#out + 1] = count
+  out[#out + 1] = ttl
+end
+return out
+"""
+
+# KEYS: counters to increment; ARGV[1] window (s). The window starts at the first failure.
+RECORD_FAILURE_SCRIPT = """
+for i, key in ipairs(KEYS) do
+  if redis.call('INCR', key) == 1 then
+    redis.call('EXPIRE', key, tonumber(ARGV[1]))
+  end
+end
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of one rate-limit check, and its ``X-RateLimit-*`` headers."""
+
+    allowed: bool
+    limit: int
+    remaining: int
+    retry_after: float
+    reset_after: float
+    enforced: bool = True  # False: Redis was unreachable and the class fails open
+
+    def headers(self) -> dict[str, str]:
+        if not self.enforced:
+            return {}
+        return {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(max(0, int(self.reset_after + 0.999))),
+        }
+
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        return [(k.lower().encode(), v.encode()) for k, v in self.headers().items()]
+
+
+class RedisHealth:
+    """Remembers a Redis failure for ``retry_seconds``, so an outage costs one timeout per
+    interval instead of one per request."""
+
+    def __init__(self, retry_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._retry_seconds = retry_seconds
+        self._clock = clock
+        self._down_until = 0.0
+        self.last_error: str | None = None
+
+    def usable(self) -> bool:
+        return self._clock() >= self._down_until
+
+    def failed(self, exc: BaseException) -> None:
+        if self.usable():
+            logger.warning("redis unreachable for rate limiting: %s", exc)
+        self._down_until = self._clock() + self._retry_seconds
+        self.last_error = f"{type(exc).__name__}: {exc}"[:200]
+
+    def succeeded(self) -> None:
+        self._down_until = 0.0
+        self.last_error = None
+
+
+_REDIS_ERRORS = (RedisError, OSError, TimeoutError)
+
+
+class RateLimiter:
+    """GCRA limits per route class and subject (a user, an API key or a client address)."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        prefix: str,
+        rules: dict[RouteClass, RateLimitRule],
+        health: RedisHealth,
+        metrics: GatewayMetrics | None = None,
+    ) -> None:
+        self._redis = redis
+        self._metrics = metrics
+        self._prefix = f"{prefix}gateway:rl:"
+        self._rules = rules
+        self._health = health
+        self._script = redis.register_script(GCRA_SCRIPT)
+
+    def rule(self, route_class: RouteClass) -> RateLimitRule:
+        return self._rules[route_class]
+
+    async def check(self, route_class: RouteClass, subject: str) -> Decision:
+        """Count one request; raise 429 (or 503 for a fail-closed class without Redis)."""
+        decision = await self.hit(route_class, subject)
+        if not decision.allowed:
+            if self._metrics is not None:
+                self._metrics.rate_limited.labels(route_class).inc()
+            raise RateLimitExceeded(
+                f"rate limit for {route_class} requests exceeded; retry later",
+                retry_after=decision.retry_after,
+                limit_headers=decision.headers(),
+            )
+        return decision
+
+    async def hit(self, route_class: RouteClass, subject: str) -> Decision:
+        rule = self._rules[route_class]
+        if self._health.usable():
+            try:
+                allowed, remaining, retry_after, reset_after = await self._script(
+                    keys=[f"{self._prefix}{route_class}:{subject}"],
+                    args=[rule.limit, rule.period_seconds],
+                )
+            except _REDIS_ERRORS as exc:
+                self._health.failed(exc)
+            else:
+                if self._health.last_error is not None:
+                    self._health.succeeded()
+                return Decision(
+                    allowed=bool(allowed),
+                    limit=rule.limit,
+                    remaining=int(remaining),
+                    retry_after=float(retry_after),
+                    reset_after=float(reset_after),
+                )
+        if not rule.fail_open:
+            raise DependencyUnavailable(
+                f"rate limiting is unavailable, so {route_class} requests are refused "
+                "until it is back"
+            )
+        return Decision(
+            allowed=True,
+            limit=rule.limit,
+            remaining=0,
+            retry_after=0,
+            reset_after=0,
+            enforced=False,
+        )
+
+
+class LoginThrottle:
+    """Failed-login counters per account and per client address (fail closed without Redis)."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        prefix: str,
+        max_per_account: int,
+        max_per_address: int,
+        window_seconds: int,
+        health: RedisHealth,
+    ) -> None:
+        self._redis = redis
+        self._prefix = f"{prefix}gateway:login:"
+        self._max_per_account = max_per_account
+        self._max_per_address = max_per_address
+        self._window = window_seconds
+        self._health = health
+        self._read = redis.register_script(COUNTERS_SCRIPT)
+        self._record = redis.register_script(RECORD_FAILURE_SCRIPT)
+
+    def _keys(self, account: str, address: str) -> list[str]:
+        # Hash the email: Redis need not hold a list of who tried to log in.
+        account_id = hashlib.sha256(account.encode()).hexdigest()[:32]
+        return [f"{self._prefix}acct:{account_id}", f"{self._prefix}addr:{address}"]
+
+    async def check(self, account: str, address: str) -> None:
+        """429 when this account or this address has failed too often in the window."""
+        keys = self._keys(account, address)
+        try:
+            self._require_redis()
+            account_count, account_ttl, address_count, address_ttl = await self._read(
+                keys=keys, args=[]
+            )
+        except _REDIS_ERRORS as exc:
+            self._health.failed(exc)
+            raise self._unavailable() from None
+        self._health.succeeded()
+        for count, ttl_ms, limit, what in (
+            (account_count, account_ttl, self._max_per_account, "this account"),
+            (address_count, address_ttl, self._max_per_address, "your address"),
+        ):
+            if int(count) >= limit:
+                retry_after = max(int(ttl_ms), 1000) / 1000
+                raise RateLimitExceeded(
+                    f"too many failed sign-ins for {what}; retry later", retry_after=retry_after
+                )
+
+    async def record_failure(self, account: str, address: str) -> None:
+        try:
+            self._require_redis()
+            await self._record(keys=self._keys(account, address), args=[self._window])
+        except _REDIS_ERRORS as exc:
+            self._health.failed(exc)
+            raise self._unavailable() from None
+
+    async def clear_account(self, account: str) -> None:
+        """A successful login forgives the account's failures (not the address's)."""
+        try:
+            await self._redis.delete(self._keys(account, "")[0])
+        except _REDIS_ERRORS as exc:
+            self._health.failed(exc)
+
+    def _require_redis(self) -> None:
+        if not self._health.usable():
+            raise ConnectionError(self._health.last_error or "redis unreachable")
+
+    @staticmethod
+    def _unavailable() -> DependencyUnavailable:
+        return DependencyUnavailable(
+            "sign-in is unavailable while its rate limiting store (Redis) is down; retry shortly"
+        )

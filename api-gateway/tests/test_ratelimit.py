@@ -1,0 +1,128 @@
+"""Rate limits: GCRA in Redis, headers, route classes, and what happens without Redis."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from algotrade.dev.infra import free_port
+from api_gateway.config import RateLimitRule
+from api_gateway.ratelimit import RateLimiter, RedisHealth
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def _limiter(redis: Redis, prefix: str, **rules: RateLimitRule) -> RateLimiter:
+    base = {
+        "auth": RateLimitRule(limit=2, period_seconds=60, fail_open=False),
+        "read": RateLimitRule(limit=3, period_seconds=60, fail_open=True),
+        "write": RateLimitRule(limit=3, period_seconds=60, fail_open=True),
+        "backtest_submit": RateLimitRule(limit=1, period_seconds=60, fail_open=False),
+    }
+    return RateLimiter(redis, prefix=prefix, rules={**base, **rules}, health=RedisHealth(1.0))
+
+
+async def test_gcra_allows_a_burst_then_spaces_requests(
+    redis_client: Redis, redis_prefix: str
+) -> None:
+    limiter = _limiter(redis_client, redis_prefix)
+    decisions = [await limiter.hit("read", "u:1") for _ in range(4)]
+    assert [d.allowed for d in decisions] == [True, True, True, False]
+    assert [d.remaining for d in decisions[:3]] == [2, 1, 0]
+    denied = decisions[3]
+    # One request per 20 s is the sustained rate; the next slot opens within that.
+    assert 19 < denied.retry_after <= 20
+    assert 59 < denied.reset_after <= 60
+    assert denied.headers()["X-RateLimit-Remaining"] == "0"
+    # Subjects and classes have their own buckets.
+    assert (await limiter.hit("read", "u:2")).remaining == 2
+    assert (await limiter.hit("write", "u:1")).remaining == 2
+    keys = [k.decode() async for k in redis_client.scan_iter(match=f"{redis_prefix}*")]
+    assert keys and all(k.startswith(f"{redis_prefix}gateway:rl:") for k in keys)
+
+
+async def test_bucket_refills_over_time(redis_client: Redis, redis_prefix: str) -> None:
+    import asyncio
+
+    limiter = _limiter(
+        redis_client, redis_prefix, read=RateLimitRule(limit=2, period_seconds=0.2, fail_open=True)
+    )
+    assert (await limiter.hit("read", "u:1")).allowed
+    assert (await limiter.hit("read", "u:1")).allowed
+    assert not (await limiter.hit("read", "u:1")).allowed
+    await asyncio.sleep(0.12)  # one emission interval (0.1 s) later a slot is free again
+    assert (await limiter.hit("read", "u:1")).allowed
+
+
+async def test_proxied_requests_carry_limit_headers_and_get_429_past_the_limit(
+    start_gateway: Callable[..., Any], issue_token: Callable[..., str]
+) -> None:
+    rules = {"read": {"limit": 2, "period_seconds": 60, "fail_open": True}}
+    async with start_gateway(rate_limits=rules) as (_, client):
+        alice = {"Authorization": f"Bearer {issue_token(user_id='alice')}"}
+        first = await client.get("/api/strategies", headers=alice)
+        assert first.headers["x-ratelimit-limit"] == "2"
+        assert first.headers["x-ratelimit-remaining"] == "1"
+        assert int(first.headers["x-ratelimit-reset"]) in (30, 31)
+        await client.get("/api/strategies", headers=alice)
+        refused = await client.get("/api/strategies", headers=alice)
+        assert refused.status_code == 429
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.headers["retry-after"] == "30"
+        assert refused.headers["x-ratelimit-remaining"] == "0"
+        # Bob has his own budget.
+        bob = {"Authorization": f"Bearer {issue_token(user_id='bob')}"}
+        assert (await client.get("/api/strategies", headers=bob)).status_code == 200
+
+
+async def test_backtest_submissions_have_their_own_class(
+    start_gateway: Callable[..., Any], issue_token: Callable[..., str]
+) -> None:
+    rules = {"backtest_submit": {"limit": 1, "period_seconds": 60, "fail_open": False}}
+    async with start_gateway(rate_limits=rules) as (_, client):
+        auth = {"Authorization": f"Bearer {issue_token()}"}
+        assert (await client.post("/api/backtests", json={}, headers=auth)).status_code == 200
+        assert (await client.post("/api/backtests", json={}, headers=auth)).status_code == 429
+        # Reading backtests and other writes are other classes.
+        assert (await client.get("/api/backtests/1", headers=auth)).status_code == 200
+        assert (await client.delete("/api/backtests/1", headers=auth)).status_code == 200
+
+
+async def test_without_redis_reads_fail_open_logins_fail_closed_and_readyz_says_so(
+    start_gateway: Callable[..., Any], issue_token: Callable[..., str]
+) -> None:
+    async with start_gateway(redis_url=f"redis://127.0.0.1:{free_port()}/0") as (_, client):
+        auth = {"Authorization": f"Bearer {issue_token()}"}
+        read = await client.get("/api/strategies", headers=auth)
+        assert read.status_code == 200
+        assert "x-ratelimit-limit" not in read.headers  # nothing was counted
+        assert (await client.post("/api/strategies", json={}, headers=auth)).status_code == 200
+        submit = await client.post("/api/backtests", json={}, headers=auth)
+        assert submit.status_code == 503
+
+        login = await client.post(
+            "/api/auth/login", json={"email": "a@example.com", "password": "whatever123"}
+        )
+        assert login.status_code == 503
+        assert "rate limiting" in login.json()["detail"]
+
+        ready = await client.get("/readyz")
+        assert ready.status_code == 200  # degraded, still serving
+        body = ready.json()
+        assert body["status"] == "degraded"
+        assert body["checks"]["redis"].startswith("down")
+        assert body["rate_limiting"]["fails_open"] == ["read", "write"]
+        assert body["rate_limiting"]["fails_closed"] == ["auth", "backtest_submit"]
+        assert "fails open for read" in body["rate_limiting"]["detail"]
+        assert "logins are refused" in body["rate_limiting"]["detail"]
+
+
+async def test_readyz_is_503_when_postgres_is_down(start_gateway: Callable[..., Any]) -> None:
+    dead_db = f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/nothing"
+    async with start_gateway(database_url=dead_db) as (_, client):
+        response = await client.get("/readyz")
+        assert response.status_code == 503
+        assert "postgres is down" in response.json()["detail"]

@@ -1,0 +1,86 @@
+"""WebSocket pass-through to the notification service, over real sockets."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import websockets
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def _ws(url: str) -> str:
+    return url.replace("http://", "ws://") + "/ws"
+
+
+async def test_token_in_query_authenticates_and_messages_flow_both_ways(
+    serve_gateway: Callable[..., Any], issue_token: Callable[..., str]
+) -> None:
+    token = issue_token(user_id="alice")
+    async with (
+        serve_gateway() as url,
+        websockets.connect(f"{_ws(url)}?token={token}&topics=bars") as ws,
+    ):
+        hello = json.loads(await ws.recv())
+        # The service saw the gateway's internal token for alice, and not her token.
+        assert hello["principal"]["user_id"] == "alice"
+        assert hello["query"] == "topics=bars"
+        await ws.send("ping")
+        assert await ws.recv() == "echo:ping"
+        await ws.send("close-me")
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+        assert ws.close_code == 4000  # the service's close code, passed through
+
+
+async def test_first_message_authenticates(
+    serve_gateway: Callable[..., Any], issue_token: Callable[..., str]
+) -> None:
+    async with serve_gateway() as url, websockets.connect(_ws(url)) as ws:
+        await ws.send(json.dumps({"type": "auth", "token": issue_token(user_id="bob")}))
+        hello = json.loads(await ws.recv())
+        assert hello["principal"]["user_id"] == "bob"
+        await ws.send("hi")
+        assert await ws.recv() == "echo:hi"
+
+
+async def test_bad_credentials_are_refused(
+    serve_gateway: Callable[..., Any], issue_token: Callable[..., str]
+) -> None:
+    async with serve_gateway(websocket_auth_timeout_seconds=0.5) as url:
+        with pytest.raises(InvalidStatus) as refused:
+            async with websockets.connect(f"{_ws(url)}?token=garbage"):
+                pass
+        assert refused.value.response.status_code == 401
+        assert json.loads(refused.value.response.body)["code"] == "unauthorized"
+
+        narrow = issue_token(scopes=frozenset({"market:read"}))
+        with pytest.raises(InvalidStatus) as forbidden:
+            async with websockets.connect(f"{_ws(url)}?token={narrow}"):
+                pass
+        assert forbidden.value.response.status_code == 403
+
+        async with websockets.connect(_ws(url)) as ws:
+            await ws.send(json.dumps({"type": "subscribe"}))
+            with pytest.raises(ConnectionClosed):
+                await ws.recv()
+            assert ws.close_code == 1008
+
+        async with websockets.connect(_ws(url)) as ws:  # says nothing: timed out
+            with pytest.raises(ConnectionClosed):
+                await ws.recv()
+            assert ws.close_code == 1008
+
+
+async def test_unreachable_notification_service_is_refused(
+    serve_gateway: Callable[..., Any], issue_token: Callable[..., str], dead_url: str
+) -> None:
+    async with serve_gateway(notification_service_url=dead_url) as url:
+        with pytest.raises(InvalidStatus) as refused:
+            async with websockets.connect(f"{_ws(url)}?token={issue_token()}"):
+                pass
+        assert refused.value.response.status_code == 503

@@ -1,0 +1,326 @@
+"""Gateway overhead: the same GET through the gateway and straight to the service, same run.
+
+    uv run --frozen python bench/bench_gateway.py [--requests 5000] [--seconds 5]
+
+Starts, each in its own process, a minimal platform service (``create_service_app``, its route
+guarded by the internal token like every real service) and the gateway (``api-gateway serve``:
+uvicorn with uvloop and httptools), both pointed at Redis (``REDIS_URL``, else 127.0.0.1:6379,
+else a private redis-server). Then, from this process, with httpx:
+
+- 1 connection: requests alternate direct / through the gateway, so both see the same machine
+  state; prints p50/p90/p99 and throughput of each, and the difference.
+- 32 connections: 32 concurrent clients for ``--seconds`` each way; p50/p99 and requests/s.
+- token verification: microseconds per access-token verification, internal-token signing, and
+  the cached internal-token lookup the gateway does per request.
+
+The direct path also presents a valid internal token, so the service does the same work both
+ways and the difference is the gateway: authentication, the Redis rate-limit script, the
+internal token, and the extra HTTP hop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+from fastapi import APIRouter
+
+from algotrade.auth import CurrentPrincipal, KeySet, Principal, TokenIssuer, TokenVerifier
+from algotrade.config import ServiceSettings
+from algotrade.dev.infra import free_port, provide_redis, spawn, terminate
+from algotrade.service import create_service_app
+from api_gateway.config import Settings
+from api_gateway.tokens import AccessTokens, InternalTokens
+
+SECRET = "bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
+PATH = "/api/market/latest?symbol=EURUSD&timeframe=M1"
+
+
+def serve_upstream(port: int) -> None:
+    """The service behind the gateway: one small JSON answer, internal token required."""
+    import uvicorn
+
+    router = APIRouter()
+
+    @router.get("/api/market/latest")
+    async def latest(principal: CurrentPrincipal, symbol: str, timeframe: str) -> dict[str, object]:
+        return {
+            "symbol": symbol,
+            "timeframe": timeframe,
+            "ts": "2026-01-02T03:04:00Z",
+            "open": 1.0931,
+            "high": 1.0934,
+            "low": 1.0929,
+            "close": 1.0932,
+            "volume": 118.0,
+            "for": principal.user_id,
+        }
+
+    settings = ServiceSettings(environment="local", jwt_secret=SECRET, log_level="WARNING")
+    app = create_service_app(name="bench-upstream", settings=settings, uses=(), routers=[router])
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        access_log=False,
+    )
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def summary(name: str, latencies: list[float], elapsed: float) -> str:
+    ms = [x * 1000 for x in latencies]
+    return (
+        f"  {name:<9} p50 {percentile(ms, 50):7.3f} ms   p90 {percentile(ms, 90):7.3f} ms   "
+        f"p99 {percentile(ms, 99):7.3f} ms   {len(ms) / elapsed:8.0f} req/s"
+    )
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{url} exited; log:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"{url} did not become healthy; log:\n{log.read_text()[-3000:]}")
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process (Linux), to see where the work goes."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def single_connection(
+    gateway: str,
+    direct: str,
+    user_auth: dict[str, str],
+    internal_auth: dict[str, str],
+    n: int,
+    pids: dict[str, int],
+) -> None:
+    print(f"\n1 connection, {n} requests each way, interleaved")
+    times: dict[str, list[float]] = {"direct": [], "gateway": []}
+    elapsed = {"direct": 0.0, "gateway": 0.0}
+    with httpx.Client(base_url=direct) as d, httpx.Client(base_url=gateway) as g:
+        targets = {"direct": (d, internal_auth), "gateway": (g, user_auth)}
+        for _ in range(500):  # warm-up: connections, caches, JIT-free but lazy imports
+            for client, auth in targets.values():
+                client.get(PATH, headers=auth).raise_for_status()
+        cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        for _ in range(n):
+            for name, (client, auth) in targets.items():
+                started = time.perf_counter()
+                response = client.get(PATH, headers=auth)
+                took = time.perf_counter() - started
+                if response.status_code != 200:
+                    raise SystemExit(f"{name}: {response.status_code} {response.text}")
+                times[name].append(took)
+                elapsed[name] += took
+        cpu_after = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    for name in ("direct", "gateway"):
+        print(summary(name, times[name], elapsed[name]))
+    p50 = {k: statistics.median(v) * 1000 for k, v in times.items()}
+    p99 = {k: percentile(v, 99) * 1000 for k, v in times.items()}
+    print(
+        f"  gateway adds: p50 +{p50['gateway'] - p50['direct']:.3f} ms "
+        f"(x{p50['gateway'] / p50['direct']:.2f}), p99 +{p99['gateway'] - p99['direct']:.3f} ms "
+        f"(x{p99['gateway'] / p99['direct']:.2f})   [goal: < 0.5 ms at p50]"
+    )
+    spent = {
+        name: after - before
+        for name in pids
+        if (before := cpu_before[name]) is not None and (after := cpu_after[name]) is not None
+    }
+    if len(spent) == 2:
+        print(
+            f"  CPU per request: gateway process {spent['gateway'] / n * 1000:.3f} ms, "
+            f"service process {spent['service'] / (2 * n) * 1000:.3f} ms"
+        )
+
+
+async def _load(
+    url: str, auth: dict[str, str], connections: int, seconds: float
+) -> tuple[list[float], float]:
+    """``connections`` clients, one keep-alive connection each, requesting back to back.
+
+    One client per connection: a single httpx pool shared by 32 concurrent requests spends
+    more CPU managing itself than the gateway spends on a request, and the bench would
+    measure httpx's pool instead of the gateway.
+    """
+    latencies: list[float] = []
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    clients = [httpx.AsyncClient(base_url=url, limits=limits) for _ in range(connections)]
+
+    async def worker(client: httpx.AsyncClient, until: float) -> None:
+        while time.perf_counter() < until:
+            started = time.perf_counter()
+            response = await client.get(PATH, headers=auth)
+            latencies.append(time.perf_counter() - started)
+            if response.status_code != 200:
+                raise SystemExit(f"{url}: {response.status_code} {response.text}")
+
+    try:
+        await asyncio.gather(*(worker(c, time.perf_counter() + 1.0) for c in clients))
+        latencies.clear()
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(c, started + seconds) for c in clients))
+        elapsed = time.perf_counter() - started
+    finally:
+        for client in clients:
+            await client.aclose()
+    return latencies, elapsed
+
+
+def many_connections(
+    gateway: str,
+    direct: str,
+    user_auth: dict[str, str],
+    internal_auth: dict[str, str],
+    connections: int,
+    seconds: float,
+) -> None:
+    print(f"\n{connections} connections, {seconds:.0f} s each way")
+    direct_times, direct_elapsed = asyncio.run(_load(direct, internal_auth, connections, seconds))
+    gateway_times, gateway_elapsed = asyncio.run(_load(gateway, user_auth, connections, seconds))
+    print(summary("direct", direct_times, direct_elapsed))
+    print(summary("gateway", gateway_times, gateway_elapsed))
+    added_p50 = (percentile(gateway_times, 50) - percentile(direct_times, 50)) * 1000
+    ratio = (len(gateway_times) / gateway_elapsed) / (len(direct_times) / direct_elapsed)
+    print(f"  gateway adds: p50 +{added_p50:.3f} ms; gateway throughput x{ratio:.2f} of direct")
+
+
+def token_costs() -> None:
+    import timeit
+
+    settings = Settings(environment="local", jwt_secret=SECRET)
+    access = AccessTokens(settings)
+    token = access.issue("bench-user", ["user"])
+    principal = access.verify(token)
+    full = TokenVerifier(
+        KeySet.from_settings(settings),
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        token_type="access",
+    )
+    internal = InternalTokens(settings)
+    fresh = InternalTokens(settings.model_copy(update={"internal_token_reuse_seconds": 0}))
+    other = Principal(user_id="x", scopes=frozenset({"*"}))
+    n = 20_000
+    print("\ntoken costs (in process, per call; the gateway pays the cached ones per request)")
+    for label, fn in (
+        ("verify access token, first sight (HS256 + claims)", lambda: full.verify(token)),
+        ("verify access token, seen before (cache)", lambda: access.verify(token)),
+        ("sign an internal token (cache miss)", lambda: fresh.for_principal(other)),
+        ("internal token from cache", lambda: internal.for_principal(principal)),
+    ):
+        best = min(timeit.repeat(fn, number=n, repeat=3)) / n
+        print(f"  {label:<52} {best * 1e6:7.1f} us")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=5000)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--connections", type=int, default=32)
+    args = parser.parse_args()
+
+    state = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
+    (state / "logs").mkdir()
+    redis = provide_redis(state, os.environ.get("REDIS_URL"), allow_local=True)
+    upstream_port, gateway_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "ENVIRONMENT": "local",
+        "LOG_LEVEL": "WARNING",
+        "JWT_SECRET": SECRET,
+        "REDIS_URL": redis.url,
+        "REDIS_PREFIX": f"bench:{uuid.uuid4().hex[:8]}:",
+        "MARKET_DATA_SERVICE_URL": f"http://127.0.0.1:{upstream_port}",
+        # Limits high enough never to refuse: the Redis script still runs on every request.
+        "RATE_LIMITS": '{"read": {"limit": 1000000000, "period_seconds": 1, "fail_open": true}}',
+    }
+    upstream_log, gateway_log = state / "logs" / "upstream.log", state / "logs" / "gateway.log"
+    upstream = spawn(
+        [sys.executable, __file__, "upstream", str(upstream_port)], upstream_log, env=env
+    )
+    gateway = spawn(
+        [sys.executable, "-m", "api_gateway", "serve", "--port", str(gateway_port)],
+        gateway_log,
+        env=env,
+    )
+    try:
+        direct_url = f"http://127.0.0.1:{upstream_port}"
+        gateway_url = f"http://127.0.0.1:{gateway_port}"
+        wait_healthy(direct_url, upstream, upstream_log)
+        wait_healthy(gateway_url, gateway, gateway_log)
+        settings = Settings(environment="local", jwt_secret=SECRET)
+        issuer = TokenIssuer(KeySet.from_settings(settings), issuer=settings.jwt_issuer)
+        principal = Principal(
+            user_id="bench-user", roles=frozenset({"user"}), scopes=frozenset({"*"})
+        )
+        user_token = issuer.issue(
+            principal, audience=settings.jwt_audience, token_type="access", ttl_seconds=3600
+        )
+        internal_token = issuer.issue(
+            principal,
+            audience=settings.internal_token_audience,
+            token_type="internal",
+            ttl_seconds=3600,
+        )
+        user_auth = {"Authorization": f"Bearer {user_token}"}
+        internal_auth = {"Authorization": f"Bearer {internal_token}"}
+        print(
+            f"gateway overhead benchmark: GET {PATH}\n"
+            f"  service {direct_url} (uvicorn+uvloop+httptools), gateway {gateway_url}, "
+            f"redis {redis.source}, {os.cpu_count()} CPUs, python {sys.version.split()[0]}"
+        )
+        single_connection(
+            gateway_url,
+            direct_url,
+            user_auth,
+            internal_auth,
+            args.requests,
+            {"gateway": gateway.pid, "service": upstream.pid},
+        )
+        many_connections(
+            gateway_url, direct_url, user_auth, internal_auth, args.connections, args.seconds
+        )
+        token_costs()
+    finally:
+        terminate(gateway)
+        terminate(upstream)
+        redis.stop()
+        shutil.rmtree(state, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "upstream":
+        serve_upstream(int(sys.argv[2]))
+    else:
+        main()

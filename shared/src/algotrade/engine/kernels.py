@@ -1,0 +1,1782 @@
+"""Numba kernels: the one implementation of every node's arithmetic.
+
+Every kernel advances one node over a run of bars and keeps everything it must remember in a
+float64 ``state`` array. The vectorized executor calls a kernel once over whole arrays; the
+streaming executor calls the very same kernel through `run_bar`, one bar at a time, with
+length-one views. Both executors therefore perform the same floating-point operations in the
+same order, which is what makes their outputs agree (tests check it; this makes it so).
+
+All kernels share one signature, ``kernel(a, b, c, d, o0, o1, o2, state, params)``: up to four
+input series, up to three output series (unused ones are ignored), the node's state and its
+numeric parameters. Booleans travel as 0.0/1.0.
+
+NaN policy (documented in docs/strategy-graphs.md): indicators *skip* a bar on which any input
+is NaN (output NaN, state untouched), which is how TA-Lib treats the NaN prefix of a series;
+bar-shift nodes (lag, change, cross) count bars, NaN or not; element-wise nodes propagate NaN
+and comparisons with NaN are false.
+
+Recursive indicators mirror TA-Lib's C code step by step (running sums updated in TA-Lib's
+order, EMA seeded with the SMA of its first period, Wilder smoothing for RSI/ATR/ADX). Zero
+tests are exact (``!= 0.0``) where TA-Lib uses a fixed epsilon, so results do not depend on
+the instrument's price scale.
+
+All numba code lives in this single module on purpose: numba's on-disk cache is invalidated
+per source file and does not follow calls into other modules, so kernels split across files
+could leave a stale compiled `run_bar` behind after a change.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+
+import numba
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+F = TypeVar("F", bound=Callable[..., Any])
+
+NAN = math.nan
+
+
+def _njit(fn: F) -> F:
+    """Compile with numba, cached on disk, with NumPy (not Python) division semantics."""
+    return cast(F, numba.njit(cache=True, nogil=True, error_model="numpy")(fn))
+
+
+def _inline(fn: F) -> F:
+    """A helper that takes arrays, inlined into its callers at numba IR level.
+
+    A regular call would increment and decrement the array's reference count on every bar,
+    which costs more than the helper's own arithmetic.
+    """
+    return cast(F, numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")(fn))
+
+
+# ---------------------------------------------------------------------------------------------
+# Small shared steps (inlined by LLVM into the kernels that use them)
+# ---------------------------------------------------------------------------------------------
+
+
+@_njit
+def _ema_next(
+    count: float, acc: float, prev: float, period: float, k: float, x: float
+) -> tuple[float, float, float, float]:
+    """One EMA step: SMA seed over the first ``period`` values, then TA-Lib's recurrence."""
+    if count < period:
+        acc += x
+        count += 1.0
+        if count == period:
+            prev = acc / period
+            return count, acc, prev, prev
+        return count, acc, prev, NAN
+    prev = (x - prev) * k + prev
+    return count, acc, prev, prev
+
+
+@_inline
+def _sma_push(st: FloatArray, off: int, period: int, x: float) -> float:
+    """Running-sum SMA over ``st[off:]`` laid out as [count, head, total, ring...]."""
+    count = st[off]
+    head = int(st[off + 1])
+    total = st[off + 2] + x
+    st[off + 3 + head] = x
+    head += 1
+    if head == period:
+        head = 0
+    if count < period:
+        count += 1.0
+    out = NAN
+    if count >= period:
+        out = total / period
+        total -= st[off + 3 + head]
+    st[off] = count
+    st[off + 1] = head
+    st[off + 2] = total
+    return out
+
+
+@_njit
+def _rescan_extreme(
+    st: FloatArray, ring: int, period: int, head: int, want_max: bool
+) -> tuple[float, int]:
+    """Max (or min) of the full ring ``st[ring:ring+period]`` and how many bars ago it was seen.
+
+    ``head`` is the position of the oldest value. Kernels keep a running extreme and its age
+    and only rescan when it leaves the window, as TA-Lib's MAX/MIN do; ties keep the newest.
+    """
+    best = st[ring + head]
+    age = period - 1
+    position = head
+    for j in range(1, period):
+        position += 1
+        if position == period:
+            position = 0
+        v = st[ring + position]
+        if (v >= best) if want_max else (v <= best):
+            best = v
+            age = period - 1 - j
+    return best, age
+
+
+@_njit
+def _true_range(high: float, low: float, prev_close: float) -> float:
+    """TA-Lib's TRANGE for one bar, in TA-Lib's comparison order."""
+    greatest = high - low
+    v = abs(prev_close - high)
+    if v > greatest:
+        greatest = v
+    v = abs(low - prev_close)
+    if v > greatest:
+        greatest = v
+    return greatest
+
+
+@_njit
+def _atr_next(
+    count: float,
+    prev_close: float,
+    acc: float,
+    atr: float,
+    period: int,
+    h: float,
+    lo: float,
+    c: float,
+) -> tuple[float, float, float, float, float]:
+    """One Wilder ATR step: (count, prev_close, tr_sum, atr, output)."""
+    if count == 0.0:
+        return 1.0, c, acc, atr, NAN
+    tr = _true_range(h, lo, prev_close)
+    if count <= period:
+        acc += tr
+        count += 1.0
+        if count == period + 1:
+            atr = acc / period
+            return count, c, acc, atr, atr
+        return count, c, acc, atr, NAN
+    # Wilder's (atr * (p - 1) + tr) / p with the division hoisted out of the dependency chain:
+    # within a few ulps of TA-Lib's operation order, and several times faster.
+    atr = atr * ((period - 1) / period) + tr * (1.0 / period)
+    return count, c, acc, atr, atr
+
+
+# ---------------------------------------------------------------------------------------------
+# Sources
+# ---------------------------------------------------------------------------------------------
+
+
+@_njit
+def k_price(
+    a: FloatArray,
+    b: FloatArray,
+    c: FloatArray,
+    d: FloatArray,
+    o0: FloatArray,
+    o1: FloatArray,
+    o2: FloatArray,
+    st: FloatArray,
+    pr: FloatArray,
+) -> None:
+    """Mean of the first ``pr[0]`` inputs: a bar field, hl2, hlc3 or ohlc4."""
+    k = int(pr[0])
+    n = o0.shape[0]
+    if k == 1:
+        for i in range(n):
+            o0[i] = a[i]
+    elif k == 2:
+        for i in range(n):
+            o0[i] = (a[i] + b[i]) / 2.0
+    elif k == 3:
+        for i in range(n):
+            o0[i] = (a[i] + b[i] + c[i]) / 3.0
+    else:
+        for i in range(n):
+            o0[i] = (a[i] + b[i] + c[i] + d[i]) / 4.0
+
+
+@_njit
+def k_constant(
+    a: FloatArray,
+    b: FloatArray,
+    c: FloatArray,
+    d: FloatArray,
+    o0: FloatArray,
+    o1: FloatArray,
+    o2: FloatArray,
+    st: FloatArray,
+    pr: FloatArray,
+) -> None:
+    value = pr[0]
+    for i in range(o0.shape[0]):
+        o0[i] = value
+
+
+# ---------------------------------------------------------------------------------------------
+# Moving averages
+# ---------------------------------------------------------------------------------------------
+
+
+@_njit
+def k_sma(
+    a: FloatArray,
+    b: FloatArray,
+    c: FloatArray,
+    d: FloatArray,
+    o0: FloatArray,
+    o1: FloatArray,
+    o2: FloatArray,
+    st: FloatArray,
+    pr: FloatArray,
+) -> None:
+    """State: [count, head, total, ring(period)]."""
+    period = int(pr[0])
+    count = st[0]
+    head = int(st[1])
+    total = st[2]
+    for i in range(o0.shape[0]):
+        x = a[i]
+        if math.isnan(x):
+            o0[i] = NAN
+            continue
+        total += x
+        st[3 + head] = x
+        head += 1
+        if head == period:
+            head = 0
+        if count < period:
+            count += 1.0
+        if count >= period:
+            o0[i] = total / period
+            total -= st[3 + head]
+        else:
+            o0[i] = NAN
+    st[0] = count
+    st[1] = head
+    st[2] = total
+
+
+@_njit
+def k_ema(
+    a: FloatArray,
+    b: FloatArray,
+    c: FloatArray,
+    d: FloatArray,
+    o0: FloatArray,
+    o1: FloatArray,
+    o2: FloatArray,
+    st: FloatArray,
+    pr: FloatArray,
+) -> None:
+    """State: [count, seed_sum, ema]."""
+    period = pr[0]
+    k = 2.0 / (period + 1.0)
+    count = st[0]
+    acc = st[1]
+    prev = st[2]
+    for i in range(o0.shape[0]):
+        x = a[i]
+        if math.isnan(x):
+            o0[i] = NAN
+            continue
+        count, acc, prev, out = _ema_next(count, acc, prev, period, k, x)
+        o0[i] = out
+    st[0] = count
+    st[1] = acc
+    st[2] = prev
+
+
+@_njit
+def k_wma(
+    a: FloatArray,
+    b: FloatArray,
+    c: FloatArray,
+    d: FloatArray,
+    o0: FloatArray,
+    o1: FloatArray,
+    o2: FloatArray,
+    st: FloatArray,
+    pr: FloatArray,
+) -> None:
+    """TA-Lib's O(1) WMA. State: [count, head, weighted_sum, plain_sum, trailing, ring]."""
+    period = int(pr[0])
+    divider = float((period * (period + 1)) >> 1)
+    count = st[0]
+    head = int(st[1])
+    wsum = st[2]
+    psum = st[3]
+    trailing = st[4]
+    for i in range(o0.shape[0]):
+        x = a[i]
+        if math.isnan(x):
+            o0[i] = NAN
+            continue
+        st[5 + head] = x
+        head += 1
+        if head == period:
+            head = 0
+        if count < period - 1:
+            psum += x
+            wsum += x * (count + 1.0)
+            count += 1.0
+            o0[i] = NAN
+            continue
+        psum += x
+        psum -= trailing
+        wsum += x * period
+        trailing = st[5 + head]
+        o0[i] = wsum / divider
+        wsum -= psum
+        if count < period:
+            count += 1.0
+    st[0] = count
+    st[1] = head
+    st[2] = wsum
+    st[3] = psum
+    st[4] = trailing
+
+
+@_njit
+def k_dema(
+    a: FloatArray,
+    b: FloatArray,
+    c: FloatArray,
+    d: FloatArray,
+    o0: FloatArray,
+    o1: FloatArray,
+    o2: FloatArray,
+    st: FloatArray,
+    pr: FloatArray,
+) -> None:
+    """2*EMA - EMA(EMA). State: two EMA triples."""
+    period = pr[0]
+    k = 2.0 / (period + 1.0)
+    c1, s1, e1 = st[0], st[1], st[2]
+    c2, s2, e2 = st[3], st[4], st[5]
+    for i in range(o0.shape[0]):
+        x = a[i]
+        if math.isnan(x):
+            o0[i] = NAN
+            continue
+        c1, s1, e1, v1 = _ema_next(c1, s1, e1, period, k, x)
+        if math.isnan(v1):
+            o0[i] = NAN
+            continue
+        c2, s2, e2, v2 = _ema_next(c2, s2, e2, period, k, v1)
+        o0[i] = NAN if math.isnan(v2) else (2.0 * v1) - v2
+    st[0], st[1], st[2] = c1, s1, e1
+    st[3], st[4], st[5] = c2, s2, e2
+
+
+@_njit
+def k_tema(
+    a: FloatArray,
+    b: FloatArray,
+    c: FloatArray,
+    d: FloatArray,
+    o0: FloatArray,
+    o1: FloatArray,
+    o2: FloatArray,
+    st: FloatArray,
+    pr: FloatArray,
+) -> None:
+    """3*EMA - 3*EMA(EMA) + EMA(EMA(EMA)). State: three EMA triples."""
+    period = pr[0]
+    k = 2.0 / (period + 1.0)
+    c1, s1, e1 = st[0], st[1], st[2]
+    c2, s2, e2 = st[3], st[4], st[5]
+    c3, s3, e3 = st[6], st[7], st[8]
+    for i in range(o0.shape[0]):
+        x = a[i]
+        if math.isnan(x):
+            o0[i] = NAN
+            continue
+        c1, s1, e1, v1 = _ema_next(c1, s1, e1, period, k, x)
+        if math.isnan(v1):
+            o0[i] = NAN
+            continue
+        c2, s2, e2, v2 = _ema_next(c2, s2, e2, period, k, v1)
+        if math.isnan(v2):
+            o0[i] = NAN
+            continue
+        c3, s3, e3, v3 = _ema_next(c3, s3, e3, period, k, v2)
+        if math.isnan(v3):
+            o0[i] = NAN
+            continue
+        out = (3.0 * v1) - (3.0 * v2)
+        o0[i] = out + v3
+    st[0], st[1], st[2] = c1, s1, e1
+    st[3], st[4], st[5] = c2, s2, e2
+    st[6], st[7], st[8] = c3, s3, e3
+
+
+# ---------------------------------------------------------------------------------------------
+# Oscillators and momentum
+# ---------------------------------------------------------------------------------------------
+
+
+@_njit
+def k_rsi(
+    a: FloatArray,
+    b: FloatArray,
+    c: FloatArray,
+    d: FloatArray,
+    o0: FloatArray,
+    o1: FloatArray,
+    o2: FloatArray,
+    st: FloatArray,
+    pr: FloatArray,
+) -> None:
+    """Wilder RSI. State: [count, prev, avg_gain, avg_loss]."""
+    period = pr[0]
+    keep = (period - 1.0) / period
+    share = 1.0 / period
+    count = st[0]
+    prev = st[1]
+    gain = st[2]
+    loss = st[3]
+    for i in range(o0.shape[0]):
+        x = a[i]
+        if math.isnan(x):
+            o0[i] = NAN
+            continue
+        if count == 0.0:
+            prev = x
+            count = 1.0
+            o0[i] = NAN
+            continue
+        diff = x - prev
+        prev = x
+        # min/max instead of TA-Lib's if/else: same values (adding 0.0 is exact), no branch.
+        if count <= period:
+            loss -= min(diff, 0.0)
+            gain += max(diff, 0.0)
+            count += 1.0
+            if count <= period:
+                o0[i] = NAN
+                continue
+            loss /= period
+            gain /= period
+        else:
+            # Wilder smoothing with the division out of the dependency chain (see _atr_next).
+            loss = loss * keep - min(diff, 0.0) * share
+            gain = gain * keep + max(diff, 0.0) * share
+        total = gain + loss
+        o0[i] = 100.0 * (gain / total) if total != 0.0 else 0.0
+    st[0] = count
+    st[1] = prev
+    st[2] = gain
+    st[3] = loss
+
+
+@_njit
+def k_macd(
+    a: FloatArray,
+    b: FloatArray,
+    c: FloatArray,
+    d: FloatArray,
+    o0: FloatArray,
+    o1: FloatArray,
+    o2: FloatArray,
+    st: FloatArray,
+    pr: FloatArray,
+) -> None:
+    """TA-Lib MACD (fast EMA seeded on the tail of the slow seed window).
+
+    State: [count, slow_sum, fast_sum, fast, slow, signal_count, signal_sum, signal].
+    """
+    fast_p = pr[0]
+    slow_p = pr[1]
+    if slow_p < fast_p:
+        fast_p, slow_p = slow_p, fast_p
+    signal_p = pr[2]
+    fast_k = 2.0 / (fast_p + 1.0)
+    slow_k = 2.0 / (slow_p + 1.0)
+    signal_k = 2.0 / (signal_p + 1.0)
+    count, slow_sum, fast_sum = st[0], st[1], st[2]
+    fast, slow = st[3], st[4]
+    sig_count, sig_sum, signal = st[5], st[6], st[7]
+    for i in range(o0.shape[0]):
+        x = a[i]
+        o0[i] = NAN
+        o1[i] = NAN
+        o2[i] = NAN
+        if math.isnan(x):
+            continue
+        if count < slow_p:
+            if count >= slow_p - fast_p:
+                fast_sum += x
+            slow_sum += x
+            count += 1.0
+            if count < slow_p:
+                continue
+            slow = slow_sum / slow_p
+            fast = fast_sum / fast_p
+        else:
+            fast = (x - fast) * fast_k + fast
+            slow = (x - slow) * slow_k + slow
+        macd = fast - slow
+        if sig_count < signal_p:
+            sig_sum += macd
+            sig_count += 1.0
+            if sig_count < signal_p:
+                continue
+            signal = sig_sum / signal_p
+        else:
+            signal = (macd - signal) * signal_k + signal
+        o0[i] = macd
+        o1[i] = signal
+        o2[i] = macd - signal
+    st[0], st[1], st[2] = count, slow_sum, fast_sum
+    st[3], st[4] = fast, slow
+    st[5], st[6], st[7] = sig_count, sig_sum, signal
+
+
+@_njit
+def k_stoch(
+    a: FloatArray,
+    b: FloatArray,
+    c: FloatArray,
+    d: FloatArray,
+    o0: FloatArray,
+    o1: FloatArray,
+    o2: FloatArray,
+    st: FloatArray,
+    pr: FloatArray,
+) -> None:
+    """Slow stochastic %K/%D with SMA smoothing.
+
+    State: [count, head, high, high_age, low, low_age, highs(fk), lows(fk), sma_k(3+sk),
+    sma_d(3+sd)].
+    """
+    fk = int(pr[0])
+    sk = int(pr[1])
+    sd = int(pr[2])
+    highs = 6
+    lows = highs + fk
+    k_off = lows + fk
+    d_off = k_off + 3 + sk
+    count = int(st[0])
+    head = int(st[1])
+    highest, high_age, lowest, low_age = st[2], int(st[3]), st[4], int(st[5])
+    for i in range(o0.shape[0]):
+        h = a[i]
+        lo = b[i]
+        cl = c[i]
+        o0[i] = NAN
+        o1[i] = NAN
+        if math.isnan(h) or math.isnan(lo) or math.isnan(cl):
+            continue
+        st[highs + head] = h
+        st[lows + head] = lo
+        head += 1
+        if head == fk:
+            head = 0
+        if count < fk:
+            count += 1
+        low_age += 1
+        if count == 1 or lo <= lowest:
+            lowest = lo
+            low_age = 0
+        elif low_age >= fk:
+            lowest, low_age = _rescan_extreme(st, lows, fk, head, False)
+        high_age += 1
+        if count == 1 or h >= highest:
+            highest = h
+            high_age = 0
+        elif high_age >= fk:
+            highest, high_age = _rescan_extreme(st, highs, fk, head, True)
+        if count < fk:
+            continue
+        diff = (highest - lowest) / 100.0
+        fast_k = (cl - lowest) / diff if diff != 0.0 else 0.0
+        slow_k = _sma_push(st, k_off, sk, fast_k)
+        if math.isnan(slow_k):
+            continue
+        slow_d = _sma_push(st, d_off, sd, slow_k)
+        if math.isnan(slow_d):
+            continue
+        o0[i] = slow_k
+        o1[i] = slow_d
+    st[0] = count
+    st[1] = head
+    st[2], st[3], st[4], st[5] = highest, high_age, lowest, low_age
+
+
+@_njit
+def k_shift_diff(
+    a: FloatArray,
+    b: FloatArray,
+    c: FloatArray,
+    d: FloatArray,
+    o0: FloatArray,
+    o1: FloatArray,
+    o2: FloatArray,
+    st: FloatArray,
+    pr: FloatArray,
+) -> None:
+    """ROC (pr[1] == 0) or MOM (pr[1] == 1) over accepted values. State: [count, head, ring]."""
+    period = int(pr[0])
+    mode = int(pr[1])
+    count = st[0]
+    head = int(st[1])
+    for i in range(o0.shape[0]):
+        x = a[i]
+        if math.isnan(x):
+            o0[i] = NAN
+            continue
+        if count >= period:
+            old = st[2 + head]
+            if mode == 0:
+                o0[i] = ((x / old) - 1.0) * 100.0 if old != 0.0 else 0.0
+            else:
+                o0[i] = x - old
+        else:
+            o0[i] = NAN
+            count += 1.0
+        st[2 + head] = x
+        head += 1
+        if head == period:
+            head = 0
+    st[0] = count
+    st[1] = head
+
+
+@_njit
+def k_cci(
+    a: FloatArray,
+    b: FloatArray,
+    c: FloatArray,
+    d: FloatArray,
+    o0: FloatArray,
+    o1: FloatArray,
+    o2: FloatArray,
+    st: FloatArray,
+    pr: FloatArray,
+) -> None:
+    """Commodity Channel Index, TA-Lib's circular-buffer sums. State: [count, head, ring]."""
+    period = int(pr[0])
+    count = st[0]
+    head = int(st[1])
+    for i in range(o0.shape[0]):
+        h = a[i]
+        lo = b[i]
+        cl = c[i]
+        if math.isnan(h) or math.isnan(lo) or math.isnan(cl):
+            o0[i] = NAN
+            continue
+        typical = (h + lo + cl) / 3
+        st[2 + head] = typical
+        head += 1
+        if head == period:
+            head = 0
+        if count < period:
+            count += 1.0
+        if count < period:
+            o0[i] = NAN
+            continue
+        average = 0.0
+        for j in range(period):
+            average += st[2 + j]
+        average /= period
+        deviation = 0.0
+        for j in range(period):
+            deviation += abs(st[2 + j] - average)
+        num = typical - average
+        if num != 0.0 and deviation != 0.0:
+            o0[i] = num / (0.015 * (deviation / period))
+        else:
+            o0[i] = 0.0
+    st[0] = count
+    st[1] = head
+
+
+@_njit
+def k_willr(
+    a: FloatArray,
+    b: FloatArray,
+    c: FloatArray,
+    d: FloatArray,
+    o0: FloatArray,
+    o1: FloatArray,
+    o2: FloatArray,
+    st: FloatArray,
+    pr: FloatArray,
+) -> None:
+    """Williams %R. State: [count, head, high, high_age, low, low_age, highs(p), lows(p)]."""
+    period = int(pr[0])
+    highs = 6
+    lows = highs + period
+    count = int(st[0])
+    head = int(st[1])
+    highest, high_age, lowest, low_age = st[2], int(st[3]), st[4], int(st[5])
+    for i in range(o0.shape[0]):
+        h = a[i]
+        lo = b[i]
+        cl = c[i]
+        if math.isnan(h) or math.isnan(lo) or math.isnan(cl):
+            o0[i] = NAN
+            continue
+        st[highs + head] = h
+        st[lows + head] = lo
+        head += 1
+        if head == period:
+            head = 0
+        if count < period:
+            count += 1
+        low_age += 1
+        if count == 1 or lo <= lowest:
+            lowest = lo
+            low_age = 0
+        elif low_age >= period:
+            lowest, low_age = _rescan_extreme(st, lows, period, head, False)
+        high_age += 1
+        if count == 1 or h >= highest:
+            highest = h
+            high_age = 0
+        elif high_age >= period:
+            highest, high_age = _rescan_extreme(st, highs, period, head, True)
+        if count < period:
+            o0[i] = NAN
+            continue
+        diff = (highest - lowest) / (0 - 100.0)
+        o0[i] = (highest - cl) / diff if diff != 0.0 else 0.0
+    st[0] = count
+    st[1] = head
+    st[2], st[3], st[4], st[5] = highest, high_age, lowest, low_age
+
+
+@_njit
+def k_adx(
+    a: FloatArray,
+    b: FloatArray,
+    c: FloatArray,
+    d: FloatArray,
+    o0: FloatArray,
+    o1: FloatArray,
+    o2: FloatArray,
+    st: FloatArray,
+    pr: FloatArray,
+) -> None:
+    """Wilder ADX as TA-Lib computes it.
+
+    State: [count, prev_high, prev_low, prev_close, plus_dm, minus_dm, tr, sum_dx, adx].
+    """
+    period = pr[0]
+    # Divisions by the period are hoisted into reciprocals (as for ATR and RSI): results stay
+    # within a few ulps of TA-Lib's and the loop runs about twice as fast.
+    inv_period = 1.0 / period
+    keep = (period - 1.0) / period
+    count = st[0]
+    prev_h, prev_l, prev_c = st[1], st[2], st[3]
+    plus_dm, minus_dm, tr_sum = st[4], st[5], st[6]
+    sum_dx, adx = st[7], st[8]
+    for i in range(o0.shape[0]):
+        h = a[i]
+        lo = b[i]
+        cl = c[i]
+        o0[i] = NAN
+        if math.isnan(h) or math.isnan(lo) or math.isnan(cl):
+            continue
+        if count == 0.0:
+            prev_h, prev_l, prev_c = h, lo, cl
+            count = 1.0
+            continue
+        diff_p = h - prev_h
+        prev_h = h
+        diff_m = prev_l - lo
+        prev_l = lo
+        tr = _true_range(prev_h, prev_l, prev_c)
+        prev_c = cl
+        if count < period:
+            minus_dm += diff_m if (diff_m > 0.0) & (diff_p < diff_m) else 0.0
+            plus_dm += diff_p if (diff_p > 0.0) & (diff_p > diff_m) else 0.0
+            tr_sum += tr
+            count += 1.0
+            continue
+        minus_dm -= minus_dm * inv_period
+        plus_dm -= plus_dm * inv_period
+        # TA-Lib's if/elif as selects: the two cases exclude each other and adding 0.0 is exact.
+        minus_dm += diff_m if (diff_m > 0.0) & (diff_p < diff_m) else 0.0
+        plus_dm += diff_p if (diff_p > 0.0) & (diff_p > diff_m) else 0.0
+        tr_sum = tr_sum - tr_sum * inv_period + tr
+        dx = NAN
+        if tr_sum != 0.0:
+            scale = 100.0 / tr_sum
+            minus_di = minus_dm * scale
+            plus_di = plus_dm * scale
+            di_sum = minus_di + plus_di
+            if di_sum != 0.0:
+                dx = 100.0 * (abs(minus_di - plus_di) / di_sum)
+        if count < 2.0 * period:
+            if not math.isnan(dx):
+                sum_dx += dx
+            count += 1.0
+            if count < 2.0 * period:
+                continue
+            adx = sum_dx / period
+        elif not math.isnan(dx):
+            adx = adx * keep + dx * inv_period
+        o0[i] = adx
+    st[0] = count
+    st[1], st[2], st[3] = prev_h, prev_l, prev_c
+    st[4], st[5], st[6] = plus_dm, minus_dm, tr_sum
+    st[7], st[8] = sum_dx, adx
+
+
+# ---------------------------------------------------------------------------------------------
+# Volatility and bands
+# ---------------------------------------------------------------------------------------------
+
+
+@_inline
+def _variance_next(
+    st: FloatArray,
+    ring: int,
+    period: int,
+    head: int,
+    count: float,
+    mean: float,
+    m2: float,
+    x: float,
+    old: float,
+    was_full: bool,
+) -> tuple[float, float, float]:
+    """Population variance of the sliding window in ``st[ring:ring+period]``: (mean, m2, var).
+
+    Mean and M2 are updated Welford-style (``old`` leaves the window when it ``was_full``);
+    each time the ring wraps they are recomputed exactly from the window, so rounding drift
+    never builds up over a long series. The error thus stays relative to the variance rather
+    than to the squared price level (as in TA-Lib's current STDDEV). Variance is NaN until the
+    window is full.
+    """
+    if count == period and head == 0:
+        total = 0.0
+        for j in range(period):
+            total += st[ring + j]
+        mean = total / period
+        m2 = 0.0
+        for j in range(period):
+            dev = st[ring + j] - mean
+            m2 += dev * dev
+    elif was_full:
+        new_mean = mean + (x - old) / period
+        m2 += (x - old) * ((x - new_mean) + (old - mean))
+        mean = new_mean
+    else:
+        delta = x - mean
+        mean += delta / count
+        m2 += delta * (x - mean)
+    if count < period:
+        return mean, m2, NAN
+    variance = m2 / period
+    return mean, m2, (variance if variance > 0.0 else 0.0)
+
+
+@_njit
+def k_bbands(
+    a: FloatArray,
+    b: FloatArray,
+    c: FloatArray,
+    d: FloatArray,
+    o0: FloatArray,
+    o1: FloatArray,
+    o2: FloatArray,
+    st: FloatArray,
+    pr: FloatArray,
+) -> None:
+    """Bollinger bands around an SMA. Outputs upper/middle/lower.
+
+    State: [count, head, total, mean, m2, ring(period)].
+    """
+    period = int(pr[0])
+    dev_up = pr[1]
+    dev_down = pr[2]
+    count = st[0]
+    head = int(st[1])
+    total = st[2]
+    mean = st[3]
+    m2 = st[4]
+    for i in range(o0.shape[0]):
+        x = a[i]
+        if math.isnan(x):
+            o0[i] = NAN
+            o1[i] = NAN
+            o2[i] = NAN
+            continue
+        old = st[5 + head]
+        was_full = count == period
+        total += x
+        st[5 + head] = x
+        head += 1
+        if head == period:
+            head = 0
+        if count < period:
+            count += 1.0
+        mean, m2, variance = _variance_next(st, 5, period, head, count, mean, m2, x, old, was_full)
+        if count < period:
+            o0[i] = NAN
+            o1[i] = NAN
+            o2[i] = NAN
+            continue
+        middle = total / period
+        total -= st[5 + head]
+        deviation = math.sqrt(variance)
+        o0[i] = middle + deviation * dev_up
+        o1[i] = middle
+        o2[i] = middle - deviation * dev_down
+    st[0] = count
+    st[1] = head
+    st[2] = total
+    st[3] = mean
+    st[4] = m2
+
+
+@_njit
+def k_stddev(
+    a: FloatArray,
+    b: FloatArray,
+    c: FloatArray,
+    d: FloatArray,
+    o0: FloatArray,
+    o1: FloatArray,
+    o2: FloatArray,
+    st: FloatArray,
+    pr: FloatArray,
+) -> None:
+    """Population standard deviation times ``nbdev``. State: [count, head, mean, m2, ring]."""
+    period = int(pr[0])
+    nbdev = pr[1]
+    count = st[0]
+    head = int(st[1])
+    mean = st[2]
+    m2 = st[3]
+    for i in range(o0.shape[0]):
+        x = a[i]
+        if math.isnan(x):
+            o0[i] = NAN
+            continue
+        old = st[4 + head]
+        was_full = count == period
+        st[4 + head] = x
+        head += 1
+        if head == period:
+            head = 0
+        if count < period:
+            count += 1.0
+        mean, m2, variance = _variance_next(st, 4, period, head, count, mean, m2, x, old, was_full)
+        o0[i] = NAN if math.isnan(variance) else math.sqrt(variance) * nbdev
+    st[0] = count
+    st[1] = head
+    st[2] = mean
+    st[3] = m2
+
+
+@_njit
+def k_atr(
+    a: FloatArray,
+    b: FloatArray,
+    c: FloatArray,
+    d: FloatArray,
+    o0: FloatArray,
+    o1: FloatArray,
+    o2: FloatArray,
+    st: FloatArray,
+    pr: FloatArray,
+) -> None:
+    """Wilder ATR. State: [count, prev_close, tr_sum, atr]."""
+    period = int(pr[0])
+    count, prev_close, acc, atr = st[0], st[1], st[2], st[3]
+    for i in range(o0.shape[0]):
+        h = a[i]
+        lo = b[i]
+        cl = c[i]
+        if math.isnan(h) or math.isnan(lo) or math.isnan(cl):
+            o0[i] = NAN
+            continue
+        count, prev_close, acc, atr, out = _atr_next(count, prev_close, acc, atr, period, h, lo, cl)
+        o0[i] = out
+    st[0], st[1], st[2], st[3] = count, prev_close, acc, atr
+
+
+@_njit
+def k_extreme(
+    a: FloatArray,
+    b: FloatArray,
+    c: FloatArray,
+    d: FloatArray,
+    o0: FloatArray,
+    o1: FloatArray,
+    o2: FloatArray,
+    st: FloatArray,
+    pr: FloatArray,
+) -> None:
+    """Highest (pr[1] == 1) or lowest (pr[1] == 0) over a window.
+
+    State: [count, head, best, age, ring(period)].
+    """
+    period = int(pr[0])
+    want_max = pr[1] == 1.0
+    n = o0.shape[0]
+    count = int(st[0])
+    head = int(st[1])
+    best = st[2]
+    age = int(st[3])
+    for i in range(n):
+        x = a[i]
+        if math.isnan(x):
+            o0[i] = NAN
+            continue
+        st[4 + head] = x
+        head += 1
+        if head == period:
+            head = 0
+        if count < period:
+            count += 1
+        age += 1
+        if count == 1 or ((x >= best) if want_max else (x <= best)):
+            best = x
+            age = 0
+        elif age >= period:
+            best, age = _rescan_extreme(st, 4, period, head, want_max)
+        o0[i] = best if count >= period else NAN
+    st[0] = count
+    st[1] = head
+    st[2] = best
+    st[3] = age
+
+
+@_njit
+def k_donchian(
+    a: FloatArray,
+    b: FloatArray,
+    c: FloatArray,
+    d: FloatArray,
+    o0: FloatArray,
+    o1: FloatArray,
+    o2: FloatArray,
+    st: FloatArray,
+    pr: FloatArray,
+) -> None:
+    """Donchian channel: highest high, midpoint, lowest low.
+
+    State: [count, head, high, high_age, low, low_age, highs(p), lows(p)].
+    """
+    period = int(pr[0])
+    highs = 6
+    lows = highs + period
+    n = o0.shape[0]
+    count = int(st[0])
+    head = int(st[1])
+    upper, upper_age, lower, lower_age = st[2], int(st[3]), st[4], int(st[5])
+    for i in range(n):
+        h = a[i]
+        lo = b[i]
+        if math.isnan(h) or math.isnan(lo):
+            o0[i] = NAN
+            o1[i] = NAN
+            o2[i] = NAN
+            continue
+        st[highs + head] = h
+        st[lows + head] = lo
+        head += 1
+        if head == period:
+            head = 0
+        if count < period:
+            count += 1
+        upper_age += 1
+        if count == 1 or h >= upper:
+            upper = h
+            upper_age = 0
+        elif upper_age >= period:
+            upper, upper_age = _rescan_extreme(st, highs, period, head, True)
+        lower_age += 1
+        if count == 1 or lo <= lower:
+            lower = lo
+            lower_age = 0
+        elif lower_age >= period:
+            lower, lower_age = _rescan_extreme(st, lows, period, head, False)
+        if count < period:
+            o0[i] = NAN
+            o1[i] = NAN
+            o2[i] = NAN
+            continue
+        o0[i] = upper
+        o1[i] = (upper + lower) / 2.0
+        o2[i] = lower
+    st[0] = count
+    st[1] = head
+    st[2], st[3], st[4], st[5] = upper, upper_age, lower, lower_age
+
+
+# ---------------------------------------------------------------------------------------------
+# Volume
+# ---------------------------------------------------------------------------------------------
+
+
+@_njit
+def k_obv(
+    a: FloatArray,
+    b: FloatArray,
+    c: FloatArray,
+    d: FloatArray,
+    o0: FloatArray,
+    o1: FloatArray,
+    o2: FloatArray,
+    st: FloatArray,
+    pr: FloatArray,
+) -> None:
+    """On-balance volume starting at the first bar's volume. State: [started, prev, obv]."""
+    started = st[0]
+    prev = st[1]
+    obv = st[2]
+    for i in range(o0.shape[0]):
+        x = a[i]
+        v = b[i]
+        if math.isnan(x) or math.isnan(v):
+            o0[i] = NAN
+            continue
+        if started == 0.0:
+            started = 1.0
+            obv = v
+        elif x > prev:
+            obv += v
+        elif x < prev:
+            obv -= v
+        prev = x
+        o0[i] = obv
+    st[0] = started
+    st[1] = prev
+    st[2] = obv
+
+
+@_njit
+def k_vwap(
+    a: FloatArray,
+    b: FloatArray,
+    c: FloatArray,
+    d: FloatArray,
+    o0: FloatArray,
+    o1: FloatArray,
+    o2: FloatArray,
+    st: FloatArray,
+    pr: FloatArray,
+) -> None:
+    """Rolling VWAP of the typical price.
+
+    State: [count, head, pv_total, v_total, nonzero_volumes, ring_pv(p), ring_v(p)].
+    """
+    period = int(pr[0])
+    count = st[0]
+    head = int(st[1])
+    pv_total = st[2]
+    v_total = st[3]
+    nonzero = st[4]
+    ring_v = 5 + period
+    for i in range(o0.shape[0]):
+        h = a[i]
+        lo = b[i]
+        cl = c[i]
+        v = d[i]
+        if math.isnan(h) or math.isnan(lo) or math.isnan(cl) or math.isnan(v):
+            o0[i] = NAN
+            continue
+        pv = ((h + lo + cl) / 3.0) * v
+        pv_total += pv
+        v_total += v
+        if v != 0.0:
+            nonzero += 1.0
+        st[5 + head] = pv
+        st[ring_v + head] = v
+        head += 1
+        if head == period:
+            head = 0
+        if count < period:
+            count += 1.0
+        if count < period:
+            o0[i] = NAN
+            continue
+        o0[i] = pv_total / v_total if nonzero > 0.0 and v_total != 0.0 else NAN
+        old_v = st[ring_v + head]
+        pv_total -= st[5 + head]
+        v_total -= old_v
+        if old_v != 0.0:
+            nonzero -= 1.0
+        if nonzero == 0.0:
+            # No volume left in the window: drop the rounding residue of the running sums.
+            pv_total = 0.0
+            v_total = 0.0
+    st[0] = count
+    st[1] = head
+    st[2] = pv_total
+    st[3] = v_total
+    st[4] = nonzero
+
+
+# ---------------------------------------------------------------------------------------------
+# Math
+# ---------------------------------------------------------------------------------------------
+
+BINARY_ADD, BINARY_SUB, BINARY_MUL, BINARY_DIV, BINARY_MIN, BINARY_MAX = range(6)
+
+
+@_njit
+def k_binary(
+    a: FloatArray,
+    b: FloatArray,
+    c: FloatArray,
+    d: FloatArray,
+    o0: FloatArray,
+    o1: FloatArray,
+    o2: FloatArray,
+    st: FloatArray,
+    pr: FloatArray,
+) -> None:
+    """Element-wise a (op) b; division by zero and NaN operands give NaN."""
+    op = int(pr[0])
+    n = o0.shape[0]
+    if op == 0:
+        for i in range(n):
+            o0[i] = a[i] + b[i]
+    elif op == 1:
+        for i in range(n):
+            o0[i] = a[i] - b[i]
+    elif op == 2:
+        for i in range(n):
+            o0[i] = a[i] * b[i]
+    elif op == 3:
+        for i in range(n):
+            o0[i] = a[i] / b[i] if b[i] != 0.0 else NAN
+    elif op == 4:
+        for i in range(n):
+            x = a[i]
+            y = b[i]
+            o0[i] = NAN if (math.isnan(x) or math.isnan(y)) else (x if x < y else y)
+    else:
+        for i in range(n):
+            x = a[i]
+            y = b[i]
+            o0[i] = NAN if (math.isnan(x) or math.isnan(y)) else (x if x > y else y)
+
+
+@_njit
+def k_abs(
+    a: FloatArray,
+    b: FloatArray,
+    c: FloatArray,
+    d: FloatArray,
+    o0: FloatArray,
+    o1: FloatArray,
+    o2: FloatArray,
+    st: FloatArray,
+    pr: FloatArray,
+) -> None:
+    for i in range(o0.shape[0]):
+        o0[i] = abs(a[i])
+
+
+@_njit
+def k_lag(
+    a: FloatArray,
+    b: FloatArray,
+    c: FloatArray,
+    d: FloatArray,
+    o0: FloatArray,
+    o1: FloatArray,
+    o2: FloatArray,
+    st: FloatArray,
+    pr: FloatArray,
+) -> None:
+    """Value ``n`` bars back (NaN included). State: [count, head, ring(n)]."""
+    lag = int(pr[0])
+    count = st[0]
+    head = int(st[1])
+    for i in range(o0.shape[0]):
+        if count >= lag:
+            o0[i] = st[2 + head]
+        else:
+            o0[i] = NAN
+            count += 1.0
+        st[2 + head] = a[i]
+        head += 1
+        if head == lag:
+            head = 0
+    st[0] = count
+    st[1] = head
+
+
+@_njit
+def k_change(
+    a: FloatArray,
+    b: FloatArray,
+    c: FloatArray,
+    d: FloatArray,
+    o0: FloatArray,
+    o1: FloatArray,
+    o2: FloatArray,
+    st: FloatArray,
+    pr: FloatArray,
+) -> None:
+    """x - x[n] (pr[1] == 0) or x / x[n] - 1 (pr[1] == 1). State: [count, head, ring(n)]."""
+    lag = int(pr[0])
+    relative = pr[1] == 1.0
+    count = st[0]
+    head = int(st[1])
+    for i in range(o0.shape[0]):
+        x = a[i]
+        if count >= lag:
+            old = st[2 + head]
+            if relative:
+                o0[i] = (x / old) - 1.0 if old != 0.0 else NAN
+            else:
+                o0[i] = x - old
+        else:
+            o0[i] = NAN
+            count += 1.0
+        st[2 + head] = x
+        head += 1
+        if head == lag:
+            head = 0
+    st[0] = count
+    st[1] = head
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparisons and logic (booleans as 0.0 / 1.0)
+# ---------------------------------------------------------------------------------------------
+
+COMPARE_GT, COMPARE_GTE, COMPARE_LT, COMPARE_LTE = range(4)
+
+
+@_njit
+def k_compare(
+    a: FloatArray,
+    b: FloatArray,
+    c: FloatArray,
+    d: FloatArray,
+    o0: FloatArray,
+    o1: FloatArray,
+    o2: FloatArray,
+    st: FloatArray,
+    pr: FloatArray,
+) -> None:
+    op = int(pr[0])
+    n = o0.shape[0]
+    if op == 0:
+        for i in range(n):
+            o0[i] = 1.0 if a[i] > b[i] else 0.0
+    elif op == 1:
+        for i in range(n):
+            o0[i] = 1.0 if a[i] >= b[i] else 0.0
+    elif op == 2:
+        for i in range(n):
+            o0[i] = 1.0 if a[i] < b[i] else 0.0
+    else:
+        for i in range(n):
+            o0[i] = 1.0 if a[i] <= b[i] else 0.0
+
+
+@_njit
+def k_cross(
+    a: FloatArray,
+    b: FloatArray,
+    c: FloatArray,
+    d: FloatArray,
+    o0: FloatArray,
+    o1: FloatArray,
+    o2: FloatArray,
+    st: FloatArray,
+    pr: FloatArray,
+) -> None:
+    """a crosses above (pr[0] == 0) or below b on this bar. State: [seen, prev_a, prev_b]."""
+    below = pr[0] == 1.0
+    seen = st[0]
+    pa = st[1]
+    pb = st[2]
+    for i in range(o0.shape[0]):
+        x = a[i]
+        y = b[i]
+        if seen == 0.0:
+            o0[i] = 0.0
+            seen = 1.0
+        elif below:
+            o0[i] = 1.0 if (x < y and pa >= pb) else 0.0
+        else:
+            o0[i] = 1.0 if (x > y and pa <= pb) else 0.0
+        pa = x
+        pb = y
+    st[0] = seen
+    st[1] = pa
+    st[2] = pb
+
+
+@_njit
+def k_between(
+    a: FloatArray,
+    b: FloatArray,
+    c: FloatArray,
+    d: FloatArray,
+    o0: FloatArray,
+    o1: FloatArray,
+    o2: FloatArray,
+    st: FloatArray,
+    pr: FloatArray,
+) -> None:
+    """lower <= x <= upper, inclusive; NaN anywhere gives false."""
+    for i in range(o0.shape[0]):
+        x = a[i]
+        o0[i] = 1.0 if (b[i] <= x and x <= c[i]) else 0.0
+
+
+LOGIC_AND, LOGIC_OR, LOGIC_XOR, LOGIC_NOT = range(4)
+
+
+@_njit
+def k_logic(
+    a: FloatArray,
+    b: FloatArray,
+    c: FloatArray,
+    d: FloatArray,
+    o0: FloatArray,
+    o1: FloatArray,
+    o2: FloatArray,
+    st: FloatArray,
+    pr: FloatArray,
+) -> None:
+    op = int(pr[0])
+    n = o0.shape[0]
+    if op == 0:
+        for i in range(n):
+            o0[i] = 1.0 if (a[i] != 0.0 and b[i] != 0.0) else 0.0
+    elif op == 1:
+        for i in range(n):
+            o0[i] = 1.0 if (a[i] != 0.0 or b[i] != 0.0) else 0.0
+    elif op == 2:
+        for i in range(n):
+            o0[i] = 1.0 if ((a[i] != 0.0) != (b[i] != 0.0)) else 0.0
+    else:
+        for i in range(n):
+            o0[i] = 0.0 if a[i] != 0.0 else 1.0
+
+
+@_njit
+def k_pass(
+    a: FloatArray,
+    b: FloatArray,
+    c: FloatArray,
+    d: FloatArray,
+    o0: FloatArray,
+    o1: FloatArray,
+    o2: FloatArray,
+    st: FloatArray,
+    pr: FloatArray,
+) -> None:
+    """Signal sinks: the input, as a clean 0.0/1.0."""
+    for i in range(o0.shape[0]):
+        o0[i] = 1.0 if a[i] != 0.0 else 0.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Risk
+# ---------------------------------------------------------------------------------------------
+
+
+@_njit
+def k_risk_distance(
+    a: FloatArray,
+    b: FloatArray,
+    c: FloatArray,
+    d: FloatArray,
+    o0: FloatArray,
+    o1: FloatArray,
+    o2: FloatArray,
+    st: FloatArray,
+    pr: FloatArray,
+) -> None:
+    """Percent mode (pr[0] == 0): the constant percent. ATR mode: ATR(pr[2]) * pr[3].
+
+    State (both modes): [count, prev_close, tr_sum, atr].
+    """
+    if pr[0] == 0.0:
+        value = pr[1]
+        for i in range(o0.shape[0]):
+            o0[i] = value
+        return
+    period = int(pr[2])
+    multiple = pr[3]
+    count, prev_close, acc, atr = st[0], st[1], st[2], st[3]
+    for i in range(o0.shape[0]):
+        h = a[i]
+        lo = b[i]
+        cl = c[i]
+        if math.isnan(h) or math.isnan(lo) or math.isnan(cl):
+            o0[i] = NAN
+            continue
+        count, prev_close, acc, atr, out = _atr_next(count, prev_close, acc, atr, period, h, lo, cl)
+        o0[i] = out * multiple
+    st[0], st[1], st[2], st[3] = count, prev_close, acc, atr
+
+
+# ---------------------------------------------------------------------------------------------
+# Kernel table and the streaming interpreter
+# ---------------------------------------------------------------------------------------------
+
+(
+    OP_PRICE,
+    OP_CONSTANT,
+    OP_SMA,
+    OP_EMA,
+    OP_WMA,
+    OP_DEMA,
+    OP_TEMA,
+    OP_RSI,
+    OP_MACD,
+    OP_STOCH,
+    OP_SHIFT_DIFF,
+    OP_CCI,
+    OP_WILLR,
+    OP_ADX,
+    OP_BBANDS,
+    OP_STDDEV,
+    OP_ATR,
+    OP_EXTREME,
+    OP_DONCHIAN,
+    OP_OBV,
+    OP_VWAP,
+    OP_BINARY,
+    OP_ABS,
+    OP_LAG,
+    OP_CHANGE,
+    OP_COMPARE,
+    OP_CROSS,
+    OP_BETWEEN,
+    OP_LOGIC,
+    OP_PASS,
+    OP_RISK_DISTANCE,
+) = range(31)
+
+
+@_inline
+def _dispatch(
+    op: int,
+    a: FloatArray,
+    b: FloatArray,
+    c: FloatArray,
+    d: FloatArray,
+    o0: FloatArray,
+    o1: FloatArray,
+    o2: FloatArray,
+    st: FloatArray,
+    pr: FloatArray,
+) -> None:
+    if op == 0:
+        k_price(a, b, c, d, o0, o1, o2, st, pr)
+    elif op == 1:
+        k_constant(a, b, c, d, o0, o1, o2, st, pr)
+    elif op == 2:
+        k_sma(a, b, c, d, o0, o1, o2, st, pr)
+    elif op == 3:
+        k_ema(a, b, c, d, o0, o1, o2, st, pr)
+    elif op == 4:
+        k_wma(a, b, c, d, o0, o1, o2, st, pr)
+    elif op == 5:
+        k_dema(a, b, c, d, o0, o1, o2, st, pr)
+    elif op == 6:
+        k_tema(a, b, c, d, o0, o1, o2, st, pr)
+    elif op == 7:
+        k_rsi(a, b, c, d, o0, o1, o2, st, pr)
+    elif op == 8:
+        k_macd(a, b, c, d, o0, o1, o2, st, pr)
+    elif op == 9:
+        k_stoch(a, b, c, d, o0, o1, o2, st, pr)
+    elif op == 10:
+        k_shift_diff(a, b, c, d, o0, o1, o2, st, pr)
+    elif op == 11:
+        k_cci(a, b, c, d, o0, o1, o2, st, pr)
+    elif op == 12:
+        k_willr(a, b, c, d, o0, o1, o2, st, pr)
+    elif op == 13:
+        k_adx(a, b, c, d, o0, o1, o2, st, pr)
+    elif op == 14:
+        k_bbands(a, b, c, d, o0, o1, o2, st, pr)
+    elif op == 15:
+        k_stddev(a, b, c, d, o0, o1, o2, st, pr)
+    elif op == 16:
+        k_atr(a, b, c, d, o0, o1, o2, st, pr)
+    elif op == 17:
+        k_extreme(a, b, c, d, o0, o1, o2, st, pr)
+    elif op == 18:
+        k_donchian(a, b, c, d, o0, o1, o2, st, pr)
+    elif op == 19:
+        k_obv(a, b, c, d, o0, o1, o2, st, pr)
+    elif op == 20:
+        k_vwap(a, b, c, d, o0, o1, o2, st, pr)
+    elif op == 21:
+        k_binary(a, b, c, d, o0, o1, o2, st, pr)
+    elif op == 22:
+        k_abs(a, b, c, d, o0, o1, o2, st, pr)
+    elif op == 23:
+        k_lag(a, b, c, d, o0, o1, o2, st, pr)
+    elif op == 24:
+        k_change(a, b, c, d, o0, o1, o2, st, pr)
+    elif op == 25:
+        k_compare(a, b, c, d, o0, o1, o2, st, pr)
+    elif op == 26:
+        k_cross(a, b, c, d, o0, o1, o2, st, pr)
+    elif op == 27:
+        k_between(a, b, c, d, o0, o1, o2, st, pr)
+    elif op == 28:
+        k_logic(a, b, c, d, o0, o1, o2, st, pr)
+    elif op == 29:
+        k_pass(a, b, c, d, o0, o1, o2, st, pr)
+    elif op == 30:
+        k_risk_distance(a, b, c, d, o0, o1, o2, st, pr)
+
+
+# Columns of a streaming program row (one row per plan step).
+(
+    COL_OP,
+    COL_IN0,
+    COL_IN1,
+    COL_IN2,
+    COL_IN3,
+    COL_OUT0,
+    COL_OUT1,
+    COL_OUT2,
+    COL_N_OUT,
+    COL_STATE_OFF,
+    COL_STATE_LEN,
+    COL_PARAM_OFF,
+    COL_PARAM_LEN,
+    COL_WARMUP,
+    COL_BOOL,
+) = range(15)
+PROGRAM_COLUMNS = 15
+
+
+@_njit
+def run_bar(
+    program: IntArray, params: FloatArray, state: FloatArray, values: FloatArray, bar_index: int
+) -> None:
+    """Advance every step of a plan by one bar held in ``values`` (slots 0-4: o/h/l/c/v)."""
+    for s in range(program.shape[0]):
+        i0 = program[s, 1]
+        i1 = program[s, 2]
+        i2 = program[s, 3]
+        i3 = program[s, 4]
+        q0 = program[s, 5]
+        q1 = program[s, 6]
+        q2 = program[s, 7]
+        so = program[s, 9]
+        po = program[s, 11]
+        _dispatch(
+            program[s, 0],
+            values[i0 : i0 + 1],
+            values[i1 : i1 + 1],
+            values[i2 : i2 + 1],
+            values[i3 : i3 + 1],
+            values[q0 : q0 + 1],
+            values[q1 : q1 + 1],
+            values[q2 : q2 + 1],
+            state[so : so + program[s, 10]],
+            params[po : po + program[s, 12]],
+        )
+        if bar_index < program[s, 13]:
+            fill = 0.0 if program[s, 14] == 1 else NAN
+            values[q0] = fill
+            if program[s, 8] > 1:
+                values[q1] = fill
+            if program[s, 8] > 2:
+                values[q2] = fill
+
+
+@dataclass(frozen=True, slots=True)
+class Kernel:
+    """A kernel with its opcode and the shape of its initial state."""
+
+    op: int
+    fn: Callable[..., None]
+    init_state: Callable[[Sequence[float]], list[float]]
+
+
+def _zeros(size: int) -> list[float]:
+    return [0.0] * size
+
+
+def _stoch_state(p: Sequence[float]) -> list[float]:
+    fk, sk, sd = int(p[0]), int(p[1]), int(p[2])
+    return _zeros(6 + 2 * fk + 3 + sk + 3 + sd)
+
+
+def _cross_state(p: Sequence[float]) -> list[float]:
+    return [0.0, NAN, NAN]
+
+
+PRICE = Kernel(OP_PRICE, k_price, lambda p: [])
+CONSTANT = Kernel(OP_CONSTANT, k_constant, lambda p: [])
+SMA = Kernel(OP_SMA, k_sma, lambda p: _zeros(3 + int(p[0])))
+EMA = Kernel(OP_EMA, k_ema, lambda p: _zeros(3))
+WMA = Kernel(OP_WMA, k_wma, lambda p: _zeros(5 + int(p[0])))
+DEMA = Kernel(OP_DEMA, k_dema, lambda p: _zeros(6))
+TEMA = Kernel(OP_TEMA, k_tema, lambda p: _zeros(9))
+RSI = Kernel(OP_RSI, k_rsi, lambda p: _zeros(4))
+MACD = Kernel(OP_MACD, k_macd, lambda p: _zeros(8))
+STOCH = Kernel(OP_STOCH, k_stoch, _stoch_state)
+SHIFT_DIFF = Kernel(OP_SHIFT_DIFF, k_shift_diff, lambda p: _zeros(2 + int(p[0])))
+CCI = Kernel(OP_CCI, k_cci, lambda p: _zeros(2 + int(p[0])))
+WILLR = Kernel(OP_WILLR, k_willr, lambda p: _zeros(6 + 2 * int(p[0])))
+ADX = Kernel(OP_ADX, k_adx, lambda p: _zeros(9))
+BBANDS = Kernel(OP_BBANDS, k_bbands, lambda p: _zeros(5 + int(p[0])))
+STDDEV = Kernel(OP_STDDEV, k_stddev, lambda p: _zeros(4 + int(p[0])))
+ATR = Kernel(OP_ATR, k_atr, lambda p: _zeros(4))
+EXTREME = Kernel(OP_EXTREME, k_extreme, lambda p: _zeros(4 + int(p[0])))
+DONCHIAN = Kernel(OP_DONCHIAN, k_donchian, lambda p: _zeros(6 + 2 * int(p[0])))
+OBV = Kernel(OP_OBV, k_obv, lambda p: _zeros(3))
+VWAP = Kernel(OP_VWAP, k_vwap, lambda p: _zeros(5 + 2 * int(p[0])))
+BINARY = Kernel(OP_BINARY, k_binary, lambda p: [])
+ABS = Kernel(OP_ABS, k_abs, lambda p: [])
+LAG = Kernel(OP_LAG, k_lag, lambda p: _zeros(2 + int(p[0])))
+CHANGE = Kernel(OP_CHANGE, k_change, lambda p: _zeros(2 + int(p[0])))
+COMPARE = Kernel(OP_COMPARE, k_compare, lambda p: [])
+CROSS = Kernel(OP_CROSS, k_cross, _cross_state)
+BETWEEN = Kernel(OP_BETWEEN, k_between, lambda p: [])
+LOGIC = Kernel(OP_LOGIC, k_logic, lambda p: [])
+PASS = Kernel(OP_PASS, k_pass, lambda p: [])
+RISK_DISTANCE = Kernel(OP_RISK_DISTANCE, k_risk_distance, lambda p: _zeros(4))
+
+ALL_KERNELS: tuple[Kernel, ...] = (
+    PRICE,
+    CONSTANT,
+    SMA,
+    EMA,
+    WMA,
+    DEMA,
+    TEMA,
+    RSI,
+    MACD,
+    STOCH,
+    SHIFT_DIFF,
+    CCI,
+    WILLR,
+    ADX,
+    BBANDS,
+    STDDEV,
+    ATR,
+    EXTREME,
+    DONCHIAN,
+    OBV,
+    VWAP,
+    BINARY,
+    ABS,
+    LAG,
+    CHANGE,
+    COMPARE,
+    CROSS,
+    BETWEEN,
+    LOGIC,
+    PASS,
+    RISK_DISTANCE,
+)

@@ -1,0 +1,162 @@
+"""Helpers for the strategy service tests (imported by tests and conftest)."""
+
+from __future__ import annotations
+
+import asyncio
+import json as stdlib_json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+
+from algotrade.auth import KeySet, Principal, TokenIssuer
+from algotrade.events import Envelope, default_registry
+from strategy_service.config import Settings
+from strategy_service.main import create_app
+
+PROBLEM = "application/problem+json"
+DATA = Path(__file__).resolve().parents[2] / "data"
+
+
+def token(settings: Settings, user_id: str = "u1", scopes: frozenset[str] | None = None) -> str:
+    issuer = TokenIssuer(KeySet.from_settings(settings), issuer=settings.jwt_issuer)
+    return issuer.issue(
+        Principal(user_id=user_id, scopes=scopes if scopes is not None else frozenset({"*"})),
+        audience=settings.internal_token_audience,
+        token_type="internal",
+        ttl_seconds=300,
+    )
+
+
+def sma_cross(fast: int = 10, slow: int = 30, **meta: Any) -> dict[str, Any]:
+    """A small valid graph with two tunables."""
+    return {
+        "nodes": [
+            {"id": "close", "type": "price", "params": {"field": "close"}},
+            {"id": "fast", "type": "sma", "params": {"period": {"$param": "fast"}}},
+            {"id": "slow", "type": "sma", "params": {"period": {"$param": "slow"}}},
+            {"id": "up", "type": "cross_above", "params": {}},
+            {"id": "entry", "type": "enter_long", "params": {}},
+        ],
+        "edges": [
+            {"from": "close.out", "to": "fast.in"},
+            {"from": "close.out", "to": "slow.in"},
+            {"from": "fast.out", "to": "up.a"},
+            {"from": "slow.out", "to": "up.b"},
+            {"from": "up.out", "to": "entry.in"},
+        ],
+        "parameters": {
+            "fast": {"default": fast, "min": 2, "max": 50, "step": 1},
+            "slow": {"default": slow, "min": 5, "max": 200, "step": 1},
+        },
+        "meta": meta,
+    }
+
+
+def broken_graph() -> dict[str, Any]:
+    """Three independent defects: unknown type, param out of range, no entry signal."""
+    return {
+        "nodes": [
+            {"id": "close", "type": "price", "params": {}},
+            {"id": "x", "type": "no_such_node", "params": {}},
+            {"id": "avg", "type": "sma", "params": {"period": 1}},
+        ],
+        "edges": [{"from": "close.out", "to": "avg.in"}],
+    }
+
+
+@dataclass
+class Service:
+    app: FastAPI
+    client: httpx.AsyncClient
+    settings: Settings
+
+    def headers(self, user_id: str = "u1", scopes: frozenset[str] | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token(self.settings, user_id, scopes)}"}
+
+    async def call(
+        self, method: str, url: str, *, user: str = "u1", json: Any = None, **kwargs: Any
+    ) -> httpx.Response:
+        headers = {**self.headers(user), **kwargs.pop("headers", {})}
+        if json is not None:
+            try:
+                kwargs["content"] = orjson.dumps(json)
+            except TypeError:  # nesting or integers orjson refuses: the stdlib writes them
+                kwargs["content"] = stdlib_json.dumps(json).encode()
+            headers["content-type"] = "application/json"
+        return await self.client.request(method, url, headers=headers, **kwargs)
+
+    async def create(
+        self, graph: dict[str, Any] | None = None, *, name: str = "My strategy", user: str = "u1"
+    ) -> dict[str, Any]:
+        body = {"name": name, "description": "test", "graph": graph or sma_cross()}
+        response = await self.call("POST", "/api/strategies", json=body, user=user)
+        assert response.status_code == 201, response.text
+        created: dict[str, Any] = response.json()
+        return created
+
+    async def metric(self, name: str, **labels: str) -> float:
+        """A sample of the service's /metrics (0 when absent)."""
+        text = (await self.client.get("/metrics")).text
+        wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+        key = f"{name}{{{wanted}}}" if labels else name
+        for line in text.splitlines():
+            if line.startswith("#"):
+                continue
+            sample, _, value = line.rpartition(" ")
+            if sample == key:
+                return float(value)
+        return 0.0
+
+
+@asynccontextmanager
+async def running(settings: Settings) -> AsyncIterator[Service]:
+    app = create_app(settings)
+    async with (
+        LifespanManager(app, startup_timeout=30, shutdown_timeout=30),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://t", timeout=30
+        ) as client,
+    ):
+        yield Service(app, client, settings)
+
+
+async def read_events(
+    bootstrap: str, topic: str, *, expect: int, within: float = 15.0
+) -> list[tuple[bytes | None, Envelope, Any]]:
+    """Read ``topic`` from the start by manual assignment (no group join to wait for)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        partitions = None
+        while partitions is None:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(topic)
+            if partitions is None:
+                if loop.time() > deadline:
+                    raise AssertionError(f"topic {topic} never appeared")
+                await asyncio.sleep(0.1)
+        assigned = [TopicPartition(topic, p) for p in partitions]
+        consumer.assign(assigned)
+        await consumer.seek_to_beginning(*assigned)
+        out: list[tuple[bytes | None, Envelope, Any]] = []
+        while len(out) < expect:
+            if loop.time() > deadline:
+                raise AssertionError(f"{len(out)} of {expect} events arrived on {topic}")
+            batches = await consumer.getmany(timeout_ms=200)
+            for records in batches.values():
+                for record in records:
+                    envelope, payload = default_registry.decode(record.value)
+                    out.append((record.key, envelope, payload))
+        return out
+    finally:
+        await consumer.stop()
