@@ -86,3 +86,19 @@ def test_scopes_are_enforced_and_a_full_session_holds_all() -> None:
     with pytest.raises(Forbidden, match="backtests:write"):
         USER.require_scope("backtests:write")
     Principal(user_id="u", scopes=frozenset({"*"})).require_scope("backtests:write")
+
+
+def test_a_verified_token_is_cached_until_it_expires_and_failures_are_not() -> None:
+    v = TokenVerifier(
+        KEYS, issuer="gw", audience="internal", token_type="internal", leeway_seconds=0
+    )
+    token = issue(ttl_seconds=1)
+    first = v.verify(token)
+    assert v.verify(token) is first  # served from the cache
+    time.sleep(1.1)
+    with pytest.raises(Unauthorized, match="expired"):
+        v.verify(token)
+    bad = jwt.encode(_claims(), "wrong" * 10, algorithm="HS256", headers={"kid": "k2"})
+    for _ in range(2):
+        with pytest.raises(Unauthorized):
+            v.verify(bad)

@@ -36,6 +36,9 @@ def create_app(settings: Settings | None = None, *, candles: CandleSource | None
     @contextlib.asynccontextmanager
     async def setup(resources: Resources) -> AsyncIterator[None]:
         sessions = resources.require_sessions()
+        # History is where a bar becomes durable: without PostgreSQL the service is not ready.
+        # Redis (windows refill) and Kafka (events wait in the outbox) only degrade it.
+        resources.degradable.update({"redis", "kafka"})
         windows = SlidingWindows(
             resources.require_redis(),
             prefix=settings.redis_prefix,

@@ -1,0 +1,65 @@
+"""Route dependencies as ``Annotated`` aliases: the services, scoped principals, parameters."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+from redis.exceptions import RedisError
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from algotrade.auth import Principal, principal_with_scope
+from algotrade.bars import normalize_symbol
+from algotrade.errors import DependencyUnavailable, ValidationFailed
+from market_data_service.services import MarketServices
+
+# Every dependency here is ``async def``: FastAPI runs a plain ``def`` dependency in a worker
+# thread, and those hops cost more than the whole latest-N read (see docs/market-data.md).
+
+
+async def get_market(request: Request) -> MarketServices:
+    market: MarketServices = request.app.state.resources.extras["market"]
+    return market
+
+
+market_reader = principal_with_scope("market:read")
+market_writer = principal_with_scope("market:write")
+
+
+async def path_symbol(
+    symbol: Annotated[str, Path(description="e.g. BTC-USD, btc_usd or SPY", max_length=64)],
+) -> str:
+    try:
+        return normalize_symbol(symbol)
+    except ValueError as exc:
+        raise ValidationFailed(
+            f"invalid symbol: {exc}",
+            errors=[{"loc": ["path", "symbol"], "code": "invalid_symbol", "message": str(exc)}],
+        ) from None
+
+
+MarketDep = Annotated[MarketServices, Depends(get_market)]
+ReaderDep = Annotated[Principal, Depends(market_reader)]
+WriterDep = Annotated[Principal, Depends(market_writer)]
+SymbolDep = Annotated[str, Depends(path_symbol)]
+
+
+def epoch(value: datetime | None) -> int | None:
+    """A query/body datetime as epoch seconds; one without an offset is taken as UTC."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return int(value.timestamp())
+
+
+@contextlib.contextmanager
+def dependency_errors(what: str = "the history store") -> Iterator[None]:
+    """Turn an unreachable database or Redis into a 503 problem, not a 500."""
+    try:
+        yield
+    except (OperationalError, InterfaceError, OSError, RedisError, TimeoutError) as exc:
+        raise DependencyUnavailable(f"{what} is unavailable ({type(exc).__name__})") from None

@@ -1,0 +1,380 @@
+"""Reading market data: symbols, history pages, latest-N from the window, gaps; resampling."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+from fastapi import Query, Request
+from sqlalchemy import select
+from starlette.responses import Response
+
+from algotrade.bars import TIMEFRAME_SECONDS, Timeframe, iso_utc, iso_utc_array, normalize_symbol
+from algotrade.errors import BadRequest, NotFound, ValidationFailed
+from algotrade.strict_json import api_router
+from market_data_service import history, models
+from market_data_service.api.deps import (
+    MarketDep,
+    ReaderDep,
+    SymbolDep,
+    WriterDep,
+    dependency_errors,
+    epoch,
+    get_market,
+    market_reader,
+    path_symbol,
+)
+from market_data_service.calendars import CALENDARS, CalendarError, expected_open_times
+from market_data_service.resample import check_derivable
+from market_data_service.schemas import (
+    BarsPage,
+    GapReport,
+    LatestBarsPublic,
+    ResampleReport,
+    ResampleRequest,
+    SymbolsPublic,
+)
+
+router = api_router(prefix="/api/market/symbols", tags=["symbols"])
+
+JSON = "application/json"
+MAX_GAP_RANGES = 1000
+
+
+def _dt(ts: int) -> str:
+    return iso_utc(ts)
+
+
+@router.get("", response_model=SymbolsPublic, summary="Symbols with their stored timeframes")
+async def list_symbols(
+    principal: ReaderDep,
+    market: MarketDep,
+    symbol: Annotated[str | None, Query(description="only this symbol")] = None,
+) -> Response:
+    only = None
+    if symbol is not None:
+        try:
+            only = normalize_symbol(symbol)
+        except ValueError as exc:
+            raise ValidationFailed(f"invalid symbol: {exc}") from None
+    with dependency_errors():
+        async with market.sessions() as session:
+            rows = await history.list_series(session, only)
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        grouped.setdefault(row.symbol, []).append(
+            {
+                "timeframe": row.timeframe,
+                "first": _dt(row.first_ts),
+                "last": _dt(row.last_ts),
+                "count": row.bar_count,
+            }
+        )
+    order = {tf: i for i, tf in enumerate(TIMEFRAME_SECONDS)}
+    body = {
+        "symbols": [
+            {"symbol": s, "timeframes": sorted(tfs, key=lambda t: order[t["timeframe"]])}
+            for s, tfs in grouped.items()
+        ]
+    }
+    return Response(orjson.dumps(body), media_type=JSON)
+
+
+_LATEST_PARAMETERS: list[dict[str, Any]] = [
+    {
+        "name": "symbol",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": "e.g. BTC-USD, btc_usd or SPY",
+    },
+    {
+        "name": "timeframe",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "enum": list(TIMEFRAME_SECONDS), "default": "1m"},
+    },
+    {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "schema": {
+            "type": "integer",
+            "minimum": 1,
+            "default": 100,
+            "description": "at most the window capacity (10,000 by default)",
+        },
+    },
+]
+
+
+@router.get(
+    "/{symbol}/latest",
+    response_model=LatestBarsPublic,
+    summary="Latest N bars (Redis window; history when the window is cold)",
+    openapi_extra={"parameters": _LATEST_PARAMETERS},
+)
+async def latest_bars(request: Request) -> Response:
+    """The newest ``limit`` bars, oldest first, straight from the Redis window (the stored
+    JSON is spliced into the answer, never decoded). A cold window is filled from history
+    first and the answer says ``"source": "history"``.
+
+    The hot path of the service: it reads its three parameters itself instead of through
+    FastAPI's per-parameter dependency machinery, which costs more than the Redis read.
+    ``Server-Timing: app;dur=<ms>`` reports the time spent in this function."""
+    started = time.perf_counter()
+    market = await get_market(request)
+    await market_reader(request)
+    symbol = await path_symbol(request.path_params["symbol"])
+    query = request.query_params
+    timeframe = query.get("timeframe", "1m")
+    if timeframe not in TIMEFRAME_SECONDS:
+        raise _query_error("timeframe", f"use one of {', '.join(TIMEFRAME_SECONDS)}")
+    raw_limit = query.get("limit", "100")
+    limit = int(raw_limit) if raw_limit.isdigit() and len(raw_limit) < 9 else 0
+    capacity = market.settings.window_capacity
+    if not 1 <= limit <= capacity:
+        raise _query_error("limit", f"must be an integer from 1 to {capacity}")
+    with dependency_errors():
+        latest = await market.cache.latest(symbol, timeframe, limit)
+    body = b'{"symbol":"%s","timeframe":"%s","source":"%s","bars":[%s]}' % (
+        symbol.encode(),
+        timeframe.encode(),
+        latest.source.encode(),
+        b",".join(latest.payloads),
+    )
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    return Response(body, media_type=JSON, headers={"Server-Timing": f"app;dur={elapsed_ms:.3f}"})
+
+
+def _query_error(name: str, message: str) -> ValidationFailed:
+    return ValidationFailed(
+        f"{name}: {message}",
+        errors=[{"loc": ["query", name], "code": f"invalid_{name}", "message": message}],
+    )
+
+
+def _epoch_or(value: datetime | None, default: int) -> int:
+    seconds = epoch(value)
+    return default if seconds is None else seconds
+
+
+def _encode_cursor(symbol: str, timeframe: str, after: int) -> str:
+    raw = orjson.dumps({"s": symbol, "tf": timeframe, "after": after})
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, symbol: str, timeframe: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        data = orjson.loads(raw)
+        after = data["after"]
+        ok = data["s"] == symbol and data["tf"] == timeframe and type(after) is int
+    except (binascii.Error, ValueError, KeyError, TypeError, orjson.JSONDecodeError):
+        ok = False
+    if not ok:
+        raise BadRequest(
+            "invalid cursor for this symbol and timeframe",
+            errors=[
+                {"loc": ["query", "cursor"], "code": "invalid_cursor", "message": "bad cursor"}
+            ],
+        )
+    return int(after)
+
+
+@router.get(
+    "/{symbol}/bars",
+    response_model=BarsPage,
+    summary="History, oldest first, paged with an opaque cursor",
+)
+async def history_bars(
+    symbol: SymbolDep,
+    principal: ReaderDep,
+    market: MarketDep,
+    timeframe: Timeframe,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    limit: Annotated[int, Query(ge=1)] = 1000,
+    cursor: str | None = None,
+) -> Response:
+    if limit > market.settings.history_page_max:
+        raise ValidationFailed(f"limit must be at most {market.settings.history_page_max}")
+    lo = _epoch_or(start, -(2**62))
+    hi = _epoch_or(end, 2**62)
+    if cursor is not None:
+        lo = max(lo, _decode_cursor(cursor, symbol, timeframe) + 1)
+    lo = max(lo, -2_208_988_800)
+    hi = min(hi, 7_258_118_400)
+    with dependency_errors():
+        async with market.sessions() as session:
+            page = await history.read_range(session, symbol, timeframe, lo, hi, limit=limit + 1)
+    more = len(page) > limit
+    n = min(len(page), limit)
+    stamps = iso_utc_array(page.ts[:n])
+    bars = [
+        {"ts": s, "open": o, "high": h, "low": lo_, "close": c, "volume": v}
+        for s, o, h, lo_, c, v in zip(
+            stamps,
+            page.open[:n].tolist(),
+            page.high[:n].tolist(),
+            page.low[:n].tolist(),
+            page.close[:n].tolist(),
+            page.volume[:n].tolist(),
+            strict=True,
+        )
+    ]
+    body = {
+        "symbol": symbol,
+        "timeframe": timeframe,
+        "bars": bars,
+        "next_cursor": _encode_cursor(symbol, timeframe, int(page.ts[n - 1])) if more else None,
+    }
+    return Response(orjson.dumps(body), media_type=JSON)
+
+
+async def _series_range(market: MarketDep, symbol: str, timeframe: str) -> tuple[int, int]:
+    async with market.sessions() as session:
+        rows = await history.list_series(session, symbol)
+    for row in rows:
+        if row.timeframe == timeframe:
+            return row.first_ts, row.last_ts + TIMEFRAME_SECONDS[timeframe]
+    raise NotFound(f"no stored {timeframe} bars of {symbol}")
+
+
+@router.get(
+    "/{symbol}/gaps",
+    response_model=GapReport,
+    summary="Expected bars missing from history, by calendar",
+)
+async def gap_report(
+    symbol: SymbolDep,
+    principal: ReaderDep,
+    market: MarketDep,
+    timeframe: Timeframe,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    calendar: Annotated[
+        str, Query(description=f"one of {', '.join(CALENDARS)}; equities: xnys")
+    ] = "24x7",
+) -> Response:
+    """Missing = expected by the calendar but not stored. ``24x7`` expects every aligned open
+    time (crypto); ``xnys`` expects NYSE regular-session bars (equities). Without start/end
+    the stored range of the series is checked. Provider gaps recorded as unfillable are listed
+    under ``recorded``."""
+    if calendar not in CALENDARS:
+        raise ValidationFailed(f"unknown calendar {calendar!r}; use one of {', '.join(CALENDARS)}")
+    with dependency_errors():
+        lo, hi = epoch(start), epoch(end)
+        if lo is None or hi is None:
+            first, last = await _series_range(market, symbol, timeframe)
+            lo = first if lo is None else lo
+            hi = last if hi is None else hi
+        if hi <= lo:
+            raise ValidationFailed("end must be after start")
+        step = TIMEFRAME_SECONDS[timeframe]
+        if (hi - lo) // step > market.settings.gap_report_max_bars:
+            raise ValidationFailed(
+                f"the range spans more than {market.settings.gap_report_max_bars} {timeframe} bars"
+            )
+        try:
+            expected = expected_open_times(calendar, timeframe, lo, hi)
+        except CalendarError as exc:
+            raise ValidationFailed(str(exc)) from None
+        async with market.sessions() as session:
+            present = await history.read_timestamps(session, symbol, timeframe, lo, hi)
+            recorded_rows = (
+                await session.execute(
+                    select(models.gaps)
+                    .where(
+                        models.gaps.c.symbol == symbol,
+                        models.gaps.c.timeframe == timeframe,
+                        models.gaps.c.end_ts > datetime.fromtimestamp(lo, UTC),
+                        models.gaps.c.start_ts < datetime.fromtimestamp(hi, UTC),
+                    )
+                    .order_by(models.gaps.c.start_ts)
+                    .limit(MAX_GAP_RANGES)
+                )
+            ).all()
+    missing = np.setdiff1d(expected, present, assume_unique=True)
+    unexpected = int(np.setdiff1d(present, expected, assume_unique=True).size)
+    ranges = _ranges(expected, missing, step)
+    body = {
+        "symbol": symbol,
+        "timeframe": timeframe,
+        "calendar": calendar,
+        "start": _dt(lo),
+        "end": _dt(hi),
+        "expected": int(expected.size),
+        "present": int(present.size) - unexpected,
+        "missing": int(missing.size),
+        "unexpected": unexpected,
+        "gaps": ranges[:MAX_GAP_RANGES],
+        "truncated": len(ranges) > MAX_GAP_RANGES,
+        "recorded": [
+            {
+                "start": r.start_ts,
+                "end": r.end_ts,
+                "reason": r.reason,
+                "source": r.source,
+                "detail": r.detail,
+                "recorded_at": r.recorded_at,
+            }
+            for r in recorded_rows
+        ],
+    }
+    return Response(orjson.dumps(body, option=orjson.OPT_UTC_Z), media_type=JSON)
+
+
+def _ranges(
+    expected: npt.NDArray[np.int64], missing: npt.NDArray[np.int64], step: int
+) -> list[dict[str, Any]]:
+    """Runs of consecutive expected bars that are missing (a session break splits a run)."""
+    if missing.size == 0:
+        return []
+    positions = np.searchsorted(expected, missing)
+    breaks = np.flatnonzero(np.diff(positions) != 1) + 1
+    out = []
+    for run in np.split(np.arange(missing.size), breaks):
+        first, last = int(missing[run[0]]), int(missing[run[-1]])
+        out.append({"start": _dt(first), "end": _dt(last + step), "missing": int(run.size)})
+    return out
+
+
+@router.post(
+    "/{symbol}/resample",
+    response_model=ResampleReport,
+    summary="Derive higher timeframes from a stored lower one",
+)
+async def resample_symbol(
+    symbol: SymbolDep, body: ResampleRequest, principal: WriterDep, market: MarketDep
+) -> ResampleReport:
+    """Builds ``target_timeframes`` from ``source_timeframe`` bars in [start, end) (default:
+    everything stored), widened to whole buckets, and stores them like pushed bars:
+    idempotent, with corrections published when a derived bar changes."""
+    for target in body.target_timeframes:
+        check_derivable(body.source_timeframe, target, body.day_timezone)
+    with dependency_errors():
+        lo, hi = epoch(body.start), epoch(body.end)
+        if lo is None or hi is None:
+            first, last = await _series_range(market, symbol, body.source_timeframe)
+            lo = first if lo is None else lo
+            hi = last if hi is None else hi
+        results = []
+        for target in body.target_timeframes:
+            report = await market.resampler.derive(
+                symbol,
+                body.source_timeframe,
+                target,
+                lo,
+                hi,
+                day_timezone=body.day_timezone,
+                user_id=principal.user_id,
+            )
+            results.append({"timeframe": target, **vars(report)})
+    return ResampleReport.model_validate({"symbol": symbol, "results": results})

@@ -1,0 +1,1 @@
+"""Live market data providers (exchange feeds) that feed the common ingest path."""

@@ -1,0 +1,258 @@
+"""Higher timeframes derived from lower ones, stored through the same path as any other bar.
+
+A derived bar aggregates the stored bars of its bucket: first open, highest high, lowest low,
+last close, summed volume. Intraday buckets are UTC-aligned from the epoch, like stored bars.
+Daily buckets are UTC dates by default, or the local trading date of ``day_timezone`` (e.g.
+``America/New_York``: SPY hourly bars grouped by New York date reproduce SPY daily bars).
+Derived bars are ingested like pushed ones, so re-deriving is idempotent and a changed
+constituent turns into a published correction of the derived bar.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from algotrade.bars import TIMEFRAME_SECONDS
+from algotrade.errors import ValidationFailed
+from market_data_service import history
+from market_data_service.batch import BarBatch
+from market_data_service.calendars import session_day_labels
+from market_data_service.ingest import BarIngestor
+
+PAGE_BARS = 100_000
+WRITE_BARS = 5_000
+
+
+@dataclass
+class Resampled:
+    ts: npt.NDArray[np.int64]
+    open: npt.NDArray[np.float64]
+    high: npt.NDArray[np.float64]
+    low: npt.NDArray[np.float64]
+    close: npt.NDArray[np.float64]
+    volume: npt.NDArray[np.float64]
+    count: npt.NDArray[np.int64]
+
+    def __len__(self) -> int:
+        return int(self.ts.shape[0])
+
+    def take(self, rows: slice) -> Resampled:
+        return Resampled(
+            self.ts[rows],
+            self.open[rows],
+            self.high[rows],
+            self.low[rows],
+            self.close[rows],
+            self.volume[rows],
+            self.count[rows],
+        )
+
+
+def check_derivable(source_tf: str, target_tf: str, day_timezone: str | None) -> ZoneInfo | None:
+    """Raise `ValidationFailed` unless ``target_tf`` can be built from ``source_tf``."""
+    src, dst = TIMEFRAME_SECONDS.get(source_tf), TIMEFRAME_SECONDS.get(target_tf)
+    problems = []
+    if src is None or dst is None:
+        problems.append("unknown timeframe")
+    elif dst <= src or dst % src:
+        problems.append(f"{target_tf} is not a whole multiple above {source_tf}")
+    tz = None
+    if day_timezone is not None:
+        if target_tf != "1d":
+            problems.append("day_timezone applies to 1d targets only")
+        try:
+            tz = ZoneInfo(day_timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            problems.append(f"unknown time zone {day_timezone!r}")
+    if problems:
+        raise ValidationFailed(
+            f"cannot derive {target_tf} from {source_tf}: {'; '.join(problems)}",
+            errors=[{"loc": ["body"], "code": "not_derivable", "message": p} for p in problems],
+        )
+    return tz
+
+
+def bucket_starts(
+    ts: npt.NDArray[np.int64], target_tf: str, tz: ZoneInfo | None = None
+) -> npt.NDArray[np.int64]:
+    if target_tf == "1d" and tz is not None:
+        return session_day_labels(ts, tz)
+    step = TIMEFRAME_SECONDS[target_tf]
+    return ts - ts % step
+
+
+def resample(
+    ts: npt.NDArray[np.int64],
+    open_: npt.NDArray[np.float64],
+    high: npt.NDArray[np.float64],
+    low: npt.NDArray[np.float64],
+    close: npt.NDArray[np.float64],
+    volume: npt.NDArray[np.float64],
+    target_tf: str,
+    tz: ZoneInfo | None = None,
+) -> Resampled:
+    """Aggregate bars sorted by open time into ``target_tf`` buckets."""
+    if ts.size == 0:
+        empty_f = np.zeros(0, np.float64)
+        return Resampled(
+            np.zeros(0, np.int64),
+            empty_f,
+            empty_f,
+            empty_f,
+            empty_f,
+            empty_f,
+            np.zeros(0, np.int64),
+        )
+    buckets = bucket_starts(ts, target_tf, tz)
+    starts = np.flatnonzero(np.r_[True, buckets[1:] != buckets[:-1]])
+    ends = np.r_[starts[1:], ts.size]
+    return Resampled(
+        ts=buckets[starts],
+        open=open_[starts],
+        high=np.maximum.reduceat(high, starts),
+        low=np.minimum.reduceat(low, starts),
+        close=close[ends - 1],
+        volume=np.add.reduceat(volume, starts),
+        count=(ends - starts).astype(np.int64),
+    )
+
+
+@dataclass
+class DeriveReport:
+    source_bars: int = 0
+    derived: int = 0
+    accepted: int = 0
+    duplicate: int = 0
+    corrected: int = 0
+
+
+class Resampler:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        ingestor: BarIngestor,
+        *,
+        max_source_bars: int,
+    ) -> None:
+        self._sessions = sessions
+        self._ingestor = ingestor
+        self._max_source_bars = max_source_bars
+
+    async def derive(
+        self,
+        symbol: str,
+        source_tf: str,
+        target_tf: str,
+        start: int,
+        end: int,
+        *,
+        day_timezone: str | None = None,
+        source: str = "resample",
+        user_id: str | None = None,
+    ) -> DeriveReport:
+        """Derive and store ``target_tf`` bars for source bars with ``start <= ts < end``.
+
+        Reads history in pages and holds back the last bucket of a page until the next page
+        (or the end) shows it is complete, so page boundaries never split a bucket.
+        """
+        tz = check_derivable(source_tf, target_tf, day_timezone)
+        start, end = whole_buckets(start, end, target_tf, tz)
+        report = DeriveReport()
+        cursor = start
+        carry: history.Columns | None = None
+        while True:
+            async with self._sessions() as session:
+                page = await history.read_range(
+                    session, symbol, source_tf, cursor, end, limit=PAGE_BARS
+                )
+            report.source_bars += len(page)
+            if report.source_bars > self._max_source_bars:
+                raise ValidationFailed(
+                    f"more than {self._max_source_bars} source bars; derive a shorter range"
+                )
+            last_page = len(page) < PAGE_BARS
+            if carry is not None:
+                page = _concat(carry, page)
+            if len(page) == 0:
+                break
+            derived = resample(
+                page.ts, page.open, page.high, page.low, page.close, page.volume, target_tf, tz
+            )
+            if not last_page:
+                # The last bucket may continue on the next page: carry its source bars over.
+                keep = int(derived.count[-1])
+                carry = _tail(page, keep)
+                derived = derived.take(slice(0, len(derived) - 1))
+                cursor = int(page.ts[-1]) + 1
+            await self._store(symbol, target_tf, derived, report, source, user_id)
+            if last_page:
+                break
+        return report
+
+    async def _store(
+        self,
+        symbol: str,
+        target_tf: str,
+        derived: Resampled,
+        report: DeriveReport,
+        source: str,
+        user_id: str | None,
+    ) -> None:
+        for lo in range(0, len(derived), WRITE_BARS):
+            part = derived.take(slice(lo, lo + WRITE_BARS))
+            batch = BarBatch.of_series(
+                symbol, target_tf, part.ts, part.open, part.high, part.low, part.close, part.volume
+            )
+            written = await self._ingestor.ingest(batch, source=source, user_id=user_id)
+            counts = written.counts()
+            report.derived += len(part)
+            report.accepted += counts["accepted"]
+            report.duplicate += counts["duplicate"]
+            report.corrected += counts["corrected"]
+
+
+def _tail(columns: history.Columns, n: int) -> history.Columns:
+    s = slice(len(columns) - n, len(columns))
+    return history.Columns(
+        columns.ts[s],
+        columns.open[s],
+        columns.high[s],
+        columns.low[s],
+        columns.close[s],
+        columns.volume[s],
+        columns.version[s],
+    )
+
+
+def _concat(a: history.Columns, b: history.Columns) -> history.Columns:
+    return history.Columns(
+        np.concatenate([a.ts, b.ts]),
+        np.concatenate([a.open, b.open]),
+        np.concatenate([a.high, b.high]),
+        np.concatenate([a.low, b.low]),
+        np.concatenate([a.close, b.close]),
+        np.concatenate([a.volume, b.volume]),
+        np.concatenate([a.version, b.version]),
+    )
+
+
+def whole_buckets(start: int, end: int, target_tf: str, tz: ZoneInfo | None) -> tuple[int, int]:
+    """Widen ``[start, end)`` to whole target buckets, so no derived bar is built from part
+    of its bucket."""
+    if end <= start:
+        return start, start
+    if target_tf == "1d" and tz is not None:
+        first = datetime.fromtimestamp(start, tz).date()
+        last = datetime.fromtimestamp(end - 1, tz).date() + timedelta(days=1)
+        return (
+            int(datetime.combine(first, time(0), tz).timestamp()),
+            int(datetime.combine(last, time(0), tz).timestamp()),
+        )
+    step = TIMEFRAME_SECONDS[target_tf]
+    return start - start % step, end + (-end) % step

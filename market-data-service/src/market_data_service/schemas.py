@@ -1,0 +1,242 @@
+"""Request and response models of the market data API.
+
+Hot paths (the bar push, latest-N, history pages) build their JSON directly with orjson; the
+models here still describe those answers in the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from algotrade.bars import Timeframe
+
+BarStatus = Literal["accepted", "duplicate", "corrected", "rejected"]
+
+
+class BarPublic(BaseModel):
+    ts: datetime = Field(description="open time, UTC")
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+
+class BarIn(BaseModel):
+    """One bar of a push (documentation of the accepted shape; parsing is hand-written)."""
+
+    symbol: str | None = Field(default=None, description="per bar, or batch-wide")
+    timeframe: Timeframe | None = Field(default=None, description="per bar, or batch-wide")
+    ts: datetime | int = Field(description="ISO-8601 with UTC offset, or epoch seconds")
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+
+class BarsPush(BaseModel):
+    symbol: str | None = None
+    timeframe: Timeframe | None = None
+    bars: list[BarIn] = Field(max_length=5_000)
+
+
+class RejectionPublic(BaseModel):
+    index: int
+    reason: str
+    message: str
+
+
+class PushCounts(BaseModel):
+    accepted: int
+    duplicate: int
+    corrected: int
+    rejected: int
+
+
+class PushResult(BaseModel):
+    """Per-bar answer: ``statuses[i]`` is the fate of ``bars[i]``; rejections say why."""
+
+    received: int
+    counts: PushCounts
+    statuses: list[BarStatus]
+    rejections: list[RejectionPublic]
+
+
+class LatestBarsPublic(BaseModel):
+    symbol: str
+    timeframe: Timeframe
+    source: Literal["window", "history"]
+    bars: list[BarPublic]
+
+
+class BarsPage(BaseModel):
+    symbol: str
+    timeframe: Timeframe
+    bars: list[BarPublic]
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next page")
+
+
+class TimeframeSummary(BaseModel):
+    timeframe: Timeframe
+    first: datetime
+    last: datetime
+    count: int
+
+
+class SymbolPublic(BaseModel):
+    symbol: str
+    timeframes: list[TimeframeSummary]
+
+
+class SymbolsPublic(BaseModel):
+    symbols: list[SymbolPublic]
+
+
+class GapRange(BaseModel):
+    start: datetime
+    end: datetime = Field(description="exclusive")
+    missing: int
+
+
+class RecordedGap(BaseModel):
+    start: datetime
+    end: datetime
+    reason: str
+    source: str
+    detail: str | None
+    recorded_at: datetime
+
+
+class GapReport(BaseModel):
+    symbol: str
+    timeframe: Timeframe
+    calendar: str
+    start: datetime
+    end: datetime
+    expected: int
+    present: int
+    missing: int
+    unexpected: int = Field(description="stored bars the calendar does not expect")
+    gaps: list[GapRange]
+    truncated: bool
+    recorded: list[RecordedGap]
+
+
+class ResampleRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    source_timeframe: Timeframe
+    target_timeframes: list[Timeframe] = Field(min_length=1, max_length=6)
+    start: datetime | None = None
+    end: datetime | None = None
+    day_timezone: str | None = Field(
+        default=None,
+        description="IANA zone whose local date labels daily bars (e.g. America/New_York)",
+    )
+
+
+class ResampleResult(BaseModel):
+    timeframe: Timeframe
+    source_bars: int
+    derived: int
+    accepted: int
+    duplicate: int
+    corrected: int
+
+
+class ResampleReport(BaseModel):
+    symbol: str
+    results: list[ResampleResult]
+
+
+ImportState = Literal["queued", "running", "completed", "failed"]
+
+
+class ImportFromPath(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(min_length=1, max_length=1000, description="relative to IMPORT_DIR")
+    symbol: str
+    timeframe: Timeframe
+    atomic: bool = False
+
+
+class ImportPublic(BaseModel):
+    id: str
+    state: ImportState
+    origin: Literal["upload", "path"]
+    filename: str
+    format: Literal["csv", "parquet"]
+    symbol: str
+    timeframe: Timeframe
+    atomic: bool
+    progress: float = Field(description="0..1, by bytes read")
+    bytes_total: int
+    bytes_done: int
+    rows_read: int
+    rows_rejected: int
+    accepted: int
+    duplicate: int
+    corrected: int
+    errors: list[dict[str, Any]] = Field(description="first rejected rows: line, reason, message")
+    message: str | None
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+
+
+class ImportsPublic(BaseModel):
+    imports: list[ImportPublic]
+
+
+ReplayState = Literal["running", "completed", "stopped", "failed"]
+
+
+class ReplayCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    symbol: str
+    timeframe: Timeframe
+    start: datetime | None = None
+    end: datetime | None = None
+    speed: float | Literal["max"] = Field(
+        default=60.0, description="simulated seconds per wall second, or 'max'"
+    )
+    target_symbol: str | None = Field(
+        default=None, description="where bars are written; must end in '.R<letters/digits>'"
+    )
+
+
+class ReplayPublic(BaseModel):
+    id: str
+    state: ReplayState
+    symbol: str
+    target_symbol: str
+    timeframe: Timeframe
+    speed: float | Literal["max"]
+    start: datetime | None
+    end: datetime | None
+    bars_total: int
+    bars_emitted: int
+    last_ts: datetime | None
+    message: str | None
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+
+
+class ReplaysPublic(BaseModel):
+    replays: list[ReplayPublic]
+
+
+class HealthPublic(BaseModel):
+    status: Literal["ok", "degraded"]
+    accepting: bool
+    dependencies: dict[str, str]
+    limits: dict[str, int]
+    timeframes: list[str]
+    symbol_pattern: str

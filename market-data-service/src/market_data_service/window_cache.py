@@ -1,0 +1,138 @@
+"""The Redis windows as a cache of history: apply committed bars, serve latest-N, warm up, repair.
+
+Order of writes, and why: history and the outbox commit first, in one PostgreSQL transaction;
+the window is updated after the commit. A crash between the two leaves the window *behind*
+history, never ahead of it, so a bar a reader saw in a window is always durable and always on
+its way to Kafka. Behind is repaired: a failed window update makes the window cold (its warm
+flag is deleted, retried in the background while Redis is down), the service clears every
+warm flag when it starts (covering a crash in between), and a cold window is refilled from
+history by the next reader. Versions from history make refills safe against concurrent writers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from algotrade.bars import encode_bar_json, iso_utc_array
+from algotrade.windows import VERSION_DIGITS, SlidingWindows, WindowEntry
+from market_data_service import history
+
+logger = logging.getLogger(__name__)
+
+Series = tuple[str, str]
+REPAIR_INTERVAL_SECONDS = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class LatestBars:
+    """Latest-N answer: canonical bar JSON (oldest first) and where it came from."""
+
+    payloads: list[bytes]
+    source: str  # "window" | "history"
+
+
+class WindowCache:
+    def __init__(self, windows: SlidingWindows, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.windows = windows
+        self._sessions = sessions
+        self._pending_invalidations: set[Series] = set()
+        self._warming: dict[Series, asyncio.Task[list[bytes]]] = {}
+
+    @property
+    def capacity(self) -> int:
+        return self.windows.capacity
+
+    async def apply(self, entries: Mapping[Series, tuple[bytes, int]]) -> None:
+        """Put committed bars (encoded lines) into their windows; on failure make those
+        windows cold."""
+        if not entries:
+            return
+        try:
+            await self.windows.upsert_encoded(entries)
+        except (RedisError, OSError) as exc:
+            logger.warning(
+                "window update failed (%s); invalidating %d window(s)", exc, len(entries)
+            )
+            await self.invalidate(entries.keys())
+
+    async def invalidate(self, series: Iterable[Series]) -> None:
+        for item in series:
+            try:
+                await self.windows.invalidate(*item)
+            except (RedisError, OSError):
+                self._pending_invalidations.add(item)
+
+    async def repair_forever(self) -> None:
+        """Retry invalidations that failed while Redis was unreachable."""
+        while True:
+            await asyncio.sleep(REPAIR_INTERVAL_SECONDS)
+            for item in list(self._pending_invalidations):
+                try:
+                    await self.windows.invalidate(*item)
+                except (RedisError, OSError):
+                    break
+                self._pending_invalidations.discard(item)
+
+    @property
+    def pending_repairs(self) -> int:
+        return len(self._pending_invalidations)
+
+    async def latest(self, symbol: str, timeframe: str, n: int) -> LatestBars:
+        """Latest ``n`` bars from the window; a cold window is filled from history first."""
+        try:
+            members = await self.windows.latest_members(symbol, timeframe, n)
+        except (RedisError, OSError) as exc:
+            logger.warning("window read failed (%s); serving history", exc)
+            return LatestBars(await self._from_history(symbol, timeframe, n), "history")
+        if members is not None:
+            return LatestBars([m[VERSION_DIGITS:] for m in members], "window")
+        payloads = await self._warm(symbol, timeframe)
+        return LatestBars(payloads[-n:] if n < len(payloads) else payloads, "history")
+
+    async def _from_history(self, symbol: str, timeframe: str, n: int) -> list[bytes]:
+        async with self._sessions() as session:
+            columns = await history.read_latest(session, symbol, timeframe, n)
+        return [e.payload for e in entries_from_columns(columns)]
+
+    async def _warm(self, symbol: str, timeframe: str) -> list[bytes]:
+        """Fill a cold window from history once, however many readers ask at the same time."""
+        key = (symbol, timeframe)
+        task = self._warming.get(key)
+        if task is None:
+            task = asyncio.create_task(self._fill(symbol, timeframe))
+            self._warming[key] = task
+            task.add_done_callback(lambda _: self._warming.pop(key, None))
+        return await asyncio.shield(task)
+
+    async def _fill(self, symbol: str, timeframe: str) -> list[bytes]:
+        async with self._sessions() as session:
+            columns = await history.read_latest(session, symbol, timeframe, self.capacity)
+        entries = entries_from_columns(columns)
+        with contextlib.suppress(RedisError, OSError):
+            await self.windows.fill(symbol, timeframe, entries)
+        return [e.payload for e in entries]
+
+
+def entries_from_columns(columns: history.Columns) -> list[WindowEntry]:
+    stamps = iso_utc_array(columns.ts)
+    return [
+        WindowEntry(int(t), encode_bar_json(s, o, h, lo, c, v), int(ver))
+        for t, s, o, h, lo, c, v, ver in zip(
+            columns.ts.tolist(),
+            stamps,
+            columns.open.tolist(),
+            columns.high.tolist(),
+            columns.low.tolist(),
+            columns.close.tolist(),
+            columns.volume.tolist(),
+            columns.version.tolist(),
+            strict=True,
+        )
+    ]

@@ -1,0 +1,123 @@
+"""Bar rules shared by every service: symbols, timeframes, timestamps, validation, events."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from algotrade.bars import (
+    REASONS,
+    Bar,
+    MarketBarsPayload,
+    encode_bar_json,
+    iso_utc,
+    iso_utc_array,
+    normalize_symbol,
+    parse_timestamp,
+    timeframe_seconds,
+    validate_ohlcv,
+)
+from algotrade.events import default_registry
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("btc-usd", "BTC-USD"),
+        ("BTC/USD", "BTC-USD"),
+        (" btc_usd ", "BTC-USD"),
+        ("spy", "SPY"),
+        ("brk.b", "BRK.B"),
+        ("ES-Z24", "ES-Z24"),
+    ],
+)
+def test_symbol_spellings_of_one_market_normalise_alike(raw: str, expected: str) -> None:
+    assert normalize_symbol(raw) == expected
+
+
+@pytest.mark.parametrize(
+    "raw", ["", "  ", "BTC--USD", "-BTC", "BTC USD", "BTC$", "A" * 33, 7, None]
+)
+def test_symbols_outside_the_pattern_are_refused(raw: object) -> None:
+    with pytest.raises(ValueError):
+        normalize_symbol(raw)
+
+
+def test_timeframes_are_a_closed_set() -> None:
+    assert timeframe_seconds("4h") == 14_400
+    with pytest.raises(ValueError, match="unknown timeframe"):
+        timeframe_seconds("2h")
+
+
+def test_timestamps_need_an_offset_and_whole_seconds() -> None:
+    assert parse_timestamp("2024-01-02T03:04:00Z") == 1_704_164_640
+    assert parse_timestamp("2024-01-02T04:04:00+01:00") == 1_704_164_640
+    assert parse_timestamp(1_704_164_640) == 1_704_164_640
+    assert parse_timestamp("2024-01-02T03:04:00", assume_utc=True) == 1_704_164_640
+    for bad in ("2024-01-02T03:04:00", "2024-01-02T03:04:00.5Z", "yesterday", 1.5, True, None):
+        with pytest.raises(ValueError):
+            parse_timestamp(bad)
+
+
+def test_validation_gives_each_bar_its_first_failing_rule() -> None:
+    nan, inf = float("nan"), float("inf")
+    rows = [
+        # ts, open, high, low, close, volume, expected reason
+        (60, 10, 11, 9, 10.5, 1, "ok"),
+        (61, 10, 11, 9, 10.5, 1, "misaligned_timestamp"),
+        (120, nan, 11, 9, 10.5, 1, "non_finite"),
+        (180, 10, inf, 9, 10.5, 1, "non_finite"),
+        (240, 10, 11, 9, 10.5, -1, "negative_volume"),
+        (300, 10, 8, 9, 8.5, 1, "low_above_high"),
+        (360, 10, 10.2, 9, 10.5, 1, "high_below_open_close"),
+        (420, 10, 11, 9.9, 9.5, 1, "low_above_open_close"),
+        (10**10, 10, 11, 9, 10.5, 1, "timestamp_out_of_range"),
+        (480, 10, 10, 10, 10, 0, "ok"),
+    ]
+    cols = list(zip(*rows, strict=True))
+    codes = validate_ohlcv(
+        np.array(cols[0], np.int64), *(np.array(c, np.float64) for c in cols[1:6]), 60
+    )
+    assert [REASONS[c] for c in codes] == list(cols[6])
+
+
+def test_canonical_json_is_stable_and_float_only() -> None:
+    a = encode_bar_json(1_704_164_640, 1, 2, 0.5, 1.5, 10)
+    b = Bar("X", "1m", 1_704_164_640, 1.0, 2.0, 0.5, 1.5, 10.0).to_json()
+    assert (
+        a
+        == b
+        == (
+            b'{"ts":"2024-01-02T03:04:00Z","open":1.0,"high":2.0,"low":0.5,"close":1.5,"volume":10.0}'
+        )
+    )
+    assert Bar.from_json("X", "1m", a) == Bar("X", "1m", 1_704_164_640, 1.0, 2.0, 0.5, 1.5, 10.0)
+    stamps = np.array([0, 1_704_164_640, -86_400], np.int64)
+    assert iso_utc_array(stamps) == [iso_utc(int(t)) for t in stamps]
+
+
+def test_bar_event_payload_is_registered_for_consumers() -> None:
+    assert default_registry.model_for("market.bars", 1) is MarketBarsPayload
+    payload = MarketBarsPayload.model_validate(
+        {
+            "symbol": "BTC-USD",
+            "timeframe": "1m",
+            "source": "http",
+            "bars": [
+                {
+                    "ts": "2024-01-02T03:04:00Z",
+                    "open": 1,
+                    "high": 2,
+                    "low": 0.5,
+                    "close": 1.5,
+                    "volume": 3,
+                    "correction": False,
+                    "revision": 0,
+                    "version": 7,
+                }
+            ],
+        }
+    )
+    envelope = default_registry.build("market.bars", payload, producer="t", key="BTC-USD:1m")
+    _, decoded = default_registry.decode(envelope.to_bytes())
+    assert decoded == payload
