@@ -57,18 +57,18 @@ def _echo_router(echo_state: dict[str, Any]) -> APIRouter:
 
     @router.get("/api/market/slow")
     async def slow(request: Request, seconds: float = 1.0) -> dict[str, str]:
-        current_principal(request)
+        await current_principal(request)
         await asyncio.sleep(seconds)
         return {"slept": str(seconds)}
 
     @router.get("/api/backtests/status/{code}")
     async def status(code: int, request: Request) -> Any:
-        current_principal(request)
+        await current_principal(request)
         return JSONResponse({"status": code}, status_code=code)
 
     @router.get("/api/strategies/headers-out")
     async def headers_out(request: Request) -> Any:
-        current_principal(request)
+        await current_principal(request)
         return JSONResponse(
             {"ok": True},
             headers={
@@ -82,7 +82,7 @@ def _echo_router(echo_state: dict[str, Any]) -> APIRouter:
 
     @router.get("/api/market/stream")
     async def stream(request: Request) -> StreamingResponse:
-        current_principal(request)
+        await current_principal(request)
         echo: Echo = echo_state["echo"]
 
         async def body() -> AsyncIterator[bytes]:
@@ -100,7 +100,7 @@ def _echo_router(echo_state: dict[str, Any]) -> APIRouter:
         include_in_schema=False,
     )
     async def everything(path: str, request: Request) -> dict[str, Any]:
-        principal = current_principal(request)
+        principal = await current_principal(request)
         echo: Echo = echo_state["echo"]
         digest = hashlib.sha256()
         size = 0
