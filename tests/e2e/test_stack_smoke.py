@@ -15,15 +15,17 @@ import psutil
 import pytest
 
 from algotrade.config import SERVICE_PORTS
-from algotrade.dev.infra import tcp_reachable
+from algotrade.dev.infra import port_bindable
 
 READY_WITHIN = 90.0
 
 
 def free_base_port() -> int:
+    """Seven consecutive bindable ports below Linux's ephemeral range (32768-60999), where
+    outgoing connections could take one between this check and the services' bind."""
     for _ in range(50):
-        base = random.randrange(20_000, 60_000, 10)
-        if not any(tcp_reachable("127.0.0.1", base + i, 0.05) for i in range(7)):
+        base = random.randrange(20_000, 32_000, 10)
+        if all(port_bindable(base + i) for i in range(7)):
             return base
     raise RuntimeError("no free port range")
 

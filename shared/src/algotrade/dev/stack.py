@@ -26,6 +26,7 @@ from rich.table import Table
 from algotrade.config import SERVICE_PORTS
 from algotrade.dev.infra import (
     Provided,
+    port_bindable,
     provide_kafka,
     provide_postgres,
     provide_redis,
@@ -44,13 +45,16 @@ SERVICES: dict[str, str] = {
     "notification-service": "notification_service",
     "analytics-service": "analytics_service",
 }
+# Processes without an HTTP port. One backtest worker: the mock broker cannot run a consumer
+# group with more than one member (scale out on Apache Kafka instead).
+WORKERS: dict[str, list[str]] = {"backtest-worker": ["backtesting_service", "worker"]}
 DATABASE_NAME = "algotrade"
 
 
 @dataclass
 class Child:
     name: str
-    port: int
+    port: int | None  # None for a worker, which has no HTTP port
     proc: subprocess.Popen[bytes]
     log: Path
     ready: bool = False
@@ -58,7 +62,7 @@ class Child:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://127.0.0.1:{self.port}" if self.port is not None else "(worker)"
 
 
 @dataclass
@@ -84,6 +88,9 @@ class Stack:
         )
         for name in SERVICES:
             env[service_url_env(name)] = f"http://127.0.0.1:{self.service_port(name)}"
+        demo_data = Path.cwd() / "data"
+        if "IMPORT_DIR" not in env and demo_data.is_dir():
+            env["IMPORT_DIR"] = str(demo_data)  # server-side imports of the shipped demo data
         return env
 
     def service_port(self, name: str) -> int:
@@ -108,6 +115,13 @@ class Stack:
         if not os.environ.get("DATABASE_URL"):
             postgres.url = asyncio.run(ensure_database(postgres.url, DATABASE_NAME))
 
+    def busy_ports(self) -> list[str]:
+        return [
+            f"{name} :{self.service_port(name)}"
+            for name in SERVICES
+            if not port_bindable(self.service_port(name))
+        ]
+
     def start_services(self) -> None:
         env = self.env()
         for name, package in SERVICES.items():
@@ -117,6 +131,11 @@ class Stack:
             child_env = {**env, "PORT": str(port)}
             proc = spawn([sys.executable, "-m", package, "serve", "--migrate"], log, env=child_env)
             self.children.append(Child(name, port, proc, log))
+        for name, args in WORKERS.items():
+            log = self.state_dir / "logs" / f"{name}.log"
+            log.unlink(missing_ok=True)
+            proc = spawn([sys.executable, "-m", *args], log, env=env)
+            self.children.append(Child(name, None, proc, log))
 
     def wait_ready(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -128,6 +147,9 @@ class Stack:
                     if child.proc.poll() is not None:
                         self.report_death(child)
                         return False
+                    if child.port is None:
+                        child.ready = True  # alive is all a worker can show
+                        continue
                     try:
                         child.ready = client.get(f"{child.url}/readyz").status_code == 200
                     except httpx.HTTPError:
@@ -145,7 +167,8 @@ class Stack:
         table.add_column("pid", justify="right")
         for child in self.children:
             alive = child.proc.poll() is None
-            state = "[green]ready[/]" if child.ready and alive else "[red]not ready[/]"
+            ready_word = "running" if child.port is None else "ready"
+            state = f"[green]{ready_word}[/]" if child.ready and alive else "[red]not ready[/]"
             if not alive:
                 state = f"[red]exited {child.proc.returncode}[/]"
             table.add_row(child.name, child.url, state, str(child.proc.pid))
@@ -232,6 +255,12 @@ def up(state_dir: Path, base_port: int, timeout: float) -> int:
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
+    if busy := stack.busy_ports():
+        stack.console.print(
+            f"[bold red]ports in use[/]: {', '.join(busy)}; choose another base port "
+            "(--base-port or ALGOTRADE_BASE_PORT)"
+        )
+        return 2
     stack.console.print("[bold]AlgoTrade Beta2[/]: starting infrastructure")
     try:
         stack.start_infra()

@@ -1,0 +1,64 @@
+"""Strategy graphs, read from the strategy service's API (never from its tables)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+from urllib.parse import quote
+
+import httpx
+
+from algotrade.backtest import BacktestInvalid
+from algotrade.errors import DependencyUnavailable
+from backtesting_service.tokens import ServiceTokens
+
+logger = logging.getLogger(__name__)
+
+
+class StrategySource(Protocol):
+    async def graph(self, user_id: str, strategy_id: str, version: int) -> dict[str, Any]:
+        """The graph of ``strategy_id`` at ``version`` as ``user_id`` may read it; raises
+        `BacktestInvalid` when it does not exist for that user."""
+        ...
+
+
+def unknown_strategy(strategy_id: str, version: int) -> BacktestInvalid:
+    return BacktestInvalid(
+        f"strategy {strategy_id!r} has no version {version} you can read",
+        errors=[
+            {
+                "loc": ["body", "strategy_id"],
+                "code": "unknown_strategy",
+                "message": f"strategy {strategy_id} version {version} not found",
+            }
+        ],
+    )
+
+
+class HttpStrategySource:
+    """``GET {base}/api/strategies/{id}/versions/{n}`` → ``{"graph": {...}, ...}``."""
+
+    def __init__(self, client: httpx.AsyncClient, base_url: str, tokens: ServiceTokens) -> None:
+        self._client = client
+        self._base = base_url.rstrip("/")
+        self._tokens = tokens
+
+    async def graph(self, user_id: str, strategy_id: str, version: int) -> dict[str, Any]:
+        token = self._tokens.for_user(user_id, "strategies:read")
+        url = f"{self._base}/api/strategies/{quote(strategy_id, safe='')}/versions/{version}"
+        try:
+            response = await self._client.get(url, headers={"authorization": f"Bearer {token}"})
+        except httpx.HTTPError as exc:
+            raise DependencyUnavailable(
+                f"the strategy service is unreachable ({type(exc).__name__})"
+            ) from None
+        if response.status_code in (403, 404):
+            raise unknown_strategy(strategy_id, version)
+        if response.status_code != 200:
+            logger.warning("strategy service answered %d", response.status_code)
+            raise DependencyUnavailable(f"the strategy service answered {response.status_code}")
+        body = response.json()
+        graph = body.get("graph") if isinstance(body, dict) else None
+        if not isinstance(graph, dict):
+            raise DependencyUnavailable("the strategy service's answer has no graph")
+        return graph

@@ -1,0 +1,387 @@
+"""`backtesting-service worker`: a member of the consumer group on ``backtest.jobs.v1``.
+
+Each worker process consumes one message at a time and runs its CPU work in a process pool
+(one process per core by default): a single backtest uses one pool process, a sweep chunk is
+split across all of them. Bars are fetched once per message. Kafka spreads partitions, and so
+messages, over the group's members; run several workers to use several machines.
+
+Delivery is at least once. The offset of a message is committed only after its result is
+stored, so a worker killed mid-job leaves the message to be redelivered; the redo writes the
+same S3 objects (keys and content depend only on the job) and its status changes are guarded,
+so it cannot complete a job twice or revive a cancelled one. Errors:
+
+- bad input found while running (`JobRejected`, an invalid plan, no bars): the job is marked
+  failed with the reason, and the message is done;
+- a message that is not a valid event, or names no job: straight to the DLQ;
+- anything else (database, S3 or market data unavailable, a crashed pool process): retried by
+  the consumer runner with backoff; the last attempt marks the job failed and the message
+  goes to the DLQ with the error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+import time
+from collections.abc import AsyncIterator
+from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+import httpx
+import orjson
+from aiokafka import ConsumerRecord
+from pydantic import BaseModel
+from sqlalchemy import Row
+
+from algotrade.backtest import BacktestConfig, BacktestInvalid
+from algotrade.backtest import events as backtest_events
+from algotrade.backtest.sweep import SweepSpec, combinations, sort_key, walk_forward_report
+from algotrade.bus import ConsumerRunner, EventProducer, RetryPolicy
+from algotrade.db import build_engine, build_session_factory
+from algotrade.engine import GraphInvalid, Plan, compile_graph
+from algotrade.errors import EventError
+from algotrade.events import Envelope, Topics, default_registry
+from algotrade.outbox import OutboxRelay
+from algotrade.storage import ObjectStore
+from backtesting_service import execution
+from backtesting_service.bar_sources import BarSource, HttpBarSource
+from backtesting_service.config import Settings
+from backtesting_service.jobs import JobStore
+from backtesting_service.models import ACTIVE, SCHEMA
+from backtesting_service.results import ResultStore
+from backtesting_service.tokens import ServiceTokens
+
+logger = logging.getLogger(__name__)
+
+NAME = "backtesting-worker"
+TOP_RESULTS = 100
+
+
+def plan_of(job: Row[Any]) -> Plan:
+    """The job's plan: its graph as validated at submission, with its parameter values."""
+    plan = compile_graph(job.spec["graph"])
+    params = job.spec.get("params") or {}
+    return plan.with_params(params) if params else plan
+
+
+def split(items: list[Any], parts: int) -> list[list[Any]]:
+    """``items`` in at most ``parts`` contiguous, nearly equal, non-empty slices."""
+    parts = max(1, min(parts, len(items)))
+    size, extra = divmod(len(items), parts)
+    out, start = [], 0
+    for k in range(parts):
+        stop = start + size + (1 if k < extra else 0)
+        out.append(items[start:stop])
+        start = stop
+    return out
+
+
+class JobRunner:
+    """The handler of ``backtest.requested``: runs the job or chunk and stores its result."""
+
+    def __init__(
+        self,
+        *,
+        jobs: JobStore,
+        results: ResultStore,
+        bars: BarSource,
+        pool: Executor,
+        processes: int,
+        attempts: int,
+    ) -> None:
+        self._jobs = jobs
+        self._results = results
+        self._bars = bars
+        self._pool = pool
+        self._processes = processes
+        self._max_attempts = attempts
+        self._attempts: dict[str, int] = {}
+
+    async def __call__(
+        self, envelope: Envelope, payload: BaseModel, record: ConsumerRecord[Any, Any]
+    ) -> None:
+        if not isinstance(payload, backtest_events.BacktestRequested):
+            raise EventError(f"{envelope.type} is not a job message")
+        job = await self._jobs.load(payload.job_id)
+        if job is None:
+            raise EventError(f"job {payload.job_id} does not exist")
+        where = {"job_id": job.id, "chunk": payload.chunk, "offset": record.offset}
+        if job.status not in ACTIVE:
+            logger.info("skip %s job", job.status, extra=where)
+            return
+        if job.kind == "sweep" and await self._jobs.chunk_done(job.id, payload.chunk):
+            logger.info("skip stored chunk", extra=where)
+            return
+        try:
+            await self._run(job, payload)
+        except (execution.JobRejected, BacktestInvalid, GraphInvalid) as exc:
+            detail = exc.detail if isinstance(exc, BacktestInvalid | GraphInvalid) else str(exc)
+            logger.warning("job failed: %s", detail, extra=where)
+            await self._jobs.fail(job, detail)
+        except Exception as exc:
+            attempt = self._attempts.get(envelope.id, 0) + 1
+            self._attempts[envelope.id] = attempt
+            if attempt >= self._max_attempts:
+                self._attempts.pop(envelope.id, None)
+                with contextlib.suppress(Exception):
+                    await self._jobs.fail(
+                        job, f"gave up after {attempt} attempts: {type(exc).__name__}: {exc}"
+                    )
+            raise
+        self._attempts.pop(envelope.id, None)
+
+    async def _run(self, job: Row[Any], message: backtest_events.BacktestRequested) -> None:
+        if not await self._jobs.start(job):
+            return
+        clock = _Stopwatch()
+        bars = await self._bars.bars(
+            job.user_id, job.symbol, job.timeframe, job.start_at, job.end_at
+        )
+        clock.lap("fetch_ms")
+        if len(bars) == 0:
+            raise execution.JobRejected(
+                f"no {job.timeframe} bars of {job.symbol} in [{job.start_at}, {job.end_at})"
+            )
+        plan = plan_of(job)
+        config_json = BacktestConfig.model_validate(job.config).model_dump_json()
+        loop = asyncio.get_running_loop()
+        if job.kind == "backtest":
+            summary, equity, trades = await loop.run_in_executor(
+                self._pool, execution.run_single, plan.to_bytes(), bars, config_json
+            )
+            clock.lap("run_ms")
+            if not await self._jobs.is_active(job.id):
+                return
+            document = orjson.loads(summary)
+            await self._results.put_backtest(job.user_id, job.id, document, equity, trades)
+            await self._jobs.complete_backtest(job, document, len(bars))
+            clock.lap("store_ms")
+            logger.info(
+                "backtest stored", extra={"job_id": job.id, "bars": len(bars), **clock.laps}
+            )
+            return
+
+        spec = SweepSpec.model_validate(job.spec["sweep"])
+        combos = combinations(plan, spec.search).slice(message.first, message.last)
+        walk_forward = spec.walk_forward.model_dump_json() if spec.walk_forward else None
+        plan_bytes = plan.to_bytes()
+        parts = await asyncio.gather(
+            *(
+                loop.run_in_executor(
+                    self._pool,
+                    execution.run_combinations,
+                    plan_bytes,
+                    bars,
+                    config_json,
+                    part,
+                    walk_forward,
+                    spec.metric,
+                )
+                for part in split(combos, self._processes)
+            )
+        )
+        rows = [row for part in parts for row in part]
+        clock.lap("run_ms")
+
+        async def finish(every: list[dict[str, Any]]) -> dict[str, Any]:
+            """The full summary goes to S3; the job row and the event keep it without the
+            top-100 list (the ranking endpoint pages through every combination)."""
+            summary = sweep_summary(every, spec, len(bars))
+            await self._results.put_summary(job.user_id, job.id, summary)
+            return {key: value for key, value in summary.items() if key != "top"}
+
+        outcome = await self._jobs.store_chunk(job, message.chunk, rows, len(bars), finish)
+        clock.lap("store_ms")
+        logger.info(
+            "chunk %s",
+            outcome,
+            extra={"job_id": job.id, "chunk": message.chunk, "bars": len(bars), **clock.laps},
+        )
+
+
+class _Stopwatch:
+    """Milliseconds spent per phase of a job, for the log line that closes it."""
+
+    def __init__(self) -> None:
+        self._last = time.perf_counter()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = round((now - self._last) * 1000, 1)
+        self._last = now
+
+
+def sweep_summary(rows: list[dict[str, Any]], spec: SweepSpec, bars: int) -> dict[str, Any]:
+    """The ranking (best first by the sweep's metric) and the walk-forward report."""
+    ranked = [
+        {"index": r["index"], "params": r["params"], "metrics": r["metrics"]}
+        for r in sorted(rows, key=sort_key(spec.metric))
+    ]
+    summary: dict[str, Any] = {
+        "metric": spec.metric,
+        "combinations": len(rows),
+        "bars": bars,
+        "best": ranked[0] if ranked else None,
+        "top": ranked[:TOP_RESULTS],
+    }
+    if ranked:
+        summary["metrics"] = ranked[0]["metrics"]
+    if spec.walk_forward is not None:
+        summary["walk_forward"] = walk_forward_report(rows, spec.metric, spec.walk_forward, bars)
+    return summary
+
+
+def process_pool(processes: int) -> ProcessPoolExecutor:
+    """Spawned processes (a fork of an event loop with live sockets and threads is unsafe),
+    each loading the compiled kernels before its first job."""
+    return ProcessPoolExecutor(
+        max_workers=processes,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=execution.warm_up,
+    )
+
+
+class Worker:
+    """The composition root of a worker process: clients, pool, consumer."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        processes: int | None = None,
+        bars: BarSource | None = None,
+        consumer_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.processes = processes or settings.worker_processes or os.cpu_count() or 1
+        self._bars = bars
+        self._consumer_options = consumer_options or {}
+        self._stop = asyncio.Event()
+        self.runner: ConsumerRunner | None = None
+        # The consuming task; cancelling it is what a crash looks like to Kafka (no commit).
+        self.consumer_task: asyncio.Task[None] | None = None
+
+    async def stop(self) -> None:
+        """Finish the message in hand, commit, leave the group."""
+        self._stop.set()
+        if self.runner is not None:
+            await self.runner.stop()
+
+    async def run(self) -> None:
+        async with self.running():
+            await self._stop.wait()
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[ConsumerRunner]:
+        """Everything up and consuming; on exit, stops in reverse order."""
+        settings = self.settings
+        topics = Topics(settings.kafka_topic_prefix)
+        async with contextlib.AsyncExitStack() as stack:
+            engine = build_engine(
+                settings.database_url.get_secret_value(), pool_size=settings.db_pool_size
+            )
+            stack.push_async_callback(engine.dispose)
+            producer = EventProducer(settings.kafka_bootstrap, client_id=NAME)
+            await producer.start()
+            stack.push_async_callback(producer.stop)
+            relay = OutboxRelay(
+                engine, SCHEMA.outbox, producer, poll_seconds=settings.outbox_poll_seconds
+            )
+            relay_task = asyncio.create_task(relay.run(), name="worker-outbox-relay")
+
+            async def stop_relay() -> None:
+                await relay.stop()
+                await relay_task
+
+            stack.push_async_callback(stop_relay)
+            store = ObjectStore(
+                bucket=settings.s3_bucket,
+                endpoint_url=settings.s3_endpoint,
+                region=settings.s3_region,
+                access_key=settings.s3_access_key.get_secret_value(),
+                secret_key=settings.s3_secret_key.get_secret_value(),
+            )
+            await store.ensure_bucket()
+            bars = self._bars
+            if bars is None:
+                client = httpx.AsyncClient(timeout=settings.http_timeout_seconds)
+                stack.push_async_callback(client.aclose)
+                bars = HttpBarSource(
+                    client,
+                    settings.market_data_service_url,
+                    ServiceTokens(settings, ttl_seconds=settings.internal_token_ttl_seconds),
+                    page_size=settings.bars_page_size,
+                    max_bars=settings.max_bars,
+                )
+            pool = _RestartingPool(process_pool(self.processes), self.processes)
+            stack.callback(pool.shutdown, wait=True, cancel_futures=True)
+            handler = JobRunner(
+                jobs=JobStore(build_session_factory(engine), topics, producer=NAME, relay=relay),
+                results=ResultStore(store),
+                bars=bars,
+                pool=pool,
+                processes=self.processes,
+                attempts=settings.worker_retry_attempts,
+            )
+            runner = ConsumerRunner(
+                bootstrap=settings.kafka_bootstrap,
+                topics=[topics.backtest_jobs],
+                group_id=settings.worker_group_id,
+                handler=handler,
+                producer=producer,
+                registry=default_registry,
+                retry=RetryPolicy(
+                    max_attempts=settings.worker_retry_attempts,
+                    initial_backoff=0.5,
+                    max_backoff=10.0,
+                ),
+                max_batch=1,
+                consumer_options={
+                    "max_poll_interval_ms": settings.worker_max_poll_interval_ms,
+                    **self._consumer_options,
+                },
+            )
+            self.runner = runner
+            task = asyncio.create_task(runner.run(), name="worker-consumer")
+            self.consumer_task = task
+
+            async def stop_runner() -> None:
+                await runner.stop()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+            stack.push_async_callback(stop_runner)
+            await runner.wait_started()
+            logger.info(
+                "worker consuming %s as %s with %d processes",
+                topics.backtest_jobs,
+                settings.worker_group_id,
+                self.processes,
+            )
+            yield runner
+
+
+class _RestartingPool(Executor):
+    """A process pool that replaces itself after a pool process died (e.g. the OOM killer),
+    so one crash costs a retry of one message, not the worker."""
+
+    def __init__(self, pool: ProcessPoolExecutor, processes: int) -> None:
+        self._pool = pool
+        self._processes = processes
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return self._pool.submit(fn, *args, **kwargs)
+        except BrokenProcessPool:
+            logger.error("process pool broken; starting a new one")
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = process_pool(self._processes)
+            return self._pool.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)

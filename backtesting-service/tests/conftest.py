@@ -1,0 +1,217 @@
+"""Fixtures: the service app and a worker on real PostgreSQL, the Kafka mock cluster and S3.
+
+Strategy graphs come from a small stand-in of the strategy service's documented API (that
+service is another team's; the HTTP client under test talks to it over real ASGI HTTP). Bars
+come from `CsvBarSource` over the repository's real data files; `test_bar_sources.py` runs the
+HTTP bar source against the real market data service app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from algotrade.auth import KeySet, Principal, TokenIssuer, internal_verifier
+from algotrade.migrations import upgrade
+from backtesting_service.bar_sources import BarSource, CsvBarSource
+from backtesting_service.config import Settings
+from backtesting_service.main import create_app
+from backtesting_service.strategies import HttpStrategySource
+from backtesting_service.tokens import ServiceTokens
+from backtesting_service.worker import Worker
+
+DATA = Path(__file__).resolve().parents[2] / "data"
+TEST_SECRET = "backtesting-tests-" + "s" * 32
+FAST_GROUP = {"heartbeat_interval_ms": 100, "session_timeout_ms": 6000}
+
+
+def sma_cross(fast: int = 10, slow: int = 30) -> dict[str, Any]:
+    return {
+        "nodes": [
+            {"id": "close", "type": "price"},
+            {"id": "fast", "type": "sma", "params": {"period": {"$param": "fast"}}},
+            {"id": "slow", "type": "sma", "params": {"period": {"$param": "slow"}}},
+            {"id": "up", "type": "cross_above"},
+            {"id": "down", "type": "cross_below"},
+            {"id": "buy", "type": "enter_long"},
+            {"id": "sell", "type": "exit_long"},
+        ],
+        "edges": [
+            {"from": "close.out", "to": "fast.in"},
+            {"from": "close.out", "to": "slow.in"},
+            {"from": "fast.out", "to": "up.a"},
+            {"from": "slow.out", "to": "up.b"},
+            {"from": "fast.out", "to": "down.a"},
+            {"from": "slow.out", "to": "down.b"},
+            {"from": "up.out", "to": "buy.in"},
+            {"from": "down.out", "to": "sell.in"},
+        ],
+        "parameters": {
+            "fast": {"default": fast, "min": 2, "max": 100, "step": 1},
+            "slow": {"default": slow, "min": 5, "max": 300, "step": 1},
+        },
+    }
+
+
+@dataclass
+class StrategyServiceStandIn:
+    """The strategy service's version endpoint: the graph of a user's strategy version."""
+
+    settings: Settings
+    versions: dict[tuple[str, str, int], dict[str, Any]] = field(default_factory=dict)
+    calls: list[tuple[str, str, int, frozenset[str]]] = field(default_factory=list)
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+        verifier = internal_verifier(self.settings)
+
+        @app.get("/api/strategies/{strategy_id}/versions/{version}")
+        async def version(strategy_id: str, version: int, request: Request) -> JSONResponse:
+            token = request.headers.get("authorization", "").removeprefix("Bearer ")
+            principal = verifier.verify(token)
+            self.calls.append((principal.user_id, strategy_id, version, principal.scopes))
+            graph = self.versions.get((principal.user_id, strategy_id, version))
+            if graph is None:
+                return JSONResponse({"detail": "not found"}, status_code=404)
+            return JSONResponse(
+                {"strategy_id": strategy_id, "n": version, "graph": graph, "plan_id": "p"}
+            )
+
+        return app
+
+
+def csv_bars() -> CsvBarSource:
+    return CsvBarSource(
+        {("SPY", "1d"): DATA / "spy-1d.csv", ("BTC-USD", "4h"): DATA / "btc-usd-4h.csv"}
+    )
+
+
+@pytest.fixture
+async def migrated(database_url: str) -> str:
+    await upgrade(database_url, "backtesting_service", "backtest")
+    return database_url
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Any], migrated: str) -> Settings:
+    settings: Settings = make_settings(
+        Settings,
+        jwt_secret=TEST_SECRET,
+        sweep_chunk_size=4,
+        strategy_service_url="http://strategy.test",
+        market_data_service_url="http://market.test",
+    )
+    return settings
+
+
+@pytest.fixture
+def strategy_service(settings: Settings) -> StrategyServiceStandIn:
+    return StrategyServiceStandIn(settings)
+
+
+def headers(settings: Settings, user_id: str = "alice", *scopes: str) -> dict[str, str]:
+    issuer = TokenIssuer(KeySet.from_settings(settings), issuer=settings.jwt_issuer)
+    token = issuer.issue(
+        Principal(user_id=user_id, scopes=frozenset(scopes or ("*",))),
+        audience=settings.internal_token_audience,
+        token_type="internal",
+        ttl_seconds=300,
+    )
+    return {"Authorization": f"Bearer {token}"}
+
+
+@dataclass
+class Service:
+    app: FastAPI
+    client: httpx.AsyncClient
+    settings: Settings
+
+    def headers(self, user_id: str = "alice", *scopes: str) -> dict[str, str]:
+        return headers(self.settings, user_id, *scopes)
+
+    async def submit(self, body: dict[str, Any], user_id: str = "alice") -> httpx.Response:
+        return await self.client.post("/api/backtests", json=body, headers=self.headers(user_id))
+
+    async def submit_sweep(self, body: dict[str, Any], user_id: str = "alice") -> httpx.Response:
+        return await self.client.post(
+            "/api/backtests/sweeps", json=body, headers=self.headers(user_id)
+        )
+
+    async def get(self, url: str, user_id: str = "alice", **kwargs: Any) -> httpx.Response:
+        return await self.client.get(url, headers=self.headers(user_id), **kwargs)
+
+    async def wait_status(self, job_id: str, *statuses: str, within: float = 60) -> dict[str, Any]:
+        deadline = asyncio.get_running_loop().time() + within
+        while True:
+            job: dict[str, Any] = (await self.get(f"/api/backtests/{job_id}")).json()
+            if job["status"] in statuses:
+                return job
+            assert asyncio.get_running_loop().time() < deadline, f"job stuck: {job}"
+            await asyncio.sleep(0.1)
+
+
+@pytest.fixture
+async def service(
+    settings: Settings, strategy_service: StrategyServiceStandIn
+) -> AsyncIterator[Service]:
+    strategy_client = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=strategy_service.app()), base_url="http://strategy.test"
+    )
+    strategies = HttpStrategySource(
+        strategy_client, "http://strategy.test", ServiceTokens(settings, ttl_seconds=60)
+    )
+    app = create_app(settings, strategies=strategies, bars=csv_bars())
+    async with (
+        strategy_client,
+        LifespanManager(app, startup_timeout=30, shutdown_timeout=30),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://t", timeout=30
+        ) as client,
+    ):
+        yield Service(app, client, settings)
+
+
+@pytest.fixture
+def start_worker(settings: Settings) -> Callable[..., Any]:
+    """``async with start_worker(bars=...) as worker:`` a worker with one pool process."""
+
+    @contextlib.asynccontextmanager
+    async def start(bars: BarSource | None = None) -> AsyncIterator[Worker]:
+        worker = Worker(settings, processes=1, bars=bars or csv_bars(), consumer_options=FAST_GROUP)
+        async with worker.running():
+            yield worker
+
+    return start
+
+
+@pytest.fixture(scope="session")
+def graph() -> Callable[..., dict[str, Any]]:
+    return sma_cross
+
+
+def spy_request(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "graph": sma_cross(),
+        "symbol": "SPY",
+        "timeframe": "1d",
+        "start": "2010-01-01T00:00:00Z",
+        "end": "2015-01-01T00:00:00Z",
+        "config": {"initial_capital": 100_000, "fee_bps": 1},
+    }
+    body.update(overrides)
+    return body
+
+
+@pytest.fixture(scope="session")
+def request_body() -> Callable[..., dict[str, Any]]:
+    return spy_request

@@ -1,0 +1,486 @@
+"""Benchmark of the backtest engine, sweeps, memory, and a job end to end through the services.
+
+Run: ``uv run --frozen python bench/bench_backtest.py`` (``--quick`` for fewer repeats,
+``--skip-e2e`` without the service round trip). Prints medians and p99s, and ratios against
+vectorbt measured in the same process on the same bars and signals.
+
+Goals from the issue: on 1M one-minute bars with an SMA(10/30) crossover, >= 5x faster than
+vectorbt's ``Portfolio.from_signals``; a sweep of 90 SMA combinations on 100k bars at
+>= 1,000 combinations/s (vectorbt ~73/s); peak memory of a 1M-bar run under 500 MB; and the
+latency of a 100k-bar backtest job through the HTTP service, Kafka, a worker and S3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+import warnings
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from algotrade.backtest import BacktestConfig, fills, run_backtest
+from algotrade.backtest.engine import simulation_inputs, simulation_params
+from algotrade.backtest.sweep import SearchSpace, combinations, run_sweep
+from algotrade.engine import Bars, compile_graph
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH_SECRET = "bench-backtest-" + "s" * 40
+FAST_PERIODS = [5, 10, 15, 20, 25, 30, 35, 40, 45, 50]
+SLOW_PERIODS = [60, 80, 100, 120, 140, 160, 180, 200, 220]
+
+
+def synthetic_bars(count: int, seed: int = 7) -> Bars:
+    """A geometric random walk of one-minute bars with plausible opens, highs and lows."""
+    rng = np.random.default_rng(seed)
+    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.0007, count)))
+    opens = np.concatenate(([100.0], close[:-1])) * np.exp(rng.normal(0.0, 0.0002, count))
+    spread = np.abs(rng.normal(0.0, 0.0005, count)) * close
+    return Bars.from_arrays(
+        ts=1_577_836_800_000 + np.arange(count, dtype=np.int64) * 60_000,
+        open=opens,
+        high=np.maximum(opens, close) + spread,
+        low=np.minimum(opens, close) - spread,
+        close=close,
+        volume=rng.integers(1_000, 100_000, count).astype(np.float64),
+    )
+
+
+def sma_cross(fast: int = 10, slow: int = 30) -> dict[str, Any]:
+    return {
+        "nodes": [
+            {"id": "close", "type": "price"},
+            {"id": "fast", "type": "sma", "params": {"period": {"$param": "fast"}}},
+            {"id": "slow", "type": "sma", "params": {"period": {"$param": "slow"}}},
+            {"id": "up", "type": "cross_above"},
+            {"id": "down", "type": "cross_below"},
+            {"id": "buy", "type": "enter_long"},
+            {"id": "sell", "type": "exit_long"},
+        ],
+        "edges": [
+            {"from": "close.out", "to": "fast.in"},
+            {"from": "close.out", "to": "slow.in"},
+            {"from": "fast.out", "to": "up.a"},
+            {"from": "slow.out", "to": "up.b"},
+            {"from": "fast.out", "to": "down.a"},
+            {"from": "slow.out", "to": "down.b"},
+            {"from": "up.out", "to": "buy.in"},
+            {"from": "down.out", "to": "sell.in"},
+        ],
+        "parameters": {
+            "fast": {"default": fast, "min": 2, "max": 500, "step": 1},
+            "slow": {"default": slow, "min": 5, "max": 1000, "step": 1},
+        },
+    }
+
+
+def timings(fn: Callable[[], Any], repeat: int, warmup: int = 1) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+def p99(samples: list[float]) -> float:
+    return float(np.percentile(samples, 99))
+
+
+def report(label: str, samples: list[float], *, per: int | None = None, what: str = "") -> float:
+    median = statistics.median(samples)
+    rate = f"  {per / median:>14,.0f} {what}/s" if per else ""
+    print(
+        f"  {label:<46} median {median * 1e3:9.2f} ms  p99 {p99(samples) * 1e3:9.2f} ms{rate}",
+        flush=True,
+    )
+    return median
+
+
+def import_vectorbt() -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import vectorbt as vbt
+    return vbt
+
+
+# ----------------------------------------------------------------------------- 1M bars
+
+
+def bench_single(bars: Bars, repeat: int) -> None:
+    import pandas as pd
+
+    vbt = import_vectorbt()
+    n = len(bars)
+    print(f"\nSingle backtest: SMA(10/30) crossover on {n:,} one-minute bars, all-in, whole units")
+    plan = compile_graph(sma_cross(10, 30))
+    config = BacktestConfig(initial_capital=100_000, units="whole", calendar="24x7")
+    result = run_backtest(plan, bars, config)
+    outputs = plan.evaluate(bars)
+    inputs = simulation_inputs(plan, outputs, n)
+    params = simulation_params(config.resolve(bars.ts))
+
+    def simulate() -> Any:
+        return fills.simulate(
+            bars.open, bars.high, bars.low, bars.close,
+            inputs.enter_long, inputs.exit_long, inputs.enter_short, inputs.exit_short,
+            inputs.stop, inputs.target, inputs.trail, inputs.size, inputs.modes, params, 0, n, True,
+        )  # fmt: skip
+
+    full = report(
+        "engine run_backtest (signals+sim+metrics)",
+        timings(lambda: run_backtest(plan, bars, config), repeat),
+        per=n,
+        what="bars",
+    )
+    sim = report(
+        "engine simulation only (same signals)", timings(simulate, repeat), per=n, what="bars"
+    )
+
+    index = pd.date_range("2020-01-01", periods=n, freq="1min")
+    close = pd.Series(bars.close, index=index)
+    price = pd.Series(bars.open, index=index)
+    # vectorbt fills at the bar it sees a signal: shift the signals one bar and fill at the open.
+    entries = pd.Series(np.concatenate(([False], inputs.enter_long[:-1])), index=index)
+    exits = pd.Series(np.concatenate(([False], inputs.exit_long[:-1])), index=index)
+
+    def from_signals() -> Any:
+        return vbt.Portfolio.from_signals(
+            close, entries, exits, price=price, init_cash=100_000.0, size=np.inf,
+            size_granularity=1.0, freq="1min",
+        )  # fmt: skip
+
+    pf = from_signals()
+    value = pf.value().to_numpy()
+    assert math.isclose(value[-1], result.equity[-1], rel_tol=1e-9), (value[-1], result.equity[-1])
+    assert pf.trades.count() == len(result.trades)
+    vb = report(
+        "vectorbt Portfolio.from_signals", timings(from_signals, repeat), per=n, what="bars"
+    )
+    vb_value = report(
+        "vectorbt from_signals + value()",
+        timings(lambda: from_signals().value(), repeat),
+        per=n,
+        what="bars",
+    )
+    print(f"  same trades ({len(result.trades):,}) and final equity ({result.equity[-1]:,.2f})")
+    print(f"  ratio from_signals / engine run_backtest:  {vb / full:6.1f}x   (goal >= 5x)")
+    print(f"  ratio from_signals / engine simulation:    {vb / sim:6.1f}x")
+    print(f"  ratio (from_signals+value) / run_backtest: {vb_value / full:6.1f}x")
+
+
+# ----------------------------------------------------------------------------- sweep
+
+
+def _sweep_part(graph: dict[str, Any], bars: Bars, combos: list[Any]) -> int:
+    return len(run_sweep(compile_graph(graph), bars, BacktestConfig(calendar="24x7"), combos))
+
+
+def bench_sweep(bars: Bars, repeat: int) -> None:
+    import pandas as pd
+
+    vbt = import_vectorbt()
+    n = len(bars)
+    plan = compile_graph(sma_cross())
+    space = SearchSpace(parameters={"fast": FAST_PERIODS, "slow": SLOW_PERIODS})
+    combos = combinations(plan, space)
+    items = combos.slice(0, len(combos))
+    count = len(items)
+    config = BacktestConfig(calendar="24x7")
+    print(
+        f"\nSweep: {count} SMA combinations ({len(FAST_PERIODS)} fast x "
+        f"{len(SLOW_PERIODS)} slow) on {n:,} bars"
+    )
+    one = report(
+        "engine run_sweep, one process",
+        timings(lambda: run_sweep(plan, bars, config, items), repeat),
+        per=count,
+        what="combos",
+    )
+    processes = os.cpu_count() or 1
+    halves = [items[k::processes] for k in range(processes)]
+    graph = sma_cross()
+    with ProcessPoolExecutor(processes) as pool:
+        list(pool.map(_sweep_part, [graph] * processes, [bars] * processes, halves))
+
+        def pooled() -> None:
+            list(pool.map(_sweep_part, [graph] * processes, [bars] * processes, halves))
+
+        many = report(
+            f"engine run_sweep, pool of {processes} (as a worker)",
+            timings(pooled, repeat),
+            per=count,
+            what="combos",
+        )
+
+    index = pd.date_range("2020-01-01", periods=n, freq="1min")
+    close = pd.Series(bars.close, index=index)
+
+    def vectorbt_sweep() -> Any:
+        # vectorbt at its best here: each distinct moving average computed once (as the
+        # engine shares them), then one from_signals and one Sharpe ratio per combination.
+        averages = {p: close.rolling(p).mean().to_numpy() for p in FAST_PERIODS + SLOW_PERIODS}
+        price = pd.Series(bars.open, index=index)
+        sharpes = []
+        for _, values in items:
+            f, s = averages[int(values["fast"])], averages[int(values["slow"])]
+            above = np.zeros(n, dtype=bool)
+            below = np.zeros(n, dtype=bool)
+            above[1:] = (f[1:] > s[1:]) & (f[:-1] <= s[:-1])
+            below[1:] = (f[1:] < s[1:]) & (f[:-1] >= s[:-1])
+            entries = pd.Series(np.concatenate(([False], above[:-1])), index=index)
+            exits = pd.Series(np.concatenate(([False], below[:-1])), index=index)
+            pf = vbt.Portfolio.from_signals(
+                close, entries, exits, price=price, init_cash=100_000.0, size=np.inf,
+                size_granularity=1.0, freq="1min",
+            )  # fmt: skip
+            sharpes.append(pf.sharpe_ratio())
+        return sharpes
+
+    vb = report(
+        "vectorbt from_signals + sharpe per combination",
+        timings(vectorbt_sweep, max(1, repeat // 2)),
+        per=count,
+        what="combos",
+    )
+    print(f"  ratio vectorbt / engine (one process): {vb / one:6.1f}x")
+    print(f"  ratio vectorbt / engine (pool):        {vb / many:6.1f}x   (goal: >= 1,000 combos/s)")
+
+
+# ----------------------------------------------------------------------------- memory
+
+MEMORY_PROBE = """
+import sys, tracemalloc
+sys.path.insert(0, {bench!r})
+from bench_backtest import synthetic_bars, sma_cross
+from algotrade.backtest import BacktestConfig, run_backtest
+from algotrade.engine import compile_graph
+bars = synthetic_bars({n})
+plan = compile_graph(sma_cross())
+config = BacktestConfig(units="whole", calendar="24x7")
+def high_water_kb():
+    # VmHWM, not getrusage: ru_maxrss survives exec and would report the parent's peak.
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+run_backtest(plan, synthetic_bars(1000), config)  # kernels loaded before measuring
+before = high_water_kb()
+tracemalloc.start()
+result = run_backtest(plan, bars, config)
+current, peak = tracemalloc.get_traced_memory()
+after = high_water_kb()
+print(peak, before, after, len(result.trades))
+"""
+
+
+def bench_memory(n: int) -> None:
+    print(f"\nPeak memory of one {n:,}-bar run (separate process)")
+    code = MEMORY_PROBE.format(bench=str(Path(__file__).parent), n=n)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    peak, before, after = int(out[0]), int(out[1]), int(out[2])
+    print(f"  allocated by run_backtest at its peak (tracemalloc): {peak / 2**20:8.1f} MB")
+    print(f"  process peak RSS (VmHWM) with the bars, before:      {before / 1024:8.1f} MB")
+    print(f"  process peak RSS (VmHWM) after the run:              {after / 1024:8.1f} MB")
+    print("  (goal: under 500 MB)")
+
+
+# ----------------------------------------------------------------------------- end to end
+
+
+@contextlib.contextmanager
+def stack(state: Path) -> Iterator[dict[str, str]]:
+    """Embedded infrastructure plus the market data service, the backtesting service and a
+    worker, each its own process (as ``algotrade dev up`` runs them)."""
+    from algotrade.dev.infra import (
+        free_port,
+        provide_kafka,
+        provide_postgres,
+        provide_redis,
+        provide_s3,
+        spawn,
+        tail,
+        terminate,
+        wait_tcp,
+    )
+    from algotrade.dev.stack import ensure_database
+
+    provided = [
+        provide_postgres(state, os.environ.get("DATABASE_URL"), allow_local=True),
+        provide_redis(state, os.environ.get("REDIS_URL"), allow_local=True),
+        provide_kafka(state, os.environ.get("KAFKA_BOOTSTRAP")),
+        provide_s3(state, os.environ.get("S3_ENDPOINT")),
+    ]
+    children = []
+    try:
+        database = asyncio.run(ensure_database(provided[0].url, f"bench_{uuid.uuid4().hex[:8]}"))
+        market_port, backtest_port = free_port(), free_port()
+        env = {
+            **os.environ,
+            "ENVIRONMENT": "local",
+            "LOG_LEVEL": "WARNING",
+            "JWT_SECRET": BENCH_SECRET,
+            "DATABASE_URL": database,
+            "REDIS_URL": provided[1].url,
+            "KAFKA_BOOTSTRAP": provided[2].url,
+            "S3_ENDPOINT": provided[3].url,
+            "S3_BUCKET": f"bench-{uuid.uuid4().hex[:8]}",
+            "KAFKA_TOPIC_PREFIX": f"bench{uuid.uuid4().hex[:6]}.",
+            "MARKET_DATA_SERVICE_URL": f"http://127.0.0.1:{market_port}",
+            "OUTBOX_POLL_SECONDS": "0.05",
+        }
+        logs = state / "logs"
+        commands = [
+            ("market", ["market_data_service", "serve", "--migrate"], market_port),
+            ("backtest", ["backtesting_service", "serve", "--migrate"], backtest_port),
+        ]
+        for name, args, port in commands:
+            proc = spawn(
+                [sys.executable, "-m", *args], logs / f"{name}.log", {**env, "PORT": str(port)}
+            )
+            children.append(proc)
+            try:
+                wait_tcp("127.0.0.1", port, 60, proc)
+            except RuntimeError:
+                print(tail(logs / f"{name}.log"))
+                raise
+        worker = spawn(
+            [sys.executable, "-m", "backtesting_service", "worker", "--processes", "2"],
+            logs / "worker.log",
+            {**env, "LOG_LEVEL": "INFO"},
+        )
+        children.append(worker)
+        yield {
+            "market": f"http://127.0.0.1:{market_port}",
+            "backtest": f"http://127.0.0.1:{backtest_port}",
+            "log": str(logs / "worker.log"),
+        }
+    finally:
+        for proc in reversed(children):
+            terminate(proc)
+        for item in reversed(provided):
+            item.stop()
+
+
+async def e2e_round_trips(urls: dict[str, str], bars: Bars, jobs: int) -> list[float]:
+    import httpx
+
+    from algotrade.auth import KeySet, Principal, TokenIssuer
+    from algotrade.config import ServiceSettings
+
+    settings = ServiceSettings(_env_file=None, jwt_secret=BENCH_SECRET)  # type: ignore[call-arg]
+    issuer = TokenIssuer(KeySet.from_settings(settings), issuer=settings.jwt_issuer)
+    token = issuer.issue(
+        Principal("bench-user", scopes=frozenset({"*"})),
+        audience=settings.internal_token_audience,
+        token_type="internal",
+        ttl_seconds=3600,
+    )
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(timeout=60, headers=headers) as client:
+        seconds = (bars.ts // 1000).tolist()
+        for start in range(0, len(bars), 5_000):
+            rows = [
+                {"ts": seconds[i], "open": float(bars.open[i]), "high": float(bars.high[i]),
+                 "low": float(bars.low[i]), "close": float(bars.close[i]),
+                 "volume": float(bars.volume[i])}
+                for i in range(start, min(start + 5_000, len(bars)))
+            ]  # fmt: skip
+            pushed = await client.post(
+                f"{urls['market']}/api/market/bars",
+                json={"symbol": "BENCH-USD", "timeframe": "1m", "bars": rows},
+            )
+            assert pushed.status_code == 200, pushed.text
+        body = {
+            "graph": sma_cross(),
+            "symbol": "BENCH-USD",
+            "timeframe": "1m",
+            "start": "2020-01-01T00:00:00Z",
+            "end": "2030-01-01T00:00:00Z",
+            "config": {"initial_capital": 100_000, "units": "whole"},
+        }
+        samples = []
+        for k in range(jobs + 1):  # the first job also starts the worker's pool processes
+            started = time.perf_counter()
+            response = await client.post(f"{urls['backtest']}/api/backtests", json=body)
+            assert response.status_code == 202, response.text
+            job_id = response.json()["id"]
+            while True:
+                job = (await client.get(f"{urls['backtest']}/api/backtests/{job_id}")).json()
+                if job["status"] in ("completed", "failed", "cancelled"):
+                    break
+                await asyncio.sleep(0.01)
+            assert job["status"] == "completed", job
+            assert job["bars"] == len(bars)
+            if k:
+                samples.append(time.perf_counter() - started)
+        return samples
+
+
+def bench_e2e(n: int, jobs: int) -> None:
+    print(
+        f"\nEnd to end: a {n:,}-bar backtest job (HTTP -> outbox -> Kafka -> worker -> "
+        "market data API -> S3 -> PostgreSQL), polled every 10 ms"
+    )
+    bars = synthetic_bars(n)
+    with tempfile.TemporaryDirectory(prefix="bench-backtest-") as tmp, stack(Path(tmp)) as urls:
+        try:
+            samples = asyncio.run(e2e_round_trips(urls, bars, jobs))
+        except Exception:
+            print(Path(urls["log"]).read_text()[-3000:])
+            raise
+        phases = worker_phases(Path(urls["log"]))[1:]  # without the warm-up job
+    report("submit -> completed", samples)
+    for phase in ("fetch_ms", "run_ms", "store_ms"):
+        values = [p[phase] for p in phases]
+        if values:
+            print(
+                f"    worker {phase[:-3]:<6} (from its log)  "
+                f"median {statistics.median(values):8.1f} ms"
+            )
+    print(f"  ({jobs} jobs after one warm-up job; one worker with a pool of 2 processes)")
+
+
+def worker_phases(log: Path) -> list[dict[str, float]]:
+    """The worker's per-job timings: fetch bars, run the backtest, store results."""
+    import json
+
+    phases = []
+    for line in log.read_text(errors="replace").splitlines():
+        if '"backtest stored"' in line:
+            entry = json.loads(line)
+            phases.append({k: float(entry[k]) for k in ("fetch_ms", "run_ms", "store_ms")})
+    return phases
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--skip-e2e", action="store_true")
+    args = parser.parse_args()
+    repeat = 5 if args.quick else 15
+    print(f"bench_backtest: {os.cpu_count()} CPUs, numpy {np.__version__}")
+    bench_single(synthetic_bars(1_000_000), repeat)
+    bench_sweep(synthetic_bars(100_000), repeat)
+    bench_memory(1_000_000)
+    if not args.skip_e2e:
+        bench_e2e(100_000, 5 if args.quick else 10)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+"""`algotrade.metrics`: hand-computed values on small series; vectorbt where definitions match."""
+
+from __future__ import annotations
+
+import math
+import statistics
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from algotrade.backtest import BacktestConfig, run_backtest
+from algotrade.engine import Bars, compile_graph
+from algotrade.metrics import compute_metrics, periods_per_year
+
+DATA = Path(__file__).resolve().parents[2] / "data"
+
+
+def metrics_of(
+    equity: list[float],
+    *,
+    pnl: list[float] = (),  # type: ignore[assignment]
+    position: list[float] | None = None,
+    close: list[float] | None = None,
+    periods: float = 252.0,
+    notional: float = 0.0,
+) -> dict[str, float | int | None]:
+    values = np.array(equity, dtype=np.float64)
+    return compute_metrics(
+        values,
+        initial_capital=100.0,
+        periods=periods,
+        closed_pnl=np.array(pnl, dtype=np.float64),
+        open_trades=0,
+        traded_notional=notional,
+        position=np.array(position if position is not None else [0.0] * len(equity)),
+        close=np.array(close if close is not None else [1.0] * len(equity)),
+    ).as_dict()
+
+
+def test_return_metrics_by_hand() -> None:
+    equity = [110.0, 99.0, 108.9, 130.68]
+    m = metrics_of(equity, periods=4.0)  # four bars = one year
+    returns = [0.10, -0.10, 0.10, 0.20]
+    assert m["total_return"] == pytest.approx(0.3068)
+    assert m["cagr"] == pytest.approx(0.3068)  # exactly one year
+    mean, std = statistics.mean(returns), statistics.stdev(returns)
+    assert m["volatility"] == pytest.approx(std * 2)
+    assert m["sharpe"] == pytest.approx(mean / std * 2)
+    downside = math.sqrt(0.01 / 4) * 2
+    assert m["sortino"] == pytest.approx(mean * 4 / downside)
+    # Peak 110 -> 99 is the only drawdown: 10%, two bars under water (99 and 108.9).
+    assert m["max_drawdown"] == pytest.approx(0.10)
+    assert m["max_drawdown_duration"] == 2
+    assert m["calmar"] == pytest.approx(0.3068 / 0.10)
+    assert m["final_equity"] == 130.68
+
+
+def test_cagr_annualises_by_bar_count() -> None:
+    m = metrics_of([105.0, 110.25], periods=1.0)  # two bars, one per year
+    assert m["cagr"] == pytest.approx(0.05)
+
+
+def test_drawdown_counts_the_initial_capital_as_a_peak_and_unrecovered_time() -> None:
+    m = metrics_of([90.0, 95.0, 80.0, 85.0])
+    assert m["max_drawdown"] == pytest.approx(0.20)
+    assert m["max_drawdown_duration"] == 4
+
+
+def test_trade_metrics_by_hand() -> None:
+    m = metrics_of([100.0] * 4, pnl=[30.0, -10.0, 20.0, -20.0])
+    assert m["win_rate"] == 0.5
+    assert m["profit_factor"] == pytest.approx(50 / 30)
+    assert m["expectancy"] == pytest.approx(5.0)
+    assert m["avg_win"] == pytest.approx(25.0)
+    assert m["avg_loss"] == pytest.approx(-15.0)
+    assert m["trade_count"] == 4
+
+
+def test_exposure_turnover_and_benchmark_by_hand() -> None:
+    m = metrics_of(
+        [100.0, 102.0, 98.0, 100.0],
+        position=[0.0, 2.0, 2.0, 0.0],
+        close=[10.0, 11.0, float("nan"), 12.5],
+        notional=200.0,
+    )
+    assert m["exposure"] == 0.5
+    assert m["turnover"] == pytest.approx(200.0 / 100.0)
+    assert m["benchmark_return"] == pytest.approx(0.25)
+
+
+def test_undefined_metrics_are_null() -> None:
+    m = metrics_of([100.0, 100.0, 100.0])
+    assert m["sharpe"] is None and m["sortino"] is None and m["calmar"] is None
+    assert m["win_rate"] is None and m["profit_factor"] is None
+    only_wins = metrics_of([100.0, 100.0], pnl=[1.0, 2.0])
+    assert only_wins["profit_factor"] is None  # infinite
+    assert only_wins["win_rate"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("timeframe", "calendar", "expected"),
+    [
+        ("1d", "xnys", 252),
+        ("1h", "xnys", 252 * 7),
+        ("1m", "xnys", 252 * 390),
+        ("4h", "xnys", 252 * 2),
+        ("1d", "24x7", 365),
+        ("4h", "24x7", 365 * 6),
+        ("1m", "24x7", 365 * 24 * 60),
+    ],
+)
+def test_annualisation_follows_timeframe_and_calendar(
+    timeframe: str, calendar: str, expected: float
+) -> None:
+    assert periods_per_year(timeframe, calendar) == expected
+
+
+def test_metrics_agree_with_vectorbt_where_definitions_match() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import vectorbt as vbt
+
+    bars = Bars.from_csv(DATA / "spy-1d.csv")
+    graph = {
+        "nodes": [
+            {"id": "close", "type": "price"},
+            {"id": "fast", "type": "sma", "params": {"period": 20}},
+            {"id": "slow", "type": "sma", "params": {"period": 50}},
+            {"id": "up", "type": "cross_above"},
+            {"id": "down", "type": "cross_below"},
+            {"id": "buy", "type": "enter_long"},
+            {"id": "sell", "type": "exit_long"},
+        ],
+        "edges": [
+            {"from": "close.out", "to": "fast.in"},
+            {"from": "close.out", "to": "slow.in"},
+            {"from": "fast.out", "to": "up.a"},
+            {"from": "slow.out", "to": "up.b"},
+            {"from": "fast.out", "to": "down.a"},
+            {"from": "slow.out", "to": "down.b"},
+            {"from": "up.out", "to": "buy.in"},
+            {"from": "down.out", "to": "sell.in"},
+        ],
+    }
+    result = run_backtest(compile_graph(graph), bars, BacktestConfig(units="whole"))
+    m = result.metrics
+    index = pd.to_datetime(bars.ts, unit="ms")
+    close = pd.Series(bars.close, index=index)
+    fast, slow = close.rolling(20).mean(), close.rolling(50).mean()
+    entries = ((fast > slow) & (fast.shift(1) <= slow.shift(1))).shift(1, fill_value=False)
+    exits = ((fast < slow) & (fast.shift(1) >= slow.shift(1))).shift(1, fill_value=False)
+    pf = vbt.Portfolio.from_signals(
+        close,
+        entries.astype(bool),
+        exits.astype(bool),
+        price=pd.Series(bars.open, index=index),
+        init_cash=100_000.0,
+        size=np.inf,
+        size_granularity=1.0,
+        freq="1D",
+    )
+    np.testing.assert_allclose(result.equity, pf.value().to_numpy(), rtol=1e-9)
+    returns = pf.returns().vbt.returns(freq="1D", year_freq="252 days")
+    rel = 1e-9
+    assert m.total_return == pytest.approx(pf.total_return(), rel=rel)
+    assert m.cagr == pytest.approx(returns.annualized(), rel=rel)
+    assert m.volatility == pytest.approx(returns.annualized_volatility(), rel=rel)
+    assert m.sharpe == pytest.approx(returns.sharpe_ratio(), rel=rel)
+    assert m.sortino == pytest.approx(returns.sortino_ratio(), rel=rel)
+    assert m.max_drawdown == pytest.approx(-pf.max_drawdown(), rel=rel)
+    assert m.calmar == pytest.approx(returns.calmar_ratio(), rel=rel)
+    closed = pf.trades.closed
+    assert m.trade_count == closed.count()
+    assert m.win_rate == pytest.approx(closed.win_rate(), rel=rel)
+    assert m.profit_factor == pytest.approx(closed.profit_factor(), rel=rel)
+    assert m.expectancy == pytest.approx(closed.expectancy(), rel=rel)
+    assert m.avg_win == pytest.approx(closed.winning.pnl.mean(), rel=rel)
+    assert m.avg_loss == pytest.approx(closed.losing.pnl.mean(), rel=rel)
+    assert m.benchmark_return == pytest.approx(pf.total_benchmark_return(), rel=rel)
