@@ -6,7 +6,7 @@ PYTHON ?= python3
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.algotrade/tools/bin/uv)
 RUN := $(UV) run --frozen
 
-.PHONY: setup run test lint typecheck unit e2e bench clean
+.PHONY: setup run demo test lint typecheck unit e2e bench clean
 
 $(CURDIR)/.algotrade/tools/bin/uv:
 	$(PYTHON) -m venv $(CURDIR)/.algotrade/tools
@@ -17,6 +17,9 @@ setup: $(UV)
 
 run: setup
 	$(RUN) algotrade dev up
+
+demo: setup
+	$(RUN) algotrade demo
 
 lint: setup
 	$(RUN) ruff check .

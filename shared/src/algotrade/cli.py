@@ -25,6 +25,20 @@ def dev_up(
     raise typer.Exit(up(state_dir.resolve(), base_port, timeout))
 
 
+@app.command("demo")
+def demo(
+    gateway: str = typer.Option("", help="gateway URL (default: http://127.0.0.1:<base-port>)"),
+    base_port: int = typer.Option(8000, envvar="ALGOTRADE_BASE_PORT"),
+    state_dir: Path = typer.Option(Path(".algotrade"), help="state of a stack the demo starts"),
+    data: Path = typer.Option(Path("data/spy-1d.csv"), help="the CSV of daily bars to import"),
+) -> None:
+    """The first user journey through the gateway, narrated, ending with the metrics."""
+    from algotrade.dev.demo import run_demo
+
+    url = gateway or f"http://127.0.0.1:{base_port}"
+    raise typer.Exit(run_demo(url, state_dir.resolve(), base_port, data.resolve()))
+
+
 @dev.command("kafka")
 def dev_kafka() -> None:
     """Host librdkafka's mock cluster and print its bootstrap address."""

@@ -1,0 +1,125 @@
+"""Start the embedded stack exactly as `make run` does, for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import pytest
+
+from algotrade.config import SERVICE_PORTS
+from algotrade.dev.infra import port_bindable
+
+READY_WITHIN = 90.0
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_base_port() -> int:
+    """Seven consecutive bindable ports below Linux's ephemeral range (32768-60999), where
+    outgoing connections could take one between this check and the services' bind."""
+    for _ in range(50):
+        base = random.randrange(20_000, 32_000, 10)
+        if all(port_bindable(base + i) for i in range(7)):
+            return base
+    raise RuntimeError("no free port range")
+
+
+@dataclass
+class RunningStack:
+    proc: subprocess.Popen[bytes]
+    base_port: int
+    state_dir: Path
+    output: Path
+    ready_after: float
+
+    def url(self, service: str = "api-gateway") -> str:
+        offset = SERVICE_PORTS[service] - SERVICE_PORTS["api-gateway"]
+        return f"http://127.0.0.1:{self.base_port + offset}"
+
+    def children(self) -> set[int]:
+        return {p.pid for p in psutil.Process(self.proc.pid).children(recursive=True)}
+
+    def stop(self) -> int:
+        """Ctrl-C, as a user would; returns the supervisor's exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            return self.proc.wait(60)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+
+    def leftovers(self, pids: set[int], within: float = 10.0) -> list[str]:
+        """Processes of this stack still alive ``within`` seconds after it stopped."""
+        deadline = time.monotonic() + within
+        while True:
+            left = []
+            for proc in psutil.process_iter(["pid", "cmdline", "status"]):
+                try:
+                    if proc.info["status"] == psutil.STATUS_ZOMBIE:
+                        continue
+                    cmdline = " ".join(proc.info["cmdline"] or [])
+                    if proc.info["pid"] in pids or str(self.state_dir) in cmdline:
+                        left.append(cmdline)
+                except psutil.Error:
+                    continue
+            if not left or time.monotonic() > deadline:
+                return left
+            time.sleep(0.2)
+
+
+def start_stack(tmp_path: Path) -> RunningStack:
+    state_dir = tmp_path / "state"
+    base = free_base_port()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "REDIS_URL", "KAFKA_BOOTSTRAP", "S3_ENDPOINT"}
+    }
+    output = tmp_path / "stack.out"
+    started = time.monotonic()
+    with output.open("wb") as sink:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "algotrade.cli",
+                "dev",
+                "up",
+                "--state-dir",
+                str(state_dir),
+                "--base-port",
+                str(base),
+                "--timeout",
+                str(READY_WITHIN),
+            ],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=REPO,
+        )
+    deadline = time.monotonic() + READY_WITHIN + 30
+    while "ALGOTRADE_READY" not in output.read_text(errors="replace"):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            if proc.poll() is None:
+                proc.kill()
+            raise AssertionError(f"stack not ready:\n{output.read_text()}")
+        time.sleep(0.25)
+    return RunningStack(proc, base, state_dir, output, time.monotonic() - started)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    running = start_stack(tmp_path_factory.mktemp("stack"))
+    try:
+        yield running
+    finally:
+        running.stop()

@@ -1,0 +1,150 @@
+"""The first user journey, only through the gateway, then the security edges around it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from algotrade.auth import KeySet, Principal, TokenIssuer
+from algotrade.config import ServiceSettings
+from algotrade.dev.journey import SWEEP_GRID, Journey, JourneyResult
+
+from .conftest import REPO, RunningStack
+
+SPY_DAYS = 5849  # rows of data/spy-1d.csv
+
+
+@pytest.fixture(scope="module")
+def journey(stack: RunningStack) -> Iterator[tuple[Journey, JourneyResult]]:
+    walk = Journey(stack.url(), say=lambda line: print(f"  journey: {line}"))
+    try:
+        yield walk, walk.run(REPO / "data" / "spy-1d.csv")
+    finally:
+        walk.close()
+
+
+@pytest.mark.timeout(300)
+def test_new_user_backtests_and_sweeps_a_template_strategy_through_the_gateway(
+    journey: tuple[Journey, JourneyResult],
+) -> None:
+    _, result = journey
+    assert len(result.node_types) >= 35
+    assert result.imported["rows_read"] == SPY_DAYS
+    assert result.imported["rows_rejected"] == 0
+    assert result.imported["accepted"] + result.imported["duplicate"] == SPY_DAYS
+
+    backtest = result.backtest
+    assert backtest["status"] == "completed"
+    assert backtest["bars"] == SPY_DAYS
+    summary = backtest["summary"]
+    metrics = summary["metrics"]
+    for metric in ("total_return", "cagr", "sharpe", "sortino", "max_drawdown", "win_rate"):
+        assert isinstance(metrics[metric], float), metrics
+    assert summary["trades"] == result.trades["total"] > 0
+    # trade_count counts closed trades; one may still be open at the end.
+    assert result.trades["total"] - 1 <= metrics["trade_count"] <= result.trades["total"]
+    first = result.trades["trades"][0]
+    assert first["side"] == "long" and first["entry_price"] > 0
+    assert 0 < len(result.equity["points"]) <= 200
+    assert result.equity["total_points"] >= SPY_DAYS - 30  # after the slow SMA's warm-up
+
+    expected = len(SWEEP_GRID["fast"]) * len(SWEEP_GRID["slow"])
+    assert result.sweep["combinations"] == expected == 20
+    ranked = result.ranked["results"]
+    sharpes = [r["metrics"]["sharpe"] for r in ranked]
+    assert sharpes == sorted(sharpes, reverse=True)
+    assert [r["rank"] for r in ranked] == list(range(1, len(ranked) + 1))
+    print(f"  journey timings (s since start): {result.timings}")
+
+
+def test_a_second_user_gets_404_for_every_resource_of_the_first(
+    journey: tuple[Journey, JourneyResult],
+) -> None:
+    walk, result = journey
+    other = walk.new_account("other")
+    backtest, sweep = result.backtest["id"], result.sweep["id"]
+    paths = [
+        f"/api/strategies/{result.strategy['id']}",
+        f"/api/strategies/{result.strategy['id']}/versions/1",
+        f"/api/market/imports/{result.imported['id']}",
+        f"/api/backtests/{backtest}",
+        f"/api/backtests/{backtest}/trades",
+        f"/api/backtests/{backtest}/equity",
+        f"/api/backtests/sweeps/{sweep}",
+        f"/api/backtests/sweeps/{sweep}/results",
+    ]
+    for path in paths:
+        response = walk.http.get(path, headers=other.headers)
+        assert response.status_code == 404, f"{path}: {response.status_code} {response.text}"
+        assert response.headers["content-type"] == "application/problem+json"
+    deleted = walk.http.delete(f"/api/strategies/{result.strategy['id']}", headers=other.headers)
+    assert deleted.status_code == 404
+    listed = walk.expect(walk.http.get("/api/backtests", headers=other.headers), 200)
+    assert listed["items"] == []
+    # The owner still sees them.
+    owner = result.account.headers
+    assert walk.http.get(f"/api/backtests/{backtest}", headers=owner).status_code == 200
+
+
+def _local_access_token(**claims: Any) -> str:
+    """A token signed with the embedded stack's local key, as the gateway would sign one."""
+    settings = ServiceSettings(environment="local")
+    issuer = TokenIssuer(KeySet.from_settings(settings), issuer=settings.jwt_issuer)
+    return issuer.issue(
+        Principal(user_id=claims.pop("user_id", "nobody"), scopes=frozenset({"*"})),
+        audience=settings.jwt_audience,
+        token_type="access",
+        ttl_seconds=claims.pop("ttl_seconds", 900),
+        now=claims.pop("now", None),
+    )
+
+
+def test_expired_or_tampered_tokens_get_401(journey: tuple[Journey, JourneyResult]) -> None:
+    walk, result = journey
+    expired = _local_access_token(now=time.time() - 3600, ttl_seconds=60)
+    token = result.account.access_token
+    head, payload, signature = token.split(".")
+    tampered = f"{head}.{payload}.{signature[:-4]}{'AAAA' if signature[-4:] != 'AAAA' else 'BBBB'}"
+    for bad in (expired, tampered, "not-a-token"):
+        response = walk.http.get("/api/auth/me", headers={"Authorization": f"Bearer {bad}"})
+        assert response.status_code == 401, response.text
+        proxied = walk.http.get("/api/strategies", headers={"Authorization": f"Bearer {bad}"})
+        assert proxied.status_code == 401, proxied.text
+    assert walk.http.get("/api/strategies").status_code == 401
+
+
+def test_reusing_a_spent_refresh_token_revokes_its_family(
+    journey: tuple[Journey, JourneyResult],
+) -> None:
+    walk, _ = journey
+    account = walk.new_account("refresh")
+    first = account.refresh_token
+    rotated = walk.expect(walk.http.post("/api/auth/refresh", json={"refresh_token": first}), 200)
+    second = rotated["refresh_token"]
+    assert second != first
+    reused = walk.http.post("/api/auth/refresh", json={"refresh_token": first})
+    assert reused.status_code == 401
+    # The family is gone: the token that was still valid no longer works either.
+    assert walk.http.post("/api/auth/refresh", json={"refresh_token": second}).status_code == 401
+
+
+def test_hammering_an_endpoint_yields_429_with_retry_after(
+    journey: tuple[Journey, JourneyResult],
+) -> None:
+    walk, _ = journey
+    limited: httpx.Response | None = None
+    for _ in range(50):
+        response = walk.http.post(
+            "/api/auth/login", json={"email": "nobody@example.com", "password": "x" * 12}
+        )
+        if response.status_code == 429:
+            limited = response
+            break
+        assert response.status_code == 401
+    assert limited is not None, "50 rapid logins were never limited"
+    assert int(limited.headers["Retry-After"]) >= 1
+    assert limited.headers["content-type"] == "application/problem+json"
