@@ -6,7 +6,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ import pytest
 
 from algotrade.config import SERVICE_PORTS
 from algotrade.dev.infra import port_bindable
+from algotrade.dev.stack import launch
 
 READY_WITHIN = 90.0
 REPO = Path(__file__).resolve().parents[2]
@@ -77,6 +77,7 @@ class RunningStack:
 
 
 def start_stack(tmp_path: Path) -> RunningStack:
+    """The stack as `make run` starts it, on embedded infrastructure and free ports."""
     state_dir = tmp_path / "state"
     base = free_base_port()
     env = {
@@ -86,33 +87,7 @@ def start_stack(tmp_path: Path) -> RunningStack:
     }
     output = tmp_path / "stack.out"
     started = time.monotonic()
-    with output.open("wb") as sink:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "algotrade.cli",
-                "dev",
-                "up",
-                "--state-dir",
-                str(state_dir),
-                "--base-port",
-                str(base),
-                "--timeout",
-                str(READY_WITHIN),
-            ],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=REPO,
-        )
-    deadline = time.monotonic() + READY_WITHIN + 30
-    while "ALGOTRADE_READY" not in output.read_text(errors="replace"):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            if proc.poll() is None:
-                proc.kill()
-            raise AssertionError(f"stack not ready:\n{output.read_text()}")
-        time.sleep(0.25)
+    proc = launch(state_dir, base, output, ready_within=READY_WITHIN, env=env, cwd=REPO)
     return RunningStack(proc, base, state_dir, output, time.monotonic() - started)
 
 

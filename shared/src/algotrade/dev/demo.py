@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 from rich.console import Console
 from rich.table import Table
 
-from algotrade.dev.infra import tail
 from algotrade.dev.journey import Journey, JourneyResult
+from algotrade.dev.stack import launch
 
 METRIC_ROWS = [
     ("total_return", "Total return", "{:.2%}"),
@@ -43,31 +41,13 @@ def gateway_answers(url: str) -> bool:
 
 
 def start_stack(console: Console, state_dir: Path, base_port: int) -> subprocess.Popen[bytes]:
-    log = state_dir / "logs" / "demo-stack.out"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    console.print(f"no gateway on :{base_port}; starting the embedded stack (log: {log})")
-    with log.open("wb") as sink:
-        proc = subprocess.Popen(  # noqa: S603 - our own command
-            [
-                sys.executable,
-                "-m",
-                "algotrade.cli",
-                "dev",
-                "up",
-                "--state-dir",
-                str(state_dir),
-                "--base-port",
-                str(base_port),
-            ],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
+    output = state_dir / "logs" / "demo-stack.out"
+    console.print(f"no gateway on :{base_port}; starting the embedded stack (log: {output})")
     with console.status("waiting for all seven services to be ready…"):
-        while "ALGOTRADE_READY" not in log.read_text(errors="replace"):
-            if proc.poll() is not None:
-                raise SystemExit(f"the stack stopped:\n{tail(log)}")
-            time.sleep(0.25)
-    return proc
+        try:
+            return launch(state_dir, base_port, output)
+        except RuntimeError as exc:
+            raise SystemExit(str(exc)) from None
 
 
 def metrics_table(result: JourneyResult) -> Table:

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass
@@ -130,6 +131,21 @@ def tail(path: Path, lines: int = 30) -> str:
     if not path.exists():
         return "(no log)"
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+async def admin_connection(url: str) -> Any:
+    """An asyncpg connection from a SQLAlchemy-style URL (TCP host or ``?host=`` socket dir)."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    return await asyncpg.connect(
+        user=parsed.username,
+        password=parsed.password or None,
+        database=parsed.database,
+        host=parsed.query.get("host") or parsed.host,
+        port=parsed.port,
+    )
 
 
 def provide_postgres(state_dir: Path, env_url: str | None, *, allow_local: bool) -> Provided:

@@ -26,6 +26,7 @@ from rich.table import Table
 from algotrade.config import SERVICE_PORTS
 from algotrade.dev.infra import (
     Provided,
+    admin_connection,
     port_bindable,
     provide_kafka,
     provide_postgres,
@@ -49,6 +50,7 @@ SERVICES: dict[str, str] = {
 # group with more than one member (scale out on Apache Kafka instead).
 WORKERS: dict[str, list[str]] = {"backtest-worker": ["backtesting_service", "worker"]}
 DATABASE_NAME = "algotrade"
+READY_MARK = "ALGOTRADE_READY"  # printed on its own line once every service is ready
 
 
 @dataclass
@@ -216,24 +218,61 @@ def service_url_env(name: str) -> str:
 
 async def ensure_database(admin_url: str, name: str) -> str:
     """Create database ``name`` on the server if missing; return its URL."""
-    import asyncpg
     from sqlalchemy.engine import make_url
 
-    url = make_url(admin_url)
-    conn = await asyncpg.connect(
-        user=url.username,
-        password=url.password or None,
-        database=url.database,
-        host=url.query.get("host") or url.host,  # type: ignore[arg-type]
-        port=url.port,
-    )
+    conn = await admin_connection(admin_url)
     try:
         exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
         if not exists:
             await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
-    return url.set(database=name).render_as_string(hide_password=False)
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+def launch(
+    state_dir: Path,
+    base_port: int,
+    output: Path,
+    *,
+    ready_within: float = 90.0,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start ``algotrade dev up`` as a child and return once every service is ready.
+
+    For callers that need a whole stack (``algotrade demo``, the end-to-end tests). Raises
+    `RuntimeError` with the stack's output if it stops or is not ready in time.
+    """
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with output.open("wb") as sink:
+        proc = subprocess.Popen(  # noqa: S603 - our own command
+            [
+                sys.executable,
+                "-m",
+                "algotrade.cli",
+                "dev",
+                "up",
+                "--state-dir",
+                str(state_dir),
+                "--base-port",
+                str(base_port),
+                "--timeout",
+                str(ready_within),
+            ],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd,
+        )
+    deadline = time.monotonic() + ready_within + 30
+    while READY_MARK not in output.read_text(errors="replace"):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            if proc.poll() is None:
+                terminate(proc)
+            raise RuntimeError(f"the stack did not become ready:\n{tail(output, 60)}")
+        time.sleep(0.25)
+    return proc
 
 
 def _redact(url: str) -> str:
@@ -284,7 +323,7 @@ def up(state_dir: Path, base_port: int, timeout: float) -> int:
             f"[bold green]ready[/] — gateway at http://127.0.0.1:{base_port} "
             f"(API docs at /docs); Ctrl-C stops everything"
         )
-        stack.console.print("ALGOTRADE_READY", markup=False, highlight=False)
+        stack.console.print(READY_MARK, markup=False, highlight=False)
         stack.watch()
         return 0
     finally:
