@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import jwt
 import pytest
@@ -53,30 +54,44 @@ def _claims(**override: object) -> dict[str, object]:
 
 
 @pytest.mark.parametrize(
-    ("token", "reason"),
+    ("make_token", "reason"),
     [
-        (jwt.encode(_claims(), None, algorithm="none"), "algorithm"),
-        (jwt.encode(_claims(), "b" * 40, algorithm="HS512", headers={"kid": "k2"}), "algorithm"),
-        (jwt.encode(_claims(), "wrong" * 10, algorithm="HS256", headers={"kid": "k2"}), "invalid"),
-        (jwt.encode(_claims(), "b" * 40, algorithm="HS256", headers={"kid": "k9"}), "unknown key"),
-        (jwt.encode(_claims(), "b" * 40, algorithm="HS256"), "unknown key"),
+        (lambda: jwt.encode(_claims(), None, algorithm="none"), "algorithm"),
         (
-            jwt.encode(_claims(exp=int(time.time()) - 60), "b" * 40, "HS256", {"kid": "k2"}),
+            lambda: jwt.encode(_claims(), "b" * 40, algorithm="HS512", headers={"kid": "k2"}),
+            "algorithm",
+        ),
+        (
+            lambda: jwt.encode(_claims(), "wrong" * 10, algorithm="HS256", headers={"kid": "k2"}),
+            "invalid",
+        ),
+        (
+            lambda: jwt.encode(_claims(), "b" * 40, algorithm="HS256", headers={"kid": "k9"}),
+            "unknown key",
+        ),
+        (lambda: jwt.encode(_claims(), "b" * 40, algorithm="HS256"), "unknown key"),
+        (
+            lambda: jwt.encode(
+                _claims(exp=int(time.time()) - 60), "b" * 40, "HS256", {"kid": "k2"}
+            ),
             "expired",
         ),
         (
-            jwt.encode(_claims(nbf=int(time.time()) + 600), "b" * 40, "HS256", {"kid": "k2"}),
+            lambda: jwt.encode(
+                _claims(nbf=int(time.time()) + 600), "b" * 40, "HS256", {"kid": "k2"}
+            ),
             "invalid",
         ),
-        (jwt.encode(_claims(iss="evil"), "b" * 40, "HS256", {"kid": "k2"}), "invalid"),
-        (jwt.encode(_claims(aud="algotrade"), "b" * 40, "HS256", {"kid": "k2"}), "invalid"),
-        (jwt.encode(_claims(typ="access"), "b" * 40, "HS256", {"kid": "k2"}), "'access'"),
-        (jwt.encode(_claims(typ=None), "b" * 40, "HS256", {"kid": "k2"}), "invalid"),
-        ("not-a-jwt", "malformed"),
-        ("", "malformed"),
+        (lambda: jwt.encode(_claims(iss="evil"), "b" * 40, "HS256", {"kid": "k2"}), "invalid"),
+        (lambda: jwt.encode(_claims(aud="algotrade"), "b" * 40, "HS256", {"kid": "k2"}), "invalid"),
+        (lambda: jwt.encode(_claims(typ="access"), "b" * 40, "HS256", {"kid": "k2"}), "'access'"),
+        (lambda: jwt.encode(_claims(typ=None), "b" * 40, "HS256", {"kid": "k2"}), "invalid"),
+        (lambda: "not-a-jwt", "malformed"),
+        (lambda: "", "malformed"),
     ],
 )
-def test_verification_rejects(token: str, reason: str) -> None:
+def test_verification_rejects(make_token: Callable[[], str], reason: str) -> None:
+    token = make_token()  # minted when the test runs, not at collection, so times are fresh
     with pytest.raises(Unauthorized, match=reason):
         verifier().verify(token)
 
