@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from strategy_testkit import Service, read_events, sma_cross
 
-from strategy_service.events import StrategyCreated, StrategyDeleted, StrategyVersionCreated
+from algotrade.strategy_events import StrategyCreated, StrategyDeleted, StrategyVersionCreated
 
 
 async def test_create_save_and_delete_publish_their_events(

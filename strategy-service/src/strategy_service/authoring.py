@@ -20,8 +20,7 @@ from algotrade.errors import Conflict, NotFound
 from algotrade.events import default_registry, new_event_id
 from algotrade.logs import correlation_id_var
 from algotrade.outbox import OutboxRelay, stage_event
-from strategy_service import repository
-from strategy_service.events import (
+from algotrade.strategy_events import (
     STRATEGY_CREATED,
     STRATEGY_DELETED,
     STRATEGY_VERSION_CREATED,
@@ -29,6 +28,7 @@ from strategy_service.events import (
     StrategyDeleted,
     StrategyVersionCreated,
 )
+from strategy_service import repository
 from strategy_service.models import SCHEMA, Strategy, StrategyVersion
 from strategy_service.plan_cache import PlanCache
 from strategy_service.schemas import StrategyUpdate

@@ -1,5 +1,7 @@
 """Payloads of the events the strategy service publishes on ``strategy.events.v1``.
 
+In the shared library, like every event schema, so any consumer can decode them.
+
 Every event is keyed by strategy id (one partition per strategy keeps its events in order) and
 staged in the outbox in the transaction that makes the change.
 
