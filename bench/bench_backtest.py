@@ -35,6 +35,7 @@ from algotrade.backtest import BacktestConfig, fills, run_backtest
 from algotrade.backtest.engine import simulation_inputs, simulation_params
 from algotrade.backtest.sweep import SearchSpace, combinations, run_sweep
 from algotrade.engine import Bars, compile_graph
+from algotrade.testing.graphs import sma_cross as sma_cross_graph
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_SECRET = "bench-backtest-" + "s" * 40
@@ -59,31 +60,8 @@ def synthetic_bars(count: int, seed: int = 7) -> Bars:
 
 
 def sma_cross(fast: int = 10, slow: int = 30) -> dict[str, Any]:
-    return {
-        "nodes": [
-            {"id": "close", "type": "price"},
-            {"id": "fast", "type": "sma", "params": {"period": {"$param": "fast"}}},
-            {"id": "slow", "type": "sma", "params": {"period": {"$param": "slow"}}},
-            {"id": "up", "type": "cross_above"},
-            {"id": "down", "type": "cross_below"},
-            {"id": "buy", "type": "enter_long"},
-            {"id": "sell", "type": "exit_long"},
-        ],
-        "edges": [
-            {"from": "close.out", "to": "fast.in"},
-            {"from": "close.out", "to": "slow.in"},
-            {"from": "fast.out", "to": "up.a"},
-            {"from": "slow.out", "to": "up.b"},
-            {"from": "fast.out", "to": "down.a"},
-            {"from": "slow.out", "to": "down.b"},
-            {"from": "up.out", "to": "buy.in"},
-            {"from": "down.out", "to": "sell.in"},
-        ],
-        "parameters": {
-            "fast": {"default": fast, "min": 2, "max": 500, "step": 1},
-            "slow": {"default": slow, "min": 5, "max": 1000, "step": 1},
-        },
-    }
+    """The shared SMA crossover, with the wider tunable bounds this bench has always used."""
+    return sma_cross_graph(fast, slow, fast_max=500, slow_max=1000)
 
 
 def timings(fn: Callable[[], Any], repeat: int, warmup: int = 1) -> list[float]:
@@ -380,17 +358,11 @@ def stack(state: Path) -> Iterator[dict[str, str]]:
 async def e2e_round_trips(urls: dict[str, str], bars: Bars, jobs: int) -> list[float]:
     import httpx
 
-    from algotrade.auth import KeySet, Principal, TokenIssuer
     from algotrade.config import ServiceSettings
+    from algotrade.testing.services import internal_token
 
     settings = ServiceSettings(_env_file=None, jwt_secret=BENCH_SECRET)  # type: ignore[call-arg]
-    issuer = TokenIssuer(KeySet.from_settings(settings), issuer=settings.jwt_issuer)
-    token = issuer.issue(
-        Principal("bench-user", scopes=frozenset({"*"})),
-        audience=settings.internal_token_audience,
-        token_type="internal",
-        ttl_seconds=3600,
-    )
+    token = internal_token(settings, "bench-user", ttl_seconds=3600)
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(timeout=60, headers=headers) as client:
         seconds = (bars.ts // 1000).tolist()

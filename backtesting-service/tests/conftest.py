@@ -17,12 +17,13 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from algotrade.auth import KeySet, Principal, TokenIssuer, internal_verifier
+from algotrade.auth import internal_verifier
 from algotrade.migrations import upgrade
+from algotrade.testing.graphs import sma_cross
+from algotrade.testing.services import ALL_SCOPES, internal_token, serve_in_process
 from backtesting_service.bar_sources import BarSource, CsvBarSource
 from backtesting_service.config import Settings
 from backtesting_service.main import create_app
@@ -33,34 +34,6 @@ from backtesting_service.worker import Worker
 DATA = Path(__file__).resolve().parents[2] / "data"
 TEST_SECRET = "backtesting-tests-" + "s" * 32
 FAST_GROUP = {"heartbeat_interval_ms": 100, "session_timeout_ms": 6000}
-
-
-def sma_cross(fast: int = 10, slow: int = 30) -> dict[str, Any]:
-    return {
-        "nodes": [
-            {"id": "close", "type": "price"},
-            {"id": "fast", "type": "sma", "params": {"period": {"$param": "fast"}}},
-            {"id": "slow", "type": "sma", "params": {"period": {"$param": "slow"}}},
-            {"id": "up", "type": "cross_above"},
-            {"id": "down", "type": "cross_below"},
-            {"id": "buy", "type": "enter_long"},
-            {"id": "sell", "type": "exit_long"},
-        ],
-        "edges": [
-            {"from": "close.out", "to": "fast.in"},
-            {"from": "close.out", "to": "slow.in"},
-            {"from": "fast.out", "to": "up.a"},
-            {"from": "slow.out", "to": "up.b"},
-            {"from": "fast.out", "to": "down.a"},
-            {"from": "slow.out", "to": "down.b"},
-            {"from": "up.out", "to": "buy.in"},
-            {"from": "down.out", "to": "sell.in"},
-        ],
-        "parameters": {
-            "fast": {"default": fast, "min": 2, "max": 100, "step": 1},
-            "slow": {"default": slow, "min": 5, "max": 300, "step": 1},
-        },
-    }
 
 
 @dataclass
@@ -119,17 +92,6 @@ def strategy_service(settings: Settings) -> StrategyServiceStandIn:
     return StrategyServiceStandIn(settings)
 
 
-def headers(settings: Settings, user_id: str = "alice", *scopes: str) -> dict[str, str]:
-    issuer = TokenIssuer(KeySet.from_settings(settings), issuer=settings.jwt_issuer)
-    token = issuer.issue(
-        Principal(user_id=user_id, scopes=frozenset(scopes or ("*",))),
-        audience=settings.internal_token_audience,
-        token_type="internal",
-        ttl_seconds=300,
-    )
-    return {"Authorization": f"Bearer {token}"}
-
-
 @dataclass
 class Service:
     app: FastAPI
@@ -137,7 +99,8 @@ class Service:
     settings: Settings
 
     def headers(self, user_id: str = "alice", *scopes: str) -> dict[str, str]:
-        return headers(self.settings, user_id, *scopes)
+        token = internal_token(self.settings, user_id, frozenset(scopes) or ALL_SCOPES)
+        return {"Authorization": f"Bearer {token}"}
 
     async def submit(self, body: dict[str, Any], user_id: str = "alice") -> httpx.Response:
         return await self.client.post("/api/backtests", json=body, headers=self.headers(user_id))
@@ -171,13 +134,7 @@ async def service(
         strategy_client, "http://strategy.test", ServiceTokens(settings, ttl_seconds=60)
     )
     app = create_app(settings, strategies=strategies, bars=csv_bars())
-    async with (
-        strategy_client,
-        LifespanManager(app, startup_timeout=30, shutdown_timeout=30),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://t", timeout=30
-        ) as client,
-    ):
+    async with strategy_client, serve_in_process(app) as client:
         yield Service(app, client, settings)
 
 

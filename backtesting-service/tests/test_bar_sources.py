@@ -9,10 +9,10 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from asgi_lifespan import LifespanManager
 
 from algotrade.backtest import BacktestInvalid
 from algotrade.migrations import upgrade
+from algotrade.testing.services import serve_in_process
 from backtesting_service.bar_sources import HttpBarSource
 from backtesting_service.tokens import ServiceTokens
 from market_data_service.config import Settings as MarketSettings
@@ -33,12 +33,7 @@ async def market(
         MarketSettings, jwt_secret=TEST_SECRET, import_spool_dir=tmp_path / "spool"
     )
     app = market_app(settings)
-    async with (
-        LifespanManager(app, startup_timeout=30, shutdown_timeout=30),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://market.test", timeout=30
-        ) as client,
-    ):
+    async with serve_in_process(app, base_url="http://market.test") as client:
         yield client, settings
 
 

@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from algotrade.backtest import BacktestConfig, run_backtest
 from algotrade.backtest.events import BacktestRequested
@@ -20,36 +19,12 @@ from algotrade.bus import EventProducer
 from algotrade.engine import Bars, compile_graph
 from algotrade.events import Envelope, Topics, default_registry
 from algotrade.storage import ObjectStore
-from algotrade.testing.plugin import wait_for
+from algotrade.testing.kafka import read_records
 from backtesting_service.config import Settings
 from backtesting_service.execution import run_single
 from backtesting_service.results import results_prefix
 
 from .conftest import Service, csv_bars
-
-
-async def read_topic(bootstrap: str, topic: str, expect: int, within: float = 15) -> list[Any]:
-    """Every record of ``topic`` from the start, by manual assignment (no group join)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-
-        async def partitions() -> set[int] | None:
-            await consumer._client.force_metadata_update()
-            return consumer.partitions_for_topic(topic) or None
-
-        assigned = [TopicPartition(topic, p) for p in await wait_for(partitions, within)]
-        consumer.assign(assigned)
-        await consumer.seek_to_beginning(*assigned)
-        records: list[Any] = []
-        async with asyncio.timeout(within):
-            while len(records) < expect:
-                batch = await consumer.getmany(timeout_ms=200)
-                for recs in batch.values():
-                    records.extend(recs)
-    finally:
-        await consumer.stop()
-    return records
 
 
 def store_of(settings: Settings) -> ObjectStore:
@@ -116,8 +91,8 @@ async def test_backtest_job_runs_to_completion_with_results_in_s3_and_events(
     assert curve["points"][-1]["equity"] == expected.equity[-1]
 
     # Progress and completion on backtest.events.v1.
-    records = await read_topic(
-        settings.kafka_bootstrap, Topics(settings.kafka_topic_prefix).backtest_events, 2
+    records = await read_records(
+        settings.kafka_bootstrap, Topics(settings.kafka_topic_prefix).backtest_events, expect=2
     )
     types = [default_registry.decode(r.value)[0].type for r in records]
     assert types == ["backtest.progress", "backtest.completed"]
@@ -254,13 +229,15 @@ async def test_poison_messages_go_to_the_dlq_and_failures_are_recorded(
         await producer.stop()
     async with start_worker():
         failed = await service.wait_status(failing["id"], "failed", "completed")
-        dead = await read_topic(settings.kafka_bootstrap, Topics.dlq(topics.backtest_jobs), 2)
+        dead = await read_records(
+            settings.kafka_bootstrap, Topics.dlq(topics.backtest_jobs), expect=2
+        )
     assert failed["status"] == "failed"
     assert "walk-forward needs at least 6000 bars" in failed["error"]
     errors = sorted(dict(r.headers)["dlq-error"].decode() for r in dead)
     assert errors[0].startswith("EventError: event is not JSON")
     assert errors[1] == f"EventError: job {'0' * 26} does not exist"
-    events = await read_topic(settings.kafka_bootstrap, topics.backtest_events, 2)
+    events = await read_records(settings.kafka_bootstrap, topics.backtest_events, expect=2)
     decoded = [Envelope.model_validate_json(r.value) for r in events]
     assert [e.type for e in decoded] == ["backtest.progress", "backtest.failed"]
 

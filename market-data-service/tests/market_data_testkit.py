@@ -2,39 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
-from algotrade.auth import KeySet, Principal, TokenIssuer
-from algotrade.events import Envelope, default_registry
+from algotrade.testing.services import ALL_SCOPES, internal_token, serve_in_process
 from market_data_service.config import Settings
 from market_data_service.main import create_app
 from market_data_service.services import MarketServices
-
-
-def token(settings: Settings, user_id: str = "u1", scopes: frozenset[str] | None = None) -> str:
-    issuer = TokenIssuer(KeySet.from_settings(settings), issuer=settings.jwt_issuer)
-    return issuer.issue(
-        Principal(user_id=user_id, scopes=scopes if scopes is not None else frozenset({"*"})),
-        audience=settings.internal_token_audience,
-        token_type="internal",
-        ttl_seconds=300,
-    )
-
-
-def auth(
-    settings: Settings, user_id: str = "u1", scopes: frozenset[str] | None = None
-) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token(settings, user_id, scopes)}"}
 
 
 @dataclass
@@ -48,8 +30,8 @@ class Service:
         market: MarketServices = self.app.state.resources.extras["market"]
         return market
 
-    def headers(self, user_id: str = "u1", scopes: frozenset[str] | None = None) -> dict[str, str]:
-        return auth(self.settings, user_id, scopes)
+    def headers(self, user_id: str = "u1", scopes: frozenset[str] = ALL_SCOPES) -> dict[str, str]:
+        return {"Authorization": f"Bearer {internal_token(self.settings, user_id, scopes)}"}
 
     async def push(self, body: Any, **kwargs: Any) -> httpx.Response:
         try:
@@ -67,23 +49,11 @@ class Service:
         return await self.client.get(url, headers=self.headers(), **kwargs)
 
 
-class running:
-    def __init__(self, settings: Settings, candles: Any) -> None:
-        self.settings = settings
-        self.candles = candles
-
-    async def __aenter__(self) -> Service:
-        app = create_app(self.settings, candles=self.candles)
-        self._lifespan = LifespanManager(app, startup_timeout=30, shutdown_timeout=30)
-        await self._lifespan.__aenter__()
-        self._client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://t", timeout=30
-        )
-        return Service(app, self._client, self.settings)
-
-    async def __aexit__(self, *exc: Any) -> None:
-        await self._client.aclose()
-        await self._lifespan.__aexit__(*exc)
+@asynccontextmanager
+async def running(settings: Settings, candles: Any) -> AsyncIterator[Service]:
+    app = create_app(settings, candles=candles)
+    async with serve_in_process(app) as client:
+        yield Service(app, client, settings)
 
 
 def bar(
@@ -115,48 +85,6 @@ def minute_bars(n: int, start: int = 1_704_067_200, **extra: Any) -> list[dict[s
             }
         )
     return out
-
-
-async def read_events(
-    bootstrap: str, topic: str, *, expect: int, within: float = 15.0
-) -> list[tuple[bytes | None, Envelope, Any]]:
-    """Read ``topic`` from the beginning until ``expect`` events arrived (no consumer group)."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        partitions = None
-        while partitions is None:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic)
-            if partitions is None:
-                if loop.time() > deadline:
-                    raise AssertionError(f"topic {topic} never appeared")
-                await asyncio.sleep(0.1)
-        assigned = [TopicPartition(topic, p) for p in partitions]
-        consumer.assign(assigned)
-        await consumer.seek_to_beginning(*assigned)
-        out: list[tuple[bytes | None, Envelope, Any]] = []
-        while len(out) < expect:
-            if loop.time() > deadline:
-                raise AssertionError(f"{len(out)} of {expect} events arrived on {topic}")
-            batches = await consumer.getmany(timeout_ms=200)
-            for records in batches.values():
-                for record in records:
-                    envelope, payload = default_registry.decode(record.value)
-                    out.append((record.key, envelope, payload))
-        # Anything extra that is already there is a bug the caller should see.
-        batches = await consumer.getmany(timeout_ms=300)
-        for records in batches.values():
-            for record in records:
-                envelope, payload = default_registry.decode(record.value)
-                out.append((record.key, envelope, payload))
-        return out
-    finally:
-        await consumer.stop()
 
 
 DATA = Path(__file__).resolve().parents[2] / "data"

@@ -7,8 +7,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from market_data_testkit import DATA, Service, epochs, load_file, minute_bars, read_events
+from market_data_testkit import DATA, Service, epochs, load_file, minute_bars
 
+from algotrade.testing.kafka import read_events
 from market_data_service import history, resample
 from market_data_service.resample import whole_buckets
 
@@ -80,7 +81,9 @@ async def test_derived_bars_follow_corrections_of_their_sources(
     async with service.market.sessions() as session:
         five = await history.read_range(session, "X", "5m", 0, 2**40, limit=100)
     assert five.high[1] == fixed["high"]
-    events = await read_events(kafka_bootstrap, service.market.ingestor._topic, expect=6)
+    events = await read_events(
+        kafka_bootstrap, service.market.ingestor._topic, expect=6, settle_ms=300
+    )
     corrections = [e for e in events if any(b.correction for b in e[2].bars)]
     assert {e[0] for e in corrections} == {b"X:1m", b"X:5m", b"X:1h"}
 

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import BaseModel
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -15,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from algotrade.bus import ConsumerRunner, EventProducer, RedisDeduplicator, RetryPolicy
 from algotrade.db import ServiceSchema, build_session_factory, claim_event
 from algotrade.events import Envelope, TestEventPayload, Topics, default_registry
+from algotrade.testing.kafka import read_records
 from algotrade.testing.plugin import wait_for
 
 
@@ -59,34 +59,6 @@ async def count_applied(engine: AsyncEngine, schema: ServiceSchema) -> int:
 # The mock cluster waits ~3 s on a group's first join and a session timeout on a rejoin;
 # these keep the rejoin near its 6 s minimum (real brokers use the defaults).
 FAST_GROUP = {"heartbeat_interval_ms": 100, "session_timeout_ms": 6000}
-
-
-async def read_all(bootstrap: str, topic: str, expect: int, within: float = 10) -> list[Any]:
-    """Read a topic from the start by manual assignment (no group join to wait for)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    partitions = [TopicPartition(topic, p) for p in await wait_for_partitions(consumer, topic)]
-    consumer.assign(partitions)
-    await consumer.seek_to_beginning(*partitions)
-    records: list[Any] = []
-    try:
-        async with asyncio.timeout(within):
-            while len(records) < expect:
-                batch = await consumer.getmany(timeout_ms=200)
-                for recs in batch.values():
-                    records.extend(recs)
-    finally:
-        await consumer.stop()
-    return records
-
-
-async def wait_for_partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    async def known() -> set[int] | None:
-        await consumer._client.force_metadata_update()
-        return consumer.partitions_for_topic(topic) or None
-
-    result: set[int] = await wait_for(known)
-    return result
 
 
 async def run_until(r: ConsumerRunner, done: Callable[[], bool]) -> None:
@@ -182,7 +154,7 @@ async def test_poison_message_goes_to_dlq_with_error_and_partition_moves_on(
     r = runner(kafka_bootstrap, topic, applying_handler(engine, schema, seen), producer)
     await run_until(r, lambda: r.stats.handled == 2)
     assert seen == [1, 3]
-    dead = await read_all(kafka_bootstrap, Topics.dlq(topic), expect=1)
+    dead = await read_records(kafka_bootstrap, Topics.dlq(topic), expect=1)
     assert dead[0].value == b"{not an event"
     headers = dict(dead[0].headers)
     assert b"not JSON" in headers["dlq-error"]
@@ -217,7 +189,7 @@ async def test_failing_handler_is_retried_then_dead_lettered(
     )
     await run_until(r, lambda: r.stats.handled == 1 and r.stats.dead_lettered == 1)
     assert attempts == {13: 3, 14: 1}
-    dead = await read_all(kafka_bootstrap, Topics.dlq(topic), expect=1)
+    dead = await read_records(kafka_bootstrap, Topics.dlq(topic), expect=1)
     headers = dict(dead[0].headers)
     assert headers["dlq-error"] == b"RuntimeError: unlucky thirteen"
     assert headers["dlq-attempts"] == b"3"

@@ -14,6 +14,7 @@ import pytest
 from algotrade.backtest import BacktestConfig, run_backtest
 from algotrade.engine import Bars, compile_graph
 from algotrade.metrics import compute_metrics, periods_per_year
+from algotrade.testing.graphs import sma_cross
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 
@@ -124,28 +125,7 @@ def test_metrics_agree_with_vectorbt_where_definitions_match() -> None:
         import vectorbt as vbt
 
     bars = Bars.from_csv(DATA / "spy-1d.csv")
-    graph = {
-        "nodes": [
-            {"id": "close", "type": "price"},
-            {"id": "fast", "type": "sma", "params": {"period": 20}},
-            {"id": "slow", "type": "sma", "params": {"period": 50}},
-            {"id": "up", "type": "cross_above"},
-            {"id": "down", "type": "cross_below"},
-            {"id": "buy", "type": "enter_long"},
-            {"id": "sell", "type": "exit_long"},
-        ],
-        "edges": [
-            {"from": "close.out", "to": "fast.in"},
-            {"from": "close.out", "to": "slow.in"},
-            {"from": "fast.out", "to": "up.a"},
-            {"from": "slow.out", "to": "up.b"},
-            {"from": "fast.out", "to": "down.a"},
-            {"from": "slow.out", "to": "down.b"},
-            {"from": "up.out", "to": "buy.in"},
-            {"from": "down.out", "to": "sell.in"},
-        ],
-    }
-    result = run_backtest(compile_graph(graph), bars, BacktestConfig(units="whole"))
+    result = run_backtest(compile_graph(sma_cross(20, 50)), bars, BacktestConfig(units="whole"))
     m = result.metrics
     index = pd.to_datetime(bars.ts, unit="ms")
     close = pd.Series(bars.close, index=index)

@@ -13,9 +13,8 @@ from algotrade.bus import EventProducer
 from algotrade.db import ServiceSchema, build_session_factory
 from algotrade.events import TestEventPayload, Topics, default_registry
 from algotrade.outbox import OutboxRelay, stage_event
+from algotrade.testing.kafka import read_records
 from algotrade.testing.plugin import wait_for
-
-from .test_bus import read_all
 
 
 class Killed(BaseException):
@@ -80,7 +79,7 @@ async def test_event_committed_before_a_crash_is_delivered_by_the_next_relay(
     await wait_for(lambda: _pending_is(relay, 0))
     await relay.stop()
     await task
-    records = await read_all(kafka_bootstrap, topic, expect=1)
+    records = await read_records(kafka_bootstrap, topic, expect=1)
     assert [default_registry.decode(r.value)[0].id for r in records] == [event_id]
     assert records[0].key == b"k1"
     assert dict(records[0].headers)["event-id"] == event_id.encode()
@@ -114,7 +113,7 @@ async def test_relay_killed_between_publish_and_mark_republishes_and_consumer_de
     assert await restarted.relay_once() == 3
     assert await restarted.pending() == 0
 
-    records = await read_all(kafka_bootstrap, topic, expect=6)
+    records = await read_records(kafka_bootstrap, topic, expect=6)
     delivered = [default_registry.decode(r.value)[0].id for r in records]
     assert sorted(delivered) == sorted(ids * 2), "each event twice: at least once"
     # A consumer that dedupes by id applies each once.
@@ -140,5 +139,5 @@ async def test_relay_publishes_in_id_order_per_key(
             await session.execute(insert(applied).values(event_id=env.id, n=n))
             await stage_event(session, schema.outbox, topic, env)
     assert await OutboxRelay(engine, schema.outbox, producer).relay_once() == 20
-    records = await read_all(kafka_bootstrap, topic, expect=20)
+    records = await read_records(kafka_bootstrap, topic, expect=20)
     assert [default_registry.decode(r.value)[1].n for r in records] == list(range(20))  # type: ignore[attr-defined]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json as stdlib_json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,27 +11,14 @@ from typing import Any
 
 import httpx
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
-from algotrade.auth import KeySet, Principal, TokenIssuer
-from algotrade.events import Envelope, default_registry
+from algotrade.testing.services import ALL_SCOPES, internal_token, serve_in_process
 from strategy_service.config import Settings
 from strategy_service.main import create_app
 
 PROBLEM = "application/problem+json"
 DATA = Path(__file__).resolve().parents[2] / "data"
-
-
-def token(settings: Settings, user_id: str = "u1", scopes: frozenset[str] | None = None) -> str:
-    issuer = TokenIssuer(KeySet.from_settings(settings), issuer=settings.jwt_issuer)
-    return issuer.issue(
-        Principal(user_id=user_id, scopes=scopes if scopes is not None else frozenset({"*"})),
-        audience=settings.internal_token_audience,
-        token_type="internal",
-        ttl_seconds=300,
-    )
 
 
 def sma_cross(fast: int = 10, slow: int = 30, **meta: Any) -> dict[str, Any]:
@@ -78,8 +64,8 @@ class Service:
     client: httpx.AsyncClient
     settings: Settings
 
-    def headers(self, user_id: str = "u1", scopes: frozenset[str] | None = None) -> dict[str, str]:
-        return {"Authorization": f"Bearer {token(self.settings, user_id, scopes)}"}
+    def headers(self, user_id: str = "u1", scopes: frozenset[str] = ALL_SCOPES) -> dict[str, str]:
+        return {"Authorization": f"Bearer {internal_token(self.settings, user_id, scopes)}"}
 
     async def call(
         self, method: str, url: str, *, user: str = "u1", json: Any = None, **kwargs: Any
@@ -119,44 +105,5 @@ class Service:
 @asynccontextmanager
 async def running(settings: Settings) -> AsyncIterator[Service]:
     app = create_app(settings)
-    async with (
-        LifespanManager(app, startup_timeout=30, shutdown_timeout=30),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://t", timeout=30
-        ) as client,
-    ):
+    async with serve_in_process(app) as client:
         yield Service(app, client, settings)
-
-
-async def read_events(
-    bootstrap: str, topic: str, *, expect: int, within: float = 15.0
-) -> list[tuple[bytes | None, Envelope, Any]]:
-    """Read ``topic`` from the start by manual assignment (no group join to wait for)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        partitions = None
-        while partitions is None:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic)
-            if partitions is None:
-                if loop.time() > deadline:
-                    raise AssertionError(f"topic {topic} never appeared")
-                await asyncio.sleep(0.1)
-        assigned = [TopicPartition(topic, p) for p in partitions]
-        consumer.assign(assigned)
-        await consumer.seek_to_beginning(*assigned)
-        out: list[tuple[bytes | None, Envelope, Any]] = []
-        while len(out) < expect:
-            if loop.time() > deadline:
-                raise AssertionError(f"{len(out)} of {expect} events arrived on {topic}")
-            batches = await consumer.getmany(timeout_ms=200)
-            for records in batches.values():
-                for record in records:
-                    envelope, payload = default_registry.decode(record.value)
-                    out.append((record.key, envelope, payload))
-        return out
-    finally:
-        await consumer.stop()

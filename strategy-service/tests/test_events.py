@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from strategy_testkit import Service, read_events, sma_cross
+from strategy_testkit import Service, sma_cross
 
 from algotrade.strategy_events import StrategyCreated, StrategyDeleted, StrategyVersionCreated
+from algotrade.testing.kafka import read_events
 
 
 async def test_create_save_and_delete_publish_their_events(

@@ -7,9 +7,10 @@ from typing import Any
 
 import orjson
 import pytest
-from market_data_testkit import Service, bar, minute_bars, read_events
+from market_data_testkit import Service, bar, minute_bars
 from sqlalchemy import func, select, text
 
+from algotrade.testing.kafka import read_events
 from market_data_service import history, models
 
 PROBLEM = "application/problem+json"
@@ -38,7 +39,9 @@ async def test_push_classifies_each_bar_and_retry_is_safe(
     assert third.json()["counts"] == {"accepted": 0, "duplicate": 0, "corrected": 1, "rejected": 0}
 
     # Once per distinct bar: 3 new bars (one event), then one correction; duplicates: nothing.
-    events = await read_events(kafka_bootstrap, service.market.ingestor._topic, expect=2)
+    events = await read_events(
+        kafka_bootstrap, service.market.ingestor._topic, expect=2, settle_ms=300
+    )
     assert len(events) == 2
     (key, envelope, payload), (_, _, fix) = events
     assert key == b"BTC-USD:1m" and envelope.key == "BTC-USD:1m"
@@ -126,7 +129,9 @@ async def test_a_timestamp_repeated_in_one_batch_is_applied_in_order(
     async with service.market.sessions() as session:
         columns = await history.read_latest(session, "X", "1m", 5)
     assert columns.close.tolist() == [100.5]  # the third bar equals the first again
-    events = await read_events(kafka_bootstrap, service.market.ingestor._topic, expect=3)
+    events = await read_events(
+        kafka_bootstrap, service.market.ingestor._topic, expect=3, settle_ms=300
+    )
     assert [[b.correction for b in e[2].bars] for e in events] == [[False], [True], [True]]
 
 

@@ -6,7 +6,9 @@ import asyncio
 from typing import Any
 
 import pytest
-from market_data_testkit import Service, minute_bars, read_events
+from market_data_testkit import Service, minute_bars
+
+from algotrade.testing.kafka import read_events
 
 
 async def start(service: Service, user: str = "u1", **body: Any) -> Any:
@@ -45,7 +47,9 @@ async def test_a_replay_at_max_speed_feeds_history_window_and_kafka(
     ).json()
     source = (await service.get("/api/market/symbols/SRC/latest?timeframe=1m&limit=240")).json()
     assert latest["bars"] == source["bars"]
-    events = await read_events(kafka_bootstrap, service.market.ingestor._topic, expect=2)
+    events = await read_events(
+        kafka_bootstrap, service.market.ingestor._topic, expect=2, settle_ms=300
+    )
     replayed = [e for e in events if e[0] == f"{target}:1m".encode()]
     assert sum(len(e[2].bars) for e in replayed) == 240
     assert all(e[2].source == "replay" and e[1].user_id == "u1" for e in replayed)

@@ -14,11 +14,11 @@ from typing import Any
 
 import httpx
 import orjson
-from market_data_testkit import read_events
 from sqlalchemy import select, text
 from websockets.asyncio.server import ServerConnection, serve
 
 from algotrade.bars import Bar
+from algotrade.testing.kafka import read_events
 from algotrade.testing.plugin import wait_for
 from market_data_service import history, models
 from market_data_service.providers.coinbase import (
@@ -268,7 +268,9 @@ async def test_feed_with_a_disconnect_is_backfilled_and_unfillable_minutes_are_r
         106.0,
         14.5,
     )
-    events = await read_events(kafka_bootstrap, service.market.ingestor._topic, expect=staged)
+    events = await read_events(
+        kafka_bootstrap, service.market.ingestor._topic, expect=staged, settle_ms=300
+    )
     assert len(events) == staged
     published = {b.ts.timestamp() - M for e in events if e[0] == b"BTC-USD:1m" for b in e[2].bars}
     assert published == {0, 60, 120, 180, 240, 360}

@@ -21,7 +21,14 @@ from typing import Any, TypeVar
 import pytest
 
 from algotrade.config import ServiceSettings
-from algotrade.dev.infra import Provided, provide_kafka, provide_postgres, provide_redis, provide_s3
+from algotrade.dev.infra import (
+    Provided,
+    admin_connection,
+    provide_kafka,
+    provide_postgres,
+    provide_redis,
+    provide_s3,
+)
 
 S = TypeVar("S", bound=ServiceSettings)
 
@@ -67,17 +74,7 @@ def unique(prefix: str) -> str:
 
 
 async def _admin(url: str, sql: str) -> None:
-    import asyncpg
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    conn = await asyncpg.connect(
-        user=parsed.username,
-        password=parsed.password or None,
-        database=parsed.database,
-        host=parsed.query.get("host") or parsed.host,  # type: ignore[arg-type]
-        port=parsed.port,
-    )
+    conn = await admin_connection(url)
     try:
         await conn.execute(sql)
     finally:

@@ -1,0 +1,73 @@
+"""Read a Kafka topic from the beginning in a test, by manual partition assignment.
+
+No consumer group: joining one costs seconds on the mock cluster, and a test only wants to see
+everything that was published to a topic it owns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TypeAlias
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from pydantic import BaseModel
+
+from algotrade.events import Envelope, default_registry
+
+Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
+
+
+async def read_records(
+    bootstrap: str, topic: str, *, expect: int, within: float = 15.0, settle_ms: int = 0
+) -> list[Record]:
+    """Every record of ``topic`` from the start, once at least ``expect`` have arrived.
+
+    ``settle_ms`` then waits that long for more, so a caller asserting on the count also sees
+    records published beyond ``expect``. Raises `AssertionError` naming the counts when the
+    topic or the records do not appear ``within`` seconds.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        partitions = None
+        while not partitions:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(topic)
+            if not partitions:
+                if loop.time() > deadline:
+                    raise AssertionError(f"topic {topic} did not appear within {within}s")
+                await asyncio.sleep(0.1)
+        assigned = [TopicPartition(topic, p) for p in partitions]
+        consumer.assign(assigned)
+        await consumer.seek_to_beginning(*assigned)
+        records: list[Record] = []
+        while len(records) < expect:
+            if loop.time() > deadline:
+                raise AssertionError(
+                    f"{len(records)} of {expect} records arrived on {topic} within {within}s"
+                )
+            for batch in (await consumer.getmany(timeout_ms=200)).values():
+                records.extend(batch)
+        if settle_ms:
+            for batch in (await consumer.getmany(timeout_ms=settle_ms)).values():
+                records.extend(batch)
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def read_events(
+    bootstrap: str, topic: str, *, expect: int, within: float = 15.0, settle_ms: int = 0
+) -> list[tuple[bytes | None, Envelope, BaseModel]]:
+    """`read_records`, each decoded with the default registry as ``(key, envelope, payload)``."""
+    out: list[tuple[bytes | None, Envelope, BaseModel]] = []
+    for record in await read_records(
+        bootstrap, topic, expect=expect, within=within, settle_ms=settle_ms
+    ):
+        envelope, payload = default_registry.decode(record.value)
+        out.append((record.key, envelope, payload))
+    return out

@@ -1,0 +1,46 @@
+"""Drive a service app in-process in a test: internal tokens and an HTTP client over ASGI."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from starlette.types import ASGIApp
+
+from algotrade.auth import KeySet, Principal, TokenIssuer
+from algotrade.config import ServiceSettings
+
+ALL_SCOPES = frozenset({"*"})
+
+
+def internal_token(
+    settings: ServiceSettings,
+    user_id: str = "u1",
+    scopes: frozenset[str] = ALL_SCOPES,
+    ttl_seconds: int = 300,
+) -> str:
+    """An internal token for ``user_id``, as the gateway mints one for the services behind it."""
+    issuer = TokenIssuer(KeySet.from_settings(settings), issuer=settings.jwt_issuer)
+    return issuer.issue(
+        Principal(user_id=user_id, scopes=scopes),
+        audience=settings.internal_token_audience,
+        token_type="internal",  # noqa: S106 - a token kind, not a secret
+        ttl_seconds=ttl_seconds,
+    )
+
+
+@asynccontextmanager
+async def serve_in_process(
+    app: ASGIApp, *, base_url: str = "http://t", timeout_seconds: float = 30.0
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Run ``app``'s lifespan and yield a client that calls it over ASGI (no sockets)."""
+    from asgi_lifespan import LifespanManager  # a dev dependency, as the tests are
+
+    async with (
+        LifespanManager(app, startup_timeout=timeout_seconds, shutdown_timeout=timeout_seconds),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url=base_url, timeout=timeout_seconds
+        ) as client,
+    ):
+        yield client
