@@ -8,8 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import numpy as np
-import pytest
 
 from algotrade.engine import Bars, ProblemCode, compile_graph, node_types_catalog
 from algotrade.engine.schema import schema_text, strategy_graph_json_schema
@@ -39,7 +39,6 @@ def test_published_schema_is_the_generated_one() -> None:
 def test_guide_has_complete_examples_that_validate_and_compile(
     spy_daily: Bars,
 ) -> None:
-    jsonschema = pytest.importorskip("jsonschema")
     examples = _examples()
     assert len(examples) >= 3
     validator = jsonschema.Draft202012Validator(strategy_graph_json_schema())
@@ -57,7 +56,6 @@ def test_guide_has_complete_examples_that_validate_and_compile(
 def test_schema_rejects_what_validation_rejects_per_node(
     make_graph: Callable[..., dict[str, Any]],
 ) -> None:
-    jsonschema = pytest.importorskip("jsonschema")
     validator = jsonschema.Draft202012Validator(strategy_graph_json_schema())
     good = make_graph([{"id": "s", "type": "sma", "params": {"period": 5}}], [])
     assert not list(validator.iter_errors(good))
