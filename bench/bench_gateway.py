@@ -227,6 +227,7 @@ def token_costs() -> None:
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
         token_type="access",
+        cache_seconds=0,  # every call verifies: the cost of a token seen for the first time
     )
     internal = InternalTokens(settings)
     fresh = InternalTokens(settings.model_copy(update={"internal_token_reuse_seconds": 0}))
