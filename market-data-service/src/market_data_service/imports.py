@@ -25,10 +25,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.datastructures import UploadFile
 
+from algotrade.db import get_owned, list_owned
 from algotrade.errors import AlgoTradeError, BadRequest, Forbidden, NotFound
 from algotrade.events import new_event_id
 from market_data_service import models
@@ -222,28 +223,11 @@ class ImportRunner:
 
     async def get(self, user_id: str, import_id: str) -> dict[str, Any]:
         async with self._sessions() as session:
-            row = (
-                await session.execute(
-                    select(models.imports).where(
-                        models.imports.c.id == import_id, models.imports.c.user_id == user_id
-                    )
-                )
-            ).first()
-        if row is None:
-            raise NotFound(f"no import {import_id!r}")
-        return dict(row._mapping)
+            return await get_owned(session, models.imports, import_id, user_id, what="import")
 
     async def list_for(self, user_id: str, limit: int = 100) -> list[dict[str, Any]]:
         async with self._sessions() as session:
-            rows = (
-                await session.execute(
-                    select(models.imports)
-                    .where(models.imports.c.user_id == user_id)
-                    .order_by(models.imports.c.id.desc())
-                    .limit(limit)
-                )
-            ).all()
-        return [dict(r._mapping) for r in rows]
+            return await list_owned(session, models.imports, user_id, limit=limit)
 
     # -- running jobs --------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from algotrade.bars import MAX_TS, MIN_TS, SYMBOL_MAX_LENGTH, TIMEFRAME_SECONDS, normalize_symbol
+from algotrade.db import get_owned, list_owned
 from algotrade.errors import Conflict, NotFound, ValidationFailed
 from algotrade.events import new_event_id
 from market_data_service import history, models
@@ -182,28 +183,11 @@ class ReplayManager:
 
     async def get(self, user_id: str, replay_id: str) -> dict[str, Any]:
         async with self._sessions() as session:
-            row = (
-                await session.execute(
-                    select(models.replays).where(
-                        models.replays.c.id == replay_id, models.replays.c.user_id == user_id
-                    )
-                )
-            ).first()
-        if row is None:
-            raise NotFound(f"no replay {replay_id!r}")
-        return dict(row._mapping)
+            return await get_owned(session, models.replays, replay_id, user_id, what="replay")
 
     async def list_for(self, user_id: str, limit: int = 100) -> list[dict[str, Any]]:
         async with self._sessions() as session:
-            rows = (
-                await session.execute(
-                    select(models.replays)
-                    .where(models.replays.c.user_id == user_id)
-                    .order_by(models.replays.c.id.desc())
-                    .limit(limit)
-                )
-            ).all()
-        return [dict(r._mapping) for r in rows]
+            return await list_owned(session, models.replays, user_id, limit=limit)
 
     async def wait(self, replay_id: str) -> None:
         running = self._running.get(replay_id)

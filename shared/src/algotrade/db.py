@@ -8,6 +8,7 @@ a `ServiceSchema`: its declarative base plus the two tables every service has, `
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import (
     Column,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     String,
     Table,
     func,
+    select,
     text,
 )
 from sqlalchemy.dialects.postgresql import insert
@@ -28,6 +30,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
+
+from algotrade.errors import NotFound
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -113,6 +117,38 @@ async def claim_event(
         .returning(processed_events.c.event_id)
     )
     return result.first() is not None
+
+
+async def get_owned(
+    session: AsyncSession, table: Table, row_id: str, owner_id: str, *, what: str
+) -> dict[str, Any]:
+    """The row ``row_id`` of ``table`` if ``owner_id`` owns it (``user_id`` column).
+
+    Someone else's row answers exactly like a missing one (404), so ids reveal nothing.
+    """
+    row = (
+        await session.execute(
+            select(table).where(table.c.id == row_id, table.c.user_id == owner_id)
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"no {what} {row_id!r}")
+    return dict(row._mapping)
+
+
+async def list_owned(
+    session: AsyncSession, table: Table, owner_id: str, *, limit: int = 100
+) -> list[dict[str, Any]]:
+    """``owner_id``'s rows of ``table``, newest first (ids are ULIDs, so id order is time)."""
+    rows = (
+        await session.execute(
+            select(table)
+            .where(table.c.user_id == owner_id)
+            .order_by(table.c.id.desc())
+            .limit(limit)
+        )
+    ).all()
+    return [dict(r._mapping) for r in rows]
 
 
 async def ping(engine: AsyncEngine) -> None:
