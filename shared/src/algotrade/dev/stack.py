@@ -323,6 +323,10 @@ def up(state_dir: Path, base_port: int, timeout: float) -> int:
             f"[bold green]ready[/] — gateway at http://127.0.0.1:{base_port} "
             f"(API docs at /docs); Ctrl-C stops everything"
         )
+        stack.console.print(
+            "try [bold]make demo[/] in another terminal: a new user backtests and sweeps an "
+            "SMA-cross strategy on SPY through the gateway"
+        )
         stack.console.print(READY_MARK, markup=False, highlight=False)
         stack.watch()
         return 0
