@@ -20,7 +20,7 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from algotrade.auth import internal_verifier
+from algotrade.auth import InternalTokens, internal_verifier
 from algotrade.migrations import upgrade
 from algotrade.testing.graphs import sma_cross
 from algotrade.testing.services import ALL_SCOPES, internal_token, serve_in_process
@@ -28,7 +28,6 @@ from backtesting_service.bar_sources import BarSource, CsvBarSource
 from backtesting_service.config import Settings
 from backtesting_service.main import create_app
 from backtesting_service.strategies import HttpStrategySource
-from backtesting_service.tokens import ServiceTokens
 from backtesting_service.worker import Worker
 
 DATA = Path(__file__).resolve().parents[2] / "data"
@@ -131,7 +130,7 @@ async def service(
         transport=httpx.ASGITransport(app=strategy_service.app()), base_url="http://strategy.test"
     )
     strategies = HttpStrategySource(
-        strategy_client, "http://strategy.test", ServiceTokens(settings, ttl_seconds=60)
+        strategy_client, "http://strategy.test", InternalTokens(settings, ttl_seconds=60)
     )
     app = create_app(settings, strategies=strategies, bars=csv_bars())
     async with strategy_client, serve_in_process(app) as client:

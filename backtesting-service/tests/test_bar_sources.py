@@ -10,11 +10,11 @@ import httpx
 import numpy as np
 import pytest
 
+from algotrade.auth import InternalTokens
 from algotrade.backtest import BacktestInvalid
 from algotrade.migrations import upgrade
 from algotrade.testing.services import serve_in_process
 from backtesting_service.bar_sources import HttpBarSource
-from backtesting_service.tokens import ServiceTokens
 from market_data_service.config import Settings as MarketSettings
 from market_data_service.main import create_app as market_app
 
@@ -42,7 +42,7 @@ async def test_http_bar_source_pages_the_market_data_history(
 ) -> None:
     client, settings = market
     spy = await csv_bars().bars("u", "SPY", "1d", START, END)
-    tokens = ServiceTokens(settings, ttl_seconds=60)
+    tokens = InternalTokens(settings, ttl_seconds=60)
     rows = [
         {
             "ts": int(ts // 1000),

@@ -117,3 +117,23 @@ def test_a_verified_token_is_cached_until_it_expires_and_failures_are_not() -> N
     for _ in range(2):
         with pytest.raises(Unauthorized):
             v.verify(bad)
+
+
+def test_internal_tokens_verify_as_the_user_with_only_the_given_scopes() -> None:
+    from algotrade.auth import InternalTokens, internal_verifier
+    from algotrade.config import ServiceSettings
+
+    settings = ServiceSettings(environment="test")
+    minted = InternalTokens(settings, ttl_seconds=60)
+    token = minted.for_user("u7", "market:read")
+    principal = internal_verifier(settings).verify(token)
+    assert principal.user_id == "u7"
+    assert principal.scopes == frozenset({"market:read"})
+    assert minted.for_user("u7", "market:read") != token  # no reuse unless asked for
+
+    now = [1_000.0]
+    reusing = InternalTokens(settings, ttl_seconds=60, reuse_seconds=10, clock=lambda: now[0])
+    first = reusing.for_user("u7", "market:read")
+    assert reusing.for_user("u7", "market:read") == first
+    now[0] += 11
+    assert reusing.for_user("u7", "market:read") != first

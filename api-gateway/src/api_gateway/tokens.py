@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from algotrade.auth import InternalTokens as SharedInternalTokens
 from algotrade.auth import KeySet, Principal, TokenIssuer, TokenVerifier
 from algotrade.errors import Unauthorized
 from algotrade.events import new_event_id
@@ -28,10 +29,7 @@ from api_gateway.config import Settings
 from api_gateway.models import RefreshToken
 
 REFRESH_TOKEN_PREFIX = "atr_"  # noqa: S105 - a prefix, not a secret
-_INTERNAL_CACHE_MAX = 10_000
 _VERIFIED_CACHE_MAX = 50_000
-
-PrincipalKey = tuple[str, frozenset[str], frozenset[str], str | None]
 
 
 def digest(secret: str) -> bytes:
@@ -76,38 +74,17 @@ class AccessTokens:
         return self._verifier.verify(token)
 
 
-class InternalTokens:
-    """Mints the internal token forwarded to services, reusing one per principal briefly.
-
-    Signing costs tens of microseconds; reusing a token for ``reuse_seconds`` of its
-    ``ttl_seconds`` keeps that off most requests while services still see a short-lived token.
-    """
+class InternalTokens(SharedInternalTokens):
+    """The shared internal-token minter, with the gateway's TTL and per-principal reuse."""
 
     def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
-        self._issuer = TokenIssuer(KeySet.from_settings(settings), issuer=settings.jwt_issuer)
-        self._audience = settings.internal_token_audience
-        self._ttl = settings.internal_token_ttl_seconds
-        self._reuse = min(settings.internal_token_reuse_seconds, self._ttl // 2)
-        self._clock = clock
-        self._cache: dict[PrincipalKey, tuple[str, float]] = {}
-
-    def for_principal(self, principal: Principal) -> str:
-        key = (principal.user_id, principal.roles, principal.scopes, principal.api_key_id)
-        now = self._clock()
-        cached = self._cache.get(key)
-        if cached is not None and cached[1] > now:
-            return cached[0]
-        token = self._issuer.issue(
-            principal,
-            audience=self._audience,
-            token_type="internal",  # noqa: S106
-            ttl_seconds=self._ttl,
-            now=now,
+        super().__init__(
+            settings,
+            ttl_seconds=settings.internal_token_ttl_seconds,
+            reuse_seconds=settings.internal_token_reuse_seconds,
+            clock=clock,
+            cache_entries=10_000,
         )
-        if len(self._cache) >= _INTERNAL_CACHE_MAX:
-            self._cache.clear()
-        self._cache[key] = (token, now + self._reuse)
-        return token
 
 
 @dataclass(frozen=True)

@@ -22,11 +22,11 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
+from algotrade.auth import InternalTokens
 from algotrade.backtest import BacktestInvalid
 from algotrade.backtest.config import epoch_ms
 from algotrade.engine import Bars
 from algotrade.errors import DependencyUnavailable
-from backtesting_service.tokens import ServiceTokens
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class HttpBarSource:
         self,
         client: httpx.AsyncClient,
         base_url: str,
-        tokens: ServiceTokens,
+        tokens: InternalTokens,
         *,
         page_size: int,
         max_bars: int,

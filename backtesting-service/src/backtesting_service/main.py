@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 import httpx
 from fastapi import FastAPI
 
+from algotrade.auth import InternalTokens
 from algotrade.backtest import events as backtest_events
 from algotrade.service import Resources, create_service_app
 from backtesting_service.api.deps import BacktestServices
@@ -24,7 +25,6 @@ from backtesting_service.models import SCHEMA
 from backtesting_service.results import ResultStore
 from backtesting_service.strategies import HttpStrategySource, StrategySource
 from backtesting_service.submission import Submission
-from backtesting_service.tokens import ServiceTokens
 
 NAME = "backtesting-service"
 # The event payload models register themselves on import; keep the import explicit.
@@ -44,7 +44,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def setup(resources: Resources) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
-            tokens = ServiceTokens(settings, ttl_seconds=settings.internal_token_ttl_seconds)
+            tokens = InternalTokens(settings, ttl_seconds=settings.internal_token_ttl_seconds)
             client = httpx.AsyncClient(timeout=settings.http_timeout_seconds)
             stack.push_async_callback(client.aclose)
             resources.extras["backtests"] = BacktestServices(

@@ -8,9 +8,9 @@ from urllib.parse import quote
 
 import httpx
 
+from algotrade.auth import InternalTokens
 from algotrade.backtest import BacktestInvalid
 from algotrade.errors import DependencyUnavailable
-from backtesting_service.tokens import ServiceTokens
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def unknown_strategy(strategy_id: str, version: int) -> BacktestInvalid:
 class HttpStrategySource:
     """``GET {base}/api/strategies/{id}/versions/{n}`` → ``{"graph": {...}, ...}``."""
 
-    def __init__(self, client: httpx.AsyncClient, base_url: str, tokens: ServiceTokens) -> None:
+    def __init__(self, client: httpx.AsyncClient, base_url: str, tokens: InternalTokens) -> None:
         self._client = client
         self._base = base_url.rstrip("/")
         self._tokens = tokens

@@ -37,6 +37,7 @@ from aiokafka import ConsumerRecord
 from pydantic import BaseModel
 from sqlalchemy import Row
 
+from algotrade.auth import InternalTokens
 from algotrade.backtest import BacktestConfig, BacktestInvalid
 from algotrade.backtest import events as backtest_events
 from algotrade.backtest.sweep import SweepSpec, combinations, sort_key, walk_forward_report
@@ -53,7 +54,6 @@ from backtesting_service.config import Settings
 from backtesting_service.jobs import JobStore
 from backtesting_service.models import ACTIVE, SCHEMA
 from backtesting_service.results import ResultStore
-from backtesting_service.tokens import ServiceTokens
 
 logger = logging.getLogger(__name__)
 
@@ -314,7 +314,7 @@ class Worker:
                 bars = HttpBarSource(
                     client,
                     settings.market_data_service_url,
-                    ServiceTokens(settings, ttl_seconds=settings.internal_token_ttl_seconds),
+                    InternalTokens(settings, ttl_seconds=settings.internal_token_ttl_seconds),
                     page_size=settings.bars_page_size,
                     max_bars=settings.max_bars,
                 )

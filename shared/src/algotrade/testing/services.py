@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 import httpx
 from starlette.types import ASGIApp
 
-from algotrade.auth import KeySet, Principal, TokenIssuer
+from algotrade.auth import InternalTokens
 from algotrade.config import ServiceSettings
 
 ALL_SCOPES = frozenset({"*"})
@@ -21,13 +21,7 @@ def internal_token(
     ttl_seconds: int = 300,
 ) -> str:
     """An internal token for ``user_id``, as the gateway mints one for the services behind it."""
-    issuer = TokenIssuer(KeySet.from_settings(settings), issuer=settings.jwt_issuer)
-    return issuer.issue(
-        Principal(user_id=user_id, scopes=scopes),
-        audience=settings.internal_token_audience,
-        token_type="internal",  # noqa: S106 - a token kind, not a secret
-        ttl_seconds=ttl_seconds,
-    )
+    return InternalTokens(settings, ttl_seconds=ttl_seconds).for_user(user_id, *scopes)
 
 
 @asynccontextmanager
