@@ -99,9 +99,14 @@ class EventProducer:
 
 
 def envelope_headers(envelope: Envelope) -> Headers:
-    headers = [("event-id", envelope.id.encode()), ("event-type", envelope.type.encode())]
-    if envelope.correlation_id:
-        headers.append(("correlation-id", envelope.correlation_id.encode()))
+    return event_headers(envelope.id, envelope.type, envelope.correlation_id)
+
+
+def event_headers(event_id: str, event_type: str, correlation_id: str | None) -> Headers:
+    """Kafka headers naming an event, so tools can route or skip it without decoding."""
+    headers = [("event-id", event_id.encode()), ("event-type", event_type.encode())]
+    if correlation_id:
+        headers.append(("correlation-id", correlation_id.encode()))
     return headers
 
 

@@ -12,10 +12,11 @@ import asyncio
 import contextlib
 import logging
 
+import orjson
 from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from algotrade.bus import EventProducer, envelope_headers
+from algotrade.bus import EventProducer, event_headers
 from algotrade.events import Envelope
 
 logger = logging.getLogger(__name__)
@@ -88,9 +89,12 @@ class OutboxRelay:
                 return 0
             messages = []
             for row in rows:
-                envelope = Envelope.model_validate_json(row.payload)
+                # Staged rows were valid envelopes when written: read the header fields only,
+                # without validating the whole (possibly large) payload again.
+                fields = orjson.loads(row.payload)
+                headers = event_headers(row.id, fields["type"], fields.get("correlation_id"))
                 key = row.key.encode() if row.key is not None else None
-                messages.append((row.topic, row.payload, key, envelope_headers(envelope)))
+                messages.append((row.topic, row.payload, key, headers))
             await self._producer.send_many(messages)
             await conn.execute(
                 update(o).where(o.c.id.in_([r.id for r in rows])).values(published_at=func.now())
