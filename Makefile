@@ -15,8 +15,11 @@ $(CURDIR)/.algotrade/tools/bin/uv:
 setup: $(UV)
 	$(UV) sync --frozen
 
+# Backtest worker processes, one consumer group: make run WORKERS=3
+WORKERS ?= 1
+
 run: setup
-	$(RUN) algotrade dev up
+	$(RUN) algotrade dev up --workers $(WORKERS)
 
 demo: setup
 	$(RUN) algotrade demo

@@ -18,11 +18,36 @@ def dev_up(
         8000, envvar="ALGOTRADE_BASE_PORT", help="gateway port; services use the next six"
     ),
     timeout: float = typer.Option(90.0, help="seconds to wait for every service to be ready"),
+    workers: int = typer.Option(
+        1, min=1, help="backtest worker processes, all in one consumer group (1 on the mock)"
+    ),
+    cache_dir: Path = typer.Option(
+        Path(".algotrade"), help="where downloaded tools (the Kafka jars) are kept"
+    ),
 ) -> None:
-    """Start infrastructure and all seven services; Ctrl-C stops everything."""
+    """Start infrastructure, all seven services and the backtest workers, restarting any that
+    dies; Ctrl-C stops everything."""
     from algotrade.dev.stack import up
 
-    raise typer.Exit(up(state_dir.resolve(), base_port, timeout))
+    raise typer.Exit(
+        up(
+            state_dir.resolve(),
+            base_port,
+            timeout,
+            workers=workers,
+            cache_dir=cache_dir.resolve(),
+        )
+    )
+
+
+@dev.command("status")
+def dev_status(
+    state_dir: Path = typer.Option(Path(".algotrade"), help="the state dir of the stack"),
+) -> None:
+    """Show the running stack's processes and infrastructure; exit 1 when none is running."""
+    from algotrade.dev.stack import show_status
+
+    raise typer.Exit(show_status(state_dir.resolve()))
 
 
 @app.command("demo")

@@ -1,25 +1,36 @@
-"""``algotrade dev up``: infrastructure plus the seven services as supervised processes.
+"""``algotrade dev up``: infrastructure, the seven services and the backtest workers as
+supervised processes.
 
-Every service runs as its own uvicorn process (``python -m <package> serve --migrate``) with its
-log in ``.algotrade/logs/``. The supervisor waits for every ``/readyz``, prints a table, then
-watches: a child that dies is reported with the tail of its log. SIGINT or SIGTERM stops the
-services (SIGTERM, then SIGKILL after a grace period), then the infrastructure it started.
+Every service runs as its own uvicorn process (``python -m <package> serve --migrate``) and every
+backtest worker as ``python -m backtesting_service worker``, each with its log in
+``<state>/logs/``. The supervisor creates the topic table on Kafka, waits for every ``/readyz``,
+prints a table, then watches: a child that dies is reported with the tail of its log and
+restarted after an exponential backoff (0.5 s doubling to 30 s, reset once a child stayed up for
+a minute). Every second it writes ``<state>/status.json``, which ``algotrade dev status`` shows.
+SIGINT or SIGTERM stops the children (SIGTERM, then SIGKILL after a grace period), then the
+infrastructure it started; nothing is restarted while stopping.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal, TypedDict, cast
 
 import httpx
+import psutil
 from rich.console import Console
 from rich.table import Table
 
@@ -27,7 +38,6 @@ from algotrade.config import SERVICE_PORTS
 from algotrade.dev.infra import (
     Provided,
     admin_connection,
-    port_bindable,
     provide_kafka,
     provide_postgres,
     provide_redis,
@@ -36,6 +46,7 @@ from algotrade.dev.infra import (
     tail,
     terminate,
 )
+from algotrade.topics import BASE_TOPICS, ensure_topics, topic_table
 
 SERVICES: dict[str, str] = {
     "api-gateway": "api_gateway",
@@ -46,35 +57,119 @@ SERVICES: dict[str, str] = {
     "notification-service": "notification_service",
     "analytics-service": "analytics_service",
 }
-# Processes without an HTTP port. One backtest worker: the mock broker cannot run a consumer
-# group with more than one member (scale out on Apache Kafka instead).
-WORKERS: dict[str, list[str]] = {"backtest-worker": ["backtesting_service", "worker"]}
+WORKER_NAME = "backtest-worker"  # workers are named backtest-worker-1..N
+WORKER_COMMAND = ["backtesting_service", "worker"]
+JOBS_TOPIC = "backtest.jobs.v1"  # the topic the workers share as one consumer group
 DATABASE_NAME = "algotrade"
 READY_MARK = "ALGOTRADE_READY"  # printed on its own line once every service is ready
+STATUS_FILE = "status.json"
+
+FIRST_BACKOFF = 0.5  # seconds before the first restart of a child that died
+MAX_BACKOFF = 30.0
+STABLE_AFTER = 60.0  # a child that stayed up this long starts again from FIRST_BACKOFF
+# Deaths before a child was ever ready that make start-up give up: a service that cannot start
+# (a bad setting, a failing migration) should fail `make run` fast, not loop for its timeout.
+START_CRASH_LIMIT = 3
+STATUS_EVERY = 1.0
+
+ChildState = Literal["starting", "ready", "running", "restarting", "exited"]
+Phase = Literal["starting", "ready", "failed", "stopping", "stopped"]
+
+
+class ChildStatus(TypedDict):
+    name: str
+    url: str
+    pid: int | None
+    state: ChildState
+    restarts: int
+    last_exit_code: int | None
+    uptime: float | None  # seconds the current process has been up; None when not running
+
+
+class InfraStatus(TypedDict):
+    name: str
+    url: str  # password redacted
+    source: str
+    kind: Literal["real", "stand-in"]
+
+
+class StackStatus(TypedDict):
+    supervisor_pid: int
+    supervisor_started: float  # the process's create time, so a reused pid is not mistaken
+    phase: Phase
+    state_dir: str
+    gateway: str
+    updated_at: str
+    ready_after: float | None
+    children: list[ChildStatus]
+    infrastructure: list[InfraStatus]
 
 
 @dataclass
 class Child:
+    """One supervised process: its command, and what happened to it so far."""
+
     name: str
     port: int | None  # None for a worker, which has no HTTP port
-    proc: subprocess.Popen[bytes]
+    command: list[str]
+    env: dict[str, str]
     log: Path
-    ready: bool = False
-    reported_dead: bool = False
+    proc: subprocess.Popen[bytes] | None = None
+    state: ChildState = "starting"
+    restarts: int = 0
+    last_exit_code: int | None = None
+    started_at: float = 0.0  # monotonic start of the current process
+    restart_at: float = 0.0  # monotonic time of the next start, while restarting
+    backoff: float = FIRST_BACKOFF
+    start_crashes: int = 0  # deaths while the stack was starting
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}" if self.port is not None else "(worker)"
+
+    @property
+    def ready_state(self) -> ChildState:
+        return "running" if self.port is None else "ready"
+
+    def start(self) -> None:
+        self.proc = spawn(self.command, self.log, env=self.env)
+        self.started_at = time.monotonic()
+        # Alive is all a worker can show; a service is ready when its /readyz says so.
+        self.state = "running" if self.port is None else "starting"
+
+    def exit_code(self) -> int | None:
+        return None if self.proc is None else self.proc.poll()
+
+    def status(self, now: float) -> ChildStatus:
+        up = self.state in ("starting", "ready", "running")
+        return {
+            "name": self.name,
+            "url": self.url,
+            "pid": self.proc.pid if self.proc is not None else None,
+            "state": self.state,
+            "restarts": self.restarts,
+            "last_exit_code": self.last_exit_code,
+            "uptime": round(now - self.started_at, 1) if up else None,
+        }
 
 
 @dataclass
 class Stack:
     state_dir: Path
     base_port: int
+    workers: int = 1
+    cache_dir: Path | None = None  # where the Kafka jars are kept; default: state_dir
     console: Console = field(default_factory=lambda: Console(width=110))
     infra: list[Provided] = field(default_factory=list)
     children: list[Child] = field(default_factory=list)
     stop_requested: threading.Event = field(default_factory=threading.Event)
+    phase: Phase = "starting"
+    ready_after: float | None = None
+    _status_written: float = 0.0
+
+    @property
+    def status_path(self) -> Path:
+        return self.state_dir / STATUS_FILE
 
     def env(self) -> dict[str, str]:
         by_name = {p.name: p.url for p in self.infra}
@@ -98,6 +193,9 @@ class Stack:
     def service_port(self, name: str) -> int:
         return self.base_port + SERVICE_PORTS[name] - SERVICE_PORTS["api-gateway"]
 
+    def kafka(self) -> Provided:
+        return next(p for p in self.infra if p.name == "kafka")
+
     def start_infra(self) -> None:
         logs = self.state_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
@@ -106,108 +204,207 @@ class Stack:
                 self.state_dir, os.environ.get("DATABASE_URL"), allow_local=False
             ),
             lambda: provide_redis(self.state_dir, os.environ.get("REDIS_URL"), allow_local=False),
-            lambda: provide_kafka(self.state_dir, os.environ.get("KAFKA_BOOTSTRAP")),
+            lambda: provide_kafka(
+                self.state_dir, os.environ.get("KAFKA_BOOTSTRAP"), cache_root=self.cache_dir
+            ),
             lambda: provide_s3(self.state_dir, os.environ.get("S3_ENDPOINT")),
         ]
         for step in steps:
+            began = time.monotonic()
             provided = step()
             self.infra.append(provided)
-            self.console.print(f"  [green]✓[/] {provided.name:<9} {provided.source}")
+            mark = "[bold red]![/]" if provided.stand_in else "[green]✓[/]"
+            took = time.monotonic() - began
+            self.console.print(f"  {mark} {provided.name:<9} {provided.source} ({took:.1f}s)")
+            self.write_status()
         postgres = self.infra[0]
         if not os.environ.get("DATABASE_URL"):
             postgres.url = asyncio.run(ensure_database(postgres.url, DATABASE_NAME))
+
+    def create_topics(self) -> None:
+        """Create the topic table on Kafka (the embedded broker auto-creates nothing)."""
+        kafka = self.kafka()
+        if kafka.stand_in:
+            # The mock cluster cannot create topics through the admin API; it makes them
+            # (4 partitions) on first use instead.
+            self.console.print("  [yellow]![/] topics    created on first use by the stand-in")
+            return
+        prefix = os.environ.get("KAFKA_TOPIC_PREFIX", "")
+        created = asyncio.run(ensure_topics(kafka.url, prefix))
+        total = len(topic_table())
+        self.console.print(
+            f"  [green]✓[/] topics    {total} in the topic table, {len(created)} created now"
+        )
+
+    def worker_count(self) -> int:
+        """The number of workers to start, capped where Kafka cannot serve them all."""
+        if self.workers > 1 and self.kafka().stand_in:
+            self.console.print(
+                f"[yellow]starting 1 backtest worker, not {self.workers}[/]: the stand-in mock "
+                "cluster cannot run a consumer group of more than one member (install java and "
+                "mvn for the real broker, or set KAFKA_BOOTSTRAP)"
+            )
+            return 1
+        partitions = next(s.partitions for s in BASE_TOPICS if s.name == JOBS_TOPIC)
+        if self.workers > partitions:
+            self.console.print(
+                f"[yellow]{JOBS_TOPIC} has {partitions} partitions[/]: "
+                f"{self.workers - partitions} of the {self.workers} workers will stay idle"
+            )
+        return self.workers
 
     def busy_ports(self) -> list[str]:
         return [
             f"{name} :{self.service_port(name)}"
             for name in SERVICES
-            if not port_bindable(self.service_port(name))
+            if not _port_free(self.service_port(name))
         ]
 
     def start_services(self) -> None:
         env = self.env()
+        logs = self.state_dir / "logs"
         for name, package in SERVICES.items():
             port = self.service_port(name)
-            log = self.state_dir / "logs" / f"{name}.log"
-            log.unlink(missing_ok=True)
-            child_env = {**env, "PORT": str(port)}
-            proc = spawn([sys.executable, "-m", package, "serve", "--migrate"], log, env=child_env)
-            self.children.append(Child(name, port, proc, log))
-        for name, args in WORKERS.items():
-            log = self.state_dir / "logs" / f"{name}.log"
-            log.unlink(missing_ok=True)
-            proc = spawn([sys.executable, "-m", *args], log, env=env)
-            self.children.append(Child(name, None, proc, log))
+            command = [sys.executable, "-m", package, "serve", "--migrate"]
+            self.children.append(
+                Child(name, port, command, {**env, "PORT": str(port)}, logs / f"{name}.log")
+            )
+        for number in range(1, self.worker_count() + 1):
+            name = f"{WORKER_NAME}-{number}"
+            command = [sys.executable, "-m", *WORKER_COMMAND]
+            self.children.append(Child(name, None, command, env, logs / f"{name}.log"))
+        for child in self.children:
+            _keep_previous(child.log)
+            child.start()
+        self.write_status()
+
+    def supervise(self, client: httpx.Client) -> None:
+        """One round: reap the dead, restart those whose backoff ran out, probe the starting."""
+        now = time.monotonic()
+        for child in self.children:
+            if child.state == "restarting":
+                if now >= child.restart_at and not self.stop_requested.is_set():
+                    self.restart(child)
+            elif child.proc is not None and child.proc.poll() is not None:
+                self.child_died(child, child.proc, now)
+            elif child.state == "starting" and child.port is not None:
+                try:
+                    ready = client.get(f"{child.url}/readyz").status_code == 200
+                except httpx.HTTPError:
+                    ready = False
+                if ready:
+                    child.state = "ready"
+                    if child.restarts:
+                        self.console.print(
+                            f"[green]{child.name} is ready again[/] "
+                            f"(pid {_pid(child)}, restart {child.restarts})"
+                        )
+        if now - self._status_written >= STATUS_EVERY:
+            self.write_status()
+
+    def child_died(self, child: Child, proc: subprocess.Popen[bytes], now: float) -> None:
+        code = proc.returncode
+        # What the child left behind in its process group (a worker's process pool) would
+        # hold its port or its partitions against the next start.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        uptime = now - child.started_at
+        if uptime >= STABLE_AFTER:
+            child.backoff = FIRST_BACKOFF
+        delay = child.backoff
+        child.backoff = min(child.backoff * 2, MAX_BACKOFF)
+        child.last_exit_code = code
+        if self.phase == "starting":
+            child.start_crashes += 1
+        child.state, child.restart_at = "restarting", now + delay
+        self.console.print(
+            f"[bold red]{child.name} (pid {proc.pid}) {_describe_exit(code)} after "
+            f"{uptime:.1f}s[/]; restarting in {delay:.1f}s; last lines of {child.log}:"
+        )
+        self.console.print(tail(child.log), markup=False, highlight=False)
+        self.write_status()
+
+    def restart(self, child: Child) -> None:
+        child.restarts += 1
+        _log_restart(child)
+        child.start()
+        self.console.print(
+            f"[yellow]restarted {child.name}[/] (pid {_pid(child)}, restart {child.restarts})"
+        )
+        self.write_status()
 
     def wait_ready(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         with httpx.Client(timeout=1.0) as client:
             while time.monotonic() < deadline and not self.stop_requested.is_set():
-                for child in self.children:
-                    if child.ready:
-                        continue
-                    if child.proc.poll() is not None:
-                        self.report_death(child)
-                        return False
-                    if child.port is None:
-                        child.ready = True  # alive is all a worker can show
-                        continue
-                    try:
-                        child.ready = client.get(f"{child.url}/readyz").status_code == 200
-                    except httpx.HTTPError:
-                        child.ready = False
-                if all(c.ready for c in self.children):
+                self.supervise(client)
+                if looping := [c for c in self.children if c.start_crashes >= START_CRASH_LIMIT]:
+                    names = ", ".join(c.name for c in looping)
+                    self.console.print(
+                        f"[bold red]{names} died {START_CRASH_LIMIT} times before being ready[/]"
+                    )
+                    return False
+                if all(c.state == c.ready_state for c in self.children):
                     return True
                 time.sleep(0.2)
         return False
 
-    def table(self, elapsed: float) -> Table:
-        table = Table(title=f"AlgoTrade Beta2 — embedded stack ({elapsed:.1f}s)")
-        table.add_column("service")
-        table.add_column("URL")
-        table.add_column("state")
-        table.add_column("pid", justify="right")
-        for child in self.children:
-            alive = child.proc.poll() is None
-            ready_word = "running" if child.port is None else "ready"
-            state = f"[green]{ready_word}[/]" if child.ready and alive else "[red]not ready[/]"
-            if not alive:
-                state = f"[red]exited {child.proc.returncode}[/]"
-            table.add_row(child.name, child.url, state, str(child.proc.pid))
-        for provided in self.infra:
-            table.add_row(provided.name, _redact(provided.url), "[green]up[/]", provided.source)
-        return table
-
-    def report_death(self, child: Child) -> None:
-        if child.reported_dead:
-            return
-        child.reported_dead = True
-        self.console.print(
-            f"[bold red]{child.name} exited with code {child.proc.returncode}[/]; "
-            f"last lines of {child.log}:"
-        )
-        self.console.print(tail(child.log), markup=False, highlight=False)
-
     def watch(self) -> None:
-        while not self.stop_requested.wait(0.5):
-            for child in self.children:
-                if child.proc.poll() is not None:
-                    self.report_death(child)
+        with httpx.Client(timeout=1.0) as client:
+            while not self.stop_requested.wait(0.25):
+                self.supervise(client)
+
+    def status(self) -> StackStatus:
+        now = time.monotonic()
+        return {
+            "supervisor_pid": os.getpid(),
+            "supervisor_started": psutil.Process().create_time(),
+            "phase": self.phase,
+            "state_dir": str(self.state_dir),
+            "gateway": f"http://127.0.0.1:{self.base_port}",
+            "updated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "ready_after": self.ready_after,
+            "children": [child.status(now) for child in self.children],
+            "infrastructure": [
+                {
+                    "name": p.name,
+                    "url": _redact(p.url),
+                    "source": p.source,
+                    "kind": "stand-in" if p.stand_in else "real",
+                }
+                for p in self.infra
+            ],
+        }
+
+    def write_status(self) -> None:
+        """Replace the status file atomically: a reader sees the old or the new, never half."""
+        self._status_written = time.monotonic()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        partial = self.status_path.with_name(STATUS_FILE + ".tmp")
+        partial.write_text(json.dumps(self.status(), indent=2))
+        partial.replace(self.status_path)
 
     def stop(self) -> None:
+        self.phase = "stopping"
+        self.write_status()
         self.console.print("stopping services…")
-        threads = [
-            threading.Thread(target=terminate, args=(child.proc, 15.0)) for child in self.children
-        ]
+        running = [c.proc for c in self.children if c.proc is not None]
+        threads = [threading.Thread(target=terminate, args=(proc, 15.0)) for proc in running]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
+        for child in self.children:
+            if child.state != "restarting":
+                child.last_exit_code = child.exit_code()
+            child.state = "exited"
         for provided in reversed(self.infra):
             try:
                 provided.stop()
             except Exception as exc:
                 self.console.print(f"[yellow]stopping {provided.name}: {exc}[/]")
+        self.phase = "stopped"
+        self.write_status()
         self.console.print("[green]all stopped[/]")
 
 
@@ -236,6 +433,7 @@ def launch(
     output: Path,
     *,
     ready_within: float = 90.0,
+    workers: int = 1,
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
 ) -> subprocess.Popen[bytes]:
@@ -259,6 +457,8 @@ def launch(
                 str(base_port),
                 "--timeout",
                 str(ready_within),
+                "--workers",
+                str(workers),
             ],
             stdout=sink,
             stderr=subprocess.STDOUT,
@@ -275,6 +475,135 @@ def launch(
     return proc
 
 
+def read_status(state_dir: Path) -> StackStatus | None:
+    """The status a stack last wrote in ``state_dir``, or None when there is none."""
+    try:
+        return cast(StackStatus, json.loads((state_dir / STATUS_FILE).read_text()))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def supervisor_alive(status: StackStatus) -> bool:
+    """Whether the process that wrote ``status`` still runs (and is not a reuse of its pid)."""
+    try:
+        started: float = psutil.Process(status["supervisor_pid"]).create_time()
+    except psutil.Error:
+        return False
+    return abs(started - status["supervisor_started"]) < 1.0
+
+
+def status_tables(status: StackStatus, title: str) -> tuple[Table, Table]:
+    """The children and the infrastructure of a stack, as the ready banner and
+    ``algotrade dev status`` show them."""
+    children = Table(title=title)
+    for column in ("name", "URL", "state", "pid", "restarts", "last exit", "uptime"):
+        right = column in ("pid", "restarts", "last exit", "uptime")
+        children.add_column(column, justify="right" if right else "left", no_wrap=True)
+    colours = {"ready": "green", "running": "green", "starting": "yellow"}
+    for child in status["children"]:
+        code = child["last_exit_code"]
+        children.add_row(
+            child["name"],
+            child["url"],
+            f"[{colours.get(child['state'], 'red')}]{child['state']}[/]",
+            str(child["pid"] or "—"),
+            str(child["restarts"]),
+            "—" if code is None else str(code),
+            _duration(child["uptime"]),
+        )
+    infra = Table(title="infrastructure")
+    infra.add_column("piece", no_wrap=True)
+    infra.add_column("URL", overflow="fold")
+    infra.add_column("kind", no_wrap=True)
+    infra.add_column("source")
+    for piece in status["infrastructure"]:
+        kind = "[bold red]STAND-IN[/]" if piece["kind"] == "stand-in" else "[green]real[/]"
+        infra.add_row(piece["name"], piece["url"], kind, piece["source"])
+    return children, infra
+
+
+def show_status(state_dir: Path, console: Console | None = None) -> int:
+    """``algotrade dev status``: print the running stack's tables; 1 when none runs."""
+    # As wide as the stack's own console when not printing to a terminal (a pipe, a test).
+    console = console or Console(width=None if sys.stdout.isatty() else 110)
+    status = read_status(state_dir)
+    if status is None:
+        console.print(
+            f"[bold red]no stack is running[/]: {state_dir / STATUS_FILE} does not exist "
+            "(start one with make run)"
+        )
+        return 1
+    if not supervisor_alive(status) or status["phase"] == "stopped":
+        console.print(
+            f"[bold red]no stack is running[/]: its supervisor (pid {status['supervisor_pid']}) "
+            f"is gone; last status written at {status['updated_at']}"
+        )
+        return 1
+    ready = status["ready_after"]
+    title = f"AlgoTrade Beta2 — {status['phase']}" + (
+        f" (ready in {ready:.1f}s)" if ready is not None else ""
+    )
+    for table in status_tables(status, title):
+        console.print(table)
+    console.print(
+        f"supervisor pid {status['supervisor_pid']}, gateway {status['gateway']}, "
+        f"status written {status['updated_at']}"
+    )
+    return 0
+
+
+def _port_free(port: int) -> bool:
+    """Whether a service could listen on ``port``. Binds as uvicorn does (SO_REUSEADDR), so
+    the TIME_WAIT connections a stack that just stopped leaves behind do not count as busy."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _keep_previous(log: Path) -> None:
+    """Keep the previous run's log as ``<name>.log.1``; this run starts a fresh one."""
+    if log.exists():
+        log.replace(log.with_name(log.name + ".1"))
+
+
+def _log_restart(child: Child) -> None:
+    """A line in the child's own log (JSON, like the rest) between the death and the restart."""
+    line = {
+        "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "level": "WARNING",
+        "service": child.name,
+        "logger": __name__,
+        "message": f"restart {child.restarts} after exit code {child.last_exit_code}",
+    }
+    with child.log.open("a") as log:
+        log.write(json.dumps(line) + "\n")
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is not None and code < 0:
+        with contextlib.suppress(ValueError):
+            return f"was killed by {signal.Signals(-code).name}"
+    return f"exited with code {code}"
+
+
+def _pid(child: Child) -> int | None:
+    return child.proc.pid if child.proc is not None else None
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
 def _redact(url: str) -> str:
     from sqlalchemy.engine import make_url
 
@@ -284,9 +613,16 @@ def _redact(url: str) -> str:
         return url
 
 
-def up(state_dir: Path, base_port: int, timeout: float) -> int:
+def up(
+    state_dir: Path,
+    base_port: int,
+    timeout: float,
+    *,
+    workers: int = 1,
+    cache_dir: Path | None = None,
+) -> int:
     """Run the stack until SIGINT/SIGTERM. Returns the process exit code."""
-    stack = Stack(state_dir=state_dir, base_port=base_port)
+    stack = Stack(state_dir=state_dir, base_port=base_port, workers=workers, cache_dir=cache_dir)
     started = time.monotonic()
 
     def request_stop(signum: int, _frame: object) -> None:
@@ -294,6 +630,13 @@ def up(state_dir: Path, base_port: int, timeout: float) -> int:
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
+    previous = read_status(state_dir)
+    if previous is not None and previous["phase"] != "stopped" and supervisor_alive(previous):
+        stack.console.print(
+            f"[bold red]a stack already runs from {state_dir}[/] (supervisor pid "
+            f"{previous['supervisor_pid']}); stop it first or choose another --state-dir"
+        )
+        return 2
     if busy := stack.busy_ports():
         stack.console.print(
             f"[bold red]ports in use[/]: {', '.join(busy)}; choose another base port "
@@ -302,30 +645,41 @@ def up(state_dir: Path, base_port: int, timeout: float) -> int:
         return 2
     stack.console.print("[bold]AlgoTrade Beta2[/]: starting infrastructure")
     try:
+        stack.write_status()
         stack.start_infra()
+        if stack.stop_requested.is_set():
+            return 0
+        stack.create_topics()
         stack.console.print("starting services…")
         stack.start_services()
         ready = stack.wait_ready(timeout)
-        stack.console.print(stack.table(time.monotonic() - started))
+        elapsed = time.monotonic() - started
+        if ready:
+            stack.phase, stack.ready_after = "ready", round(elapsed, 1)
+        else:
+            stack.phase = "failed"
+        stack.write_status()
+        title = f"AlgoTrade Beta2 — embedded stack ({elapsed:.1f}s)"
+        for table in status_tables(stack.status(), title):
+            stack.console.print(table)
         if not ready:
             if not stack.stop_requested.is_set():
                 stack.console.print(
-                    f"[bold red]not every service was ready after {timeout:.0f}s[/]"
+                    f"[bold red]not every service was ready after {elapsed:.0f}s[/]"
                 )
                 for child in stack.children:
-                    if child.proc.poll() is not None:
-                        stack.report_death(child)
-                    elif not child.ready:
+                    if child.state == "starting":
                         stack.console.print(f"{child.name} is not ready; log tail:")
                         stack.console.print(tail(child.log), markup=False, highlight=False)
             return 0 if stack.stop_requested.is_set() else 1
         stack.console.print(
-            f"[bold green]ready[/] — gateway at http://127.0.0.1:{base_port} "
+            f"[bold green]ready in {elapsed:.1f}s[/] — gateway at http://127.0.0.1:{base_port} "
             f"(API docs at /docs); Ctrl-C stops everything"
         )
         stack.console.print(
             "try [bold]make demo[/] in another terminal: a new user backtests and sweeps an "
-            "SMA-cross strategy on SPY through the gateway"
+            "SMA-cross strategy on SPY through the gateway; [bold]algotrade dev status[/] "
+            "shows the processes"
         )
         stack.console.print(READY_MARK, markup=False, highlight=False)
         stack.watch()
