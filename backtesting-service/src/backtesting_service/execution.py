@@ -8,6 +8,7 @@ worker retries.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,11 @@ from backtesting_service.results import parquet_bytes
 
 class JobRejected(Exception):
     """The job cannot succeed however often it is retried; the message says why."""
+
+
+def pool_ready() -> int:
+    """A no-op run in each pool process (after `warm_up`, its initializer): its pid."""
+    return os.getpid()
 
 
 def warm_up() -> None:

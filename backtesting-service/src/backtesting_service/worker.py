@@ -116,6 +116,7 @@ class JobRunner:
         if job.kind == "sweep" and await self._jobs.chunk_done(job.id, payload.chunk):
             logger.info("skip stored chunk", extra=where)
             return
+        logger.info("%s started", "chunk" if job.kind == "sweep" else "backtest", extra=where)
         try:
             await self._run(job, payload)
         except (execution.JobRejected, BacktestInvalid, GraphInvalid) as exc:
@@ -295,8 +296,7 @@ class Worker:
             relay_task = asyncio.create_task(relay.run(), name="worker-outbox-relay")
 
             async def stop_relay() -> None:
-                await relay.stop()
-                await relay_task
+                await relay.stop_task(relay_task)
 
             stack.push_async_callback(stop_relay)
             store = ObjectStore(
@@ -320,6 +320,12 @@ class Worker:
                 )
             pool = _RestartingPool(process_pool(self.processes), self.processes)
             stack.callback(pool.shutdown, wait=True, cancel_futures=True)
+            # Join the group only with a warm pool: otherwise the first chunks that the group
+            # hands this member wait for process start-up and kernel loading.
+            loop = asyncio.get_running_loop()
+            await asyncio.gather(
+                *(loop.run_in_executor(pool, execution.pool_ready) for _ in range(self.processes))
+            )
             handler = JobRunner(
                 jobs=JobStore(build_session_factory(engine), topics, producer=NAME, relay=relay),
                 results=ResultStore(store),

@@ -38,7 +38,7 @@ def create_app(settings: Settings | None = None, *, candles: CandleSource | None
         sessions = resources.require_sessions()
         # History is where a bar becomes durable: without PostgreSQL the service is not ready.
         # Redis (windows refill) and Kafka (events wait in the outbox) only degrade it.
-        resources.degradable.update({"redis", "kafka"})
+        resources.degradable.update({"redis", "kafka", "outbox"})
         windows = SlidingWindows(
             resources.require_redis(),
             prefix=settings.redis_prefix,

@@ -11,6 +11,10 @@ Policy, in one place (compare quix-streams' error callbacks):
 - Offsets are committed only after the handler succeeded or the DLQ write was acknowledged.
   If the DLQ itself cannot be written, nothing is committed and the runner seeks back and tries
   again later: a message is never dropped silently.
+- A rebalance can take a partition away while its message is in the handler. The runner then
+  stops working on that partition's batch, and a commit that fails because of the move (or a
+  broker outage) is logged, not raised: the next owner resumes from the last committed offset
+  and skips what was already applied. An offset past an unfinished message is never committed.
 - `ConsumerRunner.stop` finishes the in-flight message, commits, then leaves the group.
 
 Every log line names topic, partition and offset.
@@ -24,7 +28,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import (
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    ConsumerRebalanceListener,
+    ConsumerRecord,
+    TopicPartition,
+)
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import RecordMetadata
 from pydantic import BaseModel
 
@@ -177,7 +188,6 @@ class ConsumerRunner:
         consumer_options: dict[str, Any] | None = None,
     ) -> None:
         self._consumer = AIOKafkaConsumer(
-            *topics,
             bootstrap_servers=bootstrap,
             group_id=group_id,
             enable_auto_commit=False,
@@ -185,6 +195,9 @@ class ConsumerRunner:
             max_poll_records=max_batch,
             **(consumer_options or {}),
         )
+        # Counts revocations: a batch fetched before one may no longer be ours to commit.
+        self._revocations = 0
+        self._consumer.subscribe(topics, listener=_CountRevocations(self))
         self._group_id = group_id
         self._handler = handler
         self._producer = producer
@@ -202,7 +215,12 @@ class ConsumerRunner:
         self._started.set()
         try:
             while not self._stopping.is_set():
-                batches = await self._consumer.getmany(timeout_ms=200)
+                try:
+                    batches = await self._consumer.getmany(timeout_ms=200)
+                except KafkaError as exc:  # the broker is away: aiokafka reconnects by itself
+                    logger.warning("fetch failed (%r); retrying", exc)
+                    await self._sleep(self._retry.max_backoff)
+                    continue
                 for tp, records in batches.items():
                     await self._process_partition(tp, records)
                     if self._stopping.is_set():
@@ -220,7 +238,15 @@ class ConsumerRunner:
         self, tp: TopicPartition, records: list[ConsumerRecord[Any, Any]]
     ) -> None:
         next_offset: int | None = None
+        revocations = self._revocations
         for record in records:
+            if self._revocations != revocations:
+                # A rebalance took the partition (perhaps to give it back) while we worked: its
+                # owner resumes from the last committed offset, so neither go on nor commit.
+                logger.info(
+                    "partition revoked; leaving the rest of the batch", extra=_where(record)
+                )
+                return
             try:
                 await self._process(record)
             except Exception:
@@ -229,16 +255,53 @@ class ConsumerRunner:
                     "cannot settle message, will retry",
                     extra=_where(record),
                 )
-                if next_offset is not None:
-                    await self._consumer.commit({tp: next_offset})
-                self._consumer.seek(tp, record.offset)
+                if next_offset is not None and self._revocations == revocations:
+                    await self._commit(tp, next_offset)
+                if self._revocations == revocations:
+                    self._consumer.seek(tp, record.offset)
                 await self._sleep(self._retry.max_backoff)
                 return
             next_offset = record.offset + 1
             if self._stopping.is_set():
                 break
         if next_offset is not None:
-            await self._consumer.commit({tp: next_offset})
+            if self._revocations != revocations:
+                logger.info(
+                    "partition revoked during the batch; offset %d left to its owner",
+                    next_offset,
+                    extra={"topic": tp.topic, "partition": tp.partition, "offset": next_offset},
+                )
+                return
+            await self._commit(tp, next_offset)
+
+    async def _commit(self, tp: TopicPartition, offset: int) -> None:
+        """Commit ``offset`` (the next one to read) for ``tp``, after the effects are durable.
+
+        A commit that fails is not retried here. If the partition moved in a rebalance, its
+        new owner resumes from the last committed offset; if the broker is away, a later commit
+        covers this one. Either way the messages may be delivered again, and consumers skip
+        event ids they already applied, so the effect still happens once.
+        """
+        try:
+            await self._consumer.commit({tp: offset})
+        except (CommitFailedError, IllegalStateError) as exc:
+            logger.warning(
+                "offset %d of %s[%d] not committed: the partition was reassigned (%r)",
+                offset,
+                tp.topic,
+                tp.partition,
+                exc,
+                extra={"topic": tp.topic, "partition": tp.partition, "offset": offset},
+            )
+        except KafkaError as exc:
+            logger.warning(
+                "offset %d of %s[%d] not committed: %r",
+                offset,
+                tp.topic,
+                tp.partition,
+                exc,
+                extra={"topic": tp.topic, "partition": tp.partition, "offset": offset},
+            )
 
     async def _process(self, record: ConsumerRecord[Any, Any]) -> None:
         try:
@@ -294,6 +357,25 @@ class ConsumerRunner:
         self.stats.dead_lettered += 1
         self.stats.dead_letters.append(error)
         logger.error("dead-lettered after %d attempts: %s", attempts, error, extra=_where(record))
+
+
+class _CountRevocations(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Tells the runner that partitions were revoked, so it commits nothing fetched before."""
+
+    def __init__(self, runner: ConsumerRunner) -> None:
+        self._runner = runner
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        self._runner._revocations += 1
+        if revoked:
+            logger.info(
+                "partitions revoked: %s", sorted(f"{t.topic}[{t.partition}]" for t in revoked)
+            )
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        logger.info(
+            "partitions assigned: %s", sorted(f"{t.topic}[{t.partition}]" for t in assigned)
+        )
 
 
 def _where(record: ConsumerRecord[Any, Any]) -> dict[str, Any]:

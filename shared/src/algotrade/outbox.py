@@ -21,6 +21,9 @@ from algotrade.events import Envelope
 
 logger = logging.getLogger(__name__)
 
+# A publish round normally takes milliseconds; one this long means the broker is not answering.
+STALLED_ROUND_SECONDS = 3.0
+
 
 async def stage_event(session: AsyncSession, outbox: Table, topic: str, envelope: Envelope) -> None:
     """Add an event to the outbox in the caller's transaction."""
@@ -50,6 +53,9 @@ class OutboxRelay:
         self._batch = batch_size
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._failing_since: float | None = None
+        self._last_error = ""
+        self._round_started: float | None = None
 
     def wake(self) -> None:
         """Tell the relay new rows are committed (saves waiting for the next poll)."""
@@ -59,18 +65,56 @@ class OutboxRelay:
         self._stopping.set()
         self._wake.set()
 
+    async def stop_task(self, task: asyncio.Task[None], grace_seconds: float = 5.0) -> None:
+        """Stop the relay running in ``task``: let a round finish within the grace period,
+        else cancel it. A cancelled round rolls back, so its rows are published next start."""
+        await self.stop()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), grace_seconds)
+        except TimeoutError:
+            logger.warning("outbox relay round still waiting for Kafka at shutdown; cancelled")
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
     async def run(self) -> None:
         """Relay until stopped; a failed round is logged and retried after the poll interval."""
+        loop = asyncio.get_running_loop()
         while not self._stopping.is_set():
+            self._round_started = loop.time()
             try:
                 published = await self.relay_once()
-            except Exception:
-                logger.exception("outbox relay round failed; retrying")
+            except Exception as exc:
+                if self._failing_since is None:
+                    self._failing_since = loop.time()
+                    logger.exception("outbox relay round failed; rows wait, retrying")
+                else:
+                    logger.warning("outbox relay still failing: %r", exc)
+                self._last_error = f"{type(exc).__name__}: {exc}"[:300]
                 published = 0
+            else:
+                if self._failing_since is not None:
+                    logger.info("outbox relay recovered")
+                self._failing_since = None
+            finally:
+                self._round_started = None
             if published == 0 and not self._stopping.is_set():
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
+
+    async def check(self) -> None:
+        """Readiness: raise while rounds fail or one hangs on an unacknowledged publish."""
+        now = asyncio.get_running_loop().time()
+        if self._failing_since is not None:
+            raise ConnectionError(
+                f"outbox relay failing for {now - self._failing_since:.0f}s "
+                f"({self._last_error}); events wait in the outbox"
+            )
+        if self._round_started is not None and now - self._round_started > STALLED_ROUND_SECONDS:
+            raise ConnectionError(
+                f"outbox relay waiting {now - self._round_started:.0f}s for Kafka to acknowledge"
+            )
 
     async def relay_once(self) -> int:
         """Publish one batch of unpublished rows; returns how many were published."""

@@ -185,11 +185,11 @@ async def _build_clients(
         task = asyncio.create_task(relay.run(), name=f"{res.name}-outbox-relay")
 
         async def stop_relay() -> None:
-            await relay.stop()
-            await task
+            await relay.stop_task(task)
 
         stack.push_async_callback(stop_relay)
         res.relay = relay
+        res.checks["outbox"] = relay.check
 
 
 async def _start_producer(producer: EventProducer, stack: AsyncExitStack) -> asyncio.Event:

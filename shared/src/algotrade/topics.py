@@ -56,7 +56,7 @@ def topic_table() -> tuple[TopicSpec, ...]:
 
 
 async def ensure_topics(
-    bootstrap: str, prefix: str = "", *, replication_factor: int = 1, timeout: float = 30.0
+    bootstrap: str, prefix: str = "", *, replication_factor: int = 1, within: float = 30.0
 ) -> list[str]:
     """Create every topic of the table under ``prefix`` that does not exist yet.
 
@@ -66,7 +66,7 @@ async def ensure_topics(
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15_000)
-    await asyncio.wait_for(admin.start(), timeout)
+    await asyncio.wait_for(admin.start(), within)
     try:
         existing = set(await admin.list_topics())
         wanted = [
@@ -80,7 +80,7 @@ async def ensure_topics(
             if prefix + spec.name not in existing
         ]
         if wanted:
-            response = await asyncio.wait_for(admin.create_topics(wanted), timeout)
+            response = await asyncio.wait_for(admin.create_topics(wanted), within)
             failed = [
                 f"{name}: error {code} {message or ''}".strip()
                 for name, code, message, *_ in response.topic_errors

@@ -87,16 +87,17 @@ def spawn(
 
 
 def terminate(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
-    """SIGTERM the child's process group, then SIGKILL what is left after ``timeout``."""
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
+    """SIGTERM the child, then SIGKILL its whole process group once it exited or ``timeout``
+    passed. Only the child gets SIGTERM, so that it can stop its own children in order (a
+    backtest worker finishes the chunk in its process pool before the pool goes)."""
+    if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+            os.kill(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)  # anything of its group still left
+    if proc.poll() is None:
         proc.wait(5)
 
 

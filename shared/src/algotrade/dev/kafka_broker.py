@@ -182,8 +182,7 @@ class KafkaBroker:
                 "format",
                 "--config",
                 str(config),
-                "--cluster-id",
-                _cluster_id(),
+                f"--cluster-id={_cluster_id()}",  # one argument: an id may start with "-"
                 "--ignore-formatted",
             ),
             capture_output=True,

@@ -10,6 +10,7 @@ import asyncio
 from typing import TypeAlias
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
 from pydantic import BaseModel
 
 from algotrade.events import Envelope, default_registry
@@ -71,3 +72,34 @@ async def read_events(
         envelope, payload = default_registry.decode(record.value)
         out.append((record.key, envelope, payload))
     return out
+
+
+async def group_state(bootstrap: str, group_id: str) -> tuple[str, int]:
+    """A consumer group's state (``Stable``, ``PreparingRebalance``...) and member count."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        (response,) = await admin.describe_consumer_groups([group_id])
+        # DescribeGroups v0+: (error_code, group_id, state, protocol_type, protocol, members, ...)
+        group = response.groups[0]
+        return str(group[2]), len(group[5])
+    finally:
+        await admin.close()
+
+
+async def wait_group(bootstrap: str, group_id: str, *, members: int, within: float = 60.0) -> None:
+    """Wait until ``group_id`` is ``Stable`` with exactly ``members`` members."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    seen: tuple[str, int] = ("", 0)
+    while loop.time() < deadline:
+        try:
+            seen = await group_state(bootstrap, group_id)
+        except KafkaError:  # no coordinator yet: the group's first member is still joining
+            seen = ("no coordinator", 0)
+        if seen == ("Stable", members):
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"group {group_id} is {seen}, not Stable with {members} members")

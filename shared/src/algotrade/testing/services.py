@@ -38,3 +38,27 @@ async def serve_in_process(
         ) as client,
     ):
         yield client
+
+
+def settings_env(settings: ServiceSettings) -> dict[str, str]:
+    """The environment variables that rebuild ``settings`` in a child process (secrets
+    included: the child is the test's own process)."""
+    import orjson
+    from pydantic import SecretStr
+
+    def plain(value: object) -> object:
+        if isinstance(value, SecretStr):
+            return value.get_secret_value()
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    env: dict[str, str] = {}
+    for name in type(settings).model_fields:
+        value = plain(getattr(settings, name))
+        if value is None:
+            continue
+        env[name.upper()] = (
+            orjson.dumps(value).decode() if isinstance(value, dict | list) else str(value)
+        )
+    return env
