@@ -1,4 +1,4 @@
-"""Fixtures: the service app and a worker on real PostgreSQL, the Kafka mock cluster and S3.
+"""Fixtures: the service app and a worker on real PostgreSQL, Kafka and S3 (moto).
 
 Strategy graphs come from a small stand-in of the strategy service's documented API (that
 service is another team's; the HTTP client under test talks to it over real ASGI HTTP). Bars

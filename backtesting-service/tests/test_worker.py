@@ -1,7 +1,7 @@
 """Jobs through Kafka, a worker process pool, PostgreSQL and S3, end to end.
 
-One worker member at a time: the librdkafka mock cluster cannot run a consumer group with more
-than one member (docs/backtesting.md, "Scaling"), so scaling out is not exercised here.
+One in-process worker member at a time; a group of several worker processes, one of them
+killed mid-chunk, is `test_scale_out.py`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Fixtures: the service app on real PostgreSQL, Redis and the Kafka mock cluster."""
+"""Fixtures: the service app on real PostgreSQL, Redis and Kafka."""
 
 from __future__ import annotations
 

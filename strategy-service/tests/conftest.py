@@ -1,4 +1,4 @@
-"""Fixtures: the strategy service on real PostgreSQL, Redis and the Kafka mock cluster."""
+"""Fixtures: the strategy service on real PostgreSQL, Redis and Kafka."""
 
 from __future__ import annotations
 

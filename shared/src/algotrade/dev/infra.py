@@ -247,5 +247,8 @@ def provide_s3(state_dir: Path, env_endpoint: str | None) -> Provided:
     proc = spawn([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], log)
     wait_tcp("127.0.0.1", port, 30, proc)
     return Provided(
-        "s3", f"http://127.0.0.1:{port}", f"moto server on :{port}", lambda: terminate(proc)
+        "s3",
+        f"http://127.0.0.1:{port}",
+        f"moto server (S3 API emulator) on :{port}",
+        lambda: terminate(proc),
     )
