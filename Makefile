@@ -5,6 +5,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.algotrade/tools/bin/uv)
 RUN := $(UV) run --frozen
+# numba's compiled-kernel cache lives with the other local state, not beside the sources.
+export NUMBA_CACHE_DIR ?= $(CURDIR)/.algotrade/numba
 
 .PHONY: setup run demo test lint typecheck unit e2e bench clean
 

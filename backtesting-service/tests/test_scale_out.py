@@ -163,3 +163,23 @@ async def test_three_worker_processes_share_a_sweep_and_redo_the_chunk_of_a_kill
     one = await ranking(service, alone["id"])
     assert one == three
     assert reference["summary"]["best"] == done["summary"]["best"]
+
+
+async def test_a_worker_killed_with_sigkill_leaves_no_pool_process_behind(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Only the worker's own pid is killed, as the OOM killer or ``kill -9 <pid>`` would."""
+    import psutil
+
+    env = {**os.environ, **settings_env(settings)}
+    proc = spawn([sys.executable, str(WORKER_SCRIPT)], tmp_path / "worker.log", env=env)
+    try:
+        await wait_group(settings.kafka_bootstrap, settings.worker_group_id, members=1, within=120)
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert len(children) >= 1  # the warm pool (and multiprocessing's resource tracker)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        _, alive = psutil.wait_procs(children, timeout=5)
+        assert alive == [], [(p.pid, p.cmdline()) for p in alive]
+    finally:
+        terminate(proc)

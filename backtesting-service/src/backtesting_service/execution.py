@@ -18,11 +18,19 @@ from algotrade.backtest import BacktestConfig, run_backtest
 from algotrade.backtest.sweep import Combination, WalkForward, run_sweep
 from algotrade.engine import Bars, Plan, compile_graph
 from algotrade.errors import AlgoTradeError
+from algotrade.processes import die_with_parent
 from backtesting_service.results import parquet_bytes
 
 
 class JobRejected(Exception):
     """The job cannot succeed however often it is retried; the message says why."""
+
+
+def pool_process_start() -> None:
+    """The pool's initializer: die with the worker (no orphan after a ``kill -9``), then
+    load the kernels."""
+    die_with_parent()
+    warm_up()
 
 
 def pool_ready() -> int:

@@ -239,11 +239,11 @@ def sweep_summary(rows: list[dict[str, Any]], spec: SweepSpec, bars: int) -> dic
 
 def process_pool(processes: int) -> ProcessPoolExecutor:
     """Spawned processes (a fork of an event loop with live sockets and threads is unsafe),
-    each loading the compiled kernels before its first job."""
+    each tied to the worker's life and loading the compiled kernels before its first job."""
     return ProcessPoolExecutor(
         max_workers=processes,
         mp_context=multiprocessing.get_context("spawn"),
-        initializer=execution.warm_up,
+        initializer=execution.pool_process_start,
     )
 
 

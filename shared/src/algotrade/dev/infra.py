@@ -8,7 +8,6 @@ that tears down only what it started.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import shutil
 import signal
@@ -20,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from algotrade.processes import die_with_parent
 
 
 @dataclass
@@ -63,10 +64,7 @@ def tcp_reachable(host: str, port: int, timeout: float = 0.5) -> bool:
 
 def _die_with_parent() -> None:
     """In the child: get SIGTERM when the parent dies, so a killed supervisor leaves no orphan."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    die_with_parent(signal.SIGTERM)
 
 
 def spawn(
