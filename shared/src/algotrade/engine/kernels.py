@@ -685,9 +685,13 @@ def k_cci(
         deviation = 0.0
         for j in range(period):
             deviation += abs(st[2 + j] - average)
+        deviation /= period
         num = typical - average
-        if num != 0.0 and deviation != 0.0:
-            o0[i] = num / (0.015 * (deviation / period))
+        # TA-Lib's flatness test, relative to the window's own price level (TA_IS_ZERO_SCALED):
+        # an identical-price window leaves rounding residue in the average, never a signal.
+        scale = TA_EPSILON * abs(average)
+        if abs(num) > scale and abs(deviation) > scale:
+            o0[i] = num / (0.015 * deviation)
         else:
             o0[i] = 0.0
     st[0] = count
@@ -832,6 +836,24 @@ def k_adx(
 # ---------------------------------------------------------------------------------------------
 
 
+# A window's sums are rebuilt once its variance has cancelled this far below their peak.
+_REBUILD_RATIO = 1e-4
+# Relative dead-zone of TA-Lib's scale-aware zero test (TA_IS_ZERO_SCALED, ~90 ulp).
+TA_EPSILON = 1e-14
+
+
+@_inline
+def _shifted_sums(st: FloatArray, ring: int, period: int, shift: float) -> tuple[float, float]:
+    """Sums of the ring's deviations from ``shift`` and of their squares."""
+    s1 = 0.0
+    s2 = 0.0
+    for j in range(period):
+        dev = st[ring + j] - shift
+        s1 += dev
+        s2 += dev * dev
+    return s1, s2
+
+
 @_inline
 def _variance_next(
     st: FloatArray,
@@ -839,41 +861,59 @@ def _variance_next(
     period: int,
     head: int,
     count: float,
-    mean: float,
-    m2: float,
+    shift: float,
+    s1: float,
+    s2: float,
+    peak: float,
+    run: float,
     x: float,
     old: float,
+    prev: float,
     was_full: bool,
-) -> tuple[float, float, float]:
-    """Population variance of the sliding window in ``st[ring:ring+period]``: (mean, m2, var).
+) -> tuple[float, float, float, float, float, float]:
+    """Population variance of the window in ``st[ring:ring+period]``.
 
-    Mean and M2 are updated Welford-style (``old`` leaves the window when it ``was_full``);
-    each time the ring wraps they are recomputed exactly from the window, so rounding drift
-    never builds up over a long series. The error thus stays relative to the variance rather
-    than to the squared price level (as in TA-Lib's current STDDEV). Variance is NaN until the
-    window is full.
+    Returns (shift, s1, s2, peak, run, variance). ``x`` has just been written (``old`` left
+    the window if it ``was_full``; ``prev`` is the previous value). The window keeps running
+    sums of deviations from a ``shift`` taken from the window itself, so a near-flat window
+    keeps its digits at any price level (deviations of nearby prices are exact). The sums
+    are rebuilt from the ring, around the newest value, each time the ring wraps or the
+    variance has cancelled far below the sums' recent peak, so rounding never builds up.
+    ``run`` counts equal values in a row: a window of identical values (an exchange outage's
+    open=high=low=close bars) has variance exactly 0, as in TA-Lib, at any price level.
+    Variance is NaN until the window is full.
     """
-    if count == period and head == 0:
-        total = 0.0
-        for j in range(period):
-            total += st[ring + j]
-        mean = total / period
-        m2 = 0.0
-        for j in range(period):
-            dev = st[ring + j] - mean
-            m2 += dev * dev
-    elif was_full:
-        new_mean = mean + (x - old) / period
-        m2 += (x - old) * ((x - new_mean) + (old - mean))
-        mean = new_mean
-    else:
-        delta = x - mean
-        mean += delta / count
-        m2 += delta * (x - mean)
+    run = run + 1.0 if (count > 1.0 and x == prev) else 1.0
+    if run > period:
+        run = period
+    if count == 1.0:
+        shift = x
     if count < period:
-        return mean, m2, NAN
+        dev = x - shift
+        s1 += dev
+        s2 += dev * dev
+        return shift, s1, s2, peak, run, NAN
+    if run == period:
+        return x, 0.0, 0.0, 0.0, run, 0.0
+    if head == 0 or not was_full:
+        shift = x
+        s1, s2 = _shifted_sums(st, ring, period, shift)
+        peak = s2
+    else:
+        dev_new = x - shift
+        dev_old = old - shift
+        s1 = s1 + dev_new - dev_old
+        s2 = s2 + dev_new * dev_new - dev_old * dev_old
+        if s2 > peak:
+            peak = s2
+    m2 = s2 - s1 * (s1 / period)
+    if m2 < peak * _REBUILD_RATIO:
+        shift = x
+        s1, s2 = _shifted_sums(st, ring, period, shift)
+        peak = s2
+        m2 = s2 - s1 * (s1 / period)
     variance = m2 / period
-    return mean, m2, (variance if variance > 0.0 else 0.0)
+    return shift, s1, s2, peak, run, (variance if variance > 0.0 else 0.0)
 
 
 @_njit
@@ -890,7 +930,7 @@ def k_bbands(
 ) -> None:
     """Bollinger bands around an SMA. Outputs upper/middle/lower.
 
-    State: [count, head, total, mean, m2, ring(period)].
+    State: [count, head, total, shift, s1, s2, peak, run, prev, ring(period)].
     """
     period = int(pr[0])
     dev_up = pr[1]
@@ -898,8 +938,7 @@ def k_bbands(
     count = st[0]
     head = int(st[1])
     total = st[2]
-    mean = st[3]
-    m2 = st[4]
+    shift, s1, s2, peak, run, prev = st[3], st[4], st[5], st[6], st[7], st[8]
     for i in range(o0.shape[0]):
         x = a[i]
         if math.isnan(x):
@@ -907,23 +946,26 @@ def k_bbands(
             o1[i] = NAN
             o2[i] = NAN
             continue
-        old = st[5 + head]
+        old = st[9 + head]
         was_full = count == period
         total += x
-        st[5 + head] = x
+        st[9 + head] = x
         head += 1
         if head == period:
             head = 0
         if count < period:
             count += 1.0
-        mean, m2, variance = _variance_next(st, 5, period, head, count, mean, m2, x, old, was_full)
+        shift, s1, s2, peak, run, variance = _variance_next(
+            st, 9, period, head, count, shift, s1, s2, peak, run, x, old, prev, was_full
+        )
+        prev = x
         if count < period:
             o0[i] = NAN
             o1[i] = NAN
             o2[i] = NAN
             continue
         middle = total / period
-        total -= st[5 + head]
+        total -= st[9 + head]
         deviation = math.sqrt(variance)
         o0[i] = middle + deviation * dev_up
         o1[i] = middle
@@ -931,8 +973,7 @@ def k_bbands(
     st[0] = count
     st[1] = head
     st[2] = total
-    st[3] = mean
-    st[4] = m2
+    st[3], st[4], st[5], st[6], st[7], st[8] = shift, s1, s2, peak, run, prev
 
 
 @_njit
@@ -947,32 +988,36 @@ def k_stddev(
     st: FloatArray,
     pr: FloatArray,
 ) -> None:
-    """Population standard deviation times ``nbdev``. State: [count, head, mean, m2, ring]."""
+    """Population standard deviation times ``nbdev``.
+
+    State: [count, head, shift, s1, s2, peak, run, prev, ring(period)].
+    """
     period = int(pr[0])
     nbdev = pr[1]
     count = st[0]
     head = int(st[1])
-    mean = st[2]
-    m2 = st[3]
+    shift, s1, s2, peak, run, prev = st[2], st[3], st[4], st[5], st[6], st[7]
     for i in range(o0.shape[0]):
         x = a[i]
         if math.isnan(x):
             o0[i] = NAN
             continue
-        old = st[4 + head]
+        old = st[8 + head]
         was_full = count == period
-        st[4 + head] = x
+        st[8 + head] = x
         head += 1
         if head == period:
             head = 0
         if count < period:
             count += 1.0
-        mean, m2, variance = _variance_next(st, 4, period, head, count, mean, m2, x, old, was_full)
+        shift, s1, s2, peak, run, variance = _variance_next(
+            st, 8, period, head, count, shift, s1, s2, peak, run, x, old, prev, was_full
+        )
+        prev = x
         o0[i] = NAN if math.isnan(variance) else math.sqrt(variance) * nbdev
     st[0] = count
     st[1] = head
-    st[2] = mean
-    st[3] = m2
+    st[2], st[3], st[4], st[5], st[6], st[7] = shift, s1, s2, peak, run, prev
 
 
 @_njit
@@ -1214,6 +1259,757 @@ def k_vwap(
     st[2] = pv_total
     st[3] = v_total
     st[4] = nonzero
+
+
+# ---------------------------------------------------------------------------------------------
+# More TA-Lib indicators: MFI, SAR, AROON, TRIX, ULTOSC, NATR, PPO, STOCHRSI, KAMA, slope
+# ---------------------------------------------------------------------------------------------
+
+
+@_njit
+def k_mfi(
+    a: FloatArray,
+    b: FloatArray,
+    c: FloatArray,
+    d: FloatArray,
+    o0: FloatArray,
+    o1: FloatArray,
+    o2: FloatArray,
+    st: FloatArray,
+    pr: FloatArray,
+) -> None:
+    """Money flow index (0-100) over ``period`` typical-price changes.
+
+    State: [count, head, prev_tp, pos_sum, neg_sum, nonzero, pos(p), neg(p)]. When no money
+    flow is left in the window the sums are reset to exact zeros (no rounding residue).
+    """
+    period = int(pr[0])
+    pos_ring = 6
+    neg_ring = 6 + period
+    count = st[0]
+    head = int(st[1])
+    prev_tp = st[2]
+    pos_sum = st[3]
+    neg_sum = st[4]
+    nonzero = st[5]
+    for i in range(o0.shape[0]):
+        h = a[i]
+        lo = b[i]
+        cl = c[i]
+        v = d[i]
+        if math.isnan(h) or math.isnan(lo) or math.isnan(cl) or math.isnan(v):
+            o0[i] = NAN
+            continue
+        tp = (h + lo + cl) / 3
+        if count == 0.0:
+            prev_tp = tp
+            count = 1.0
+            o0[i] = NAN
+            continue
+        change = tp - prev_tp
+        # TA-Lib's scale-aware zero test: rounding of (h + l + c) / 3 is no price change.
+        if abs(change) <= TA_EPSILON * (abs(tp) + abs(prev_tp)):
+            change = 0.0
+        prev_tp = tp
+        flow = tp * v
+        positive = flow if change > 0.0 else 0.0
+        negative = flow if change < 0.0 else 0.0
+        if count > period:
+            old_pos = st[pos_ring + head]
+            old_neg = st[neg_ring + head]
+            pos_sum -= old_pos
+            neg_sum -= old_neg
+            if old_pos != 0.0 or old_neg != 0.0:
+                nonzero -= 1.0
+        else:
+            count += 1.0
+        st[pos_ring + head] = positive
+        st[neg_ring + head] = negative
+        head += 1
+        if head == period:
+            head = 0
+        pos_sum += positive
+        neg_sum += negative
+        if positive != 0.0 or negative != 0.0:
+            nonzero += 1.0
+        if nonzero == 0.0:
+            pos_sum = 0.0
+            neg_sum = 0.0
+        if count <= period:
+            o0[i] = NAN
+            continue
+        total = pos_sum + neg_sum
+        o0[i] = 100.0 * (pos_sum / total) if total != 0.0 else 0.0
+    st[0] = count
+    st[1] = head
+    st[2] = prev_tp
+    st[3] = pos_sum
+    st[4] = neg_sum
+    st[5] = nonzero
+
+
+@_njit
+def k_sar(
+    a: FloatArray,
+    b: FloatArray,
+    c: FloatArray,
+    d: FloatArray,
+    o0: FloatArray,
+    o1: FloatArray,
+    o2: FloatArray,
+    st: FloatArray,
+    pr: FloatArray,
+) -> None:
+    """Wilder's parabolic SAR, step by step as TA-Lib's SAR.
+
+    The first direction comes from the first two bars' directional movement (long unless
+    -DM > 0). State: [count, is_long, sar, ep, af, prev_high, prev_low].
+    """
+    step = pr[0]
+    maximum = pr[1]
+    if step > maximum:
+        step = maximum
+    count = st[0]
+    is_long = st[1]
+    sar = st[2]
+    ep = st[3]
+    af = st[4]
+    prev_high = st[5]
+    prev_low = st[6]
+    for i in range(o0.shape[0]):
+        new_high = a[i]
+        new_low = b[i]
+        if math.isnan(new_high) or math.isnan(new_low):
+            o0[i] = NAN
+            continue
+        if count == 0.0:
+            count = 1.0
+            prev_high = new_high
+            prev_low = new_low
+            o0[i] = NAN
+            continue
+        if count == 1.0:
+            count = 2.0
+            diff_m = prev_low - new_low
+            diff_p = new_high - prev_high
+            minus_dm = diff_m if (diff_m > 0.0 and diff_p < diff_m) else 0.0
+            is_long = 0.0 if minus_dm > 0.0 else 1.0
+            af = step
+            if is_long == 1.0:
+                ep = new_high
+                sar = prev_low
+            else:
+                ep = new_low
+                sar = prev_high
+            # TA-Lib's first step compares the second bar with itself.
+            prev_high = new_high
+            prev_low = new_low
+        if is_long == 1.0:
+            if new_low <= sar:
+                is_long = 0.0
+                sar = ep
+                if sar < prev_high:
+                    sar = prev_high
+                if sar < new_high:
+                    sar = new_high
+                o0[i] = sar
+                af = step
+                ep = new_low
+                sar = sar + af * (ep - sar)
+                if sar < prev_high:
+                    sar = prev_high
+                if sar < new_high:
+                    sar = new_high
+            else:
+                o0[i] = sar
+                if new_high > ep:
+                    ep = new_high
+                    af += step
+                    if af > maximum:
+                        af = maximum
+                sar = sar + af * (ep - sar)
+                if sar > prev_low:
+                    sar = prev_low
+                if sar > new_low:
+                    sar = new_low
+        else:
+            if new_high >= sar:
+                is_long = 1.0
+                sar = ep
+                if sar > prev_low:
+                    sar = prev_low
+                if sar > new_low:
+                    sar = new_low
+                o0[i] = sar
+                af = step
+                ep = new_high
+                sar = sar + af * (ep - sar)
+                if sar > prev_low:
+                    sar = prev_low
+                if sar > new_low:
+                    sar = new_low
+            else:
+                o0[i] = sar
+                if new_low < ep:
+                    ep = new_low
+                    af += step
+                    if af > maximum:
+                        af = maximum
+                sar = sar + af * (ep - sar)
+                if sar < prev_high:
+                    sar = prev_high
+                if sar < new_high:
+                    sar = new_high
+        prev_high = new_high
+        prev_low = new_low
+    st[0] = count
+    st[1] = is_long
+    st[2] = sar
+    st[3] = ep
+    st[4] = af
+    st[5] = prev_high
+    st[6] = prev_low
+
+
+@_njit
+def k_aroon(
+    a: FloatArray,
+    b: FloatArray,
+    c: FloatArray,
+    d: FloatArray,
+    o0: FloatArray,
+    o1: FloatArray,
+    o2: FloatArray,
+    st: FloatArray,
+    pr: FloatArray,
+) -> None:
+    """Aroon down/up (pr[1] == 0) or the Aroon oscillator, up - down (pr[1] == 1).
+
+    The window is ``period + 1`` bars, as in TA-Lib; ties keep the newest extreme.
+    State: [count, head, high, high_age, low, low_age, highs(p+1), lows(p+1)].
+    """
+    period = int(pr[0])
+    oscillator = pr[1] == 1.0
+    size = period + 1
+    factor = 100.0 / period
+    highs = 6
+    lows = highs + size
+    count = int(st[0])
+    head = int(st[1])
+    highest, high_age, lowest, low_age = st[2], int(st[3]), st[4], int(st[5])
+    for i in range(o0.shape[0]):
+        h = a[i]
+        lo = b[i]
+        if math.isnan(h) or math.isnan(lo):
+            o0[i] = NAN
+            if not oscillator:
+                o1[i] = NAN
+            continue
+        st[highs + head] = h
+        st[lows + head] = lo
+        head += 1
+        if head == size:
+            head = 0
+        if count < size:
+            count += 1
+        low_age += 1
+        if count == 1 or lo <= lowest:
+            lowest = lo
+            low_age = 0
+        elif low_age >= size:
+            lowest, low_age = _rescan_extreme(st, lows, size, head, False)
+        high_age += 1
+        if count == 1 or h >= highest:
+            highest = h
+            high_age = 0
+        elif high_age >= size:
+            highest, high_age = _rescan_extreme(st, highs, size, head, True)
+        if count < size:
+            o0[i] = NAN
+            if not oscillator:
+                o1[i] = NAN
+            continue
+        if oscillator:
+            o0[i] = factor * (low_age - high_age)
+        else:
+            o0[i] = factor * (period - low_age)
+            o1[i] = factor * (period - high_age)
+    st[0] = count
+    st[1] = head
+    st[2], st[3], st[4], st[5] = highest, high_age, lowest, low_age
+
+
+@_njit
+def k_trix(
+    a: FloatArray,
+    b: FloatArray,
+    c: FloatArray,
+    d: FloatArray,
+    o0: FloatArray,
+    o1: FloatArray,
+    o2: FloatArray,
+    st: FloatArray,
+    pr: FloatArray,
+) -> None:
+    """TRIX: one-bar rate of change (percent) of a triple EMA. State: three EMA triples, prev."""
+    period = pr[0]
+    k = 2.0 / (period + 1.0)
+    c1, s1, e1 = st[0], st[1], st[2]
+    c2, s2, e2 = st[3], st[4], st[5]
+    c3, s3, e3 = st[6], st[7], st[8]
+    prev = st[9]
+    for i in range(o0.shape[0]):
+        x = a[i]
+        o0[i] = NAN
+        if math.isnan(x):
+            continue
+        c1, s1, e1, v1 = _ema_next(c1, s1, e1, period, k, x)
+        if math.isnan(v1):
+            continue
+        c2, s2, e2, v2 = _ema_next(c2, s2, e2, period, k, v1)
+        if math.isnan(v2):
+            continue
+        c3, s3, e3, v3 = _ema_next(c3, s3, e3, period, k, v2)
+        if math.isnan(v3):
+            continue
+        if not math.isnan(prev):
+            o0[i] = ((v3 / prev) - 1.0) * 100.0 if prev != 0.0 else 0.0
+        prev = v3
+    st[0], st[1], st[2] = c1, s1, e1
+    st[3], st[4], st[5] = c2, s2, e2
+    st[6], st[7], st[8] = c3, s3, e3
+    st[9] = prev
+
+
+@_njit
+def k_ultosc(
+    a: FloatArray,
+    b: FloatArray,
+    c: FloatArray,
+    d: FloatArray,
+    o0: FloatArray,
+    o1: FloatArray,
+    o2: FloatArray,
+    st: FloatArray,
+    pr: FloatArray,
+) -> None:
+    """Ultimate oscillator: weighted 4/2/1 buying-pressure ratios over three windows.
+
+    ``pr`` holds the three periods sorted shortest first (as TA-Lib sorts them).
+    State: [bars (capped at p3 + 1), head, prev_close, bp_sums(3), tr_sums(3), bp(p3), tr(p3)].
+    """
+    p1 = int(pr[0])
+    p2 = int(pr[1])
+    p3 = int(pr[2])
+    bp_ring = 9
+    tr_ring = 9 + p3
+    count = st[0]
+    head = int(st[1])
+    prev_close = st[2]
+    a1, a2, a3 = st[3], st[4], st[5]
+    b1, b2, b3 = st[6], st[7], st[8]
+    for i in range(o0.shape[0]):
+        h = a[i]
+        lo = b[i]
+        cl = c[i]
+        if math.isnan(h) or math.isnan(lo) or math.isnan(cl):
+            o0[i] = NAN
+            continue
+        if count == 0.0:
+            prev_close = cl
+            count = 1.0
+            o0[i] = NAN
+            continue
+        true_low = lo if lo < prev_close else prev_close
+        pressure = cl - true_low
+        tr = _true_range(h, lo, prev_close)
+        prev_close = cl
+        st[bp_ring + head] = pressure
+        st[tr_ring + head] = tr
+        a1 += pressure
+        a2 += pressure
+        a3 += pressure
+        b1 += tr
+        b2 += tr
+        b3 += tr
+        if count <= p3:
+            count += 1.0
+        terms = count - 1.0
+        if terms < p3:
+            # Until the first output each window holds its period - 1 latest terms.
+            if terms >= p1:
+                j = head - p1 + 1
+                j = j + p3 if j < 0 else j
+                a1 -= st[bp_ring + j]
+                b1 -= st[tr_ring + j]
+            if terms >= p2:
+                j = head - p2 + 1
+                j = j + p3 if j < 0 else j
+                a2 -= st[bp_ring + j]
+                b2 -= st[tr_ring + j]
+            head += 1
+            if head == p3:
+                head = 0
+            o0[i] = NAN
+            continue
+        total = 0.0
+        if b1 != 0.0:
+            total += 4.0 * (a1 / b1)
+        if b2 != 0.0:
+            total += 2.0 * (a2 / b2)
+        if b3 != 0.0:
+            total += a3 / b3
+        o0[i] = 100.0 * (total / 7.0)
+        j = head - p1 + 1
+        j = j + p3 if j < 0 else j
+        a1 -= st[bp_ring + j]
+        b1 -= st[tr_ring + j]
+        j = head - p2 + 1
+        j = j + p3 if j < 0 else j
+        a2 -= st[bp_ring + j]
+        b2 -= st[tr_ring + j]
+        j = head - p3 + 1
+        j = j + p3 if j < 0 else j
+        a3 -= st[bp_ring + j]
+        b3 -= st[tr_ring + j]
+        head += 1
+        if head == p3:
+            head = 0
+    st[0] = count
+    st[1] = head
+    st[2] = prev_close
+    st[3], st[4], st[5] = a1, a2, a3
+    st[6], st[7], st[8] = b1, b2, b3
+
+
+@_njit
+def k_natr(
+    a: FloatArray,
+    b: FloatArray,
+    c: FloatArray,
+    d: FloatArray,
+    o0: FloatArray,
+    o1: FloatArray,
+    o2: FloatArray,
+    st: FloatArray,
+    pr: FloatArray,
+) -> None:
+    """Normalized ATR: Wilder ATR / close * 100 (0 when close is 0, as TA-Lib).
+
+    State: [count, prev_close, tr_sum, atr].
+    """
+    period = int(pr[0])
+    count, prev_close, acc, atr = st[0], st[1], st[2], st[3]
+    for i in range(o0.shape[0]):
+        h = a[i]
+        lo = b[i]
+        cl = c[i]
+        if math.isnan(h) or math.isnan(lo) or math.isnan(cl):
+            o0[i] = NAN
+            continue
+        count, prev_close, acc, atr, out = _atr_next(count, prev_close, acc, atr, period, h, lo, cl)
+        if math.isnan(out):
+            o0[i] = NAN
+        else:
+            o0[i] = (out / cl) * 100.0 if cl != 0.0 else 0.0
+    st[0], st[1], st[2], st[3] = count, prev_close, acc, atr
+
+
+@_njit
+def k_ppo(
+    a: FloatArray,
+    b: FloatArray,
+    c: FloatArray,
+    d: FloatArray,
+    o0: FloatArray,
+    o1: FloatArray,
+    o2: FloatArray,
+    st: FloatArray,
+    pr: FloatArray,
+) -> None:
+    """Percentage price oscillator: (fast MA - slow MA) / slow MA * 100.
+
+    SMAs (pr[2] == 0, TA-Lib's default) or EMAs (pr[2] == 1, each seeded with the SMA of its
+    own first period, as TA-Lib's PPO). Fast and slow are swapped if needed.
+    State: [count, head, fast_sum, slow_sum, fast, slow, ring(slow)].
+    """
+    fast_p = int(pr[0])
+    slow_p = int(pr[1])
+    if slow_p < fast_p:
+        fast_p, slow_p = slow_p, fast_p
+    use_ema = pr[2] == 1.0
+    fast_k = 2.0 / (fast_p + 1.0)
+    slow_k = 2.0 / (slow_p + 1.0)
+    ring = 6
+    count = st[0]
+    head = int(st[1])
+    fast_sum = st[2]
+    slow_sum = st[3]
+    fast = st[4]
+    slow = st[5]
+    for i in range(o0.shape[0]):
+        x = a[i]
+        o0[i] = NAN
+        if math.isnan(x):
+            continue
+        if use_ema:
+            if count < slow_p:
+                count += 1.0
+                if count <= fast_p:
+                    fast_sum += x
+                    if count == fast_p:
+                        fast = fast_sum / fast_p
+                else:
+                    fast = (x - fast) * fast_k + fast
+                slow_sum += x
+                if count < slow_p:
+                    continue
+                slow = slow_sum / slow_p
+            else:
+                fast = (x - fast) * fast_k + fast
+                slow = (x - slow) * slow_k + slow
+        else:
+            written = head
+            st[ring + head] = x
+            head += 1
+            if head == slow_p:
+                head = 0
+            fast_sum += x
+            slow_sum += x
+            if count < slow_p:
+                count += 1.0
+            if count >= fast_p:
+                fast = fast_sum / fast_p
+                j = written - fast_p + 1
+                fast_sum -= st[ring + (j + slow_p if j < 0 else j)]
+            if count < slow_p:
+                continue
+            slow = slow_sum / slow_p
+            slow_sum -= st[ring + head]
+        o0[i] = ((fast - slow) / slow) * 100.0 if slow != 0.0 else 0.0
+    st[0] = count
+    st[1] = head
+    st[2] = fast_sum
+    st[3] = slow_sum
+    st[4] = fast
+    st[5] = slow
+
+
+@_njit
+def _rsi_next(
+    count: float,
+    prev: float,
+    gain: float,
+    loss: float,
+    period: float,
+    keep: float,
+    share: float,
+    x: float,
+) -> tuple[float, float, float, float, float]:
+    """One Wilder RSI step, exactly as `k_rsi`: (count, prev, avg_gain, avg_loss, rsi)."""
+    if count == 0.0:
+        return 1.0, x, gain, loss, NAN
+    diff = x - prev
+    prev = x
+    if count <= period:
+        loss -= min(diff, 0.0)
+        gain += max(diff, 0.0)
+        count += 1.0
+        if count <= period:
+            return count, prev, gain, loss, NAN
+        loss /= period
+        gain /= period
+    else:
+        loss = loss * keep - min(diff, 0.0) * share
+        gain = gain * keep + max(diff, 0.0) * share
+    total = gain + loss
+    return count, prev, gain, loss, (100.0 * (gain / total) if total != 0.0 else 0.0)
+
+
+@_njit
+def k_stochrsi(
+    a: FloatArray,
+    b: FloatArray,
+    c: FloatArray,
+    d: FloatArray,
+    o0: FloatArray,
+    o1: FloatArray,
+    o2: FloatArray,
+    st: FloatArray,
+    pr: FloatArray,
+) -> None:
+    """Stochastic RSI: the fast stochastic (%K, SMA %D) of a Wilder RSI, as TA-Lib STOCHRSI.
+
+    State: [rsi_count, rsi_prev, gain, loss, count, head, high, high_age, low, low_age,
+    rsis(fastk), sma_d(3+fastd)].
+    """
+    period = pr[0]
+    fk = int(pr[1])
+    fd = int(pr[2])
+    keep = (period - 1.0) / period
+    share = 1.0 / period
+    ring = 10
+    d_off = ring + fk
+    rc, rp, gain, loss = st[0], st[1], st[2], st[3]
+    count = int(st[4])
+    head = int(st[5])
+    highest, high_age, lowest, low_age = st[6], int(st[7]), st[8], int(st[9])
+    for i in range(o0.shape[0]):
+        x = a[i]
+        o0[i] = NAN
+        o1[i] = NAN
+        if math.isnan(x):
+            continue
+        rc, rp, gain, loss, rsi = _rsi_next(rc, rp, gain, loss, period, keep, share, x)
+        if math.isnan(rsi):
+            continue
+        st[ring + head] = rsi
+        head += 1
+        if head == fk:
+            head = 0
+        if count < fk:
+            count += 1
+        low_age += 1
+        if count == 1 or rsi <= lowest:
+            lowest = rsi
+            low_age = 0
+        elif low_age >= fk:
+            lowest, low_age = _rescan_extreme(st, ring, fk, head, False)
+        high_age += 1
+        if count == 1 or rsi >= highest:
+            highest = rsi
+            high_age = 0
+        elif high_age >= fk:
+            highest, high_age = _rescan_extreme(st, ring, fk, head, True)
+        if count < fk:
+            continue
+        diff = (highest - lowest) / 100.0
+        fast_k = (rsi - lowest) / diff if diff != 0.0 else 0.0
+        fast_d = _sma_push(st, d_off, fd, fast_k)
+        if math.isnan(fast_d):
+            continue
+        o0[i] = fast_k
+        o1[i] = fast_d
+    st[0], st[1], st[2], st[3] = rc, rp, gain, loss
+    st[4] = count
+    st[5] = head
+    st[6], st[7], st[8], st[9] = highest, high_age, lowest, low_age
+
+
+@_njit
+def k_kama(
+    a: FloatArray,
+    b: FloatArray,
+    c: FloatArray,
+    d: FloatArray,
+    o0: FloatArray,
+    o1: FloatArray,
+    o2: FloatArray,
+    st: FloatArray,
+    pr: FloatArray,
+) -> None:
+    """Kaufman adaptive moving average (fast 2, slow 30 EMA constants, as TA-Lib).
+
+    State: [count, head, volatility, kama, ring(period + 1)].
+    """
+    period = int(pr[0])
+    size = period + 1
+    const_max = 2.0 / (30.0 + 1.0)
+    const_diff = 2.0 / (2.0 + 1.0) - const_max
+    count = st[0]
+    head = int(st[1])
+    volatility = st[2]
+    kama = st[3]
+    for i in range(o0.shape[0]):
+        x = a[i]
+        o0[i] = NAN
+        if math.isnan(x):
+            continue
+        newest = head - 1 if head > 0 else size - 1
+        if count < size:
+            if count > 0.0:
+                volatility += abs(st[4 + newest] - x)
+            st[4 + head] = x
+            head = head + 1 if head + 1 < size else 0
+            count += 1.0
+            if count < size:
+                continue
+            kama = st[4 + newest]
+            oldest = st[4 + head]
+            trailing = oldest
+        else:
+            # The ring holds the last period + 1 values; head is the oldest.
+            leaving = st[4 + head]
+            nxt = head + 1 if head + 1 < size else 0
+            trailing = st[4 + nxt]
+            volatility -= abs(leaving - trailing)
+            volatility += abs(x - st[4 + newest])
+            st[4 + head] = x
+            head = nxt
+        change = x - trailing
+        # TA-Lib's guard: a move at least as large as the path (or no path) is fully efficient.
+        ratio = 1.0 if volatility <= change or volatility == 0.0 else abs(change / volatility)
+        smoothing = ratio * const_diff + const_max
+        smoothing *= smoothing
+        kama = ((x - kama) * smoothing) + kama
+        o0[i] = kama
+    st[0] = count
+    st[1] = head
+    st[2] = volatility
+    st[3] = kama
+
+
+@_njit
+def k_linreg_slope(
+    a: FloatArray,
+    b: FloatArray,
+    c: FloatArray,
+    d: FloatArray,
+    o0: FloatArray,
+    o1: FloatArray,
+    o2: FloatArray,
+    st: FloatArray,
+    pr: FloatArray,
+) -> None:
+    """Least-squares slope per bar over a window (TA-Lib LINEARREG_SLOPE).
+
+    Sums are taken of deviations from the newest value, so a flat window has slope exactly 0
+    and a near-flat one keeps its digits at any price level. State: [count, head, ring(p)].
+    """
+    period = int(pr[0])
+    sum_x = period * (period - 1) * 0.5
+    sum_x_sqr = period * (period - 1) * (2 * period - 1) / 6.0
+    divisor = sum_x * sum_x - period * sum_x_sqr
+    count = st[0]
+    head = int(st[1])
+    for i in range(o0.shape[0]):
+        x = a[i]
+        if math.isnan(x):
+            o0[i] = NAN
+            continue
+        st[2 + head] = x
+        head += 1
+        if head == period:
+            head = 0
+        if count < period:
+            count += 1.0
+        if count < period:
+            o0[i] = NAN
+            continue
+        # TA-Lib's x runs from period - 1 (oldest) down to 0 (newest).
+        sum_xy = 0.0
+        sum_y = 0.0
+        position = head
+        for j in range(period - 1, -1, -1):
+            y = st[2 + position] - x
+            sum_y += y
+            sum_xy += j * y
+            position += 1
+            if position == period:
+                position = 0
+        o0[i] = (period * sum_xy - sum_x * sum_y) / divisor
+    st[0] = count
+    st[1] = head
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1556,7 +2352,17 @@ def k_risk_distance(
     OP_LOGIC,
     OP_PASS,
     OP_RISK_DISTANCE,
-) = range(31)
+    OP_MFI,
+    OP_SAR,
+    OP_AROON,
+    OP_TRIX,
+    OP_ULTOSC,
+    OP_NATR,
+    OP_PPO,
+    OP_STOCHRSI,
+    OP_KAMA,
+    OP_LINREG_SLOPE,
+) = range(41)
 
 
 @_inline
@@ -1634,6 +2440,26 @@ def _dispatch(
         k_pass(a, b, c, d, o0, o1, o2, st, pr)
     elif op == 30:
         k_risk_distance(a, b, c, d, o0, o1, o2, st, pr)
+    elif op == 31:
+        k_mfi(a, b, c, d, o0, o1, o2, st, pr)
+    elif op == 32:
+        k_sar(a, b, c, d, o0, o1, o2, st, pr)
+    elif op == 33:
+        k_aroon(a, b, c, d, o0, o1, o2, st, pr)
+    elif op == 34:
+        k_trix(a, b, c, d, o0, o1, o2, st, pr)
+    elif op == 35:
+        k_ultosc(a, b, c, d, o0, o1, o2, st, pr)
+    elif op == 36:
+        k_natr(a, b, c, d, o0, o1, o2, st, pr)
+    elif op == 37:
+        k_ppo(a, b, c, d, o0, o1, o2, st, pr)
+    elif op == 38:
+        k_stochrsi(a, b, c, d, o0, o1, o2, st, pr)
+    elif op == 39:
+        k_kama(a, b, c, d, o0, o1, o2, st, pr)
+    elif op == 40:
+        k_linreg_slope(a, b, c, d, o0, o1, o2, st, pr)
 
 
 # Columns of a streaming program row (one row per plan step).
@@ -1729,8 +2555,8 @@ SHIFT_DIFF = Kernel(OP_SHIFT_DIFF, k_shift_diff, lambda p: _zeros(2 + int(p[0]))
 CCI = Kernel(OP_CCI, k_cci, lambda p: _zeros(2 + int(p[0])))
 WILLR = Kernel(OP_WILLR, k_willr, lambda p: _zeros(6 + 2 * int(p[0])))
 ADX = Kernel(OP_ADX, k_adx, lambda p: _zeros(9))
-BBANDS = Kernel(OP_BBANDS, k_bbands, lambda p: _zeros(5 + int(p[0])))
-STDDEV = Kernel(OP_STDDEV, k_stddev, lambda p: _zeros(4 + int(p[0])))
+BBANDS = Kernel(OP_BBANDS, k_bbands, lambda p: _zeros(9 + int(p[0])))
+STDDEV = Kernel(OP_STDDEV, k_stddev, lambda p: _zeros(8 + int(p[0])))
 ATR = Kernel(OP_ATR, k_atr, lambda p: _zeros(4))
 EXTREME = Kernel(OP_EXTREME, k_extreme, lambda p: _zeros(4 + int(p[0])))
 DONCHIAN = Kernel(OP_DONCHIAN, k_donchian, lambda p: _zeros(6 + 2 * int(p[0])))
@@ -1746,6 +2572,16 @@ BETWEEN = Kernel(OP_BETWEEN, k_between, lambda p: [])
 LOGIC = Kernel(OP_LOGIC, k_logic, lambda p: [])
 PASS = Kernel(OP_PASS, k_pass, lambda p: [])
 RISK_DISTANCE = Kernel(OP_RISK_DISTANCE, k_risk_distance, lambda p: _zeros(4))
+MFI = Kernel(OP_MFI, k_mfi, lambda p: _zeros(6 + 2 * int(p[0])))
+SAR = Kernel(OP_SAR, k_sar, lambda p: _zeros(7))
+AROON = Kernel(OP_AROON, k_aroon, lambda p: _zeros(6 + 2 * (int(p[0]) + 1)))
+TRIX = Kernel(OP_TRIX, k_trix, lambda p: [*_zeros(9), NAN])
+ULTOSC = Kernel(OP_ULTOSC, k_ultosc, lambda p: _zeros(9 + 2 * int(p[2])))
+NATR = Kernel(OP_NATR, k_natr, lambda p: _zeros(4))
+PPO = Kernel(OP_PPO, k_ppo, lambda p: _zeros(6 + int(max(p[0], p[1]))))
+STOCHRSI = Kernel(OP_STOCHRSI, k_stochrsi, lambda p: _zeros(10 + int(p[1]) + 3 + int(p[2])))
+KAMA = Kernel(OP_KAMA, k_kama, lambda p: _zeros(4 + int(p[0]) + 1))
+LINREG_SLOPE = Kernel(OP_LINREG_SLOPE, k_linreg_slope, lambda p: _zeros(2 + int(p[0])))
 
 ALL_KERNELS: tuple[Kernel, ...] = (
     PRICE,
@@ -1779,4 +2615,14 @@ ALL_KERNELS: tuple[Kernel, ...] = (
     LOGIC,
     PASS,
     RISK_DISTANCE,
+    MFI,
+    SAR,
+    AROON,
+    TRIX,
+    ULTOSC,
+    NATR,
+    PPO,
+    STOCHRSI,
+    KAMA,
+    LINREG_SLOPE,
 )

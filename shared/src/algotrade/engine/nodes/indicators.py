@@ -317,6 +317,177 @@ LOWEST = NodeType(
     kernel_params=lambda p: (float(integer(p, "period")), 0.0),
 )
 
+MFI = NodeType(
+    name="mfi",
+    category="indicator",
+    doc="Money flow index (0-100): RSI-like ratio of up and down typical-price money flow.",
+    kernel=kernels.MFI,
+    inputs=(*_HLC, bar_series("volume")),
+    outputs=(float_out(),),
+    params=(period(14),),
+    lookback=_period,
+    warmup_doc="period bars",
+    kernel_params=_period_param,
+)
+
+SAR = NodeType(
+    name="sar",
+    category="indicator",
+    doc="Parabolic SAR (Wilder), TA-Lib's stop-and-reverse points; starts long unless -DM > 0.",
+    kernel=kernels.SAR,
+    inputs=(bar_series("high"), bar_series("low")),
+    outputs=(float_out(),),
+    params=(
+        ParamSpec(
+            "acceleration", "float", "acceleration factor step", default=0.02, min=0.0, max=10.0
+        ),
+        ParamSpec("maximum", "float", "acceleration factor cap", default=0.2, min=0.0, max=10.0),
+    ),
+    lookback=lambda p: 1,
+    warmup_doc="1 bar",
+    kernel_params=lambda p: (number(p, "acceleration"), number(p, "maximum")),
+)
+
+AROON = NodeType(
+    name="aroon",
+    category="indicator",
+    doc="Aroon down/up (0-100): how recently the window's lowest low and highest high occurred.",
+    kernel=kernels.AROON,
+    inputs=(bar_series("high"), bar_series("low")),
+    outputs=(
+        float_out("down", "100 * (period - bars since the lowest low) / period"),
+        float_out("up", "100 * (period - bars since the highest high) / period"),
+    ),
+    params=(period(14),),
+    lookback=_period,
+    warmup_doc="period bars",
+    kernel_params=lambda p: (float(integer(p, "period")), 0.0),
+)
+
+AROONOSC = NodeType(
+    name="aroonosc",
+    category="indicator",
+    doc="Aroon oscillator (-100-100): Aroon up - Aroon down.",
+    kernel=kernels.AROON,
+    inputs=(bar_series("high"), bar_series("low")),
+    outputs=(float_out(),),
+    params=(period(14),),
+    lookback=_period,
+    warmup_doc="period bars",
+    kernel_params=lambda p: (float(integer(p, "period")), 1.0),
+)
+
+TRIX = _single(
+    "trix",
+    "TRIX: one-bar rate of change (percent) of a triple-smoothed EMA.",
+    kernels.TRIX,
+    30,
+    lookback=lambda p: 3 * (integer(p, "period") - 1) + 1,
+    warmup_doc="3 * (period - 1) + 1 bars",
+)
+
+
+def _ultosc_periods(p: ResolvedParams) -> tuple[float, ...]:
+    """TA-Lib sorts the three periods: weight 4 goes to the shortest, 1 to the longest."""
+    return tuple(float(v) for v in sorted(integer(p, f"period{i}") for i in (1, 2, 3)))
+
+
+ULTOSC = NodeType(
+    name="ultosc",
+    category="indicator",
+    doc="Ultimate oscillator (0-100): buying pressure over three windows, weighted 4:2:1.",
+    kernel=kernels.ULTOSC,
+    inputs=_HLC,
+    outputs=(float_out(),),
+    params=(
+        period(7, minimum=1, name="period1", doc="shortest window (weight 4)"),
+        period(14, minimum=1, name="period2", doc="middle window (weight 2)"),
+        period(28, minimum=1, name="period3", doc="longest window (weight 1)"),
+    ),
+    lookback=lambda p: max(integer(p, f"period{i}") for i in (1, 2, 3)),
+    warmup_doc="max(period1, period2, period3) bars",
+    kernel_params=_ultosc_periods,
+)
+
+NATR = NodeType(
+    name="natr",
+    category="indicator",
+    doc="Normalized ATR: Wilder ATR as a percent of the close.",
+    kernel=kernels.NATR,
+    inputs=_HLC,
+    outputs=(float_out(),),
+    params=(period(14, minimum=1),),
+    lookback=_period,
+    warmup_doc="period bars",
+    kernel_params=_period_param,
+)
+
+PPO = NodeType(
+    name="ppo",
+    category="indicator",
+    doc="Percentage price oscillator: (fast MA - slow MA) / slow MA * 100.",
+    kernel=kernels.PPO,
+    inputs=(series(),),
+    outputs=(float_out(),),
+    params=(
+        period(12, name="fast", doc="fast MA period"),
+        period(26, name="slow", doc="slow MA period (swapped with fast if smaller, as TA-Lib)"),
+        ParamSpec(
+            "ma",
+            "choice",
+            "moving average: sma (TA-Lib's default) or ema",
+            default="sma",
+            choices=("sma", "ema"),
+        ),
+    ),
+    lookback=lambda p: max(integer(p, "fast"), integer(p, "slow")) - 1,
+    warmup_doc="max(fast, slow) - 1 bars",
+    kernel_params=lambda p: (
+        float(integer(p, "fast")),
+        float(integer(p, "slow")),
+        1.0 if p["ma"] == "ema" else 0.0,
+    ),
+)
+
+STOCHRSI = NodeType(
+    name="stochrsi",
+    category="indicator",
+    doc="Stochastic RSI (0-100): fast stochastic %K of the RSI and %D, its SMA.",
+    kernel=kernels.STOCHRSI,
+    inputs=(series(),),
+    outputs=(float_out("k", "fast %K of the RSI"), float_out("d", "SMA of %K")),
+    params=(
+        period(14, name="period", doc="RSI period"),
+        period(5, name="fastk_period", minimum=1, doc="stochastic window over the RSI"),
+        period(3, name="fastd_period", minimum=1, doc="SMA of %K giving %D"),
+    ),
+    lookback=lambda p: (
+        integer(p, "period") + integer(p, "fastk_period") - 1 + integer(p, "fastd_period") - 1
+    ),
+    warmup_doc="period + fastk_period + fastd_period - 2 bars",
+    kernel_params=lambda p: (
+        float(integer(p, "period")),
+        float(integer(p, "fastk_period")),
+        float(integer(p, "fastd_period")),
+    ),
+)
+
+KAMA = _single(
+    "kama",
+    "Kaufman adaptive moving average: an EMA whose speed follows the efficiency ratio.",
+    kernels.KAMA,
+    30,
+    lookback=_period,
+    warmup_doc="period bars",
+)
+
+LINEARREG_SLOPE = _single(
+    "linearreg_slope",
+    "Slope per bar of the least-squares line through the window (TA-Lib LINEARREG_SLOPE).",
+    kernels.LINREG_SLOPE,
+    14,
+)
+
 NODE_TYPES = (
     SMA,
     EMA,
@@ -339,4 +510,15 @@ NODE_TYPES = (
     DONCHIAN,
     HIGHEST,
     LOWEST,
+    MFI,
+    SAR,
+    AROON,
+    AROONOSC,
+    TRIX,
+    ULTOSC,
+    NATR,
+    PPO,
+    STOCHRSI,
+    KAMA,
+    LINEARREG_SLOPE,
 )
