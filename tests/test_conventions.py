@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from fastapi.routing import APIRoute
+from pydantic import BaseModel, Field
 from starlette.routing import BaseRoute
 
 from algotrade.strict_json import StrictJSONRoute
@@ -78,3 +80,77 @@ def test_the_route_walk_sees_a_loose_router() -> None:
     found = [r for r in all_routes(app.routes) if isinstance(r, APIRoute) and r.path == "/loose"]
     assert len(found) == 1
     assert not isinstance(found[0], StrictJSONRoute)
+
+
+def unbounded_integers(openapi: dict[str, Any]) -> list[str]:
+    """Every integer a client can send (path, query, header, body) that lacks a lower or an
+    upper bound: such a value can overflow int64 in PostgreSQL and turn into a 500."""
+    components = openapi.get("components", {}).get("schemas", {})
+    found: list[str] = []
+
+    def walk(schema: Any, where: str, seen: frozenset[str]) -> None:
+        if not isinstance(schema, dict):
+            return
+        ref = schema.get("$ref")
+        if isinstance(ref, str):
+            name = ref.rsplit("/", 1)[-1]
+            if name not in seen and name in components:
+                walk(components[name], f"{where}<{name}>", seen | {name})
+            return
+        if schema.get("type") == "integer":
+            low = "minimum" in schema or "exclusiveMinimum" in schema
+            high = "maximum" in schema or "exclusiveMaximum" in schema
+            if not (low and high):
+                found.append(where)
+        for key in ("anyOf", "oneOf", "allOf", "prefixItems"):
+            for k, sub in enumerate(schema.get(key, [])):
+                walk(sub, f"{where}.{key}[{k}]", seen)
+        for name, sub in schema.get("properties", {}).items():
+            walk(sub, f"{where}.{name}", seen)
+        for key in ("items", "additionalProperties"):
+            walk(schema.get(key), f"{where}[]", seen)
+
+    for path, item in openapi.get("paths", {}).items():
+        for method, operation in item.items():
+            if not isinstance(operation, dict):
+                continue
+            for parameter in operation.get("parameters", []):
+                where = f"{method.upper()} {path} {parameter.get('in')}:{parameter.get('name')}"
+                walk(parameter.get("schema"), where, frozenset())
+            content = operation.get("requestBody", {}).get("content", {})
+            for media, body in content.items():
+                walk(body.get("schema"), f"{method.upper()} {path} body({media})", frozenset())
+    return found
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_every_integer_input_has_explicit_bounds(package: str) -> None:
+    main = importlib.import_module(f"{package}.main")
+    config = importlib.import_module(f"{package}.config")
+    openapi = main.create_app(config.Settings()).openapi()
+    assert unbounded_integers(openapi) == []
+
+
+class _Inner(BaseModel):
+    n: int = Field(ge=0)
+
+
+class _Body(BaseModel):
+    bounded: int = Field(ge=0, le=10)
+    inner: list[_Inner]
+
+
+def test_the_integer_walk_finds_an_unbounded_query_and_body_field() -> None:
+    """Guards the check above against passing vacuously."""
+    from fastapi import FastAPI, Query
+
+    app = FastAPI()
+
+    @app.post("/x")
+    async def post(body: _Body, offset: int = Query(0, ge=0)) -> None:
+        return None
+
+    assert unbounded_integers(app.openapi()) == [
+        "POST /x query:offset",
+        "POST /x body(application/json)<_Body>.inner[]<_Inner>.n",
+    ]

@@ -7,8 +7,25 @@ import pytest
 from api_gateway.breaker import CircuitBreaker, CircuitOpen
 
 
-def _breaker(now: list[float]) -> CircuitBreaker:
-    return CircuitBreaker("svc", failure_threshold=3, cooldown_seconds=10, clock=lambda: now[0])
+def _breaker(now: list[float], min_callers: int = 1) -> CircuitBreaker:
+    return CircuitBreaker(
+        "svc",
+        failure_threshold=3,
+        cooldown_seconds=10,
+        min_callers=min_callers,
+        clock=lambda: now[0],
+    )
+
+
+def test_no_single_caller_can_open_it_however_many_failures_they_cause() -> None:
+    now = [0.0]
+    breaker = _breaker(now, min_callers=2)
+    for _ in range(50):
+        breaker.record_failure("user:mallory")
+    breaker.before_request()
+    assert breaker.state == "closed"
+    breaker.record_failure("user:alice")  # a second caller sees the service fail too
+    assert breaker.state == "open"
 
 
 def test_opens_after_threshold_consecutive_failures_only() -> None:

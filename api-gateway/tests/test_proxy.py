@@ -175,7 +175,10 @@ async def test_breaker_opens_after_consecutive_failures_and_fails_fast_with_503(
     start_gateway: Callable[..., Any], dead_url: str, auth: dict[str, str]
 ) -> None:
     async with start_gateway(
-        market_data_service_url=dead_url, breaker_failure_threshold=2, breaker_cooldown_seconds=30
+        market_data_service_url=dead_url,
+        breaker_failure_threshold=2,
+        breaker_cooldown_seconds=30,
+        breaker_min_callers=1,
     ) as (_app, client):
         assert (await client.get("/api/market/a", headers=auth)).status_code == 502
         assert (await client.get("/api/market/a", headers=auth)).status_code == 502
@@ -190,10 +193,9 @@ async def test_breaker_opens_after_consecutive_failures_and_fails_fast_with_503(
 async def test_breaker_half_opens_after_cooldown_and_closes_on_success(
     start_gateway: Callable[..., Any], auth: dict[str, str]
 ) -> None:
-    async with start_gateway(breaker_failure_threshold=2, breaker_cooldown_seconds=0.3) as (
-        _,
-        client,
-    ):
+    async with start_gateway(
+        breaker_failure_threshold=2, breaker_cooldown_seconds=0.3, breaker_min_callers=1
+    ) as (_, client):
         for _ in range(2):
             # Upstream 503s count as failures; they are passed through as they are.
             assert (await client.get("/api/backtests/status/503", headers=auth)).status_code == 503
@@ -203,6 +205,31 @@ async def test_breaker_half_opens_after_cooldown_and_closes_on_success(
         trial = await client.get("/api/backtests/status/200", headers=auth)
         assert trial.status_code == 200
         assert (await client.get("/api/backtests/status/200", headers=auth)).status_code == 200
+
+
+async def test_one_users_failing_requests_never_open_the_breaker_for_everyone(
+    start_gateway: Callable[..., Any], issue_token: Callable[..., str], auth: dict[str, str]
+) -> None:
+    mallory = {"Authorization": f"Bearer {issue_token(user_id='mallory')}"}
+    async with start_gateway(breaker_failure_threshold=2, breaker_cooldown_seconds=30) as (
+        app,
+        client,
+    ):
+        for _ in range(20):  # 5xx answers to one user's requests
+            assert (await client.get("/api/backtests/status/503", headers=mallory)).status_code == (
+                503
+            )
+        for code in (400, 404, 409, 422):  # 4xx are the caller's errors, never the service's
+            assert (
+                await client.get(f"/api/backtests/status/{code}", headers=auth)
+            ).status_code == (code)
+        assert (await client.get("/api/backtests/status/200", headers=auth)).status_code == 200
+        breaker = app.state.resources.extras["gateway"].upstreams["backtesting-service"].breaker
+        assert breaker.state == "closed"
+        # When a second user also gets 5xx, the service is failing for real: the breaker opens.
+        await client.get("/api/backtests/status/503", headers=mallory)
+        await client.get("/api/backtests/status/503", headers=auth)
+        assert breaker.state == "open"
 
 
 async def test_upstream_errors_that_are_not_outages_pass_through(

@@ -41,6 +41,7 @@ class StrategyServiceStandIn:
 
     settings: Settings
     versions: dict[tuple[str, str, int], dict[str, Any]] = field(default_factory=dict)
+    refusals: dict[tuple[str, str, int], int] = field(default_factory=dict)  # -> a 4xx status
     calls: list[tuple[str, str, int, frozenset[str]]] = field(default_factory=list)
 
     def app(self) -> FastAPI:
@@ -52,6 +53,8 @@ class StrategyServiceStandIn:
             token = request.headers.get("authorization", "").removeprefix("Bearer ")
             principal = verifier.verify(token)
             self.calls.append((principal.user_id, strategy_id, version, principal.scopes))
+            if status := self.refusals.get((principal.user_id, strategy_id, version)):
+                return JSONResponse({"detail": "refused"}, status_code=status)
             graph = self.versions.get((principal.user_id, strategy_id, version))
             if graph is None:
                 return JSONResponse({"detail": "not found"}, status_code=404)

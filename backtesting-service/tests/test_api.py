@@ -60,6 +60,21 @@ async def test_stored_strategy_version_is_read_with_a_token_for_the_same_user(
     assert refused.json()["errors"][0]["code"] == "unknown_strategy"
 
 
+async def test_a_4xx_from_the_strategy_service_is_the_callers_422_not_a_503(
+    service: Service,
+    strategy_service: StrategyServiceStandIn,
+    request_body: Callable[..., dict[str, Any]],
+) -> None:
+    strategy_service.refusals[("alice", "s-1", 7)] = 422
+    refused = await service.submit(request_body(graph=None, strategy_id="s-1", version=7))
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"][0]["loc"] == ["body", "version"]
+    # A version beyond PostgreSQL's integer is refused here, before any downstream call.
+    huge = await service.submit(request_body(graph=None, strategy_id="s-1", version=2**31))
+    assert huge.status_code == 422
+    assert huge.json()["errors"][0]["loc"][-1] == "version"
+
+
 BAD_REQUESTS: dict[str, tuple[dict[str, Any], int, str]] = {
     "unknown strategy version": (
         {"graph": None, "strategy_id": "s-1", "version": 99},
@@ -203,3 +218,13 @@ async def test_reading_needs_the_read_scope_and_submitting_the_write_scope(
     assert response.status_code == 403
     assert (await service.client.get("/api/backtests", headers=read_only)).status_code == 200
     assert (await service.client.get("/api/backtests")).status_code == 401
+
+
+async def test_an_offset_beyond_int64_is_a_422_not_a_500(
+    service: Service, request_body: Callable[..., dict[str, Any]]
+) -> None:
+    job = (await service.submit_sweep(request_body(search={"parameters": {"fast": [5]}}))).json()
+    for url in (f"/api/backtests/sweeps/{job['id']}/results", f"/api/backtests/{job['id']}/trades"):
+        response = await service.get(url, params={"offset": str(2**63)})
+        assert response.status_code == 422, (url, response.text)
+        assert response.json()["errors"][0]["loc"] == ["query", "offset"]

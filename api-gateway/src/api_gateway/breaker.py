@@ -1,6 +1,8 @@
 """A circuit breaker per upstream: stop sending requests to a service that keeps failing.
 
-Closed: requests flow; ``failure_threshold`` consecutive failures open it. Open: requests fail
+Closed: requests flow; ``failure_threshold`` consecutive failures, of requests from at least
+``min_callers`` different callers, open it (so no single user, whatever they send, can cut a
+service off from everyone else). Open: requests fail
 fast with 503 until ``cooldown_seconds`` have passed. Half-open: one trial request goes through;
 its success closes the breaker, its failure opens it again. A trial that never reports (the
 client went away) is given up after another cool-down, so the breaker cannot stick half-open.
@@ -34,10 +36,13 @@ class CircuitBreaker:
         *,
         failure_threshold: int,
         cooldown_seconds: float,
+        min_callers: int = 2,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = name
         self._threshold = failure_threshold
+        self._min_callers = min_callers
+        self._callers: set[str] = set()
         self._cooldown = cooldown_seconds
         self._clock = clock
         self._failures = 0
@@ -69,12 +74,16 @@ class CircuitBreaker:
         if self._opened_at is not None:
             logger.info("circuit to %s closed again", self.name)
         self._failures = 0
+        self._callers.clear()
         self._opened_at = None
         self._trial_started_at = None
 
-    def record_failure(self) -> None:
+    def record_failure(self, caller: str = "") -> None:
+        """A failed request (timeout, connection error, 5xx) made for ``caller``."""
         self._failures += 1
-        if self._opened_at is not None or self._failures >= self._threshold:
+        self._callers.add(caller)
+        enough = self._failures >= self._threshold and len(self._callers) >= self._min_callers
+        if self._opened_at is not None or enough:
             if self._opened_at is None:
                 logger.warning(
                     "circuit to %s opened after %d consecutive failures", self.name, self._failures

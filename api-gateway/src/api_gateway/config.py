@@ -105,6 +105,9 @@ class Settings(ServiceSettings):
     upstream_connect_retries: int = Field(default=2, ge=0, le=5)
     breaker_failure_threshold: int = Field(default=5, ge=1)
     breaker_cooldown_seconds: float = Field(default=10.0, gt=0)
+    # Failures must come from this many different callers to open a breaker: one user's
+    # requests, whatever they are, never cut a service off from everyone else.
+    breaker_min_callers: int = Field(default=2, ge=1, le=1000)
     # Larger request bodies for path prefixes (file imports); everything else: MAX_BODY_BYTES.
     proxy_body_limits: dict[str, int] = Field(
         default_factory=lambda: {"/api/market/imports": 512 * 1024 * 1024}

@@ -197,6 +197,7 @@ def build_upstreams(settings: Settings) -> dict[str, Upstream]:
                 name,
                 failure_threshold=settings.breaker_failure_threshold,
                 cooldown_seconds=settings.breaker_cooldown_seconds,
+                min_callers=settings.breaker_min_callers,
             ),
         )
     return upstreams
@@ -322,13 +323,14 @@ class Proxy:
             content=body,
             extensions={"timeout": self._timeout_for(path)},
         )
+        caller = rate_limit_subject(principal)
         try:
-            response = await self._send(upstream, request, body, method)
+            response = await self._send(upstream, request, body, method, caller)
         except ClientDisconnect:
             return
         response_headers = filter_upstream_headers(response.headers.raw)
         response_headers.extend(decision.raw_headers())
-        await self._stream_back(upstream, response, response_headers, send)
+        await self._stream_back(upstream, response, response_headers, send, caller)
 
     def _add_gateway_headers(
         self,
@@ -350,7 +352,12 @@ class Proxy:
             headers.append((b"x-forwarded-host", host))
 
     async def _send(
-        self, upstream: Upstream, request: httpx.Request, body: _RequestBody | None, method: str
+        self,
+        upstream: Upstream,
+        request: httpx.Request,
+        body: _RequestBody | None,
+        method: str,
+        caller: str,
     ) -> httpx.Response:
         attempts = 1 + (self._retries if method in IDEMPOTENT_METHODS else 0)
         started = time.perf_counter()
@@ -363,26 +370,26 @@ class Proxy:
                 if attempt + 1 < attempts and (body is None or not body.started):
                     await asyncio.sleep(RETRY_BACKOFF_SECONDS * 2**attempt)
                     continue
-                self._failed(upstream, "connect_error")
+                self._failed(upstream, "connect_error", caller)
                 raise BadGateway(f"{upstream.name} refused the connection") from exc
             except httpx.TimeoutException as exc:
-                self._failed(upstream, "timeout")
+                self._failed(upstream, "timeout", caller)
                 raise GatewayTimeout(f"{upstream.name} did not answer in time") from exc
             except httpx.TransportError as exc:
-                self._failed(upstream, "transport_error")
+                self._failed(upstream, "transport_error", caller)
                 raise BadGateway(f"{upstream.name} failed: {type(exc).__name__}") from exc
             break
         self._metrics.upstream_latency.labels(upstream.name).observe(time.perf_counter() - started)
         status = response.status_code
         self._metrics.upstream_requests.labels(upstream.name, str(status)).inc()
-        if status in (502, 503, 504):
-            upstream.breaker.record_failure()
-        else:
+        if status >= 500:
+            upstream.breaker.record_failure(caller)
+        else:  # a 4xx is the caller's error, not the service's: it never counts against it
             upstream.breaker.record_success()
         return response
 
-    def _failed(self, upstream: Upstream, outcome: str) -> None:
-        upstream.breaker.record_failure()
+    def _failed(self, upstream: Upstream, outcome: str, caller: str) -> None:
+        upstream.breaker.record_failure(caller)
         self._metrics.upstream_requests.labels(upstream.name, outcome).inc()
 
     async def _stream_back(
@@ -391,6 +398,7 @@ class Proxy:
         response: httpx.Response,
         headers: list[tuple[bytes, bytes]],
         send: Send,
+        caller: str,
     ) -> None:
         await send(
             {"type": "http.response.start", "status": response.status_code, "headers": headers}
@@ -413,7 +421,7 @@ class Proxy:
         except httpx.TransportError as exc:
             # The status line is out; all that is left is to cut the connection short, which
             # tells the client the body is incomplete.
-            upstream.breaker.record_failure()
+            upstream.breaker.record_failure(caller)
             logger.warning("%s broke off its response: %s", upstream.name, exc)
             return
         finally:

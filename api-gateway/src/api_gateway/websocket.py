@@ -137,14 +137,14 @@ class WebSocketProxy:
         except InvalidStatus as exc:
             status = exc.response.status_code
             if status >= 500:
-                breaker.record_failure()
+                breaker.record_failure(rate_limit_subject(principal))
             else:
                 breaker.record_success()
             raise DependencyUnavailable(
                 f"{self._upstream.name} refused the WebSocket ({status})"
             ) from None
         except (OSError, TimeoutError, websockets.InvalidHandshake) as exc:
-            breaker.record_failure()
+            breaker.record_failure(rate_limit_subject(principal))
             raise DependencyUnavailable(
                 f"{self._upstream.name} is unreachable: {type(exc).__name__}"
             ) from None

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from algotrade.backtest import BacktestConfig
 from algotrade.backtest.sweep import SearchSpace, SweepSpec, WalkForward
 from algotrade.bars import Timeframe, normalize_symbol
+from algotrade.bounds import INT4_MAX as MAX_VERSION
 from algotrade.metrics import RANKABLE_METRICS
 
 JobKind = Literal["backtest", "sweep"]
@@ -23,7 +24,7 @@ class BacktestCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     strategy_id: str | None = Field(default=None, min_length=1, max_length=100)
-    version: int | None = Field(default=None, ge=1)
+    version: int | None = Field(default=None, ge=1, le=MAX_VERSION)
     graph: dict[str, Any] | None = Field(default=None, description="an inline StrategyGraph")
     params: dict[str, float] = Field(
         default_factory=dict, description="tunable values overriding the graph's defaults"

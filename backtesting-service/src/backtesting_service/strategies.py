@@ -54,6 +54,19 @@ class HttpStrategySource:
             ) from None
         if response.status_code in (403, 404):
             raise unknown_strategy(strategy_id, version)
+        if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
+            # The strategy service refused what the caller asked for: the caller's error, a
+            # 4xx here too, never a 503 that would count against this service.
+            raise BacktestInvalid(
+                f"the strategy service refused strategy {strategy_id!r} version {version}",
+                errors=[
+                    {
+                        "loc": ["body", "version"],
+                        "code": "strategy_refused",
+                        "message": f"strategy service answered {response.status_code}",
+                    }
+                ],
+            )
         if response.status_code != 200:
             logger.warning("strategy service answered %d", response.status_code)
             raise DependencyUnavailable(f"the strategy service answered {response.status_code}")

@@ -72,7 +72,7 @@ class SearchSpace(BaseModel):
 
     method: Literal["grid", "random"] = "grid"
     parameters: dict[str, list[float] | ValueRange] = Field(default_factory=dict)
-    samples: int | None = Field(default=None, ge=1)
+    samples: int | None = Field(default=None, ge=1, le=1_000_000)
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
 
     @model_validator(mode="after")

@@ -9,6 +9,8 @@ from fastapi import Query
 from sqlalchemy import Row
 
 from algotrade.backtest.result import trade_rows
+from algotrade.bounds import OFFSET_MAX as MAX_OFFSET
+from algotrade.bounds import PAGE_MAX as MAX_PAGE
 from algotrade.errors import Conflict
 from algotrade.strict_json import api_router
 from backtesting_service.api.deps import BacktestServices, ReaderDep, ServicesDep, WriterDep
@@ -52,7 +54,7 @@ async def list_backtests(
     status: JobStatus | None = None,
     strategy_id: str | None = None,
     kind: JobKind | None = None,
-    limit: Annotated[int, Query(ge=1)] = 50,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     cursor: str | None = None,
 ) -> dict[str, Any]:
     limit = min(limit, services.settings.jobs_page_max)
@@ -105,8 +107,8 @@ async def get_trades(
     job_id: str,
     principal: ReaderDep,
     services: ServicesDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1)] = 100,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
 ) -> dict[str, Any]:
     job = await _completed_backtest(services, principal.user_id, job_id)
     table = await services.results.table(job.user_id, job.id, TRADES)
@@ -130,7 +132,7 @@ async def get_equity(
     job_id: str,
     principal: ReaderDep,
     services: ServicesDep,
-    points: Annotated[int, Query(ge=10)] = 1000,
+    points: Annotated[int, Query(ge=10, le=MAX_PAGE)] = 1000,
 ) -> dict[str, Any]:
     """At most ``points`` points chosen by Largest-Triangle-Three-Buckets on the equity, so
     peaks and troughs survive; drawdown and position are taken at the same bars."""

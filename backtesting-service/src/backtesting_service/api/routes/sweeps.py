@@ -6,6 +6,8 @@ from typing import Annotated, Any
 
 from fastapi import Query
 
+from algotrade.bounds import OFFSET_MAX as MAX_OFFSET
+from algotrade.bounds import PAGE_MAX as MAX_PAGE
 from algotrade.strict_json import api_router
 from backtesting_service.api.deps import ReaderDep, ServicesDep, WriterDep
 from backtesting_service.api.views import PROBLEMS, job_public
@@ -62,8 +64,8 @@ async def sweep_results(
     principal: ReaderDep,
     services: ServicesDep,
     sort: str = "sharpe",
-    offset: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1)] = 50,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
 ) -> dict[str, Any]:
     """Higher is better, except for max_drawdown, max_drawdown_duration and volatility.
     Results of chunks already stored are listed while the sweep runs."""

@@ -16,7 +16,10 @@ from sqlalchemy import select
 from starlette.responses import Response
 
 from algotrade.bars import TIMEFRAME_SECONDS, Timeframe, iso_utc, iso_utc_array, normalize_symbol
+from algotrade.bounds import PAGE_MAX as MAX_PAGE
+from algotrade.columnar import ARROW_STREAM, accepts_arrow, encode_bars
 from algotrade.errors import BadRequest, NotFound, ValidationFailed
+from algotrade.problems import PROBLEM_JSON
 from algotrade.strict_json import api_router
 from market_data_service import history, models
 from market_data_service.api.deps import (
@@ -30,7 +33,7 @@ from market_data_service.api.deps import (
     market_reader,
     path_symbol,
 )
-from market_data_service.calendars import CALENDARS, CalendarError, expected_open_times
+from market_data_service.calendars import CalendarError, canonical_calendar, expected_open_times
 from market_data_service.resample import check_derivable
 from market_data_service.schemas import (
     BarsPage,
@@ -44,6 +47,7 @@ from market_data_service.schemas import (
 router = api_router(prefix="/api/market/symbols", tags=["symbols"])
 
 JSON = "application/json"
+_PROBLEM: dict[str, Any] = {"content": {PROBLEM_JSON: {}}}
 MAX_GAP_RANGES = 1000
 
 
@@ -79,7 +83,11 @@ async def list_symbols(
     order = {tf: i for i, tf in enumerate(TIMEFRAME_SECONDS)}
     body = {
         "symbols": [
-            {"symbol": s, "timeframes": sorted(tfs, key=lambda t: order[t["timeframe"]])}
+            {
+                "symbol": s,
+                "calendar": market.settings.calendar_of(s),
+                "timeframes": sorted(tfs, key=lambda t: order[t["timeframe"]]),
+            }
             for s, tfs in grouped.items()
         ]
     }
@@ -107,6 +115,7 @@ _LATEST_PARAMETERS: list[dict[str, Any]] = [
         "schema": {
             "type": "integer",
             "minimum": 1,
+            "maximum": 1_000_000,
             "default": 100,
             "description": "at most the window capacity (10,000 by default)",
         },
@@ -191,26 +200,41 @@ def _decode_cursor(cursor: str, symbol: str, timeframe: str) -> int:
 @router.get(
     "/{symbol}/bars",
     response_model=BarsPage,
-    summary="History, oldest first, paged with an opaque cursor",
+    summary="History, oldest first: JSON pages with an opaque cursor, or a whole range as Arrow",
+    responses={
+        200: {
+            "content": {ARROW_STREAM: {"schema": {"type": "string", "format": "binary"}}},
+            "description": "a page of bars (JSON), or the whole range as an Arrow IPC stream "
+            "when ``Accept`` asks for it (see docs/market-data.md)",
+        },
+        422: {"description": "bad parameters, or a range over the Arrow limit", **_PROBLEM},
+    },
 )
 async def history_bars(
+    request: Request,
     symbol: SymbolDep,
     principal: ReaderDep,
     market: MarketDep,
     timeframe: Timeframe,
     start: datetime | None = None,
     end: datetime | None = None,
-    limit: Annotated[int, Query(ge=1)] = 1000,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1000,
     cursor: str | None = None,
 ) -> Response:
-    if limit > market.settings.history_page_max:
-        raise ValidationFailed(f"limit must be at most {market.settings.history_page_max}")
+    """JSON pages of at most ``limit`` bars (default). With ``Accept:
+    application/vnd.apache.arrow.stream`` the answer is the whole range in one Arrow stream
+    (``ts`` epoch ms, float64 prices), or its first ``limit`` bars when ``limit`` is given."""
     lo = _epoch_or(start, -(2**62))
     hi = _epoch_or(end, 2**62)
     if cursor is not None:
         lo = max(lo, _decode_cursor(cursor, symbol, timeframe) + 1)
     lo = max(lo, -2_208_988_800)
     hi = min(hi, 7_258_118_400)
+    if accepts_arrow(request.headers.get("accept")):
+        explicit = limit if "limit" in request.query_params else None
+        return await _history_arrow(market, symbol, timeframe, lo, hi, explicit)
+    if limit > market.settings.history_page_max:
+        raise ValidationFailed(f"limit must be at most {market.settings.history_page_max}")
     with dependency_errors():
         async with market.sessions() as session:
             page = await history.read_range(session, symbol, timeframe, lo, hi, limit=limit + 1)
@@ -238,6 +262,36 @@ async def history_bars(
     return Response(orjson.dumps(body), media_type=JSON)
 
 
+async def _history_arrow(
+    market: MarketDep, symbol: str, timeframe: str, lo: int, hi: int, limit: int | None
+) -> Response:
+    """The range (or its first ``limit`` bars) as one Arrow record batch; a range of more than
+    ``history_range_max_bars`` bars is a 422 problem, never a truncated answer."""
+    most = market.settings.history_range_max_bars
+    if limit is not None and limit > most:
+        raise _query_error("limit", f"must be at most {most:,} for an Arrow answer")
+    wanted = most if limit is None else limit
+    with dependency_errors():
+        async with market.sessions() as session:
+            page = await history.read_range_packed(
+                session, symbol, timeframe, lo, hi, limit=wanted + 1
+            )
+    headers = {}
+    if len(page) > wanted:
+        if limit is None:
+            raise ValidationFailed(
+                f"the range holds more than {most:,} {timeframe} bars; narrow it or read it "
+                "in JSON pages",
+                errors=[
+                    {"loc": ["query", "start"], "code": "range_too_large", "message": str(most)}
+                ],
+            )
+        page = page.head(wanted)
+        headers["X-Next-Cursor"] = _encode_cursor(symbol, timeframe, int(page.ts_ms[-1]) // 1000)
+    body = encode_bars(page.ts_ms, page.prices, symbol=symbol, timeframe=timeframe)
+    return Response(body, media_type=ARROW_STREAM, headers=headers)
+
+
 async def _series_range(market: MarketDep, symbol: str, timeframe: str) -> tuple[int, int]:
     async with market.sessions() as session:
         rows = await history.list_series(session, symbol)
@@ -260,15 +314,22 @@ async def gap_report(
     start: datetime | None = None,
     end: datetime | None = None,
     calendar: Annotated[
-        str, Query(description=f"one of {', '.join(CALENDARS)}; equities: xnys")
-    ] = "24x7",
+        str | None,
+        Query(
+            description="24x7 (crypto) or an exchange calendar (xnys, xlon, cmes, 24/5, ...); "
+            "default: the symbol's configured calendar"
+        ),
+    ] = None,
 ) -> Response:
     """Missing = expected by the calendar but not stored. ``24x7`` expects every aligned open
-    time (crypto); ``xnys`` expects NYSE regular-session bars (equities). Without start/end
-    the stored range of the series is checked. Provider gaps recorded as unfillable are listed
-    under ``recorded``."""
-    if calendar not in CALENDARS:
-        raise ValidationFailed(f"unknown calendar {calendar!r}; use one of {', '.join(CALENDARS)}")
+    time (crypto); an exchange calendar (``exchange_calendars`` names, e.g. ``xnys``) expects
+    bars in its sessions. Without ``calendar`` the symbol's configured one is used
+    (``SYMBOL_CALENDARS``). Without start/end the stored range of the series is checked.
+    Provider gaps recorded as unfillable are listed under ``recorded``."""
+    try:
+        calendar = canonical_calendar(calendar or market.settings.calendar_of(symbol))
+    except CalendarError as exc:
+        raise ValidationFailed(str(exc)) from None
     with dependency_errors():
         lo, hi = epoch(start), epoch(end)
         if lo is None or hi is None:
