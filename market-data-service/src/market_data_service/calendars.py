@@ -1,152 +1,197 @@
-"""Which bars a series is expected to have: the 24/7 calendar and the NYSE regular session.
+"""Which bars a series is expected to have, by trading calendar.
 
 Gap reports compare these expectations with history. ``24x7`` (crypto) expects every aligned
-open time. ``xnys`` expects bars inside NYSE regular sessions (09:30-16:00 New York time, 13:00
-on early-close days), skipping weekends, the exchange's rule-based holidays and its special
-closures since 1998. A daily bar is labelled with the trading date at midnight UTC; an intraday
-bar with the start of its UTC-aligned bucket, so the 09:30 open falls in the 09:00 hour bar as
-Lean labels it.
+open time. Every other name is an `exchange_calendars` calendar (``xnys``, ``xlon``, ``cmes``,
+``24/5`` and 60-odd more, case-insensitive), which carries each exchange's holidays, special
+closures, early closes and lunch breaks. A daily bar is labelled with the session date at
+midnight UTC; an intraday bar with the start of its UTC-aligned bucket, expected when the
+bucket overlaps trading time, so NYSE's 09:30 open falls in the 09:00 hour bar as Lean labels
+it.
 
-Limits: the holiday and early-close rules are those in force since 2009; before that a few
-early closes differed (the rule set reproduces every SPY trading day 1998-2021 in the demo data,
-and every hourly bar count from 2009 on).
+`exchange_calendars` builds a calendar for a fixed date range (by default 20 years back and
+one forward); the range is widened here to whole decades around the request, so reports on
+old data (SPY from 1993) work, and each range is built once per process.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+import warnings
+from datetime import UTC, date, datetime
 from functools import lru_cache
-from typing import Final, Literal
+from typing import Final
 from zoneinfo import ZoneInfo
 
+import exchange_calendars as xcals
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
+from pandas.errors import Pandas4Warning
 
 from algotrade.bars import TIMEFRAME_SECONDS
 
-Calendar = Literal["24x7", "xnys"]
-CALENDARS: Final[tuple[str, ...]] = ("24x7", "xnys")
-NEW_YORK: Final[ZoneInfo] = ZoneInfo("America/New_York")
+ALWAYS_OPEN: Final = "24x7"
 DAY: Final[int] = 86_400
-
-SPECIAL_CLOSURES: Final[frozenset[date]] = frozenset(
-    {
-        date(2001, 9, 11),
-        date(2001, 9, 12),
-        date(2001, 9, 13),
-        date(2001, 9, 14),  # September 11 attacks
-        date(2004, 6, 11),  # President Reagan's funeral
-        date(2007, 1, 2),  # President Ford's day of mourning
-        date(2012, 10, 29),
-        date(2012, 10, 30),  # Hurricane Sandy
-        date(2018, 12, 5),  # President G. H. W. Bush's day of mourning
-        date(2025, 1, 9),  # President Carter's day of mourning
-    }
-)
+# Sessions shorter than this have no sensible 4h buckets (NYSE's 6.5 hours would give one
+# full and one partial bucket a day, placed by the UTC offset).
+MIN_SESSION_HOURS_FOR_4H: Final = 12
 
 
 class CalendarError(ValueError):
-    """A calendar that does not apply to the request (e.g. NYSE sessions for 4h bars)."""
+    """A calendar that does not exist or does not apply (e.g. NYSE sessions for 4h bars)."""
 
 
-def _easter(year: int) -> date:
-    """Gregorian Easter Sunday (anonymous algorithm)."""
-    a, b, c = year % 19, year // 100, year % 100
-    d, e = b // 4, b % 4
-    f = (b + 8) // 25
-    g = (b - f + 1) // 3
-    h = (19 * a + b - d - g + 15) % 30
-    i, k = c // 4, c % 4
-    ell = (32 + 2 * e + 2 * i - h - k) % 7
-    m = (a + 11 * h + 22 * ell) // 451
-    month = (h + ell - 7 * m + 114) // 31
-    day = (h + ell - 7 * m + 114) % 31 + 1
-    return date(year, month, day)
+@lru_cache(maxsize=1)
+def _exchange_names() -> dict[str, str]:
+    """Lower-case name or alias -> the name `exchange_calendars` registers."""
+    return {name.lower(): name for name in xcals.get_calendar_names(include_aliases=True)}
 
 
-def _nth_weekday(year: int, month: int, weekday: int, n: int) -> date:
-    first = date(year, month, 1)
-    return first + timedelta(days=(weekday - first.weekday()) % 7 + 7 * (n - 1))
+def calendar_names() -> tuple[str, ...]:
+    """Every calendar name a caller may use, lower case, ``24x7`` first."""
+    return (ALWAYS_OPEN, *sorted(_exchange_names()))
 
 
-def _last_weekday(year: int, month: int, weekday: int) -> date:
-    last = (date(year, month + 1, 1) if month < 12 else date(year + 1, 1, 1)) - timedelta(days=1)
-    return last - timedelta(days=(last.weekday() - weekday) % 7)
-
-
-def _observed(day: date) -> date:
-    if day.weekday() == 5:
-        return day - timedelta(days=1)
-    if day.weekday() == 6:
-        return day + timedelta(days=1)
-    return day
-
-
-@lru_cache(maxsize=256)
-def nyse_holidays(year: int) -> frozenset[date]:
-    days = {
-        _nth_weekday(year, 1, 0, 3),  # Martin Luther King Jr. Day
-        _nth_weekday(year, 2, 0, 3),  # Washington's Birthday
-        _easter(year) - timedelta(days=2),  # Good Friday
-        _last_weekday(year, 5, 0),  # Memorial Day
-        _observed(date(year, 7, 4)),
-        _nth_weekday(year, 9, 0, 1),  # Labor Day
-        _nth_weekday(year, 11, 3, 4),  # Thanksgiving
-        _observed(date(year, 12, 25)),
-    }
-    # New Year's Day on a Saturday is not observed on the Friday before (NYSE rule 7.2).
-    if date(year, 1, 1).weekday() != 5:
-        days.add(_observed(date(year, 1, 1)))
-    if year >= 2022:
-        days.add(_observed(date(year, 6, 19)))  # Juneteenth
-    return frozenset(days)
-
-
-def is_nyse_trading_day(day: date) -> bool:
-    return day.weekday() < 5 and day not in nyse_holidays(day.year) and day not in SPECIAL_CLOSURES
-
-
-def nyse_close(day: date) -> time:
-    """13:00 on the day before Independence Day, after Thanksgiving and on Christmas Eve."""
-    thanksgiving = _nth_weekday(day.year, 11, 3, 4)
-    early = (
-        (day.month == 7 and day.day == 3)
-        or day == thanksgiving + timedelta(days=1)
-        or (day.month == 12 and day.day == 24)
+def canonical_calendar(name: str) -> str:
+    """The lower-case calendar name, or `CalendarError` if no calendar has that name."""
+    lowered = name.strip().lower()
+    if lowered == ALWAYS_OPEN or lowered in _exchange_names():
+        return lowered
+    raise CalendarError(
+        f"unknown calendar {name!r}; use 24x7 (crypto) or an exchange calendar such as "
+        "xnys, xlon, cmes or 24/5"
     )
-    return time(13, 0) if early else time(16, 0)
+
+
+def _decade(year: int) -> int:
+    return year - year % 10
+
+
+@lru_cache(maxsize=16)
+def _exchange_calendar(name: str, first_year: int, last_year: int) -> xcals.ExchangeCalendar:
+    with warnings.catch_warnings():
+        # exchange_calendars 4.13 reads Series.values, which pandas 3.1 deprecates; harmless.
+        warnings.filterwarnings("ignore", category=Pandas4Warning, module="pandas")
+        return xcals.get_calendar(
+            _exchange_names()[name], start=f"{first_year}-01-01", end=f"{last_year}-12-31"
+        )
+
+
+@lru_cache(maxsize=16)
+def _default_calendar(name: str) -> xcals.ExchangeCalendar:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=Pandas4Warning, module="pandas")
+        return xcals.get_calendar(_exchange_names()[name])
+
+
+def exchange_calendar(name: str, start: int, end: int) -> xcals.ExchangeCalendar:
+    """The calendar ``name`` built over whole decades covering ``[start, end)`` (epoch s)
+    and at least its default range."""
+    name = canonical_calendar(name)
+    if name == ALWAYS_OPEN:
+        raise CalendarError("24x7 is not an exchange calendar")
+    default = _default_calendar(name)
+    first = datetime.fromtimestamp(start, UTC).year - 1
+    last = datetime.fromtimestamp(max(start, end - 1), UTC).year + 1
+    first = min(_decade(first), default.first_session.year)
+    last = max(_decade(last) + 9, default.last_session.year)
+    bound_min, bound_max = default.bound_min(), default.bound_max()
+    # Precomputed calendars (e.g. xkrx) know only a fixed span.
+    if bound_min is not None:
+        first = max(first, bound_min.year + 1)
+    if bound_max is not None:
+        last = min(last, bound_max.year - 1)
+    return _exchange_calendar(name, first, last)
+
+
+def _epoch_seconds(values: pd.Series | pd.Index) -> npt.NDArray[np.int64]:
+    """Epoch seconds of datetimes (naive session labels are read as UTC midnights)."""
+    index = pd.DatetimeIndex(values)
+    if index.tz is not None:
+        index = index.tz_convert(None)
+    return np.asarray(index.as_unit("s").asi8, dtype=np.int64)
+
+
+def _sessions(
+    calendar: xcals.ExchangeCalendar, start: int, end: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Session dates (midnight UTC) and the ``[open, close)`` trading intervals (a lunch
+    break splits a session in two), epoch seconds, of the sessions near ``[start, end)``."""
+    schedule = calendar.schedule
+    days = _epoch_seconds(schedule.index)
+    # A session may open the evening before its date (cmes): take a day's margin both sides.
+    near = schedule[(days >= start - 2 * DAY) & (days < end + 2 * DAY)]
+    days = _epoch_seconds(near.index)
+    opens = _epoch_seconds(near["open"])
+    closes = _epoch_seconds(near["close"])
+    has_break = near["break_start"].notna().to_numpy()
+    if has_break.any():
+        break_starts = _epoch_seconds(near["break_start"][has_break])
+        break_ends = _epoch_seconds(near["break_end"][has_break])
+        first_closes = closes.copy()
+        first_closes[has_break] = break_starts
+        opens = np.concatenate([opens, break_ends])
+        closes = np.concatenate([first_closes, closes[has_break]])
+    return days, opens, closes
+
+
+def _check_span(calendar: xcals.ExchangeCalendar, name: str, start: int, end: int) -> None:
+    first = int(_epoch_seconds(pd.DatetimeIndex([calendar.first_session]))[0])
+    last = int(_epoch_seconds(pd.DatetimeIndex([calendar.last_session]))[0])
+    if start < first or end > last + DAY:
+        raise CalendarError(
+            f"the {name} calendar covers {calendar.first_session.date()} to "
+            f"{calendar.last_session.date()} only"
+        )
 
 
 def expected_open_times(
     calendar: str, timeframe: str, start: int, end: int
 ) -> npt.NDArray[np.int64]:
-    """Open times (epoch seconds) the calendar expects in ``[start, end)``."""
+    """Open times (epoch seconds, ascending) the calendar expects in ``[start, end)``."""
     step = TIMEFRAME_SECONDS[timeframe]
-    if calendar == "24x7":
+    name = canonical_calendar(calendar)
+    if name == ALWAYS_OPEN:
         first = start + (-start) % step
         return np.arange(first, end, step, dtype=np.int64)
-    if calendar != "xnys":
-        raise CalendarError(f"unknown calendar {calendar!r}; use one of {', '.join(CALENDARS)}")
-    if timeframe == "4h":
-        raise CalendarError("the xnys calendar has no 4h bars (sessions are 6.5 hours)")
-    first_day = datetime.fromtimestamp(start, UTC).date() - timedelta(days=1)
-    last_day = datetime.fromtimestamp(max(start, end - 1), UTC).date() + timedelta(days=1)
-    out: list[npt.NDArray[np.int64]] = []
-    day = first_day
-    while day <= last_day:
-        if is_nyse_trading_day(day):
-            if timeframe == "1d":
-                stamp = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
-                out.append(np.array([stamp], np.int64))
-            else:
-                opens = int(datetime.combine(day, time(9, 30), NEW_YORK).timestamp())
-                closes = int(datetime.combine(day, nyse_close(day), NEW_YORK).timestamp())
-                out.append(np.arange(opens - opens % step, closes, step, dtype=np.int64))
-        day += timedelta(days=1)
-    if not out:
-        return np.zeros(0, np.int64)
-    stamps = np.concatenate(out)
+    exchange = exchange_calendar(name, start, end)
+    _check_span(exchange, name, start, end)
+    days, opens, closes = _sessions(exchange, start, end)
+    if timeframe == "1d":
+        stamps = days
+    else:
+        if timeframe == "4h" and _median_hours(opens, closes) < MIN_SESSION_HOURS_FOR_4H:
+            raise CalendarError(
+                f"the {name} calendar has no 4h bars (its sessions are shorter than "
+                f"{MIN_SESSION_HOURS_FOR_4H} hours)"
+            )
+        stamps = _buckets_overlapping(opens, closes, step)
     return stamps[(stamps >= start) & (stamps < end)]
+
+
+def _median_hours(opens: npt.NDArray[np.int64], closes: npt.NDArray[np.int64]) -> float:
+    return float(np.median(closes - opens)) / 3600 if opens.size else 24.0
+
+
+def _buckets_overlapping(
+    opens: npt.NDArray[np.int64], closes: npt.NDArray[np.int64], step: int
+) -> npt.NDArray[np.int64]:
+    """Sorted unique starts of the ``step``-second UTC buckets that overlap any interval."""
+    if opens.size == 0:
+        return opens.copy()
+    firsts = opens - opens % step
+    counts = (closes - firsts + step - 1) // step
+    counts = np.maximum(counts, 0)
+    # One arange over all intervals: each interval's offsets restart at its first bucket.
+    offsets = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(
+        np.cumsum(counts) - counts, counts
+    )
+    return np.unique(np.repeat(firsts, counts) + offsets * step)
+
+
+def is_session(calendar: str, day: date) -> bool:
+    """Whether ``day`` is a trading session of the exchange calendar."""
+    stamp = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
+    return bool(expected_open_times(calendar, "1d", stamp, stamp + DAY).size)
 
 
 def session_day_labels(ts: npt.NDArray[np.int64], tz: ZoneInfo) -> npt.NDArray[np.int64]:

@@ -6,8 +6,9 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
-from algotrade.bars import TIMEFRAMES, normalize_symbol
+from algotrade.bars import MAX_RANGE_BARS, TIMEFRAMES, normalize_symbol
 from algotrade.config import SERVICE_PORTS, ServiceSettings
+from market_data_service.calendars import ALWAYS_OPEN, canonical_calendar
 
 
 class Settings(ServiceSettings):
@@ -25,8 +26,15 @@ class Settings(ServiceSettings):
 
     # History reads
     history_page_max: int = Field(default=10_000, ge=1)
+    # One Arrow answer holds a whole range up to this many bars (a backtest's bound).
+    history_range_max_bars: int = Field(default=MAX_RANGE_BARS, ge=1)
     gap_report_max_bars: int = Field(default=2_000_000, ge=1)
     resample_max_source_bars: int = Field(default=5_000_000, ge=1)
+
+    # Trading calendars (gap reports): symbol -> calendar name, e.g. SYMBOL_CALENDARS=
+    # '{"SPY": "xnys", "VOD.L": "xlon", "ES": "cmes", "EUR-USD": "24/5"}'; others get the default.
+    symbol_calendars: dict[str, str] = Field(default_factory=dict)
+    default_calendar: str = ALWAYS_OPEN
 
     # File imports
     import_dir: Path | None = None
@@ -55,6 +63,20 @@ class Settings(ServiceSettings):
     @classmethod
     def _normalise_products(cls, value: list[str]) -> list[str]:
         return [normalize_symbol(p) for p in value]
+
+    @field_validator("symbol_calendars")
+    @classmethod
+    def _known_calendars(cls, value: dict[str, str]) -> dict[str, str]:
+        return {normalize_symbol(s): canonical_calendar(c) for s, c in value.items()}
+
+    @field_validator("default_calendar")
+    @classmethod
+    def _known_default_calendar(cls, value: str) -> str:
+        return canonical_calendar(value)
+
+    def calendar_of(self, symbol: str) -> str:
+        """The trading calendar ``symbol`` is configured with (the default otherwise)."""
+        return self.symbol_calendars.get(symbol, self.default_calendar)
 
     @field_validator("coinbase_derive_timeframes")
     @classmethod

@@ -89,6 +89,7 @@ class TimeframeSummary(BaseModel):
 
 class SymbolPublic(BaseModel):
     symbol: str
+    calendar: str = Field(description="the trading calendar its gap reports use by default")
     timeframes: list[TimeframeSummary]
 
 

@@ -121,6 +121,7 @@ async def test_symbols_list_timeframes_first_last_and_count(service: Service) ->
         "symbols": [
             {
                 "symbol": "A",
+                "calendar": "24x7",
                 "timeframes": [
                     {
                         "timeframe": "1m",
@@ -138,6 +139,7 @@ async def test_symbols_list_timeframes_first_last_and_count(service: Service) ->
             },
             {
                 "symbol": "B",
+                "calendar": "24x7",
                 "timeframes": [
                     {
                         "timeframe": "1m",
@@ -177,6 +179,22 @@ async def test_gap_report_with_the_nyse_calendar_finds_no_gap_in_spy_daily(
         "/api/market/symbols/SPY/gaps?timeframe=4h&calendar=xnys&start=2020-01-01T00:00:00Z&end=2020-02-01T00:00:00Z"
     )
     assert four_hour.status_code == 422
+    unknown = await service.get("/api/market/symbols/SPY/gaps?timeframe=1d&calendar=xmoon")
+    assert unknown.status_code == 422 and "unknown calendar" in unknown.json()["detail"]
+
+
+async def test_gap_report_uses_the_calendar_the_symbol_is_configured_with(
+    make_service: Any,
+) -> None:
+    async with make_service(symbol_calendars={"spy": "XNYS"}) as service:
+        await load_file(service, DATA / "spy-1d.csv", "SPY", "1d")
+        report = (await service.get("/api/market/symbols/SPY/gaps?timeframe=1d")).json()
+        assert report["calendar"] == "xnys" and report["missing"] == 0
+        assert report["start"] == "1998-01-02T00:00:00Z"  # before exchange_calendars' default
+        listed = (await service.get("/api/market/symbols")).json()["symbols"]
+        assert [(s["symbol"], s["calendar"]) for s in listed] == [("SPY", "xnys")]
+        naive = await service.get("/api/market/symbols/SPY/gaps?timeframe=1d&calendar=24x7")
+        assert naive.json()["missing"] > 2000  # an explicit calendar wins
 
 
 def test_demo_data_is_where_the_tests_expect_it() -> None:
