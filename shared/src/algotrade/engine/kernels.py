@@ -17,8 +17,9 @@ and comparisons with NaN are false.
 
 Recursive indicators mirror TA-Lib's C code step by step (running sums updated in TA-Lib's
 order, EMA seeded with the SMA of its first period, Wilder smoothing for RSI/ATR/ADX). Zero
-tests are exact (``!= 0.0``) where TA-Lib uses a fixed epsilon, so results do not depend on
-the instrument's price scale.
+tests are exact (``!= 0.0``) where TA-Lib uses a fixed epsilon, and relative (``TA_EPSILON``
+times the operands' magnitude) where TA-Lib uses its scale-aware test, so results never depend
+on the instrument's price scale.
 
 All numba code lives in this single module on purpose: numba's on-disk cache is invalidated
 per source file and does not follow calls into other modules, so kernels split across files
