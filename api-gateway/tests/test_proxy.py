@@ -358,6 +358,9 @@ async def test_merged_openapi_has_gateway_and_service_paths_and_survives_a_dead_
         assert upstreams["market-data-service"] == {"status": "ok", "paths": 2}
         assert "analytics-service" in document["info"]["description"]
         assert (await client.get("/docs")).status_code == 200
+        from openapi_spec_validator import validate
+
+        validate(document)  # the merged document is valid OpenAPI, every $ref resolving
 
 
 async def test_readyz_reports_dependencies_limits_and_breakers(client: httpx.AsyncClient) -> None:

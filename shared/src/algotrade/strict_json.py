@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
 
 
 class StrictJSONRequest(Request):
@@ -45,3 +46,29 @@ class StrictJSONRoute(APIRoute):
 def api_router(**kwargs: Any) -> APIRouter:
     """An `APIRouter` whose routes parse JSON strictly (use it instead of ``APIRouter``)."""
     return APIRouter(route_class=StrictJSONRoute, **kwargs)
+
+
+def body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """``model``'s JSON Schema with its ``$defs`` inlined, for an ``openapi_extra`` request
+    body: FastAPI copies such a schema as is, so a ``#/$defs/...`` reference in it would not
+    resolve in the service's OpenAPI document."""
+    schema = model.model_json_schema()
+    defs: dict[str, Any] = schema.pop("$defs", {})
+
+    def inline(node: Any, seen: frozenset[str]) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                name = ref.removeprefix("#/$defs/")
+                if name in seen:
+                    raise ValueError(f"{model.__name__} is recursive through {name}")
+                return inline(
+                    {**defs[name], **{k: v for k, v in node.items() if k != "$ref"}}, seen | {name}
+                )
+            return {key: inline(value, seen) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(item, seen) for item in node]
+        return node
+
+    inlined: dict[str, Any] = inline(schema, frozenset())
+    return inlined

@@ -13,7 +13,7 @@ from starlette.responses import Response
 from algotrade.bars import SYMBOL_PATTERN, TIMEFRAMES
 from algotrade.problems import PROBLEM_JSON, problem_response
 from algotrade.service import ResourcesDep
-from algotrade.strict_json import api_router
+from algotrade.strict_json import api_router, body_schema
 from market_data_service.api.deps import MarketDep, WriterDep, dependency_errors
 from market_data_service.batch import parse_push_body
 from market_data_service.history import OUTCOME_ACCEPTED, OUTCOME_CORRECTED, OUTCOME_DUPLICATE
@@ -34,7 +34,7 @@ _PROBLEM: dict[str, Any] = {"content": {PROBLEM_JSON: {}}}
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": BarsPush.model_json_schema()}},
+            "content": {"application/json": {"schema": body_schema(BarsPush)}},
         }
     },
     responses={

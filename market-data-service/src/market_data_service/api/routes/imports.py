@@ -13,7 +13,7 @@ from starlette.responses import Response
 from algotrade.bars import TIMEFRAMES, normalize_symbol
 from algotrade.errors import BadRequest, ValidationFailed
 from algotrade.problems import PROBLEM_JSON
-from algotrade.strict_json import api_router
+from algotrade.strict_json import api_router, body_schema
 from market_data_service.api.deps import MarketDep, ReaderDep, WriterDep, dependency_errors
 from market_data_service.schemas import ImportFromPath, ImportPublic, ImportsPublic
 
@@ -102,7 +102,7 @@ def _flag(value: Any) -> bool:
                         },
                     }
                 },
-                "application/json": {"schema": ImportFromPath.model_json_schema()},
+                "application/json": {"schema": body_schema(ImportFromPath)},
             },
         }
     },
