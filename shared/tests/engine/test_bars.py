@@ -66,3 +66,36 @@ def test_slice_and_rows_give_streamable_bars(spy_daily: Bars) -> None:
     assert rows[0]["close"] == spy_daily.close[10]
     assert rows[2]["ts"] == spy_daily.ts[12]
     assert set(rows[0]) == {"ts", "open", "high", "low", "close", "volume"}
+
+
+def test_pandas_round_trip_keeps_every_value_and_timestamp(spy_daily: Bars) -> None:
+    frame = spy_daily.to_pandas()
+    assert list(frame.columns) == ["open", "high", "low", "close", "volume"]
+    assert str(frame.index.tz) == "UTC"
+    assert frame.index[0] == datetime(1998, 1, 2, tzinfo=UTC)
+    back = Bars.from_pandas(frame)
+    np.testing.assert_array_equal(back.ts, spy_daily.ts)
+    for name in ("open", "high", "low", "close", "volume"):
+        np.testing.assert_array_equal(back.field(name), spy_daily.field(name))
+
+
+def test_from_pandas_reads_timestamp_columns_and_any_letter_case() -> None:
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(
+        {
+            "Timestamp": pd.to_datetime(["2024-01-01 00:00", "2024-01-01 01:00"]),
+            "Open": [1.0, 2.0],
+            "High": [2.0, 3.0],
+            "Low": [0.5, 1.5],
+            "Close": [1.5, 2.5],
+            "Volume": [10, 20],
+        }
+    )
+    bars = Bars.from_pandas(frame)
+    start = int(datetime(2024, 1, 1, tzinfo=UTC).timestamp() * 1000)
+    assert bars.ts.tolist() == [start, start + 3_600_000]
+    assert bars.volume.dtype == np.float64 and bars.close.tolist() == [1.5, 2.5]
+    by_ms = Bars.from_pandas(frame.drop(columns="Timestamp").assign(ts=[5, 9]))
+    assert by_ms.ts.tolist() == [5, 9]
+    with pytest.raises(ValueError, match="volume"):
+        Bars.from_pandas(frame.drop(columns="Volume"))

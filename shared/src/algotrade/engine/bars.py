@@ -7,10 +7,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from os import PathLike
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -116,6 +119,58 @@ class Bars:
                     column.append(float(text))
         return cls.from_arrays(
             ts=ts, open=cols[0], high=cols[1], low=cols[2], close=cols[3], volume=cols[4]
+        )
+
+    @classmethod
+    def from_pandas(cls, frame: pd.DataFrame) -> Bars:
+        """Bars from a DataFrame with open/high/low/close/volume columns (any letter case).
+
+        Timestamps come from a ``DatetimeIndex`` (naive means UTC), else from a ``ts`` or
+        ``timestamp`` column (datetimes, or integers taken as epoch milliseconds), else they
+        default as in `from_arrays`. pandas is only needed by the caller, never imported here
+        at module load.
+        """
+        import pandas as pd
+
+        columns = {str(name).lower(): name for name in frame.columns}
+        missing = [f for f in CSV_COLUMNS[1:] if f not in columns]
+        if missing:
+            raise ValueError(f"the frame lacks column(s) {', '.join(missing)}")
+        stamps: Any = None
+        if isinstance(frame.index, pd.DatetimeIndex):
+            stamps = frame.index
+        else:
+            for name in ("ts", "timestamp"):
+                if name in columns:
+                    stamps = frame[columns[name]]
+                    break
+        ts: Any = None
+        if stamps is not None:
+            series = pd.Series(stamps)
+            if pd.api.types.is_datetime64_any_dtype(series.dtype):
+                moments = pd.DatetimeIndex(series)
+                if moments.tz is None:
+                    moments = moments.tz_localize("UTC")
+                ts = moments.as_unit("ms").asi8
+            else:
+                ts = series.to_numpy(dtype=np.int64)
+        fields = {f: frame[columns[f]].to_numpy(dtype=np.float64) for f in CSV_COLUMNS[1:]}
+        return cls.from_arrays(ts=ts, **fields)
+
+    def to_pandas(self) -> pd.DataFrame:
+        """A DataFrame of the bars, indexed by UTC bar-open time (``ts`` as a DatetimeIndex)."""
+        import pandas as pd
+
+        index = pd.DatetimeIndex(pd.to_datetime(self.ts, unit="ms", utc=True), name="ts")
+        return pd.DataFrame(
+            {
+                "open": self.open.copy(),
+                "high": self.high.copy(),
+                "low": self.low.copy(),
+                "close": self.close.copy(),
+                "volume": self.volume.copy(),
+            },
+            index=index,
         )
 
     def __len__(self) -> int:
