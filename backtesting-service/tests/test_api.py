@@ -228,3 +228,10 @@ async def test_an_offset_beyond_int64_is_a_422_not_a_500(
         response = await service.get(url, params={"offset": str(2**63)})
         assert response.status_code == 422, (url, response.text)
         assert response.json()["errors"][0]["loc"] == ["query", "offset"]
+
+
+async def test_a_garbage_cursor_is_a_422_not_ignored(service: Service) -> None:
+    for cursor in ("garbage", "0" * 27, "ZZZZZZZZZZZZZZZZZZZZZZZZZZ"):
+        response = await service.get("/api/backtests", params={"cursor": cursor})
+        assert response.status_code == 422, (cursor, response.text)
+        assert response.json()["errors"][0]["loc"] == ["query", "cursor"]

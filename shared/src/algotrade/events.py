@@ -19,6 +19,8 @@ from ulid import ULID
 from algotrade.errors import EventError
 
 MAX_EVENT_BYTES = 1_000_000
+# A ULID as `new_event_id` writes it: 26 characters of Crockford base32, upper case.
+ULID_PATTERN = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$"
 
 
 def new_event_id() -> str:

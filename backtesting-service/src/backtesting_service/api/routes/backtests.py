@@ -11,6 +11,7 @@ from sqlalchemy import Row
 from algotrade.backtest.result import trade_rows
 from algotrade.bounds import OFFSET_MAX as MAX_OFFSET
 from algotrade.bounds import PAGE_MAX as MAX_PAGE
+from algotrade.events import ULID_PATTERN as JOB_ID_PATTERN
 from algotrade.errors import Conflict
 from algotrade.strict_json import api_router
 from backtesting_service.api.deps import BacktestServices, ReaderDep, ServicesDep, WriterDep
@@ -55,7 +56,10 @@ async def list_backtests(
     strategy_id: str | None = None,
     kind: JobKind | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
-    cursor: str | None = None,
+    cursor: Annotated[
+        str | None,
+        Query(pattern=JOB_ID_PATTERN, description="next_cursor of the previous page"),
+    ] = None,
 ) -> dict[str, Any]:
     limit = min(limit, services.settings.jobs_page_max)
     rows = await services.jobs.page(
