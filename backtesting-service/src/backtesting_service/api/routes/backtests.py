@@ -11,8 +11,8 @@ from sqlalchemy import Row
 from algotrade.backtest.result import trade_rows
 from algotrade.bounds import OFFSET_MAX as MAX_OFFSET
 from algotrade.bounds import PAGE_MAX as MAX_PAGE
-from algotrade.events import ULID_PATTERN as JOB_ID_PATTERN
 from algotrade.errors import Conflict
+from algotrade.events import ULID_PATTERN as JOB_ID_PATTERN
 from algotrade.strict_json import api_router
 from backtesting_service.api.deps import BacktestServices, ReaderDep, ServicesDep, WriterDep
 from backtesting_service.api.views import PROBLEMS, job_public
