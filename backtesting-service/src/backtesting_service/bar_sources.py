@@ -1,9 +1,9 @@
 """Bars for a job: from the market data service's API, or (demos, tests) from CSV files.
 
-`HttpBarSource` pages ``GET {base}/api/market/symbols/{symbol}/bars`` (oldest first, opaque
-cursor) with an internal token for the job's user. `CsvBarSource` reads the repository's
-``timestamp,open,high,low,close,volume`` files; it is a named stand-in for the market data
-service where that service is not what is being tested, never a fake of it.
+`HttpBarSource` reads ``GET {base}/api/market/symbols/{symbol}/bars`` as one Arrow IPC
+stream (the whole range, columnar) with an internal token for the job's user. `CsvBarSource`
+reads the repository's ``timestamp,open,high,low,close,volume`` files; it is a named stand-in
+for the market data service where that service is not what is being tested, never a fake of it.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import orjson
 from algotrade.auth import InternalTokens
 from algotrade.backtest import BacktestInvalid
 from algotrade.backtest.config import epoch_ms
+from algotrade.columnar import ARROW_STREAM, ColumnarError, decode_bars
 from algotrade.engine import Bars
 from algotrade.errors import DependencyUnavailable
 
@@ -63,6 +64,12 @@ def _epoch_ms(stamps: list[str]) -> npt.NDArray[np.int64]:
 
 
 class HttpBarSource:
+    """Reads a range in one Arrow IPC answer and builds `Bars` from its columns.
+
+    A market data service that answers JSON instead (one predating the columnar answer) is
+    paged through ``next_cursor`` as before.
+    """
+
     def __init__(
         self,
         client: httpx.AsyncClient,
@@ -88,36 +95,69 @@ class HttpBarSource:
         *,
         limit: int | None = None,
     ) -> Bars:
-        wanted = limit if limit is not None else self._max + 1
-        headers = {"authorization": f"Bearer {self._tokens.for_user(user_id, 'market:read')}"}
+        headers = {
+            "authorization": f"Bearer {self._tokens.for_user(user_id, 'market:read')}",
+            "accept": f"{ARROW_STREAM}, application/json;q=0.5",
+        }
         url = f"{self._base}/api/market/symbols/{quote(symbol, safe='')}/bars"
         params: dict[str, Any] = {
             "timeframe": timeframe,
             "start": start.isoformat(),
             "end": end.isoformat(),
         }
+        if limit is not None:
+            params["limit"] = limit
+        response = await self._get(url, params, headers)
+        if response is None:
+            return _no_bars()
+        if response.headers.get("content-type", "").startswith(ARROW_STREAM):
+            try:
+                columns = decode_bars(response.content)
+            except ColumnarError as exc:
+                raise DependencyUnavailable(
+                    f"the market data service sent bad bars: {exc}"
+                ) from None
+            bars = Bars.from_arrays(**columns)
+        else:
+            bars = await self._json_pages(url, params, headers, limit, _json(response))
+        if limit is None and len(bars) > self._max:
+            raise too_many_bars(self._max)
+        return bars
+
+    async def _json_pages(
+        self,
+        url: str,
+        params: dict[str, Any],
+        headers: dict[str, str],
+        limit: int | None,
+        first: dict[str, Any],
+    ) -> Bars:
+        """The JSON fallback: the first page is in hand; follow cursors up to the limit."""
+        wanted = limit if limit is not None else self._max + 1
+        headers = {**headers, "accept": "application/json"}
         pages: list[tuple[tuple[Any, ...], ...]] = []
         count = 0
-        cursor: str | None = None
-        while count < wanted:
-            params["limit"] = min(self._page, wanted - count)
-            if cursor is not None:
-                params["cursor"] = cursor
-            page = await self._get(url, params, headers)
-            rows = page.get("bars") or []
+        page = first
+        while True:
+            rows = (page.get("bars") or [])[: wanted - count]
             if rows:
                 # Six columns per page, transposed in C (a page holds up to 10,000 bars).
                 pages.append(tuple(zip(*map(_FIELDS, rows), strict=True)))
             count += len(rows)
             cursor = page.get("next_cursor")
-            if not cursor or not rows:
+            if not cursor or not rows or count >= wanted:
                 break
-        if limit is None and count > self._max:
-            raise too_many_bars(self._max)
+            params = {**params, "cursor": cursor, "limit": min(self._page, wanted - count)}
+            response = await self._get(url, params, headers)
+            if response is None:
+                break
+            page = _json(response)
 
         def column(k: int) -> list[Any]:
             return [value for page in pages for value in page[k]]
 
+        if not pages:
+            return _no_bars()
         return Bars.from_arrays(
             ts=_epoch_ms(column(0)),
             open=column(1),
@@ -129,7 +169,8 @@ class HttpBarSource:
 
     async def _get(
         self, url: str, params: Mapping[str, Any], headers: Mapping[str, str]
-    ) -> dict[str, Any]:
+    ) -> httpx.Response | None:
+        """The 200 answer, or None for 404 (no such series); refusals become problems."""
         try:
             response = await self._client.get(url, params=params, headers=headers)
         except httpx.HTTPError as exc:
@@ -137,17 +178,32 @@ class HttpBarSource:
                 f"the market data service is unreachable ({type(exc).__name__})"
             ) from None
         if response.status_code == 404:
-            return {"bars": [], "next_cursor": None}
+            return None
         if response.status_code in (400, 422):
-            detail = response.json().get("detail", response.text[:200])
+            problem = _json(response)
+            codes = {e.get("code") for e in problem.get("errors") or [] if isinstance(e, dict)}
+            if "range_too_large" in codes:
+                raise too_many_bars(self._max)
+            detail = problem.get("detail", response.text[:200])
             raise BacktestInvalid(
                 f"the market data service refused the request: {detail}",
                 errors=[{"loc": ["body", "symbol"], "code": "bad_market_request"}],
             )
         if response.status_code != 200:
             raise DependencyUnavailable(f"the market data service answered {response.status_code}")
-        body: dict[str, Any] = orjson.loads(response.content)
-        return body
+        return response
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        body = None
+    return body if isinstance(body, dict) else {}
+
+
+def _no_bars() -> Bars:
+    return Bars.from_arrays(open=[], high=[], low=[], close=[], volume=[], ts=[])
 
 
 class CsvBarSource:
@@ -169,7 +225,7 @@ class CsvBarSource:
     ) -> Bars:
         key = (symbol, timeframe)
         if key not in self._files:
-            return Bars.from_arrays(open=[], high=[], low=[], close=[], volume=[], ts=[])
+            return _no_bars()
         if key not in self._cache:
             self._cache[key] = Bars.from_csv(self._files[key])
         every = self._cache[key]

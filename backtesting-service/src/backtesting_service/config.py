@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from algotrade.bars import MAX_RANGE_BARS
 from algotrade.config import SERVICE_PORTS, ServiceSettings
 
 
@@ -22,7 +23,8 @@ class Settings(ServiceSettings):
     http_timeout_seconds: float = Field(default=30.0, gt=0)
     internal_token_ttl_seconds: int = Field(default=300, ge=30, le=3600)
     bars_page_size: int = Field(default=10_000, ge=100, le=100_000)
-    max_bars: int = Field(default=5_000_000, ge=1_000)
+    # The market data service answers a range in one piece up to the same bound.
+    max_bars: int = Field(default=MAX_RANGE_BARS, ge=1_000)
 
     # Sweeps: combinations per Kafka message (a chunk is the unit workers share).
     sweep_chunk_size: int = Field(default=100, ge=1, le=10_000)

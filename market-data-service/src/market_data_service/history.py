@@ -124,6 +124,32 @@ _RANGE = text(
 )
 _LATEST = text(_COLUMNS.format(where="", order="DESC"))
 
+# A whole range as one bytea of fixed 48-byte big-endian records built by PostgreSQL's own
+# send functions (the same bytes binary COPY writes): asyncpg hands over one bytes object
+# instead of six lists of Python floats, and NumPy splits it into columns with no per-row step.
+# One aggregate, so one sort of the already ordered page. Open times are whole seconds, so the
+# double from date_part is exact.
+_RECORD = np.dtype(
+    [("ts", ">i8"), ("open", ">f8"), ("high", ">f8"), ("low", ">f8"), ("close", ">f8"),
+     ("volume", ">f8")]
+)  # fmt: skip
+_PACKED_RANGE = text(
+    """
+SELECT count(*),
+       coalesce(string_agg(int8send((date_part('epoch', ts) * 1000)::int8) || float8send(open)
+                           || float8send(high) || float8send(low) || float8send(close)
+                           || float8send(volume), ''::bytea ORDER BY ts), ''::bytea)
+FROM (
+  SELECT ts, open, high, low, close, volume
+  FROM market.bars
+  WHERE symbol = :symbol AND timeframe = :timeframe
+    AND ts >= to_timestamp(:lo) AND ts < to_timestamp(:hi)
+  ORDER BY ts
+  LIMIT :limit
+) page
+"""
+)
+
 _TIMESTAMPS = text(
     """
 SELECT coalesce(array_agg(extract(epoch FROM ts)::int8 ORDER BY ts), '{}')
@@ -297,6 +323,38 @@ async def read_range(
         )
     ).one()
     return _columns(row)
+
+
+@dataclass
+class RangeColumns:
+    """Bars of one series as the columnar answer carries them: ``ts`` in epoch milliseconds."""
+
+    ts_ms: npt.NDArray[np.int64]
+    prices: dict[str, npt.NDArray[np.float64]]
+
+    def __len__(self) -> int:
+        return int(self.ts_ms.shape[0])
+
+    def head(self, n: int) -> RangeColumns:
+        return RangeColumns(self.ts_ms[:n], {k: v[:n] for k, v in self.prices.items()})
+
+
+async def read_range_packed(
+    db: Executor, symbol: str, timeframe: str, start: int, end: int, *, limit: int
+) -> RangeColumns:
+    """Up to ``limit`` bars with ``start <= ts < end``, ascending, read in one statement as
+    packed binary records (see `_PACKED_RANGE`), never as per-row Python objects."""
+    count, packed = (
+        await db.execute(
+            _PACKED_RANGE,
+            {"symbol": symbol, "timeframe": timeframe, "lo": start, "hi": end, "limit": limit},
+        )
+    ).one()
+    records = np.frombuffer(packed, _RECORD, count=int(count))
+    return RangeColumns(
+        ts_ms=records["ts"].astype(np.int64),
+        prices={name: records[name].astype(np.float64) for name in _RECORD.names[1:]},
+    )
 
 
 async def read_latest(db: Executor, symbol: str, timeframe: str, n: int) -> Columns:

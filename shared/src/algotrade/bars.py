@@ -43,6 +43,10 @@ TIMEFRAMES: Final[tuple[str, ...]] = tuple(TIMEFRAME_SECONDS)
 MIN_TS: Final[int] = -2_208_988_800
 MAX_TS: Final[int] = 7_258_118_400
 
+# The most bars one read of a series returns in one piece: the market data service's columnar
+# history answer and a backtest job's range share this bound.
+MAX_RANGE_BARS: Final[int] = 5_000_000
+
 SYMBOL_MAX_LENGTH: Final[int] = 32
 SYMBOL_PATTERN: Final[str] = r"^[A-Z0-9]+(?:[.-][A-Z0-9]+)*$"
 """Normalised symbol: upper-case letters and digits in segments joined by ``-`` or ``.``.
