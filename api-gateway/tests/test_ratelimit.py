@@ -78,6 +78,33 @@ async def test_proxied_requests_carry_limit_headers_and_get_429_past_the_limit(
         assert (await client.get("/api/strategies", headers=bob)).status_code == 200
 
 
+async def test_every_answer_of_a_limited_route_carries_limit_headers_errors_included(
+    start_gateway: Callable[..., Any], issue_token: Callable[..., str], dead_url: str
+) -> None:
+    rules = {"read": {"limit": 100, "period_seconds": 60, "fail_open": True}}
+    async with start_gateway(rate_limits=rules, market_data_service_url=dead_url) as (_, client):
+        alice = {"Authorization": f"Bearer {issue_token(user_id='alice')}"}
+        narrow = {
+            "Authorization": f"Bearer {issue_token(user_id='carol', scopes=frozenset({'x'}))}"
+        }
+        answers = {
+            "upstream 404": await client.get("/api/backtests/status/404", headers=alice),
+            "upstream 422": await client.get("/api/backtests/status/422", headers=alice),
+            "gateway 502": await client.get("/api/market/x", headers=alice),
+            "gateway 403": await client.get("/api/strategies", headers=narrow),
+        }
+        expected = {
+            "upstream 404": 404,
+            "upstream 422": 422,
+            "gateway 502": 502,
+            "gateway 403": 403,
+        }
+        assert {k: r.status_code for k, r in answers.items()} == expected
+        for name, response in answers.items():
+            assert response.headers.get("x-ratelimit-limit") == "100", name
+            assert int(response.headers["x-ratelimit-remaining"]) < 100, name
+
+
 async def test_backtest_submissions_have_their_own_class(
     start_gateway: Callable[..., Any], issue_token: Callable[..., str]
 ) -> None:

@@ -58,7 +58,7 @@ def retry_after_header(seconds: float) -> str:
 def install_gateway_handlers(app: FastAPI) -> None:
     async def with_headers(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, UpstreamUnavailable | RateLimitExceeded)
-        headers = {"Retry-After": retry_after_header(exc.retry_after)}
+        headers = {**exc.headers, "Retry-After": retry_after_header(exc.retry_after)}
         if isinstance(exc, RateLimitExceeded):
             headers.update(exc.limit_headers)
         return problem_response(

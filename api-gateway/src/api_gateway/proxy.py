@@ -24,15 +24,15 @@ from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from algotrade.auth import Principal
-from algotrade.errors import BadRequest, Forbidden, NotFound
+from algotrade.errors import AlgoTradeError, BadRequest, Forbidden, NotFound
 from algotrade.logs import correlation_id_var, request_id_var
 from api_gateway.breaker import CircuitBreaker, CircuitOpen
 from api_gateway.config import Settings
 from api_gateway.credentials import Authenticator
 from api_gateway.errors import BadGateway, GatewayTimeout, UpstreamUnavailable
 from api_gateway.metrics import GatewayMetrics
-from api_gateway.ratelimit import RateLimiter
-from api_gateway.routing import RouteTable, has_dot_segments
+from api_gateway.ratelimit import Decision, RateLimiter
+from api_gateway.routing import RouteRule, RouteTable, has_dot_segments
 from api_gateway.scopes import allows
 from api_gateway.tokens import InternalTokens
 
@@ -302,12 +302,33 @@ class Proxy:
             authorization.decode("latin-1") if authorization else None,
             api_key.decode("latin-1") if api_key else None,
         )
-        scope_needed = rule.required_scope(method)
-        if not allows(principal.scopes, scope_needed):
-            raise Forbidden(f"this credential lacks the {scope_needed!r} scope")
         decision = await self._limiter.check(
             rule.route_class(method), rate_limit_subject(principal)
         )
+        try:
+            await self._forward(scope, receive, send, rule, headers, dropped, principal, decision)
+        except AlgoTradeError as exc:
+            # Every answer of a limited route says where its caller stands, errors included.
+            exc.headers.update(decision.headers())
+            raise
+
+    async def _forward(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        rule: RouteRule,
+        headers: list[tuple[bytes, bytes]],
+        dropped: dict[bytes, bytes],
+        principal: Principal,
+        decision: Decision,
+    ) -> None:
+        """Check the scope and the breaker, send the request, stream the answer back."""
+        path: str = scope["path"]
+        method: str = scope["method"]
+        scope_needed = rule.required_scope(method)
+        if not allows(principal.scopes, scope_needed):
+            raise Forbidden(f"this credential lacks the {scope_needed!r} scope")
         upstream = self._upstreams[rule.upstream]
         try:
             upstream.breaker.before_request()

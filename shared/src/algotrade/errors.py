@@ -21,6 +21,8 @@ class AlgoTradeError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.errors = errors
+        # Headers the answer carries besides the problem (e.g. the gateway's X-RateLimit-*).
+        self.headers: dict[str, str] = {}
 
 
 class BadRequest(AlgoTradeError):

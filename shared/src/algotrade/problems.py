@@ -70,9 +70,9 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(AlgoTradeError)
     async def algotrade_error(request: Request, exc: AlgoTradeError) -> Response:
-        headers = None
+        headers = dict(exc.headers) or None
         if isinstance(exc, RateLimited):
-            headers = {"Retry-After": str(max(1, int(exc.retry_after + 0.999)))}
+            headers = {**exc.headers, "Retry-After": str(max(1, int(exc.retry_after + 0.999)))}
         if exc.status >= 500:
             logger.error("%s: %s", exc.code, exc.detail)
         return problem_response(
