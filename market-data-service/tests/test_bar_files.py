@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 
-from market_data_service.bar_files import BarFileError, parse_time_text, resolve_layout
+from market_data_service import bar_files
+from market_data_service.bar_files import (
+    BarFileError,
+    parse_time_text,
+    read_csv_chunks,
+    resolve_layout,
+)
 
 T = 1_704_153_600  # 2024-01-02T00:00:00Z
 
@@ -43,3 +52,41 @@ def test_layouts() -> None:
     assert resolve_layout(["Open Time", "O", "H", "L", "C", "Volume"]).time == 0
     with pytest.raises(BarFileError, match="missing column"):
         resolve_layout(["timestamp", "open", "high", "low", "close"])
+
+
+def test_csv_lines_stay_exact_across_blocks_blank_lines_and_extra_cells(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Small blocks make pyarrow's batches end mid-file; every reported line must still be
+    # the physical line an editor shows.
+    monkeypatch.setattr(bar_files, "CSV_BLOCK_BYTES", 256)
+    lines = ["\ufefftimestamp,open,high,low,close,volume"]
+    bad: dict[int, str] = {}
+    for i in range(300):
+        line_no = len(lines) + 1
+        stamp = f"{T + 60 * i}"
+        if i % 37 == 5:
+            lines.append(f"{stamp},1,2")
+            bad[line_no] = "invalid_bar"
+        elif i % 41 == 7:
+            lines.append(f"{stamp},1,2,0.5,oops,1")
+            bad[line_no] = "invalid_number"
+        elif i % 43 == 9:
+            lines.append(f"{stamp},1,2,0.5,1.5,-1")
+            bad[line_no] = "negative_volume"
+        elif i % 47 == 11:
+            lines.append("")  # blank: skipped, not counted
+            lines.append(f"{stamp},1,2,0.5,1.5,1,trailing")  # extra cell: read
+        else:
+            lines.append(f"{stamp},1,2,0.5,1.5,1")
+    path = tmp_path / "bars.csv"
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode())
+    chunks = list(read_csv_chunks(path, symbol="X", timeframe="1m", chunk_rows=50))
+    rejected = {r.index: r.reason for c in chunks for r in c.rejections}
+    assert rejected == bad
+    stored = np.concatenate([c.bars.index for c in chunks])
+    good = [n for n, text in enumerate(lines, 1) if n > 1 and text and n not in bad]
+    assert stored.tolist() == good
+    assert sum(c.rows for c in chunks) == 300
+    ts = np.concatenate([c.bars.ts for c in chunks])
+    assert np.all(np.diff(ts) > 0) and ts[0] == T

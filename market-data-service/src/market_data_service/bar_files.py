@@ -10,8 +10,10 @@ Columns are found by name, case-insensitively, ignoring ``<>``, spaces, ``_`` an
 Time values may be ISO-8601 (``T`` or space, optional offset; without one they are UTC), a
 date alone, ``YYYY.MM.DD``/``YYYY/MM/DD`` dates, ``YYYYMMDD``, or epoch seconds, milliseconds,
 microseconds or nanoseconds (told apart by magnitude). Parquet time columns may also be
-timestamp or date types. CSV is read with the ``csv`` module, whose ``line_num`` is the
-physical line, so a reported line is the line an editor shows.
+timestamp or date types. CSV is read with pyarrow's streaming reader and converted a column
+at a time; a reported line is the physical line an editor shows (a row is one line: quoted
+values cannot hold newlines). Rows with extra trailing cells are read; a line whose cells are
+all empty counts as blank.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from algotrade.bars import REASON_CODE
@@ -44,6 +47,7 @@ PRICE_NAMES = {
     "volume": ("volume", "vol", "v", "basevolume", "tickvol", "tickvolume"),
 }
 MAX_LINE_BYTES = 64 * 1024
+CSV_BLOCK_BYTES = 1 << 20  # what pyarrow parses at a time: ~20,000 rows of OHLCV
 
 
 class BarFileError(ValueError):
@@ -186,8 +190,49 @@ class _Counting(io.RawIOBase):
         return n
 
 
+class _RowsPyarrowSkipped:
+    """The ``invalid_row_handler`` of the CSV reader: every row pyarrow cannot put in a
+    batch, by line. Short rows are rejections, blank ones are skipped, and long ones (extra
+    trailing cells, which the columns found by name do not need) are kept to be parsed."""
+
+    def __init__(self, layout: Layout, width: int, delimiter: str) -> None:
+        self.layout = layout
+        self._width = width
+        self._delimiter = delimiter
+        self.lines: list[int] = []  # every line not in a batch, in file order
+        self.rejections: list[Rejection] = []
+        self.long_rows: list[tuple[int, list[str]]] = []
+
+    def __call__(self, row: Any) -> str:
+        # ``number`` counts lines of the stream after the header, which is line 1.
+        line = int(row.number) + 1
+        self.lines.append(line)
+        text = row.text
+        if not text.strip():
+            return "skip"
+        if row.actual_columns < self._width:
+            self.rejections.append(
+                Rejection(
+                    line,
+                    "invalid_bar",
+                    f"expected {self._width} columns, found {row.actual_columns}",
+                )
+            )
+        else:
+            cells = next(csv.reader([text], delimiter=self._delimiter, strict=False))
+            self.long_rows.append((line, cells))
+        return "skip"
+
+
 def read_csv_chunks(path: Path, *, symbol: str, timeframe: str, chunk_rows: int) -> Iterator[Chunk]:
-    """Chunks of a CSV (or gzip CSV) file; a header row is required."""
+    """Chunks of a CSV (or gzip CSV) file; a header row is required.
+
+    pyarrow's streaming reader parses blocks of the file into string columns; times and
+    prices are then converted a column at a time (`_csv_columns`), falling back to the
+    per-value parsers only for a chunk that holds a value pyarrow does not take. Every bar
+    and rejection keeps its physical line number: a row is one line (no newlines inside
+    quotes), and the lines pyarrow skips are known from the invalid-row handler.
+    """
     with path.open("rb") as raw:
         gzipped = raw.read(2) == b"\x1f\x8b"
         raw.seek(0)
@@ -195,29 +240,60 @@ def read_csv_chunks(path: Path, *, symbol: str, timeframe: str, chunk_rows: int)
         binary: IO[bytes] = io.BufferedReader(counter)
         if gzipped:
             binary = gzip.GzipFile(fileobj=binary)  # type: ignore[assignment]
-        text = io.TextIOWrapper(binary, encoding="utf-8-sig", errors="replace", newline="")
         try:
-            header_line = text.readline(MAX_LINE_BYTES)
+            header_bytes = binary.readline(MAX_LINE_BYTES)
         except (OSError, EOFError) as exc:
             raise BarFileError(f"cannot read the file: {exc}") from None
+        header_line = header_bytes.decode("utf-8-sig", errors="replace")
         if not header_line.strip():
             raise BarFileError("the file is empty (a header row is required)")
         delimiter = _sniff_delimiter(header_line)
-        header = next(csv.reader([header_line], delimiter=delimiter))
+        header = next(csv.reader([header_line.rstrip("\r\n")], delimiter=delimiter))
         layout = resolve_layout(header)
-        reader = csv.reader(text, delimiter=delimiter, strict=False)
         width = len(header)
-        while True:
-            try:
-                chunk = _read_csv_rows(reader, layout, width, chunk_rows)
-            except (csv.Error, OSError, EOFError) as exc:
-                raise BarFileError(
-                    f"unreadable CSV near line {reader.line_num + 1}: {exc}"
-                ) from None
-            if chunk is None:
-                return
-            lines, cells, rejections = chunk
-            yield _chunk(symbol, timeframe, lines, cells, rejections, counter.count)
+        names = [f"c{i}" for i in range(width)]
+        wanted = [layout.time, *(layout.prices[f] for f in PRICE_NAMES)]
+        if layout.date is not None:
+            wanted.append(layout.date)
+        skipped = _RowsPyarrowSkipped(layout, width, delimiter)
+        try:
+            reader = pa_csv.open_csv(
+                binary,
+                read_options=pa_csv.ReadOptions(
+                    column_names=names, use_threads=False, block_size=CSV_BLOCK_BYTES
+                ),
+                parse_options=pa_csv.ParseOptions(
+                    delimiter=delimiter,
+                    ignore_empty_lines=False,  # an empty line stays a row, so lines add up
+                    invalid_row_handler=skipped,
+                ),
+                convert_options=pa_csv.ConvertOptions(
+                    include_columns=[names[i] for i in sorted(set(wanted))],
+                    column_types={names[i]: pa.string() for i in set(wanted)},
+                    check_utf8=False,
+                ),
+            )
+            lines = _LineCounter(skipped)
+            for record_batch in reader:
+                yield from _csv_chunks(
+                    record_batch,
+                    lines,
+                    skipped,
+                    layout,
+                    names,
+                    symbol,
+                    timeframe,
+                    chunk_rows,
+                    counter,
+                )
+        except (pa.ArrowInvalid, OSError, EOFError) as exc:
+            raise BarFileError(f"unreadable CSV: {_printable_error(exc)}") from None
+        if skipped.rejections or skipped.long_rows:
+            yield _finish_chunk(_empty_columns(), skipped, None, symbol, timeframe, counter.count)
+
+
+def _printable_error(exc: BaseException) -> str:
+    return str(exc)[:300].encode("ascii", "backslashreplace").decode()
 
 
 def _sniff_delimiter(line: str) -> str:
@@ -226,91 +302,253 @@ def _sniff_delimiter(line: str) -> str:
     return best if counts[best] else ","
 
 
-def _read_csv_rows(
-    reader: Any, layout: Layout, width: int, limit: int
-) -> tuple[list[int], list[tuple[Any, ...]], list[Rejection]] | None:
-    lines: list[int] = []
-    cells: list[tuple[Any, ...]] = []
-    rejections: list[Rejection] = []
-    time_col, date_col = layout.time, layout.date
-    cols = [layout.prices[f] for f in ("open", "high", "low", "close", "volume")]
-    seen = 0
-    for row in reader:
-        line = reader.line_num + 1  # +1: the header was read before the reader started
-        if not row or (len(row) == 1 and not row[0].strip()):
-            continue
-        seen += 1
-        if len(row) < width:
-            rejections.append(
-                Rejection(line, "invalid_bar", f"expected {width} columns, found {len(row)}")
-            )
-        else:
-            if date_col is None:
-                stamp = _yyyymmdd(row[time_col])
-            else:
-                stamp = f"{_yyyymmdd(row[date_col])} {row[time_col].strip()}"
-            try:
-                ts = parse_time_text(stamp)
-            except ValueError as exc:
-                rejections.append(Rejection(line, "invalid_timestamp", str(exc)))
-            else:
-                try:
-                    values = tuple(float(row[c]) for c in cols)
-                except ValueError:
-                    name, text = next(
-                        (f, row[c])
-                        for f, c in zip(PRICE_NAMES, cols, strict=True)
-                        if not _is_float(row[c])
-                    )
-                    rejections.append(
-                        Rejection(line, "invalid_number", f"{name} {text[:30]!r} is not a number")
-                    )
-                else:
-                    lines.append(line)
-                    cells.append((ts, *values))
-        if seen >= limit:
-            break
-    if seen == 0:
-        return None
-    return lines, cells, rejections
+class _LineCounter:
+    """Gives the rows of each batch their line numbers: the lines from the last one given,
+    minus those the invalid-row handler took."""
+
+    def __init__(self, skipped: _RowsPyarrowSkipped) -> None:
+        self._skipped = skipped
+        self._next = 2
+        self._taken = 0  # handler lines already accounted for
+
+    def take(self, n: int) -> npt.NDArray[np.int64]:
+        pending = np.asarray(self._skipped.lines[self._taken :], np.int64)
+        candidates = np.arange(self._next, self._next + n + pending.size, dtype=np.int64)
+        if pending.size:
+            candidates = candidates[~np.isin(candidates, pending)]
+        lines = candidates[:n]
+        if n:
+            self._next = int(lines[-1]) + 1
+            self._taken += int(np.searchsorted(pending, self._next))
+        return lines
 
 
-def _is_float(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+@dataclass
+class _Columns:
+    """Rows of one chunk as arrays, before validation; ``reasons`` as in `validate_ohlcv`."""
+
+    lines: npt.NDArray[np.int64]
+    ts: npt.NDArray[np.int64]
+    prices: list[npt.NDArray[np.float64]]
+    reasons: npt.NDArray[np.int8]
+    messages: dict[int, str]
 
 
-def _chunk(
+def _empty_columns() -> _Columns:
+    return _Columns(
+        np.zeros(0, np.int64),
+        np.zeros(0, np.int64),
+        [np.zeros(0) for _ in PRICE_NAMES],
+        np.zeros(0, np.int8),
+        {},
+    )
+
+
+def _csv_chunks(
+    record_batch: pa.RecordBatch,
+    lines: _LineCounter,
+    skipped: _RowsPyarrowSkipped,
+    layout: Layout,
+    names: list[str],
     symbol: str,
     timeframe: str,
-    lines: list[int],
-    cells: list[tuple[Any, ...]],
-    rejections: list[Rejection],
+    chunk_rows: int,
+    counter: _Counting,
+) -> Iterator[Chunk]:
+    batch_lines = lines.take(record_batch.num_rows)
+    for start in range(0, record_batch.num_rows, chunk_rows):
+        piece = record_batch.slice(start, chunk_rows)
+        piece_lines = batch_lines[start : start + chunk_rows]
+        columns = _csv_columns(piece, piece_lines, layout, names)
+        yield _finish_chunk(
+            columns, skipped, int(piece_lines[-1]), symbol, timeframe, counter.count
+        )
+
+
+def _csv_columns(
+    piece: pa.RecordBatch, lines: npt.NDArray[np.int64], layout: Layout, names: list[str]
+) -> _Columns:
+    n = piece.num_rows
+    time_text = piece.column(names[layout.time])
+    date_text = piece.column(names[layout.date]) if layout.date is not None else None
+    price_text = [piece.column(names[layout.prices[f]]) for f in PRICE_NAMES]
+    # An empty line comes through as a row of empty cells: drop it, as a blank line.
+    blank = pc.equal(time_text, "")
+    if pc.any(blank).as_py():
+        for column in (date_text, *price_text):
+            if column is not None:
+                blank = pc.and_(blank, pc.equal(column, ""))
+        keep = pc.invert(blank)
+        if not pc.all(keep).as_py():
+            mask = np.asarray(keep.to_numpy(zero_copy_only=False), bool)
+            time_text = time_text.filter(keep)
+            date_text = date_text.filter(keep) if date_text is not None else None
+            price_text = [c.filter(keep) for c in price_text]
+            lines = lines[mask]
+            n = len(lines)
+    reasons = np.zeros(n, np.int8)
+    messages: dict[int, str] = {}
+    ts = _text_times(time_text, date_text, reasons, messages)
+    prices = [
+        _text_numbers(field, column, reasons, messages)
+        for field, column in zip(PRICE_NAMES, price_text, strict=True)
+    ]
+    return _Columns(lines, ts, prices, reasons, messages)
+
+
+def _text_times(
+    column: pa.Array,
+    date_column: pa.Array | None,
+    reasons: npt.NDArray[np.int8],
+    messages: dict[int, str],
+) -> npt.NDArray[np.int64]:
+    """Epoch seconds of time text; whole-column conversions first, then value by value."""
+    text = column
+    if date_column is not None:
+        text = pc.binary_join_element_wise(date_column, column, " ")
+    fast = _iso_or_epoch(text)
+    if fast is not None:
+        return fast
+    if date_column is not None:
+        values = [
+            f"{_yyyymmdd(d)} {t.strip()}"
+            for d, t in zip(date_column.to_pylist(), column.to_pylist(), strict=True)
+        ]
+    else:
+        values = [_yyyymmdd(v) for v in column.to_pylist()]
+    ts = np.zeros(len(values), np.int64)
+    for i, value in enumerate(values):
+        try:
+            ts[i] = parse_time_text(value)
+        except (ValueError, OverflowError) as exc:
+            reasons[i] = REASON_CODE["invalid_timestamp"]
+            messages[i] = str(exc)
+    return ts
+
+
+def _iso_or_epoch(text: pa.Array) -> npt.NDArray[np.int64] | None:
+    """The whole column as ISO-8601 (all with offsets, or all without: UTC) or as integer
+    epochs, or None when some value is neither (then each value is parsed on its own)."""
+    if len(text) == 0:
+        return np.zeros(0, np.int64)
+    for kind in (pa.timestamp("s", tz="UTC"), pa.timestamp("s")):
+        try:
+            stamps = pc.cast(text, kind)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+        if stamps.null_count:
+            return None
+        return np.asarray(stamps.cast(pa.int64()).to_numpy(zero_copy_only=False), np.int64)
+    try:
+        numbers = np.asarray(
+            pc.cast(text, pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError):
+        return None
+    magnitude = np.abs(numbers)
+    # Eight digits from 1900 on read as YYYYMMDD (see `_yyyymmdd`): leave those to it.
+    if bool(((magnitude >= 10_000_000) & (magnitude < 100_000_000)).any()):
+        return None
+    divisor = np.select(
+        [magnitude >= 10**17, magnitude >= 10**14, magnitude >= 10**11],
+        [10**9, 10**6, 10**3],
+        1,
+    ).astype(np.int64)
+    if bool((numbers % divisor).any()):
+        return None  # not whole seconds: reported value by value
+    return numbers // divisor
+
+
+def _text_numbers(
+    field: str, column: pa.Array, reasons: npt.NDArray[np.int8], messages: dict[int, str]
+) -> npt.NDArray[np.float64]:
+    """Floats of a price or volume column; a cell that is not a number is rejected."""
+    try:
+        values = pc.cast(column, pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    else:
+        if not values.null_count:
+            return np.asarray(values.to_numpy(zero_copy_only=False), np.float64)
+    out = np.zeros(len(column), np.float64)
+    for i, text in enumerate(column.to_pylist()):
+        try:
+            out[i] = float(text)
+        except (TypeError, ValueError):
+            if reasons[i] == 0:
+                reasons[i] = REASON_CODE["invalid_number"]
+                messages[i] = f"{field} {str(text)[:30]!r} is not a number"
+    return out
+
+
+def _long_row_columns(rows: list[tuple[int, list[str]]], layout: Layout) -> _Columns:
+    """Rows with extra cells, parsed one by one as the columns found by name need."""
+    n = len(rows)
+    out = _empty_columns()
+    out.lines = np.array([line for line, _ in rows], np.int64)
+    out.ts = np.zeros(n, np.int64)
+    out.prices = [np.zeros(n) for _ in PRICE_NAMES]
+    out.reasons = np.zeros(n, np.int8)
+    for i, (_, cells) in enumerate(rows):
+        if layout.date is None:
+            stamp = _yyyymmdd(cells[layout.time])
+        else:
+            stamp = f"{_yyyymmdd(cells[layout.date])} {cells[layout.time].strip()}"
+        try:
+            out.ts[i] = parse_time_text(stamp)
+        except (ValueError, OverflowError) as exc:
+            out.reasons[i] = REASON_CODE["invalid_timestamp"]
+            out.messages[i] = str(exc)
+            continue
+        for j, field in enumerate(PRICE_NAMES):
+            text = cells[layout.prices[field]]
+            try:
+                out.prices[j][i] = float(text)
+            except ValueError:
+                out.reasons[i] = REASON_CODE["invalid_number"]
+                out.messages[i] = f"{field} {text[:30]!r} is not a number"
+                break
+    return out
+
+
+def _finish_chunk(
+    columns: _Columns,
+    skipped: _RowsPyarrowSkipped,
+    up_to_line: int | None,
+    symbol: str,
+    timeframe: str,
     bytes_done: int,
 ) -> Chunk:
-    if cells:
-        matrix = np.array([c[1:] for c in cells], dtype=np.float64).reshape(len(cells), 5)
-        ts = np.fromiter((c[0] for c in cells), np.int64, len(cells))
-    else:
-        matrix = np.zeros((0, 5))
-        ts = np.zeros(0, np.int64)
-    batch = BarBatch.of_series(
-        symbol,
-        timeframe,
-        ts,
-        matrix[:, 0],
-        matrix[:, 1],
-        matrix[:, 2],
-        matrix[:, 3],
-        matrix[:, 4],
-        index=np.asarray(lines, np.int64),
+    """Validate a chunk's rows together with the skipped rows up to ``up_to_line`` (all of
+    them when None), in line order."""
+    last = math.inf if up_to_line is None else up_to_line
+    rejected = [r for r in skipped.rejections if r.index <= last]
+    if rejected:
+        skipped.rejections = skipped.rejections[len(rejected) :]
+    long_rows = [r for r in skipped.long_rows if r[0] <= last]
+    if long_rows:
+        skipped.long_rows = skipped.long_rows[len(long_rows) :]
+        columns = _concat_columns(columns, _long_row_columns(long_rows, skipped.layout))
+    batch = BarBatch.of_series(symbol, timeframe, columns.ts, *columns.prices, index=columns.lines)
+    valid, invalid = batch.validate(columns.reasons, columns.messages)
+    rejections = sorted(rejected + invalid, key=lambda r: r.index) if rejected else invalid
+    return Chunk(valid, rejections, len(columns.lines) + len(rejected), bytes_done)
+
+
+def _concat_columns(a: _Columns, b: _Columns) -> _Columns:
+    lines = np.concatenate([a.lines, b.lines])
+    order = np.argsort(lines, kind="stable")
+    position = np.empty_like(order)
+    position[order] = np.arange(order.size)
+    messages = {int(position[i]): m for i, m in a.messages.items()}
+    messages.update({int(position[a.lines.size + i]): m for i, m in b.messages.items()})
+    return _Columns(
+        lines[order],
+        np.concatenate([a.ts, b.ts])[order],
+        [np.concatenate([x, y])[order] for x, y in zip(a.prices, b.prices, strict=True)],
+        np.concatenate([a.reasons, b.reasons])[order],
+        messages,
     )
-    valid, invalid = batch.validate()
-    all_rejections = sorted(rejections + invalid, key=lambda r: r.index)
-    return Chunk(valid, all_rejections, len(cells) + len(rejections), bytes_done)
 
 
 def read_parquet_chunks(
