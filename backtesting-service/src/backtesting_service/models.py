@@ -56,7 +56,8 @@ jobs = Table(
     Column("end_at", DateTime(timezone=True), nullable=False),
     Column("config", JSONB, nullable=False),
     Column("config_id", String(64), nullable=False),
-    # What the worker needs to run the job: the graph as validated, params, the sweep spec.
+    # What the worker needs to run the job: the graph as validated, params, the sweep spec,
+    # and the plan compiled at submission ("plan", `Plan.to_bytes` text; absent in old jobs).
     Column("spec", JSONB, nullable=False),
     Column("combinations", Integer, nullable=False, server_default="1"),
     Column("chunks_total", Integer, nullable=False, server_default="1"),

@@ -3,6 +3,9 @@
 The graph is fetched (a stored strategy) and compiled, parameter values and the config are
 checked, a sweep's combinations are counted and checked, and the market data service is asked
 for the first bar of the range. Any problem is a 4xx answer naming it, and no job is created.
+
+The compiled plan (with the request's parameter values) goes into the job's spec as
+``Plan.to_bytes()`` text, so a worker loads it instead of compiling the graph again.
 """
 
 from __future__ import annotations
@@ -107,7 +110,7 @@ class Submission:
             start=request.start,
             end=request.end,
             config=request.config.model_copy(update={"timeframe": request.timeframe}),
-            spec={**spec, "params": request.params},
+            spec={**spec, "params": request.params, "plan": plan.to_bytes().decode()},
             combinations=combinations,
             chunks=chunks,
         )

@@ -43,7 +43,7 @@ from algotrade.backtest import events as backtest_events
 from algotrade.backtest.sweep import SweepSpec, combinations, sort_key, walk_forward_report
 from algotrade.bus import ConsumerRunner, EventProducer, RetryPolicy
 from algotrade.db import build_engine, build_session_factory
-from algotrade.engine import GraphInvalid, Plan, compile_graph
+from algotrade.engine import GraphInvalid, Plan, PlanDecodeError, compile_graph
 from algotrade.errors import EventError
 from algotrade.events import Envelope, Topics, default_registry
 from algotrade.outbox import OutboxRelay
@@ -62,7 +62,21 @@ TOP_RESULTS = 100
 
 
 def plan_of(job: Row[Any]) -> Plan:
-    """The job's plan: its graph as validated at submission, with its parameter values."""
+    """The job's plan as compiled at submission, with its parameter values.
+
+    Jobs submitted before plans were stored, or whose stored plan is of an older format or
+    does not match the job's ``plan_id``, compile their validated graph instead.
+    """
+    stored = job.spec.get("plan")
+    if isinstance(stored, str):
+        try:
+            plan = Plan.from_bytes(stored.encode())
+        except PlanDecodeError as exc:
+            logger.warning("stored plan unusable, compiling: %s", exc, extra={"job_id": job.id})
+        else:
+            if plan.plan_id == job.plan_id:
+                return plan
+            logger.warning("stored plan is not the job's, compiling", extra={"job_id": job.id})
     plan = compile_graph(job.spec["graph"])
     params = job.spec.get("params") or {}
     return plan.with_params(params) if params else plan
