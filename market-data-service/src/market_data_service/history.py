@@ -127,18 +127,20 @@ _LATEST = text(_COLUMNS.format(where="", order="DESC"))
 # A whole range as one bytea of fixed 48-byte big-endian records built by PostgreSQL's own
 # send functions (the same bytes binary COPY writes): asyncpg hands over one bytes object
 # instead of six lists of Python floats, and NumPy splits it into columns with no per-row step.
-# One aggregate, so one sort of the already ordered page. Open times are whole seconds, so the
-# double from date_part is exact.
+# One aggregate, so one sort of the already ordered page. The open time travels as PostgreSQL's
+# own timestamptz (microseconds since 2000-01-01): converting it per row in SQL cost more than
+# the whole column's arithmetic in NumPy.
 _RECORD = np.dtype(
     [("ts", ">i8"), ("open", ">f8"), ("high", ">f8"), ("low", ">f8"), ("close", ">f8"),
      ("volume", ">f8")]
 )  # fmt: skip
+_PG_EPOCH_MS = 946_684_800_000  # 2000-01-01T00:00Z in Unix epoch milliseconds
 _PACKED_RANGE = text(
     """
 SELECT count(*),
-       coalesce(string_agg(int8send((date_part('epoch', ts) * 1000)::int8) || float8send(open)
-                           || float8send(high) || float8send(low) || float8send(close)
-                           || float8send(volume), ''::bytea ORDER BY ts), ''::bytea)
+       coalesce(string_agg(timestamptz_send(ts) || float8send(open) || float8send(high)
+                           || float8send(low) || float8send(close) || float8send(volume),
+                           ''::bytea ORDER BY ts), ''::bytea)
 FROM (
   SELECT ts, open, high, low, close, volume
   FROM market.bars
@@ -352,7 +354,7 @@ async def read_range_packed(
     ).one()
     records = np.frombuffer(packed, _RECORD, count=int(count))
     return RangeColumns(
-        ts_ms=records["ts"].astype(np.int64),
+        ts_ms=records["ts"].astype(np.int64) // 1000 + _PG_EPOCH_MS,
         prices={name: records[name].astype(np.float64) for name in _RECORD.names[1:]},
     )
 
