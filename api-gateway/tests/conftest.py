@@ -27,10 +27,9 @@ from algotrade.config import ServiceSettings
 from algotrade.dev.infra import free_port
 from algotrade.errors import Unauthorized
 from algotrade.service import create_service_app
+from algotrade.testing.services import key_settings
 from api_gateway.config import Settings
 from api_gateway.main import create_app
-
-TEST_SECRET = "test-secret-for-the-gateway-suite-0123456789"
 
 
 @dataclass
@@ -166,8 +165,9 @@ async def serve(app: Any, port: int) -> AsyncIterator[str]:
 @pytest.fixture(scope="session")
 async def echo() -> AsyncIterator[Echo]:
     state: dict[str, Any] = {}
+    # A service as deployed: public keys only, no JWT_SECRET, nothing to sign with.
     settings = ServiceSettings(
-        environment="test", jwt_secret=TEST_SECRET, max_body_bytes=64 * 1024 * 1024
+        environment="test", **key_settings(None), max_body_bytes=64 * 1024 * 1024
     )
     app = create_service_app(name="echo", settings=settings, uses=(), routers=[_echo_router(state)])
     async with serve(app, free_port()) as url:
@@ -195,7 +195,7 @@ def settings_factory(
             "database_url": postgres_admin_url,
             "redis_url": redis_url,
             "redis_prefix": redis_prefix,
-            "jwt_secret": TEST_SECRET,
+            **key_settings("gateway"),
             "password_hash_time_cost": 1,
             "password_hash_memory_kib": 1024,
             "password_hash_parallelism": 1,
@@ -268,9 +268,15 @@ def issue(
     now: float | None = None,
     api_key_id: str | None = None,
 ) -> str:
-    """A token signed with the test key (what the gateway itself would issue by default)."""
-    base = settings or Settings(environment="test", jwt_secret=TEST_SECRET)
-    return TokenIssuer(KeySet.from_settings(base), issuer=base.jwt_issuer).issue(
+    """A token signed with this run's keys, as the gateway would sign it: access tokens with
+    its HMAC secret, internal tokens with its Ed25519 key."""
+    base = settings or Settings(environment="test", **key_settings("gateway"))
+    keys = (
+        KeySet.for_internal_tokens(base, signing=True)
+        if token_type == "internal"
+        else KeySet.for_access_tokens(base)
+    )
+    return TokenIssuer(keys, issuer=base.jwt_issuer).issue(
         Principal(user_id=user_id, roles=roles, scopes=scopes, api_key_id=api_key_id),
         audience=audience or base.jwt_audience,
         token_type=token_type,  # type: ignore[arg-type]
@@ -300,5 +306,5 @@ def issue_token() -> Callable[..., str]:
 @pytest.fixture
 def verify_internal() -> Callable[[str], Principal]:
     """Verify a token the way every service does (the shared internal verifier)."""
-    verifier = internal_verifier(ServiceSettings(environment="test", jwt_secret=TEST_SECRET))
+    verifier = internal_verifier(ServiceSettings(environment="test", **key_settings(None)))
     return verifier.verify

@@ -10,11 +10,15 @@ import httpx
 import jwt
 import pytest
 
+from algotrade.config import PLACEHOLDER_SECRET
+from algotrade.errors import ConfigurationError
 from algotrade.events import new_event_id
+from algotrade.testing.services import session_keys
 
 pytestmark = pytest.mark.timeout(60)
 
-SECRET = "test-secret-for-the-gateway-suite-0123456789"  # the suite's key (conftest)
+SECRET = session_keys().access_secret  # this run's generated key (conftest's gateway uses it)
+KID = session_keys().access_kid
 
 
 def _claims(**overrides: Any) -> dict[str, Any]:
@@ -36,7 +40,7 @@ def _claims(**overrides: Any) -> dict[str, Any]:
 
 
 def _sign(
-    claims: dict[str, Any], *, key: str = SECRET, alg: str = "HS256", kid: str | None = "k1"
+    claims: dict[str, Any], *, key: str = SECRET, alg: str = "HS256", kid: str | None = KID
 ) -> str:
     headers = {"kid": kid} if kid is not None else {}
     return jwt.encode(claims, key, algorithm=alg, headers=headers)
@@ -59,7 +63,7 @@ async def test_a_well_formed_access_token_is_accepted(client: httpx.AsyncClient)
 
 
 async def test_alg_none_is_refused(client: httpx.AsyncClient) -> None:
-    unsigned = jwt.encode(_claims(), None, algorithm="none", headers={"kid": "k1"})
+    unsigned = jwt.encode(_claims(), None, algorithm="none", headers={"kid": KID})
     assert "algorithm" in await _refused(client, unsigned)
 
 
@@ -119,11 +123,10 @@ async def test_a_refresh_token_is_refused_as_an_access_token(client: httpx.Async
 async def test_previous_key_still_verifies_after_rotation_and_new_key_signs(
     start_gateway: Callable[..., Any],
 ) -> None:
-    # Rotation: "k0" signed yesterday's tokens; the suite's key "k1" signs from now on (the
-    # echo service knows only k1, which proves what the gateway forwards is signed with it).
+    # Rotation: "k0" signed yesterday's tokens; the suite's key signs from now on.
     old_secret = "the-retired-secret-of-the-gateway-suite-00"
     old_token = _sign(_claims(sub="before-rotation"), key=old_secret, kid="k0")
-    async with start_gateway(jwt_key_id="k1", jwt_previous_secrets={"k0": old_secret}) as (
+    async with start_gateway(jwt_previous_secrets={"k0": old_secret}) as (
         app,
         client,
     ):
@@ -133,7 +136,34 @@ async def test_previous_key_still_verifies_after_rotation_and_new_key_signs(
         assert response.status_code == 200, response.text
         assert response.json()["principal"]["user_id"] == "before-rotation"
         fresh = app.state.resources.extras["gateway"].access_tokens.issue("u2", ["user"])
-        assert jwt.get_unverified_header(fresh)["kid"] == "k1"
+        assert jwt.get_unverified_header(fresh)["kid"] == KID
     # Once the old key is dropped from JWT_PREVIOUS_SECRETS, its tokens stop verifying.
-    async with start_gateway(jwt_key_id="k1") as (_, client):
+    async with start_gateway() as (_, client):
         assert "unknown key" in await _refused(client, old_token)
+
+
+@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
+@pytest.mark.parametrize("kid", ["k1", KID])
+async def test_a_token_forged_with_the_old_published_placeholder_is_refused(
+    client: httpx.AsyncClient, kid: str
+) -> None:
+    """`change-me-local-only` once signed every `make run` token; it signs nothing now."""
+    forged = _sign(_claims(sub="admin", roles=["admin"]), key=PLACEHOLDER_SECRET, kid=kid)
+    detail = (await _refused(client, forged)).lower()
+    assert "signature" in detail or "unknown key" in detail
+
+
+async def test_a_gateway_without_jwt_secret_refuses_to_start(
+    start_gateway: Callable[..., Any],
+) -> None:
+    with pytest.raises(ConfigurationError, match="JWT_SECRET is not set"):
+        async with start_gateway(jwt_secret=None):
+            pass
+
+
+async def test_a_gateway_without_an_internal_signing_key_refuses_to_start(
+    start_gateway: Callable[..., Any],
+) -> None:
+    with pytest.raises(ConfigurationError, match="INTERNAL_JWT_PRIVATE_KEY"):
+        async with start_gateway(internal_jwt_private_key=None):
+            pass

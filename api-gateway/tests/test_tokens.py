@@ -7,10 +7,9 @@ from collections.abc import Callable
 import jwt
 
 from algotrade.auth import Principal
+from algotrade.testing.services import key_settings
 from api_gateway.config import Settings
 from api_gateway.tokens import InternalTokens
-
-SECRET = "test-secret-for-the-gateway-suite-0123456789"
 
 
 def test_internal_token_is_reused_per_principal_within_the_reuse_window(
@@ -19,7 +18,7 @@ def test_internal_token_is_reused_per_principal_within_the_reuse_window(
     now = [1_900_000_000.0]
     settings = Settings(
         environment="test",
-        jwt_secret=SECRET,
+        **key_settings("gateway"),
         internal_token_ttl_seconds=60,
         internal_token_reuse_seconds=15,
     )
@@ -35,6 +34,7 @@ def test_internal_token_is_reused_per_principal_within_the_reuse_window(
     assert renewed != first
     claims = jwt.decode(renewed, options={"verify_signature": False})
     assert claims["typ"] == "internal"
+    assert jwt.get_unverified_header(renewed)["alg"] == "EdDSA"
     assert claims["aud"] == "algotrade-internal"
     assert claims["exp"] - claims["iat"] == 60
 
@@ -42,7 +42,7 @@ def test_internal_token_is_reused_per_principal_within_the_reuse_window(
 def test_internal_token_carries_api_key_scopes(
     verify_internal: Callable[[str], Principal],
 ) -> None:
-    tokens = InternalTokens(Settings(environment="test", jwt_secret=SECRET))
+    tokens = InternalTokens(Settings(environment="test", **key_settings("gateway")))
     principal = Principal(
         user_id="bob",
         roles=frozenset({"user"}),

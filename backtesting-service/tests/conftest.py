@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse
 from algotrade.auth import InternalTokens, internal_verifier
 from algotrade.migrations import upgrade
 from algotrade.testing.graphs import sma_cross
-from algotrade.testing.services import ALL_SCOPES, internal_token, serve_in_process
+from algotrade.testing.services import ALL_SCOPES, internal_token, serve_in_process, session_keys
 from backtesting_service.bar_sources import BarSource, CsvBarSource
 from backtesting_service.config import Settings
 from backtesting_service.main import create_app
@@ -31,7 +31,8 @@ from backtesting_service.strategies import HttpStrategySource
 from backtesting_service.worker import Worker
 
 DATA = Path(__file__).resolve().parents[2] / "data"
-TEST_SECRET = "backtesting-tests-" + "s" * 32
+# Generated per run (make_settings passes it already); kept for modules that pass it too.
+TEST_SECRET = session_keys().access_secret
 FAST_GROUP = {"heartbeat_interval_ms": 100, "session_timeout_ms": 6000}
 
 
@@ -81,7 +82,6 @@ async def migrated(database_url: str) -> str:
 def settings(make_settings: Callable[..., Any], migrated: str) -> Settings:
     settings: Settings = make_settings(
         Settings,
-        jwt_secret=TEST_SECRET,
         sweep_chunk_size=4,
         strategy_service_url="http://strategy.test",
         market_data_service_url="http://market.test",

@@ -39,11 +39,8 @@ STORED = {"chunk stored", "chunk completed"}
 @pytest.fixture
 def settings(make_settings: Callable[..., Any], migrated: str) -> Settings:
     """This module's sweeps are cut into chunks of 40 combinations."""
-    from .conftest import TEST_SECRET
-
     built: Settings = make_settings(
         Settings,
-        jwt_secret=TEST_SECRET,
         sweep_chunk_size=CHUNK,
         worker_group_id=f"workers-{uuid.uuid4().hex[:8]}",
         strategy_service_url="http://strategy.test",

@@ -16,8 +16,6 @@ from market_data_testkit import Service, running
 from algotrade.migrations import upgrade
 from market_data_service.config import Settings
 
-TEST_SECRET = "market-data-tests-" + "s" * 32
-
 
 @pytest.fixture
 async def migrated(database_url: str) -> str:
@@ -31,7 +29,7 @@ def settings(
 ) -> Settings:
     """Settings on this test's database and key prefix (``redis_client`` deletes the keys
     under the prefix afterwards)."""
-    return make_settings(Settings, import_spool_dir=tmp_path / "spool", jwt_secret=TEST_SECRET)
+    return make_settings(Settings, import_spool_dir=tmp_path / "spool")
 
 
 @pytest.fixture
@@ -43,7 +41,6 @@ def make_service(
     def build(**overrides: Any) -> Any:
         candles = overrides.pop("_candles", None)  # a REST backfill hook for the provider
         overrides.setdefault("import_spool_dir", tmp_path / "spool")
-        overrides.setdefault("jwt_secret", TEST_SECRET)
         return running(make_settings(Settings, **overrides), candles)
 
     return build

@@ -1,17 +1,37 @@
-"""Services accept only the gateway's internal token; everything else is a 401."""
+"""Services accept only a signer's internal token; everything else is a 401.
+
+The verification cases run on HMAC keys (how the gateway checks access tokens); the internal
+cases below run on Ed25519 keys, where a service holds public keys and can sign nothing.
+"""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 import time
 from collections.abc import Callable
+from typing import Any
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from algotrade.auth import KeySet, Principal, TokenIssuer, TokenVerifier
-from algotrade.errors import Forbidden, Unauthorized
+from algotrade.auth import (
+    InternalTokens,
+    KeySet,
+    Principal,
+    TokenIssuer,
+    TokenVerifier,
+    internal_verifier,
+)
+from algotrade.config import PLACEHOLDER_SECRET, ServiceSettings
+from algotrade.errors import ConfigurationError, Forbidden, Unauthorized
+from algotrade.keys import InstallationKeys, private_pem, public_pem
+from algotrade.testing.services import key_settings
 
-KEYS = KeySet(algorithm="HS256", current_kid="k2", secrets={"k2": "b" * 40, "k1": "a" * 40})
+KEYS = KeySet.hmac("HS256", "k2", {"k2": "b" * 40, "k1": "a" * 40})
 USER = Principal(user_id="u1", roles=frozenset({"user"}), scopes=frozenset({"market:write"}))
 
 
@@ -33,7 +53,7 @@ def test_internal_token_round_trips_the_principal() -> None:
 
 
 def test_token_from_a_rotated_out_key_still_verifies_until_it_expires() -> None:
-    old = KeySet(algorithm="HS256", current_kid="k1", secrets={"k1": "a" * 40})
+    old = KeySet.hmac("HS256", "k1", {"k1": "a" * 40})
     assert verifier().verify(issue(old)).user_id == "u1"
 
 
@@ -120,13 +140,12 @@ def test_a_verified_token_is_cached_until_it_expires_and_failures_are_not() -> N
 
 
 def test_internal_tokens_verify_as_the_user_with_only_the_given_scopes() -> None:
-    from algotrade.auth import InternalTokens, internal_verifier
-    from algotrade.config import ServiceSettings
-
-    settings = ServiceSettings(environment="test")
+    settings = ServiceSettings(environment="test", **key_settings("gateway"))
     minted = InternalTokens(settings, ttl_seconds=60)
     token = minted.for_user("u7", "market:read")
-    principal = internal_verifier(settings).verify(token)
+    assert jwt.get_unverified_header(token)["alg"] == "EdDSA"
+    service = ServiceSettings(environment="test", **key_settings(None))
+    principal = internal_verifier(service).verify(token)
     assert principal.user_id == "u7"
     assert principal.scopes == frozenset({"market:read"})
     assert minted.for_user("u7", "market:read") != token  # no reuse unless asked for
@@ -137,3 +156,129 @@ def test_internal_tokens_verify_as_the_user_with_only_the_given_scopes() -> None
     assert reusing.for_user("u7", "market:read") == first
     now[0] += 11
     assert reusing.for_user("u7", "market:read") != first
+
+
+# ----------------------------------------------------------------- internal tokens, EdDSA
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _hs256_by_hand(claims: dict[str, Any], key: bytes, kid: str) -> str:
+    """HS256 signed without PyJWT, which refuses a PEM as an HMAC key: the attacker's way."""
+    header = _b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": kid}).encode())
+    payload = _b64(json.dumps(claims).encode())
+    signature = hmac.new(key, f"{header}.{payload}".encode(), hashlib.sha256).digest()
+    return f"{header}.{payload}.{_b64(signature)}"
+
+
+def _internal_claims(**override: object) -> dict[str, Any]:
+    return _claims(iss="algotrade-gateway", aud="algotrade-internal", **override)
+
+
+def test_a_service_holds_no_key_that_signs() -> None:
+    service = ServiceSettings(environment="test", **key_settings(None))
+    assert service.internal_jwt_private_key is None and service.jwt_secret is None
+    with pytest.raises(ConfigurationError, match="INTERNAL_JWT_PRIVATE_KEY"):
+        InternalTokens(service, ttl_seconds=60)
+    with pytest.raises(ConfigurationError, match="verify only"):
+        TokenIssuer(KeySet.for_internal_tokens(service, signing=False), issuer="x")
+
+
+def test_a_token_signed_with_a_service_held_public_key_is_refused() -> None:
+    """Algorithm confusion: the public PEM as an HMAC secret, under the signer's kid."""
+    service = ServiceSettings(environment="test", **key_settings(None))
+    verifier = internal_verifier(service)
+    for kid, pem in service.internal_jwt_public_keys.items():
+        forged = _hs256_by_hand(_internal_claims(sub="admin"), pem.encode(), kid)
+        with pytest.raises(Unauthorized, match="algorithm"):
+            verifier.verify(forged)
+
+
+@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
+def test_a_token_forged_with_the_old_published_placeholder_is_refused() -> None:
+    verifier = internal_verifier(ServiceSettings(environment="test", **key_settings(None)))
+    for kid in ["k1", *key_settings(None)["internal_jwt_public_keys"]]:
+        forged = jwt.encode(_internal_claims(), PLACEHOLDER_SECRET, "HS256", {"kid": kid})
+        with pytest.raises(Unauthorized, match="algorithm"):
+            verifier.verify(forged)
+
+
+def test_a_token_signed_with_an_unlisted_ed25519_key_is_refused() -> None:
+    stranger = Ed25519PrivateKey.generate()
+    kid = next(iter(key_settings(None)["internal_jwt_public_keys"]))
+    forged = jwt.encode(_internal_claims(), stranger, "EdDSA", {"kid": kid})
+    verifier = internal_verifier(ServiceSettings(environment="test", **key_settings(None)))
+    with pytest.raises(Unauthorized, match=r"(?i)signature"):
+        verifier.verify(forged)
+
+
+def test_rotation_a_previous_public_key_verifies_while_listed_and_not_once_removed() -> None:
+    old, new = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    before = ServiceSettings(
+        environment="test",
+        internal_jwt_private_key=private_pem(old),
+        internal_jwt_key_id="gw-old",
+        internal_jwt_public_keys={"gw-old": public_pem(old)},
+    )
+    old_token = InternalTokens(before, ttl_seconds=60).for_user("u1", "market:read")
+    # Step 1: services list both keys; step 2: the gateway signs with the new one.
+    both = {"gw-old": public_pem(old), "gw-new": public_pem(new)}
+    after = ServiceSettings(
+        environment="test",
+        internal_jwt_private_key=private_pem(new),
+        internal_jwt_key_id="gw-new",
+        internal_jwt_public_keys=both,
+    )
+    new_token = InternalTokens(after, ttl_seconds=60).for_user("u1", "market:read")
+    assert jwt.get_unverified_header(new_token)["kid"] == "gw-new"
+    during = internal_verifier(ServiceSettings(environment="test", internal_jwt_public_keys=both))
+    assert during.verify(old_token).user_id == "u1"
+    assert during.verify(new_token).user_id == "u1"
+    # Step 3: the old public key is removed; its tokens are refused, the new ones still pass.
+    done = internal_verifier(
+        ServiceSettings(environment="test", internal_jwt_public_keys={"gw-new": public_pem(new)})
+    )
+    with pytest.raises(Unauthorized, match="unknown key"):
+        done.verify(old_token)
+    assert done.verify(new_token).user_id == "u1"
+
+
+def test_the_backtesting_key_signs_only_its_own_scopes() -> None:
+    keys = InstallationKeys.generate()
+    worker = ServiceSettings(environment="test", **keys.settings_values("backtesting"))
+    service = internal_verifier(ServiceSettings(environment="test", **keys.settings_values(None)))
+    tokens = InternalTokens(worker, ttl_seconds=60)
+    assert service.verify(tokens.for_user("u1", "market:read")).scopes == {"market:read"}
+    assert service.verify(tokens.for_user("u1", "strategies:read")).user_id == "u1"
+    for wider in (("*",), ("market:write",), ("market:read", "backtests:write")):
+        with pytest.raises(Unauthorized, match="may not grant"):
+            service.verify(tokens.for_user("u1", *wider))
+    with pytest.raises(Unauthorized, match="may not grant"):
+        service.verify(
+            tokens.for_principal(
+                Principal(user_id="u1", roles=frozenset({"admin"}), scopes=frozenset())
+            )
+        )
+
+
+def test_misconfigured_internal_keys_refuse_with_a_clear_message() -> None:
+    keys = InstallationKeys.generate()
+    with pytest.raises(ConfigurationError, match="INTERNAL_JWT_PUBLIC_KEYS is not set"):
+        internal_verifier(ServiceSettings(environment="test"))
+    gateway = keys.signers["gateway"]
+    with pytest.raises(ConfigurationError, match="private key"):
+        internal_verifier(
+            ServiceSettings(environment="test", internal_jwt_public_keys={"x": gateway.private_key})
+        )
+    with pytest.raises(ConfigurationError, match="not the public half"):
+        InternalTokens(
+            ServiceSettings(
+                environment="test",
+                internal_jwt_private_key=gateway.private_key,
+                internal_jwt_key_id=gateway.kid,
+                internal_jwt_public_keys={gateway.kid: keys.signers["backtesting"].public_key},
+            ),
+            ttl_seconds=60,
+        )

@@ -18,6 +18,7 @@ from algotrade.errors import NotFound
 from algotrade.problems import PROBLEM_JSON
 from algotrade.service import create_service_app
 from algotrade.strict_json import api_router
+from algotrade.testing.services import session_keys
 
 
 class ThingCreate(BaseModel):
@@ -239,6 +240,7 @@ def test_service_cli_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
         "PORT": str(port),
         "REDIS_URL": "redis://127.0.0.1:1/0",
         "KAFKA_BOOTSTRAP": "127.0.0.1:1",
+        **session_keys().env(None),
     }
     log = tmp_path / "svc.log"
     proc = spawn([sys.executable, "-m", "notification_service", "serve"], log, env=env)
@@ -255,3 +257,19 @@ def test_service_cli_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
     text = log.read_text()
     assert '"message":"notification-service stopping"' in text
     assert "Application shutdown complete" in text
+
+
+def test_service_cli_without_keys_refuses_to_start(tmp_path: Path) -> None:
+    """No key, no fallback: the process exits naming the setting it lacks, even locally."""
+    import sys
+
+    env = {"PATH": "/usr/bin:/bin", "ENVIRONMENT": "local", "PORT": str(free_port())}
+    log = tmp_path / "svc.log"
+    proc = spawn([sys.executable, "-m", "notification_service", "serve"], log, env=env)
+    try:
+        assert proc.wait(30) != 0
+    finally:
+        terminate(proc)
+    text = log.read_text()
+    assert "ConfigurationError" in text
+    assert "INTERNAL_JWT_PUBLIC_KEYS is not set" in text

@@ -18,9 +18,8 @@ from strategy_testkit import Service, running
 from algotrade.db import asyncpg_url, build_engine
 from algotrade.migrations import upgrade
 from algotrade.testing.plugin import unique
+from algotrade.testing.services import key_settings
 from strategy_service.config import Settings
-
-TEST_SECRET = "strategy-service-tests-" + "s" * 32
 
 
 @pytest.fixture
@@ -31,7 +30,7 @@ async def migrated(database_url: str) -> str:
 
 @pytest.fixture
 def settings(make_settings: Callable[..., Any], migrated: str) -> Settings:
-    return make_settings(Settings, jwt_secret=TEST_SECRET)
+    return make_settings(Settings)
 
 
 @pytest.fixture
@@ -39,7 +38,6 @@ def make_service(make_settings: Callable[..., Any], migrated: str) -> Callable[.
     """Start the app with overridden settings, as an async context yielding a `Service`."""
 
     def build(**overrides: Any) -> Any:
-        overrides.setdefault("jwt_secret", TEST_SECRET)
         return running(make_settings(Settings, **overrides))
 
     return build
@@ -79,7 +77,7 @@ async def module_service(
             kafka_bootstrap=kafka_bootstrap,
             kafka_topic_prefix=unique("t") + ".",
             outbox_poll_seconds=0.05,
-            jwt_secret=TEST_SECRET,
+            **key_settings(),
         )
         async with running(settings) as svc:
             yield svc

@@ -7,11 +7,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 
 from algotrade.auth import KeySet, Principal, TokenIssuer
-from algotrade.config import ServiceSettings
+from algotrade.config import PLACEHOLDER_SECRET, ServiceSettings
 from algotrade.dev.journey import SWEEP_GRID, Journey, JourneyResult
+from algotrade.keys import KEYS_FILE, InstallationKeys, load_or_create_installation_keys
 
 from .conftest import REPO, RunningStack
 
@@ -90,10 +92,10 @@ def test_a_second_user_gets_404_for_every_resource_of_the_first(
     assert walk.http.get(f"/api/backtests/{backtest}", headers=owner).status_code == 200
 
 
-def _local_access_token(**claims: Any) -> str:
-    """A token signed with the embedded stack's local key, as the gateway would sign one."""
-    settings = ServiceSettings(environment="local")
-    issuer = TokenIssuer(KeySet.from_settings(settings), issuer=settings.jwt_issuer)
+def _local_access_token(keys: InstallationKeys, **claims: Any) -> str:
+    """A token signed with the stack's generated key, as its gateway would sign one."""
+    settings = ServiceSettings(environment="local", **keys.settings_values("gateway"))
+    issuer = TokenIssuer(KeySet.for_access_tokens(settings), issuer=settings.jwt_issuer)
     return issuer.issue(
         Principal(user_id=claims.pop("user_id", "nobody"), scopes=frozenset({"*"})),
         audience=settings.jwt_audience,
@@ -103,9 +105,12 @@ def _local_access_token(**claims: Any) -> str:
     )
 
 
-def test_expired_or_tampered_tokens_get_401(journey: tuple[Journey, JourneyResult]) -> None:
+def test_expired_or_tampered_tokens_get_401(
+    journey: tuple[Journey, JourneyResult], stack: RunningStack
+) -> None:
     walk, result = journey
-    expired = _local_access_token(now=time.time() - 3600, ttl_seconds=60)
+    keys = load_or_create_installation_keys(stack.state_dir)
+    expired = _local_access_token(keys, now=time.time() - 3600, ttl_seconds=60)
     token = result.account.access_token
     head, payload, signature = token.split(".")
     tampered = f"{head}.{payload}.{signature[:-4]}{'AAAA' if signature[-4:] != 'AAAA' else 'BBBB'}"
@@ -115,6 +120,34 @@ def test_expired_or_tampered_tokens_get_401(journey: tuple[Journey, JourneyResul
         proxied = walk.http.get("/api/strategies", headers={"Authorization": f"Bearer {bad}"})
         assert proxied.status_code == 401, proxied.text
     assert walk.http.get("/api/strategies").status_code == 401
+
+
+@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
+def test_the_stack_signs_with_its_own_keys_not_the_old_placeholder(
+    journey: tuple[Journey, JourneyResult], stack: RunningStack
+) -> None:
+    """`make run` once signed with `change-me-local-only`: tokens forged with it, with any
+    `sub`, went through the gateway and straight into the services."""
+    walk, _ = journey
+    key_file = stack.state_dir / KEYS_FILE
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    now = int(time.time())
+    claims = {"iss": "algotrade-gateway", "iat": now, "nbf": now, "exp": now + 600}
+    claims |= {"jti": "forged", "sub": "admin", "roles": ["admin"], "scopes": ["*"]}
+    keys = load_or_create_installation_keys(stack.state_dir)
+    for kid in ("k1", keys.access_kid):
+        access = {**claims, "aud": "algotrade", "typ": "access"}
+        forged = jwt.encode(access, PLACEHOLDER_SECRET, "HS256", {"kid": kid})
+        response = walk.http.get("/api/strategies", headers={"Authorization": f"Bearer {forged}"})
+        assert response.status_code == 401, response.text
+    for kid in ("k1", *keys.public_keys()):
+        internal = {**claims, "aud": "algotrade-internal", "typ": "internal"}
+        forged = jwt.encode(internal, PLACEHOLDER_SECRET, "HS256", {"kid": kid})
+        direct = httpx.get(
+            f"{stack.url('strategy-service')}/api/strategies",
+            headers={"Authorization": f"Bearer {forged}"},
+        )
+        assert direct.status_code == 401, direct.text
 
 
 def test_reusing_a_spent_refresh_token_revokes_its_family(

@@ -1,12 +1,15 @@
 """Access tokens (JWT), refresh tokens (opaque, rotated, in families) and internal tokens.
 
 - Access token: a JWT for clients, ``typ=access``, audience ``JWT_AUDIENCE``, 15 minutes,
-  signed with the current ``kid``; previous keys still verify (``JWT_PREVIOUS_SECRETS``).
+  HS256 with the current ``kid``; previous keys still verify (``JWT_PREVIOUS_SECRETS``). HMAC
+  suits it: the gateway is its only issuer and its only verifier, and no other process gets
+  ``JWT_SECRET``.
 - Refresh token: ``atr_`` + 256 random bits, stored as a SHA-256 digest. Every use spends it and
   issues the next one in the same *family* (one login). Presenting a spent token again means it
   was copied: the whole family is revoked, the thief's and the owner's copies alike.
 - Internal token: what the gateway forwards to services (``typ=internal``, audience
-  ``INTERNAL_TOKEN_AUDIENCE``), minted per principal and reused for a few seconds.
+  ``INTERNAL_TOKEN_AUDIENCE``), EdDSA-signed with the gateway's private key (services hold only
+  public keys), minted per principal and reused for a few seconds.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ class AccessTokens:
     """
 
     def __init__(self, settings: Settings) -> None:
-        keys = KeySet.from_settings(settings)
+        keys = KeySet.for_access_tokens(settings)
         self.ttl_seconds = settings.access_token_ttl_seconds
         self._issuer = TokenIssuer(keys, issuer=settings.jwt_issuer)
         self._audience = settings.jwt_audience

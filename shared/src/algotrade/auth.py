@@ -5,14 +5,16 @@ with a short-lived *internal* token (``typ=internal``, audience ``INTERNAL_TOKEN
 carrying the principal. Services accept only that token: a request that reaches a service port
 without it is refused, and a bare ``X-User-Id`` header means nothing.
 
-Keys carry a ``kid`` so they can rotate: the current key signs, previous keys still verify until
-their tokens expire.
+Internal tokens are signed with Ed25519 (EdDSA): a signer (the gateway; the backtesting service
+and its workers, narrowed to the scopes they need) holds a private key, services hold only
+public keys, so a compromised service cannot mint a credential. Keys carry a ``kid`` so they can
+rotate: the current key signs, previous public keys still verify while they are listed.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -20,8 +22,9 @@ import jwt
 from fastapi import Depends, Request
 
 from algotrade.config import ServiceSettings
-from algotrade.errors import Forbidden, Unauthorized
+from algotrade.errors import ConfigurationError, Forbidden, Unauthorized
 from algotrade.events import new_event_id
+from algotrade.keys import INTERNAL_ALGORITHM, load_private_key, load_public_key, public_pem
 
 TokenType = Literal["access", "internal"]
 
@@ -44,25 +47,77 @@ class Principal:
 
 @dataclass(frozen=True)
 class KeySet:
-    """Signing key (current ``kid``) and the keys that still verify."""
+    """The keys of one token kind: the key this process signs with, if any, and every key
+    that verifies, by ``kid``.
+
+    For HMAC both are the same secret. For EdDSA the signing key is a private key only a
+    signer holds, and the verifying keys are public: holding them mints nothing. A kid in
+    ``kid_scopes`` verifies only tokens whose scopes lie within its set, and no roles.
+    """
 
     algorithm: str
-    current_kid: str
-    secrets: dict[str, str]
+    current_kid: str | None
+    signing_key: Any
+    verifying_keys: Mapping[str, Any]
+    kid_scopes: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     @classmethod
-    def from_settings(cls, settings: ServiceSettings) -> KeySet:
+    def hmac(cls, algorithm: str, current_kid: str, secrets: Mapping[str, str]) -> KeySet:
+        """HMAC keys: ``secrets[current_kid]`` signs, every secret verifies."""
+        return cls(algorithm, current_kid, secrets[current_kid], dict(secrets))
+
+    @classmethod
+    def for_access_tokens(cls, settings: ServiceSettings) -> KeySet:
+        """The gateway's access-token keys; refuses to exist without ``JWT_SECRET``."""
+        if settings.jwt_secret is None:
+            raise ConfigurationError(
+                "JWT_SECRET is not set: the gateway signs access tokens with it and has no "
+                "default (make run generates one in .algotrade/keys.json)"
+            )
         secrets = {kid: s.get_secret_value() for kid, s in settings.jwt_previous_secrets.items()}
         secrets[settings.jwt_key_id] = settings.jwt_secret.get_secret_value()
-        return cls(
-            algorithm=settings.jwt_algorithm, current_kid=settings.jwt_key_id, secrets=secrets
+        return cls.hmac(settings.jwt_algorithm, settings.jwt_key_id, secrets)
+
+    @classmethod
+    def for_internal_tokens(cls, settings: ServiceSettings, *, signing: bool) -> KeySet:
+        """Internal-token keys: the public keys that verify and, with ``signing``, this
+        process's private key. Refuses to exist without the keys asked for."""
+        if not settings.internal_jwt_public_keys:
+            raise ConfigurationError(
+                "INTERNAL_JWT_PUBLIC_KEYS is not set: services verify internal tokens with "
+                "these Ed25519 public keys ({kid: PEM}) and have no default"
+            )
+        public = {
+            kid: load_public_key(pem, name=f"INTERNAL_JWT_PUBLIC_KEYS[{kid}]")
+            for kid, pem in settings.internal_jwt_public_keys.items()
+        }
+        scopes = {kid: frozenset(s) for kid, s in settings.internal_jwt_key_scopes.items()}
+        if not signing:
+            return cls(INTERNAL_ALGORITHM, None, None, public, scopes)
+        kid = settings.internal_jwt_key_id
+        if settings.internal_jwt_private_key is None or not kid:
+            raise ConfigurationError(
+                "INTERNAL_JWT_PRIVATE_KEY and INTERNAL_JWT_KEY_ID are not set: only a signer "
+                "(the gateway, the backtesting service and its workers) mints internal tokens"
+            )
+        private = load_private_key(
+            settings.internal_jwt_private_key.get_secret_value(), name="INTERNAL_JWT_PRIVATE_KEY"
         )
+        listed = public.get(kid)
+        if listed is not None and public_pem(listed) != public_pem(private):
+            raise ConfigurationError(
+                f"INTERNAL_JWT_PUBLIC_KEYS[{kid}] is not the public half of "
+                "INTERNAL_JWT_PRIVATE_KEY: services would refuse every token signed here"
+            )
+        return cls(INTERNAL_ALGORITHM, kid, private, public, scopes)
 
 
 class TokenIssuer:
     """Signs tokens with the current key (the gateway; tests of services)."""
 
     def __init__(self, keys: KeySet, *, issuer: str) -> None:
+        if keys.signing_key is None or keys.current_kid is None:
+            raise ConfigurationError("these keys verify only; this process cannot sign tokens")
         self._keys = keys
         self._issuer = issuer
 
@@ -92,7 +147,7 @@ class TokenIssuer:
             claims["akid"] = principal.api_key_id
         return jwt.encode(
             claims,
-            self._keys.secrets[self._keys.current_kid],
+            self._keys.signing_key,
             algorithm=self._keys.algorithm,
             headers={"kid": self._keys.current_kid},
         )
@@ -145,13 +200,14 @@ class TokenVerifier:
             raise Unauthorized("malformed token") from None
         if header.get("alg") != self._keys.algorithm:
             raise Unauthorized("token algorithm not accepted")
-        secret = self._keys.secrets.get(str(header.get("kid")))
-        if secret is None:
+        kid = str(header.get("kid"))
+        key = self._keys.verifying_keys.get(kid)
+        if key is None:
             raise Unauthorized("token signed with an unknown key")
         try:
             claims = jwt.decode(
                 token,
-                secret,
+                key,
                 algorithms=[self._keys.algorithm],
                 audience=self._audience,
                 issuer=self._issuer,
@@ -171,6 +227,9 @@ class TokenVerifier:
             token_id=str(claims["jti"]),
             api_key_id=claims.get("akid"),
         )
+        allowed = self._keys.kid_scopes.get(kid)
+        if allowed is not None and (principal.roles or not principal.scopes <= allowed):
+            raise Unauthorized(f"key {kid!r} may not grant these scopes or roles")
         return principal, float(claims["exp"])
 
 
@@ -198,7 +257,9 @@ class InternalTokens:
         clock: Callable[[], float] = time.time,
         cache_entries: int = 50_000,
     ) -> None:
-        self._issuer = TokenIssuer(KeySet.from_settings(settings), issuer=settings.jwt_issuer)
+        self._issuer = TokenIssuer(
+            KeySet.for_internal_tokens(settings, signing=True), issuer=settings.jwt_issuer
+        )
         self._audience = settings.internal_token_audience
         self._ttl = ttl_seconds
         self._reuse = min(reuse_seconds, ttl_seconds / 2)
@@ -231,8 +292,9 @@ class InternalTokens:
 
 
 def internal_verifier(settings: ServiceSettings) -> TokenVerifier:
+    """What every service checks internal tokens with: public keys only."""
     return TokenVerifier(
-        KeySet.from_settings(settings),
+        KeySet.for_internal_tokens(settings, signing=False),
         issuer=settings.jwt_issuer,
         audience=settings.internal_token_audience,
         token_type="internal",  # noqa: S106 - a token kind, not a secret

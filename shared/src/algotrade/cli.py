@@ -64,6 +64,18 @@ def demo(
     raise typer.Exit(run_demo(url, state_dir.resolve(), base_port, data.resolve()))
 
 
+@app.command("keys")
+def keys_env() -> None:
+    """Print fresh keys for a deployment as environment variables (docker compose's ``.env``):
+    the gateway's access-token secret, each signer's Ed25519 key and every public key."""
+    from algotrade.keys import InstallationKeys
+
+    values = InstallationKeys.generate().deployment_env()
+    for name, value in values.items():
+        # One line each: PEM newlines as a literal \n (the settings accept that form).
+        typer.echo(f"{name}='{value.strip().replace(chr(10), chr(92) + 'n')}'")
+
+
 @dev.command("kafka")
 def dev_kafka() -> None:
     """Host librdkafka's mock cluster and print its bootstrap address."""

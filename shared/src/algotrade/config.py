@@ -1,8 +1,14 @@
 """Settings base every service's Settings extends (pydantic-settings, environment variables).
 
 Environment names are flat and shared by every service (``DATABASE_URL``, ``REDIS_URL``,
-``KAFKA_BOOTSTRAP``, ``S3_ENDPOINT``, ``JWT_SECRET``...), so one ``.env`` or one compose block
-configures the whole platform. A placeholder secret refuses to start outside local mode.
+``KAFKA_BOOTSTRAP``, ``S3_ENDPOINT``, ``INTERNAL_JWT_PUBLIC_KEYS``...), so one ``.env`` or one
+compose block configures the whole platform.
+
+Keys have no defaults, in any environment: a process that needs a key it was not given refuses
+to start (`algotrade.auth` raises `ConfigurationError` when the lifespan builds its signer or
+verifier). Settings themselves build without keys, so that tools reading a service's OpenAPI or
+running its migrations need none. ``make run`` generates keys per installation
+(`algotrade.keys`); tests generate their own.
 """
 
 from __future__ import annotations
@@ -14,7 +20,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from algotrade.errors import ConfigurationError
 
-PLACEHOLDER_SECRET = "change-me-local-only"  # noqa: S105 - the known placeholder we refuse
+PLACEHOLDER_SECRET = "change-me-local-only"  # noqa: S105 - refused everywhere, never a key
+MIN_SECRET_LENGTH = 32
 LOCAL_S3_SECRET = "testing"  # noqa: S105 - moto's default, refused outside local mode
 
 SERVICE_PORTS: dict[str, int] = {
@@ -53,12 +60,23 @@ class ServiceSettings(BaseSettings):
     s3_access_key: SecretStr = SecretStr("testing")
     s3_secret_key: SecretStr = SecretStr(LOCAL_S3_SECRET)
 
-    jwt_secret: SecretStr = SecretStr(PLACEHOLDER_SECRET)
+    # User access tokens: HMAC, issued and verified by the gateway alone (no other process
+    # gets JWT_SECRET). Previous secrets still verify, by kid, until removed.
+    jwt_secret: SecretStr | None = None
     jwt_key_id: str = "k1"
     jwt_previous_secrets: dict[str, SecretStr] = Field(default_factory=dict)
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
     jwt_issuer: str = "algotrade-gateway"
     jwt_audience: str = "algotrade"
+
+    # Internal tokens (gateway -> services, backtesting -> market data / strategies): EdDSA.
+    # A signer holds its private key and kid; every service verifies with the public keys
+    # (JSON {kid: PEM}: the current keys and previous ones still honoured). A kid listed in
+    # INTERNAL_JWT_KEY_SCOPES signs tokens only for those scopes (the backtesting key).
+    internal_jwt_private_key: SecretStr | None = None
+    internal_jwt_key_id: str | None = None
+    internal_jwt_public_keys: dict[str, str] = Field(default_factory=dict)
+    internal_jwt_key_scopes: dict[str, list[str]] = Field(default_factory=dict)
     internal_token_audience: str = "algotrade-internal"  # noqa: S105 - an audience name
 
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
@@ -69,10 +87,10 @@ class ServiceSettings(BaseSettings):
         return self.environment in ("local", "test")
 
     @model_validator(mode="after")
-    def _refuse_placeholder_secrets(self) -> ServiceSettings:
-        if self.is_local:
-            return self
-        secrets = {"JWT_SECRET": self.jwt_secret}
+    def _refuse_weak_secrets(self) -> ServiceSettings:
+        # In every environment: a known or short secret is as good as none, and "local" is
+        # what an unconfigured deployment would say too.
+        secrets = {"JWT_SECRET": self.jwt_secret} if self.jwt_secret is not None else {}
         secrets.update(
             {f"JWT_PREVIOUS_SECRETS[{k}]": v for k, v in self.jwt_previous_secrets.items()}
         )
@@ -80,10 +98,11 @@ class ServiceSettings(BaseSettings):
             value = secret.get_secret_value()
             if value == PLACEHOLDER_SECRET:
                 raise ConfigurationError(
-                    f"{name} is the local placeholder; set a real secret outside local mode"
+                    f"{name} is the old published placeholder; generate a secret "
+                    "(openssl rand -hex 32)"
                 )
-            if len(value) < 32:
+            if len(value) < MIN_SECRET_LENGTH:
                 raise ConfigurationError(
-                    f"{name} must be at least 32 characters outside local mode"
+                    f"{name} must be at least {MIN_SECRET_LENGTH} characters (openssl rand -hex 32)"
                 )
         return self

@@ -9,6 +9,11 @@ restarted after an exponential backoff (0.5 s doubling to 30 s, reset once a chi
 a minute). Every second it writes ``<state>/status.json``, which ``algotrade dev status`` shows.
 SIGINT or SIGTERM stops the children (SIGTERM, then SIGKILL after a grace period), then the
 infrastructure it started; nothing is restarted while stopping.
+
+Keys are this installation's own, generated on first start into ``<state>/keys.json`` (mode
+0600) and reused (`algotrade.keys`): the gateway gets the access-token secret and its signing
+key, the backtesting service and workers their narrowed signing key, every other service the
+public keys alone.
 """
 
 from __future__ import annotations
@@ -46,6 +51,8 @@ from algotrade.dev.infra import (
     tail,
     terminate,
 )
+from algotrade.keys import ENV_NAMES as KEY_ENV_NAMES
+from algotrade.keys import SignerRole, load_or_create_installation_keys
 from algotrade.topics import BASE_TOPICS, ensure_topics, topic_table
 
 SERVICES: dict[str, str] = {
@@ -57,6 +64,9 @@ SERVICES: dict[str, str] = {
     "notification-service": "notification_service",
     "analytics-service": "analytics_service",
 }
+# Which children sign internal tokens, with which installation key (`algotrade.keys`); the
+# others verify with public keys only.
+SIGNERS: dict[str, SignerRole] = {"api-gateway": "gateway", "backtesting-service": "backtesting"}
 WORKER_NAME = "backtest-worker"  # workers are named backtest-worker-1..N
 WORKER_COMMAND = ["backtesting_service", "worker"]
 JOBS_TOPIC = "backtest.jobs.v1"  # the topic the workers share as one consumer group
@@ -172,8 +182,10 @@ class Stack:
         return self.state_dir / STATUS_FILE
 
     def env(self) -> dict[str, str]:
+        """What every child shares. Keys are not in it: each child gets only its own
+        (`start_services`), whatever the shell that ran ``make run`` exported."""
         by_name = {p.name: p.url for p in self.infra}
-        env = dict(os.environ)
+        env = {k: v for k, v in os.environ.items() if k not in KEY_ENV_NAMES}
         env.update(
             {
                 "ENVIRONMENT": env.get("ENVIRONMENT", "local"),
@@ -262,17 +274,18 @@ class Stack:
 
     def start_services(self) -> None:
         env = self.env()
+        keys = load_or_create_installation_keys(self.state_dir)
         logs = self.state_dir / "logs"
         for name, package in SERVICES.items():
             port = self.service_port(name)
             command = [sys.executable, "-m", package, "serve", "--migrate"]
-            self.children.append(
-                Child(name, port, command, {**env, "PORT": str(port)}, logs / f"{name}.log")
-            )
+            child_env = {**env, **keys.env(SIGNERS.get(name)), "PORT": str(port)}
+            self.children.append(Child(name, port, command, child_env, logs / f"{name}.log"))
         for number in range(1, self.worker_count() + 1):
             name = f"{WORKER_NAME}-{number}"
             command = [sys.executable, "-m", *WORKER_COMMAND]
-            self.children.append(Child(name, None, command, env, logs / f"{name}.log"))
+            child_env = {**env, **keys.env("backtesting")}
+            self.children.append(Child(name, None, command, child_env, logs / f"{name}.log"))
         for child in self.children:
             _keep_previous(child.log)
             child.start()

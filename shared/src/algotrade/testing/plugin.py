@@ -32,6 +32,7 @@ from algotrade.dev.infra import (
     provide_redis,
     provide_s3,
 )
+from algotrade.testing.services import key_settings
 
 S = TypeVar("S", bound=ServiceSettings)
 
@@ -186,10 +187,12 @@ def make_settings(
     s3_endpoint: str,
     s3_bucket: str,
 ) -> Callable[..., Any]:
-    """Build a service's Settings pointed at this test's isolated infrastructure."""
+    """Build a service's Settings pointed at this test's isolated infrastructure, with keys
+    generated for this test run (`algotrade.testing.services.key_settings`)."""
 
     def build(settings_cls: type[S] = ServiceSettings, **overrides: Any) -> S:  # type: ignore[assignment]
         values: dict[str, Any] = {
+            **key_settings(),
             "environment": "test",
             "database_url": database_url,
             "redis_url": redis_url,

@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 from starlette.types import ASGIApp
 
 from algotrade.auth import InternalTokens
 from algotrade.config import ServiceSettings
+from algotrade.keys import InstallationKeys, SignerRole
 
 ALL_SCOPES = frozenset({"*"})
+
+
+@functools.cache
+def session_keys() -> InstallationKeys:
+    """Keys generated once per test process: no key in the repository signs anything."""
+    return InstallationKeys.generate()
+
+
+def key_settings(role: SignerRole | None = "gateway") -> dict[str, Any]:
+    """Settings values with this test process's keys: every public key, and ``role``'s
+    private key (the gateway's by default, so that a test can mint any internal token)."""
+    return session_keys().settings_values(role)
 
 
 def internal_token(
