@@ -67,6 +67,8 @@ class Settings(ServiceSettings):
     # another gateway instance keeps working here for at most this long (0 disables the cache).
     api_key_cache_seconds: float = Field(default=5.0, ge=0)
     max_api_keys_per_user: int = Field(default=50, ge=1)
+    # Longer Authorization or X-API-Key headers are refused with 431 before any parsing.
+    max_credential_header_bytes: int = Field(default=8192, ge=1024, le=65_536)
 
     # Passwords (argon2id; RFC 9106's low-memory profile by default).
     password_hash_time_cost: int = Field(default=3, ge=1)

@@ -21,6 +21,7 @@ from api_gateway.config import Settings
 from api_gateway.credentials import Authenticator
 from api_gateway.errors import install_gateway_handlers
 from api_gateway.gateway import Gateway
+from api_gateway.header_limits import CredentialHeaderLimit
 from api_gateway.metrics import GatewayMetrics
 from api_gateway.models import SCHEMA
 from api_gateway.openapi import MergedOpenAPI
@@ -65,6 +66,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_gateway_handlers(app)
     app.add_api_route("/openapi.json", _openapi, methods=["GET"], include_in_schema=False)
     app.add_api_route("/docs", _docs, methods=["GET"], include_in_schema=False)
+    # Before anything reads a credential; inside CORS so that a browser can read the 431.
+    app.add_middleware(CredentialHeaderLimit, max_bytes=settings.max_credential_header_bytes)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
