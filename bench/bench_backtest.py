@@ -1,8 +1,10 @@
 """Benchmark of the backtest engine, sweeps, memory, and a job end to end through the services.
 
 Run: ``uv run --frozen python bench/bench_backtest.py`` (``--quick`` for fewer repeats,
-``--skip-e2e`` without the service round trip). Prints medians and p99s, and ratios against
-vectorbt measured in the same process on the same bars and signals.
+``--skip-e2e`` without the service round trip, ``--only-e2e`` with nothing else). Prints
+medians and p99s, and ratios against vectorbt measured in the same process on the same bars
+and signals. The end-to-end part also fetches the job's bars both ways (JSON pages and the
+Arrow answer) in one process, and prints submit -> completed median and p90.
 
 Goals from the issue: on 1M one-minute bars with an SMA(10/30) crossover, >= 5x faster than
 vectorbt's ``Portfolio.from_signals``; a sweep of 90 SMA combinations on 100k bars at
@@ -39,6 +41,19 @@ from algotrade.testing.graphs import sma_cross as sma_cross_graph
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_SECRET = "bench-backtest-" + "s" * 40
+
+
+def bench_keys() -> Any:
+    """Internal-token keys for this run (generated once; no key lives in the repository)."""
+    from algotrade.keys import InstallationKeys
+
+    global _KEYS
+    if _KEYS is None:
+        _KEYS = InstallationKeys.generate()
+    return _KEYS
+
+
+_KEYS: Any = None
 FAST_PERIODS = [5, 10, 15, 20, 25, 30, 35, 40, 45, 50]
 SLOW_PERIODS = [60, 80, 100, 120, 140, 160, 180, 200, 220]
 
@@ -297,16 +312,23 @@ def stack(state: Path) -> Iterator[dict[str, str]]:
         wait_tcp,
     )
     from algotrade.dev.stack import ensure_database
+    from algotrade.topics import ensure_topics
 
-    provided = [
-        provide_postgres(state, os.environ.get("DATABASE_URL"), allow_local=True),
-        provide_redis(state, os.environ.get("REDIS_URL"), allow_local=True),
-        provide_kafka(state, os.environ.get("KAFKA_BOOTSTRAP")),
-        provide_s3(state, os.environ.get("S3_ENDPOINT")),
-    ]
+    provided = []
     children = []
+    database_name = f"bench_{uuid.uuid4().hex[:8]}"
     try:
-        database = asyncio.run(ensure_database(provided[0].url, f"bench_{uuid.uuid4().hex[:8]}"))
+        provided.append(provide_postgres(state, os.environ.get("DATABASE_URL"), allow_local=True))
+        provided.append(provide_redis(state, os.environ.get("REDIS_URL"), allow_local=True))
+        provided.append(
+            provide_kafka(state, os.environ.get("KAFKA_BOOTSTRAP"), cache_root=ROOT / ".algotrade")
+        )
+        provided.append(provide_s3(state, os.environ.get("S3_ENDPOINT")))
+        for item in provided:
+            print(f"  {item.name:<9} {'STAND-IN: ' if item.stand_in else ''}{item.source}")
+        database = asyncio.run(ensure_database(provided[0].url, database_name))
+        topic_prefix = f"bench{uuid.uuid4().hex[:6]}."
+        asyncio.run(ensure_topics(provided[2].url, topic_prefix))
         market_port, backtest_port = free_port(), free_port()
         env = {
             **os.environ,
@@ -318,18 +340,26 @@ def stack(state: Path) -> Iterator[dict[str, str]]:
             "KAFKA_BOOTSTRAP": provided[2].url,
             "S3_ENDPOINT": provided[3].url,
             "S3_BUCKET": f"bench-{uuid.uuid4().hex[:8]}",
-            "KAFKA_TOPIC_PREFIX": f"bench{uuid.uuid4().hex[:6]}.",
+            "KAFKA_TOPIC_PREFIX": topic_prefix,
             "MARKET_DATA_SERVICE_URL": f"http://127.0.0.1:{market_port}",
             "OUTBOX_POLL_SECONDS": "0.05",
         }
         logs = state / "logs"
+        keys = bench_keys()
         commands = [
-            ("market", ["market_data_service", "serve", "--migrate"], market_port),
-            ("backtest", ["backtesting_service", "serve", "--migrate"], backtest_port),
+            ("market", ["market_data_service", "serve", "--migrate"], market_port, None),
+            (
+                "backtest",
+                ["backtesting_service", "serve", "--migrate"],
+                backtest_port,
+                "backtesting",
+            ),
         ]
-        for name, args, port in commands:
+        for name, args, port, role in commands:
             proc = spawn(
-                [sys.executable, "-m", *args], logs / f"{name}.log", {**env, "PORT": str(port)}
+                [sys.executable, "-m", *args],
+                logs / f"{name}.log",
+                {**env, **keys.env(role), "PORT": str(port)},
             )
             children.append(proc)
             try:
@@ -340,7 +370,7 @@ def stack(state: Path) -> Iterator[dict[str, str]]:
         worker = spawn(
             [sys.executable, "-m", "backtesting_service", "worker", "--processes", "2"],
             logs / "worker.log",
-            {**env, "LOG_LEVEL": "INFO"},
+            {**env, **keys.env("backtesting"), "LOG_LEVEL": "INFO"},
         )
         children.append(worker)
         yield {
@@ -351,17 +381,132 @@ def stack(state: Path) -> Iterator[dict[str, str]]:
     finally:
         for proc in reversed(children):
             terminate(proc)
+        if provided:
+            with contextlib.suppress(Exception):
+                asyncio.run(drop_database(provided[0].url, database_name))
         for item in reversed(provided):
             item.stop()
 
 
-async def e2e_round_trips(urls: dict[str, str], bars: Bars, jobs: int) -> list[float]:
+async def drop_database(admin_url: str, name: str) -> None:
+    from algotrade.dev.infra import admin_connection
+
+    conn = await admin_connection(admin_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def json_pages_fetch(client: Any, url: str, params: dict[str, Any], page_size: int) -> Bars:
+    """The worker's old way: JSON pages of ``page_size`` bars followed by cursor, transposed
+    into columns and turned into `Bars` (what ``HttpBarSource`` did before the Arrow answer)."""
+    from operator import itemgetter
+
+    import orjson
+
+    fields = itemgetter("ts", "open", "high", "low", "close", "volume")
+    pages: list[tuple[tuple[Any, ...], ...]] = []
+    cursor = None
+    while True:
+        query = {**params, "limit": page_size, **({"cursor": cursor} if cursor else {})}
+        response = await client.get(url, params=query, headers={"accept": "application/json"})
+        page = orjson.loads(response.content)
+        if page["bars"]:
+            pages.append(tuple(zip(*map(fields, page["bars"]), strict=True)))
+        cursor = page.get("next_cursor")
+        if not cursor:
+            break
+
+    def column(k: int) -> list[Any]:
+        return [value for page in pages for value in page[k]]
+
+    stamps = [s[:-1] if s.endswith("Z") else s for s in column(0)]
+    return Bars.from_arrays(
+        ts=np.array(stamps, dtype="datetime64[ms]").astype(np.int64),
+        open=column(1),
+        high=column(2),
+        low=column(3),
+        close=column(4),
+        volume=column(5),
+    )
+
+
+async def bench_fetch(urls: dict[str, str], bars: Bars, settings: Any, repeat: int) -> None:
+    """The bars of the 100k-bar job, fetched from the market data service as the worker does,
+    both ways in this process: JSON pages vs one Arrow answer."""
+    from datetime import UTC, datetime
+
+    import httpx
+
+    from algotrade.auth import InternalTokens
+    from algotrade.columnar import ARROW_STREAM
+    from backtesting_service.bar_sources import HttpBarSource
+
+    tokens = InternalTokens(settings, ttl_seconds=3600)
+    start, end = datetime(2020, 1, 1, tzinfo=UTC), datetime(2030, 1, 1, tzinfo=UTC)
+    url = f"{urls['market']}/api/market/symbols/BENCH-USD/bars"
+    params = {"timeframe": "1m", "start": start.isoformat(), "end": end.isoformat()}
+    print(
+        f"\nFetching the job's {len(bars):,} bars from the market data service (HTTP, one process)"
+    )
+    async with httpx.AsyncClient(timeout=60) as client:
+        source = HttpBarSource(client, urls["market"], tokens, page_size=10_000, max_bars=5_000_000)
+        client.headers["authorization"] = f"Bearer {tokens.for_user('bench-user', 'market:read')}"
+        results: dict[str, list[float]] = {}
+
+        async def arrow() -> Bars:
+            return await source.bars("bench-user", "BENCH-USD", "1m", start, end)
+
+        cases = {
+            "JSON pages of 500 (the issue's figure)": lambda: json_pages_fetch(
+                client, url, params, 500
+            ),
+            "JSON pages of 10,000 (the page maximum)": lambda: json_pages_fetch(
+                client, url, params, 10_000
+            ),
+            "Arrow IPC, whole range (HttpBarSource)": arrow,
+        }
+        for label, fetch in cases.items():
+            got = await fetch()  # warm-up, and a check that every way gives the same bars
+            assert len(got) == len(bars) and np.array_equal(got.close, bars.close), label
+            assert np.array_equal(got.ts, bars.ts), label
+            samples = []
+            for _ in range(repeat):
+                started = time.perf_counter()
+                await fetch()
+                samples.append(time.perf_counter() - started)
+            results[label] = samples
+            report(label, samples)
+        # The service's own account of an Arrow answer: history read vs encoding.
+        timings_ms: dict[str, list[float]] = {}
+        for _ in range(repeat):
+            answer = await client.get(url, params=params, headers={"accept": ARROW_STREAM})
+            for item in answer.headers["server-timing"].split(","):
+                name, _, value = item.strip().partition(";dur=")
+                timings_ms.setdefault(name, []).append(float(value))
+        print(
+            "    market data service (Server-Timing): "
+            + ", ".join(f"{k} median {statistics.median(v):.1f} ms" for k, v in timings_ms.items())
+        )
+    json_500, json_max, arrow_s = (statistics.median(v) for v in results.values())
+    print(f"  ratio JSON(500) / Arrow:    {json_500 / arrow_s:6.1f}x   (goal: fetch under 50 ms)")
+    print(f"  ratio JSON(10,000) / Arrow: {json_max / arrow_s:6.1f}x")
+    print("  (before: ~1,060 ms fetching in the worker, from its log)")
+
+
+async def e2e_round_trips(
+    urls: dict[str, str], bars: Bars, jobs: int, fetch_repeat: int
+) -> list[float]:
     import httpx
 
     from algotrade.config import ServiceSettings
     from algotrade.testing.services import internal_token
 
-    settings = ServiceSettings(_env_file=None, jwt_secret=BENCH_SECRET)  # type: ignore[call-arg]
+    settings = ServiceSettings(
+        _env_file=None,  # type: ignore[call-arg]
+        **{"jwt_secret": BENCH_SECRET, **bench_keys().settings_values("gateway")},
+    )
     token = internal_token(settings, "bench-user", ttl_seconds=3600)
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(timeout=60, headers=headers) as client:
@@ -378,6 +523,7 @@ async def e2e_round_trips(urls: dict[str, str], bars: Bars, jobs: int) -> list[f
                 json={"symbol": "BENCH-USD", "timeframe": "1m", "bars": rows},
             )
             assert pushed.status_code == 200, pushed.text
+        await bench_fetch(urls, bars, settings, fetch_repeat)
         body = {
             "graph": sma_cross(),
             "symbol": "BENCH-USD",
@@ -407,23 +553,29 @@ async def e2e_round_trips(urls: dict[str, str], bars: Bars, jobs: int) -> list[f
 def bench_e2e(n: int, jobs: int) -> None:
     print(
         f"\nEnd to end: a {n:,}-bar backtest job (HTTP -> outbox -> Kafka -> worker -> "
-        "market data API -> S3 -> PostgreSQL), polled every 10 ms"
+        "market data API (Arrow) -> S3 -> PostgreSQL), polled every 10 ms"
     )
     bars = synthetic_bars(n)
     with tempfile.TemporaryDirectory(prefix="bench-backtest-") as tmp, stack(Path(tmp)) as urls:
         try:
-            samples = asyncio.run(e2e_round_trips(urls, bars, jobs))
+            samples = asyncio.run(e2e_round_trips(urls, bars, jobs, fetch_repeat=jobs))
         except Exception:
             print(Path(urls["log"]).read_text()[-3000:])
             raise
         phases = worker_phases(Path(urls["log"]))[1:]  # without the warm-up job
+    print(f"\n  {n:,}-bar job, submit -> completed")
     report("submit -> completed", samples)
+    print(
+        f"  {'':<46} p90    {float(np.percentile(samples, 90)) * 1e3:9.2f} ms"
+        f"   (before: median 1,390 ms; goal: median under 300 ms)"
+    )
+    before = {"fetch_ms": "~1,060", "run_ms": "~57", "store_ms": "?"}
     for phase in ("fetch_ms", "run_ms", "store_ms"):
         values = [p[phase] for p in phases]
         if values:
             print(
                 f"    worker {phase[:-3]:<6} (from its log)  "
-                f"median {statistics.median(values):8.1f} ms"
+                f"median {statistics.median(values):8.1f} ms   (before: {before[phase]} ms)"
             )
     print(f"  ({jobs} jobs after one warm-up job; one worker with a pool of 2 processes)")
 
@@ -444,12 +596,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--skip-e2e", action="store_true")
+    parser.add_argument("--only-e2e", action="store_true", help="just the service round trip")
     args = parser.parse_args()
     repeat = 5 if args.quick else 15
     print(f"bench_backtest: {os.cpu_count()} CPUs, numpy {np.__version__}")
-    bench_single(synthetic_bars(1_000_000), repeat)
-    bench_sweep(synthetic_bars(100_000), repeat)
-    bench_memory(1_000_000)
+    if not args.only_e2e:
+        bench_single(synthetic_bars(1_000_000), repeat)
+        bench_sweep(synthetic_bars(100_000), repeat)
+        bench_memory(1_000_000)
     if not args.skip_e2e:
         bench_e2e(100_000, 5 if args.quick else 10)
 
