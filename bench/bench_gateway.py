@@ -38,11 +38,11 @@ from fastapi import APIRouter
 from algotrade.auth import CurrentPrincipal, KeySet, Principal, TokenIssuer, TokenVerifier
 from algotrade.config import ServiceSettings
 from algotrade.dev.infra import free_port, provide_redis, spawn, terminate
+from algotrade.keys import InstallationKeys
 from algotrade.service import create_service_app
 from api_gateway.config import Settings
 from api_gateway.tokens import AccessTokens, InternalTokens
 
-SECRET = "bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
 PATH = "/api/market/latest?symbol=EURUSD&timeframe=M1"
 
 
@@ -66,7 +66,8 @@ def serve_upstream(port: int) -> None:
             "for": principal.user_id,
         }
 
-    settings = ServiceSettings(environment="local", jwt_secret=SECRET, log_level="WARNING")
+    # The keys come from the environment main() spawns this process with.
+    settings = ServiceSettings(environment="local", log_level="WARNING")
     app = create_service_app(name="bench-upstream", settings=settings, uses=(), routers=[router])
     uvicorn.run(
         app,
@@ -218,12 +219,14 @@ def many_connections(
 def token_costs() -> None:
     import timeit
 
-    settings = Settings(environment="local", jwt_secret=SECRET)
+    settings = Settings(
+        environment="local", **InstallationKeys.generate().settings_values("gateway")
+    )
     access = AccessTokens(settings)
     token = access.issue("bench-user", ["user"])
     principal = access.verify(token)
     full = TokenVerifier(
-        KeySet.from_settings(settings),
+        KeySet.for_access_tokens(settings),
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
         token_type="access",
@@ -232,12 +235,21 @@ def token_costs() -> None:
     internal = InternalTokens(settings)
     fresh = InternalTokens(settings.model_copy(update={"internal_token_reuse_seconds": 0}))
     other = Principal(user_id="x", scopes=frozenset({"*"}))
+    service = TokenVerifier(
+        KeySet.for_internal_tokens(settings, signing=False),
+        issuer=settings.jwt_issuer,
+        audience=settings.internal_token_audience,
+        token_type="internal",
+        cache_seconds=0,
+    )
+    signed = fresh.for_principal(other)
     n = 20_000
     print("\ntoken costs (in process, per call; the gateway pays the cached ones per request)")
     for label, fn in (
         ("verify access token, first sight (HS256 + claims)", lambda: full.verify(token)),
         ("verify access token, seen before (cache)", lambda: access.verify(token)),
-        ("sign an internal token (cache miss)", lambda: fresh.for_principal(other)),
+        ("sign an internal token (cache miss, Ed25519)", lambda: fresh.for_principal(other)),
+        ("verify an internal token, first sight (Ed25519)", lambda: service.verify(signed)),
         ("internal token from cache", lambda: internal.for_principal(principal)),
     ):
         best = min(timeit.repeat(fn, number=n, repeat=3)) / n
@@ -255,11 +267,12 @@ def main() -> None:
     (state / "logs").mkdir()
     redis = provide_redis(state, os.environ.get("REDIS_URL"), allow_local=True)
     upstream_port, gateway_port = free_port(), free_port()
+    keys = InstallationKeys.generate()  # this run's own; no key lives in the repository
     env = {
         **os.environ,
+        **keys.env("gateway"),
         "ENVIRONMENT": "local",
         "LOG_LEVEL": "WARNING",
-        "JWT_SECRET": SECRET,
         "REDIS_URL": redis.url,
         "REDIS_PREFIX": f"bench:{uuid.uuid4().hex[:8]}:",
         "MARKET_DATA_SERVICE_URL": f"http://127.0.0.1:{upstream_port}",
@@ -280,15 +293,18 @@ def main() -> None:
         gateway_url = f"http://127.0.0.1:{gateway_port}"
         wait_healthy(direct_url, upstream, upstream_log)
         wait_healthy(gateway_url, gateway, gateway_log)
-        settings = Settings(environment="local", jwt_secret=SECRET)
-        issuer = TokenIssuer(KeySet.from_settings(settings), issuer=settings.jwt_issuer)
+        settings = Settings(environment="local", **keys.settings_values("gateway"))
+        issuer = TokenIssuer(KeySet.for_access_tokens(settings), issuer=settings.jwt_issuer)
         principal = Principal(
             user_id="bench-user", roles=frozenset({"user"}), scopes=frozenset({"*"})
         )
         user_token = issuer.issue(
             principal, audience=settings.jwt_audience, token_type="access", ttl_seconds=3600
         )
-        internal_token = issuer.issue(
+        signer = TokenIssuer(
+            KeySet.for_internal_tokens(settings, signing=True), issuer=settings.jwt_issuer
+        )
+        internal_token = signer.issue(
             principal,
             audience=settings.internal_token_audience,
             token_type="internal",
