@@ -7,11 +7,11 @@ models here still describe those answers in the OpenAPI document.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from algotrade.bars import Timeframe
+from algotrade.bars import MAX_TS, MIN_TS, Timeframe
 
 BarStatus = Literal["accepted", "duplicate", "corrected", "rejected"]
 
@@ -30,7 +30,9 @@ class BarIn(BaseModel):
 
     symbol: str | None = Field(default=None, description="per bar, or batch-wide")
     timeframe: Timeframe | None = Field(default=None, description="per bar, or batch-wide")
-    ts: datetime | int = Field(description="ISO-8601 with UTC offset, or epoch seconds")
+    ts: datetime | Annotated[int, Field(ge=MIN_TS, lt=MAX_TS)] = Field(
+        description="ISO-8601 with UTC offset, or epoch seconds"
+    )
     open: float
     high: float
     low: float
