@@ -79,7 +79,7 @@ async def test_a_job_stored_without_a_plan_still_runs(
             await conn.execute(
                 update(models.jobs)
                 .where(models.jobs.c.id == job["id"])
-                .values(spec=models.jobs.c.spec - "plan")
+                .values(spec=models.jobs.c.spec.op("-")("plan"))
             )
     finally:
         await engine.dispose()
