@@ -91,11 +91,3 @@ def test_envelope_json_is_plain_orjson() -> None:
         "user_id",
         "payload",
     }
-
-
-def test_event_ids_strictly_increase_even_within_one_millisecond() -> None:
-    from algotrade.events import new_event_id
-
-    ids = [new_event_id() for _ in range(20_000)]  # many share a millisecond
-    assert ids == sorted(ids) and len(set(ids)) == len(ids)
-    assert len({i[:10] for i in ids}) < len(ids)  # the case this guards did occur

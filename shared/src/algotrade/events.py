@@ -7,7 +7,6 @@ typed `EventError`, never a crash.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,28 +23,9 @@ MAX_EVENT_BYTES = 1_000_000
 ULID_PATTERN = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$"
 
 
-class _MonotonicIds:
-    """ULIDs that strictly increase within this process, even within one millisecond.
-
-    A plain ULID's last 80 bits are random, so two ids made in the same millisecond sort in
-    random order. The outbox publishes in id order: a job's ``progress`` event and the
-    ``failed`` event staged a moment later must keep their order on Kafka.
-    """
-
-    def __init__(self) -> None:
-        self._last = 0
-        self._lock = threading.Lock()
-
-    def __call__(self) -> str:
-        with self._lock:
-            candidate = int(ULID())
-            self._last = candidate if candidate > self._last else self._last + 1
-            return str(ULID.from_int(self._last))
-
-
-# One per process on purpose, like a clock: ids from two generators could interleave.
-new_event_id = _MonotonicIds()
-new_event_id.__doc__ = "A ULID: unique, sortable by creation time, increasing in this process."
+def new_event_id() -> str:
+    """A ULID: unique, and sortable by creation time (first 48 bits are milliseconds)."""
+    return str(ULID())
 
 
 class Envelope(BaseModel):
