@@ -91,3 +91,13 @@ def test_envelope_json_is_plain_orjson() -> None:
         "user_id",
         "payload",
     }
+
+
+def test_event_ids_strictly_increase_even_within_one_millisecond() -> None:
+    """The outbox publishes in id order; python-ulid's default policy keeps ids of one
+    millisecond monotonic, and this pins that we rely on it."""
+    from algotrade.events import new_event_id
+
+    ids = [new_event_id() for _ in range(20_000)]  # many share a millisecond
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert len({i[:10] for i in ids}) < len(ids)  # the case this guards did occur

@@ -141,3 +141,47 @@ async def test_relay_publishes_in_id_order_per_key(
     assert await OutboxRelay(engine, schema.outbox, producer).relay_once() == 20
     records = await read_records(kafka_bootstrap, topic, expect=20)
     assert [default_registry.decode(r.value)[1].n for r in records] == list(range(20))  # type: ignore[attr-defined]
+
+
+async def test_two_relays_on_one_outbox_keep_each_keys_order(
+    engine: AsyncEngine, schema: ServiceSchema, topic_prefix: str, producer: EventProducer
+) -> None:
+    """A service and its workers each run a relay on the same outbox table."""
+    topic = Topics(topic_prefix).backtest_events
+    other = EventProducer(producer_bootstrap(producer), client_id="relay-2")  # its own client
+    await other.start()
+    relays = [
+        OutboxRelay(engine, schema.outbox, p, poll_seconds=0.01, batch_size=3)
+        for p in (producer, other)
+    ]
+    tasks = [asyncio.create_task(r.run()) for r in relays]
+    sessions = build_session_factory(engine)
+    try:
+        for n in range(300):
+            envelope = default_registry.build(
+                "platform.ping", TestEventPayload(n=n), producer="t", key=f"job{n % 3}"
+            )
+            async with sessions.begin() as session:
+                await stage_event(session, schema.outbox, topic, envelope)
+        await wait_for(lambda: _pending_is_zero(relays[0]), within=30)
+    finally:
+        for relay in relays:
+            await relay.stop()
+        await asyncio.gather(*tasks)
+        await other.stop()
+    records = await read_records(producer_bootstrap(producer), topic, expect=300)
+    by_key: dict[str, list[int]] = {}
+    for record in records:
+        _, payload = default_registry.decode(record.value)
+        by_key.setdefault(record.key.decode(), []).append(payload.n)  # type: ignore[attr-defined]
+    for key, ns in by_key.items():
+        assert ns == sorted(ns), f"{key} published out of order: {ns}"
+    assert sorted(n for ns in by_key.values() for n in ns) == list(range(300))
+
+
+async def _pending_is_zero(relay: OutboxRelay) -> bool:
+    return await relay.pending() == 0
+
+
+def producer_bootstrap(producer: EventProducer) -> str:
+    return producer._bootstrap

@@ -48,6 +48,7 @@ class OutboxRelay:
     ) -> None:
         self._engine = engine
         self._outbox = outbox
+        self._lock_name = f"algotrade.outbox:{outbox.fullname}"
         self._producer = producer
         self._poll = poll_seconds
         self._batch = batch_size
@@ -120,13 +121,18 @@ class OutboxRelay:
         """Publish one batch of unpublished rows; returns how many were published."""
         o = self._outbox
         async with self._engine.begin() as conn:
+            # One relay at a time per outbox (a service and its workers each run one): two
+            # relays taking interleaved rows would publish a key's events out of order.
+            if not await conn.scalar(
+                select(func.pg_try_advisory_xact_lock(func.hashtext(self._lock_name)))
+            ):
+                return 0
             rows = (
                 await conn.execute(
                     select(o.c.id, o.c.topic, o.c.key, o.c.payload)
                     .where(o.c.published_at.is_(None))
                     .order_by(o.c.id)
                     .limit(self._batch)
-                    .with_for_update(skip_locked=True)
                 )
             ).all()
             if not rows:
