@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
-from typing import Any
+import importlib.util
+import types
+import typing
+from collections.abc import Iterator, Mapping
+from typing import Annotated, Any, Literal, Union
 
 import pytest
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from starlette.routing import BaseRoute
 
 from algotrade.strict_json import StrictJSONRoute
@@ -185,3 +188,199 @@ def test_every_service_openapi_document_is_valid_and_every_ref_resolves(package:
         if not (ref.startswith("#/components/schemas/") and ref.rsplit("/", 1)[-1] in schemas)
     }
     assert dangling == set()
+
+
+# -- strict request bodies ---------------------------------------------------------------------
+
+# Values of the wrong JSON type for each scalar a body declares. A body field must reject every
+# one (or keep it as it came, as a union with a member of that type does): a JSON "100" or
+# true quietly becoming the number 100 or 1 is the coercion the platform refuses.
+WRONG_JSON_TYPES: dict[type, tuple[Any, ...]] = {
+    int: ("1", True, 1.0, 1.5),
+    float: ("1", "1.5", True),
+    bool: ("true", 1, 0.0),
+    str: (1, 1.5, True),
+}
+
+
+# Errors pydantic raises only once a value has become a number: the value was coerced.
+NUMBER_BOUND_ERRORS = frozenset(
+    {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "multiple_of"}
+    | {"finite_number"}
+)
+
+
+def scalar_leaves(annotation: Any, wrap: Any = lambda value: value) -> Iterator[tuple[type, Any]]:
+    """Each int/float/bool/str an annotation holds, with how to place a value there (inside the
+    lists and dict values around it). Nested models are walked as models of their own."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is Annotated:
+        yield from scalar_leaves(args[0], wrap)
+    elif origin in (Union, types.UnionType):
+        for arg in args:
+            yield from scalar_leaves(arg, wrap)
+    elif origin in (list, set, frozenset, tuple) or (
+        isinstance(origin, type)
+        and issubclass(origin, typing.Sequence | typing.AbstractSet)
+        and origin is not str
+    ):
+        for arg in args:
+            if arg is not Ellipsis:
+                yield from scalar_leaves(arg, lambda value, wrap=wrap: wrap([value]))
+    elif origin is dict or (isinstance(origin, type) and issubclass(origin, Mapping)):
+        if len(args) == 2:
+            yield from scalar_leaves(args[1], lambda value, wrap=wrap: wrap({"k": value}))
+    elif origin is Literal or annotation is Any:
+        return
+    elif annotation in WRONG_JSON_TYPES:
+        yield annotation, wrap
+
+
+def nested_models(annotation: Any) -> Iterator[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield annotation
+    for arg in typing.get_args(annotation):
+        yield from nested_models(arg)
+
+
+def body_models(
+    routes: list[BaseRoute], namespace: Mapping[str, Any]
+) -> dict[type[BaseModel], str]:
+    """Every pydantic model a route's JSON body reaches, each with the route that first did.
+
+    A body parsed by hand is documented with ``openapi_extra`` and
+    `algotrade.strict_json.body_schema`; its model is found by the schema's title among
+    ``namespace`` (the service's ``schemas`` module), and must be as strict as the parser.
+    """
+    found: dict[type[BaseModel], str] = {}
+
+    def visit(model: type[BaseModel], where: str) -> None:
+        if model in found:
+            return
+        found[model] = where
+        for field in model.model_fields.values():
+            for nested in nested_models(field.rebuild_annotation()):
+                visit(nested, where)
+
+    for route in routes:
+        if isinstance(route, APIRoute) and route.body_field is not None:
+            where = f"{sorted(route.methods)} {route.path}"
+            for model in nested_models(route.body_field.field_info.annotation):
+                visit(model, where)
+        if isinstance(route, APIRoute) and route.openapi_extra:
+            content = route.openapi_extra.get("requestBody", {}).get("content", {})
+            for media, body in content.items():
+                if "json" not in media:
+                    continue
+                title = body.get("schema", {}).get("title")
+                model = namespace.get(title) if isinstance(title, str) else None
+                assert isinstance(model, type) and issubclass(model, BaseModel), (
+                    f"{sorted(route.methods)} {route.path}: no model {title!r} in {namespace}"
+                )
+                visit(model, f"{sorted(route.methods)} {route.path}")
+    return found
+
+
+def coercing_fields(model: type[BaseModel]) -> list[str]:
+    """The fields of ``model`` that turn a JSON value of the wrong type into their own type.
+
+    Each field is validated alone, as the route validates it inside ``model``: with the field's
+    own constraints and strictness, and the model's config (a model-level ``strict``
+    included). FastAPI validates bodies in python mode after parsing JSON, and so does this.
+    """
+    found: list[str] = []
+    for name, field in model.model_fields.items():
+        annotation = field.rebuild_annotation()
+        config = ConfigDict(**{k: v for k, v in model.model_config.items() if k == "strict"})
+        adapter: TypeAdapter[Any] = TypeAdapter(annotation, config=config or None)
+        for kind, wrap in scalar_leaves(annotation):
+            for wrong in WRONG_JSON_TYPES[kind]:
+                try:
+                    value = adapter.validate_python(wrap(wrong))
+                except ValidationError as error:
+                    # A bound the coerced number missed still means it was coerced.
+                    if not {e["type"] for e in error.errors()} & NUMBER_BOUND_ERRORS:
+                        continue
+                    value = None
+                if value is None or kind in _leaf_types(value):
+                    found.append(f"{model.__name__}.{name} ({kind.__name__} <- {wrong!r})")
+    return found
+
+
+def _leaf_types(value: Any) -> set[type]:
+    """The types of the scalars in ``value``, through the lists and dicts around them."""
+    if isinstance(value, list | set | frozenset | tuple):
+        return set().union(*map(_leaf_types, value))
+    if isinstance(value, dict):
+        return set().union(*map(_leaf_types, value.values()))
+    return {type(value)}
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_every_request_body_field_refuses_values_of_another_json_type(package: str) -> None:
+    """No string or bool becomes a number, no number a string, no float an int: strict numeric
+    and bool types (pydantic ``StrictInt``/``StrictFloat``/``StrictBool``) in every body."""
+    has_schemas = importlib.util.find_spec(f"{package}.schemas") is not None
+    schemas = vars(importlib.import_module(f"{package}.schemas")) if has_schemas else {}
+    models = body_models(app_routes(package), schemas)
+    loose = [
+        f"{where}: {field}" for model, where in models.items() for field in coercing_fields(model)
+    ]
+    assert not loose, "use strict types for these request body fields:\n" + "\n".join(loose)
+
+
+class _LaxLeaf(BaseModel):
+    ratio: float | None = None
+    flags: dict[str, list[bool]] = Field(default_factory=dict)
+
+
+class _LaxBody(BaseModel):
+    model_config = ConfigDict(strict=True)
+
+    count: Annotated[int, Field(ge=0, strict=False)] = 0
+    strict_count: int = 0
+    bounded: Annotated[int, Field(ge=2, le=5, strict=False)] = 2
+    label: str | int = ""
+    leaves: list[_LaxLeaf] = Field(default_factory=list)
+
+
+def test_the_strict_body_walk_finds_lax_fields_in_nested_models() -> None:
+    """Guards the check above against passing vacuously."""
+    from fastapi import FastAPI
+
+    app = FastAPI()
+
+    @app.post("/x")
+    async def post(body: _LaxBody | None = None) -> None:
+        return None
+
+    @app.post(
+        "/by-hand",
+        openapi_extra={
+            "requestBody": {"content": {"application/json": {"schema": {"title": "_LaxLeaf"}}}}
+        },
+    )
+    async def by_hand() -> None:
+        return None
+
+    models = body_models(list(all_routes(app.routes)), {"_LaxLeaf": _LaxLeaf})
+    assert models == {_LaxBody: "['POST'] /x", _LaxLeaf: "['POST'] /x"}
+    by_hand_only = [r for r in all_routes(app.routes) if getattr(r, "path", "") == "/by-hand"]
+    assert body_models(by_hand_only, {"_LaxLeaf": _LaxLeaf}) == {_LaxLeaf: "['POST'] /by-hand"}
+    assert coercing_fields(_LaxBody) == [
+        "_LaxBody.count (int <- '1')",
+        "_LaxBody.count (int <- True)",
+        "_LaxBody.count (int <- 1.0)",
+        "_LaxBody.bounded (int <- '1')",
+        "_LaxBody.bounded (int <- True)",
+        "_LaxBody.bounded (int <- 1.0)",
+    ]
+    assert coercing_fields(_LaxLeaf) == [
+        "_LaxLeaf.ratio (float <- '1')",
+        "_LaxLeaf.ratio (float <- '1.5')",
+        "_LaxLeaf.ratio (float <- True)",
+        "_LaxLeaf.flags (bool <- 'true')",
+        "_LaxLeaf.flags (bool <- 1)",
+        "_LaxLeaf.flags (bool <- 0.0)",
+    ]

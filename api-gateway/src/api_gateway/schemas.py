@@ -7,7 +7,7 @@ import unicodedata
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt
 
 from api_gateway.scopes import SCOPES
 
@@ -97,7 +97,7 @@ class ApiKeyCreate(BaseModel):
 
     name: Annotated[str, Field(min_length=1, max_length=100)]
     scopes: Annotated[list[str], Field(min_length=1, max_length=50), AfterValidator(_known_scopes)]
-    expires_in_days: Annotated[int | None, Field(ge=1, le=3650)] = None
+    expires_in_days: Annotated[StrictInt | None, Field(ge=1, le=3650)] = None
 
 
 class ApiKeyPublic(BaseModel):

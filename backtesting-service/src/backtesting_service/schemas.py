@@ -5,7 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
 
 from algotrade.backtest import BacktestConfig
 from algotrade.backtest.sweep import SearchSpace, SweepSpec, WalkForward
@@ -24,9 +32,9 @@ class BacktestCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     strategy_id: str | None = Field(default=None, min_length=1, max_length=100)
-    version: int | None = Field(default=None, ge=1, le=MAX_VERSION)
+    version: StrictInt | None = Field(default=None, ge=1, le=MAX_VERSION)
     graph: dict[str, Any] | None = Field(default=None, description="an inline StrategyGraph")
-    params: dict[str, float] = Field(
+    params: dict[str, StrictFloat] = Field(
         default_factory=dict, description="tunable values overriding the graph's defaults"
     )
     symbol: str = Field(max_length=64)

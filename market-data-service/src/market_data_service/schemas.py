@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
 
 from algotrade.bars import MAX_TS, MIN_TS, Timeframe
 
@@ -30,14 +30,15 @@ class BarIn(BaseModel):
 
     symbol: str | None = Field(default=None, description="per bar, or batch-wide")
     timeframe: Timeframe | None = Field(default=None, description="per bar, or batch-wide")
-    ts: datetime | Annotated[int, Field(ge=MIN_TS, lt=MAX_TS)] = Field(
+    ts: datetime | Annotated[StrictInt, Field(ge=MIN_TS, lt=MAX_TS)] = Field(
         description="ISO-8601 with UTC offset, or epoch seconds"
     )
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: float
+    # JSON numbers only: the parser rejects a price given as a string or a bool.
+    open: StrictFloat
+    high: StrictFloat
+    low: StrictFloat
+    close: StrictFloat
+    volume: StrictFloat
 
 
 class BarsPush(BaseModel):
@@ -165,7 +166,7 @@ class ImportFromPath(BaseModel):
     path: str = Field(min_length=1, max_length=1000, description="relative to IMPORT_DIR")
     symbol: str
     timeframe: Timeframe
-    atomic: bool = False
+    atomic: StrictBool = False
 
 
 class ImportPublic(BaseModel):
@@ -206,7 +207,7 @@ class ReplayCreate(BaseModel):
     timeframe: Timeframe
     start: datetime | None = None
     end: datetime | None = None
-    speed: float | Literal["max"] = Field(
+    speed: StrictFloat | Literal["max"] = Field(
         default=60.0, description="simulated seconds per wall second, or 'max'"
     )
     target_symbol: str | None = Field(

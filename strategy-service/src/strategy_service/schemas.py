@@ -44,7 +44,9 @@ Overrides = Annotated[
     dict[ParameterName, StrictInt | StrictFloat],
     Field(max_length=MAX_OVERRIDES, description="tunable name -> value within its range"),
 ]
-VersionNumber = Annotated[int, Field(ge=1, le=MAX_VERSION)]
+VersionNumber = Annotated[int, Field(ge=1, le=MAX_VERSION)]  # a path or query parameter
+# In a JSON body a version must be a JSON integer, not "3" or true.
+BodyVersionNumber = Annotated[StrictInt, Field(ge=1, le=MAX_VERSION)]
 
 
 class _Request(BaseModel):
@@ -70,7 +72,7 @@ class StrategyUpdate(_Request):
     name: Name | None = None
     description: Description | None = None
     graph: Graph | None = None
-    expected_version: VersionNumber | None = None
+    expected_version: BodyVersionNumber | None = None
 
     @model_validator(mode="after")
     def _no_explicit_nulls(self) -> StrategyUpdate:

@@ -15,7 +15,7 @@ from typing import Final, Literal
 import numpy as np
 import numpy.typing as npt
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat
 
 from algotrade.bars import TIMEFRAME_SECONDS, Timeframe
 
@@ -41,11 +41,11 @@ class BacktestConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
-    initial_capital: float = Field(default=100_000.0, gt=0, le=1e15)
-    fee_bps: float = Field(default=0.0, ge=0, le=1_000)
-    fee_fixed: float = Field(default=0.0, ge=0, le=1e9)
-    slippage_bps: float = Field(default=0.0, ge=0, le=1_000)
-    allow_short: bool = True
+    initial_capital: StrictFloat = Field(default=100_000.0, gt=0, le=1e15)
+    fee_bps: StrictFloat = Field(default=0.0, ge=0, le=1_000)
+    fee_fixed: StrictFloat = Field(default=0.0, ge=0, le=1e9)
+    slippage_bps: StrictFloat = Field(default=0.0, ge=0, le=1_000)
+    allow_short: StrictBool = True
     units: Literal["auto", "whole", "fractional"] = "auto"
     calendar: Literal["auto", "24x7", "xnys"] = "auto"
     timeframe: Timeframe | None = None

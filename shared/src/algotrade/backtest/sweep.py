@@ -28,7 +28,7 @@ from typing import Any, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, model_validator
 
 from algotrade.backtest.config import BacktestConfig
 from algotrade.backtest.engine import (
@@ -55,9 +55,9 @@ class ValueRange(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    min: float | None = None
-    max: float | None = None
-    step: float | None = Field(default=None, gt=0)
+    min: StrictFloat | None = None
+    max: StrictFloat | None = None
+    step: StrictFloat | None = Field(default=None, gt=0)
 
 
 class SearchSpace(BaseModel):
@@ -71,9 +71,9 @@ class SearchSpace(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     method: Literal["grid", "random"] = "grid"
-    parameters: dict[str, list[float] | ValueRange] = Field(default_factory=dict)
-    samples: int | None = Field(default=None, ge=1, le=1_000_000)
-    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    parameters: dict[str, list[StrictFloat] | ValueRange] = Field(default_factory=dict)
+    samples: StrictInt | None = Field(default=None, ge=1, le=1_000_000)
+    seed: StrictInt = Field(default=0, ge=0, le=2**32 - 1)
 
     @model_validator(mode="after")
     def _samples_for_random(self) -> SearchSpace:
@@ -90,9 +90,9 @@ class WalkForward(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    train_bars: int = Field(ge=2, le=10_000_000)
-    test_bars: int = Field(ge=1, le=10_000_000)
-    step_bars: int | None = Field(default=None, ge=1, le=10_000_000)
+    train_bars: StrictInt = Field(ge=2, le=10_000_000)
+    test_bars: StrictInt = Field(ge=1, le=10_000_000)
+    step_bars: StrictInt | None = Field(default=None, ge=1, le=10_000_000)
 
     def windows(self, n: int) -> list[tuple[tuple[int, int], tuple[int, int]]]:
         """``((train_start, train_end), (test_start, test_end))`` folds that fit in ``n`` bars."""

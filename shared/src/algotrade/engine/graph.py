@@ -57,10 +57,10 @@ class Parameter(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    default: int | float
-    min: int | float
-    max: int | float
-    step: int | float | None = Field(default=None, gt=0)
+    default: StrictInt | StrictFloat
+    min: StrictInt | StrictFloat
+    max: StrictInt | StrictFloat
+    step: StrictInt | StrictFloat | None = Field(default=None, gt=0)
     doc: str | None = Field(default=None, max_length=500)
 
 

@@ -17,7 +17,15 @@ import operator
 from functools import reduce
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StringConstraints,
+    create_model,
+)
 
 from algotrade.engine.graph import (
     MAX_EDGES,
@@ -46,9 +54,9 @@ def _param_field(spec: ParamSpec) -> tuple[Any, Any]:
     else:
         assert spec.min is not None and spec.max is not None
         if spec.kind == "int":
-            number = Annotated[int, Field(ge=int(spec.min), le=int(spec.max))]
+            number = Annotated[StrictInt, Field(ge=int(spec.min), le=int(spec.max))]
         else:
-            number = Annotated[float, Field(ge=spec.min, le=spec.max, allow_inf_nan=False)]
+            number = Annotated[StrictFloat, Field(ge=spec.min, le=spec.max, allow_inf_nan=False)]
         annotation = number | ParamRef
     if spec.required:
         return annotation, Field(description=spec.doc)
