@@ -121,6 +121,44 @@ async def test_capital_problem_names_the_field(
     assert error["loc"] == ["body", "config", "initial_capital"]
 
 
+@pytest.mark.parametrize("capital", ["100", True], ids=["string", "bool"])
+async def test_a_capital_of_another_json_type_is_refused_not_coerced(
+    capital: Any, service: Service, request_body: Callable[..., dict[str, Any]], migrated: str
+) -> None:
+    response = await service.submit(request_body(config={"initial_capital": capital}))
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == PROBLEM_JSON
+    (error,) = response.json()["errors"]
+    assert error["loc"] == ["body", "config", "initial_capital"]
+    assert error["code"] == "float_type"
+    assert await count_rows(migrated) == (0, 0)
+
+
+STRICT_SWEEP_FIELDS: dict[str, tuple[dict[str, Any], list[Any]]] = {
+    "param override as text": ({"params": {"fast": "5"}}, ["body", "params", "fast"]),
+    "seed as a float": ({"search": {"seed": 1.0}}, ["body", "search", "seed"]),
+    "grid value as bool": (
+        {"search": {"parameters": {"fast": [5, True]}}},
+        ["body", "search", "parameters", "fast", "list[float]", 1],
+    ),
+    "walk-forward bars as text": (
+        {"walk_forward": {"train_bars": "100", "test_bars": 10}},
+        ["body", "walk_forward", "train_bars"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(STRICT_SWEEP_FIELDS))
+async def test_sweep_fields_of_another_json_type_are_refused_not_coerced(
+    case: str, service: Service, request_body: Callable[..., dict[str, Any]], migrated: str
+) -> None:
+    overrides, loc = STRICT_SWEEP_FIELDS[case]
+    response = await service.submit_sweep(request_body(**overrides))
+    assert response.status_code == 422, response.text
+    assert loc in [error["loc"] for error in response.json()["errors"]], response.json()
+    assert await count_rows(migrated) == (0, 0)
+
+
 SWEEP_BAD: dict[str, tuple[dict[str, Any], str]] = {
     "10,000,001 combinations": (
         {"search": {"parameters": {"slow": {"min": 5, "max": 10_000_005, "step": 1}}}},

@@ -131,6 +131,30 @@ async def test_patch_rejects_nulls_unknown_fields_and_bad_versions(service: Serv
     assert_problem(await service.call("POST", f"{url}/compile", params={"version": 0}), 422)
 
 
+@pytest.mark.parametrize("version", ["1", True, 1.0], ids=["string", "bool", "float"])
+async def test_patch_refuses_an_expected_version_of_another_json_type(
+    service: Service, version: Any
+) -> None:
+    created = await service.create()
+    url = f"/api/strategies/{created['id']}"
+    body = {"name": "renamed", "expected_version": version}
+    problem = assert_problem(await service.call("PATCH", url, json=body), 422)
+    assert [e["loc"] for e in problem["errors"]] == [["body", "expected_version"]]
+    assert (await service.call("GET", url)).json()["name"] == created["name"]
+
+
+@pytest.mark.parametrize("period", ["14", True, 14.0], ids=["string", "bool", "float"])
+async def test_a_graph_param_of_another_json_type_is_refused(service: Service, period: Any) -> None:
+    """Graph params are checked by the engine's own validator, as strictly as a body field."""
+    graph = sma_cross()
+    graph["nodes"][1]["params"]["period"] = period
+    response = await service.call("POST", "/api/strategies", json={"name": "g", "graph": graph})
+    problem = assert_problem(response, 422)
+    (error,) = problem["errors"]
+    assert (error["code"], error["node_id"]) == ("param_wrong_type", "fast")
+    assert "'period' must be an integer" in error["message"]
+
+
 async def test_graphs_over_the_engine_limits_are_422(service: Service) -> None:
     many = sma_cross()
     many["nodes"] += [

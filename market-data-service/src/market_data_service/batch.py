@@ -325,6 +325,17 @@ def _uniform_names(
     return out
 
 
+def _json_type(value: object) -> str:
+    """The JSON type of a parsed value, for messages (``true`` is a bool, not a number)."""
+    if isinstance(value, bool):
+        return "a bool"
+    if isinstance(value, str):
+        return "a string"
+    if value is None:
+        return "null"
+    return "an array" if isinstance(value, list) else "an object"
+
+
 def _check_timeframe(value: object) -> str:
     if not isinstance(value, str) or value not in TIMEFRAME_SECONDS:
         raise ValueError(f"unknown timeframe {value!r}; use one of {', '.join(TIMEFRAMES)}")
@@ -414,12 +425,13 @@ def _parse_items(
             and type(c) in number_types
             and type(v) in number_types
         ):
-            name = next(
-                f
+            # Exact types: a JSON string ("100") or bool (true) is never read as a number.
+            name, value = next(
+                (f, x)
                 for f, x in zip(PRICE_FIELDS, (o, h, lo, c, v), strict=True)
                 if type(x) not in number_types
             )
-            reject(i, "invalid_number", f"{name} must be a number")
+            reject(i, "invalid_number", f"{name} must be a JSON number, not {_json_type(value)}")
             continue
         try:
             finite = (

@@ -94,6 +94,9 @@ async def test_each_rejected_bar_gets_its_own_reason(service: Service) -> None:
         12: "invalid_number",
     }
     assert all(r["message"] for r in body["rejections"])
+    messages = {r["index"]: r["message"] for r in body["rejections"]}
+    assert messages[8] == "open must be a JSON number, not a string"
+    assert messages[12] == "open must be a JSON number, not a bool"
     assert body["statuses"][0] == body["statuses"][13] == "accepted"
     assert body["counts"] == {"accepted": 2, "duplicate": 0, "corrected": 0, "rejected": 12}
     assert await stored(service) == 2
@@ -234,3 +237,24 @@ async def test_without_postgres_the_service_says_so_instead_of_failing(
         push = await svc.push({"symbol": "X", "timeframe": "1m", "bars": minute_bars(2)})
         assert push.status_code == 503
         assert push.json()["code"] == "dependency_unavailable"
+
+
+@pytest.mark.parametrize(
+    ("price", "kind"), [("100.5", "a string"), (False, "a bool"), (None, "null"), ([1], "an array")]
+)
+async def test_a_close_of_another_json_type_is_rejected_per_bar_with_its_type(
+    service: Service, price: Any, kind: str
+) -> None:
+    bars = minute_bars(2)
+    bars[1]["close"] = price
+    response = await service.push({"symbol": "BTC-USD", "timeframe": "1m", "bars": bars})
+    assert response.status_code == 207, response.text
+    assert response.json()["statuses"] == ["accepted", "rejected"]
+    assert response.json()["rejections"] == [
+        {
+            "index": 1,
+            "reason": "invalid_number",
+            "message": f"close must be a JSON number, not {kind}",
+        }
+    ]
+    assert await stored(service) == 1

@@ -253,6 +253,18 @@ async def test_bad_form_fields_are_refused(
     assert response.headers["content-type"] == "application/problem+json"
 
 
+@pytest.mark.parametrize("atomic", ["true", 1], ids=["string", "number"])
+async def test_a_json_import_flag_of_another_json_type_is_refused(
+    service: Service, atomic: Any
+) -> None:
+    body = {"path": "bars.csv", "symbol": "X", "timeframe": "1m", "atomic": atomic}
+    response = await service.client.post(
+        "/api/market/imports", json=body, headers=service.headers()
+    )
+    assert response.status_code == 422, response.text
+    assert [e["loc"] for e in response.json()["errors"]] == [["body", "atomic"]]
+
+
 async def test_uploads_need_a_file_a_known_type_and_a_sane_size(make_service: Any) -> None:
     async with make_service(import_max_upload_bytes=4096) as service:
         empty = await upload(service, b"")

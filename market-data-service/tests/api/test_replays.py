@@ -114,6 +114,17 @@ async def test_bad_replay_requests_are_problems(
     assert response.headers["content-type"] == "application/problem+json"
 
 
+@pytest.mark.parametrize("speed", ["60", True], ids=["string", "bool"])
+async def test_a_replay_speed_of_another_json_type_is_refused_not_coerced(
+    service: Service, speed: Any
+) -> None:
+    await service.push({"symbol": "SRC", "timeframe": "1m", "bars": minute_bars(3)})
+    response = await start(service, speed=speed)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert {tuple(e["loc"][:2]) for e in response.json()["errors"]} == {("body", "speed")}
+
+
 async def test_running_replays_per_user_are_limited(make_service: Any) -> None:
     async with make_service(replay_max_active_per_user=1) as service:
         await service.push({"symbol": "SRC", "timeframe": "1m", "bars": minute_bars(50)})
