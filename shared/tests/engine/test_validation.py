@@ -221,6 +221,20 @@ CASES: list[tuple[str, Callable[[Graph], None], str, str | None, str | None]] = 
         None,
     ),
     (
+        "$param default as string",
+        lambda g: g.update(parameters={"p": {"default": "5", "min": 1, "max": 9}}),
+        "invalid_parameter",
+        None,
+        None,
+    ),
+    (
+        "$param max as bool",
+        lambda g: g.update(parameters={"p": {"default": 1, "min": 0, "max": True}}),
+        "invalid_parameter",
+        None,
+        None,
+    ),
+    (
         "$param without default",
         lambda g: g.update(parameters={"p": {"min": 1, "max": 3}}),
         "invalid_parameter",
@@ -343,6 +357,21 @@ def test_a_strategy_graph_model_is_accepted(crossover: Graph) -> None:
     model = StrategyGraph.model_validate(crossover)
     assert validate(model) == []
     assert model.to_json_dict()["edges"][0] == {"from": "close.out", "to": "fast.in"}
+
+
+@pytest.mark.parametrize("value", ["14", True])
+def test_the_graph_model_refuses_a_tunable_of_another_json_type(
+    crossover: Graph, value: Any
+) -> None:
+    """`StrategyGraph` agrees with `validate_graph`: "14" and true are not numbers. (A node
+    param may be a string in the generic model; `validate_graph` checks it against its type.)"""
+    from pydantic import ValidationError
+
+    from algotrade.engine import StrategyGraph
+
+    tunable = {**crossover, "parameters": {"p": {"default": value, "min": 1, "max": 20}}}
+    with pytest.raises(ValidationError, match=r"parameters\.p\.default"):
+        StrategyGraph.model_validate(tunable)
 
 
 def test_cycle_is_reported_naming_the_nodes_on_it(make_graph: Callable[..., Graph]) -> None:
