@@ -3,8 +3,12 @@
 Run: ``uv run --frozen python bench/bench_market_data.py [--bars 300000] [--clients 4]``
 
 Starts its own service process (uvicorn with uvloop + httptools, as ``serve`` runs it) on
-loopback against real PostgreSQL and Redis on 127.0.0.1 (a fresh database and key prefix,
-removed afterwards) and librdkafka's mock cluster (``algotrade.dev.infra.provide_kafka``).
+loopback against real PostgreSQL, Redis and Apache Kafka, each from ``DATABASE_URL`` /
+``REDIS_URL`` / ``KAFKA_BOOTSTRAP``, else 127.0.0.1:5432 / :6379 when they answer, else embedded
+(``algotrade.dev.infra``: pgserver, ``redis-server``, the Kafka 4.1.1 broker; librdkafka's mock
+cluster only as a stand-in where java/mvn are missing, which the output then says). A fresh
+database, key prefix and topic prefix (topics from the topic table) are used and everything the
+bench started is stopped afterwards.
 
 Figures:
 
@@ -26,6 +30,7 @@ import asyncio
 import contextlib
 import gc
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -44,14 +49,27 @@ import uvloop
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from redis.asyncio import Redis
 
-from algotrade.auth import KeySet, Principal, TokenIssuer
-from algotrade.dev.infra import free_port, provide_kafka, spawn, tail, terminate, wait_tcp
+from algotrade.db import asyncpg_url
+from algotrade.dev.infra import (
+    Provided,
+    admin_connection,
+    free_port,
+    provide_kafka,
+    provide_postgres,
+    provide_redis,
+    spawn,
+    tail,
+    terminate,
+    wait_tcp,
+)
+from algotrade.dev.stack import ensure_database
+from algotrade.keys import InstallationKeys
 from algotrade.migrations import upgrade
+from algotrade.testing.services import ALL_SCOPES, internal_token
+from algotrade.topics import ensure_topics
 from market_data_service.config import Settings
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-REDIS_URL = "redis://127.0.0.1:6379/0"
-SECRET = "bench-secret-" + "x" * 40
+ROOT = Path(__file__).resolve().parents[1]
 T0 = 1_577_836_800  # 2020-01-01T00:00:00Z
 
 
@@ -158,26 +176,50 @@ async def main(args: argparse.Namespace) -> None:
     prefix = f"bench:{run}:"
     topic_prefix = f"bench{run}."
     state = Path(tempfile.mkdtemp(prefix="bench-md-"))
-    admin = await asyncpg.connect(PG_ADMIN)
-    await admin.execute(f'CREATE DATABASE "{db_name}"')
-    database_url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{db_name}"
-    kafka = provide_kafka(state, None)
-    redis = Redis.from_url(REDIS_URL)
+    async with contextlib.AsyncExitStack() as stack:
+        stack.callback(shutil.rmtree, state, ignore_errors=True)
+        pg = provide_postgres(state, os.environ.get("DATABASE_URL"), allow_local=True)
+        stack.callback(pg.stop)
+        redis_provided = provide_redis(state, os.environ.get("REDIS_URL"), allow_local=True)
+        stack.callback(redis_provided.stop)
+        kafka = provide_kafka(
+            state, os.environ.get("KAFKA_BOOTSTRAP"), cache_root=ROOT / ".algotrade"
+        )
+        stack.callback(kafka.stop)
+        await run_bench(args, state, pg, redis_provided, kafka, run, db_name, prefix, topic_prefix)
+
+
+async def run_bench(
+    args: argparse.Namespace,
+    state: Path,
+    postgres: Provided,
+    redis_provided: Provided,
+    kafka: Provided,
+    run: str,
+    db_name: str,
+    prefix: str,
+    topic_prefix: str,
+) -> None:
+    redis_url = redis_provided.url
+    keys = InstallationKeys.generate()  # this run's own; no key lives in the repository
+    database_url = asyncpg_url(await ensure_database(postgres.url, db_name))
+    redis = Redis.from_url(redis_url)
     server: subprocess.Popen[bytes] | None = None
     try:
         await upgrade(database_url, "market_data_service", "market")
+        await ensure_topics(kafka.url, topic_prefix)
         port = free_port()
         env = {
             **os.environ,
             "ENVIRONMENT": "local",
             "LOG_LEVEL": "WARNING",
             "DATABASE_URL": database_url,
-            "REDIS_URL": REDIS_URL,
+            "REDIS_URL": redis_url,
             "REDIS_PREFIX": prefix,
             "KAFKA_BOOTSTRAP": kafka.url,
             "KAFKA_TOPIC_PREFIX": topic_prefix,
-            "JWT_SECRET": SECRET,
             "DB_POOL_SIZE": "20",
+            **keys.env(None),  # the service verifies internal tokens and signs none
         }
         log = state / "service.log"
         server = spawn(
@@ -185,20 +227,16 @@ async def main(args: argparse.Namespace) -> None:
         )
         wait_tcp("127.0.0.1", port, 30, server)
         settings = Settings(
+            _env_file=None,  # type: ignore[call-arg]
             environment="local",
             database_url=database_url,
-            redis_url=REDIS_URL,
+            redis_url=redis_url,
             redis_prefix=prefix,
             kafka_bootstrap=kafka.url,
             kafka_topic_prefix=topic_prefix,
-            jwt_secret=SECRET,
+            **keys.settings_values("gateway"),  # the bench mints tokens as the gateway does
         )
-        token = TokenIssuer(KeySet.from_settings(settings), issuer=settings.jwt_issuer).issue(
-            Principal(user_id="bench", scopes=frozenset({"*"})),
-            audience=settings.internal_token_audience,
-            token_type="internal",
-            ttl_seconds=3600,
-        )
+        token = internal_token(settings, "bench", ALL_SCOPES, ttl_seconds=3600)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
             for _ in range(100):
                 with contextlib.suppress(httpx.HTTPError):
@@ -222,6 +260,10 @@ async def main(args: argparse.Namespace) -> None:
             f"market data benchmark (run {run}; {os.cpu_count()} CPUs; load average "
             f"{os.getloadavg()[0]:.2f} at start; window capacity 10,000)"
         )
+        kind = "STAND-IN, not the real broker: " if kafka.stand_in else ""
+        print(f"  kafka:    {kind}{kafka.source}")
+        print(f"  postgres: {postgres.source}")
+        print(f"  redis:    {redis_provided.source}")
         results: dict[str, dict[str, float]] = {}
         n = args.reads
         print("\nlatest-100 read (window of 10,000 1m bars)")
@@ -318,7 +360,7 @@ async def main(args: argparse.Namespace) -> None:
             c.close()
 
         gc.collect()
-        pids = component_pids(server.pid)
+        pids = component_pids(server.pid, state, redis_url, kafka)
         cpu_before = {name: cpu_seconds(p) for name, p in pids.items()}
         load_before = os.getloadavg()[0]
         started = time.perf_counter()
@@ -351,17 +393,22 @@ async def main(args: argparse.Namespace) -> None:
             )
         busy = sum(spent.values())
         print(
-            f"  {'CPU time, service + postgres + redis':<44} {busy:6.2f} s   "
+            f"  {'CPU time, all of the above':<44} {busy:6.2f} s   "
             f"{busy / total * 1e6:>7.1f} us/bar -> {total / busy:,.0f} bars per CPU-second"
         )
         published, retained, kafka_bars = await kafka_counts(
             kafka.url, f"{topic_prefix}market.bars.v1"
         )
         stored = await pg.fetchval("SELECT count(*) FROM market.bars WHERE symbol LIKE 'ING-%'")
+        held = (
+            "the mock cluster still holds, keeping 5 MB per partition"
+            if kafka.stand_in
+            else "the broker holds (it keeps everything within the topic's 7-day retention)"
+        )
         print(
             f"  check: {stored:,} ING bars in history; {published} of {events} outbox events "
-            f"on Kafka (high watermarks); the mock cluster still holds {retained} of them, "
-            f"{kafka_bars:,} bars (it keeps 5 MB per partition)"
+            f"on Kafka (high watermarks); {retained} events, {kafka_bars:,} bars, read back from "
+            f"what {held}"
         )
 
         # -- replay ----------------------------------------------------------------------
@@ -398,21 +445,23 @@ async def main(args: argparse.Namespace) -> None:
             terminate(server)
             if server.returncode not in (0, -15, None) and args.verbose:
                 print(tail(state / "service.log"))
-        kafka.stop()
         keys = [k async for k in redis.scan_iter(match=f"{prefix}*", count=1000)]
         if keys:
             await redis.delete(*keys)
         await redis.aclose()
-        await admin.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
-        await admin.close()
+        admin = await admin_connection(postgres.url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+        finally:
+            await admin.close()
 
 
 async def kafka_counts(bootstrap: str, topic: str) -> tuple[int, int, int]:
     """(published, retained, bars in retained) on ``topic``.
 
-    Published is the sum of the partitions' high watermarks. librdkafka's mock cluster keeps
-    at most 5 MB per partition (``rd_kafka_mock_partition``: max_size), so older events are
-    truncated there; the bars are counted in what it still holds.
+    Published is the sum of the partitions' high watermarks, retained what the log still holds
+    from its start offsets: all of it on a real broker within retention, at most 5 MB per
+    partition on librdkafka's mock cluster (``rd_kafka_mock_partition``: max_size).
     """
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
@@ -452,15 +501,29 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
-def component_pids(server_pid: int) -> dict[str, list[int]]:
-    """Processes whose CPU time the ingestion figure accounts for."""
+def component_pids(
+    server_pid: int, state: Path, redis_url: str, kafka: Provided
+) -> dict[str, list[int]]:
+    """Processes whose CPU time the ingestion figure accounts for, told apart from servers a
+    test run may have alongside: the embedded PostgreSQL's postmaster and backends (else every
+    ``postgres`` process), the ``redis-server`` on this bench's port, the embedded broker."""
     pids: dict[str, list[int]] = {"service": [server_pid], "postgres": [], "redis": []}
-    for proc in psutil.process_iter(["name"]):
+    postmaster = state / "pgdata" / "postmaster.pid"
+    if postmaster.exists():
+        pid = int(postmaster.read_text().split()[0])
+        pids["postgres"] = [pid, *(c.pid for c in psutil.Process(pid).children(recursive=True))]
+    redis_port = f":{redis_url.rsplit(':', 1)[1].split('/')[0]}"
+    for proc in psutil.process_iter(["name", "cmdline"]):
         name = proc.info["name"] or ""
-        if name.startswith("postgres"):
+        if name.startswith("postgres") and not postmaster.exists():
             pids["postgres"].append(proc.pid)
-        elif name.startswith("redis-server"):
+        elif name.startswith("redis-server") and any(
+            arg.endswith(redis_port) or arg == redis_port[1:] for arg in proc.info["cmdline"] or ()
+        ):
             pids["redis"].append(proc.pid)
+    broker = kafka.handle.proc if kafka.handle is not None else None
+    if broker is not None:
+        pids["kafka broker"] = [broker.pid]
     return pids
 
 
