@@ -257,3 +257,38 @@ async def test_a_job_cancelled_while_queued_is_skipped_by_the_worker(
     assert job["status"] == "cancelled" and job["summary"] is None
     store = store_of(settings)
     assert await store.list_keys(results_prefix("alice", cancelled["id"])) == []
+
+
+class UnreachableBars:
+    """Market data that never answers: every attempt of the job fails the same way."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def bars(self, *args: Any, **kwargs: Any) -> Bars:
+        self.calls += 1
+        raise ConnectionError("market data is down")
+
+
+async def test_a_job_whose_every_attempt_fails_is_marked_failed_once_the_runner_gives_up(
+    service: Service,
+    start_worker: Callable[..., Any],
+    request_body: Callable[..., dict[str, Any]],
+    settings: Settings,
+) -> None:
+    job = (await service.submit(request_body())).json()
+    bars = UnreachableBars()
+    async with start_worker(bars=bars):
+        failed = await service.wait_status(job["id"], "failed", "completed", within=60)
+    assert failed["status"] == "failed"
+    assert failed["error"] == (
+        f"gave up after {settings.worker_retry_attempts} attempts: "
+        "ConnectionError: market data is down"
+    )
+    assert bars.calls == settings.worker_retry_attempts
+    dead = await read_records(
+        settings.kafka_bootstrap,
+        Topics.dlq(Topics(settings.kafka_topic_prefix).backtest_jobs),
+        expect=1,
+    )
+    assert dict(dead[0].headers)["dlq-error"] == b"ConnectionError: market data is down"

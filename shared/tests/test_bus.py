@@ -180,15 +180,25 @@ async def test_failing_handler_is_retried_then_dead_lettered(
         if payload.n == 13:
             raise RuntimeError("unlucky thirteen")
 
+    given_up: list[tuple[int, str, int]] = []
+
+    async def on_give_up(
+        envelope: Envelope, payload: BaseModel, record: Any, error: BaseException, tries: int
+    ) -> None:
+        assert isinstance(payload, TestEventPayload)
+        given_up.append((payload.n, str(error), tries))
+
     r = runner(
         kafka_bootstrap,
         topic,
         handler,
         producer,
         deduplicator=RedisDeduplicator(redis_client, f"{redis_prefix}c"),
+        on_give_up=on_give_up,
     )
     await run_until(r, lambda: r.stats.handled == 1 and r.stats.dead_lettered == 1)
     assert attempts == {13: 3, 14: 1}
+    assert given_up == [(13, "unlucky thirteen", 3)]  # once, after the last attempt
     dead = await read_records(kafka_bootstrap, Topics.dlq(topic), expect=1)
     headers = dict(dead[0].headers)
     assert headers["dlq-error"] == b"RuntimeError: unlucky thirteen"

@@ -14,8 +14,8 @@ so it cannot complete a job twice or revive a cancelled one. Errors:
   failed with the reason, and the message is done;
 - a message that is not a valid event, or names no job: straight to the DLQ;
 - anything else (database, S3 or market data unavailable, a crashed pool process): retried by
-  the consumer runner with backoff; the last attempt marks the job failed and the message
-  goes to the DLQ with the error.
+  the consumer runner with backoff; when it gives up, `JobRunner.give_up` marks the job failed
+  and the message goes to the DLQ with the error.
 """
 
 from __future__ import annotations
@@ -105,15 +105,12 @@ class JobRunner:
         bars: BarSource,
         pool: Executor,
         processes: int,
-        attempts: int,
     ) -> None:
         self._jobs = jobs
         self._results = results
         self._bars = bars
         self._pool = pool
         self._processes = processes
-        self._max_attempts = attempts
-        self._attempts: dict[str, int] = {}
 
     async def __call__(
         self, envelope: Envelope, payload: BaseModel, record: ConsumerRecord[Any, Any]
@@ -137,17 +134,23 @@ class JobRunner:
             detail = exc.detail if isinstance(exc, BacktestInvalid | GraphInvalid) else str(exc)
             logger.warning("job failed: %s", detail, extra=where)
             await self._jobs.fail(job, detail)
-        except Exception as exc:
-            attempt = self._attempts.get(envelope.id, 0) + 1
-            self._attempts[envelope.id] = attempt
-            if attempt >= self._max_attempts:
-                self._attempts.pop(envelope.id, None)
-                with contextlib.suppress(Exception):
-                    await self._jobs.fail(
-                        job, f"gave up after {attempt} attempts: {type(exc).__name__}: {exc}"
-                    )
-            raise
-        self._attempts.pop(envelope.id, None)
+
+    async def give_up(
+        self,
+        envelope: Envelope,
+        payload: BaseModel,
+        record: ConsumerRecord[Any, Any],
+        error: BaseException,
+        attempts: int,
+    ) -> None:
+        """The consumer runner's last attempt failed: mark the job failed with the reason."""
+        if not isinstance(payload, backtest_events.BacktestRequested):
+            return
+        job = await self._jobs.load(payload.job_id)
+        if job is not None:
+            await self._jobs.fail(
+                job, f"gave up after {attempts} attempts: {type(error).__name__}: {error}"
+            )
 
     async def _run(self, job: Row[Any], message: backtest_events.BacktestRequested) -> None:
         if not await self._jobs.start(job):
@@ -346,7 +349,6 @@ class Worker:
                 bars=bars,
                 pool=pool,
                 processes=self.processes,
-                attempts=settings.worker_retry_attempts,
             )
             runner = ConsumerRunner(
                 bootstrap=settings.kafka_bootstrap,
@@ -361,6 +363,7 @@ class Worker:
                     max_backoff=10.0,
                 ),
                 max_batch=1,
+                on_give_up=handler.give_up,
                 consumer_options={
                     "max_poll_interval_ms": settings.worker_max_poll_interval_ms,
                     **self._consumer_options,

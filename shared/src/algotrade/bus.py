@@ -5,8 +5,10 @@ Policy, in one place (compare quix-streams' error callbacks):
 - A message that is not a valid event (`EventError`) goes to ``<topic>.dlq`` at once: retrying
   cannot fix its bytes.
 - A handler error is retried ``RetryPolicy.max_attempts`` times with exponential backoff, then
-  the message goes to the DLQ carrying the error and the original bytes, and the partition moves
-  on. A poison message never blocks its partition.
+  the runner gives up: ``on_give_up`` (if given) records the failure where users see it, the
+  message goes to the DLQ carrying the error and the original bytes, and the partition moves
+  on. A poison message never blocks its partition. This is the one retry/give-up policy: a
+  handler raises, and never counts attempts itself.
 - An event id the `Deduplicator` has seen is skipped (at-least-once delivery, exactly-once effect).
 - Offsets are committed only after the handler succeeded or the DLQ write was acknowledged.
   If the DLQ itself cannot be written, nothing is committed and the runner seeks back and tries
@@ -154,6 +156,20 @@ class RetryPolicy:
         return float(min(self.max_backoff, self.initial_backoff * 2 ** (attempt - 1)))
 
 
+class GiveUpHandler(Protocol):
+    """Called once when the runner gives up on a message (its last attempt failed), before the
+    message goes to the DLQ: the place to record the failure where users see it."""
+
+    def __call__(
+        self,
+        envelope: Envelope,
+        payload: BaseModel,
+        record: ConsumerRecord[Any, Any],
+        error: BaseException,
+        attempts: int,
+    ) -> Awaitable[None]: ...
+
+
 class EventHandler(Protocol):
     def __call__(
         self, envelope: Envelope, payload: BaseModel, record: ConsumerRecord[Any, Any]
@@ -186,7 +202,9 @@ class ConsumerRunner:
         max_batch: int = 200,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         consumer_options: dict[str, Any] | None = None,
+        on_give_up: GiveUpHandler | None = None,
     ) -> None:
+        self._on_give_up = on_give_up
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
             group_id=group_id,
@@ -320,6 +338,7 @@ class ConsumerRunner:
                 await self._handler(envelope, payload, record)
             except Exception as exc:
                 if attempt >= self._retry.max_attempts or isinstance(exc, EventError):
+                    await self._give_up(envelope, payload, record, exc, attempt)
                     await self._dead_letter(record, exc, attempts=attempt)
                     return
                 self.stats.retries += 1
@@ -336,6 +355,21 @@ class ConsumerRunner:
         if self._dedupe is not None:
             await self._dedupe.mark(envelope.id)
         self.stats.handled += 1
+
+    async def _give_up(
+        self,
+        envelope: Envelope,
+        payload: BaseModel,
+        record: ConsumerRecord[Any, Any],
+        exc: BaseException,
+        attempts: int,
+    ) -> None:
+        if self._on_give_up is None:
+            return
+        try:
+            await self._on_give_up(envelope, payload, record, exc, attempts)
+        except Exception:  # the message still goes to the DLQ; the callback's failure is logged
+            logger.exception("on_give_up failed", extra=_where(record))
 
     async def _dead_letter(
         self, record: ConsumerRecord[Any, Any], exc: BaseException, *, attempts: int
