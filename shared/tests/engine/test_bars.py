@@ -81,6 +81,7 @@ def test_pandas_round_trip_keeps_every_value_and_timestamp(spy_daily: Bars) -> N
 
 def test_from_pandas_reads_timestamp_columns_and_any_letter_case() -> None:
     import pandas as pd  # a dev dependency: this test always runs
+
     frame = pd.DataFrame(
         {
             "Timestamp": pd.to_datetime(["2024-01-01 00:00", "2024-01-01 01:00"]),
