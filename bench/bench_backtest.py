@@ -301,6 +301,7 @@ def stack(state: Path) -> Iterator[dict[str, str]]:
     """Embedded infrastructure plus the market data service, the backtesting service and a
     worker, each its own process (as ``algotrade dev up`` runs them)."""
     from algotrade.dev.infra import (
+        drop_database,
         free_port,
         provide_kafka,
         provide_postgres,
@@ -386,16 +387,6 @@ def stack(state: Path) -> Iterator[dict[str, str]]:
                 asyncio.run(drop_database(provided[0].url, database_name))
         for item in reversed(provided):
             item.stop()
-
-
-async def drop_database(admin_url: str, name: str) -> None:
-    from algotrade.dev.infra import admin_connection
-
-    conn = await admin_connection(admin_url)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 async def json_pages_fetch(client: Any, url: str, params: dict[str, Any], page_size: int) -> Bars:

@@ -31,7 +31,7 @@ from sqlalchemy import func, select
 
 from algotrade.bus import ConsumerRunner, EventProducer
 from algotrade.db import build_engine, build_session_factory, service_schema
-from algotrade.dev.infra import admin_connection, provide_kafka, provide_postgres
+from algotrade.dev.infra import drop_database, provide_kafka, provide_postgres
 from algotrade.dev.stack import ensure_database
 from algotrade.events import Envelope, TestEventPayload, default_registry
 from algotrade.outbox import OutboxRelay, stage_event
@@ -207,14 +207,7 @@ async def main(args: argparse.Namespace) -> None:
         name = f"bench_bus_{uuid.uuid4().hex[:8]}"
         database_url = await ensure_database(pg.url, name)
 
-        async def drop_database() -> None:
-            conn = await admin_connection(pg.url)
-            try:
-                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            finally:
-                await conn.close()
-
-        stack.push_async_callback(drop_database)
+        stack.push_async_callback(drop_database, pg.url, name)
 
         prefix = f"bench{uuid.uuid4().hex[:6]}."
         await create_topics(

@@ -52,7 +52,7 @@ from redis.asyncio import Redis
 from algotrade.db import asyncpg_url
 from algotrade.dev.infra import (
     Provided,
-    admin_connection,
+    drop_database,
     free_port,
     provide_kafka,
     provide_postgres,
@@ -449,11 +449,7 @@ async def run_bench(
         if keys:
             await redis.delete(*keys)
         await redis.aclose()
-        admin = await admin_connection(postgres.url)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await drop_database(postgres.url, db_name)
 
 
 async def kafka_counts(bootstrap: str, topic: str) -> tuple[int, int, int]:

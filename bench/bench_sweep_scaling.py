@@ -47,7 +47,7 @@ from algotrade.backtest.sweep import SearchSpace, combinations
 from algotrade.db import asyncpg_url
 from algotrade.dev.infra import (
     Provided,
-    admin_connection,
+    drop_database,
     provide_kafka,
     provide_postgres,
     provide_s3,
@@ -253,14 +253,7 @@ async def start_platform(stack: contextlib.AsyncExitStack, chunk: int) -> Platfo
     name = f"bench_sweep_{uuid.uuid4().hex[:8]}"
     database_url = asyncpg_url(await ensure_database(postgres.url, name))
 
-    async def drop_database() -> None:
-        conn = await admin_connection(postgres.url)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
-
-    stack.push_async_callback(drop_database)
+    stack.push_async_callback(drop_database, postgres.url, name)
     await upgrade(database_url, "backtesting_service", "backtest")
     prefix = f"bench{uuid.uuid4().hex[:6]}."
     await ensure_topics(kafka.url, prefix)

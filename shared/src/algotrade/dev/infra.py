@@ -149,6 +149,15 @@ async def admin_connection(url: str) -> Any:
     )
 
 
+async def drop_database(admin_url: str, name: str) -> None:
+    """Drop database ``name`` (if it exists) even while clients are still connected."""
+    conn = await admin_connection(admin_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
 def provide_postgres(state_dir: Path, env_url: str | None, *, allow_local: bool) -> Provided:
     """``DATABASE_URL``; else (tests only) 127.0.0.1:5432 when it answers; else pgserver."""
     if env_url:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import logging
 import os
 import re
 import shutil
@@ -29,12 +28,10 @@ from pathlib import Path
 
 from algotrade.dev.infra import free_port, spawn, tail, tcp_reachable, terminate
 
-logger = logging.getLogger(__name__)
-
 KAFKA_DIR = Path(__file__).with_name("kafka")
 POM = KAFKA_DIR / "pom.xml"
 LOG4J_CONFIG = KAFKA_DIR / "log4j2.properties"
-_STARTED = re.compile(r"Kafka Server started|\[KafkaRaftServer nodeId=\d+\] Kafka Server started")
+_STARTED = re.compile(r"Kafka Server started")
 
 
 def kafka_version() -> str:
@@ -236,10 +233,6 @@ class KafkaBroker:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
         self.proc = None
-
-    def restart(self, timeout: float = 90.0) -> None:
-        self.stop()
-        self.start(timeout)
 
 
 def _cluster_id() -> str:

@@ -27,6 +27,7 @@ from algotrade.config import ServiceSettings
 from algotrade.dev.infra import (
     Provided,
     admin_connection,
+    drop_database,
     provide_kafka,
     provide_postgres,
     provide_redis,
@@ -146,7 +147,7 @@ async def database_url(postgres_admin_url: str) -> AsyncIterator[str]:
     await _admin(postgres_admin_url, f'CREATE DATABASE "{name}"')
     url = make_url(postgres_admin_url).set(database=name, drivername="postgresql+asyncpg")
     yield url.render_as_string(hide_password=False)
-    await _admin(postgres_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await drop_database(postgres_admin_url, name)
 
 
 @pytest.fixture
