@@ -33,11 +33,12 @@ from typing import Any
 
 import numpy as np
 
-from algotrade.backtest import BacktestConfig, fills, run_backtest
-from algotrade.backtest.engine import simulation_inputs, simulation_params
-from algotrade.backtest.sweep import SearchSpace, combinations, run_sweep
 from algotrade.engine import Bars, compile_graph
+from algotrade.simulation import fills
 from algotrade.testing.graphs import sma_cross as sma_cross_graph
+from backtesting_service.backtest import BacktestConfig, run_backtest
+from backtesting_service.backtest.run import simulation_inputs, simulation_params
+from backtesting_service.backtest.sweep import SearchSpace, combinations, run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_SECRET = "bench-backtest-" + "s" * 40
@@ -260,7 +261,7 @@ MEMORY_PROBE = """
 import sys, tracemalloc
 sys.path.insert(0, {bench!r})
 from bench_backtest import synthetic_bars, sma_cross
-from algotrade.backtest import BacktestConfig, run_backtest
+from backtesting_service.backtest import BacktestConfig, run_backtest
 from algotrade.engine import compile_graph
 bars = synthetic_bars({n})
 plan = compile_graph(sma_cross())

@@ -42,8 +42,6 @@ import httpx
 import orjson
 import psutil
 
-from algotrade.backtest import BacktestConfig
-from algotrade.backtest.sweep import SearchSpace, combinations
 from algotrade.db import asyncpg_url
 from algotrade.dev.infra import (
     Provided,
@@ -64,6 +62,8 @@ from algotrade.testing.kafka import wait_group
 from algotrade.testing.services import ALL_SCOPES, internal_token, serve_in_process, settings_env
 from algotrade.topics import ensure_topics
 from backtesting_service import execution
+from backtesting_service.backtest import BacktestConfig
+from backtesting_service.backtest.sweep import SearchSpace, combinations
 from backtesting_service.bar_sources import CsvBarSource
 from backtesting_service.config import Settings
 from backtesting_service.main import create_app

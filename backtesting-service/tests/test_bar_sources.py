@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from algotrade.auth import InternalTokens
-from algotrade.backtest import BacktestInvalid
 from algotrade.engine import Bars
 from algotrade.migrations import upgrade
 from algotrade.testing.services import serve_in_process
+from backtesting_service.backtest import BacktestInvalid
 from backtesting_service.bar_sources import HttpBarSource
 from market_data_service.config import Settings as MarketSettings
 from market_data_service.main import create_app as market_app

@@ -10,11 +10,11 @@ import orjson
 import pytest
 from sqlalchemy import select, update
 
-from algotrade.backtest import BacktestConfig, run_backtest
 from algotrade.db import build_engine
 from algotrade.engine import Plan, compile_graph
 from algotrade.testing.graphs import sma_cross
 from backtesting_service import models, worker
+from backtesting_service.backtest import BacktestConfig, run_backtest
 from backtesting_service.config import Settings
 
 from .conftest import Service

@@ -23,11 +23,11 @@ import numpy.typing as npt
 import orjson
 
 from algotrade.auth import InternalTokens
-from algotrade.backtest import BacktestInvalid
-from algotrade.backtest.config import epoch_ms
 from algotrade.columnar import ARROW_STREAM, ColumnarError, decode_bars
 from algotrade.engine import Bars
 from algotrade.errors import DependencyUnavailable
+from algotrade.simulation.config import epoch_ms
+from backtesting_service.backtest import BacktestInvalid
 
 logger = logging.getLogger(__name__)
 

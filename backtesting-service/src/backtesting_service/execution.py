@@ -14,11 +14,11 @@ from typing import Any
 import numpy as np
 import orjson
 
-from algotrade.backtest import BacktestConfig, run_backtest
-from algotrade.backtest.sweep import Combination, WalkForward, run_sweep
 from algotrade.engine import Bars, Plan, compile_graph
 from algotrade.errors import AlgoTradeError
 from algotrade.processes import die_with_parent
+from backtesting_service.backtest import BacktestConfig, run_backtest
+from backtesting_service.backtest.sweep import Combination, WalkForward, run_sweep
 from backtesting_service.results import parquet_bytes
 
 

@@ -21,12 +21,12 @@ from sqlalchemy import Float, Row, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from algotrade.backtest import events
-from algotrade.backtest.config import BacktestConfig
+from algotrade import backtest_events as events
 from algotrade.errors import Conflict, NotFound, ValidationFailed
 from algotrade.events import Topics, default_registry, new_event_id
 from algotrade.metrics import LOWER_IS_BETTER, RANKABLE_METRICS
 from algotrade.outbox import OutboxRelay, stage_event
+from algotrade.simulation.config import BacktestConfig
 from backtesting_service import models
 from backtesting_service.models import ACTIVE, CANCELLED, COMPLETED, FAILED, QUEUED, RUNNING
 from backtesting_service.results import results_prefix

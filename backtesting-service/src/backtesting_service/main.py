@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator
 import httpx
 from fastapi import FastAPI
 
+from algotrade import backtest_events
 from algotrade.auth import InternalTokens
-from algotrade.backtest import events as backtest_events
 from algotrade.service import Resources, create_service_app
 from backtesting_service.api.deps import BacktestServices
 from backtesting_service.api.routes import ROUTERS

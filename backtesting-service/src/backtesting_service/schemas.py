@@ -15,11 +15,11 @@ from pydantic import (
     model_validator,
 )
 
-from algotrade.backtest import BacktestConfig
-from algotrade.backtest.sweep import SearchSpace, SweepSpec, WalkForward
 from algotrade.bars import Timeframe, normalize_symbol
 from algotrade.bounds import INT4_MAX as MAX_VERSION
 from algotrade.metrics import RANKABLE_METRICS
+from backtesting_service.backtest import BacktestConfig
+from backtesting_service.backtest.sweep import SearchSpace, SweepSpec, WalkForward
 
 JobKind = Literal["backtest", "sweep"]
 JobStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
@@ -66,7 +66,7 @@ class BacktestCreate(BaseModel):
 
 
 class SweepCreate(BacktestCreate):
-    """A sweep over the strategy's tunables; see `algotrade.backtest.sweep`."""
+    """A sweep over the strategy's tunables; see `backtesting_service.backtest.sweep`."""
 
     search: SearchSpace = Field(default_factory=SearchSpace)
     metric: str = "sharpe"

@@ -9,8 +9,8 @@ from urllib.parse import quote
 import httpx
 
 from algotrade.auth import InternalTokens
-from algotrade.backtest import BacktestInvalid
 from algotrade.errors import DependencyUnavailable
+from backtesting_service.backtest import BacktestInvalid
 
 logger = logging.getLogger(__name__)
 

@@ -14,10 +14,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from algotrade.backtest import BacktestInvalid
-from algotrade.backtest.engine import check_plan
-from algotrade.backtest.sweep import combinations
 from algotrade.engine import Plan, compile_graph
+from backtesting_service.backtest import BacktestInvalid
+from backtesting_service.backtest.run import check_plan
+from backtesting_service.backtest.sweep import combinations
 from backtesting_service.bar_sources import BarSource
 from backtesting_service.jobs import NewJob
 from backtesting_service.schemas import BacktestCreate, SweepCreate

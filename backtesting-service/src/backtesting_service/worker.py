@@ -37,10 +37,8 @@ from aiokafka import ConsumerRecord
 from pydantic import BaseModel
 from sqlalchemy import Row
 
+from algotrade import backtest_events
 from algotrade.auth import InternalTokens
-from algotrade.backtest import BacktestConfig, BacktestInvalid
-from algotrade.backtest import events as backtest_events
-from algotrade.backtest.sweep import SweepSpec, combinations, sort_key, walk_forward_report
 from algotrade.bus import ConsumerRunner, EventProducer, RetryPolicy
 from algotrade.db import build_engine, build_session_factory
 from algotrade.engine import GraphInvalid, Plan, PlanDecodeError, compile_graph
@@ -49,6 +47,13 @@ from algotrade.events import Envelope, Topics, default_registry
 from algotrade.outbox import OutboxRelay
 from algotrade.storage import ObjectStore
 from backtesting_service import execution
+from backtesting_service.backtest import BacktestConfig, BacktestInvalid
+from backtesting_service.backtest.sweep import (
+    SweepSpec,
+    combinations,
+    sort_key,
+    walk_forward_report,
+)
 from backtesting_service.bar_sources import BarSource, HttpBarSource
 from backtesting_service.config import Settings
 from backtesting_service.jobs import JobStore

@@ -43,7 +43,7 @@ from algotrade.bars import TIMEFRAME_SECONDS
 FloatArray = npt.NDArray[np.float64]
 
 # Bump when a definition changes (also the cache key of code that inlines these functions
-# when their source is not shipped; see `algotrade.backtest.fills`).
+# when their source is not shipped; see `algotrade.simulation.fills`).
 METRICS_VERSION: Final = 1
 TRADING_DAYS_PER_YEAR: Final = 252
 SESSION_MINUTES: Final = 390  # NYSE regular session, 09:30-16:00
@@ -116,7 +116,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _inline(fn: F) -> F:
-    """Compiled and inlined into its numba callers (`algotrade.backtest.fills.simulate` folds
+    """Compiled and inlined into its numba callers (`algotrade.simulation.fills.simulate` folds
     the curve statistics into its trading loop, so a sweep never materialises equity)."""
     return cast(F, numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")(fn))
 

@@ -8,7 +8,6 @@ import numpy as np
 from fastapi import Query
 from sqlalchemy import Row
 
-from algotrade.backtest.result import trade_rows
 from algotrade.bounds import OFFSET_MAX as MAX_OFFSET
 from algotrade.bounds import PAGE_MAX as MAX_PAGE
 from algotrade.errors import Conflict
@@ -16,6 +15,7 @@ from algotrade.events import ULID_PATTERN as JOB_ID_PATTERN
 from algotrade.strict_json import api_router
 from backtesting_service.api.deps import BacktestServices, ReaderDep, ServicesDep, WriterDep
 from backtesting_service.api.views import PROBLEMS, job_public
+from backtesting_service.backtest.result import trade_rows
 from backtesting_service.downsample import lttb_indices
 from backtesting_service.results import EQUITY, TRADES
 from backtesting_service.schemas import (

@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from algotrade import metrics
-from algotrade.backtest import fills
-from algotrade.backtest.fills import FillModel
+from algotrade.simulation import fills
+from algotrade.simulation.fills import FillModel
 
 NAN = math.nan
 EMPTY = np.empty(0)

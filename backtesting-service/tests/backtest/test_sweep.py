@@ -7,8 +7,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from algotrade.backtest import BacktestConfig, BacktestInvalid, run_backtest
-from algotrade.backtest.sweep import (
+from algotrade.engine import compile_graph
+from backtesting_service.backtest import BacktestConfig, BacktestInvalid, run_backtest
+from backtesting_service.backtest.sweep import (
     MAX_COMBINATIONS,
     SearchSpace,
     SharedEvaluator,
@@ -20,7 +21,6 @@ from algotrade.backtest.sweep import (
     sort_key,
     walk_forward_report,
 )
-from algotrade.engine import compile_graph
 
 
 @pytest.fixture

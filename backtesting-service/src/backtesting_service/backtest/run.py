@@ -1,7 +1,7 @@
 """`run_backtest`: a compiled plan, bars and a config in; trades, equity and metrics out.
 
 The plan runs vectorized over all bars (`Plan.evaluate`), its signal sinks and risk bindings
-become the inputs of the compiled simulation (`algotrade.backtest.fills.simulate`), and
+become the inputs of the compiled simulation (`algotrade.simulation.fills.simulate`), and
 `algotrade.metrics` summarises the result. A run may cover a window of the bars (walk-forward):
 indicators still see every earlier bar, so a window starts warmed up.
 """
@@ -15,12 +15,12 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from algotrade.backtest import fills
-from algotrade.backtest.config import BacktestConfig, ResolvedConfig
-from algotrade.backtest.errors import BacktestInvalid
-from algotrade.backtest.result import BacktestResult, Trades
 from algotrade.engine import Bars, Plan
 from algotrade.metrics import CurveState, Metrics, assemble, curve_finish, periods_per_year
+from algotrade.simulation import fills
+from algotrade.simulation.config import BacktestConfig, ResolvedConfig
+from backtesting_service.backtest.errors import BacktestInvalid
+from backtesting_service.backtest.result import BacktestResult, Trades
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]

@@ -30,18 +30,18 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, model_validator
 
-from algotrade.backtest.config import BacktestConfig
-from algotrade.backtest.engine import (
+from algotrade.engine import Bars, GraphInvalid, Plan, Step
+from algotrade.engine.registry import NODE_TYPES
+from algotrade.engine.specs import BAR_FIELDS, BAR_SOURCE_PREFIX, SIGNAL_KINDS
+from algotrade.metrics import LOWER_IS_BETTER, RANKABLE_METRICS, Metrics, periods_per_year
+from algotrade.simulation.config import BacktestConfig
+from backtesting_service.backtest.errors import BacktestInvalid
+from backtesting_service.backtest.run import (
     check_plan,
     simulate,
     simulation_inputs,
     simulation_params,
 )
-from algotrade.backtest.errors import BacktestInvalid
-from algotrade.engine import Bars, GraphInvalid, Plan, Step
-from algotrade.engine.registry import NODE_TYPES
-from algotrade.engine.specs import BAR_FIELDS, BAR_SOURCE_PREFIX, SIGNAL_KINDS
-from algotrade.metrics import LOWER_IS_BETTER, RANKABLE_METRICS, Metrics, periods_per_year
 
 MAX_COMBINATIONS: Final = 10_000
 Combination = dict[str, int | float]

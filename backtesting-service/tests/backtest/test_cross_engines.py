@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from algotrade.backtest import BacktestConfig, BacktestResult, run_backtest
 from algotrade.engine import Bars, compile_graph
+from backtesting_service.backtest import BacktestConfig, BacktestResult, run_backtest
 
 FAST, SLOW = 10, 30
 TOLERANCE = 1e-9

@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 from pydantic import ValidationError
 
-from algotrade.backtest import EXIT_REASONS, BacktestConfig, BacktestInvalid, run_backtest
 from algotrade.engine import Bars, compile_graph
+from backtesting_service.backtest import EXIT_REASONS, BacktestConfig, BacktestInvalid, run_backtest
 
 
 def test_same_inputs_give_byte_identical_results(spy_daily: Bars, sma_graph: Any) -> None:

@@ -16,8 +16,9 @@ import numpy.typing as npt
 import orjson
 import pyarrow as pa
 
-from algotrade.backtest.config import ResolvedConfig
-from algotrade.backtest.fills import (
+from algotrade.metrics import Metrics
+from algotrade.simulation.config import ResolvedConfig
+from algotrade.simulation.fills import (
     EXIT_END,
     EXIT_REASONS,
     T_ENTRY_INDEX,
@@ -31,7 +32,6 @@ from algotrade.backtest.fills import (
     T_SIDE,
     positions,
 )
-from algotrade.metrics import Metrics
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
