@@ -31,7 +31,7 @@ lint: setup
 	$(RUN) ruff format --check .
 
 typecheck: setup
-	$(RUN) mypy shared/src/algotrade
+	$(RUN) mypy shared/src/algotrade tools/devstack/src/algotrade_devstack tools/testkit/src/algotrade_testkit
 
 unit: setup
 	$(RUN) pytest --ignore=tests/e2e

@@ -35,7 +35,7 @@ import numpy as np
 
 from algotrade.engine import Bars, compile_graph
 from algotrade.simulation import fills
-from algotrade.testing.graphs import sma_cross as sma_cross_graph
+from algotrade_testkit.graphs import sma_cross as sma_cross_graph
 from backtesting_service.backtest import BacktestConfig, run_backtest
 from backtesting_service.backtest.run import simulation_inputs, simulation_params
 from backtesting_service.backtest.sweep import SearchSpace, combinations, run_sweep
@@ -301,7 +301,8 @@ def bench_memory(n: int) -> None:
 def stack(state: Path) -> Iterator[dict[str, str]]:
     """Embedded infrastructure plus the market data service, the backtesting service and a
     worker, each its own process (as ``algotrade dev up`` runs them)."""
-    from algotrade.dev.infra import (
+    from algotrade.topics import ensure_topics
+    from algotrade_devstack.infra import (
         drop_database,
         free_port,
         provide_kafka,
@@ -313,8 +314,7 @@ def stack(state: Path) -> Iterator[dict[str, str]]:
         terminate,
         wait_tcp,
     )
-    from algotrade.dev.stack import ensure_database
-    from algotrade.topics import ensure_topics
+    from algotrade_devstack.stack import ensure_database
 
     provided = []
     children = []
@@ -493,7 +493,7 @@ async def e2e_round_trips(
     import httpx
 
     from algotrade.config import ServiceSettings
-    from algotrade.testing.services import internal_token
+    from algotrade_testkit.services import internal_token
 
     settings = ServiceSettings(
         _env_file=None,  # type: ignore[call-arg]

@@ -31,10 +31,10 @@ from sqlalchemy import func, select
 
 from algotrade.bus import ConsumerRunner, EventProducer
 from algotrade.db import build_engine, build_session_factory, service_schema
-from algotrade.dev.infra import drop_database, provide_kafka, provide_postgres
-from algotrade.dev.stack import ensure_database
 from algotrade.events import Envelope, TestEventPayload, default_registry
 from algotrade.outbox import OutboxRelay, stage_event
+from algotrade_devstack.infra import drop_database, provide_kafka, provide_postgres
+from algotrade_devstack.stack import ensure_database
 
 ROOT = Path(__file__).resolve().parents[1]
 LATENCY_GOAL_P99_MS = 20.0

@@ -32,11 +32,11 @@ from typing import IO, Any
 import numpy as np
 
 from algotrade.db import asyncpg_url
-from algotrade.dev.infra import provide_kafka, provide_postgres, provide_redis
-from algotrade.dev.stack import ensure_database
 from algotrade.migrations import upgrade
-from algotrade.testing.services import key_settings, serve_in_process
 from algotrade.topics import ensure_topics
+from algotrade_devstack.infra import provide_kafka, provide_postgres, provide_redis
+from algotrade_devstack.stack import ensure_database
+from algotrade_testkit.services import key_settings, serve_in_process
 from market_data_service import imports as imports_module
 from market_data_service.bar_files import (
     MAX_LINE_BYTES,

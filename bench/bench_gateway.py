@@ -37,9 +37,9 @@ from fastapi import APIRouter
 
 from algotrade.auth import CurrentPrincipal, KeySet, Principal, TokenIssuer, TokenVerifier
 from algotrade.config import ServiceSettings
-from algotrade.dev.infra import free_port, provide_redis, spawn, terminate
 from algotrade.keys import InstallationKeys
 from algotrade.service import create_service_app
+from algotrade_devstack.infra import free_port, provide_redis, spawn, terminate
 from api_gateway.config import Settings
 from api_gateway.tokens import AccessTokens, InternalTokens
 

@@ -5,7 +5,7 @@ Run: ``uv run --frozen python bench/bench_market_data.py [--bars 300000] [--clie
 Starts its own service process (uvicorn with uvloop + httptools, as ``serve`` runs it) on
 loopback against real PostgreSQL, Redis and Apache Kafka, each from ``DATABASE_URL`` /
 ``REDIS_URL`` / ``KAFKA_BOOTSTRAP``, else 127.0.0.1:5432 / :6379 when they answer, else embedded
-(``algotrade.dev.infra``: pgserver, ``redis-server``, the Kafka 4.1.1 broker; librdkafka's mock
+(``algotrade_devstack.infra``: pgserver, ``redis-server``, the Kafka 4.1.1 broker; librdkafka's mock
 cluster only as a stand-in where java/mvn are missing, which the output then says). A fresh
 database, key prefix and topic prefix (topics from the topic table) are used and everything the
 bench started is stopped afterwards.
@@ -50,7 +50,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from redis.asyncio import Redis
 
 from algotrade.db import asyncpg_url
-from algotrade.dev.infra import (
+from algotrade.keys import InstallationKeys
+from algotrade.migrations import upgrade
+from algotrade.topics import ensure_topics
+from algotrade_devstack.infra import (
     Provided,
     drop_database,
     free_port,
@@ -62,11 +65,8 @@ from algotrade.dev.infra import (
     terminate,
     wait_tcp,
 )
-from algotrade.dev.stack import ensure_database
-from algotrade.keys import InstallationKeys
-from algotrade.migrations import upgrade
-from algotrade.testing.services import ALL_SCOPES, internal_token
-from algotrade.topics import ensure_topics
+from algotrade_devstack.stack import ensure_database
+from algotrade_testkit.services import ALL_SCOPES, internal_token
 from market_data_service.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -28,8 +28,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
-from algotrade.dev.infra import provide_redis
 from algotrade.engine import Plan, compile_graph
+from algotrade_devstack.infra import provide_redis
 from strategy_service.plan_cache import PlanCache, PlanCacheMetrics
 from strategy_service.templates import MACD_TREND, SMA_CROSS
 

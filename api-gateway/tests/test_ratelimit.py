@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from algotrade.dev.infra import free_port
+from algotrade_devstack.infra import free_port
 from api_gateway.config import RateLimitRule
 from api_gateway.ratelimit import RateLimiter, RedisHealth
 

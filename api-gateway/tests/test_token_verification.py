@@ -13,7 +13,7 @@ import pytest
 from algotrade.config import PLACEHOLDER_SECRET
 from algotrade.errors import ConfigurationError
 from algotrade.events import new_event_id
-from algotrade.testing.services import session_keys
+from algotrade_testkit.services import session_keys
 
 pytestmark = pytest.mark.timeout(60)
 

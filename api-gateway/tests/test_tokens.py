@@ -7,7 +7,7 @@ from collections.abc import Callable
 import jwt
 
 from algotrade.auth import Principal
-from algotrade.testing.services import key_settings
+from algotrade_testkit.services import key_settings
 from api_gateway.config import Settings
 from api_gateway.tokens import InternalTokens
 

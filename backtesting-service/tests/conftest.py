@@ -22,8 +22,8 @@ from fastapi.responses import JSONResponse
 
 from algotrade.auth import InternalTokens, internal_verifier
 from algotrade.migrations import upgrade
-from algotrade.testing.graphs import sma_cross
-from algotrade.testing.services import ALL_SCOPES, internal_token, serve_in_process, session_keys
+from algotrade_testkit.graphs import sma_cross
+from algotrade_testkit.services import ALL_SCOPES, internal_token, serve_in_process, session_keys
 from backtesting_service.bar_sources import BarSource, CsvBarSource
 from backtesting_service.config import Settings
 from backtesting_service.main import create_app

@@ -13,7 +13,7 @@ import pytest
 from algotrade.auth import InternalTokens
 from algotrade.engine import Bars
 from algotrade.migrations import upgrade
-from algotrade.testing.services import serve_in_process
+from algotrade_testkit.services import serve_in_process
 from backtesting_service.backtest import BacktestInvalid
 from backtesting_service.bar_sources import HttpBarSource
 from market_data_service.config import Settings as MarketSettings

@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 
 from algotrade.db import build_engine
 from algotrade.engine import Plan, compile_graph
-from algotrade.testing.graphs import sma_cross
+from algotrade_testkit.graphs import sma_cross
 from backtesting_service import models, worker
 from backtesting_service.backtest import BacktestConfig, run_backtest
 from backtesting_service.config import Settings

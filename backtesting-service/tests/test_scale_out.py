@@ -22,10 +22,10 @@ from typing import Any
 import orjson
 import pytest
 
-from algotrade.dev.infra import spawn, terminate
-from algotrade.testing.kafka import wait_group
-from algotrade.testing.services import settings_env
 from algotrade.topics import ensure_topics
+from algotrade_devstack.infra import spawn, terminate
+from algotrade_testkit.kafka import wait_group
+from algotrade_testkit.services import settings_env
 from backtesting_service.config import Settings
 
 from .conftest import Service

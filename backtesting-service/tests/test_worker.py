@@ -18,7 +18,7 @@ from algotrade.bus import EventProducer
 from algotrade.engine import Bars, compile_graph
 from algotrade.events import Envelope, Topics, default_registry
 from algotrade.storage import ObjectStore
-from algotrade.testing.kafka import read_records
+from algotrade_testkit.kafka import read_records
 from backtesting_service.backtest import BacktestConfig, run_backtest
 from backtesting_service.config import Settings
 from backtesting_service.execution import run_single

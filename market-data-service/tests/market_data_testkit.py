@@ -13,7 +13,7 @@ import httpx
 import orjson
 from fastapi import FastAPI
 
-from algotrade.testing.services import ALL_SCOPES, internal_token, serve_in_process
+from algotrade_testkit.services import ALL_SCOPES, internal_token, serve_in_process
 from market_data_service.config import Settings
 from market_data_service.main import create_app
 from market_data_service.services import MarketServices

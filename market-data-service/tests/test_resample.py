@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from market_data_testkit import DATA, Service, epochs, load_file, minute_bars
 
-from algotrade.testing.kafka import read_events
+from algotrade_testkit.kafka import read_events
 from market_data_service import history, resample
 from market_data_service.resample import whole_buckets
 

@@ -29,7 +29,7 @@ from algotrade.auth import (
 from algotrade.config import PLACEHOLDER_SECRET, ServiceSettings
 from algotrade.errors import ConfigurationError, Forbidden, Unauthorized
 from algotrade.keys import InstallationKeys, private_pem, public_pem
-from algotrade.testing.services import key_settings
+from algotrade_testkit.services import key_settings
 
 KEYS = KeySet.hmac("HS256", "k2", {"k2": "b" * 40, "k1": "a" * 40})
 USER = Principal(user_id="u1", roles=frozenset({"user"}), scopes=frozenset({"market:write"}))

@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from algotrade.bus import ConsumerRunner, EventProducer, RedisDeduplicator, RetryPolicy
 from algotrade.db import ServiceSchema, build_session_factory, claim_event
 from algotrade.events import Envelope, TestEventPayload, Topics, default_registry
-from algotrade.testing.kafka import read_records
-from algotrade.testing.plugin import wait_for
+from algotrade_testkit.kafka import read_records
+from algotrade_testkit.plugin import wait_for
 
 
 class Crash(BaseException):

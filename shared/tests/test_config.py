@@ -4,7 +4,7 @@ import pytest
 
 from algotrade.config import PLACEHOLDER_SECRET, ServiceSettings
 from algotrade.errors import ConfigurationError
-from algotrade.testing.services import key_settings
+from algotrade_testkit.services import key_settings
 
 STRONG = "s" * 40
 

@@ -25,8 +25,8 @@ from algotrade.db import ServiceSchema, build_session_factory, claim_event
 from algotrade.events import Envelope, TestEventPayload, Topics, default_registry
 from algotrade.outbox import OutboxRelay, stage_event
 from algotrade.service import create_service_app
-from algotrade.testing.kafka import read_events
-from algotrade.testing.plugin import wait_for
+from algotrade_testkit.kafka import read_events
+from algotrade_testkit.plugin import wait_for
 
 KEYS = ("k0", "k1", "k2", "k3", "k4")
 FAST_GROUP = {"heartbeat_interval_ms": 100, "session_timeout_ms": 2000}

@@ -10,10 +10,10 @@ import pytest
 
 from algotrade.auth import InternalTokens, internal_verifier
 from algotrade.config import ServiceSettings
-from algotrade.dev.infra import Provided
-from algotrade.dev.stack import SIGNERS, Stack
 from algotrade.errors import ConfigurationError
 from algotrade.keys import KEYS_FILE, InstallationKeys, load_or_create_installation_keys
+from algotrade_devstack.infra import Provided
+from algotrade_devstack.stack import SIGNERS, Stack
 
 
 def test_the_key_file_is_created_0600_and_reused_across_restarts(tmp_path: Path) -> None:
@@ -73,7 +73,7 @@ def test_the_stack_passes_each_child_only_its_own_keys(
         for name in ("postgres", "redis", "kafka", "s3")
     ]
     monkeypatch.setattr(stack, "worker_count", lambda: 1)
-    monkeypatch.setattr("algotrade.dev.stack.Child.start", lambda self: None)
+    monkeypatch.setattr("algotrade_devstack.stack.Child.start", lambda self: None)
     monkeypatch.setattr(stack, "write_status", lambda: None)
     stack.start_services()
     keys = load_or_create_installation_keys(tmp_path)

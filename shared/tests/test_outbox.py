@@ -13,8 +13,8 @@ from algotrade.bus import EventProducer
 from algotrade.db import ServiceSchema, build_session_factory
 from algotrade.events import TestEventPayload, Topics, default_registry
 from algotrade.outbox import OutboxRelay, stage_event
-from algotrade.testing.kafka import read_records
-from algotrade.testing.plugin import wait_for
+from algotrade_testkit.kafka import read_records
+from algotrade_testkit.plugin import wait_for
 
 
 class Killed(BaseException):

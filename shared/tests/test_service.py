@@ -13,12 +13,12 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from algotrade.config import ServiceSettings
-from algotrade.dev.infra import free_port, redis_server_binary, spawn, terminate, wait_tcp
 from algotrade.errors import NotFound
 from algotrade.problems import PROBLEM_JSON
 from algotrade.service import create_service_app
 from algotrade.strict_json import api_router
-from algotrade.testing.services import session_keys
+from algotrade_devstack.infra import free_port, redis_server_binary, spawn, terminate, wait_tcp
+from algotrade_testkit.services import session_keys
 
 
 class ThingCreate(BaseModel):

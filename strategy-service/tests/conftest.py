@@ -17,8 +17,8 @@ from strategy_testkit import Service, running
 
 from algotrade.db import asyncpg_url, build_engine
 from algotrade.migrations import upgrade
-from algotrade.testing.plugin import unique
-from algotrade.testing.services import key_settings
+from algotrade_testkit.plugin import unique
+from algotrade_testkit.services import key_settings
 from strategy_service.config import Settings
 
 

@@ -206,7 +206,7 @@ async def test_nul_characters_are_refused_before_they_reach_postgres(service: Se
 
 
 async def test_an_unreachable_database_is_503(make_service: Any) -> None:
-    from algotrade.dev.infra import free_port
+    from algotrade_devstack.infra import free_port
 
     closed = f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/nowhere"
     async with make_service(database_url=closed) as down:

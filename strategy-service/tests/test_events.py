@@ -5,7 +5,7 @@ from __future__ import annotations
 from strategy_testkit import Service, sma_cross
 
 from algotrade.strategy_events import StrategyCreated, StrategyDeleted, StrategyVersionCreated
-from algotrade.testing.kafka import read_events
+from algotrade_testkit.kafka import read_events
 
 
 async def test_create_save_and_delete_publish_their_events(

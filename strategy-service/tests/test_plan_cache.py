@@ -7,8 +7,8 @@ from typing import Any
 
 from strategy_testkit import Service, sma_cross
 
-from algotrade.dev.infra import free_port
 from algotrade.engine import Plan, compile_graph
+from algotrade_devstack.infra import free_port
 
 
 def cache_key(service: Service, plan_id: str) -> str:

@@ -15,8 +15,8 @@ import psutil
 import pytest
 
 from algotrade.config import SERVICE_PORTS
-from algotrade.dev.infra import port_bindable
-from algotrade.dev.stack import launch
+from algotrade_devstack.infra import port_bindable
+from algotrade_devstack.stack import launch
 
 READY_WITHIN = 90.0
 REPO = Path(__file__).resolve().parents[2]

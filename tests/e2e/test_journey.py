@@ -12,8 +12,8 @@ import pytest
 
 from algotrade.auth import KeySet, Principal, TokenIssuer
 from algotrade.config import PLACEHOLDER_SECRET, ServiceSettings
-from algotrade.dev.journey import SWEEP_GRID, Journey, JourneyResult
 from algotrade.keys import KEYS_FILE, InstallationKeys, load_or_create_installation_keys
+from algotrade_devstack.journey import SWEEP_GRID, Journey, JourneyResult
 
 from .conftest import REPO, RunningStack
 

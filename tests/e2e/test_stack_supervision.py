@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from algotrade.config import SERVICE_PORTS
-from algotrade.dev.infra import tail
+from algotrade_devstack.infra import tail
 
 from .conftest import REPO, RunningStack
 
@@ -42,7 +42,15 @@ def wait_restarted(stack: RunningStack, name: str, old_pid: int, state: str) -> 
 
 def dev_status(state_dir: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "algotrade.cli", "dev", "status", "--state-dir", str(state_dir)],
+        [
+            sys.executable,
+            "-m",
+            "algotrade_devstack.cli",
+            "dev",
+            "status",
+            "--state-dir",
+            str(state_dir),
+        ],
         capture_output=True,
         text=True,
         timeout=30,

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from algotrade.engine import Bars, compile_graph
-from algotrade.testing.graphs import sma_cross
+from algotrade_testkit.graphs import sma_cross
 from backtesting_service.backtest import BacktestConfig, run_backtest
 
 DATA = Path(__file__).resolve().parents[3] / "data"

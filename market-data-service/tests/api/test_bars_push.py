@@ -10,7 +10,7 @@ import pytest
 from market_data_testkit import Service, bar, minute_bars
 from sqlalchemy import func, select, text
 
-from algotrade.testing.kafka import read_events
+from algotrade_testkit.kafka import read_events
 from market_data_service import history, models
 
 PROBLEM = "application/problem+json"

@@ -10,7 +10,7 @@ import pyarrow as pa
 from market_data_testkit import Service, minute_bars
 
 from algotrade.columnar import ARROW_STREAM, BAR_SCHEMA, decode_bars
-from algotrade.testing.services import internal_token
+from algotrade_testkit.services import internal_token
 
 ARROW = {"Accept": ARROW_STREAM}
 URL = "/api/market/symbols/X/bars?timeframe=1m"

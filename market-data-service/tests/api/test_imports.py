@@ -13,7 +13,7 @@ import pytest
 from market_data_testkit import DATA, Service
 from sqlalchemy import func, select, text
 
-from algotrade.testing.plugin import wait_for
+from algotrade_testkit.plugin import wait_for
 from market_data_service import history, models
 
 CSV = (

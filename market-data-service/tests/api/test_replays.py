@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from market_data_testkit import Service, minute_bars
 
-from algotrade.testing.kafka import read_events
+from algotrade_testkit.kafka import read_events
 
 
 async def start(service: Service, user: str = "u1", **body: Any) -> Any:

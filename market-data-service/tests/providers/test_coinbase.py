@@ -18,8 +18,8 @@ from sqlalchemy import select, text
 from websockets.asyncio.server import ServerConnection, serve
 
 from algotrade.bars import Bar
-from algotrade.testing.kafka import read_events
-from algotrade.testing.plugin import wait_for
+from algotrade_testkit.kafka import read_events
+from algotrade_testkit.plugin import wait_for
 from market_data_service import history, models
 from market_data_service.providers.coinbase import (
     ClosedBar,

@@ -26,7 +26,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from algotrade.dev.infra import free_port, spawn, tail, tcp_reachable, terminate
+from algotrade_devstack.infra import free_port, spawn, tail, tcp_reachable, terminate
 
 KAFKA_DIR = Path(__file__).with_name("kafka")
 POM = KAFKA_DIR / "pom.xml"

@@ -222,7 +222,12 @@ def provide_kafka(
     more than one member, announced as such in ``source`` and ``stand_in``."""
     if env_bootstrap:
         return Provided("kafka", env_bootstrap, "KAFKA_BOOTSTRAP", _noop)
-    from algotrade.dev.kafka_broker import KafkaBroker, ensure_jars, java_and_maven, kafka_version
+    from algotrade_devstack.kafka_broker import (
+        KafkaBroker,
+        ensure_jars,
+        java_and_maven,
+        kafka_version,
+    )
 
     if java_and_maven() is not None:
         libs = ensure_jars(cache_root or state_dir)
@@ -237,7 +242,7 @@ def provide_kafka(
         )
     log = state_dir / "logs" / "kafka-mock.log"
     log.unlink(missing_ok=True)
-    proc = spawn([sys.executable, "-m", "algotrade.dev.kafka_mock"], log)
+    proc = spawn([sys.executable, "-m", "algotrade_devstack.kafka_mock"], log)
     bootstrap = read_first_line(proc, log, "KAFKA_BOOTSTRAP=", 20)
     return Provided(
         "kafka",

@@ -1,6 +1,6 @@
 """Host librdkafka's mock cluster in its own process and print its bootstrap address.
 
-``python -m algotrade.dev.kafka_mock`` prints ``KAFKA_BOOTSTRAP=host:port`` on one line, then
+``python -m algotrade_devstack.kafka_mock`` prints ``KAFKA_BOOTSTRAP=host:port`` on one line, then
 serves until SIGTERM/SIGINT. The cluster speaks the real Kafka protocol, in memory; it
 auto-creates topics (4 partitions) and lives exactly as long as this process.
 """
@@ -28,7 +28,7 @@ def start_mock_cluster(timeout: float = 10.0) -> tuple[object, str]:
         def emit(self, record: logging.LogRecord) -> None:
             lines.put(record.getMessage())
 
-    log = logging.getLogger("algotrade.dev.kafka_mock.librdkafka")
+    log = logging.getLogger("algotrade_devstack.kafka_mock.librdkafka")
     log.propagate = False
     log.addHandler(Capture())
     log.setLevel(logging.DEBUG)

@@ -27,7 +27,7 @@ def dev_up(
 ) -> None:
     """Start infrastructure, all seven services and the backtest workers, restarting any that
     dies; Ctrl-C stops everything."""
-    from algotrade.dev.stack import up
+    from algotrade_devstack.stack import up
 
     raise typer.Exit(
         up(
@@ -45,7 +45,7 @@ def dev_status(
     state_dir: Path = typer.Option(Path(".algotrade"), help="the state dir of the stack"),
 ) -> None:
     """Show the running stack's processes and infrastructure; exit 1 when none is running."""
-    from algotrade.dev.stack import show_status
+    from algotrade_devstack.stack import show_status
 
     raise typer.Exit(show_status(state_dir.resolve()))
 
@@ -58,7 +58,7 @@ def demo(
     data: Path = typer.Option(Path("data/spy-1d.csv"), help="the CSV of daily bars to import"),
 ) -> None:
     """The first user journey through the gateway, narrated, ending with the metrics."""
-    from algotrade.dev.demo import run_demo
+    from algotrade_devstack.demo import run_demo
 
     url = gateway or f"http://127.0.0.1:{base_port}"
     raise typer.Exit(run_demo(url, state_dir.resolve(), base_port, data.resolve()))
@@ -79,7 +79,7 @@ def keys_env() -> None:
 @dev.command("kafka")
 def dev_kafka() -> None:
     """Host librdkafka's mock cluster and print its bootstrap address."""
-    from algotrade.dev.kafka_mock import main
+    from algotrade_devstack.kafka_mock import main
 
     main()
 

