@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from algotrade_testkit.services import ALL_SCOPES, internal_token, serve_in_process
 from market_data_service.config import Settings
 from market_data_service.main import create_app
+from market_data_service.models import PLATFORM
 from market_data_service.services import MarketServices
 
 
@@ -90,14 +91,17 @@ def minute_bars(n: int, start: int = 1_704_067_200, **extra: Any) -> list[dict[s
 DATA = Path(__file__).resolve().parents[2] / "data"
 
 
-async def load_file(service: Service, path: Path, symbol: str, timeframe: str) -> int:
-    """Store a demo file through the ingest path directly (fast; the import API has its tests)."""
+async def load_file(
+    service: Service, path: Path, symbol: str, timeframe: str, owner: str = PLATFORM
+) -> int:
+    """Store a demo file through the ingest path directly (fast; the import API has its tests),
+    as the platform's reference data unless ``owner`` says whose series it is."""
     from market_data_service.bar_files import read_csv_chunks
 
     stored = 0
     for chunk in read_csv_chunks(path, symbol=symbol, timeframe=timeframe, chunk_rows=5000):
         assert not chunk.rejections, chunk.rejections[:3]
-        written = await service.market.ingestor.ingest(chunk.bars, source="test")
+        written = await service.market.ingestor.ingest(chunk.bars, owner=owner, source="test")
         stored += written.counts()["accepted"]
     return stored
 

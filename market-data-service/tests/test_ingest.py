@@ -11,6 +11,7 @@ from market_data_testkit import Service
 from algotrade.events import Envelope, default_registry
 from market_data_service import history
 from market_data_service.batch import BarBatch
+from market_data_service.models import PLATFORM
 from market_data_service.publishing import MonotonicUlids, envelope_bytes
 
 T0 = 1_704_067_200
@@ -29,15 +30,16 @@ async def test_overlapping_concurrent_batches_neither_deadlock_nor_leave_the_win
     service: Service,
 ) -> None:
     ingestor = service.market.ingestor
-    await ingestor.ingest(series(2000, 0), source="test")
+    await ingestor.ingest(series(2000, 0), owner=PLATFORM, source="test")
     await service.get("/api/market/symbols/X/latest?timeframe=1m")  # warm the window
     batches = [series(2000, 0.25 + k * 0.25, reverse=bool(k % 2)) for k in range(8)]
     results = await asyncio.wait_for(
-        asyncio.gather(*(ingestor.ingest(b, source="test") for b in batches)), timeout=60
+        asyncio.gather(*(ingestor.ingest(b, owner=PLATFORM, source="test") for b in batches)),
+        timeout=60,
     )
     assert sum(r.counts()["corrected"] for r in results) == 8 * 2000
     async with service.market.sessions() as session:
-        stored = await history.read_latest(session, "X", "1m", 2000)
+        stored = await history.read_latest(session, PLATFORM, "X", "1m", 2000)
     window = await service.market.windows.latest("X", "1m", 2000)
     assert window is not None
     # Whichever writer committed last, the window shows exactly what history holds.
@@ -55,11 +57,11 @@ async def test_multi_series_batches_are_classified_per_bar(service: Service) -> 
         index=np.arange(6, dtype=np.int64),
     )
     first = await service.market.ingestor.ingest(
-        mixed.take(np.array([5, 0, 3, 1, 4, 2])), source="t"
+        mixed.take(np.array([5, 0, 3, 1, 4, 2])), owner=PLATFORM, source="t"
     )
     assert first.counts() == {"accepted": 6, "duplicate": 0, "corrected": 0}
     changed = series(3, 1.0, symbol="B").take(np.array([1]))
-    again = await service.market.ingestor.ingest(changed, source="t")
+    again = await service.market.ingestor.ingest(changed, owner=PLATFORM, source="t")
     assert again.outcome.tolist() == [2]
 
 

@@ -38,8 +38,9 @@ def test_resample_matches_pandas_on_coinbase_4h_to_daily() -> None:
 async def test_spy_hourly_resampled_by_new_york_date_reproduces_spy_daily(
     service: Service,
 ) -> None:
-    assert await load_file(service, DATA / "spy-1d.csv", "SPY", "1d") == 5849
-    assert await load_file(service, DATA / "spy-1h.csv", "SPY", "1h") == 40832
+    # The caller's own series: a user resamples only what they own.
+    assert await load_file(service, DATA / "spy-1d.csv", "SPY", "1d", owner="u1") == 5849
+    assert await load_file(service, DATA / "spy-1h.csv", "SPY", "1h", owner="u1") == 40832
     response = await service.client.post(
         "/api/market/symbols/SPY/resample",
         json={
@@ -79,13 +80,13 @@ async def test_derived_bars_follow_corrections_of_their_sources(
     third = (await service.client.post(url, json=body, headers=service.headers())).json()
     assert [(r["corrected"], r["duplicate"]) for r in third["results"]] == [(1, 23), (1, 1)]
     async with service.market.sessions() as session:
-        five = await history.read_range(session, "X", "5m", 0, 2**40, limit=100)
+        five = await history.read_range(session, "u1", "X", "5m", 0, 2**40, limit=100)
     assert five.high[1] == fixed["high"]
     events = await read_events(
         kafka_bootstrap, service.market.ingestor._topic, expect=6, settle_ms=300
     )
     corrections = [e for e in events if any(b.correction for b in e[2].bars)]
-    assert {e[0] for e in corrections} == {b"X:1m", b"X:5m", b"X:1h"}
+    assert {e[0] for e in corrections} == {b"u1/X:1m", b"u1/X:5m", b"u1/X:1h"}
 
 
 async def test_paging_never_splits_a_bucket(
@@ -93,10 +94,10 @@ async def test_paging_never_splits_a_bucket(
 ) -> None:
     await service.push({"symbol": "X", "timeframe": "1m", "bars": minute_bars(61)})
     monkeypatch.setattr(resample, "PAGE_BARS", 7)
-    report = await service.market.resampler.derive("X", "1m", "5m", 0, 2**40)
+    report = await service.market.resampler.derive("u1", "X", "1m", "5m", 0, 2**40)
     assert report.derived == 13 and report.source_bars == 61
     async with service.market.sessions() as session:
-        five = await history.read_range(session, "X", "5m", 0, 2**40, limit=100)
+        five = await history.read_range(session, "u1", "X", "5m", 0, 2**40, limit=100)
     src = minute_bars(61)
     assert five.volume.tolist()[:2] == [
         sum(b["volume"] for b in src[0:5]),

@@ -5,6 +5,10 @@ UPDATE ... WHERE (values differ) RETURNING``. A returned row that was inserted i
 one that was updated is *corrected* (its ``revision`` grows and it takes a new ``version`` from
 a sequence), and a bar that is not returned was identical to the stored one: a *duplicate*.
 The ``version`` is what `algotrade.windows` uses to order concurrent writers.
+
+Every function takes the ``owner`` of the series (a user id, or ``models.PLATFORM``): one
+batch, one page, one summary always belongs to exactly one owner (see
+`market_data_service.owners`).
 """
 
 from __future__ import annotations
@@ -33,8 +37,10 @@ OUTCOME_CORRECTED = 2
 # round-trip float text, so every value arrives bit for bit.
 _UPSERT_TEMPLATE = """
 WITH written AS (
-  INSERT INTO market.bars AS b (symbol, timeframe, ts, open, high, low, close, volume, source)
-  SELECT {symbol}, {timeframe}, to_timestamp(u.t), u.o, u.h, u.l, u.c, u.v, :source
+  INSERT INTO market.bars AS b
+         (owner, symbol, timeframe, ts, open, high, low, close, volume, source)
+  SELECT CAST(:owner AS text), {symbol}, {timeframe}, to_timestamp(u.t), u.o, u.h, u.l, u.c,
+         u.v, :source
   FROM unnest({extra}CAST(translate(CAST(:ts AS text), '[]', '{{}}') AS int8[]),
               CAST(translate(CAST(:open AS text), '[]', '{{}}') AS float8[]),
               CAST(translate(CAST(:high AS text), '[]', '{{}}') AS float8[]),
@@ -42,7 +48,7 @@ WITH written AS (
               CAST(translate(CAST(:close AS text), '[]', '{{}}') AS float8[]),
               CAST(translate(CAST(:volume AS text), '[]', '{{}}') AS float8[]))
        AS u({extra_names}t, o, h, l, c, v)
-  ON CONFLICT (symbol, timeframe, ts) DO UPDATE
+  ON CONFLICT (owner, symbol, timeframe, ts) DO UPDATE
      SET open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low,
          close = EXCLUDED.close, volume = EXCLUDED.volume, source = EXCLUDED.source,
          revision = b.revision + 1, version = nextval('market.bar_version_seq'),
@@ -92,12 +98,12 @@ def _names(values: list[str]) -> str:
 
 _SERIES = text(
     """
-INSERT INTO market.series AS s (symbol, timeframe, first_ts, last_ts, bar_count)
-SELECT u.s, u.tf, to_timestamp(u.f), to_timestamp(u.l), u.n
+INSERT INTO market.series AS s (owner, symbol, timeframe, first_ts, last_ts, bar_count)
+SELECT CAST(:owner AS text), u.s, u.tf, to_timestamp(u.f), to_timestamp(u.l), u.n
 FROM unnest(CAST(:symbols AS text[]), CAST(:timeframes AS text[]), CAST(:first AS int8[]),
             CAST(:last AS int8[]), CAST(:counts AS int8[])) AS u(s, tf, f, l, n)
 ORDER BY u.s, u.tf
-ON CONFLICT (symbol, timeframe) DO UPDATE
+ON CONFLICT (owner, symbol, timeframe) DO UPDATE
    SET first_ts = least(s.first_ts, EXCLUDED.first_ts),
        last_ts = greatest(s.last_ts, EXCLUDED.last_ts),
        bar_count = s.bar_count + EXCLUDED.bar_count,
@@ -114,7 +120,7 @@ FROM (
   SELECT extract(epoch FROM ts)::int8 AS t, open AS o, high AS h, low AS l, close AS c,
          volume AS v, version AS ver
   FROM market.bars
-  WHERE symbol = :symbol AND timeframe = :timeframe {where}
+  WHERE owner = :owner AND symbol = :symbol AND timeframe = :timeframe {where}
   ORDER BY ts {order}
   LIMIT :limit
 ) page
@@ -144,7 +150,7 @@ SELECT count(*),
 FROM (
   SELECT ts, open, high, low, close, volume
   FROM market.bars
-  WHERE symbol = :symbol AND timeframe = :timeframe
+  WHERE owner = :owner AND symbol = :symbol AND timeframe = :timeframe
     AND ts >= to_timestamp(:lo) AND ts < to_timestamp(:hi)
   ORDER BY ts
   LIMIT :limit
@@ -156,18 +162,19 @@ _TIMESTAMPS = text(
     """
 SELECT coalesce(array_agg(extract(epoch FROM ts)::int8 ORDER BY ts), '{}')
 FROM market.bars
-WHERE symbol = :symbol AND timeframe = :timeframe
+WHERE owner = :owner AND symbol = :symbol AND timeframe = :timeframe
   AND ts >= to_timestamp(:lo) AND ts < to_timestamp(:hi)
 """
 )
 
 _SERIES_LIST = text(
     """
-SELECT symbol, timeframe, extract(epoch FROM first_ts)::int8, extract(epoch FROM last_ts)::int8,
-       bar_count
+SELECT owner, symbol, timeframe, extract(epoch FROM first_ts)::int8,
+       extract(epoch FROM last_ts)::int8, bar_count
 FROM market.series
-WHERE (CAST(:symbol AS text) IS NULL OR symbol = :symbol)
-ORDER BY symbol, timeframe
+WHERE owner = ANY(CAST(:owners AS text[]))
+  AND (CAST(:symbol AS text) IS NULL OR symbol = :symbol)
+ORDER BY symbol, owner, timeframe
 """
 )
 
@@ -204,6 +211,7 @@ class UpsertResult:
 
 @dataclass(frozen=True)
 class SeriesSummary:
+    owner: str
     symbol: str
     timeframe: str
     first_ts: int
@@ -211,8 +219,9 @@ class SeriesSummary:
     bar_count: int
 
 
-async def upsert_bars(db: Executor, batch: BarBatch, *, source: str) -> UpsertResult:
-    """Store a batch with unique (symbol, timeframe, ts) keys, sorted by them (lock order).
+async def upsert_bars(db: Executor, batch: BarBatch, *, owner: str, source: str) -> UpsertResult:
+    """Store a batch of ``owner``'s series with unique (symbol, timeframe, ts) keys, sorted by
+    them (lock order).
 
     Callers sort and de-duplicate first (see `market_data_service.ingest`), so two concurrent
     batches lock rows in the same order and cannot deadlock.
@@ -224,6 +233,7 @@ async def upsert_bars(db: Executor, batch: BarBatch, *, source: str) -> UpsertRe
     if n == 0:
         return UpsertResult(outcome, revision, version)
     params: dict[str, Any] = {
+        "owner": owner,
         "source": source,
         "ts": _numbers(batch.ts),
         "open": _numbers(batch.open),
@@ -284,14 +294,18 @@ def _positions(
     return order[found]
 
 
-async def update_series(db: Executor, counts: dict[tuple[str, str], tuple[int, int, int]]) -> None:
-    """Add newly inserted bars to the per-series summary: {(symbol, tf): (first, last, n)}."""
+async def update_series(
+    db: Executor, counts: dict[tuple[str, str], tuple[int, int, int]], *, owner: str
+) -> None:
+    """Add newly inserted bars of ``owner``'s series to the per-series summary:
+    {(symbol, tf): (first, last, n)}."""
     if not counts:
         return
     items = sorted(counts.items())
     await db.execute(
         _SERIES,
         {
+            "owner": owner,
             "symbols": [k[0] for k, _ in items],
             "timeframes": [k[1] for k, _ in items],
             "first": [v[0] for _, v in items],
@@ -315,13 +329,20 @@ def _columns(row: Any) -> Columns:
 
 
 async def read_range(
-    db: Executor, symbol: str, timeframe: str, start: int, end: int, *, limit: int
+    db: Executor, owner: str, symbol: str, timeframe: str, start: int, end: int, *, limit: int
 ) -> Columns:
     """Up to ``limit`` bars with ``start <= ts < end``, ascending."""
     row = (
         await db.execute(
             _RANGE,
-            {"symbol": symbol, "timeframe": timeframe, "lo": start, "hi": end, "limit": limit},
+            {
+                "owner": owner,
+                "symbol": symbol,
+                "timeframe": timeframe,
+                "lo": start,
+                "hi": end,
+                "limit": limit,
+            },
         )
     ).one()
     return _columns(row)
@@ -342,14 +363,21 @@ class RangeColumns:
 
 
 async def read_range_packed(
-    db: Executor, symbol: str, timeframe: str, start: int, end: int, *, limit: int
+    db: Executor, owner: str, symbol: str, timeframe: str, start: int, end: int, *, limit: int
 ) -> RangeColumns:
     """Up to ``limit`` bars with ``start <= ts < end``, ascending, read in one statement as
     packed binary records (see `_PACKED_RANGE`), never as per-row Python objects."""
     count, packed = (
         await db.execute(
             _PACKED_RANGE,
-            {"symbol": symbol, "timeframe": timeframe, "lo": start, "hi": end, "limit": limit},
+            {
+                "owner": owner,
+                "symbol": symbol,
+                "timeframe": timeframe,
+                "lo": start,
+                "hi": end,
+                "limit": limit,
+            },
         )
     ).one()
     records = np.frombuffer(packed, _RECORD, count=int(count))
@@ -359,21 +387,26 @@ async def read_range_packed(
     )
 
 
-async def read_latest(db: Executor, symbol: str, timeframe: str, n: int) -> Columns:
+async def read_latest(db: Executor, owner: str, symbol: str, timeframe: str, n: int) -> Columns:
     """The newest ``n`` bars, ascending."""
-    row = (await db.execute(_LATEST, {"symbol": symbol, "timeframe": timeframe, "limit": n})).one()
+    params = {"owner": owner, "symbol": symbol, "timeframe": timeframe, "limit": n}
+    row = (await db.execute(_LATEST, params)).one()
     return _columns(row)
 
 
 async def read_timestamps(
-    db: Executor, symbol: str, timeframe: str, start: int, end: int
+    db: Executor, owner: str, symbol: str, timeframe: str, start: int, end: int
 ) -> npt.NDArray[np.int64]:
     value = await db.scalar(
-        _TIMESTAMPS, {"symbol": symbol, "timeframe": timeframe, "lo": start, "hi": end}
+        _TIMESTAMPS,
+        {"owner": owner, "symbol": symbol, "timeframe": timeframe, "lo": start, "hi": end},
     )
     return np.asarray(value or [], np.int64)
 
 
-async def list_series(db: Executor, symbol: str | None = None) -> list[SeriesSummary]:
-    rows = (await db.execute(_SERIES_LIST, {"symbol": symbol})).all()
-    return [SeriesSummary(r[0], r[1], int(r[2]), int(r[3]), int(r[4])) for r in rows]
+async def list_series(
+    db: Executor, owners: Sequence[str], symbol: str | None = None
+) -> list[SeriesSummary]:
+    """Summaries of the series of ``owners`` (of ``symbol`` only, when given)."""
+    rows = (await db.execute(_SERIES_LIST, {"owners": list(owners), "symbol": symbol})).all()
+    return [SeriesSummary(r[0], r[1], r[2], int(r[3]), int(r[4]), int(r[5])) for r in rows]

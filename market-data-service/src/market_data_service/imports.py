@@ -68,6 +68,7 @@ class _AtomicAbort(Exception):
 class ImportJob:
     id: str
     user_id: str
+    owner: str  # whose series the import writes: the user's own, or the platform's
     path: Path
     file_format: str
     symbol: str
@@ -124,12 +125,20 @@ class ImportRunner:
         return candidate
 
     async def from_path(
-        self, *, user_id: str, relative: str, symbol: str, timeframe: str, atomic: bool
+        self,
+        *,
+        user_id: str,
+        relative: str,
+        symbol: str,
+        timeframe: str,
+        atomic: bool,
+        owner: str | None = None,
     ) -> str:
         path = self.resolve_path(relative)
         file_format = detect_format(path)
         return await self._create(
             user_id=user_id,
+            owner=user_id if owner is None else owner,
             origin="path",
             filename=relative,
             path=path,
@@ -149,6 +158,7 @@ class ImportRunner:
         timeframe: str,
         atomic: bool,
         declared_format: str | None,
+        owner: str | None = None,
     ) -> str:
         self._spool_dir.mkdir(parents=True, exist_ok=True)
         import_id = new_event_id()
@@ -161,6 +171,7 @@ class ImportRunner:
             file_format = declared_format or _format_from_name(name) or detect_format(spooled)
             return await self._create(
                 user_id=user_id,
+                owner=user_id if owner is None else owner,
                 origin="upload",
                 filename=name,
                 path=spooled,
@@ -179,6 +190,7 @@ class ImportRunner:
         self,
         *,
         user_id: str,
+        owner: str,
         origin: str,
         filename: str,
         path: Path,
@@ -192,6 +204,7 @@ class ImportRunner:
         job = ImportJob(
             id=import_id or new_event_id(),
             user_id=user_id,
+            owner=owner,
             path=path,
             file_format=file_format,
             symbol=symbol,
@@ -204,6 +217,7 @@ class ImportRunner:
                 models.imports.insert().values(
                     id=job.id,
                     user_id=user_id,
+                    owner=owner,
                     state="queued",
                     origin=origin,
                     filename=filename,
@@ -315,7 +329,9 @@ class ImportRunner:
 
     async def _run_chunked(self, job: ImportJob) -> None:
         async for chunk in self._chunks(job):
-            written = await self._ingestor.ingest(chunk.bars, source="import", user_id=job.user_id)
+            written = await self._ingestor.ingest(
+                chunk.bars, owner=job.owner, source="import", user_id=job.user_id
+            )
             self._count(job, chunk)
             for name, value in written.counts().items():
                 job.counts[name] += value
@@ -324,6 +340,7 @@ class ImportRunner:
     async def _run_atomic(self, job: ImportJob) -> None:
         touched: set[Series] = set()
         events = 0
+        claimed = False
         pending = {"accepted": 0, "duplicate": 0, "corrected": 0}
         async with self._sessions() as session, session.begin():
             async for chunk in self._chunks(job):
@@ -331,15 +348,16 @@ class ImportRunner:
                 if chunk.rejections:
                     raise _AtomicAbort(chunk.rejections)
                 written = await self._ingestor.write(
-                    session, chunk.bars, source="import", user_id=job.user_id
+                    session, chunk.bars, owner=job.owner, source="import", user_id=job.user_id
                 )
                 touched.update(written.series)
                 events += written.events
+                claimed = claimed or written.claimed
                 for name, value in written.counts().items():
                     pending[name] += value
                 await self._save(job)
         job.counts.update(pending)
-        await self._ingestor.after_commit(touched, events)
+        await self._ingestor.after_commit(job.owner, touched, events, claimed=claimed)
 
     async def _chunks(self, job: ImportJob) -> AsyncIterator[Chunk]:
         reader = read_parquet_chunks if job.file_format == "parquet" else read_csv_chunks

@@ -1,9 +1,11 @@
 """The one path every bar takes: history + outbox in one transaction, then the window.
 
 `BarIngestor.ingest` is used by the HTTP push, file imports, replays and exchange providers
-alike. A batch is sorted by (series, open time) so concurrent writers lock rows in one order,
-and a timestamp repeated inside a batch is applied in arrival order (first the original, then
-its correction), one statement per repetition level. Accepted and corrected bars become
+alike. Each call writes the series of one ``owner`` (a user, or the platform); the first bars
+of a symbol new to that owner claim it (`market_data_service.owners`). A batch is sorted by
+(series, open time) so concurrent writers lock rows in one order, and a timestamp repeated
+inside a batch is applied in arrival order (first the original, then its correction), one
+statement per repetition level. Accepted and corrected bars become
 ``market.bars`` events staged in the outbox of the same transaction; duplicates produce nothing.
 """
 
@@ -30,7 +32,8 @@ from algotrade.windows import encode_entries
 from market_data_service import history
 from market_data_service.batch import BarBatch
 from market_data_service.history import OUTCOME_ACCEPTED, OUTCOME_CORRECTED, OUTCOME_DUPLICATE
-from market_data_service.models import SCHEMA
+from market_data_service.models import PLATFORM, SCHEMA
+from market_data_service.owners import SymbolDirectory, claim_symbols
 from market_data_service.publishing import MonotonicUlids, envelope_bytes
 from market_data_service.window_cache import Series, WindowCache
 
@@ -51,8 +54,10 @@ class Written:
     `SlidingWindows.upsert_encoded` (one blob per repetition level, in order)."""
 
     outcome: npt.NDArray[np.int8]
+    owner: str = PLATFORM
     window_lines: dict[Series, list[tuple[bytes, int]]] = field(default_factory=dict)
     events: int = 0
+    claimed: bool = False  # a symbol was new to its owner
 
     def window_blobs(self) -> dict[Series, tuple[bytes, int]]:
         return {
@@ -101,6 +106,7 @@ class BarIngestor:
         bars_per_event: int,
         relay: OutboxRelay | None = None,
         metrics: IngestMetrics | None = None,
+        directory: SymbolDirectory | None = None,
     ) -> None:
         self._sessions = sessions
         self.cache = cache
@@ -109,19 +115,31 @@ class BarIngestor:
         self._bars_per_event = bars_per_event
         self._relay = relay
         self._metrics = metrics
+        self._directory = directory
         self._ids = MonotonicUlids()
 
-    async def ingest(self, batch: BarBatch, *, source: str, user_id: str | None = None) -> Written:
-        """Store valid bars; returns the outcome of each bar in batch order."""
+    async def ingest(
+        self,
+        batch: BarBatch,
+        *,
+        owner: str,
+        source: str,
+        user_id: str | None = None,
+    ) -> Written:
+        """Store valid bars as ``owner``'s series (`PLATFORM` for reference data; the caller
+        checked the right to write them); returns the outcome of each bar in batch order.
+        ``user_id`` is who wrote them, carried by the events."""
         loop = asyncio.get_running_loop()
         started = loop.time()
         async with self._sessions() as session, session.begin():
-            written = await self.write(session, batch, source=source, user_id=user_id)
+            written = await self.write(session, batch, owner=owner, source=source, user_id=user_id)
         if written.events and self._relay is not None:
             self._relay.wake()
+        if written.claimed and self._directory is not None:
+            self._directory.forget()
         if self.cache is not None and written.window_lines:
             # Committed: the window must follow even if the caller goes away now.
-            await asyncio.shield(self.cache.apply(written.window_blobs()))
+            await asyncio.shield(self.cache.apply(owner, written.window_blobs()))
         if self._metrics is not None:
             for outcome, count in written.counts().items():
                 if count:
@@ -129,26 +147,32 @@ class BarIngestor:
             self._metrics.seconds.labels(source).observe(loop.time() - started)
         return written
 
-    async def after_commit(self, touched: Iterable[Series], events: int) -> None:
+    async def after_commit(
+        self, owner: str, touched: Iterable[Series], events: int, *, claimed: bool = False
+    ) -> None:
         """For callers that ran `write` in their own (now committed) transaction: wake the
         relay and make the touched windows cold, so the next reader refills them."""
         if events and self._relay is not None:
             self._relay.wake()
+        if claimed and self._directory is not None:
+            self._directory.forget()
         if self.cache is not None:
-            await self.cache.invalidate(set(touched))
+            await self.cache.invalidate(owner, set(touched))
 
     async def write(
         self,
         session: AsyncSession,
         batch: BarBatch,
         *,
+        owner: str,
         source: str,
         user_id: str | None = None,
     ) -> Written:
-        """History, series summary and outbox rows, in the caller's transaction."""
+        """History, series summary, symbol claims and outbox rows of ``owner``'s series, in
+        the caller's transaction."""
         n = len(batch)
         outcome = np.zeros(n, np.int8)
-        written = Written(outcome)
+        written = Written(outcome, owner)
         if n == 0:
             return written
         codes = _series_codes(batch)
@@ -160,13 +184,16 @@ class BarIngestor:
         for level in range(int(occurrence.max()) + 1):
             rows = order[occurrence == level]
             part = batch.take(rows)
-            result = await history.upsert_bars(session, part, source=source)
+            result = await history.upsert_bars(session, part, owner=owner, source=source)
             outcome[rows] = result.outcome
             changed = np.flatnonzero(result.outcome != OUTCOME_DUPLICATE)
             if changed.size:
                 by_series = self._collect(part, result, changed, written, summary)
-                events += self._events(by_series, source, user_id, correlation_id)
-        await history.update_series(session, summary)
+                events += self._events(by_series, owner, source, user_id, correlation_id)
+        await history.update_series(session, summary, owner=owner)
+        if summary:
+            # Only a series' first bars can make a symbol new to its owner.
+            written.claimed = await claim_symbols(session, owner, (s for s, _ in summary))
         if events:
             await session.execute(insert(SCHEMA.outbox), events)
         written.events = len(events)
@@ -225,6 +252,7 @@ class BarIngestor:
     def _events(
         self,
         by_series: dict[Series, list[bytes]],
+        owner: str,
         source: str,
         user_id: str | None,
         correlation_id: str | None,
@@ -232,7 +260,7 @@ class BarIngestor:
         rows = []
         size = self._bars_per_event
         for (symbol, timeframe), bars in by_series.items():
-            key = series_key(symbol, timeframe)
+            key = series_key(symbol, timeframe, owner)
             for start in range(0, len(bars), size):
                 event_id = self._ids.next()
                 rows.append(
@@ -249,6 +277,7 @@ class BarIngestor:
                                 timeframe,
                                 source,
                                 orjson.Fragment(b"[%s]" % b",".join(bars[start : start + size])),
+                                owner,
                             ),
                             correlation_id=correlation_id,
                             user_id=user_id,

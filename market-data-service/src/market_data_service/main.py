@@ -19,6 +19,7 @@ from market_data_service.config import Settings
 from market_data_service.imports import ImportRunner
 from market_data_service.ingest import BarIngestor, IngestMetrics
 from market_data_service.models import SCHEMA
+from market_data_service.owners import SymbolDirectory
 from market_data_service.providers.coinbase import CandleSource, CoinbaseCandles, CoinbaseProvider
 from market_data_service.replay import ReplayManager
 from market_data_service.resample import Resampler
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None, *, candles: CandleSource | None
         except (RedisError, OSError) as exc:
             logger.warning("redis unreachable at start (%s); windows stay cold", exc)
         cache = WindowCache(windows, sessions)
+        directory = SymbolDirectory(sessions)
         ingestor = BarIngestor(
             sessions=sessions,
             cache=cache,
@@ -58,6 +60,7 @@ def create_app(settings: Settings | None = None, *, candles: CandleSource | None
             bars_per_event=settings.bars_per_event,
             relay=resources.relay,
             metrics=IngestMetrics(resources.metrics_registry),
+            directory=directory,
         )
         resampler = Resampler(sessions, ingestor, max_source_bars=settings.resample_max_source_bars)
         market = MarketServices(
@@ -67,6 +70,7 @@ def create_app(settings: Settings | None = None, *, candles: CandleSource | None
             cache=cache,
             ingestor=ingestor,
             resampler=resampler,
+            directory=directory,
             imports=ImportRunner(
                 sessions=sessions,
                 ingestor=ingestor,

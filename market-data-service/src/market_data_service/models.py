@@ -1,9 +1,12 @@
 """Tables the market data service owns, all in the ``market`` schema.
 
-``bars`` is the durable history (one row per symbol, timeframe and open time); ``series`` keeps
-a per-series summary up to date in the same transactions, so listing symbols never scans
-history. ``imports`` and ``replays`` are per-user jobs; ``gaps`` records ranges a provider
-could not fill. The DDL lives in ``migrations/versions``; these objects describe it for queries.
+``bars`` is the durable history (one row per owner, symbol, timeframe and open time);
+``series`` keeps a per-series summary up to date in the same transactions, so listing symbols
+never scans history. ``owner`` is a user id, or `PLATFORM` for the platform's public reference
+data (see `market_data_service.owners`); ``symbols`` and ``symbol_shares`` say who owns a
+symbol and who else may read it. ``imports`` and ``replays`` are per-user jobs; ``gaps``
+records ranges a provider could not fill. The DDL lives in ``migrations/versions``; these
+objects describe it for queries.
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from algotrade.db import service_schema
 
+PLATFORM = ""
+"""The owner of the platform's public reference data (a NULL cannot sit in a primary key)."""
+
 SCHEMA = service_schema("market")
 Base = SCHEMA.base
 metadata = Base.metadata
@@ -34,6 +40,7 @@ bar_version_seq = Sequence("bar_version_seq", metadata=metadata, schema="market"
 bars = Table(
     "bars",
     metadata,
+    Column("owner", String(100), primary_key=True),
     Column("symbol", String(32), primary_key=True),
     Column("timeframe", String(3), primary_key=True),
     Column("ts", DateTime(timezone=True), primary_key=True),
@@ -51,6 +58,7 @@ bars = Table(
 series = Table(
     "series",
     metadata,
+    Column("owner", String(100), primary_key=True),
     Column("symbol", String(32), primary_key=True),
     Column("timeframe", String(3), primary_key=True),
     Column("first_ts", DateTime(timezone=True), nullable=False),
@@ -66,6 +74,7 @@ imports = Table(
     Column("user_id", String(100), nullable=False, index=True),
     Column("state", String(16), nullable=False),
     Column("origin", String(8), nullable=False),  # upload | path
+    Column("owner", String(100), nullable=False, server_default=""),  # whose series it writes
     Column("filename", String(300), nullable=False),
     Column("file_format", String(8), nullable=False),  # csv | parquet
     Column("symbol", String(32), nullable=False),
@@ -91,6 +100,7 @@ replays = Table(
     Column("id", String(26), primary_key=True),
     Column("user_id", String(100), nullable=False, index=True),
     Column("state", String(16), nullable=False),
+    Column("source_owner", String(100), nullable=False, server_default=""),
     Column("symbol", String(32), nullable=False),
     Column("target_symbol", String(32), nullable=False),
     Column("timeframe", String(3), nullable=False),
@@ -110,6 +120,7 @@ gaps = Table(
     "gaps",
     metadata,
     Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("owner", String(100), nullable=False, server_default=""),
     Column("symbol", String(32), nullable=False),
     Column("timeframe", String(3), nullable=False),
     Column("start_ts", DateTime(timezone=True), nullable=False),
@@ -118,4 +129,22 @@ gaps = Table(
     Column("source", String(32), nullable=False),
     Column("detail", Text),
     Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+symbols = Table(
+    "symbols",
+    metadata,
+    Column("owner", String(100), primary_key=True),
+    Column("symbol", String(32), primary_key=True),
+    Column("visibility", String(8), nullable=False, server_default="private"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+symbol_shares = Table(
+    "symbol_shares",
+    metadata,
+    Column("owner", String(100), primary_key=True),
+    Column("symbol", String(32), primary_key=True),
+    Column("grantee", String(100), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )

@@ -8,7 +8,9 @@ window, history and ``market.bars`` exactly like bars from a platform or an exch
 
 Bars are written under a *target* symbol whose last segment starts with ``R`` (default
 ``<SYMBOL>.R<6 characters of the replay id>``): a replay can never rewrite a real market's
-history, and two replays never collide. A replay belongs to the user who started it.
+history, and two replays never collide. A replay belongs to the user who started it and writes
+into that user's own series; it reads whichever series the user may read (their own, one
+shared with them, or the platform's: `market_data_service.owners`).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ TARGET_PATTERN = re.compile(r"\.R[A-Z0-9]{0,12}$")
 _COUNT = text(
     """
 SELECT count(*) FROM market.bars
-WHERE symbol = :symbol AND timeframe = :timeframe
+WHERE owner = :owner AND symbol = :symbol AND timeframe = :timeframe
   AND ts >= to_timestamp(:lo) AND ts < to_timestamp(:hi)
 """
 )
@@ -52,6 +54,7 @@ WHERE symbol = :symbol AND timeframe = :timeframe
 class ReplayPlan:
     id: str
     user_id: str
+    source_owner: str
     symbol: str
     target: str
     timeframe: str
@@ -86,6 +89,7 @@ class ReplayManager:
         self,
         *,
         user_id: str,
+        source_owner: str,
         symbol: str,
         timeframe: str,
         start: datetime | None,
@@ -94,7 +98,7 @@ class ReplayManager:
         target_symbol: str | None,
     ) -> str:
         replay_id = new_event_id()
-        source = _symbol(symbol, "symbol")
+        source = parse_symbol(symbol, "symbol")
         target = self._target(source, target_symbol, replay_id)
         lo = int(start.timestamp()) if start is not None else MIN_TS
         hi = int(end.timestamp()) if end is not None else MAX_TS
@@ -118,7 +122,14 @@ class ReplayManager:
                 raise Conflict(f"at most {self._max_active} replays may run at once; stop one")
             total = int(
                 await session.scalar(
-                    _COUNT, {"symbol": source, "timeframe": timeframe, "lo": lo, "hi": hi}
+                    _COUNT,
+                    {
+                        "owner": source_owner,
+                        "symbol": source,
+                        "timeframe": timeframe,
+                        "lo": lo,
+                        "hi": hi,
+                    },
                 )
                 or 0
             )
@@ -129,6 +140,7 @@ class ReplayManager:
                     id=replay_id,
                     user_id=user_id,
                     state="running",
+                    source_owner=source_owner,
                     symbol=source,
                     target_symbol=target,
                     timeframe=timeframe,
@@ -138,7 +150,9 @@ class ReplayManager:
                     bars_total=total,
                 )
             )
-        plan = ReplayPlan(replay_id, user_id, source, target, timeframe, speed, lo, hi)
+        plan = ReplayPlan(
+            replay_id, user_id, source_owner, source, target, timeframe, speed, lo, hi
+        )
         stop = asyncio.Event()
         task = asyncio.create_task(self._run(plan, stop), name=f"replay-{replay_id}")
         self._running[replay_id] = _Running(plan, task, stop)
@@ -155,7 +169,7 @@ class ReplayManager:
                     errors=[{"loc": ["body", "target_symbol"], "code": "missing", "message": ""}],
                 )
             return target
-        target = _symbol(target_symbol, "target_symbol")
+        target = parse_symbol(target_symbol, "target_symbol")
         if not TARGET_PATTERN.search(target):
             raise ValidationFailed(
                 "target_symbol must end in '.R' plus up to 12 letters or digits (e.g. SPY.RDEMO)",
@@ -253,7 +267,9 @@ class ReplayManager:
                     j = int(np.searchsorted(due, loop.time(), side="right"))
                     j = max(j, i + 1)
                     part = batch.take(np.arange(i, j))
-                    await self._ingestor.ingest(part, source="replay", user_id=plan.user_id)
+                    await self._ingestor.ingest(
+                        part, owner=plan.user_id, source="replay", user_id=plan.user_id
+                    )
                     emitted += j - i
                     last_ts = int(page.ts[j - 1])
                     i = j
@@ -278,7 +294,13 @@ class ReplayManager:
     async def _page(self, plan: ReplayPlan, cursor: int) -> history.Columns:
         async with self._sessions() as session:
             return await history.read_range(
-                session, plan.symbol, plan.timeframe, cursor, plan.end, limit=PAGE_BARS
+                session,
+                plan.source_owner,
+                plan.symbol,
+                plan.timeframe,
+                cursor,
+                plan.end,
+                limit=PAGE_BARS,
             )
 
     async def _progress(self, replay_id: str, emitted: int, last_ts: int | None) -> None:
@@ -321,7 +343,7 @@ def _dt(ts: int | None) -> datetime | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC)
 
 
-def _symbol(raw: str, field: str) -> str:
+def parse_symbol(raw: str, field: str) -> str:
     try:
         return normalize_symbol(raw)
     except ValueError as exc:

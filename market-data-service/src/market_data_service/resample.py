@@ -146,6 +146,7 @@ class Resampler:
 
     async def derive(
         self,
+        owner: str,
         symbol: str,
         source_tf: str,
         target_tf: str,
@@ -156,7 +157,8 @@ class Resampler:
         source: str = "resample",
         user_id: str | None = None,
     ) -> DeriveReport:
-        """Derive and store ``target_tf`` bars for source bars with ``start <= ts < end``.
+        """Derive and store ``target_tf`` bars of ``owner``'s series from its source bars with
+        ``start <= ts < end``.
 
         Reads history in pages and holds back the last bucket of a page until the next page
         (or the end) shows it is complete, so page boundaries never split a bucket.
@@ -169,7 +171,7 @@ class Resampler:
         while True:
             async with self._sessions() as session:
                 page = await history.read_range(
-                    session, symbol, source_tf, cursor, end, limit=PAGE_BARS
+                    session, owner, symbol, source_tf, cursor, end, limit=PAGE_BARS
                 )
             report.source_bars += len(page)
             if report.source_bars > self._max_source_bars:
@@ -190,13 +192,14 @@ class Resampler:
                 carry = _tail(page, keep)
                 derived = derived.take(slice(0, len(derived) - 1))
                 cursor = int(page.ts[-1]) + 1
-            await self._store(symbol, target_tf, derived, report, source, user_id)
+            await self._store(owner, symbol, target_tf, derived, report, source, user_id)
             if last_page:
                 break
         return report
 
     async def _store(
         self,
+        owner: str,
         symbol: str,
         target_tf: str,
         derived: Resampled,
@@ -209,7 +212,9 @@ class Resampler:
             batch = BarBatch.of_series(
                 symbol, target_tf, part.ts, part.open, part.high, part.low, part.close, part.volume
             )
-            written = await self._ingestor.ingest(batch, source=source, user_id=user_id)
+            written = await self._ingestor.ingest(
+                batch, owner=owner, source=source, user_id=user_id
+            )
             counts = written.counts()
             report.derived += len(part)
             report.accepted += counts["accepted"]

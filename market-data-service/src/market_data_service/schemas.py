@@ -69,8 +69,20 @@ class PushResult(BaseModel):
     rejections: list[RejectionPublic]
 
 
+OwnerField = Annotated[
+    str | None,
+    Field(
+        default=None,
+        max_length=100,
+        description="whose series: a user id, or 'platform' (see docs/market-data.md, Owners)",
+    ),
+]
+Access = Literal["owner", "shared", "public"]
+
+
 class LatestBarsPublic(BaseModel):
     symbol: str
+    owner: str | None = Field(description="whose series: a user id, or null for the platform's")
     timeframe: Timeframe
     source: Literal["window", "history"]
     bars: list[BarPublic]
@@ -78,6 +90,7 @@ class LatestBarsPublic(BaseModel):
 
 class BarsPage(BaseModel):
     symbol: str
+    owner: str | None = Field(description="whose series: a user id, or null for the platform's")
     timeframe: Timeframe
     bars: list[BarPublic]
     next_cursor: str | None = Field(description="pass as ?cursor= for the next page")
@@ -92,6 +105,11 @@ class TimeframeSummary(BaseModel):
 
 class SymbolPublic(BaseModel):
     symbol: str
+    owner: str | None = Field(description="whose series: a user id, or null for the platform's")
+    access: Access = Field(
+        description="owner: yours; shared: another user's, shared with you read-only; "
+        "public: the platform's reference data (read-only)"
+    )
     calendar: str = Field(description="the trading calendar its gap reports use by default")
     timeframes: list[TimeframeSummary]
 
@@ -117,6 +135,7 @@ class RecordedGap(BaseModel):
 
 class GapReport(BaseModel):
     symbol: str
+    owner: str | None = Field(description="whose series: a user id, or null for the platform's")
     timeframe: Timeframe
     calendar: str
     start: datetime
@@ -154,6 +173,7 @@ class ResampleResult(BaseModel):
 
 class ResampleReport(BaseModel):
     symbol: str
+    owner: str | None = Field(description="whose series: a user id, or null for the platform's")
     results: list[ResampleResult]
 
 
@@ -167,6 +187,7 @@ class ImportFromPath(BaseModel):
     symbol: str
     timeframe: Timeframe
     atomic: StrictBool = False
+    owner: OwnerField
 
 
 class ImportPublic(BaseModel):
@@ -176,6 +197,7 @@ class ImportPublic(BaseModel):
     filename: str
     format: Literal["csv", "parquet"]
     symbol: str
+    owner: str | None = Field(description="whose series: a user id, or null for the platform's")
     timeframe: Timeframe
     atomic: bool
     progress: float = Field(description="0..1, by bytes read")
@@ -204,6 +226,7 @@ class ReplayCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     symbol: str
+    owner: OwnerField
     timeframe: Timeframe
     start: datetime | None = None
     end: datetime | None = None
@@ -219,6 +242,10 @@ class ReplayPublic(BaseModel):
     id: str
     state: ReplayState
     symbol: str
+    source_owner: str | None = Field(
+        description="whose series is played (a user id, or null for the platform's); the "
+        "target is always yours"
+    )
     target_symbol: str
     timeframe: Timeframe
     speed: float | Literal["max"]
@@ -235,6 +262,17 @@ class ReplayPublic(BaseModel):
 
 class ReplaysPublic(BaseModel):
     replays: list[ReplayPublic]
+
+
+class SharePublic(BaseModel):
+    user_id: str = Field(description="who may read the symbol")
+    created_at: datetime
+
+
+class SharesPublic(BaseModel):
+    symbol: str
+    owner: str
+    shares: list[SharePublic]
 
 
 class HealthPublic(BaseModel):

@@ -10,6 +10,7 @@ from algotrade.windows import SlidingWindows
 from market_data_service.config import Settings
 from market_data_service.imports import ImportRunner
 from market_data_service.ingest import BarIngestor
+from market_data_service.owners import SymbolDirectory
 from market_data_service.providers.coinbase import CoinbaseProvider
 from market_data_service.replay import ReplayManager
 from market_data_service.resample import Resampler
@@ -26,4 +27,5 @@ class MarketServices:
     resampler: Resampler
     imports: ImportRunner
     replays: ReplayManager
+    directory: SymbolDirectory
     coinbase: CoinbaseProvider | None = None

@@ -7,6 +7,9 @@ its way to Kafka. Behind is repaired: a failed window update makes the window co
 flag is deleted, retried in the background while Redis is down), the service clears every
 warm flag when it starts (covering a crash in between), and a cold window is refilled from
 history by the next reader. Versions from history make refills safe against concurrent writers.
+
+Each owner's series has its own window, named `algotrade.bars.owned_symbol` (``SYMBOL`` for the
+platform's, ``owner/SYMBOL`` for a user's), so two users' ``EURUSD`` never share bars.
 """
 
 from __future__ import annotations
@@ -20,13 +23,14 @@ from dataclasses import dataclass
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from algotrade.bars import encode_bar_json, iso_utc_array
+from algotrade.bars import encode_bar_json, iso_utc_array, owned_symbol
 from algotrade.windows import VERSION_DIGITS, SlidingWindows, WindowEntry
 from market_data_service import history
 
 logger = logging.getLogger(__name__)
 
-Series = tuple[str, str]
+Series = tuple[str, str]  # (symbol, timeframe) of one owner
+Window = tuple[str, str]  # (owned symbol, timeframe): a window's name
 REPAIR_INTERVAL_SECONDS = 1.0
 
 
@@ -42,28 +46,32 @@ class WindowCache:
     def __init__(self, windows: SlidingWindows, sessions: async_sessionmaker[AsyncSession]) -> None:
         self.windows = windows
         self._sessions = sessions
-        self._pending_invalidations: set[Series] = set()
-        self._warming: dict[Series, asyncio.Task[list[bytes]]] = {}
+        self._pending_invalidations: set[Window] = set()
+        self._warming: dict[tuple[str, str, str], asyncio.Task[list[bytes]]] = {}
 
     @property
     def capacity(self) -> int:
         return self.windows.capacity
 
-    async def apply(self, entries: Mapping[Series, tuple[bytes, int]]) -> None:
-        """Put committed bars (encoded lines) into their windows; on failure make those
-        windows cold."""
+    async def apply(self, owner: str, entries: Mapping[Series, tuple[bytes, int]]) -> None:
+        """Put committed bars (encoded lines) of ``owner``'s series into their windows; on
+        failure make those windows cold."""
         if not entries:
             return
+        named = {(owned_symbol(owner, s), tf): blob for (s, tf), blob in entries.items()}
         try:
-            await self.windows.upsert_encoded(entries)
+            await self.windows.upsert_encoded(named)
         except (RedisError, OSError) as exc:
             logger.warning(
                 "window update failed (%s); invalidating %d window(s)", exc, len(entries)
             )
-            await self.invalidate(entries.keys())
+            await self._invalidate(named.keys())
 
-    async def invalidate(self, series: Iterable[Series]) -> None:
-        for item in series:
+    async def invalidate(self, owner: str, series: Iterable[Series]) -> None:
+        await self._invalidate((owned_symbol(owner, s), tf) for s, tf in series)
+
+    async def _invalidate(self, windows: Iterable[Window]) -> None:
+        for item in windows:
             try:
                 await self.windows.invalidate(*item)
             except (RedisError, OSError):
@@ -84,39 +92,41 @@ class WindowCache:
     def pending_repairs(self) -> int:
         return len(self._pending_invalidations)
 
-    async def latest(self, symbol: str, timeframe: str, n: int) -> LatestBars:
-        """Latest ``n`` bars from the window; a cold window is filled from history first."""
+    async def latest(self, owner: str, symbol: str, timeframe: str, n: int) -> LatestBars:
+        """Latest ``n`` bars of ``owner``'s series from its window; a cold window is filled
+        from history first."""
+        name = owned_symbol(owner, symbol)
         try:
-            members = await self.windows.latest_members(symbol, timeframe, n)
+            members = await self.windows.latest_members(name, timeframe, n)
         except (RedisError, OSError) as exc:
             logger.warning("window read failed (%s); serving history", exc)
-            return LatestBars(await self._from_history(symbol, timeframe, n), "history")
+            return LatestBars(await self._from_history(owner, symbol, timeframe, n), "history")
         if members is not None:
             return LatestBars([m[VERSION_DIGITS:] for m in members], "window")
-        payloads = await self._warm(symbol, timeframe)
+        payloads = await self._warm(owner, symbol, timeframe)
         return LatestBars(payloads[-n:] if n < len(payloads) else payloads, "history")
 
-    async def _from_history(self, symbol: str, timeframe: str, n: int) -> list[bytes]:
+    async def _from_history(self, owner: str, symbol: str, timeframe: str, n: int) -> list[bytes]:
         async with self._sessions() as session:
-            columns = await history.read_latest(session, symbol, timeframe, n)
+            columns = await history.read_latest(session, owner, symbol, timeframe, n)
         return [e.payload for e in entries_from_columns(columns)]
 
-    async def _warm(self, symbol: str, timeframe: str) -> list[bytes]:
+    async def _warm(self, owner: str, symbol: str, timeframe: str) -> list[bytes]:
         """Fill a cold window from history once, however many readers ask at the same time."""
-        key = (symbol, timeframe)
+        key = (owner, symbol, timeframe)
         task = self._warming.get(key)
         if task is None:
-            task = asyncio.create_task(self._fill(symbol, timeframe))
+            task = asyncio.create_task(self._fill(owner, symbol, timeframe))
             self._warming[key] = task
             task.add_done_callback(lambda _: self._warming.pop(key, None))
         return await asyncio.shield(task)
 
-    async def _fill(self, symbol: str, timeframe: str) -> list[bytes]:
+    async def _fill(self, owner: str, symbol: str, timeframe: str) -> list[bytes]:
         async with self._sessions() as session:
-            columns = await history.read_latest(session, symbol, timeframe, self.capacity)
+            columns = await history.read_latest(session, owner, symbol, timeframe, self.capacity)
         entries = entries_from_columns(columns)
         with contextlib.suppress(RedisError, OSError):
-            await self.windows.fill(symbol, timeframe, entries)
+            await self.windows.fill(owned_symbol(owner, symbol), timeframe, entries)
         return [e.payload for e in entries]
 
 

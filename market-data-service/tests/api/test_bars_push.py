@@ -44,7 +44,9 @@ async def test_push_classifies_each_bar_and_retry_is_safe(
     )
     assert len(events) == 2
     (key, envelope, payload), (_, _, fix) = events
-    assert key == b"BTC-USD:1m" and envelope.key == "BTC-USD:1m"
+    # The pusher's own series: the key and the payload carry its owner.
+    assert key == b"u1/BTC-USD:1m" and envelope.key == "u1/BTC-USD:1m"
+    assert payload.owner == "u1" and payload.symbol == "BTC-USD"
     assert envelope.user_id == "u1" and envelope.type == "market.bars"
     assert [b.correction for b in payload.bars] == [False, False, False]
     assert [(b.correction, b.revision, b.close) for b in fix.bars] == [
@@ -130,7 +132,7 @@ async def test_a_timestamp_repeated_in_one_batch_is_applied_in_order(
     )
     assert response.json()["statuses"][:2] == ["accepted", "corrected"]
     async with service.market.sessions() as session:
-        columns = await history.read_latest(session, "X", "1m", 5)
+        columns = await history.read_latest(session, "u1", "X", "1m", 5)
     assert columns.close.tolist() == [100.5]  # the third bar equals the first again
     events = await read_events(
         kafka_bootstrap, service.market.ingestor._topic, expect=3, settle_ms=300
@@ -215,7 +217,7 @@ async def test_a_failed_transaction_leaves_nothing_behind(
     assert await stored(service, models.series) == 0
     async with service.market.sessions() as session:
         assert await session.scalar(text("SELECT count(*) FROM market.outbox")) == 0
-    assert await service.market.windows.size("X", "1m") == 0
+    assert await service.market.windows.size("u1/X", "1m") == 0
 
 
 async def test_health_answers_without_credentials(service: Service) -> None:

@@ -50,7 +50,7 @@ async def test_a_replay_at_max_speed_feeds_history_window_and_kafka(
     events = await read_events(
         kafka_bootstrap, service.market.ingestor._topic, expect=2, settle_ms=300
     )
-    replayed = [e for e in events if e[0] == f"{target}:1m".encode()]
+    replayed = [e for e in events if e[0] == f"u1/{target}:1m".encode()]
     assert sum(len(e[2].bars) for e in replayed) == 240
     assert all(e[2].source == "replay" and e[1].user_id == "u1" for e in replayed)
 
@@ -79,7 +79,11 @@ async def test_a_replay_keeps_to_its_speed_and_can_be_stopped(service: Service) 
 
 
 async def test_replays_belong_to_their_user(service: Service) -> None:
-    await service.push({"symbol": "SRC", "timeframe": "1m", "bars": minute_bars(3)})
+    await service.client.post(
+        "/api/market/bars",
+        json={"symbol": "SRC", "timeframe": "1m", "bars": minute_bars(3)},
+        headers=service.headers("alice"),
+    )
     mine = (await start(service, user="alice", speed="max")).json()["id"]
     assert (
         await service.client.get(f"/api/market/replays/{mine}", headers=service.headers("bob"))

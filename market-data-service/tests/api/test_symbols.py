@@ -25,7 +25,7 @@ async def test_latest_comes_from_the_window_and_a_cold_window_refills(service: S
     assert len(warm["bars"]) == 100
     assert warm["bars"][-1]["ts"] == "2024-01-01T04:59:00Z"
 
-    await service.market.windows.drop("ETH-USD", "1m")  # e.g. Redis lost its data
+    await service.market.windows.drop("u1/ETH-USD", "1m")  # e.g. Redis lost its data
     again = (await service.get(url)).json()
     assert again["source"] == "history" and again["bars"] == warm["bars"]
 
@@ -78,7 +78,7 @@ async def test_a_crash_between_commit_and_window_is_repaired_by_the_next_start(
             ],
         )
         async with first.market.sessions() as session, session.begin():
-            await first.market.ingestor.write(session, batch, source="http")
+            await first.market.ingestor.write(session, batch, owner="u1", source="http")
         stale = (await first.get("/api/market/symbols/X/latest?timeframe=1m")).json()
         assert len(stale["bars"]) == 3  # the window is behind history
     async with make_service() as second:
@@ -121,6 +121,8 @@ async def test_symbols_list_timeframes_first_last_and_count(service: Service) ->
         "symbols": [
             {
                 "symbol": "A",
+                "owner": "u1",
+                "access": "owner",
                 "calendar": "24x7",
                 "timeframes": [
                     {
@@ -139,6 +141,8 @@ async def test_symbols_list_timeframes_first_last_and_count(service: Service) ->
             },
             {
                 "symbol": "B",
+                "owner": "u1",
+                "access": "owner",
                 "calendar": "24x7",
                 "timeframes": [
                     {

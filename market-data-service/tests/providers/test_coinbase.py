@@ -21,6 +21,7 @@ from algotrade.bars import Bar
 from algotrade_testkit.kafka import read_events
 from algotrade_testkit.plugin import wait_for
 from market_data_service import history, models
+from market_data_service.models import PLATFORM
 from market_data_service.providers.coinbase import (
     ClosedBar,
     ClosedGap,
@@ -208,15 +209,21 @@ async def test_feed_with_a_disconnect_is_backfilled_and_unfillable_minutes_are_r
             async def settled() -> bool:
                 async with service.market.sessions() as session:
                     gaps = (await session.execute(select(models.gaps))).all()
-                    bars = await history.read_range(session, "BTC-USD", "1m", 0, 2**40, limit=50)
+                    bars = await history.read_range(
+                        session, PLATFORM, "BTC-USD", "1m", 0, 2**40, limit=50
+                    )
                 return bool(gaps) and len(bars) == 6 and provider.idle
 
             await wait_for(settled, within=20)
             status = (await service.get("/api/market/providers")).json()["providers"][0]
 
             async with service.market.sessions() as session:
-                minutes = await history.read_range(session, "BTC-USD", "1m", 0, 2**40, limit=50)
-                fives = await history.read_range(session, "BTC-USD", "5m", 0, 2**40, limit=50)
+                minutes = await history.read_range(
+                    session, PLATFORM, "BTC-USD", "1m", 0, 2**40, limit=50
+                )
+                fives = await history.read_range(
+                    session, PLATFORM, "BTC-USD", "5m", 0, 2**40, limit=50
+                )
             gaps_url = f"/api/market/symbols/BTC-USD/gaps?timeframe=1m&start={iso(M)}"
             report = (await service.get(f"{gaps_url}&end={iso(M + 420)}")).json()
             relay = service.app.state.resources.relay

@@ -28,6 +28,13 @@ from algotrade.keys import INTERNAL_ALGORITHM, load_private_key, load_public_key
 
 TokenType = Literal["access", "internal"]
 
+MARKET_ADMIN_ROLE = "market-admin"
+"""The role that may write the platform's public reference data in the market data service.
+
+A role, not a scope: a user's own session holds every scope (``*``), while roles are granted
+per user by an operator (the gateway gives new users only ``user``). Writing reference data
+also needs the ``market:write`` scope, so a read-only API key of an admin writes nothing."""
+
 
 @dataclass(frozen=True)
 class Principal:
@@ -43,6 +50,10 @@ class Principal:
         """Raise 403 unless the principal holds ``scope`` (or ``*``, a full user session)."""
         if "*" not in self.scopes and scope not in self.scopes:
             raise Forbidden(f"this credential lacks the {scope!r} scope")
+
+    def has_role(self, role: str) -> bool:
+        """Whether the user was granted ``role`` (roles are never implied by ``*``)."""
+        return role in self.roles
 
 
 @dataclass(frozen=True)

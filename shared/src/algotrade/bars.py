@@ -259,9 +259,18 @@ def encode_bar_json(
     )
 
 
-def series_key(symbol: str, timeframe: str) -> str:
-    """The Kafka key and window name of a series: ``SYMBOL:timeframe``."""
-    return f"{symbol}:{timeframe}"
+def owned_symbol(owner: str | None, symbol: str) -> str:
+    """The name of ``owner``'s ``symbol`` where series of every owner share one namespace
+    (Redis window keys, Kafka keys): ``SYMBOL`` for the platform's public reference data
+    (``owner`` ``None`` or empty), ``owner/SYMBOL`` for a user's own series. A symbol never
+    contains ``/`` (see `SYMBOL_PATTERN`), so no two owners' names can collide."""
+    return f"{owner}/{symbol}" if owner else symbol
+
+
+def series_key(symbol: str, timeframe: str, owner: str | None = None) -> str:
+    """The Kafka key and window name of a series: ``SYMBOL:timeframe`` for platform data,
+    ``owner/SYMBOL:timeframe`` for a user's own series (see `owned_symbol`)."""
+    return f"{owned_symbol(owner, symbol)}:{timeframe}"
 
 
 class BarEventItem(BaseModel):
@@ -286,9 +295,11 @@ class BarEventItem(BaseModel):
 class MarketBarsPayload(BaseModel):
     """Bars of one series accepted or corrected together, oldest first.
 
-    Published on ``market.bars.v1`` with key ``SYMBOL:timeframe``. A bulk ingest yields events
-    of up to ``bars_per_event`` bars; a live feed yields one bar per event. Duplicates of
-    stored bars are never published; a correction carries ``correction=true``.
+    Published on ``market.bars.v1`` with key `series_key` (``SYMBOL:timeframe``, prefixed
+    ``owner/`` for a user's own series). A bulk ingest yields events of up to
+    ``bars_per_event`` bars; a live feed yields one bar per event. Duplicates of stored bars
+    are never published; a correction carries ``correction=true``. Two users' series of one
+    symbol are different series: a consumer tells them apart by ``owner``.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -296,10 +307,22 @@ class MarketBarsPayload(BaseModel):
     symbol: str
     timeframe: Timeframe
     source: str
+    owner: str | None = Field(
+        default=None,
+        description="the user whose series this is; null for the platform's public data",
+    )
     bars: list[BarEventItem] = Field(min_length=1)
 
 
-def payload_dict(symbol: str, timeframe: str, source: str, bars: Any) -> dict[str, Any]:
+def payload_dict(
+    symbol: str, timeframe: str, source: str, bars: Any, owner: str | None = None
+) -> dict[str, Any]:
     """A `MarketBarsPayload` as plain data (the hot path skips model construction; ``bars``
     may be pre-encoded JSON wrapped in ``orjson.Fragment``)."""
-    return {"symbol": symbol, "timeframe": timeframe, "source": source, "bars": bars}
+    return {
+        "symbol": symbol,
+        "timeframe": timeframe,
+        "source": source,
+        "owner": owner or None,
+        "bars": bars,
+    }

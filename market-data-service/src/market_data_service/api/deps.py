@@ -7,13 +7,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path, Query, Request
 from redis.exceptions import RedisError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from algotrade.auth import Principal, principal_with_scope
 from algotrade.bars import normalize_symbol
 from algotrade.errors import DependencyUnavailable, ValidationFailed
+from market_data_service.owners import OWNER_MAX_LENGTH, parse_owner
 from market_data_service.services import MarketServices
 
 # Every dependency here is ``async def``: FastAPI runs a plain ``def`` dependency in a worker
@@ -41,10 +42,26 @@ async def path_symbol(
         ) from None
 
 
+async def query_owner(
+    owner: Annotated[
+        str | None,
+        Query(
+            max_length=OWNER_MAX_LENGTH,
+            description="whose series: a user id, or 'platform' for the public reference data; "
+            "reads default to your own, then one shared with you, then the platform's; "
+            "writes default to your own",
+        ),
+    ] = None,
+) -> str | None:
+    """The ``owner`` query parameter as stored (see `market_data_service.owners`)."""
+    return parse_owner(owner)
+
+
 MarketDep = Annotated[MarketServices, Depends(get_market)]
 ReaderDep = Annotated[Principal, Depends(market_reader)]
 WriterDep = Annotated[Principal, Depends(market_writer)]
 SymbolDep = Annotated[str, Depends(path_symbol)]
+OwnerDep = Annotated[str | None, Depends(query_owner)]
 
 
 def epoch(value: datetime | None) -> int | None:

@@ -41,6 +41,7 @@ from algotrade.bars import TIMEFRAME_SECONDS, Bar, normalize_symbol
 from market_data_service import history, models
 from market_data_service.batch import BarBatch
 from market_data_service.ingest import BarIngestor
+from market_data_service.models import PLATFORM
 from market_data_service.resample import Resampler
 
 logger = logging.getLogger(__name__)
@@ -337,7 +338,7 @@ class CoinbaseProvider:
             resume = None
             try:
                 async with self._sessions() as session:
-                    latest = await history.read_latest(session, product, "1m", 1)
+                    latest = await history.read_latest(session, PLATFORM, product, "1m", 1)
                 if len(latest):
                     resume = int(latest.ts[-1]) + MINUTE
             except Exception as exc:  # history down: start without resuming
@@ -465,7 +466,7 @@ class CoinbaseProvider:
             valid, rejections = batch.validate()
             for rejection in rejections:
                 logger.warning("coinbase: %s bar rejected: %s", product, rejection.message)
-            await self._ingestor.ingest(valid, source=source)
+            await self._ingestor.ingest(valid, owner=PLATFORM, source=source)
             if len(valid):
                 await self._derive_from(product, valid.ts)
 
@@ -485,7 +486,9 @@ class CoinbaseProvider:
                     lo = min(lo, pending)
                 hi = closed_until - closed_until % step
                 if lo < hi:
-                    await self._resampler.derive(product, "1m", tf, lo, hi, source=DERIVED_SOURCE)
+                    await self._resampler.derive(
+                        PLATFORM, product, "1m", tf, lo, hi, source=DERIVED_SOURCE
+                    )
                 if int(stamps.max()) >= hi:
                     self._pending_derive[(product, tf)] = max(lo, hi)
 
@@ -493,7 +496,7 @@ class CoinbaseProvider:
         """Fill incomplete minutes ``[start, end)``: history, then REST; record the rest."""
         status = self.status.products[product]
         async with self._sessions() as session:
-            present = await history.read_timestamps(session, product, "1m", start, end)
+            present = await history.read_timestamps(session, PLATFORM, product, "1m", start, end)
         expected = np.arange(start, end, MINUTE, dtype=np.int64)
         missing = np.setdiff1d(expected, present)
         detail = "no REST candle source configured"

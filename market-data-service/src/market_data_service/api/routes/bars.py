@@ -14,7 +14,7 @@ from algotrade.bars import SYMBOL_PATTERN, TIMEFRAMES
 from algotrade.problems import PROBLEM_JSON, problem_response
 from algotrade.service import ResourcesDep
 from algotrade.strict_json import api_router, body_schema
-from market_data_service.api.deps import MarketDep, WriterDep, dependency_errors
+from market_data_service.api.deps import MarketDep, OwnerDep, WriterDep, dependency_errors
 from market_data_service.batch import parse_push_body
 from market_data_service.history import OUTCOME_ACCEPTED, OUTCOME_CORRECTED, OUTCOME_DUPLICATE
 from market_data_service.schemas import BarsPush, HealthPublic, PushResult
@@ -41,22 +41,30 @@ _PROBLEM: dict[str, Any] = {"content": {PROBLEM_JSON: {}}}
         200: {"model": PushResult, "description": "every bar stored or already stored"},
         207: {"model": PushResult, "description": "some bars rejected; the rest stored"},
         400: {"description": "malformed JSON", **_PROBLEM},
+        403: {"description": "``owner`` names data you may read but not write", **_PROBLEM},
+        404: {"description": "``owner`` names data invisible to you", **_PROBLEM},
         413: {"description": "body or batch too large", **_PROBLEM},
         422: {"description": "bad envelope", **_PROBLEM},
     },
 )
-async def push_bars(request: Request, principal: WriterDep, market: MarketDep) -> Response:
-    """Store up to ``batch_max_bars`` bars. Each bar comes back ``accepted`` (new),
-    ``duplicate`` (already stored, nothing republished), ``corrected`` (replaced a stored bar,
-    published as a correction) or ``rejected`` (with a reason). Retrying a batch is safe."""
+async def push_bars(
+    request: Request, principal: WriterDep, market: MarketDep, owner: OwnerDep
+) -> Response:
+    """Store up to ``batch_max_bars`` bars as your own series (a symbol new to you becomes
+    yours, private). Each bar comes back ``accepted`` (new), ``duplicate`` (already stored,
+    nothing republished), ``corrected`` (replaced a stored bar, published as a correction) or
+    ``rejected`` (with a reason). Retrying a batch is safe. ``owner=platform`` writes the
+    public reference data (the ``market-admin`` role only)."""
     body = await request.body()
     parsed = parse_push_body(body, max_bars=market.settings.batch_max_bars)
+    with dependency_errors():
+        target = await market.directory.resolve_write(principal, parsed.bars.symbol, owner)
     statuses = np.full(parsed.size, "rejected", dtype=object)
     counts = {"accepted": 0, "duplicate": 0, "corrected": 0}
     if len(parsed.bars):
         with dependency_errors():
             written = await market.ingestor.ingest(
-                parsed.bars, source="http", user_id=principal.user_id
+                parsed.bars, owner=target, source="http", user_id=principal.user_id
             )
         statuses[parsed.bars.index] = _STATUS_NAMES[written.outcome]
         counts = written.counts()

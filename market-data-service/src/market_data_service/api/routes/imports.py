@@ -15,6 +15,7 @@ from algotrade.errors import BadRequest, ValidationFailed
 from algotrade.problems import PROBLEM_JSON
 from algotrade.strict_json import api_router, body_schema
 from market_data_service.api.deps import MarketDep, ReaderDep, WriterDep, dependency_errors
+from market_data_service.owners import parse_owner, public_owner
 from market_data_service.schemas import ImportFromPath, ImportPublic, ImportsPublic
 
 router = api_router(prefix="/api/market/imports", tags=["imports"])
@@ -31,6 +32,7 @@ def to_public(row: dict[str, Any]) -> ImportPublic:
         filename=row["filename"],
         format=row["file_format"],
         symbol=row["symbol"],
+        owner=public_owner(row["owner"]),
         timeframe=row["timeframe"],
         atomic=row["atomic"],
         progress=min(1.0, int(row["bytes_done"]) / total),
@@ -61,6 +63,14 @@ def _symbol(value: Any) -> str:
         return normalize_symbol(value)
     except ValueError as exc:
         raise _field_error("symbol", str(exc)) from None
+
+
+def _owner(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise _field_error("owner", "a user id or 'platform'")
+    return parse_owner(value, loc=("body", "owner"))
 
 
 def _timeframe(value: Any) -> str:
@@ -99,6 +109,12 @@ def _flag(value: Any) -> bool:
                             "timeframe": {"type": "string", "enum": list(TIMEFRAMES)},
                             "atomic": {"type": "boolean"},
                             "format": {"type": "string", "enum": ["csv", "parquet"]},
+                            "owner": {
+                                "type": "string",
+                                "maxLength": 100,
+                                "description": "omit for your own series; 'platform' for "
+                                "the reference data (market-admin role only)",
+                            },
                         },
                     }
                 },
@@ -108,15 +124,24 @@ def _flag(value: Any) -> bool:
     },
     responses={
         400: {"description": "malformed body", **_PROBLEM},
-        403: {"description": "path outside the import directory", **_PROBLEM},
-        404: {"description": "no such file in the import directory", **_PROBLEM},
+        403: {
+            "description": "path outside the import directory, or ``owner`` names data you "
+            "may read but not write",
+            **_PROBLEM,
+        },
+        404: {
+            "description": "no such file in the import directory, or ``owner`` invisible",
+            **_PROBLEM,
+        },
         413: {"description": "upload too large", **_PROBLEM},
     },
 )
 async def create_import(request: Request, principal: WriterDep, market: MarketDep) -> Response:
     """Multipart: ``file`` (CSV, gzip CSV or Parquet), ``symbol``, ``timeframe``, optional
-    ``atomic`` and ``format``. JSON: ``{"path": "<relative to IMPORT_DIR>", "symbol",
-    "timeframe", "atomic"}``. The import runs in the background; poll the returned job."""
+    ``atomic``, ``format`` and ``owner``. JSON: ``{"path": "<relative to IMPORT_DIR>",
+    "symbol", "timeframe", "atomic", "owner"}``. The bars become your own series (a symbol new
+    to you is yours, private); ``owner=platform`` imports reference data (the
+    ``market-admin`` role only). The import runs in the background; poll the returned job."""
     content_type = request.headers.get("content-type", "").lower()
     with dependency_errors():
         if content_type.startswith("multipart/form-data"):
@@ -127,10 +152,15 @@ async def create_import(request: Request, principal: WriterDep, market: MarketDe
                 declared = form.get("format")
                 if declared not in (None, "", "csv", "parquet"):
                     raise _field_error("format", "use csv or parquet")
+                symbol = _symbol(form.get("symbol"))
+                owner = await market.directory.resolve_write(
+                    principal, [symbol], _owner(form.get("owner"))
+                )
                 import_id = await market.imports.from_upload(
                     user_id=principal.user_id,
+                    owner=owner,
                     upload=upload,
-                    symbol=_symbol(form.get("symbol")),
+                    symbol=symbol,
                     timeframe=_timeframe(form.get("timeframe")),
                     atomic=_flag(form.get("atomic")),
                     declared_format=str(declared) if declared else None,
@@ -149,10 +179,13 @@ async def create_import(request: Request, principal: WriterDep, market: MarketDe
                         for e in exc.errors()
                     ],
                 ) from None
+            symbol = _symbol(body.symbol)
+            owner = await market.directory.resolve_write(principal, [symbol], _owner(body.owner))
             import_id = await market.imports.from_path(
                 user_id=principal.user_id,
+                owner=owner,
                 relative=body.path,
-                symbol=_symbol(body.symbol),
+                symbol=symbol,
                 timeframe=body.timeframe,
                 atomic=body.atomic,
             )

@@ -10,6 +10,8 @@ from starlette.responses import Response
 from algotrade.problems import PROBLEM_JSON
 from algotrade.strict_json import api_router
 from market_data_service.api.deps import MarketDep, ReaderDep, WriterDep, dependency_errors
+from market_data_service.owners import parse_owner, public_owner
+from market_data_service.replay import parse_symbol
 from market_data_service.schemas import ReplayCreate, ReplayPublic, ReplaysPublic
 
 router = api_router(prefix="/api/market/replays", tags=["replays"])
@@ -22,6 +24,7 @@ def to_public(row: dict[str, Any]) -> ReplayPublic:
         id=row["id"],
         state=row["state"],
         symbol=row["symbol"],
+        source_owner=public_owner(row["source_owner"]),
         target_symbol=row["target_symbol"],
         timeframe=row["timeframe"],
         speed="max" if row["speed"] is None else row["speed"],
@@ -43,18 +46,27 @@ def to_public(row: dict[str, Any]) -> ReplayPublic:
     response_model=ReplayPublic,
     summary="Play a stored series as if live",
     responses={
-        404: {"description": "no stored bars in that range", **_PROBLEM},
+        404: {
+            "description": "no stored bars in that range, or a series invisible to you",
+            **_PROBLEM,
+        },
         409: {"description": "too many running replays", **_PROBLEM},
     },
 )
 async def start_replay(body: ReplayCreate, principal: WriterDep, market: MarketDep) -> Response:
     """Bars of ``symbol``/``timeframe`` in [start, end) are written to ``target_symbol``
     (default ``<SYMBOL>.R<id>``) at ``speed`` simulated seconds per second, through the same
-    path as live bars (history, window, ``market.bars``)."""
+    path as live bars (history, window, ``market.bars``). The source is a series you may read
+    (``owner`` as for reads: default yours, else one shared with you, else the platform's);
+    the target is always your own."""
+    symbol = parse_symbol(body.symbol, "symbol")
+    asked = parse_owner(body.owner, loc=("body", "owner"))
     with dependency_errors():
+        source_owner = await market.directory.resolve_read(principal, symbol, asked)
         replay_id = await market.replays.start(
             user_id=principal.user_id,
-            symbol=body.symbol,
+            source_owner=source_owner,
+            symbol=symbol,
             timeframe=body.timeframe,
             start=body.start,
             end=body.end,

@@ -1,4 +1,6 @@
-"""Reading market data: symbols, history pages, latest-N from the window, gaps; resampling."""
+"""Reading market data: symbols, history pages, latest-N from the window, gaps; resampling;
+sharing a symbol you own. Which owner's series a request reads or writes is decided by
+`market_data_service.owners`."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from typing import Annotated, Any
 import numpy as np
 import numpy.typing as npt
 import orjson
-from fastapi import Query, Request
+from fastapi import Path, Query, Request
 from sqlalchemy import select
 from starlette.responses import Response
 
@@ -24,6 +26,7 @@ from algotrade.strict_json import api_router
 from market_data_service import history, models
 from market_data_service.api.deps import (
     MarketDep,
+    OwnerDep,
     ReaderDep,
     SymbolDep,
     WriterDep,
@@ -34,6 +37,15 @@ from market_data_service.api.deps import (
     path_symbol,
 )
 from market_data_service.calendars import CalendarError, canonical_calendar, expected_open_times
+from market_data_service.models import PLATFORM
+from market_data_service.owners import (
+    OWNER_MAX_LENGTH,
+    OWNER_PATTERN,
+    PLATFORM_NAME,
+    access_of,
+    parse_owner,
+    public_owner,
+)
 from market_data_service.resample import check_derivable
 from market_data_service.schemas import (
     BarsPage,
@@ -41,6 +53,8 @@ from market_data_service.schemas import (
     LatestBarsPublic,
     ResampleReport,
     ResampleRequest,
+    SharePublic,
+    SharesPublic,
     SymbolsPublic,
 )
 
@@ -55,24 +69,35 @@ def _dt(ts: int) -> str:
     return iso_utc(ts)
 
 
-@router.get("", response_model=SymbolsPublic, summary="Symbols with their stored timeframes")
+@router.get(
+    "",
+    response_model=SymbolsPublic,
+    summary="Symbols you may read (yours, shared with you, the platform's) with their timeframes",
+)
 async def list_symbols(
     principal: ReaderDep,
     market: MarketDep,
-    symbol: Annotated[str | None, Query(description="only this symbol")] = None,
+    symbol: Annotated[str | None, Query(description="only this symbol", max_length=64)] = None,
 ) -> Response:
+    """One entry per owner and symbol: a symbol you and the platform both hold is listed
+    twice, with ``owner`` and ``access`` telling them apart."""
     only = None
     if symbol is not None:
         try:
             only = normalize_symbol(symbol)
         except ValueError as exc:
             raise ValidationFailed(f"invalid symbol: {exc}") from None
+    me = principal.user_id
     with dependency_errors():
         async with market.sessions() as session:
-            rows = await history.list_series(session, only)
-    grouped: dict[str, list[dict[str, Any]]] = {}
+            shared = await market.directory.shared_with(session, principal, only)
+            owners = {me, PLATFORM, *(owner for owner, _ in shared)}
+            rows = await history.list_series(session, sorted(owners), only)
+    grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in rows:
-        grouped.setdefault(row.symbol, []).append(
+        if row.owner not in (me, PLATFORM) and (row.owner, row.symbol) not in shared:
+            continue
+        grouped.setdefault((row.owner, row.symbol), []).append(
             {
                 "timeframe": row.timeframe,
                 "first": _dt(row.first_ts),
@@ -85,10 +110,12 @@ async def list_symbols(
         "symbols": [
             {
                 "symbol": s,
+                "owner": public_owner(owner),
+                "access": access_of(owner, me),
                 "calendar": market.settings.calendar_of(s),
                 "timeframes": sorted(tfs, key=lambda t: order[t["timeframe"]]),
             }
-            for s, tfs in grouped.items()
+            for (owner, s), tfs in grouped.items()
         ]
     }
     return Response(orjson.dumps(body), media_type=JSON)
@@ -120,6 +147,14 @@ _LATEST_PARAMETERS: list[dict[str, Any]] = [
             "description": "at most the window capacity (10,000 by default)",
         },
     },
+    {
+        "name": "owner",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "maxLength": OWNER_MAX_LENGTH, "pattern": OWNER_PATTERN},
+        "description": "whose series: a user id or 'platform'; default: yours, else one "
+        "shared with you, else the platform's",
+    },
 ]
 
 
@@ -139,9 +174,12 @@ async def latest_bars(request: Request) -> Response:
     ``Server-Timing: app;dur=<ms>`` reports the time spent in this function."""
     started = time.perf_counter()
     market = await get_market(request)
-    await market_reader(request)
+    principal = await market_reader(request)
     symbol = await path_symbol(request.path_params["symbol"])
     query = request.query_params
+    asked = query.get("owner")
+    if asked is not None and len(asked) > OWNER_MAX_LENGTH:
+        raise _query_error("owner", f"at most {OWNER_MAX_LENGTH} characters")
     timeframe = query.get("timeframe", "1m")
     if timeframe not in TIMEFRAME_SECONDS:
         raise _query_error("timeframe", f"use one of {', '.join(TIMEFRAME_SECONDS)}")
@@ -151,9 +189,11 @@ async def latest_bars(request: Request) -> Response:
     if not 1 <= limit <= capacity:
         raise _query_error("limit", f"must be an integer from 1 to {capacity}")
     with dependency_errors():
-        latest = await market.cache.latest(symbol, timeframe, limit)
-    body = b'{"symbol":"%s","timeframe":"%s","source":"%s","bars":[%s]}' % (
+        owner = await market.directory.resolve_read(principal, symbol, parse_owner(asked))
+        latest = await market.cache.latest(owner, symbol, timeframe, limit)
+    body = b'{"symbol":"%s","owner":%s,"timeframe":"%s","source":"%s","bars":[%s]}' % (
         symbol.encode(),
+        orjson.dumps(public_owner(owner)),
         timeframe.encode(),
         latest.source.encode(),
         b",".join(latest.payloads),
@@ -174,17 +214,23 @@ def _epoch_or(value: datetime | None, default: int) -> int:
     return default if seconds is None else seconds
 
 
-def _encode_cursor(symbol: str, timeframe: str, after: int) -> str:
-    raw = orjson.dumps({"s": symbol, "tf": timeframe, "after": after})
+def _encode_cursor(owner: str, symbol: str, timeframe: str, after: int) -> str:
+    raw = orjson.dumps({"o": owner, "s": symbol, "tf": timeframe, "after": after})
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str, symbol: str, timeframe: str) -> int:
+def _decode_cursor(cursor: str, owner: str, symbol: str, timeframe: str) -> int:
+    """A cursor made for this very series (one of another owner's series is refused)."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         data = orjson.loads(raw)
         after = data["after"]
-        ok = data["s"] == symbol and data["tf"] == timeframe and type(after) is int
+        ok = (
+            data.get("o", PLATFORM) == owner
+            and data["s"] == symbol
+            and data["tf"] == timeframe
+            and type(after) is int
+        )
     except (binascii.Error, ValueError, KeyError, TypeError, orjson.JSONDecodeError):
         ok = False
     if not ok:
@@ -215,29 +261,34 @@ async def history_bars(
     symbol: SymbolDep,
     principal: ReaderDep,
     market: MarketDep,
+    owner: OwnerDep,
     timeframe: Timeframe,
     start: datetime | None = None,
     end: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1000,
-    cursor: str | None = None,
+    cursor: Annotated[str | None, Query(max_length=1000)] = None,
 ) -> Response:
     """JSON pages of at most ``limit`` bars (default). With ``Accept:
     application/vnd.apache.arrow.stream`` the answer is the whole range in one Arrow stream
     (``ts`` epoch ms, float64 prices), or its first ``limit`` bars when ``limit`` is given."""
+    with dependency_errors():
+        owner = await market.directory.resolve_read(principal, symbol, owner)
     lo = _epoch_or(start, -(2**62))
     hi = _epoch_or(end, 2**62)
     if cursor is not None:
-        lo = max(lo, _decode_cursor(cursor, symbol, timeframe) + 1)
+        lo = max(lo, _decode_cursor(cursor, owner, symbol, timeframe) + 1)
     lo = max(lo, -2_208_988_800)
     hi = min(hi, 7_258_118_400)
     if accepts_arrow(request.headers.get("accept")):
         explicit = limit if "limit" in request.query_params else None
-        return await _history_arrow(market, symbol, timeframe, lo, hi, explicit)
+        return await _history_arrow(market, owner, symbol, timeframe, lo, hi, explicit)
     if limit > market.settings.history_page_max:
         raise ValidationFailed(f"limit must be at most {market.settings.history_page_max}")
     with dependency_errors():
         async with market.sessions() as session:
-            page = await history.read_range(session, symbol, timeframe, lo, hi, limit=limit + 1)
+            page = await history.read_range(
+                session, owner, symbol, timeframe, lo, hi, limit=limit + 1
+            )
     more = len(page) > limit
     n = min(len(page), limit)
     stamps = iso_utc_array(page.ts[:n])
@@ -255,15 +306,24 @@ async def history_bars(
     ]
     body = {
         "symbol": symbol,
+        "owner": public_owner(owner),
         "timeframe": timeframe,
         "bars": bars,
-        "next_cursor": _encode_cursor(symbol, timeframe, int(page.ts[n - 1])) if more else None,
+        "next_cursor": (
+            _encode_cursor(owner, symbol, timeframe, int(page.ts[n - 1])) if more else None
+        ),
     }
     return Response(orjson.dumps(body), media_type=JSON)
 
 
 async def _history_arrow(
-    market: MarketDep, symbol: str, timeframe: str, lo: int, hi: int, limit: int | None
+    market: MarketDep,
+    owner: str,
+    symbol: str,
+    timeframe: str,
+    lo: int,
+    hi: int,
+    limit: int | None,
 ) -> Response:
     """The range (or its first ``limit`` bars) as one Arrow record batch; a range of more than
     ``history_range_max_bars`` bars is a 422 problem, never a truncated answer."""
@@ -275,7 +335,7 @@ async def _history_arrow(
     with dependency_errors():
         async with market.sessions() as session:
             page = await history.read_range_packed(
-                session, symbol, timeframe, lo, hi, limit=wanted + 1
+                session, owner, symbol, timeframe, lo, hi, limit=wanted + 1
             )
     read = time.perf_counter()
     headers = {}
@@ -289,7 +349,9 @@ async def _history_arrow(
                 ],
             )
         page = page.head(wanted)
-        headers["X-Next-Cursor"] = _encode_cursor(symbol, timeframe, int(page.ts_ms[-1]) // 1000)
+        headers["X-Next-Cursor"] = _encode_cursor(
+            owner, symbol, timeframe, int(page.ts_ms[-1]) // 1000
+        )
     body = encode_bars(page.ts_ms, page.prices, symbol=symbol, timeframe=timeframe)
     # Where the time goes (history read vs Arrow encoding), for clients and the benchmark.
     encode_ms = (time.perf_counter() - read) * 1000
@@ -297,9 +359,11 @@ async def _history_arrow(
     return Response(body, media_type=ARROW_STREAM, headers=headers)
 
 
-async def _series_range(market: MarketDep, symbol: str, timeframe: str) -> tuple[int, int]:
+async def _series_range(
+    market: MarketDep, owner: str, symbol: str, timeframe: str
+) -> tuple[int, int]:
     async with market.sessions() as session:
-        rows = await history.list_series(session, symbol)
+        rows = await history.list_series(session, [owner], symbol)
     for row in rows:
         if row.timeframe == timeframe:
             return row.first_ts, row.last_ts + TIMEFRAME_SECONDS[timeframe]
@@ -315,14 +379,16 @@ async def gap_report(
     symbol: SymbolDep,
     principal: ReaderDep,
     market: MarketDep,
+    owner: OwnerDep,
     timeframe: Timeframe,
     start: datetime | None = None,
     end: datetime | None = None,
     calendar: Annotated[
         str | None,
         Query(
+            max_length=64,
             description="24x7 (crypto) or an exchange calendar (xnys, xlon, cmes, 24/5, ...); "
-            "default: the symbol's configured calendar"
+            "default: the symbol's configured calendar",
         ),
     ] = None,
 ) -> Response:
@@ -336,9 +402,10 @@ async def gap_report(
     except CalendarError as exc:
         raise ValidationFailed(str(exc)) from None
     with dependency_errors():
+        owner = await market.directory.resolve_read(principal, symbol, owner)
         lo, hi = epoch(start), epoch(end)
         if lo is None or hi is None:
-            first, last = await _series_range(market, symbol, timeframe)
+            first, last = await _series_range(market, owner, symbol, timeframe)
             lo = first if lo is None else lo
             hi = last if hi is None else hi
         if hi <= lo:
@@ -353,11 +420,12 @@ async def gap_report(
         except CalendarError as exc:
             raise ValidationFailed(str(exc)) from None
         async with market.sessions() as session:
-            present = await history.read_timestamps(session, symbol, timeframe, lo, hi)
+            present = await history.read_timestamps(session, owner, symbol, timeframe, lo, hi)
             recorded_rows = (
                 await session.execute(
                     select(models.gaps)
                     .where(
+                        models.gaps.c.owner == owner,
                         models.gaps.c.symbol == symbol,
                         models.gaps.c.timeframe == timeframe,
                         models.gaps.c.end_ts > datetime.fromtimestamp(lo, UTC),
@@ -372,6 +440,7 @@ async def gap_report(
     ranges = _ranges(expected, missing, step)
     body = {
         "symbol": symbol,
+        "owner": public_owner(owner),
         "timeframe": timeframe,
         "calendar": calendar,
         "start": _dt(lo),
@@ -415,25 +484,37 @@ def _ranges(
 @router.post(
     "/{symbol}/resample",
     response_model=ResampleReport,
-    summary="Derive higher timeframes from a stored lower one",
+    summary="Derive higher timeframes from a stored lower one (your own series)",
+    responses={
+        403: {"description": "``owner`` names data you may read but not write", **_PROBLEM},
+        404: {"description": "no such series of yours, or ``owner`` invisible", **_PROBLEM},
+    },
 )
 async def resample_symbol(
-    symbol: SymbolDep, body: ResampleRequest, principal: WriterDep, market: MarketDep
+    symbol: SymbolDep,
+    body: ResampleRequest,
+    principal: WriterDep,
+    market: MarketDep,
+    owner: OwnerDep,
 ) -> ResampleReport:
     """Builds ``target_timeframes`` from ``source_timeframe`` bars in [start, end) (default:
     everything stored), widened to whole buckets, and stores them like pushed bars:
-    idempotent, with corrections published when a derived bar changes."""
+    idempotent, with corrections published when a derived bar changes. Source and targets
+    are series of one owner: yours, or with ``owner=platform`` the platform's (the
+    ``market-admin`` role only)."""
     for target in body.target_timeframes:
         check_derivable(body.source_timeframe, target, body.day_timezone)
     with dependency_errors():
+        owner = await market.directory.resolve_write(principal, [symbol], owner)
         lo, hi = epoch(body.start), epoch(body.end)
         if lo is None or hi is None:
-            first, last = await _series_range(market, symbol, body.source_timeframe)
+            first, last = await _series_range(market, owner, symbol, body.source_timeframe)
             lo = first if lo is None else lo
             hi = last if hi is None else hi
         results = []
         for target in body.target_timeframes:
             report = await market.resampler.derive(
+                owner,
                 symbol,
                 body.source_timeframe,
                 target,
@@ -443,4 +524,76 @@ async def resample_symbol(
                 user_id=principal.user_id,
             )
             results.append({"timeframe": target, **vars(report)})
-    return ResampleReport.model_validate({"symbol": symbol, "results": results})
+    return ResampleReport.model_validate(
+        {"symbol": symbol, "owner": public_owner(owner), "results": results}
+    )
+
+
+UserId = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=OWNER_MAX_LENGTH,
+        pattern=OWNER_PATTERN,
+        description="the user to share with",
+    ),
+]
+
+
+def _shares_public(owner: str, symbol: str, shares: list[Any]) -> SharesPublic:
+    return SharesPublic(
+        symbol=symbol,
+        owner=owner,
+        shares=[SharePublic(user_id=s.user_id, created_at=s.created_at) for s in shares],
+    )
+
+
+@router.get(
+    "/{symbol}/shares",
+    response_model=SharesPublic,
+    summary="Who you shared one of your symbols with",
+    responses={404: {"description": "you own no such symbol", **_PROBLEM}},
+)
+async def list_shares(symbol: SymbolDep, principal: ReaderDep, market: MarketDep) -> SharesPublic:
+    with dependency_errors():
+        shares = await market.directory.shares(principal.user_id, symbol)
+    return _shares_public(principal.user_id, symbol, shares)
+
+
+@router.put(
+    "/{symbol}/shares/{user_id}",
+    response_model=SharePublic,
+    summary="Let a user read one of your symbols (read-only; idempotent)",
+    responses={
+        404: {"description": "you own no such symbol", **_PROBLEM},
+        409: {"description": "shared with too many users", **_PROBLEM},
+        422: {"description": "a malformed user id, or yourself", **_PROBLEM},
+    },
+)
+async def share_symbol(
+    symbol: SymbolDep, user_id: UserId, principal: WriterDep, market: MarketDep
+) -> SharePublic:
+    """The user then reads your series of ``symbol`` (with ``owner=<your id>``, or by default
+    when they hold no series of that name themselves), never writes it."""
+    if user_id == PLATFORM_NAME:
+        raise ValidationFailed(
+            "the platform reads nothing through shares",
+            errors=[{"loc": ["path", "user_id"], "code": "invalid_user", "message": user_id}],
+        )
+    with dependency_errors():
+        share = await market.directory.share(principal.user_id, symbol, user_id)
+    return SharePublic(user_id=share.user_id, created_at=share.created_at)
+
+
+@router.delete(
+    "/{symbol}/shares/{user_id}",
+    status_code=204,
+    summary="Stop sharing one of your symbols with a user",
+    responses={404: {"description": "you own no such symbol, or it is not shared", **_PROBLEM}},
+)
+async def unshare_symbol(
+    symbol: SymbolDep, user_id: UserId, principal: WriterDep, market: MarketDep
+) -> Response:
+    with dependency_errors():
+        await market.directory.unshare(principal.user_id, symbol, user_id)
+    return Response(status_code=204)
