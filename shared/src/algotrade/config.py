@@ -80,6 +80,9 @@ class ServiceSettings(BaseSettings):
     internal_token_audience: str = "algotrade-internal"  # noqa: S105 - an audience name
 
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # Request line plus headers of one request, enforced by the server before the app runs
+    # (431). Well above any header the platform sends, well below what a flood would need.
+    max_request_head_bytes: int = Field(default=65_536, ge=8192)
     outbox_poll_seconds: float = Field(default=0.2, gt=0)
 
     @property

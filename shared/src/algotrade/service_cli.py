@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from algotrade.config import ServiceSettings
 from algotrade.logs import configure_logging
 from algotrade.migrations import upgrade
+from algotrade.server import serve as serve_app
 
 
 def build_service_cli(
@@ -29,23 +30,12 @@ def build_service_cli(
         port: int | None = typer.Option(None, help="port (default: PORT setting)"),
         migrate_first: bool = typer.Option(False, "--migrate", help="apply migrations first"),
     ) -> None:
-        """Run the HTTP service (uvicorn with uvloop and httptools)."""
-        import uvicorn
-
+        """Run the HTTP service (uvicorn with uvloop and httptools, capped request heads)."""
         settings = settings_factory()
         configure_logging(name, settings.log_level)
         if migrate_first and schema is not None:
             asyncio.run(upgrade(settings.database_url.get_secret_value(), package, schema))
-        uvicorn.run(
-            app_factory(settings),
-            host=host or settings.host,
-            port=port or settings.port,
-            loop="uvloop",
-            http="httptools",
-            log_config=None,
-            access_log=False,
-            timeout_graceful_shutdown=10,
-        )
+        serve_app(app_factory(settings), settings, host=host, port=port)
 
     @cli.command()
     def migrate(revision: str = typer.Argument("head")) -> None:
