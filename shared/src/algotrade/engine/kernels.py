@@ -10,6 +10,12 @@ All kernels share one signature, ``kernel(a, b, c, d, o0, o1, o2, state, params)
 input series, up to three output series (unused ones are ignored), the node's state and its
 numeric parameters. Booleans travel as 0.0/1.0.
 
+Each kernel is declared once: ``@kernel(Op.X, *slots)`` above its definition compiles it and
+registers it in `KERNELS` under its `Op` code with its state layout, named slots whose sizes
+follow from the parameters. The initial state, the checkpoint size and `run_bar`'s dispatch on
+the op code are all derived from that registry (tests check that every node type has a
+kernel, that the dispatch reaches every kernel and that each kernel stays inside its layout).
+
 NaN policy (documented in docs/strategy-graphs.md): indicators *skip* a bar on which any input
 is NaN (output NaN, state untouched), which is how TA-Lib treats the NaN prefix of a series;
 bar-shift nodes (lag, change, cross) count bars, NaN or not; element-wise nodes propagate NaN
@@ -23,15 +29,20 @@ on the instrument's price scale.
 
 All numba code lives in this single module on purpose: numba's on-disk cache is invalidated
 per source file and does not follow calls into other modules, so kernels split across files
-could leave a stale compiled `run_bar` behind after a change.
+could leave a stale compiled `run_bar` behind after a change. The cache goes where numba's own
+``NUMBA_CACHE_DIR`` says (the Makefile points it at ``.algotrade/numba``); this module never
+sets it.
 """
 
 from __future__ import annotations
 
+import linecache
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from enum import IntEnum
+from types import MappingProxyType
+from typing import Any, Final, TypeVar, cast
 
 import numba
 import numpy as np
@@ -40,8 +51,12 @@ import numpy.typing as npt
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 F = TypeVar("F", bound=Callable[..., Any])
+KernelParams = Sequence[float]
 
 NAN = math.nan
+# Kernel arguments: input series a-d and output series o0-o2 (executors pad unused ones).
+MAX_INPUTS: Final = 4
+MAX_OUTPUTS: Final = 3
 
 
 def _njit(fn: F) -> F:
@@ -56,6 +71,162 @@ def _inline(fn: F) -> F:
     which costs more than the helper's own arithmetic.
     """
     return cast(F, numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")(fn))
+
+
+# ---------------------------------------------------------------------------------------------
+# The kernel registry: op codes, state layouts and the @kernel decorator
+# ---------------------------------------------------------------------------------------------
+
+
+class Op(IntEnum):
+    """A kernel's code in a streaming program row; each has exactly one ``@kernel``."""
+
+    PRICE = 0
+    CONSTANT = 1
+    SMA = 2
+    EMA = 3
+    WMA = 4
+    DEMA = 5
+    TEMA = 6
+    RSI = 7
+    MACD = 8
+    STOCH = 9
+    SHIFT_DIFF = 10
+    CCI = 11
+    WILLR = 12
+    ADX = 13
+    BBANDS = 14
+    STDDEV = 15
+    ATR = 16
+    EXTREME = 17
+    DONCHIAN = 18
+    OBV = 19
+    VWAP = 20
+    BINARY = 21
+    ABS = 22
+    LAG = 23
+    CHANGE = 24
+    COMPARE = 25
+    CROSS = 26
+    BETWEEN = 27
+    LOGIC = 28
+    PASS = 29
+    RISK_DISTANCE = 30
+    MFI = 31
+    SAR = 32
+    AROON = 33
+    TRIX = 34
+    ULTOSC = 35
+    NATR = 36
+    PPO = 37
+    STOCHRSI = 38
+    KAMA = 39
+    LINREG_SLOPE = 40
+
+
+SlotSize = int | Callable[[KernelParams], int]
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """A named run of state values: ``size`` floats (fixed, or computed from the kernel's
+    numeric parameters, e.g. a ring buffer of ``period`` values), all starting at ``initial``.
+    """
+
+    name: str
+    size: SlotSize = 1
+    initial: float = 0.0
+
+    def length(self, params: KernelParams) -> int:
+        return self.size if isinstance(self.size, int) else self.size(params)
+
+
+def _param(index: int, plus: int = 0) -> Callable[[KernelParams], int]:
+    """A slot size read from the kernel's parameters: ``int(params[index]) + plus``."""
+    return lambda params: int(params[index]) + plus
+
+
+def _larger_param(first: int, second: int) -> Callable[[KernelParams], int]:
+    return lambda params: int(max(params[first], params[second]))
+
+
+@dataclass(frozen=True, slots=True)
+class StateLayout:
+    """The slots of a kernel's state array, in order; the array is their concatenation."""
+
+    slots: tuple[Slot, ...]
+
+    @classmethod
+    def of(cls, *slots: str | Slot) -> StateLayout:
+        """Slots from `Slot` objects and strings of space-separated scalar slot names."""
+        expanded: list[Slot] = []
+        for item in slots:
+            if isinstance(item, Slot):
+                expanded.append(item)
+            else:
+                expanded.extend(Slot(name) for name in item.split())
+        names = [slot.name for slot in expanded]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"state slots named more than once: {duplicates}")
+        return cls(tuple(expanded))
+
+    def spans(self, params: KernelParams) -> dict[str, range]:
+        """Where each slot lives in the state array for these parameters."""
+        spans: dict[str, range] = {}
+        start = 0
+        for slot in self.slots:
+            end = start + slot.length(params)
+            spans[slot.name] = range(start, end)
+            start = end
+        return spans
+
+    def size(self, params: KernelParams) -> int:
+        return sum(slot.length(params) for slot in self.slots)
+
+    def initial(self, params: KernelParams) -> list[float]:
+        state: list[float] = []
+        for slot in self.slots:
+            state.extend([slot.initial] * slot.length(params))
+        return state
+
+
+@dataclass(frozen=True, slots=True)
+class Kernel:
+    """A compiled kernel, its op code and the layout of its state."""
+
+    op: Op
+    fn: Callable[..., None]
+    state: StateLayout
+
+    @property
+    def name(self) -> str:
+        return self.op.name.lower()
+
+    def init_state(self, params: KernelParams) -> list[float]:
+        return self.state.initial(params)
+
+
+# Filled once, at import, by @kernel; read only through the frozen `KERNELS` view below.
+_REGISTERED: dict[Op, Kernel] = {}
+
+
+def kernel(op: Op, *state: str | Slot) -> Callable[[Callable[..., None]], Kernel]:
+    """Compile the decorated function and register it as the kernel for ``op``.
+
+    ``state`` names its state slots in order (see `StateLayout.of`); the decorated name is
+    bound to the registered `Kernel`, whose ``fn`` is the compiled function.
+    """
+    layout = StateLayout.of(*state)
+
+    def register(fn: Callable[..., None]) -> Kernel:
+        if op in _REGISTERED:
+            raise ValueError(f"{op!r} already has a kernel: {_REGISTERED[op].fn.__name__}")
+        entry = Kernel(op, _njit(fn), layout)
+        _REGISTERED[op] = entry
+        return entry
+
+    return register
 
 
 # ---------------------------------------------------------------------------------------------
@@ -77,6 +248,11 @@ def _ema_next(
         return count, acc, prev, NAN
     prev = (x - prev) * k + prev
     return count, acc, prev, prev
+
+
+def _ema_slots(prefix: str) -> tuple[str | Slot, ...]:
+    """The state `_ema_next` carries: count, seed sum and EMA."""
+    return (f"{prefix}_count {prefix}_seed_sum {prefix}",)
 
 
 @_inline
@@ -101,6 +277,11 @@ def _sma_push(st: FloatArray, off: int, period: int, x: float) -> float:
     return out
 
 
+def _sma_slots(prefix: str, size: SlotSize) -> tuple[str | Slot, ...]:
+    """The state `_sma_push` keeps at its offset: count, head, total and a ring of ``size``."""
+    return (f"{prefix}_count {prefix}_head {prefix}_total", Slot(f"{prefix}_ring", size))
+
+
 @_njit
 def _rescan_extreme(
     st: FloatArray, ring: int, period: int, head: int, want_max: bool
@@ -122,6 +303,11 @@ def _rescan_extreme(
             best = v
             age = period - 1 - j
     return best, age
+
+
+def _high_low_window(size: SlotSize) -> tuple[str | Slot, ...]:
+    """A window's running high and low, their ages, and rings of highs and lows to rescan."""
+    return ("count head high high_age low low_age", Slot("highs", size), Slot("lows", size))
 
 
 @_njit
@@ -165,12 +351,16 @@ def _atr_next(
     return count, c, acc, atr, atr
 
 
+# The state `_atr_next` carries.
+_ATR_SLOTS = "count prev_close tr_sum atr"
+
+
 # ---------------------------------------------------------------------------------------------
 # Sources
 # ---------------------------------------------------------------------------------------------
 
 
-@_njit
+@kernel(Op.PRICE)
 def k_price(
     a: FloatArray,
     b: FloatArray,
@@ -199,7 +389,7 @@ def k_price(
             o0[i] = (a[i] + b[i] + c[i] + d[i]) / 4.0
 
 
-@_njit
+@kernel(Op.CONSTANT)
 def k_constant(
     a: FloatArray,
     b: FloatArray,
@@ -221,7 +411,7 @@ def k_constant(
 # ---------------------------------------------------------------------------------------------
 
 
-@_njit
+@kernel(Op.SMA, "count head total", Slot("ring", _param(0)))
 def k_sma(
     a: FloatArray,
     b: FloatArray,
@@ -233,7 +423,7 @@ def k_sma(
     st: FloatArray,
     pr: FloatArray,
 ) -> None:
-    """State: [count, head, total, ring(period)]."""
+    """Running-sum SMA (TA-Lib's order of additions and subtractions)."""
     period = int(pr[0])
     count = st[0]
     head = int(st[1])
@@ -260,7 +450,7 @@ def k_sma(
     st[2] = total
 
 
-@_njit
+@kernel(Op.EMA, "count seed_sum ema")
 def k_ema(
     a: FloatArray,
     b: FloatArray,
@@ -272,7 +462,7 @@ def k_ema(
     st: FloatArray,
     pr: FloatArray,
 ) -> None:
-    """State: [count, seed_sum, ema]."""
+    """EMA seeded with the SMA of its first ``period`` values."""
     period = pr[0]
     k = 2.0 / (period + 1.0)
     count = st[0]
@@ -290,7 +480,7 @@ def k_ema(
     st[2] = prev
 
 
-@_njit
+@kernel(Op.WMA, "count head weighted_sum plain_sum trailing", Slot("ring", _param(0)))
 def k_wma(
     a: FloatArray,
     b: FloatArray,
@@ -302,7 +492,7 @@ def k_wma(
     st: FloatArray,
     pr: FloatArray,
 ) -> None:
-    """TA-Lib's O(1) WMA. State: [count, head, weighted_sum, plain_sum, trailing, ring]."""
+    """TA-Lib's O(1) WMA."""
     period = int(pr[0])
     divider = float((period * (period + 1)) >> 1)
     count = st[0]
@@ -340,7 +530,7 @@ def k_wma(
     st[4] = trailing
 
 
-@_njit
+@kernel(Op.DEMA, *_ema_slots("ema1"), *_ema_slots("ema2"))
 def k_dema(
     a: FloatArray,
     b: FloatArray,
@@ -352,7 +542,7 @@ def k_dema(
     st: FloatArray,
     pr: FloatArray,
 ) -> None:
-    """2*EMA - EMA(EMA). State: two EMA triples."""
+    """2*EMA - EMA(EMA)."""
     period = pr[0]
     k = 2.0 / (period + 1.0)
     c1, s1, e1 = st[0], st[1], st[2]
@@ -372,7 +562,7 @@ def k_dema(
     st[3], st[4], st[5] = c2, s2, e2
 
 
-@_njit
+@kernel(Op.TEMA, *_ema_slots("ema1"), *_ema_slots("ema2"), *_ema_slots("ema3"))
 def k_tema(
     a: FloatArray,
     b: FloatArray,
@@ -384,7 +574,7 @@ def k_tema(
     st: FloatArray,
     pr: FloatArray,
 ) -> None:
-    """3*EMA - 3*EMA(EMA) + EMA(EMA(EMA)). State: three EMA triples."""
+    """3*EMA - 3*EMA(EMA) + EMA(EMA(EMA))."""
     period = pr[0]
     k = 2.0 / (period + 1.0)
     c1, s1, e1 = st[0], st[1], st[2]
@@ -419,7 +609,7 @@ def k_tema(
 # ---------------------------------------------------------------------------------------------
 
 
-@_njit
+@kernel(Op.RSI, "count prev avg_gain avg_loss")
 def k_rsi(
     a: FloatArray,
     b: FloatArray,
@@ -431,7 +621,7 @@ def k_rsi(
     st: FloatArray,
     pr: FloatArray,
 ) -> None:
-    """Wilder RSI. State: [count, prev, avg_gain, avg_loss]."""
+    """Wilder RSI."""
     period = pr[0]
     keep = (period - 1.0) / period
     share = 1.0 / period
@@ -473,7 +663,7 @@ def k_rsi(
     st[3] = loss
 
 
-@_njit
+@kernel(Op.MACD, "count slow_sum fast_sum fast slow signal_count signal_sum signal")
 def k_macd(
     a: FloatArray,
     b: FloatArray,
@@ -485,10 +675,7 @@ def k_macd(
     st: FloatArray,
     pr: FloatArray,
 ) -> None:
-    """TA-Lib MACD (fast EMA seeded on the tail of the slow seed window).
-
-    State: [count, slow_sum, fast_sum, fast, slow, signal_count, signal_sum, signal].
-    """
+    """TA-Lib MACD (fast EMA seeded on the tail of the slow seed window)."""
     fast_p = pr[0]
     slow_p = pr[1]
     if slow_p < fast_p:
@@ -536,7 +723,12 @@ def k_macd(
     st[5], st[6], st[7] = sig_count, sig_sum, signal
 
 
-@_njit
+@kernel(
+    Op.STOCH,
+    *_high_low_window(_param(0)),
+    *_sma_slots("slow_k", _param(1)),
+    *_sma_slots("slow_d", _param(2)),
+)
 def k_stoch(
     a: FloatArray,
     b: FloatArray,
@@ -548,11 +740,7 @@ def k_stoch(
     st: FloatArray,
     pr: FloatArray,
 ) -> None:
-    """Slow stochastic %K/%D with SMA smoothing.
-
-    State: [count, head, high, high_age, low, low_age, highs(fk), lows(fk), sma_k(3+sk),
-    sma_d(3+sd)].
-    """
+    """Slow stochastic %K/%D with SMA smoothing."""
     fk = int(pr[0])
     sk = int(pr[1])
     sd = int(pr[2])
@@ -607,7 +795,14 @@ def k_stoch(
     st[2], st[3], st[4], st[5] = highest, high_age, lowest, low_age
 
 
-@_njit
+class ShiftDiffMode(IntEnum):
+    """`k_shift_diff`'s output (its ``pr[1]``)."""
+
+    ROC = 0
+    MOM = 1
+
+
+@kernel(Op.SHIFT_DIFF, "count head", Slot("ring", _param(0)))
 def k_shift_diff(
     a: FloatArray,
     b: FloatArray,
@@ -619,9 +814,9 @@ def k_shift_diff(
     st: FloatArray,
     pr: FloatArray,
 ) -> None:
-    """ROC (pr[1] == 0) or MOM (pr[1] == 1) over accepted values. State: [count, head, ring]."""
+    """ROC or MOM (``pr[1]``, a `ShiftDiffMode`) over accepted values."""
     period = int(pr[0])
-    mode = int(pr[1])
+    roc = int(pr[1]) == ShiftDiffMode.ROC
     count = st[0]
     head = int(st[1])
     for i in range(o0.shape[0]):
@@ -631,7 +826,7 @@ def k_shift_diff(
             continue
         if count >= period:
             old = st[2 + head]
-            if mode == 0:
+            if roc:
                 o0[i] = ((x / old) - 1.0) * 100.0 if old != 0.0 else 0.0
             else:
                 o0[i] = x - old
@@ -646,7 +841,7 @@ def k_shift_diff(
     st[1] = head
 
 
-@_njit
+@kernel(Op.CCI, "count head", Slot("typical", _param(0)))
 def k_cci(
     a: FloatArray,
     b: FloatArray,
@@ -658,7 +853,7 @@ def k_cci(
     st: FloatArray,
     pr: FloatArray,
 ) -> None:
-    """Commodity Channel Index, TA-Lib's circular-buffer sums. State: [count, head, ring]."""
+    """Commodity Channel Index, TA-Lib's circular-buffer sums."""
     period = int(pr[0])
     count = st[0]
     head = int(st[1])
@@ -699,7 +894,7 @@ def k_cci(
     st[1] = head
 
 
-@_njit
+@kernel(Op.WILLR, *_high_low_window(_param(0)))
 def k_willr(
     a: FloatArray,
     b: FloatArray,
@@ -711,7 +906,7 @@ def k_willr(
     st: FloatArray,
     pr: FloatArray,
 ) -> None:
-    """Williams %R. State: [count, head, high, high_age, low, low_age, highs(p), lows(p)]."""
+    """Williams %R."""
     period = int(pr[0])
     highs = 6
     lows = highs + period
@@ -754,7 +949,7 @@ def k_willr(
     st[2], st[3], st[4], st[5] = highest, high_age, lowest, low_age
 
 
-@_njit
+@kernel(Op.ADX, "count prev_high prev_low prev_close plus_dm minus_dm tr_sum sum_dx adx")
 def k_adx(
     a: FloatArray,
     b: FloatArray,
@@ -766,10 +961,7 @@ def k_adx(
     st: FloatArray,
     pr: FloatArray,
 ) -> None:
-    """Wilder ADX as TA-Lib computes it.
-
-    State: [count, prev_high, prev_low, prev_close, plus_dm, minus_dm, tr, sum_dx, adx].
-    """
+    """Wilder ADX as TA-Lib computes it."""
     period = pr[0]
     # Divisions by the period are hoisted into reciprocals (as for ATR and RSI): results stay
     # within a few ulps of TA-Lib's and the loop runs about twice as fast.
@@ -917,7 +1109,11 @@ def _variance_next(
     return shift, s1, s2, peak, run, (variance if variance > 0.0 else 0.0)
 
 
-@_njit
+# The state `_variance_next` carries besides its ring.
+_VARIANCE_SLOTS = "shift s1 s2 peak run prev"
+
+
+@kernel(Op.BBANDS, "count head total", _VARIANCE_SLOTS, Slot("ring", _param(0)))
 def k_bbands(
     a: FloatArray,
     b: FloatArray,
@@ -929,10 +1125,7 @@ def k_bbands(
     st: FloatArray,
     pr: FloatArray,
 ) -> None:
-    """Bollinger bands around an SMA. Outputs upper/middle/lower.
-
-    State: [count, head, total, shift, s1, s2, peak, run, prev, ring(period)].
-    """
+    """Bollinger bands around an SMA. Outputs upper/middle/lower."""
     period = int(pr[0])
     dev_up = pr[1]
     dev_down = pr[2]
@@ -977,7 +1170,7 @@ def k_bbands(
     st[3], st[4], st[5], st[6], st[7], st[8] = shift, s1, s2, peak, run, prev
 
 
-@_njit
+@kernel(Op.STDDEV, "count head", _VARIANCE_SLOTS, Slot("ring", _param(0)))
 def k_stddev(
     a: FloatArray,
     b: FloatArray,
@@ -989,10 +1182,7 @@ def k_stddev(
     st: FloatArray,
     pr: FloatArray,
 ) -> None:
-    """Population standard deviation times ``nbdev``.
-
-    State: [count, head, shift, s1, s2, peak, run, prev, ring(period)].
-    """
+    """Population standard deviation times ``nbdev``."""
     period = int(pr[0])
     nbdev = pr[1]
     count = st[0]
@@ -1021,7 +1211,7 @@ def k_stddev(
     st[2], st[3], st[4], st[5], st[6], st[7] = shift, s1, s2, peak, run, prev
 
 
-@_njit
+@kernel(Op.ATR, _ATR_SLOTS)
 def k_atr(
     a: FloatArray,
     b: FloatArray,
@@ -1033,7 +1223,7 @@ def k_atr(
     st: FloatArray,
     pr: FloatArray,
 ) -> None:
-    """Wilder ATR. State: [count, prev_close, tr_sum, atr]."""
+    """Wilder ATR."""
     period = int(pr[0])
     count, prev_close, acc, atr = st[0], st[1], st[2], st[3]
     for i in range(o0.shape[0]):
@@ -1048,7 +1238,14 @@ def k_atr(
     st[0], st[1], st[2], st[3] = count, prev_close, acc, atr
 
 
-@_njit
+class ExtremeMode(IntEnum):
+    """`k_extreme`'s extreme (its ``pr[1]``)."""
+
+    LOWEST = 0
+    HIGHEST = 1
+
+
+@kernel(Op.EXTREME, "count head best age", Slot("ring", _param(0)))
 def k_extreme(
     a: FloatArray,
     b: FloatArray,
@@ -1060,12 +1257,9 @@ def k_extreme(
     st: FloatArray,
     pr: FloatArray,
 ) -> None:
-    """Highest (pr[1] == 1) or lowest (pr[1] == 0) over a window.
-
-    State: [count, head, best, age, ring(period)].
-    """
+    """Highest or lowest (``pr[1]``, an `ExtremeMode`) over a window."""
     period = int(pr[0])
-    want_max = pr[1] == 1.0
+    want_max = int(pr[1]) == ExtremeMode.HIGHEST
     n = o0.shape[0]
     count = int(st[0])
     head = int(st[1])
@@ -1095,7 +1289,7 @@ def k_extreme(
     st[3] = age
 
 
-@_njit
+@kernel(Op.DONCHIAN, *_high_low_window(_param(0)))
 def k_donchian(
     a: FloatArray,
     b: FloatArray,
@@ -1107,10 +1301,7 @@ def k_donchian(
     st: FloatArray,
     pr: FloatArray,
 ) -> None:
-    """Donchian channel: highest high, midpoint, lowest low.
-
-    State: [count, head, high, high_age, low, low_age, highs(p), lows(p)].
-    """
+    """Donchian channel: highest high, midpoint, lowest low."""
     period = int(pr[0])
     highs = 6
     lows = highs + period
@@ -1163,7 +1354,7 @@ def k_donchian(
 # ---------------------------------------------------------------------------------------------
 
 
-@_njit
+@kernel(Op.OBV, "started prev obv")
 def k_obv(
     a: FloatArray,
     b: FloatArray,
@@ -1175,7 +1366,7 @@ def k_obv(
     st: FloatArray,
     pr: FloatArray,
 ) -> None:
-    """On-balance volume starting at the first bar's volume. State: [started, prev, obv]."""
+    """On-balance volume starting at the first bar's volume."""
     started = st[0]
     prev = st[1]
     obv = st[2]
@@ -1199,7 +1390,12 @@ def k_obv(
     st[2] = obv
 
 
-@_njit
+@kernel(
+    Op.VWAP,
+    "count head pv_total v_total nonzero_volumes",
+    Slot("pv", _param(0)),
+    Slot("volumes", _param(0)),
+)
 def k_vwap(
     a: FloatArray,
     b: FloatArray,
@@ -1211,10 +1407,7 @@ def k_vwap(
     st: FloatArray,
     pr: FloatArray,
 ) -> None:
-    """Rolling VWAP of the typical price.
-
-    State: [count, head, pv_total, v_total, nonzero_volumes, ring_pv(p), ring_v(p)].
-    """
+    """Rolling VWAP of the typical price."""
     period = int(pr[0])
     count = st[0]
     head = int(st[1])
@@ -1267,7 +1460,12 @@ def k_vwap(
 # ---------------------------------------------------------------------------------------------
 
 
-@_njit
+@kernel(
+    Op.MFI,
+    "count head prev_tp pos_sum neg_sum nonzero",
+    Slot("pos", _param(0)),
+    Slot("neg", _param(0)),
+)
 def k_mfi(
     a: FloatArray,
     b: FloatArray,
@@ -1281,8 +1479,8 @@ def k_mfi(
 ) -> None:
     """Money flow index (0-100) over ``period`` typical-price changes.
 
-    State: [count, head, prev_tp, pos_sum, neg_sum, nonzero, pos(p), neg(p)]. When no money
-    flow is left in the window the sums are reset to exact zeros (no rounding residue).
+    When no money flow is left in the window the sums are reset to exact zeros (no rounding
+    residue).
     """
     period = int(pr[0])
     pos_ring = 6
@@ -1349,7 +1547,7 @@ def k_mfi(
     st[5] = nonzero
 
 
-@_njit
+@kernel(Op.SAR, "count is_long sar ep af prev_high prev_low")
 def k_sar(
     a: FloatArray,
     b: FloatArray,
@@ -1364,7 +1562,7 @@ def k_sar(
     """Wilder's parabolic SAR, step by step as TA-Lib's SAR.
 
     The first direction comes from the first two bars' directional movement (long unless
-    -DM > 0). State: [count, is_long, sar, ep, af, prev_high, prev_low].
+    -DM > 0).
     """
     step = pr[0]
     maximum = pr[1]
@@ -1472,7 +1670,14 @@ def k_sar(
     st[6] = prev_low
 
 
-@_njit
+class AroonMode(IntEnum):
+    """`k_aroon`'s outputs (its ``pr[1]``)."""
+
+    DOWN_UP = 0
+    OSCILLATOR = 1
+
+
+@kernel(Op.AROON, *_high_low_window(_param(0, plus=1)))
 def k_aroon(
     a: FloatArray,
     b: FloatArray,
@@ -1484,13 +1689,12 @@ def k_aroon(
     st: FloatArray,
     pr: FloatArray,
 ) -> None:
-    """Aroon down/up (pr[1] == 0) or the Aroon oscillator, up - down (pr[1] == 1).
+    """Aroon down/up or the Aroon oscillator, up - down (``pr[1]``, an `AroonMode`).
 
     The window is ``period + 1`` bars, as in TA-Lib; ties keep the newest extreme.
-    State: [count, head, high, high_age, low, low_age, highs(p+1), lows(p+1)].
     """
     period = int(pr[0])
-    oscillator = pr[1] == 1.0
+    oscillator = int(pr[1]) == AroonMode.OSCILLATOR
     size = period + 1
     factor = 100.0 / period
     highs = 6
@@ -1540,7 +1744,13 @@ def k_aroon(
     st[2], st[3], st[4], st[5] = highest, high_age, lowest, low_age
 
 
-@_njit
+@kernel(
+    Op.TRIX,
+    *_ema_slots("ema1"),
+    *_ema_slots("ema2"),
+    *_ema_slots("ema3"),
+    Slot("prev", initial=NAN),
+)
 def k_trix(
     a: FloatArray,
     b: FloatArray,
@@ -1552,7 +1762,7 @@ def k_trix(
     st: FloatArray,
     pr: FloatArray,
 ) -> None:
-    """TRIX: one-bar rate of change (percent) of a triple EMA. State: three EMA triples, prev."""
+    """TRIX: one-bar rate of change (percent) of a triple EMA."""
     period = pr[0]
     k = 2.0 / (period + 1.0)
     c1, s1, e1 = st[0], st[1], st[2]
@@ -1582,7 +1792,12 @@ def k_trix(
     st[9] = prev
 
 
-@_njit
+@kernel(
+    Op.ULTOSC,
+    "bars head prev_close bp_sum1 bp_sum2 bp_sum3 tr_sum1 tr_sum2 tr_sum3",
+    Slot("bp", _param(2)),
+    Slot("tr", _param(2)),
+)
 def k_ultosc(
     a: FloatArray,
     b: FloatArray,
@@ -1596,8 +1811,8 @@ def k_ultosc(
 ) -> None:
     """Ultimate oscillator: weighted 4/2/1 buying-pressure ratios over three windows.
 
-    ``pr`` holds the three periods sorted shortest first (as TA-Lib sorts them).
-    State: [bars (capped at p3 + 1), head, prev_close, bp_sums(3), tr_sums(3), bp(p3), tr(p3)].
+    ``pr`` holds the three periods sorted shortest first (as TA-Lib sorts them); ``bars`` in the
+    state is capped at p3 + 1.
     """
     p1 = int(pr[0])
     p2 = int(pr[1])
@@ -1683,7 +1898,7 @@ def k_ultosc(
     st[6], st[7], st[8] = b1, b2, b3
 
 
-@_njit
+@kernel(Op.NATR, _ATR_SLOTS)
 def k_natr(
     a: FloatArray,
     b: FloatArray,
@@ -1695,10 +1910,7 @@ def k_natr(
     st: FloatArray,
     pr: FloatArray,
 ) -> None:
-    """Normalized ATR: Wilder ATR / close * 100 (0 when close is 0, as TA-Lib).
-
-    State: [count, prev_close, tr_sum, atr].
-    """
+    """Normalized ATR: Wilder ATR / close * 100 (0 when close is 0, as TA-Lib)."""
     period = int(pr[0])
     count, prev_close, acc, atr = st[0], st[1], st[2], st[3]
     for i in range(o0.shape[0]):
@@ -1716,7 +1928,14 @@ def k_natr(
     st[0], st[1], st[2], st[3] = count, prev_close, acc, atr
 
 
-@_njit
+class MovingAverage(IntEnum):
+    """`k_ppo`'s moving averages (its ``pr[2]``)."""
+
+    SMA = 0
+    EMA = 1
+
+
+@kernel(Op.PPO, "count head fast_sum slow_sum fast slow", Slot("ring", _larger_param(0, 1)))
 def k_ppo(
     a: FloatArray,
     b: FloatArray,
@@ -1730,15 +1949,15 @@ def k_ppo(
 ) -> None:
     """Percentage price oscillator: (fast MA - slow MA) / slow MA * 100.
 
-    SMAs (pr[2] == 0, TA-Lib's default) or EMAs (pr[2] == 1, each seeded with the SMA of its
-    own first period, as TA-Lib's PPO). Fast and slow are swapped if needed.
-    State: [count, head, fast_sum, slow_sum, fast, slow, ring(slow)].
+    SMAs (TA-Lib's default) or EMAs (each seeded with the SMA of its own first period, as
+    TA-Lib's PPO), as ``pr[2]`` (a `MovingAverage`) says. Fast and slow are swapped if needed;
+    the ring is used by SMAs only.
     """
     fast_p = int(pr[0])
     slow_p = int(pr[1])
     if slow_p < fast_p:
         fast_p, slow_p = slow_p, fast_p
-    use_ema = pr[2] == 1.0
+    use_ema = int(pr[2]) == MovingAverage.EMA
     fast_k = 2.0 / (fast_p + 1.0)
     slow_k = 2.0 / (slow_p + 1.0)
     ring = 6
@@ -1827,7 +2046,12 @@ def _rsi_next(
     return count, prev, gain, loss, (100.0 * (gain / total) if total != 0.0 else 0.0)
 
 
-@_njit
+@kernel(
+    Op.STOCHRSI,
+    "rsi_count rsi_prev avg_gain avg_loss count head high high_age low low_age",
+    Slot("rsis", _param(1)),
+    *_sma_slots("fast_d", _param(2)),
+)
 def k_stochrsi(
     a: FloatArray,
     b: FloatArray,
@@ -1839,11 +2063,7 @@ def k_stochrsi(
     st: FloatArray,
     pr: FloatArray,
 ) -> None:
-    """Stochastic RSI: the fast stochastic (%K, SMA %D) of a Wilder RSI, as TA-Lib STOCHRSI.
-
-    State: [rsi_count, rsi_prev, gain, loss, count, head, high, high_age, low, low_age,
-    rsis(fastk), sma_d(3+fastd)].
-    """
+    """Stochastic RSI: fast stochastic %K and SMA %D of a Wilder RSI, as TA-Lib STOCHRSI."""
     period = pr[0]
     fk = int(pr[1])
     fd = int(pr[2])
@@ -1897,7 +2117,7 @@ def k_stochrsi(
     st[6], st[7], st[8], st[9] = highest, high_age, lowest, low_age
 
 
-@_njit
+@kernel(Op.KAMA, "count head volatility kama", Slot("ring", _param(0, plus=1)))
 def k_kama(
     a: FloatArray,
     b: FloatArray,
@@ -1909,10 +2129,7 @@ def k_kama(
     st: FloatArray,
     pr: FloatArray,
 ) -> None:
-    """Kaufman adaptive moving average (fast 2, slow 30 EMA constants, as TA-Lib).
-
-    State: [count, head, volatility, kama, ring(period + 1)].
-    """
+    """Kaufman adaptive moving average (fast 2, slow 30 EMA constants, as TA-Lib)."""
     period = int(pr[0])
     size = period + 1
     const_max = 2.0 / (30.0 + 1.0)
@@ -1960,7 +2177,7 @@ def k_kama(
     st[3] = kama
 
 
-@_njit
+@kernel(Op.LINREG_SLOPE, "count head", Slot("ring", _param(0)))
 def k_linreg_slope(
     a: FloatArray,
     b: FloatArray,
@@ -1975,7 +2192,7 @@ def k_linreg_slope(
     """Least-squares slope per bar over a window (TA-Lib LINEARREG_SLOPE).
 
     Sums are taken of deviations from the newest value, so a flat window has slope exactly 0
-    and a near-flat one keeps its digits at any price level. State: [count, head, ring(p)].
+    and a near-flat one keeps its digits at any price level.
     """
     period = int(pr[0])
     sum_x = period * (period - 1) * 0.5
@@ -2017,10 +2234,19 @@ def k_linreg_slope(
 # Math
 # ---------------------------------------------------------------------------------------------
 
-BINARY_ADD, BINARY_SUB, BINARY_MUL, BINARY_DIV, BINARY_MIN, BINARY_MAX = range(6)
+
+class BinaryOp(IntEnum):
+    """`k_binary`'s operation (its ``pr[0]``)."""
+
+    ADD = 0
+    SUB = 1
+    MUL = 2
+    DIV = 3
+    MIN = 4
+    MAX = 5
 
 
-@_njit
+@kernel(Op.BINARY)
 def k_binary(
     a: FloatArray,
     b: FloatArray,
@@ -2035,31 +2261,31 @@ def k_binary(
     """Element-wise a (op) b; division by zero and NaN operands give NaN."""
     op = int(pr[0])
     n = o0.shape[0]
-    if op == 0:
+    if op == BinaryOp.ADD:
         for i in range(n):
             o0[i] = a[i] + b[i]
-    elif op == 1:
+    elif op == BinaryOp.SUB:
         for i in range(n):
             o0[i] = a[i] - b[i]
-    elif op == 2:
+    elif op == BinaryOp.MUL:
         for i in range(n):
             o0[i] = a[i] * b[i]
-    elif op == 3:
+    elif op == BinaryOp.DIV:
         for i in range(n):
             o0[i] = a[i] / b[i] if b[i] != 0.0 else NAN
-    elif op == 4:
+    elif op == BinaryOp.MIN:
         for i in range(n):
             x = a[i]
             y = b[i]
             o0[i] = NAN if (math.isnan(x) or math.isnan(y)) else (x if x < y else y)
-    else:
+    else:  # BinaryOp.MAX
         for i in range(n):
             x = a[i]
             y = b[i]
             o0[i] = NAN if (math.isnan(x) or math.isnan(y)) else (x if x > y else y)
 
 
-@_njit
+@kernel(Op.ABS)
 def k_abs(
     a: FloatArray,
     b: FloatArray,
@@ -2075,7 +2301,7 @@ def k_abs(
         o0[i] = abs(a[i])
 
 
-@_njit
+@kernel(Op.LAG, "count head", Slot("ring", _param(0)))
 def k_lag(
     a: FloatArray,
     b: FloatArray,
@@ -2087,7 +2313,7 @@ def k_lag(
     st: FloatArray,
     pr: FloatArray,
 ) -> None:
-    """Value ``n`` bars back (NaN included). State: [count, head, ring(n)]."""
+    """Value ``n`` bars back (NaN included)."""
     lag = int(pr[0])
     count = st[0]
     head = int(st[1])
@@ -2105,7 +2331,14 @@ def k_lag(
     st[1] = head
 
 
-@_njit
+class ChangeMode(IntEnum):
+    """`k_change`'s output (its ``pr[1]``)."""
+
+    DIFFERENCE = 0
+    RELATIVE = 1
+
+
+@kernel(Op.CHANGE, "count head", Slot("ring", _param(0)))
 def k_change(
     a: FloatArray,
     b: FloatArray,
@@ -2117,9 +2350,9 @@ def k_change(
     st: FloatArray,
     pr: FloatArray,
 ) -> None:
-    """x - x[n] (pr[1] == 0) or x / x[n] - 1 (pr[1] == 1). State: [count, head, ring(n)]."""
+    """x - x[n] or x / x[n] - 1, as ``pr[1]`` (a `ChangeMode`) says."""
     lag = int(pr[0])
-    relative = pr[1] == 1.0
+    relative = int(pr[1]) == ChangeMode.RELATIVE
     count = st[0]
     head = int(st[1])
     for i in range(o0.shape[0]):
@@ -2145,10 +2378,17 @@ def k_change(
 # Comparisons and logic (booleans as 0.0 / 1.0)
 # ---------------------------------------------------------------------------------------------
 
-COMPARE_GT, COMPARE_GTE, COMPARE_LT, COMPARE_LTE = range(4)
+
+class CompareOp(IntEnum):
+    """`k_compare`'s comparison (its ``pr[0]``)."""
+
+    GT = 0
+    GTE = 1
+    LT = 2
+    LTE = 3
 
 
-@_njit
+@kernel(Op.COMPARE)
 def k_compare(
     a: FloatArray,
     b: FloatArray,
@@ -2162,21 +2402,28 @@ def k_compare(
 ) -> None:
     op = int(pr[0])
     n = o0.shape[0]
-    if op == 0:
+    if op == CompareOp.GT:
         for i in range(n):
             o0[i] = 1.0 if a[i] > b[i] else 0.0
-    elif op == 1:
+    elif op == CompareOp.GTE:
         for i in range(n):
             o0[i] = 1.0 if a[i] >= b[i] else 0.0
-    elif op == 2:
+    elif op == CompareOp.LT:
         for i in range(n):
             o0[i] = 1.0 if a[i] < b[i] else 0.0
-    else:
+    else:  # CompareOp.LTE
         for i in range(n):
             o0[i] = 1.0 if a[i] <= b[i] else 0.0
 
 
-@_njit
+class CrossDirection(IntEnum):
+    """`k_cross`'s direction (its ``pr[0]``)."""
+
+    ABOVE = 0
+    BELOW = 1
+
+
+@kernel(Op.CROSS, "seen", Slot("prev_a", initial=NAN), Slot("prev_b", initial=NAN))
 def k_cross(
     a: FloatArray,
     b: FloatArray,
@@ -2188,8 +2435,8 @@ def k_cross(
     st: FloatArray,
     pr: FloatArray,
 ) -> None:
-    """a crosses above (pr[0] == 0) or below b on this bar. State: [seen, prev_a, prev_b]."""
-    below = pr[0] == 1.0
+    """a crosses above or below b (``pr[0]``, a `CrossDirection`) on this bar."""
+    below = int(pr[0]) == CrossDirection.BELOW
     seen = st[0]
     pa = st[1]
     pb = st[2]
@@ -2210,7 +2457,7 @@ def k_cross(
     st[2] = pb
 
 
-@_njit
+@kernel(Op.BETWEEN)
 def k_between(
     a: FloatArray,
     b: FloatArray,
@@ -2228,10 +2475,16 @@ def k_between(
         o0[i] = 1.0 if (b[i] <= x and x <= c[i]) else 0.0
 
 
-LOGIC_AND, LOGIC_OR, LOGIC_XOR, LOGIC_NOT = range(4)
+class LogicOp(IntEnum):
+    """`k_logic`'s operation (its ``pr[0]``); NOT reads only ``a``."""
+
+    AND = 0
+    OR = 1
+    XOR = 2
+    NOT = 3
 
 
-@_njit
+@kernel(Op.LOGIC)
 def k_logic(
     a: FloatArray,
     b: FloatArray,
@@ -2245,21 +2498,21 @@ def k_logic(
 ) -> None:
     op = int(pr[0])
     n = o0.shape[0]
-    if op == 0:
+    if op == LogicOp.AND:
         for i in range(n):
             o0[i] = 1.0 if (a[i] != 0.0 and b[i] != 0.0) else 0.0
-    elif op == 1:
+    elif op == LogicOp.OR:
         for i in range(n):
             o0[i] = 1.0 if (a[i] != 0.0 or b[i] != 0.0) else 0.0
-    elif op == 2:
+    elif op == LogicOp.XOR:
         for i in range(n):
             o0[i] = 1.0 if ((a[i] != 0.0) != (b[i] != 0.0)) else 0.0
-    else:
+    else:  # LogicOp.NOT
         for i in range(n):
             o0[i] = 0.0 if a[i] != 0.0 else 1.0
 
 
-@_njit
+@kernel(Op.PASS)
 def k_pass(
     a: FloatArray,
     b: FloatArray,
@@ -2281,7 +2534,14 @@ def k_pass(
 # ---------------------------------------------------------------------------------------------
 
 
-@_njit
+class RiskMode(IntEnum):
+    """`k_risk_distance`'s mode (its ``pr[0]``), one per choice of the risk nodes' ``mode``."""
+
+    PERCENT = 0
+    ATR = 1
+
+
+@kernel(Op.RISK_DISTANCE, _ATR_SLOTS)
 def k_risk_distance(
     a: FloatArray,
     b: FloatArray,
@@ -2293,11 +2553,11 @@ def k_risk_distance(
     st: FloatArray,
     pr: FloatArray,
 ) -> None:
-    """Percent mode (pr[0] == 0): the constant percent. ATR mode: ATR(pr[2]) * pr[3].
+    """`RiskMode.PERCENT`: the constant percent ``pr[1]``. `RiskMode.ATR`: ATR(pr[2]) * pr[3].
 
-    State (both modes): [count, prev_close, tr_sum, atr].
+    Both modes have the same state layout (the percent mode leaves it untouched).
     """
-    if pr[0] == 0.0:
+    if int(pr[0]) == RiskMode.PERCENT:
         value = pr[1]
         for i in range(o0.shape[0]):
             o0[i] = value
@@ -2318,150 +2578,43 @@ def k_risk_distance(
 
 
 # ---------------------------------------------------------------------------------------------
-# Kernel table and the streaming interpreter
+# The registry, frozen, and the streaming interpreter dispatching on it
 # ---------------------------------------------------------------------------------------------
 
-(
-    OP_PRICE,
-    OP_CONSTANT,
-    OP_SMA,
-    OP_EMA,
-    OP_WMA,
-    OP_DEMA,
-    OP_TEMA,
-    OP_RSI,
-    OP_MACD,
-    OP_STOCH,
-    OP_SHIFT_DIFF,
-    OP_CCI,
-    OP_WILLR,
-    OP_ADX,
-    OP_BBANDS,
-    OP_STDDEV,
-    OP_ATR,
-    OP_EXTREME,
-    OP_DONCHIAN,
-    OP_OBV,
-    OP_VWAP,
-    OP_BINARY,
-    OP_ABS,
-    OP_LAG,
-    OP_CHANGE,
-    OP_COMPARE,
-    OP_CROSS,
-    OP_BETWEEN,
-    OP_LOGIC,
-    OP_PASS,
-    OP_RISK_DISTANCE,
-    OP_MFI,
-    OP_SAR,
-    OP_AROON,
-    OP_TRIX,
-    OP_ULTOSC,
-    OP_NATR,
-    OP_PPO,
-    OP_STOCHRSI,
-    OP_KAMA,
-    OP_LINREG_SLOPE,
-) = range(41)
+KERNELS: Mapping[Op, Kernel] = MappingProxyType(dict(sorted(_REGISTERED.items())))
 
 
-@_inline
-def _dispatch(
-    op: int,
-    a: FloatArray,
-    b: FloatArray,
-    c: FloatArray,
-    d: FloatArray,
-    o0: FloatArray,
-    o1: FloatArray,
-    o2: FloatArray,
-    st: FloatArray,
-    pr: FloatArray,
-) -> None:
-    if op == 0:
-        k_price(a, b, c, d, o0, o1, o2, st, pr)
-    elif op == 1:
-        k_constant(a, b, c, d, o0, o1, o2, st, pr)
-    elif op == 2:
-        k_sma(a, b, c, d, o0, o1, o2, st, pr)
-    elif op == 3:
-        k_ema(a, b, c, d, o0, o1, o2, st, pr)
-    elif op == 4:
-        k_wma(a, b, c, d, o0, o1, o2, st, pr)
-    elif op == 5:
-        k_dema(a, b, c, d, o0, o1, o2, st, pr)
-    elif op == 6:
-        k_tema(a, b, c, d, o0, o1, o2, st, pr)
-    elif op == 7:
-        k_rsi(a, b, c, d, o0, o1, o2, st, pr)
-    elif op == 8:
-        k_macd(a, b, c, d, o0, o1, o2, st, pr)
-    elif op == 9:
-        k_stoch(a, b, c, d, o0, o1, o2, st, pr)
-    elif op == 10:
-        k_shift_diff(a, b, c, d, o0, o1, o2, st, pr)
-    elif op == 11:
-        k_cci(a, b, c, d, o0, o1, o2, st, pr)
-    elif op == 12:
-        k_willr(a, b, c, d, o0, o1, o2, st, pr)
-    elif op == 13:
-        k_adx(a, b, c, d, o0, o1, o2, st, pr)
-    elif op == 14:
-        k_bbands(a, b, c, d, o0, o1, o2, st, pr)
-    elif op == 15:
-        k_stddev(a, b, c, d, o0, o1, o2, st, pr)
-    elif op == 16:
-        k_atr(a, b, c, d, o0, o1, o2, st, pr)
-    elif op == 17:
-        k_extreme(a, b, c, d, o0, o1, o2, st, pr)
-    elif op == 18:
-        k_donchian(a, b, c, d, o0, o1, o2, st, pr)
-    elif op == 19:
-        k_obv(a, b, c, d, o0, o1, o2, st, pr)
-    elif op == 20:
-        k_vwap(a, b, c, d, o0, o1, o2, st, pr)
-    elif op == 21:
-        k_binary(a, b, c, d, o0, o1, o2, st, pr)
-    elif op == 22:
-        k_abs(a, b, c, d, o0, o1, o2, st, pr)
-    elif op == 23:
-        k_lag(a, b, c, d, o0, o1, o2, st, pr)
-    elif op == 24:
-        k_change(a, b, c, d, o0, o1, o2, st, pr)
-    elif op == 25:
-        k_compare(a, b, c, d, o0, o1, o2, st, pr)
-    elif op == 26:
-        k_cross(a, b, c, d, o0, o1, o2, st, pr)
-    elif op == 27:
-        k_between(a, b, c, d, o0, o1, o2, st, pr)
-    elif op == 28:
-        k_logic(a, b, c, d, o0, o1, o2, st, pr)
-    elif op == 29:
-        k_pass(a, b, c, d, o0, o1, o2, st, pr)
-    elif op == 30:
-        k_risk_distance(a, b, c, d, o0, o1, o2, st, pr)
-    elif op == 31:
-        k_mfi(a, b, c, d, o0, o1, o2, st, pr)
-    elif op == 32:
-        k_sar(a, b, c, d, o0, o1, o2, st, pr)
-    elif op == 33:
-        k_aroon(a, b, c, d, o0, o1, o2, st, pr)
-    elif op == 34:
-        k_trix(a, b, c, d, o0, o1, o2, st, pr)
-    elif op == 35:
-        k_ultosc(a, b, c, d, o0, o1, o2, st, pr)
-    elif op == 36:
-        k_natr(a, b, c, d, o0, o1, o2, st, pr)
-    elif op == 37:
-        k_ppo(a, b, c, d, o0, o1, o2, st, pr)
-    elif op == 38:
-        k_stochrsi(a, b, c, d, o0, o1, o2, st, pr)
-    elif op == 39:
-        k_kama(a, b, c, d, o0, o1, o2, st, pr)
-    elif op == 40:
-        k_linreg_slope(a, b, c, d, o0, o1, o2, st, pr)
+def dispatch_source(kernels: Mapping[Op, Kernel]) -> str:
+    """Python source of `_dispatch`: an if-chain calling each registered kernel by op code.
 
+    numba cannot call through a table of functions at full speed, but it inlines an if-chain
+    of direct calls; generating that chain from the registry keeps it complete by construction.
+    Each kernel is called through its `_fn_<name>` alias in the namespace the source runs in.
+    """
+    lines = ["def _dispatch(op, a, b, c, d, o0, o1, o2, st, pr):"]
+    for position, entry in enumerate(kernels.values()):
+        branch = "if" if position == 0 else "elif"
+        lines.append(f"    {branch} op == Op.{entry.op.name}:")
+        lines.append(f"        _fn_{entry.name}(a, b, c, d, o0, o1, o2, st, pr)")
+    return "\n".join(lines) + "\n"
+
+
+def _compile_dispatch(kernels: Mapping[Op, Kernel]) -> Callable[..., None]:
+    source = dispatch_source(kernels)
+    filename = f"<generated {__name__}._dispatch>"
+    # Registered with linecache so that numba's messages and tracebacks can show the source.
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    namespace: dict[str, Any] = {"Op": Op, **{f"_fn_{k.name}": k.fn for k in kernels.values()}}
+    exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - source built above
+    # Not cached on its own (generated code has no file for numba to key a cache on): it is
+    # always inlined into `run_bar`, whose cache entry then holds the whole chain.
+    return cast(
+        Callable[..., None],
+        numba.njit(nogil=True, error_model="numpy", inline="always")(namespace["_dispatch"]),
+    )
+
+
+_dispatch = _compile_dispatch(KERNELS)
 
 # Columns of a streaming program row (one row per plan step).
 (
@@ -2490,17 +2643,17 @@ def run_bar(
 ) -> None:
     """Advance every step of a plan by one bar held in ``values`` (slots 0-4: o/h/l/c/v)."""
     for s in range(program.shape[0]):
-        i0 = program[s, 1]
-        i1 = program[s, 2]
-        i2 = program[s, 3]
-        i3 = program[s, 4]
-        q0 = program[s, 5]
-        q1 = program[s, 6]
-        q2 = program[s, 7]
-        so = program[s, 9]
-        po = program[s, 11]
+        i0 = program[s, COL_IN0]
+        i1 = program[s, COL_IN1]
+        i2 = program[s, COL_IN2]
+        i3 = program[s, COL_IN3]
+        q0 = program[s, COL_OUT0]
+        q1 = program[s, COL_OUT1]
+        q2 = program[s, COL_OUT2]
+        so = program[s, COL_STATE_OFF]
+        po = program[s, COL_PARAM_OFF]
         _dispatch(
-            program[s, 0],
+            program[s, COL_OP],
             values[i0 : i0 + 1],
             values[i1 : i1 + 1],
             values[i2 : i2 + 1],
@@ -2508,122 +2661,13 @@ def run_bar(
             values[q0 : q0 + 1],
             values[q1 : q1 + 1],
             values[q2 : q2 + 1],
-            state[so : so + program[s, 10]],
-            params[po : po + program[s, 12]],
+            state[so : so + program[s, COL_STATE_LEN]],
+            params[po : po + program[s, COL_PARAM_LEN]],
         )
-        if bar_index < program[s, 13]:
-            fill = 0.0 if program[s, 14] == 1 else NAN
+        if bar_index < program[s, COL_WARMUP]:
+            fill = 0.0 if program[s, COL_BOOL] == 1 else NAN
             values[q0] = fill
-            if program[s, 8] > 1:
+            if program[s, COL_N_OUT] > 1:
                 values[q1] = fill
-            if program[s, 8] > 2:
+            if program[s, COL_N_OUT] > 2:
                 values[q2] = fill
-
-
-@dataclass(frozen=True, slots=True)
-class Kernel:
-    """A kernel with its opcode and the shape of its initial state."""
-
-    op: int
-    fn: Callable[..., None]
-    init_state: Callable[[Sequence[float]], list[float]]
-
-
-def _zeros(size: int) -> list[float]:
-    return [0.0] * size
-
-
-def _stoch_state(p: Sequence[float]) -> list[float]:
-    fk, sk, sd = int(p[0]), int(p[1]), int(p[2])
-    return _zeros(6 + 2 * fk + 3 + sk + 3 + sd)
-
-
-def _cross_state(p: Sequence[float]) -> list[float]:
-    return [0.0, NAN, NAN]
-
-
-PRICE = Kernel(OP_PRICE, k_price, lambda p: [])
-CONSTANT = Kernel(OP_CONSTANT, k_constant, lambda p: [])
-SMA = Kernel(OP_SMA, k_sma, lambda p: _zeros(3 + int(p[0])))
-EMA = Kernel(OP_EMA, k_ema, lambda p: _zeros(3))
-WMA = Kernel(OP_WMA, k_wma, lambda p: _zeros(5 + int(p[0])))
-DEMA = Kernel(OP_DEMA, k_dema, lambda p: _zeros(6))
-TEMA = Kernel(OP_TEMA, k_tema, lambda p: _zeros(9))
-RSI = Kernel(OP_RSI, k_rsi, lambda p: _zeros(4))
-MACD = Kernel(OP_MACD, k_macd, lambda p: _zeros(8))
-STOCH = Kernel(OP_STOCH, k_stoch, _stoch_state)
-SHIFT_DIFF = Kernel(OP_SHIFT_DIFF, k_shift_diff, lambda p: _zeros(2 + int(p[0])))
-CCI = Kernel(OP_CCI, k_cci, lambda p: _zeros(2 + int(p[0])))
-WILLR = Kernel(OP_WILLR, k_willr, lambda p: _zeros(6 + 2 * int(p[0])))
-ADX = Kernel(OP_ADX, k_adx, lambda p: _zeros(9))
-BBANDS = Kernel(OP_BBANDS, k_bbands, lambda p: _zeros(9 + int(p[0])))
-STDDEV = Kernel(OP_STDDEV, k_stddev, lambda p: _zeros(8 + int(p[0])))
-ATR = Kernel(OP_ATR, k_atr, lambda p: _zeros(4))
-EXTREME = Kernel(OP_EXTREME, k_extreme, lambda p: _zeros(4 + int(p[0])))
-DONCHIAN = Kernel(OP_DONCHIAN, k_donchian, lambda p: _zeros(6 + 2 * int(p[0])))
-OBV = Kernel(OP_OBV, k_obv, lambda p: _zeros(3))
-VWAP = Kernel(OP_VWAP, k_vwap, lambda p: _zeros(5 + 2 * int(p[0])))
-BINARY = Kernel(OP_BINARY, k_binary, lambda p: [])
-ABS = Kernel(OP_ABS, k_abs, lambda p: [])
-LAG = Kernel(OP_LAG, k_lag, lambda p: _zeros(2 + int(p[0])))
-CHANGE = Kernel(OP_CHANGE, k_change, lambda p: _zeros(2 + int(p[0])))
-COMPARE = Kernel(OP_COMPARE, k_compare, lambda p: [])
-CROSS = Kernel(OP_CROSS, k_cross, _cross_state)
-BETWEEN = Kernel(OP_BETWEEN, k_between, lambda p: [])
-LOGIC = Kernel(OP_LOGIC, k_logic, lambda p: [])
-PASS = Kernel(OP_PASS, k_pass, lambda p: [])
-RISK_DISTANCE = Kernel(OP_RISK_DISTANCE, k_risk_distance, lambda p: _zeros(4))
-MFI = Kernel(OP_MFI, k_mfi, lambda p: _zeros(6 + 2 * int(p[0])))
-SAR = Kernel(OP_SAR, k_sar, lambda p: _zeros(7))
-AROON = Kernel(OP_AROON, k_aroon, lambda p: _zeros(6 + 2 * (int(p[0]) + 1)))
-TRIX = Kernel(OP_TRIX, k_trix, lambda p: [*_zeros(9), NAN])
-ULTOSC = Kernel(OP_ULTOSC, k_ultosc, lambda p: _zeros(9 + 2 * int(p[2])))
-NATR = Kernel(OP_NATR, k_natr, lambda p: _zeros(4))
-PPO = Kernel(OP_PPO, k_ppo, lambda p: _zeros(6 + int(max(p[0], p[1]))))
-STOCHRSI = Kernel(OP_STOCHRSI, k_stochrsi, lambda p: _zeros(10 + int(p[1]) + 3 + int(p[2])))
-KAMA = Kernel(OP_KAMA, k_kama, lambda p: _zeros(4 + int(p[0]) + 1))
-LINREG_SLOPE = Kernel(OP_LINREG_SLOPE, k_linreg_slope, lambda p: _zeros(2 + int(p[0])))
-
-ALL_KERNELS: tuple[Kernel, ...] = (
-    PRICE,
-    CONSTANT,
-    SMA,
-    EMA,
-    WMA,
-    DEMA,
-    TEMA,
-    RSI,
-    MACD,
-    STOCH,
-    SHIFT_DIFF,
-    CCI,
-    WILLR,
-    ADX,
-    BBANDS,
-    STDDEV,
-    ATR,
-    EXTREME,
-    DONCHIAN,
-    OBV,
-    VWAP,
-    BINARY,
-    ABS,
-    LAG,
-    CHANGE,
-    COMPARE,
-    CROSS,
-    BETWEEN,
-    LOGIC,
-    PASS,
-    RISK_DISTANCE,
-    MFI,
-    SAR,
-    AROON,
-    TRIX,
-    ULTOSC,
-    NATR,
-    PPO,
-    STOCHRSI,
-    KAMA,
-    LINREG_SLOPE,
-)

@@ -87,20 +87,20 @@ class Stream:
             in_slots = [slots[source] for source in step.inputs]
             initial = kernel.init_state(step.kernel_params)
             layout.append((step.key, len(state), len(initial)))
-            rows.append(
-                [
-                    kernel.op,
-                    *(in_slots + [_SCRATCH_SLOT] * (4 - len(in_slots))),
-                    *(out_slots + [_SCRATCH_SLOT] * (3 - len(out_slots))),
-                    len(out_slots),
-                    len(state),
-                    len(initial),
-                    len(params),
-                    len(step.kernel_params),
-                    step.warmup,
-                    1 if step.output_type == "bool" else 0,
-                ]
-            )
+            row = [0] * kernels.PROGRAM_COLUMNS
+            row[kernels.COL_OP] = kernel.op
+            padded_in = in_slots + [_SCRATCH_SLOT] * (kernels.MAX_INPUTS - len(in_slots))
+            padded_out = out_slots + [_SCRATCH_SLOT] * (kernels.MAX_OUTPUTS - len(out_slots))
+            row[kernels.COL_IN0 : kernels.COL_IN3 + 1] = padded_in
+            row[kernels.COL_OUT0 : kernels.COL_OUT2 + 1] = padded_out
+            row[kernels.COL_N_OUT] = len(out_slots)
+            row[kernels.COL_STATE_OFF] = len(state)
+            row[kernels.COL_STATE_LEN] = len(initial)
+            row[kernels.COL_PARAM_OFF] = len(params)
+            row[kernels.COL_PARAM_LEN] = len(step.kernel_params)
+            row[kernels.COL_WARMUP] = step.warmup
+            row[kernels.COL_BOOL] = 1 if step.output_type == "bool" else 0
+            rows.append(row)
             state.extend(initial)
             params.extend(step.kernel_params)
         self._program = np.array(rows, dtype=np.int64).reshape(-1, kernels.PROGRAM_COLUMNS)

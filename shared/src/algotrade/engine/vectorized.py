@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from algotrade.engine import kernels
 from algotrade.engine.registry import NODE_TYPES
 from algotrade.engine.specs import BAR_FIELDS, BAR_SOURCE_PREFIX
 
@@ -91,8 +92,8 @@ def run_steps(
         else:
             state = states[index]
         params = np.array(step.kernel_params, dtype=np.float64)
-        padded_in = inputs + [_UNUSED] * (4 - len(inputs))
-        padded_out = outputs + [_UNUSED] * (3 - len(outputs))
+        padded_in = inputs + [_UNUSED] * (kernels.MAX_INPUTS - len(inputs))
+        padded_out = outputs + [_UNUSED] * (kernels.MAX_OUTPUTS - len(outputs))
         kernel.fn(*padded_in, *padded_out, state, params)
         if step.warmup:
             fill = False if step.output_type == "bool" else np.nan

@@ -7,12 +7,12 @@ from algotrade.engine.nodes._build import MAX_PERIOD, float_out, integer, series
 from algotrade.engine.specs import NodeType, ParamSpec, ResolvedParams
 
 
-def _binary(name: str, op: int, doc: str) -> NodeType:
+def _binary(name: str, op: kernels.BinaryOp, doc: str) -> NodeType:
     return NodeType(
         name=name,
         category="math",
         doc=doc,
-        kernel=kernels.BINARY,
+        kernel=kernels.k_binary,
         inputs=(series("a", "left operand"), series("b", "right operand")),
         outputs=(float_out(),),
         kernel_params=lambda p: (float(op),),
@@ -28,18 +28,18 @@ def _n(p: ResolvedParams) -> int:
     return integer(p, "n")
 
 
-ADD = _binary("add", kernels.BINARY_ADD, "a + b.")
-SUB = _binary("sub", kernels.BINARY_SUB, "a - b.")
-MUL = _binary("mul", kernels.BINARY_MUL, "a * b.")
-DIV = _binary("div", kernels.BINARY_DIV, "a / b; NaN where b is 0 (never an error).")
-MIN = _binary("min", kernels.BINARY_MIN, "The smaller of a and b (NaN if either is NaN).")
-MAX = _binary("max", kernels.BINARY_MAX, "The larger of a and b (NaN if either is NaN).")
+ADD = _binary("add", kernels.BinaryOp.ADD, "a + b.")
+SUB = _binary("sub", kernels.BinaryOp.SUB, "a - b.")
+MUL = _binary("mul", kernels.BinaryOp.MUL, "a * b.")
+DIV = _binary("div", kernels.BinaryOp.DIV, "a / b; NaN where b is 0 (never an error).")
+MIN = _binary("min", kernels.BinaryOp.MIN, "The smaller of a and b (NaN if either is NaN).")
+MAX = _binary("max", kernels.BinaryOp.MAX, "The larger of a and b (NaN if either is NaN).")
 
 ABS = NodeType(
     name="abs",
     category="math",
     doc="Absolute value.",
-    kernel=kernels.ABS,
+    kernel=kernels.k_abs,
     inputs=(series(),),
     outputs=(float_out(),),
 )
@@ -48,7 +48,7 @@ LAG = NodeType(
     name="lag",
     category="math",
     doc="The input n bars ago (n >= 1).",
-    kernel=kernels.LAG,
+    kernel=kernels.k_lag,
     inputs=(series(),),
     outputs=(float_out(),),
     params=(_bars_back(),),
@@ -61,26 +61,26 @@ CHANGE = NodeType(
     name="change",
     category="math",
     doc="Difference from n bars ago: x - x[n].",
-    kernel=kernels.CHANGE,
+    kernel=kernels.k_change,
     inputs=(series(),),
     outputs=(float_out(),),
     params=(_bars_back(),),
     lookback=_n,
     warmup_doc="n bars",
-    kernel_params=lambda p: (float(_n(p)), 0.0),
+    kernel_params=lambda p: (float(_n(p)), float(kernels.ChangeMode.DIFFERENCE)),
 )
 
 PCT_CHANGE = NodeType(
     name="pct_change",
     category="math",
     doc="Relative change from n bars ago as a fraction: x / x[n] - 1 (NaN if x[n] is 0).",
-    kernel=kernels.CHANGE,
+    kernel=kernels.k_change,
     inputs=(series(),),
     outputs=(float_out(),),
     params=(_bars_back(),),
     lookback=_n,
     warmup_doc="n bars",
-    kernel_params=lambda p: (float(_n(p)), 1.0),
+    kernel_params=lambda p: (float(_n(p)), float(kernels.ChangeMode.RELATIVE)),
 )
 
 NODE_TYPES = (ADD, SUB, MUL, DIV, ABS, MIN, MAX, LAG, CHANGE, PCT_CHANGE)

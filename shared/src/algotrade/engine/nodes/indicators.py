@@ -54,15 +54,15 @@ def _single(
     )
 
 
-SMA = _single("sma", "Simple moving average.", kernels.SMA, 20)
+SMA = _single("sma", "Simple moving average.", kernels.k_sma, 20)
 EMA = _single(
-    "ema", "Exponential moving average, seeded with the SMA of its first period.", kernels.EMA, 20
+    "ema", "Exponential moving average, seeded with the SMA of its first period.", kernels.k_ema, 20
 )
-WMA = _single("wma", "Linearly weighted moving average.", kernels.WMA, 20)
+WMA = _single("wma", "Linearly weighted moving average.", kernels.k_wma, 20)
 DEMA = _single(
     "dema",
     "Double EMA: 2*EMA - EMA(EMA).",
-    kernels.DEMA,
+    kernels.k_dema,
     20,
     lookback=lambda p: 2 * (integer(p, "period") - 1),
     warmup_doc="2 * (period - 1) bars",
@@ -70,7 +70,7 @@ DEMA = _single(
 TEMA = _single(
     "tema",
     "Triple EMA: 3*EMA - 3*EMA(EMA) + EMA(EMA(EMA)).",
-    kernels.TEMA,
+    kernels.k_tema,
     20,
     lookback=lambda p: 3 * (integer(p, "period") - 1),
     warmup_doc="3 * (period - 1) bars",
@@ -78,7 +78,7 @@ TEMA = _single(
 RSI = _single(
     "rsi",
     "Relative strength index (0-100) with Wilder smoothing.",
-    kernels.RSI,
+    kernels.k_rsi,
     14,
     lookback=_period,
     warmup_doc="period bars",
@@ -94,7 +94,7 @@ MACD = NodeType(
     name="macd",
     category="indicator",
     doc="MACD line (fast EMA - slow EMA), its EMA signal line and their difference.",
-    kernel=kernels.MACD,
+    kernel=kernels.k_macd,
     inputs=(series(),),
     outputs=(
         float_out("macd", "fast EMA - slow EMA"),
@@ -119,7 +119,7 @@ BBANDS = NodeType(
     name="bbands",
     category="indicator",
     doc="Bollinger bands: SMA middle band +/- multiples of the population standard deviation.",
-    kernel=kernels.BBANDS,
+    kernel=kernels.k_bbands,
     inputs=(series(),),
     outputs=(float_out("upper"), float_out("middle"), float_out("lower")),
     params=(
@@ -140,7 +140,7 @@ ATR = NodeType(
     name="atr",
     category="indicator",
     doc="Average true range with Wilder smoothing (seeded with the mean of the first true ranges).",
-    kernel=kernels.ATR,
+    kernel=kernels.k_atr,
     inputs=_HLC,
     outputs=(float_out(),),
     params=(period(14, minimum=1),),
@@ -158,7 +158,7 @@ STOCH = NodeType(
     name="stoch",
     category="indicator",
     doc="Slow stochastic oscillator: %K smoothed by an SMA, and %D, the SMA of %K (0-100).",
-    kernel=kernels.STOCH,
+    kernel=kernels.k_stoch,
     inputs=_HLC,
     outputs=(float_out("k", "slow %K"), float_out("d", "slow %D")),
     params=(
@@ -179,33 +179,33 @@ ROC = NodeType(
     name="roc",
     category="indicator",
     doc="Rate of change in percent: (x / x[period] - 1) * 100 (0 when x[period] is 0, as TA-Lib).",
-    kernel=kernels.SHIFT_DIFF,
+    kernel=kernels.k_shift_diff,
     inputs=(series(),),
     outputs=(float_out(),),
     params=(period(10, minimum=1),),
     lookback=_period,
     warmup_doc="period bars",
-    kernel_params=lambda p: (float(integer(p, "period")), 0.0),
+    kernel_params=lambda p: (float(integer(p, "period")), float(kernels.ShiftDiffMode.ROC)),
 )
 
 MOM = NodeType(
     name="mom",
     category="indicator",
     doc="Momentum: x - x[period].",
-    kernel=kernels.SHIFT_DIFF,
+    kernel=kernels.k_shift_diff,
     inputs=(series(),),
     outputs=(float_out(),),
     params=(period(10, minimum=1),),
     lookback=_period,
     warmup_doc="period bars",
-    kernel_params=lambda p: (float(integer(p, "period")), 1.0),
+    kernel_params=lambda p: (float(integer(p, "period")), float(kernels.ShiftDiffMode.MOM)),
 )
 
 STDDEV = NodeType(
     name="stddev",
     category="indicator",
     doc="Population standard deviation over a window, times nbdev.",
-    kernel=kernels.STDDEV,
+    kernel=kernels.k_stddev,
     inputs=(series(),),
     outputs=(float_out(),),
     params=(
@@ -221,7 +221,7 @@ CCI = NodeType(
     name="cci",
     category="indicator",
     doc="Commodity channel index of the typical price (h+l+c)/3.",
-    kernel=kernels.CCI,
+    kernel=kernels.k_cci,
     inputs=_HLC,
     outputs=(float_out(),),
     params=(period(14),),
@@ -234,7 +234,7 @@ WILLR = NodeType(
     name="willr",
     category="indicator",
     doc="Williams %R (-100-0): where the close sits in the window's high-low range.",
-    kernel=kernels.WILLR,
+    kernel=kernels.k_willr,
     inputs=_HLC,
     outputs=(float_out(),),
     params=(period(14),),
@@ -247,7 +247,7 @@ ADX = NodeType(
     name="adx",
     category="indicator",
     doc="Average directional index (0-100), Wilder's trend strength.",
-    kernel=kernels.ADX,
+    kernel=kernels.k_adx,
     inputs=_HLC,
     outputs=(float_out(),),
     params=(period(14),),
@@ -260,7 +260,7 @@ OBV = NodeType(
     name="obv",
     category="indicator",
     doc="On-balance volume, starting from the first bar's volume (as TA-Lib).",
-    kernel=kernels.OBV,
+    kernel=kernels.k_obv,
     inputs=(bar_series("close"), bar_series("volume")),
     outputs=(float_out(),),
 )
@@ -269,7 +269,7 @@ VWAP = NodeType(
     name="vwap",
     category="indicator",
     doc="Rolling volume-weighted average of the typical price over a window (NaN if no volume).",
-    kernel=kernels.VWAP,
+    kernel=kernels.k_vwap,
     inputs=(*_HLC, bar_series("volume")),
     outputs=(float_out(),),
     params=(period(20, minimum=1),),
@@ -282,7 +282,7 @@ DONCHIAN = NodeType(
     name="donchian",
     category="indicator",
     doc="Donchian channel: highest high, lowest low and their midpoint over a window.",
-    kernel=kernels.DONCHIAN,
+    kernel=kernels.k_donchian,
     inputs=(bar_series("high"), bar_series("low")),
     outputs=(float_out("upper"), float_out("middle"), float_out("lower")),
     params=(period(20, minimum=1),),
@@ -295,33 +295,33 @@ HIGHEST = NodeType(
     name="highest",
     category="indicator",
     doc="Highest value over a window (TA-Lib MAX).",
-    kernel=kernels.EXTREME,
+    kernel=kernels.k_extreme,
     inputs=(series(),),
     outputs=(float_out(),),
     params=(period(20),),
     lookback=_period_minus_one,
     warmup_doc="period - 1 bars",
-    kernel_params=lambda p: (float(integer(p, "period")), 1.0),
+    kernel_params=lambda p: (float(integer(p, "period")), float(kernels.ExtremeMode.HIGHEST)),
 )
 
 LOWEST = NodeType(
     name="lowest",
     category="indicator",
     doc="Lowest value over a window (TA-Lib MIN).",
-    kernel=kernels.EXTREME,
+    kernel=kernels.k_extreme,
     inputs=(series(),),
     outputs=(float_out(),),
     params=(period(20),),
     lookback=_period_minus_one,
     warmup_doc="period - 1 bars",
-    kernel_params=lambda p: (float(integer(p, "period")), 0.0),
+    kernel_params=lambda p: (float(integer(p, "period")), float(kernels.ExtremeMode.LOWEST)),
 )
 
 MFI = NodeType(
     name="mfi",
     category="indicator",
     doc="Money flow index (0-100): RSI-like ratio of up and down typical-price money flow.",
-    kernel=kernels.MFI,
+    kernel=kernels.k_mfi,
     inputs=(*_HLC, bar_series("volume")),
     outputs=(float_out(),),
     params=(period(14),),
@@ -334,7 +334,7 @@ SAR = NodeType(
     name="sar",
     category="indicator",
     doc="Parabolic SAR (Wilder), TA-Lib's stop-and-reverse points; starts long unless -DM > 0.",
-    kernel=kernels.SAR,
+    kernel=kernels.k_sar,
     inputs=(bar_series("high"), bar_series("low")),
     outputs=(float_out(),),
     params=(
@@ -352,7 +352,7 @@ AROON = NodeType(
     name="aroon",
     category="indicator",
     doc="Aroon down/up (0-100): how recently the window's lowest low and highest high occurred.",
-    kernel=kernels.AROON,
+    kernel=kernels.k_aroon,
     inputs=(bar_series("high"), bar_series("low")),
     outputs=(
         float_out("down", "100 * (period - bars since the lowest low) / period"),
@@ -361,26 +361,26 @@ AROON = NodeType(
     params=(period(14),),
     lookback=_period,
     warmup_doc="period bars",
-    kernel_params=lambda p: (float(integer(p, "period")), 0.0),
+    kernel_params=lambda p: (float(integer(p, "period")), float(kernels.AroonMode.DOWN_UP)),
 )
 
 AROONOSC = NodeType(
     name="aroonosc",
     category="indicator",
     doc="Aroon oscillator (-100-100): Aroon up - Aroon down.",
-    kernel=kernels.AROON,
+    kernel=kernels.k_aroon,
     inputs=(bar_series("high"), bar_series("low")),
     outputs=(float_out(),),
     params=(period(14),),
     lookback=_period,
     warmup_doc="period bars",
-    kernel_params=lambda p: (float(integer(p, "period")), 1.0),
+    kernel_params=lambda p: (float(integer(p, "period")), float(kernels.AroonMode.OSCILLATOR)),
 )
 
 TRIX = _single(
     "trix",
     "TRIX: one-bar rate of change (percent) of a triple-smoothed EMA.",
-    kernels.TRIX,
+    kernels.k_trix,
     30,
     lookback=lambda p: 3 * (integer(p, "period") - 1) + 1,
     warmup_doc="3 * (period - 1) + 1 bars",
@@ -396,7 +396,7 @@ ULTOSC = NodeType(
     name="ultosc",
     category="indicator",
     doc="Ultimate oscillator (0-100): buying pressure over three windows, weighted 4:2:1.",
-    kernel=kernels.ULTOSC,
+    kernel=kernels.k_ultosc,
     inputs=_HLC,
     outputs=(float_out(),),
     params=(
@@ -413,7 +413,7 @@ NATR = NodeType(
     name="natr",
     category="indicator",
     doc="Normalized ATR: Wilder ATR as a percent of the close.",
-    kernel=kernels.NATR,
+    kernel=kernels.k_natr,
     inputs=_HLC,
     outputs=(float_out(),),
     params=(period(14, minimum=1),),
@@ -426,7 +426,7 @@ PPO = NodeType(
     name="ppo",
     category="indicator",
     doc="Percentage price oscillator: (fast MA - slow MA) / slow MA * 100.",
-    kernel=kernels.PPO,
+    kernel=kernels.k_ppo,
     inputs=(series(),),
     outputs=(float_out(),),
     params=(
@@ -445,7 +445,7 @@ PPO = NodeType(
     kernel_params=lambda p: (
         float(integer(p, "fast")),
         float(integer(p, "slow")),
-        1.0 if p["ma"] == "ema" else 0.0,
+        float(kernels.MovingAverage[str(p["ma"]).upper()]),
     ),
 )
 
@@ -453,7 +453,7 @@ STOCHRSI = NodeType(
     name="stochrsi",
     category="indicator",
     doc="Stochastic RSI (0-100): fast stochastic %K of the RSI and %D, its SMA.",
-    kernel=kernels.STOCHRSI,
+    kernel=kernels.k_stochrsi,
     inputs=(series(),),
     outputs=(float_out("k", "fast %K of the RSI"), float_out("d", "SMA of %K")),
     params=(
@@ -475,7 +475,7 @@ STOCHRSI = NodeType(
 KAMA = _single(
     "kama",
     "Kaufman adaptive moving average: an EMA whose speed follows the efficiency ratio.",
-    kernels.KAMA,
+    kernels.k_kama,
     30,
     lookback=_period,
     warmup_doc="period bars",
@@ -484,7 +484,7 @@ KAMA = _single(
 LINEARREG_SLOPE = _single(
     "linearreg_slope",
     "Slope per bar of the least-squares line through the window (TA-Lib LINEARREG_SLOPE).",
-    kernels.LINREG_SLOPE,
+    kernels.k_linreg_slope,
     14,
 )
 

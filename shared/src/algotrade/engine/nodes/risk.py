@@ -10,7 +10,8 @@ from algotrade.engine import kernels
 from algotrade.engine.nodes._build import MAX_PERIOD, bar_series, float_out, integer, number
 from algotrade.engine.specs import NodeType, ParamSpec, ResolvedParams
 
-DISTANCE_MODES = ("percent", "atr")
+# The modes of the distance nodes, in the order of `kernels.RiskMode`.
+DISTANCE_MODES = tuple(mode.name.lower() for mode in kernels.RiskMode)
 SIZE_MODES = ("fixed", "percent_equity", "risk")
 
 
@@ -20,7 +21,7 @@ def _distance_lookback(p: ResolvedParams) -> int:
 
 def _distance_kernel_params(p: ResolvedParams) -> tuple[float, ...]:
     return (
-        float(DISTANCE_MODES.index(str(p["mode"]))),
+        float(kernels.RiskMode[str(p["mode"]).upper()]),
         number(p, "percent"),
         float(integer(p, "atr_period")),
         number(p, "atr_multiple"),
@@ -32,7 +33,7 @@ def _distance(name: str, doc: str, percent: float, multiple: float) -> NodeType:
         name=name,
         category="risk",
         doc=doc,
-        kernel=kernels.RISK_DISTANCE,
+        kernel=kernels.k_risk_distance,
         inputs=(bar_series("high"), bar_series("low"), bar_series("close")),
         outputs=(
             float_out("distance", "percent of the entry price, or a price distance (ATR mode)"),
@@ -97,7 +98,7 @@ POSITION_SIZE = NodeType(
     name="position_size",
     category="risk",
     doc="Position size: a fixed quantity, a percent of equity, or a percent of equity at risk.",
-    kernel=kernels.CONSTANT,
+    kernel=kernels.k_constant,
     outputs=(float_out("size", "quantity, percent of equity, or percent of equity at risk"),),
     params=(
         ParamSpec(

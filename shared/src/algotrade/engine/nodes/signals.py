@@ -19,7 +19,7 @@ def _signal(kind: str) -> NodeType:
         name=kind,
         category="signal",
         doc=_DOCS[kind],
-        kernel=kernels.PASS,
+        kernel=kernels.k_pass,
         inputs=(flag("in", "the condition"),),
         outputs=(bool_out("signal", "the condition, false during warm-up"),),
     )

@@ -26,7 +26,7 @@ PRICE = NodeType(
     name="price",
     category="source",
     doc="A bar field (open/high/low/close/volume) or a typical price (hl2, hlc3, ohlc4).",
-    kernel=kernels.PRICE,
+    kernel=kernels.k_price,
     outputs=(float_out("out", "the chosen price of each bar"),),
     params=(
         ParamSpec(
@@ -41,7 +41,7 @@ CONSTANT = NodeType(
     name="constant",
     category="source",
     doc="The same number on every bar, e.g. a threshold to compare against.",
-    kernel=kernels.CONSTANT,
+    kernel=kernels.k_constant,
     outputs=(float_out("out", "the value on every bar"),),
     params=(ParamSpec("value", "float", "the constant", min=-1e12, max=1e12),),
     kernel_params=lambda p: (number(p, "value"),),
