@@ -35,6 +35,7 @@ from algotrade.engine.specs import (
 from algotrade.engine.streaming import Stream
 from algotrade.engine.validation import (
     NodeDecl,
+    Purpose,
     RawGraph,
     Tunable,
     ValidatedGraph,
@@ -297,9 +298,14 @@ class Plan:
             raise PlanDecodeError(f"not a serialised plan: {exc}") from exc
 
 
-def compile_graph(graph: RawGraph | Any) -> Plan:
-    """Validate and compile; raises `GraphInvalid` (with every problem) if the graph is bad."""
-    problems, checked = analyse(graph)
+def compile_graph(graph: RawGraph | Any, *, purpose: Purpose = "strategy") -> Plan:
+    """Validate and compile; raises `GraphInvalid` (with every problem) if the graph is bad.
+
+    ``purpose="indicators"`` accepts a graph without an entry signal, for evaluation only
+    (research and charts; see `algotrade.engine.evaluation`). Services that run strategies
+    keep the default, so a backtest or forward test never gets a plan that cannot trade.
+    """
+    problems, checked = analyse(graph, purpose=purpose)
     if checked is None:
         raise GraphInvalid(problems)
     return build_plan(checked, {name: t.default for name, t in checked.tunables.items()})

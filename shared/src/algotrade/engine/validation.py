@@ -15,7 +15,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Final, Literal, NamedTuple
 
 import orjson
 
@@ -49,6 +49,12 @@ EDGE_KEYS = frozenset({"from", "to"})
 PARAMETER_KEYS = frozenset({"default", "min", "max", "step", "doc"})
 
 RawGraph = Mapping[str, Any] | bytes | bytearray | memoryview | str | StrategyGraph
+
+Purpose = Literal["strategy", "indicators"]
+"""What a graph is checked for. A ``"strategy"`` is run by backtests and forward tests and must
+have an entry signal; ``"indicators"`` is a graph evaluated for research and charts (sources,
+indicators, math...), which needs none. Every other rule applies to both."""
+PURPOSES: Final[tuple[Purpose, ...]] = ("strategy", "indicators")
 
 
 class Tunable(NamedTuple):
@@ -104,15 +110,21 @@ class ValidatedGraph:
     tunables: Mapping[str, Tunable]
 
 
-def validate_graph(raw: RawGraph | Any) -> list[Problem]:
-    """Every problem in ``raw`` (empty when the graph is valid). Never raises."""
-    problems, _ = analyse(raw)
+def validate_graph(raw: RawGraph | Any, *, purpose: Purpose = "strategy") -> list[Problem]:
+    """Every problem in ``raw`` as a graph for ``purpose`` (empty when valid). Never raises."""
+    problems, _ = analyse(raw, purpose=purpose)
     return problems
 
 
-def analyse(raw: RawGraph | Any) -> tuple[list[Problem], ValidatedGraph | None]:
+def analyse(
+    raw: RawGraph | Any, *, purpose: Purpose = "strategy"
+) -> tuple[list[Problem], ValidatedGraph | None]:
     """Problems in ``raw`` and, when there are none, the checked graph."""
-    return _Checker().run(raw)
+    if purpose not in PURPOSES:
+        # A programming error, not a problem of the graph: fail loudly rather than
+        # quietly checking with the wrong rules.
+        raise ValueError(f"purpose must be one of {', '.join(PURPOSES)}, not {purpose!r}")
+    return _Checker(purpose).run(raw)
 
 
 def _show(value: Any) -> str:
@@ -174,7 +186,8 @@ def _json_size(raw: Any) -> int | None:
 class _Checker:
     """One validation run; collects problems as it goes."""
 
-    def __init__(self) -> None:
+    def __init__(self, purpose: Purpose = "strategy") -> None:
+        self.purpose = purpose
         self.problems: list[Problem] = []
 
     def add(
@@ -822,7 +835,10 @@ class _Checker:
 
     def _sinks(self, drafts: dict[str, _Draft]) -> None:
         typed = [d for d in drafts.values() if d.type is not None]
-        if not any(d.type is not None and d.type.name in ENTRY_SIGNAL_KINDS for d in typed):
+        needs_entry = self.purpose == "strategy"
+        if needs_entry and not any(
+            d.type is not None and d.type.name in ENTRY_SIGNAL_KINDS for d in typed
+        ):
             self.add(
                 ProblemCode.NO_ENTRY_SIGNAL,
                 "The graph has no entry signal: add an enter_long or enter_short node.",
