@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from starlette.responses import Response
 
 from algotrade.errors import AlgoTradeError, DependencyUnavailable, RateLimited
-from algotrade.problems import problem_response
+from algotrade.problems import error_response, problem_response
 
 
 class BadGateway(AlgoTradeError):
@@ -55,15 +55,22 @@ def retry_after_header(seconds: float) -> str:
     return str(max(1, int(seconds + 0.999)))
 
 
+def gateway_error_response(exc: AlgoTradeError) -> Response:
+    """The problem answer to any error the gateway raises, with the headers its kind needs."""
+    if not isinstance(exc, UpstreamUnavailable | RateLimitExceeded):
+        return error_response(exc)
+    headers = {**exc.headers, "Retry-After": retry_after_header(exc.retry_after)}
+    if isinstance(exc, RateLimitExceeded):
+        headers.update(exc.limit_headers)
+    return problem_response(
+        exc.status, exc.title, exc.detail, code=exc.code, errors=exc.errors, headers=headers
+    )
+
+
 def install_gateway_handlers(app: FastAPI) -> None:
     async def with_headers(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, UpstreamUnavailable | RateLimitExceeded)
-        headers = {**exc.headers, "Retry-After": retry_after_header(exc.retry_after)}
-        if isinstance(exc, RateLimitExceeded):
-            headers.update(exc.limit_headers)
-        return problem_response(
-            exc.status, exc.title, exc.detail, code=exc.code, errors=exc.errors, headers=headers
-        )
+        return gateway_error_response(exc)
 
     app.add_exception_handler(UpstreamUnavailable, with_headers)
     app.add_exception_handler(RateLimitExceeded, with_headers)

@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from algotrade.service import ReadinessReport, Resources, create_service_app
 from api_gateway.api.routes import ROUTERS
+from api_gateway.api.routes.proxy import PROXY_PATH
 from api_gateway.api_keys import ApiKeys
 from api_gateway.config import Settings
 from api_gateway.credentials import Authenticator
@@ -27,6 +28,7 @@ from api_gateway.models import SCHEMA
 from api_gateway.openapi import MergedOpenAPI
 from api_gateway.passwords import PasswordHasher
 from api_gateway.proxy import Proxy, build_upstreams
+from api_gateway.proxy_lane import ProxyLane
 from api_gateway.ratelimit import LoginThrottle, RateLimiter, RedisHealth
 from api_gateway.routing import WEBSOCKET_RULE, RouteTable
 from api_gateway.tokens import AccessTokens, InternalTokens, RefreshTokens
@@ -75,6 +77,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_headers=["*"],
         expose_headers=EXPOSED_HEADERS,
         max_age=600,
+    )
+    # Outermost: routed requests go through the middleware above, then straight to the proxy.
+    app.add_middleware(
+        ProxyLane,
+        middleware=list(app.user_middleware),
+        table=RouteTable(),
+        route_path=PROXY_PATH,
     )
     return app
 

@@ -21,6 +21,7 @@ from algotrade.problems import problem_response, unexpected_error_response
 logger = logging.getLogger(__name__)
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
+_CHILDREN_MAX = 4096
 
 
 class RequestMetrics:
@@ -41,6 +42,22 @@ class RequestMetrics:
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
         )
         self.service = service
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def observe(self, route: str, method: str, status: int, started: float) -> None:
+        """Count one request and its latency (labelled children are looked up once, kept)."""
+        key = (route, method, status)
+        children = self._children.get(key)
+        if children is None:
+            if len(self._children) >= _CHILDREN_MAX:
+                self._children.clear()
+            children = (
+                self.requests.labels(self.service, route, method, str(status)),
+                self.latency.labels(self.service, route, method),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(time.perf_counter() - started)
 
 
 class PlatformMiddleware:
@@ -70,9 +87,17 @@ class PlatformMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        request_id = _clean_id(headers.get("x-request-id")) or new_event_id()
-        correlation_id = _clean_id(headers.get("x-correlation-id")) or request_id
+        # The three headers read here, found in one pass (no dict of every header).
+        given_request_id = given_correlation_id = declared = None
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                declared = value.decode("latin-1")
+            elif name == b"x-request-id":
+                given_request_id = value
+            elif name == b"x-correlation-id":
+                given_correlation_id = value
+        request_id = _clean_id(given_request_id) or new_event_id()
+        correlation_id = _clean_id(given_correlation_id) or request_id
         rid_token = request_id_var.set(request_id)
         cid_token = correlation_id_var.set(correlation_id)
         limit = self._limit_for(scope["path"])
@@ -89,7 +114,6 @@ class PlatformMiddleware:
                     code="nul_in_url",
                 )(scope, _empty_receive, send)
                 return
-            declared = headers.get("content-length")
             if declared is not None and (not declared.isdigit() or int(declared) > limit):
                 await self._send_too_large(send, limit, status_holder)
                 return
@@ -97,12 +121,7 @@ class PlatformMiddleware:
         finally:
             route = scope.get("route")
             label = getattr(route, "path", None) or "<unmatched>"
-            self.metrics.requests.labels(
-                self.metrics.service, label, scope["method"], str(status_holder[0])
-            ).inc()
-            self.metrics.latency.labels(self.metrics.service, label, scope["method"]).observe(
-                time.perf_counter() - started
-            )
+            self.metrics.observe(label, scope["method"], status_holder[0], started)
             request_id_var.reset(rid_token)
             correlation_id_var.reset(cid_token)
 
@@ -180,7 +199,8 @@ async def _empty_receive() -> Message:
     return {"type": "http.disconnect"}
 
 
-def _clean_id(value: Any) -> str | None:
-    if isinstance(value, str) and _SAFE_ID.match(value):
-        return value
-    return None
+def _clean_id(value: bytes | None) -> str | None:
+    if value is None:
+        return None
+    text = value.decode("latin-1")
+    return text if _SAFE_ID.match(text) else None

@@ -67,17 +67,23 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return errors
 
 
+def error_response(exc: AlgoTradeError) -> Response:
+    """The problem answer to a platform error (what the handler below answers, for ASGI code
+    that catches errors itself)."""
+    headers = dict(exc.headers) or None
+    if isinstance(exc, RateLimited):
+        headers = {**exc.headers, "Retry-After": str(max(1, int(exc.retry_after + 0.999)))}
+    if exc.status >= 500:
+        logger.error("%s: %s", exc.code, exc.detail)
+    return problem_response(
+        exc.status, exc.title, exc.detail, code=exc.code, errors=exc.errors, headers=headers
+    )
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(AlgoTradeError)
     async def algotrade_error(request: Request, exc: AlgoTradeError) -> Response:
-        headers = dict(exc.headers) or None
-        if isinstance(exc, RateLimited):
-            headers = {**exc.headers, "Retry-After": str(max(1, int(exc.retry_after + 0.999)))}
-        if exc.status >= 500:
-            logger.error("%s: %s", exc.code, exc.detail)
-        return problem_response(
-            exc.status, exc.title, exc.detail, code=exc.code, errors=exc.errors, headers=headers
-        )
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:

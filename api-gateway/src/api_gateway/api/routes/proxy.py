@@ -12,6 +12,7 @@ from starlette.types import Receive, Scope, Send
 from api_gateway.gateway import Gateway
 
 ALL_METHODS = ["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"]
+PROXY_PATH = "/api/{path:path}"
 
 
 class ProxyEndpoint:
@@ -30,7 +31,7 @@ async def websocket_pass_through(websocket: WebSocket) -> None:
 router = APIRouter()
 # An ASGI app as endpoint: Starlette calls it with (scope, receive, send).
 router.add_route(
-    "/api/{path:path}",
+    PROXY_PATH,
     ProxyEndpoint(),  # type: ignore[arg-type]
     methods=ALL_METHODS,
     include_in_schema=False,
