@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from pydantic import ValidationError
 
-from algotrade.engine import Bars, compile_graph
+from algotrade.engine import Bars, GraphInvalid, compile_graph
 from backtesting_service.backtest import EXIT_REASONS, BacktestConfig, BacktestInvalid, run_backtest
 
 
@@ -131,3 +131,17 @@ def test_a_window_uses_warm_indicators_and_starts_flat(spy_daily: Bars, sma_grap
     assert (result.trades.exit_index < 2_000).all()
     # Indicators are warm at the window's start, so trading can begin right away.
     assert result.trades.entry_index[0] < 1_000 + 60
+
+
+def test_a_plan_compiled_for_indicators_only_is_refused(spy_daily: Bars) -> None:
+    graph = {
+        "nodes": [{"id": "close", "type": "price"}, {"id": "avg", "type": "sma"}],
+        "edges": [{"from": "close.out", "to": "avg.in"}],
+    }
+    with pytest.raises(GraphInvalid) as invalid:
+        compile_graph(graph)  # what the service and the worker call
+    assert [p.code.value for p in invalid.value.problems] == ["no_entry_signal"]
+    plan = compile_graph(graph, purpose="indicators")
+    with pytest.raises(BacktestInvalid, match="no entry signal") as refused:
+        run_backtest(plan, spy_daily, BacktestConfig())
+    assert refused.value.errors[0]["code"] == "no_entry_signal"

@@ -15,7 +15,8 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from algotrade.engine import Bars, Plan
+from algotrade.engine import Bars, Plan, ProblemCode
+from algotrade.engine.specs import ENTRY_SIGNAL_KINDS
 from algotrade.metrics import CurveState, Metrics, assemble, curve_finish, periods_per_year
 from algotrade.simulation import fills
 from algotrade.simulation.config import BacktestConfig, ResolvedConfig
@@ -57,6 +58,18 @@ class SimulationInputs:
 
 def check_plan(plan: Plan, config: BacktestConfig) -> None:
     """Refuse a plan this config cannot trade (the engine already checked the graph itself)."""
+    if not any(kind in plan.signals for kind in ENTRY_SIGNAL_KINDS):
+        # Only a plan compiled with purpose="indicators" gets here: it would never trade.
+        raise BacktestInvalid(
+            "the plan has no entry signal; a backtest needs an enter_long or enter_short node",
+            errors=[
+                {
+                    "loc": ["graph"],
+                    "code": ProblemCode.NO_ENTRY_SIGNAL.value,
+                    "message": "add an enter_long or enter_short node",
+                }
+            ],
+        )
     if config.allow_short or "enter_long" in plan.signals:
         return
     raise BacktestInvalid(
