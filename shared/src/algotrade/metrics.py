@@ -32,13 +32,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Final, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import numba
 import numpy as np
 import numpy.typing as npt
 
 from algotrade.bars import TIMEFRAME_SECONDS
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -88,6 +91,17 @@ class Metrics:
     def as_dict(self) -> dict[str, float | int | None]:
         """JSON-ready: NaN and infinities become None."""
         return {key: _finite_or_none(value) for key, value in asdict(self).items()}
+
+    def to_pandas(self) -> pd.Series:
+        """The metrics as a float64 Series named ``metrics`` (undefined ones stay NaN/inf).
+
+        Counts (trade_count, open_trades, max_drawdown_duration) become floats, so several
+        runs' series concatenate into one numeric frame. pandas is imported only here.
+        """
+        import pandas as pd
+
+        values = asdict(self)
+        return pd.Series(values, index=list(values), dtype=np.float64, name="metrics")
 
 
 METRIC_NAMES: Final = tuple(f.name for f in fields(Metrics))

@@ -2,14 +2,16 @@
 
 The Parquet tables (`equity_table`, `trades_table`) and the JSON summary are what the
 backtesting service stores in S3; `to_bytes` is a canonical serialisation used to prove runs
-are deterministic.
+are deterministic. For research, `BacktestResult.to_pandas`, `Trades.to_pandas` and
+`Metrics.to_pandas` give pandas objects indexed by UTC time; pandas (the ``algotrade[pandas]``
+extra) is imported only when one of them is called.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -33,10 +35,14 @@ from algotrade.simulation.fills import (
     positions,
 )
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 _REASON_NAMES = np.array(EXIT_REASONS, dtype=object)
+_REASON_LIST = list(EXIT_REASONS)
 _TS_MS = pa.timestamp("ms", tz="UTC")
 
 
@@ -124,6 +130,41 @@ class Trades:
             }
         )
 
+    def to_pandas(self) -> pd.DataFrame:
+        """The trades as a DataFrame, one row per trade in entry order (columns of `table`).
+
+        Times are ``datetime64[ms, UTC]``; ``side`` (long/short) and ``exit_reason`` are
+        categoricals; prices, quantity, fees, pnl and return_pct float64; ``entry_index`` and
+        ``exit_index`` (bar indices into the run's bars) and ``bars_held`` int64; ``is_open``
+        bool.
+        """
+        import pandas as pd
+
+        def utc(ts: IntArray) -> pd.DatetimeIndex:
+            return pd.DatetimeIndex(pd.to_datetime(ts, unit="ms", utc=True)).as_unit("ms")
+
+        return pd.DataFrame(
+            {
+                "entry_time": utc(self.entry_ts),
+                "exit_time": utc(self.exit_ts),
+                "side": pd.Categorical.from_codes(
+                    (self.side < 0).astype(np.int8), categories=["long", "short"]
+                ),
+                "quantity": self.quantity.copy(),
+                "entry_price": self.entry_price.copy(),
+                "exit_price": self.exit_price.copy(),
+                "fees": self.fees.copy(),
+                "pnl": self.pnl.copy(),
+                "return_pct": self.return_pct,
+                "entry_index": self.entry_index.copy(),
+                "exit_index": self.exit_index.copy(),
+                "bars_held": self.bars_held,
+                "exit_reason": pd.Categorical.from_codes(self.reason, categories=_REASON_LIST),
+                "is_open": self.is_open,
+            },
+            index=pd.RangeIndex(len(self), name="trade"),
+        )
+
 
 def trade_rows(table: pa.Table) -> list[dict[str, Any]]:
     """Rows of a trades table (as written by `Trades.table`) as JSON-ready dicts."""
@@ -204,6 +245,21 @@ class BacktestResult:
 
     def trades_table(self) -> pa.Table:
         return self.trades.table()
+
+    def to_pandas(self) -> pd.DataFrame:
+        """The equity curve as a DataFrame indexed by UTC bar-open time (``ts``).
+
+        Columns as in `equity_table`: ``equity``, ``position`` (signed units at the close) and
+        ``drawdown``, all float64. ``result.to_pandas()["equity"]`` is the curve as a Series;
+        trades and metrics have their own ``to_pandas``.
+        """
+        import pandas as pd
+
+        index = pd.DatetimeIndex(pd.to_datetime(self.ts, unit="ms", utc=True), name="ts")
+        return pd.DataFrame(
+            {"equity": self.equity.copy(), "position": self.position, "drawdown": self.drawdown},
+            index=index,
+        )
 
     def to_bytes(self) -> bytes:
         """Canonical bytes of the whole result (summary JSON, then every array's raw bytes)."""
