@@ -102,3 +102,15 @@ async def test_compile_with_parameter_overrides(service: Service) -> None:
     assert wrong_type.json()["errors"][0]["loc"][:3] == ["body", "parameters", "slow"]
     extra = await service.call("POST", url, json={"parameters": {}, "surprise": 1})
     assert extra.status_code == 422
+
+
+async def test_a_graph_of_indicators_only_is_not_a_valid_strategy(service: Service) -> None:
+    indicators = {
+        "nodes": [{"id": "close", "type": "price"}, {"id": "avg", "type": "sma"}],
+        "edges": [{"from": "close.out", "to": "avg.in"}],
+    }
+    response = await service.call("POST", "/api/strategies/validate", json={"graph": indicators})
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert report["valid"] is False
+    assert [p["code"] for p in report["problems"]] == ["no_entry_signal"]

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 from anyio import to_thread
@@ -66,14 +67,16 @@ INLINE_MAX_PLAN_BYTES = 16 * 1024
 
 
 async def compile_off_loop(graph: Mapping[str, Any]) -> Plan:
-    """`compile_graph`, in a worker thread unless the graph is small.
+    """`compile_graph` as a strategy, in a worker thread unless the graph is small.
 
-    Raises `algotrade.engine.GraphInvalid` with every problem of an invalid graph.
+    Raises `algotrade.engine.GraphInvalid` with every problem of an invalid graph; a graph
+    without an entry signal is one (saved strategies are run by backtests and forward tests).
     """
+    compile_strategy = partial(compile_graph, purpose="strategy")
     nodes = graph.get("nodes")
     if isinstance(nodes, list) and len(nodes) <= INLINE_MAX_NODES:
-        return compile_graph(graph)
-    return await to_thread.run_sync(compile_graph, graph)
+        return compile_strategy(graph)
+    return await to_thread.run_sync(compile_strategy, graph)
 
 
 async def decode_off_loop(data: bytes) -> Plan:
