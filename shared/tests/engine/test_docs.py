@@ -10,6 +10,7 @@ from typing import Any
 
 import jsonschema
 import numpy as np
+import pytest
 
 from algotrade.engine import Bars, ProblemCode, compile_graph, node_types_catalog
 from algotrade.engine.schema import schema_text, strategy_graph_json_schema
@@ -82,3 +83,23 @@ def test_doc_examples_run_identically_in_both_executors(
         plan = compile_graph(example)
         parity(plan.evaluate(bars), stream_bars(plan.stream(), bars))
         assert np.isfinite(plan.evaluate(bars)["close.out"]).all()
+
+
+def _python_block_after(heading: str) -> str:
+    section = GUIDE.read_text().split(f"\n{heading}\n", 1)[1]
+    found = re.search(r"```python\n(.*?)```", section, flags=re.DOTALL)
+    assert found is not None, heading
+    return found.group(1)
+
+
+def test_research_example_runs_and_charts_indicators_by_utc_time(
+    monkeypatch: pytest.MonkeyPatch, spy_daily: Bars
+) -> None:
+    monkeypatch.chdir(DOCS.parent)  # the example reads data/spy-1d.csv
+    scope: dict[str, Any] = {}
+    exec(_python_block_after("## Indicators for research and charts"), scope)
+    chart = scope["chart"]
+    assert list(chart.columns) == ["open", "high", "low", "close", "volume", "sma50.out", "rsi.out"]
+    assert len(chart) == len(spy_daily) and str(chart.index.tz) == "UTC"
+    expected = chart["close"].rolling(50).mean()
+    np.testing.assert_allclose(chart["sma50.out"], expected, rtol=1e-12, equal_nan=True)
