@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,6 +16,7 @@ from algotrade.engine import Bars, compile_graph
 from backtesting_service.backtest import EXIT_REASONS, BacktestConfig, BacktestResult, run_backtest
 
 CAPITAL = 50_000.0
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
@@ -103,3 +106,19 @@ def test_pandas_is_imported_only_when_asked_for() -> None:
         "assert 'pandas' not in sys.modules, 'pandas imported at module load'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_documented_example_runs(
+    monkeypatch: pytest.MonkeyPatch, spy_daily: Bars, sma_graph: Any
+) -> None:
+    guide = (ROOT / "docs" / "backtesting.md").read_text()
+    section = guide.split("\n### Results as pandas\n", 1)[1]
+    block = re.search(r"```python\n(.*?)```", section, flags=re.DOTALL)
+    assert block is not None
+    monkeypatch.chdir(ROOT)  # the example reads data/spy-1d.csv
+    scope: dict[str, Any] = {}
+    exec(block.group(1), scope)
+    expected = run_backtest(compile_graph(sma_graph(10, 30)), spy_daily, BacktestConfig(fee_bps=5))
+    pd.testing.assert_frame_equal(scope["curve"], expected.to_pandas())
+    assert scope["metrics"]["trade_count"] == expected.metrics.trade_count
+    assert scope["yearly"].index.year[-1] == scope["curve"].index.year[-1]
