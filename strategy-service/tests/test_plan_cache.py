@@ -12,7 +12,7 @@ from algotrade_devstack.infra import free_port
 
 
 def cache_key(service: Service, plan_id: str) -> str:
-    plans = service.app.state.resources.extras["plans"]
+    plans = service.app.state.services.plans
     key: str = plans.key(plan_id)
     return key
 

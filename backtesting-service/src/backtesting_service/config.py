@@ -35,6 +35,8 @@ class Settings(ServiceSettings):
     )
     worker_group_id: str = "backtesting-workers"
     worker_retry_attempts: int = Field(default=3, ge=1, le=20)
+    worker_kafka_wait_seconds: float = Field(default=60.0, gt=0, le=3_600)
+    """How long a starting worker waits for Kafka before it exits (its supervisor restarts it)."""
     # A job runs between two polls; Kafka drops a member that does not poll for this long.
     worker_max_poll_interval_ms: int = Field(default=1_800_000, ge=60_000)
 

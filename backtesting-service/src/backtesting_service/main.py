@@ -16,13 +16,13 @@ from fastapi import FastAPI
 from algotrade import backtest_events
 from algotrade.auth import InternalTokens
 from algotrade.service import Resources, create_service_app
-from backtesting_service.api.deps import BacktestServices
 from backtesting_service.api.routes import ROUTERS
 from backtesting_service.bar_sources import BarSource, HttpBarSource
 from backtesting_service.config import Settings
 from backtesting_service.jobs import JobStore
 from backtesting_service.models import SCHEMA
 from backtesting_service.results import ResultStore
+from backtesting_service.services import BacktestServices
 from backtesting_service.strategies import HttpStrategySource, StrategySource
 from backtesting_service.submission import Submission
 
@@ -42,12 +42,12 @@ def create_app(
     settings = settings or Settings()
 
     @contextlib.asynccontextmanager
-    async def setup(resources: Resources) -> AsyncIterator[None]:
+    async def setup(resources: Resources) -> AsyncIterator[BacktestServices]:
         async with contextlib.AsyncExitStack() as stack:
             tokens = InternalTokens(settings, ttl_seconds=settings.internal_token_ttl_seconds)
             client = httpx.AsyncClient(timeout=settings.http_timeout_seconds)
             stack.push_async_callback(client.aclose)
-            resources.extras["backtests"] = BacktestServices(
+            yield BacktestServices(
                 settings=settings,
                 jobs=JobStore(
                     resources.require_sessions(),
@@ -70,7 +70,6 @@ def create_app(
                     chunk_size=settings.sweep_chunk_size,
                 ),
             )
-            yield
 
     return create_service_app(
         name=NAME,

@@ -39,13 +39,11 @@ from sqlalchemy import Row
 
 from algotrade import backtest_events
 from algotrade.auth import InternalTokens
-from algotrade.bus import ConsumerRunner, EventProducer, RetryPolicy
-from algotrade.db import build_engine, build_session_factory
+from algotrade.bus import ConsumerRunner, RetryPolicy
 from algotrade.engine import GraphInvalid, Plan, PlanDecodeError, compile_graph
-from algotrade.errors import EventError
-from algotrade.events import Envelope, Topics, default_registry
-from algotrade.outbox import OutboxRelay
-from algotrade.storage import ObjectStore
+from algotrade.errors import DependencyUnavailable, EventError
+from algotrade.events import Envelope, default_registry
+from algotrade.service import Check, open_resources
 from backtesting_service import execution
 from backtesting_service.backtest import BacktestConfig, BacktestInvalid
 from backtesting_service.backtest.sweep import (
@@ -303,32 +301,16 @@ class Worker:
     async def running(self) -> AsyncIterator[ConsumerRunner]:
         """Everything up and consuming; on exit, stops in reverse order."""
         settings = self.settings
-        topics = Topics(settings.kafka_topic_prefix)
         async with contextlib.AsyncExitStack() as stack:
-            engine = build_engine(
-                settings.database_url.get_secret_value(), pool_size=settings.db_pool_size
+            # The same clients, pool sizes, Kafka start-up retry and outbox relay as the app's.
+            resources = await stack.enter_async_context(
+                open_resources(
+                    name=NAME, settings=settings, uses=("postgres", "kafka", "s3"), schema=SCHEMA
+                )
             )
-            stack.push_async_callback(engine.dispose)
-            producer = EventProducer(settings.kafka_bootstrap, client_id=NAME)
-            await producer.start()
-            stack.push_async_callback(producer.stop)
-            relay = OutboxRelay(
-                engine, SCHEMA.outbox, producer, poll_seconds=settings.outbox_poll_seconds
-            )
-            relay_task = asyncio.create_task(relay.run(), name="worker-outbox-relay")
-
-            async def stop_relay() -> None:
-                await relay.stop_task(relay_task)
-
-            stack.push_async_callback(stop_relay)
-            store = ObjectStore(
-                bucket=settings.s3_bucket,
-                endpoint_url=settings.s3_endpoint,
-                region=settings.s3_region,
-                access_key=settings.s3_access_key.get_secret_value(),
-                secret_key=settings.s3_secret_key.get_secret_value(),
-            )
-            await store.ensure_bucket()
+            await _until_ready(resources.checks["kafka"], settings.worker_kafka_wait_seconds)
+            topics = resources.topics
+            producer = resources.require_producer()
             bars = self._bars
             if bars is None:
                 client = httpx.AsyncClient(timeout=settings.http_timeout_seconds)
@@ -349,8 +331,10 @@ class Worker:
                 *(loop.run_in_executor(pool, execution.pool_ready) for _ in range(self.processes))
             )
             handler = JobRunner(
-                jobs=JobStore(build_session_factory(engine), topics, producer=NAME, relay=relay),
-                results=ResultStore(store),
+                jobs=JobStore(
+                    resources.require_sessions(), topics, producer=NAME, relay=resources.relay
+                ),
+                results=ResultStore(resources.require_store()),
                 bars=bars,
                 pool=pool,
                 processes=self.processes,
@@ -392,6 +376,22 @@ class Worker:
                 self.processes,
             )
             yield runner
+
+
+async def _until_ready(check: Check, within_seconds: float) -> None:
+    """Wait for a dependency the worker cannot start without (Kafka: it joins a group)."""
+    last: Exception | None = None
+    try:
+        async with asyncio.timeout(within_seconds):
+            while True:
+                try:
+                    await check()
+                    return
+                except Exception as exc:
+                    last = exc
+                    await asyncio.sleep(0.5)
+    except TimeoutError:
+        raise DependencyUnavailable(f"not reachable within {within_seconds:.0f}s: {last}") from last
 
 
 class _RestartingPool(Executor):

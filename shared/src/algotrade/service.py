@@ -2,8 +2,10 @@
 
 `create_service_app` is each service's composition root. It builds only the clients the service
 declares it uses (PostgreSQL, Redis, Kafka, S3), runs the service's own ``setup`` inside the same
-lifespan, and closes everything in reverse order on shutdown. Routes reach the clients through
-the `Resources` on ``app.state`` via the dependency aliases below; nothing lives in globals.
+lifespan, and closes everything in reverse order on shutdown. ``setup`` yields the service's
+domain objects (a typed dataclass in its ``services.py``); routes get them as one ``ServicesDep``
+made by `services_dependency`, and the clients through `Resources`. Workers build the same
+clients with `open_resources`. Nothing lives in globals.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -40,7 +42,9 @@ Dependency = Literal["postgres", "redis", "kafka", "s3"]
 Check = Callable[[], Awaitable[Any]]
 ReadinessReport = Mapping[str, str | None]  # dependency -> error, None when it answered
 StatusSection = Callable[[ReadinessReport], Any]
-Setup = Callable[["Resources"], AbstractAsyncContextManager[None]]
+Setup = Callable[["Resources"], AbstractAsyncContextManager[object]]
+"""Builds the domain objects from the clients; what it yields becomes ``app.state.services``."""
+S = TypeVar("S")
 
 READINESS_TIMEOUT_SECONDS = 2.0
 PRODUCER_START_WAIT_SECONDS = 3.0
@@ -108,18 +112,19 @@ def create_service_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            resources = Resources(
-                name=name,
-                settings=settings,
-                topics=Topics(settings.kafka_topic_prefix),
-                metrics_registry=metrics_registry,
-                verifier=internal_verifier(settings),
+            resources = await stack.enter_async_context(
+                open_resources(
+                    name=name,
+                    settings=settings,
+                    uses=used,
+                    schema=schema,
+                    metrics_registry=metrics_registry,
+                )
             )
-            await _build_clients(resources, used, schema, stack)
             app.state.resources = resources
             app.state.verifier = resources.verifier
             if setup is not None:
-                await stack.enter_async_context(setup(resources))
+                app.state.services = await stack.enter_async_context(setup(resources))
             logger.info("%s started", name)
             yield
             logger.info("%s stopping", name)
@@ -136,6 +141,48 @@ def create_service_app(
     for router in routers:
         app.include_router(router)
     return app
+
+
+@asynccontextmanager
+async def open_resources(
+    *,
+    name: str,
+    settings: ServiceSettings,
+    uses: Iterable[Dependency],
+    schema: ServiceSchema | None = None,
+    metrics_registry: CollectorRegistry | None = None,
+) -> AsyncIterator[Resources]:
+    """The clients a service or a worker declares it uses, closed in reverse order on exit.
+
+    One construction for apps (inside `create_service_app`'s lifespan) and workers, so both
+    get the same pool sizes, timeouts, Kafka start-up retry and outbox relay.
+    """
+    async with AsyncExitStack() as stack:
+        resources = Resources(
+            name=name,
+            settings=settings,
+            topics=Topics(settings.kafka_topic_prefix),
+            metrics_registry=metrics_registry or CollectorRegistry(auto_describe=True),
+            verifier=internal_verifier(settings),
+        )
+        await _build_clients(resources, frozenset(uses), schema, stack)
+        yield resources
+
+
+def services_dependency(kind: type[S]) -> Callable[[Request], S]:
+    """The route dependency returning the service's domain objects (what its setup yielded).
+
+    Each service declares ``ServicesDep = Annotated[XServices, Depends(services_dependency(
+    XServices))]`` in ``api/deps.py``: one typed entry point instead of loose keys.
+    """
+
+    def get_services(request: Request) -> S:
+        services = getattr(request.app.state, "services", None)
+        if not isinstance(services, kind):
+            raise DependencyUnavailable(f"{kind.__name__} is not built (the app has not started)")
+        return services
+
+    return get_services
 
 
 async def _build_clients(

@@ -22,6 +22,7 @@ from strategy_service.config import Settings
 from strategy_service.models import SCHEMA
 from strategy_service.plan_cache import PlanCache, PlanCacheMetrics
 from strategy_service.schemas import NodeTypesPublic, TemplatesPublic
+from strategy_service.services import StrategyServices
 from strategy_service.templates import TemplateCatalog
 
 NAME = "strategy-service"
@@ -44,7 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
     @contextlib.asynccontextmanager
-    async def setup(resources: Resources) -> AsyncIterator[None]:
+    async def setup(resources: Resources) -> AsyncIterator[StrategyServices]:
         plans = PlanCache(
             resources.redis,
             prefix=settings.redis_prefix,
@@ -54,7 +55,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             metrics=PlanCacheMetrics(resources.metrics_registry),
         )
         templates = TemplateCatalog()
-        resources.extras.update(
+        yield StrategyServices(
+            settings=settings,
             plans=plans,
             templates=templates,
             published=publish(templates),
@@ -66,7 +68,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 relay=resources.relay,
             ),
         )
-        yield
 
     app = create_service_app(
         name=NAME,

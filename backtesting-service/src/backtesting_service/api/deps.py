@@ -1,32 +1,15 @@
-"""Route dependencies as ``Annotated`` aliases: the service's parts and scoped principals."""
+"""Route dependencies as ``Annotated`` aliases: the service's domain objects (one
+``ServicesDep``) and scoped principals."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
 from algotrade.auth import CurrentPrincipal, Principal
-from backtesting_service.config import Settings
-from backtesting_service.jobs import JobStore
-from backtesting_service.results import ResultStore
-from backtesting_service.submission import Submission
-
-
-@dataclass(frozen=True)
-class BacktestServices:
-    """What the routes use, built once in the app's lifespan."""
-
-    settings: Settings
-    jobs: JobStore
-    results: ResultStore
-    submission: Submission
-
-
-def get_services(request: Request) -> BacktestServices:
-    services: BacktestServices = request.app.state.resources.extras["backtests"]
-    return services
+from algotrade.service import services_dependency
+from backtesting_service.services import BacktestServices
 
 
 def backtest_reader(principal: CurrentPrincipal) -> Principal:
@@ -39,6 +22,6 @@ def backtest_writer(principal: CurrentPrincipal) -> Principal:
     return principal
 
 
-ServicesDep = Annotated[BacktestServices, Depends(get_services)]
+ServicesDep = Annotated[BacktestServices, Depends(services_dependency(BacktestServices))]
 ReaderDep = Annotated[Principal, Depends(backtest_reader)]
 WriterDep = Annotated[Principal, Depends(backtest_writer)]

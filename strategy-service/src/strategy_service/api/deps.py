@@ -1,57 +1,21 @@
-"""Route dependencies as ``Annotated`` aliases: domain objects, scoped principals, parameters."""
+"""Route dependencies as ``Annotated`` aliases: the service's domain objects (one
+``ServicesDep``), scoped principals, parameters."""
 
 from __future__ import annotations
 
 import re
 from typing import Annotated
 
-from fastapi import Depends, Header, Path, Request
+from fastapi import Depends, Header, Path
 
 from algotrade.auth import CurrentPrincipal, Principal
 from algotrade.errors import BadRequest, Forbidden, NotFound
-from strategy_service.api.cacheable import Published
-from strategy_service.authoring import Authoring
-from strategy_service.config import Settings
+from algotrade.service import services_dependency
 from strategy_service.models import OWNER_LENGTH
-from strategy_service.plan_cache import PlanCache
-from strategy_service.templates import TemplateCatalog
+from strategy_service.services import StrategyServices
 
 _ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 _ETAG_VERSION = re.compile(r'^(?:W/)?"?([0-9]{1,10})"?$')
-
-
-def _extra(request: Request, name: str) -> object:
-    return request.app.state.resources.extras[name]
-
-
-def get_authoring(request: Request) -> Authoring:
-    value = _extra(request, "authoring")
-    assert isinstance(value, Authoring)
-    return value
-
-
-def get_plans(request: Request) -> PlanCache:
-    value = _extra(request, "plans")
-    assert isinstance(value, PlanCache)
-    return value
-
-
-def get_templates(request: Request) -> TemplateCatalog:
-    value = _extra(request, "templates")
-    assert isinstance(value, TemplateCatalog)
-    return value
-
-
-def get_published(request: Request) -> Published:
-    value = _extra(request, "published")
-    assert isinstance(value, Published)
-    return value
-
-
-def get_settings(request: Request) -> Settings:
-    settings = request.app.state.resources.settings
-    assert isinstance(settings, Settings)
-    return settings
 
 
 def _owner(principal: Principal) -> Principal:
@@ -108,11 +72,7 @@ def if_match_versions(
     return frozenset(versions)
 
 
-AuthoringDep = Annotated[Authoring, Depends(get_authoring)]
-PlanCacheDep = Annotated[PlanCache, Depends(get_plans)]
-TemplatesDep = Annotated[TemplateCatalog, Depends(get_templates)]
-PublishedDep = Annotated[Published, Depends(get_published)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+ServicesDep = Annotated[StrategyServices, Depends(services_dependency(StrategyServices))]
 ReaderDep = Annotated[Principal, Depends(strategy_reader)]
 WriterDep = Annotated[Principal, Depends(strategy_writer)]
 StrategyIdDep = Annotated[str, Depends(strategy_id_path)]

@@ -13,7 +13,7 @@ from algotrade.bounds import PAGE_MAX as MAX_PAGE
 from algotrade.errors import Conflict
 from algotrade.events import ULID_PATTERN as JOB_ID_PATTERN
 from algotrade.strict_json import api_router
-from backtesting_service.api.deps import BacktestServices, ReaderDep, ServicesDep, WriterDep
+from backtesting_service.api.deps import ReaderDep, ServicesDep, WriterDep
 from backtesting_service.api.views import PROBLEMS, job_public
 from backtesting_service.backtest.result import trade_rows
 from backtesting_service.downsample import lttb_indices
@@ -27,6 +27,7 @@ from backtesting_service.schemas import (
     JobStatus,
     TradesPage,
 )
+from backtesting_service.services import BacktestServices
 
 router = api_router(prefix="/api/backtests", tags=["backtests"])
 

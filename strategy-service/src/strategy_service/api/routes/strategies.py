@@ -17,11 +17,9 @@ from algotrade.service import SessionDep
 from algotrade.strict_json import api_router
 from strategy_service import repository
 from strategy_service.api.deps import (
-    AuthoringDep,
     IfMatchDep,
-    PlanCacheDep,
     ReaderDep,
-    SettingsDep,
+    ServicesDep,
     StrategyIdDep,
     WriterDep,
     etag,
@@ -67,7 +65,7 @@ INVALID_GRAPH: dict[int | str, dict[str, Any]] = {
 async def list_strategies(
     principal: ReaderDep,
     session: SessionDep,
-    settings: SettingsDep,
+    services: ServicesDep,
     limit: Limit = None,
     offset: Offset = 0,
     q: Annotated[
@@ -75,7 +73,7 @@ async def list_strategies(
     ] = None,
     sort: Annotated[ListSort, Query(description="updated (default), created or name")] = "updated",
 ) -> StrategiesPublic:
-    page = min(limit or settings.page_size_default, settings.page_size_max)
+    page = min(limit or services.settings.page_size_default, services.settings.page_size_max)
     rows, total = await repository.list_live(
         session, principal.user_id, q=q or None, sort=sort, limit=page, offset=offset
     )
@@ -95,9 +93,9 @@ async def list_strategies(
     responses=INVALID_GRAPH,
 )
 async def create_strategy(
-    body: StrategyCreate, principal: WriterDep, authoring: AuthoringDep, response: Response
+    body: StrategyCreate, principal: WriterDep, services: ServicesDep, response: Response
 ) -> StrategyDetailPublic:
-    saved = await authoring.create(
+    saved = await services.authoring.create(
         owner=principal.user_id, name=body.name, description=body.description, graph=body.graph
     )
     response.headers["ETag"] = etag(saved.strategy.current_version)
@@ -111,10 +109,10 @@ async def create_strategy(
     summary="Validate a graph without saving it (200 whether it is valid or not)",
 )
 async def validate_graph(
-    body: ValidateRequest, principal: ReaderDep, plans: PlanCacheDep
+    body: ValidateRequest, principal: ReaderDep, services: ServicesDep
 ) -> ValidationReport:
     try:
-        plan = await plans.compile(body.graph)
+        plan = await services.plans.compile(body.graph)
     except GraphInvalid as exc:
         return ValidationReport(
             valid=False,
@@ -152,11 +150,11 @@ async def update_strategy(
     strategy_id: StrategyIdDep,
     body: StrategyUpdate,
     principal: WriterDep,
-    authoring: AuthoringDep,
+    services: ServicesDep,
     if_match: IfMatchDep,
     response: Response,
 ) -> StrategyDetailPublic:
-    saved = await authoring.update(
+    saved = await services.authoring.update(
         owner=principal.user_id, strategy_id=strategy_id, change=body, if_match=if_match
     )
     response.headers["ETag"] = etag(saved.strategy.current_version)
@@ -171,10 +169,12 @@ async def update_strategy(
 async def delete_strategy(
     strategy_id: StrategyIdDep,
     principal: WriterDep,
-    authoring: AuthoringDep,
+    services: ServicesDep,
     if_match: IfMatchDep,
 ) -> Response:
-    await authoring.delete(owner=principal.user_id, strategy_id=strategy_id, if_match=if_match)
+    await services.authoring.delete(
+        owner=principal.user_id, strategy_id=strategy_id, if_match=if_match
+    )
     return Response(status_code=204)
 
 
@@ -187,13 +187,13 @@ async def list_versions(
     strategy_id: StrategyIdDep,
     principal: ReaderDep,
     session: SessionDep,
-    settings: SettingsDep,
+    services: ServicesDep,
     limit: Limit = None,
     offset: Offset = 0,
 ) -> VersionsPublic:
     if await repository.get_live(session, principal.user_id, strategy_id) is None:
         raise NotFound(f"there is no strategy {strategy_id}")
-    page = min(limit or settings.page_size_default, settings.page_size_max)
+    page = min(limit or services.settings.page_size_default, services.settings.page_size_max)
     rows, total = await repository.list_versions(session, strategy_id, limit=page, offset=offset)
     return VersionsPublic(
         data=[
@@ -239,7 +239,7 @@ async def compile_strategy(
     strategy_id: StrategyIdDep,
     principal: ReaderDep,
     session: SessionDep,
-    plans: PlanCacheDep,
+    services: ServicesDep,
     version: Annotated[
         int | None, Query(ge=1, le=MAX_VERSION, description="version (default: current)")
     ] = None,
@@ -254,7 +254,7 @@ async def compile_strategy(
         raise NotFound(f"strategy {strategy_id} has no version {n}")
     graph, version_plan_id = saved.graph, saved.plan_id
     await session.close()  # hand the connection back before the CPU-bound part
-    plan, cached = await plans.load(version_plan_id, graph)
+    plan, cached = await services.plans.load(version_plan_id, graph)
     overrides = body.parameters if body is not None else {}
     if overrides:
         plan = await to_thread.run_sync(plan.with_params, overrides)

@@ -7,10 +7,8 @@ from starlette.responses import Response
 
 from algotrade.strict_json import api_router
 from strategy_service.api.deps import (
-    AuthoringDep,
-    PublishedDep,
     ReaderDep,
-    TemplatesDep,
+    ServicesDep,
     WriterDep,
     etag,
 )
@@ -26,15 +24,13 @@ router = api_router(prefix="/api/strategies/templates", tags=["templates"])
 
 
 @router.get("", response_model=TemplatesPublic, summary="Every template (ETag-cacheable)")
-async def list_templates(
-    request: Request, principal: ReaderDep, published: PublishedDep
-) -> Response:
-    return published.templates.response(request)
+async def list_templates(request: Request, principal: ReaderDep, services: ServicesDep) -> Response:
+    return services.published.templates.response(request)
 
 
 @router.get("/{key}", response_model=TemplatePublic, summary="One template")
-async def get_template(key: str, principal: ReaderDep, templates: TemplatesDep) -> TemplatePublic:
-    template, plan = templates.get(key)
+async def get_template(key: str, principal: ReaderDep, services: ServicesDep) -> TemplatePublic:
+    template, plan = services.templates.get(key)
     return template_public(template, plan)
 
 
@@ -49,12 +45,11 @@ async def instantiate_template(
     key: str,
     body: TemplateInstantiate,
     principal: WriterDep,
-    templates: TemplatesDep,
-    authoring: AuthoringDep,
+    services: ServicesDep,
     response: Response,
 ) -> StrategyDetailPublic:
-    template, graph = templates.instantiate(key, body.parameters)
-    saved = await authoring.create(
+    template, graph = services.templates.instantiate(key, body.parameters)
+    saved = await services.authoring.create(
         owner=principal.user_id,
         name=body.name or template.name,
         description=body.description if body.description is not None else template.summary,
