@@ -13,7 +13,10 @@ from algotrade.bars import (
     iso_utc,
     iso_utc_array,
     normalize_symbol,
+    owned_symbol,
     parse_timestamp,
+    payload_dict,
+    series_key,
     timeframe_seconds,
     validate_ohlcv,
 )
@@ -121,3 +124,28 @@ def test_bar_event_payload_is_registered_for_consumers() -> None:
     envelope = default_registry.build("market.bars", payload, producer="t", key="BTC-USD:1m")
     _, decoded = default_registry.decode(envelope.to_bytes())
     assert decoded == payload
+
+
+_EVENT_BAR = {
+    "ts": "2024-01-01T00:00:00Z",
+    "open": 1.0,
+    "high": 1.0,
+    "low": 1.0,
+    "close": 1.0,
+    "volume": 1.0,
+    "correction": False,
+    "revision": 0,
+    "version": 1,
+}
+
+
+def test_series_names_carry_their_owner_and_never_collide() -> None:
+    assert series_key("EURUSD", "1m") == "EURUSD:1m"  # the platform's reference data
+    assert series_key("EURUSD", "1m", "alice") == "alice/EURUSD:1m"
+    assert owned_symbol("", "EURUSD") == owned_symbol(None, "EURUSD") == "EURUSD"
+    payload = MarketBarsPayload.model_validate(
+        payload_dict("EURUSD", "1m", "http", [_EVENT_BAR], owner="alice")
+    )
+    assert payload.owner == "alice"
+    public = MarketBarsPayload.model_validate(payload_dict("X", "1m", "http", [_EVENT_BAR]))
+    assert public.owner is None

@@ -2,7 +2,8 @@
 
 Layout, per series (``SYMBOL:timeframe``):
 
-- ``{prefix}md:w:{SYMBOL}:{tf}``: one sorted set scored by open time (epoch seconds). A bar's
+- ``{prefix}md:w:{SYMBOL}:{tf}``: one sorted set scored by open time (epoch seconds), where
+  ``SYMBOL`` is `algotrade.bars.owned_symbol` (``owner/SYMBOL`` for a user's own series). A bar's
   member is 16 hex digits of its *version* followed by its canonical JSON
   (`algotrade.bars.encode_bar_json`), one member per timestamp.
 - In the same set, the member ``~warm`` with score ``+inf`` says the window was filled from
