@@ -289,7 +289,7 @@ async def main(args: argparse.Namespace) -> None:
                         f"  {label:15} {name:12} {rows:>9,} rows {seconds:7.2f} s "
                         f"{rows / seconds:>11,.0f} rows/s{verdict}"
                     )
-            window = await market.cache.latest("NEW1M", "1m", 10)
+            window = await market.cache.latest("bench", "NEW1M", "1m", 10)  # bench's own
             print(
                 f"\n  window NEW1M/1m holds the newest bars: {len(window.payloads)} of the last 10"
             )
