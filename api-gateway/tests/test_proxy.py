@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from algotrade.auth import Principal
+from api_gateway.upstream_http import UpstreamConnectError, UpstreamPool
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -241,18 +242,21 @@ async def test_upstream_errors_that_are_not_outages_pass_through(
         assert response.json() == {"status": code}
 
 
-class _RefuseFirstConnect(httpx.AsyncBaseTransport):
-    """Refuses the first connection, then behaves like the real transport it wraps."""
+class _RefuseFirstConnect:
+    """Refuses the first connection, then behaves like the real pool it wraps."""
 
-    def __init__(self, real: httpx.AsyncHTTPTransport) -> None:
+    def __init__(self, real: UpstreamPool) -> None:
         self.real = real
         self.attempts = 0
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    async def request(self, *args: Any, **kwargs: Any) -> Any:
         self.attempts += 1
         if self.attempts == 1:
-            raise httpx.ConnectError("connection refused")
-        return await self.real.handle_async_request(request)
+            raise UpstreamConnectError("connection refused")
+        return await self.real.request(*args, **kwargs)
+
+    async def aclose(self) -> None:
+        await self.real.aclose()
 
 
 async def test_connect_errors_are_retried_for_idempotent_methods_only(
@@ -260,8 +264,8 @@ async def test_connect_errors_are_retried_for_idempotent_methods_only(
 ) -> None:
     async with start_gateway() as (app, client):
         upstream = app.state.resources.extras["gateway"].upstreams["strategy-service"]
-        flaky = _RefuseFirstConnect(upstream.transport)
-        upstream.transport = flaky
+        flaky = _RefuseFirstConnect(upstream.pool)
+        upstream.pool = flaky
         assert (await client.get("/api/strategies", headers=auth)).status_code == 200
         assert flaky.attempts == 2
 

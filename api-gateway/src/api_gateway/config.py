@@ -100,8 +100,6 @@ class Settings(ServiceSettings):
     )
     upstream_max_connections: int = Field(default=200, ge=1)
     upstream_max_keepalive: int = Field(default=50, ge=1)
-    # httpx pools are split into pools of this many connections (see `proxy.ShardedTransport`).
-    upstream_connections_per_shard: int = Field(default=8, ge=1)
     # Below uvicorn's 5 s keep-alive, so the gateway never reuses a connection the service closed.
     upstream_keepalive_seconds: float = Field(default=4.0, gt=0)
     upstream_connect_retries: int = Field(default=2, ge=0, le=5)

@@ -4,19 +4,19 @@ The hot path is plain ASGI (no request/response objects): it reads the client's 
 authenticates, checks the route's scope and rate limit, then streams the request body to the
 upstream and the upstream's body back, chunk by chunk, never holding a whole body in memory.
 
-Requests go straight to each upstream's pooled httpx transport. Going through
-``AsyncClient.send`` would add redirect and auth machinery the gateway does not want and, worse,
-a shared cookie jar: one user's ``Set-Cookie`` would ride along on the next user's request.
+Requests go to each upstream's pool of keep-alive connections (`api_gateway.upstream_http`):
+the header pairs uvicorn parsed (and so validated) are forwarded as they are, with no client
+object, cookie jar or redirect machinery in between; one user's ``Set-Cookie`` can never ride
+along on the next user's request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -35,6 +35,13 @@ from api_gateway.ratelimit import Decision, RateLimiter
 from api_gateway.routing import RouteRule, RouteTable, has_dot_segments
 from api_gateway.scopes import allows
 from api_gateway.tokens import InternalTokens
+from api_gateway.upstream_http import (
+    UpstreamConnectError,
+    UpstreamError,
+    UpstreamPool,
+    UpstreamResponse,
+    UpstreamTimeout,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -72,127 +79,52 @@ _DROP_FROM_UPSTREAM = HOP_BY_HOP | {b"date", b"server", b"x-request-id"}
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 RETRY_BACKOFF_SECONDS = 0.05
-_URL_CACHE_MAX = 4096
-
-
-class ShardedTransport(httpx.AsyncBaseTransport):
-    """httpx's pooled transport, split into small pools; each request takes the least busy.
-
-    httpcore 1.0's pool does work proportional to its connections times its queued requests on
-    every request (and polls every idle socket); at 32 concurrent requests on one pool that
-    costs more CPU than the rest of the gateway together. Pools of a few connections keep it
-    small, and choosing the pool with the fewest requests in flight keeps them evenly used.
-    """
-
-    def __init__(
-        self, *, limits: httpx.Limits, connections_per_shard: int, ssl_context: ssl.SSLContext
-    ) -> None:
-        total = limits.max_connections or connections_per_shard
-        count = max(1, -(-total // connections_per_shard))
-        keepalive = limits.max_keepalive_connections or total
-        shard_limits = httpx.Limits(
-            max_connections=-(-total // count),
-            max_keepalive_connections=max(1, -(-keepalive // count)),
-            keepalive_expiry=limits.keepalive_expiry,
-        )
-        self._shards = [
-            httpx.AsyncHTTPTransport(limits=shard_limits, retries=0, verify=ssl_context)
-            for _ in range(count)
-        ]
-        self._in_flight = [0] * count
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        index = self._in_flight.index(min(self._in_flight))
-        self._in_flight[index] += 1
-        released = False
-
-        def release() -> None:
-            nonlocal released
-            if not released:
-                released = True
-                self._in_flight[index] -= 1
-
-        try:
-            response = await self._shards[index].handle_async_request(request)
-        except BaseException:
-            release()
-            raise
-        response.stream = _ReleasingStream(response.stream, release)  # type: ignore[arg-type]
-        return response
-
-    async def aclose(self) -> None:
-        for shard in self._shards:
-            await shard.aclose()
-
-
-class _ReleasingStream(httpx.AsyncByteStream):
-    def __init__(self, inner: Any, release: Callable[[], None]) -> None:
-        self._inner = inner
-        self._release = release
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._inner:
-            yield chunk
-
-    async def aclose(self) -> None:
-        try:
-            await self._inner.aclose()
-        finally:
-            self._release()
 
 
 @dataclass
 class Upstream:
-    """One service behind the gateway: its pooled connections and its circuit breaker."""
+    """One service behind the gateway: its connection pool and its circuit breaker."""
 
     name: str
     base_url: httpx.URL
-    transport: httpx.AsyncBaseTransport
+    pool: UpstreamPool
     client: httpx.AsyncClient  # for the gateway's own calls (OpenAPI documents)
     breaker: CircuitBreaker
-    _urls: dict[bytes, httpx.URL] = field(default_factory=dict)
-
-    def url_for(self, scope: Scope) -> httpx.URL:
-        """The upstream URL of a request: same path (as sent, still encoded) and query.
-
-        Parsed URLs are remembered: clients poll the same few URLs over and over, and parsing
-        one is a noticeable share of the gateway's own work per request.
-        """
-        target = scope.get("raw_path") or scope["path"].encode()
-        if query := scope.get("query_string"):
-            target += b"?" + query
-        url = self._urls.get(target)
-        if url is None:
-            url = self.base_url.copy_with(raw_path=target)
-            if len(self._urls) >= _URL_CACHE_MAX:
-                self._urls.clear()
-            self._urls[target] = url
-        return url
 
     async def aclose(self) -> None:
+        await self.pool.aclose()
         await self.client.aclose()
 
 
+def request_target(scope: Scope) -> bytes:
+    """The request line's target upstream: the same path (as sent, still encoded) and query."""
+    target: bytes = scope.get("raw_path") or scope["path"].encode()
+    if query := scope.get("query_string"):
+        target += b"?" + query
+    return target
+
+
 def build_upstreams(settings: Settings) -> dict[str, Upstream]:
-    limits = httpx.Limits(
-        max_connections=settings.upstream_max_connections,
-        max_keepalive_connections=settings.upstream_max_keepalive,
-        keepalive_expiry=settings.upstream_keepalive_seconds,
-    )
     # One TLS context for all pools: building one loads the CA bundle, which takes a while.
     ssl_context = httpx.create_ssl_context()
     upstreams = {}
     for name, url in settings.upstream_urls().items():
-        transport = ShardedTransport(
-            limits=limits,
-            connections_per_shard=settings.upstream_connections_per_shard,
-            ssl_context=ssl_context,
-        )
         upstreams[name] = Upstream(
             name=name,
             base_url=httpx.URL(url.rstrip("/")),
-            transport=transport,
-            client=httpx.AsyncClient(transport=transport, base_url=url),
+            pool=UpstreamPool(
+                url,
+                max_connections=settings.upstream_max_connections,
+                max_keepalive=settings.upstream_max_keepalive,
+                keepalive_seconds=settings.upstream_keepalive_seconds,
+                connect_timeout=settings.upstream_connect_timeout_seconds,
+                ssl_context=ssl_context,
+            ),
+            client=httpx.AsyncClient(
+                base_url=url,
+                verify=ssl_context,
+                limits=httpx.Limits(max_connections=4, max_keepalive_connections=1),
+            ),
             breaker=CircuitBreaker(
                 name,
                 failure_threshold=settings.breaker_failure_threshold,
@@ -229,17 +161,24 @@ def filter_client_headers(
     return kept, dropped
 
 
-def filter_upstream_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+def filter_upstream_headers(
+    raw: list[tuple[bytes, bytes]],
+) -> tuple[list[tuple[bytes, bytes]], int | None]:
+    """The upstream's response headers worth passing on (lowercased), and its Content-Length."""
     named_in_connection: set[bytes] = set()
-    for name, value in raw:
-        if name.lower() == b"connection":
-            named_in_connection.update(t.strip().lower() for t in value.split(b","))
     out = []
+    length = None
     for name, value in raw:
         lowered = name.lower()
-        if lowered not in _DROP_FROM_UPSTREAM and lowered not in named_in_connection:
+        if lowered == b"connection":
+            named_in_connection.update(t.strip().lower() for t in value.split(b","))
+        elif lowered == b"content-length" and value.isdigit():
+            length = int(value)
+        if lowered not in _DROP_FROM_UPSTREAM:
             out.append((lowered, value))
-    return out
+    if named_in_connection:
+        out = [(n, v) for n, v in out if n not in named_in_connection]
+    return out, length
 
 
 class Proxy:
@@ -263,25 +202,14 @@ class Proxy:
         self._internal_tokens = internal_tokens
         self._metrics = metrics
         self._retries = settings.upstream_connect_retries
-        self._connect_timeout = settings.upstream_connect_timeout_seconds
-        self._default_timeout = self._timeout(settings.upstream_timeout_seconds)
+        # Read, write and pool timeouts, per route prefix (longest first).
+        self._default_timeout = settings.upstream_timeout_seconds
         self._route_timeouts = sorted(
-            (
-                (prefix, self._timeout(seconds))
-                for prefix, seconds in settings.route_timeouts.items()
-            ),
-            key=lambda item: -len(item[0]),
+            settings.route_timeouts.items(), key=lambda item: -len(item[0])
         )
+        self._outcomes: dict[tuple[str, str], Any] = {}  # labelled metric children, kept
 
-    def _timeout(self, seconds: float) -> dict[str, float]:
-        return {
-            "connect": self._connect_timeout,
-            "read": seconds,
-            "write": seconds,
-            "pool": seconds,
-        }
-
-    def _timeout_for(self, path: str) -> dict[str, float]:
+    def _timeout_for(self, path: str) -> float:
         for prefix, timeout in self._route_timeouts:
             if path.startswith(prefix):
                 return timeout
@@ -337,21 +265,16 @@ class Proxy:
 
         self._add_gateway_headers(headers, scope, dropped, principal)
         body = _RequestBody(receive) if _has_body(dropped, headers) else None
-        request = httpx.Request(
-            method,
-            upstream.url_for(scope),
-            headers=headers,
-            content=body,
-            extensions={"timeout": self._timeout_for(path)},
-        )
         caller = rate_limit_subject(principal)
         try:
-            response = await self._send(upstream, request, body, method, caller)
+            response = await self._send(
+                upstream, request_target(scope), headers, body, method, path, caller
+            )
         except ClientDisconnect:
             return
-        response_headers = filter_upstream_headers(response.headers.raw)
+        response_headers, length = filter_upstream_headers(response.headers)
         response_headers.extend(decision.raw_headers())
-        await self._stream_back(upstream, response, response_headers, send, caller)
+        await self._stream_back(upstream, response, response_headers, length, send, caller)
 
     def _add_gateway_headers(
         self,
@@ -375,17 +298,23 @@ class Proxy:
     async def _send(
         self,
         upstream: Upstream,
-        request: httpx.Request,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
         body: _RequestBody | None,
         method: str,
+        path: str,
         caller: str,
-    ) -> httpx.Response:
-        attempts = 1 + (self._retries if method in IDEMPOTENT_METHODS else 0)
+    ) -> UpstreamResponse:
+        idempotent = method in IDEMPOTENT_METHODS
+        attempts = 1 + (self._retries if idempotent else 0)
+        timeout = self._timeout_for(path)
         started = time.perf_counter()
         for attempt in range(attempts):
             try:
-                response = await upstream.transport.handle_async_request(request)
-            except httpx.ConnectError as exc:
+                response = await upstream.pool.request(
+                    method, target, headers, body, wait_seconds=timeout, retry_stale=idempotent
+                )
+            except UpstreamConnectError as exc:
                 # Nothing reached the service, so a retry cannot repeat an effect; a body that
                 # started streaming cannot be replayed, though.
                 if attempt + 1 < attempts and (body is None or not body.started):
@@ -393,21 +322,33 @@ class Proxy:
                     continue
                 self._failed(upstream, "connect_error", caller)
                 raise BadGateway(f"{upstream.name} refused the connection") from exc
-            except httpx.TimeoutException as exc:
+            except UpstreamTimeout as exc:
                 self._failed(upstream, "timeout", caller)
                 raise GatewayTimeout(f"{upstream.name} did not answer in time") from exc
-            except httpx.TransportError as exc:
+            except UpstreamError as exc:
                 self._failed(upstream, "transport_error", caller)
-                raise BadGateway(f"{upstream.name} failed: {type(exc).__name__}") from exc
+                raise BadGateway(f"{upstream.name} failed: {exc}") from exc
             break
-        self._metrics.upstream_latency.labels(upstream.name).observe(time.perf_counter() - started)
-        status = response.status_code
-        self._metrics.upstream_requests.labels(upstream.name, str(status)).inc()
+        status = response.status
+        latency, count = self._metric_children(upstream.name, status)
+        latency.observe(time.perf_counter() - started)
+        count.inc()
         if status >= 500:
             upstream.breaker.record_failure(caller)
         else:  # a 4xx is the caller's error, not the service's: it never counts against it
             upstream.breaker.record_success()
         return response
+
+    def _metric_children(self, upstream: str, status: int) -> tuple[Any, Any]:
+        key = (upstream, str(status))
+        children = self._outcomes.get(key)
+        if children is None:
+            children = (
+                self._metrics.upstream_latency.labels(upstream),
+                self._metrics.upstream_requests.labels(upstream, key[1]),
+            )
+            self._outcomes[key] = children
+        return children
 
     def _failed(self, upstream: Upstream, outcome: str, caller: str) -> None:
         upstream.breaker.record_failure(caller)
@@ -416,37 +357,33 @@ class Proxy:
     async def _stream_back(
         self,
         upstream: Upstream,
-        response: httpx.Response,
+        response: UpstreamResponse,
         headers: list[tuple[bytes, bytes]],
+        length: int | None,
         send: Send,
         caller: str,
     ) -> None:
-        await send(
-            {"type": "http.response.start", "status": response.status_code, "headers": headers}
-        )
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
         # With a Content-Length, the chunk that completes the body goes out as the last message
         # (one send fewer per response); the stream then ends without waiting on the network.
-        length = response.headers.get("content-length")
-        remaining = int(length) if length is not None and length.isdigit() else None
+        remaining = length
         last = b""
         try:
-            async for chunk in response.stream:  # type: ignore[union-attr]
-                if not chunk:
-                    continue
+            async for chunk in response.chunks():
                 if remaining is not None:
                     remaining -= len(chunk)
                     if remaining <= 0:
                         last = chunk
                         continue
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        except httpx.TransportError as exc:
+        except UpstreamError as exc:
             # The status line is out; all that is left is to cut the connection short, which
             # tells the client the body is incomplete.
             upstream.breaker.record_failure(caller)
             logger.warning("%s broke off its response: %s", upstream.name, exc)
             return
         finally:
-            await response.aclose()
+            response.close()
         await send({"type": "http.response.body", "body": last, "more_body": False})
 
 
@@ -460,7 +397,7 @@ def _has_body(dropped: dict[bytes, bytes], kept: list[tuple[bytes, bytes]]) -> b
 
 
 class _RequestBody:
-    """The client's request body as an async stream for httpx, read as it arrives."""
+    """The client's request body as an async stream for the upstream, read as it arrives."""
 
     def __init__(self, receive: Receive) -> None:
         self._receive = receive
