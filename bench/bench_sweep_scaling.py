@@ -67,7 +67,7 @@ from backtesting_service.backtest.sweep import SearchSpace, combinations
 from backtesting_service.bar_sources import CsvBarSource
 from backtesting_service.config import Settings
 from backtesting_service.main import create_app
-from backtesting_service.strategies import unknown_strategy
+from backtesting_service.strategies import StrategyVersion, unknown_strategy
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
@@ -81,7 +81,7 @@ ISSUE_ONE, ISSUE_POOL = 1_550, 2_000  # combinations/s the issue reports on a qu
 class NoStoredStrategies:
     """The bench submits inline graphs; the strategy service is never asked."""
 
-    async def graph(self, user_id: str, strategy_id: str, version: int) -> dict[str, Any]:
+    async def version(self, user_id: str, strategy_id: str, version: int) -> StrategyVersion:
         raise unknown_strategy(strategy_id, version)
 
 

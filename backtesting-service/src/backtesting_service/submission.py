@@ -60,12 +60,15 @@ class Submission:
         )
 
     async def _plan(self, user_id: str, request: BacktestCreate) -> tuple[dict[str, Any], Plan]:
+        plan: Plan | None = None
         if request.graph is not None:
             graph = request.graph
         else:
             assert request.strategy_id is not None and request.version is not None
-            graph = await self.strategies.graph(user_id, request.strategy_id, request.version)
-        plan = compile_graph(graph)  # GraphInvalid: 422 listing every problem
+            saved = await self.strategies.version(user_id, request.strategy_id, request.version)
+            graph, plan = saved.graph, saved.plan
+        # GraphInvalid: 422 listing every problem. A stored version arrives compiled.
+        plan = plan or compile_graph(graph)
         if request.params:
             plan = plan.with_params(request.params)
         check_plan(plan, request.config)

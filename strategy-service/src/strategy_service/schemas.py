@@ -119,6 +119,11 @@ class VersionSummaryPublic(BaseModel):
 class VersionPublic(VersionSummaryPublic):
     strategy_id: str
     graph: dict[str, Any]
+    plan: str | None = Field(
+        default=None,
+        description="the compiled plan (the engine's serialised form), with ?include=plan: the "
+        "backtesting service runs it instead of compiling the graph again",
+    )
 
 
 class VersionsPublic(BaseModel):

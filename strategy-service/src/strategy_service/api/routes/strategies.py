@@ -5,7 +5,7 @@ Another user's strategy, a deleted one and one that never existed all answer 404
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from anyio import to_thread
 from fastapi import Query
@@ -209,24 +209,37 @@ async def list_versions(
 @router.get(
     "/{strategy_id}/versions/{n}",
     response_model=VersionPublic,
-    summary="One immutable version: its graph and plan id (also read by the backtest service)",
+    summary="One immutable version: its graph, plan id and, on request, its compiled plan",
 )
 async def get_version(
     strategy_id: StrategyIdDep,
     n: VersionNumber,
     principal: ReaderDep,
     session: SessionDep,
+    services: ServicesDep,
     response: Response,
+    include: Annotated[
+        Literal["plan"] | None,
+        Query(
+            description="`plan`: add the compiled plan, from the plan cache (one compilation "
+            "per version, however many backtests run it)"
+        ),
+    ] = None,
 ) -> VersionPublic:
     if await repository.get_live(session, principal.user_id, strategy_id) is None:
         raise NotFound(f"there is no strategy {strategy_id}")
     version = await repository.get_version(session, strategy_id, n)
     if version is None:
         raise NotFound(f"strategy {strategy_id} has no version {n}")
+    public = version_public(version)
+    if include == "plan":
+        await session.close()  # hand the connection back before a possible compilation
+        plan, _ = await services.plans.load(version.plan_id, version.graph)
+        public.plan = plan.to_bytes().decode()
     # A version never changes: its content may be cached for as long as the client likes.
-    response.headers["ETag"] = f'"{strategy_id}.{n}"'
+    response.headers["ETag"] = f'"{strategy_id}.{n}{".plan" if include else ""}"'
     response.headers["Cache-Control"] = "private, max-age=31536000, immutable"
-    return version_public(version)
+    return public
 
 
 @router.post(
