@@ -382,3 +382,42 @@ def test_the_strict_body_walk_finds_lax_fields_in_nested_models() -> None:
         "_LaxLeaf.flags (bool <- 1)",
         "_LaxLeaf.flags (bool <- 0.0)",
     ]
+
+
+# ----------------------------------------------------------------------------- layering
+
+TOOLS = ("algotrade_devstack", "algotrade_testkit")
+
+
+def imported_roots(package: str) -> dict[str, set[str]]:
+    """Top-level module names each source file of ``package`` imports (absolute imports)."""
+    import ast
+    from pathlib import Path
+
+    spec = importlib.util.find_spec(package)
+    assert spec is not None and spec.submodule_search_locations
+    roots: dict[str, set[str]] = {}
+    for root in spec.submodule_search_locations:
+        for path in Path(root).rglob("*.py"):
+            names: set[str] = set()
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Import):
+                    names.update(alias.name.split(".")[0] for alias in node.names)
+                elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    names.add(node.module.split(".")[0])
+            roots[str(path)] = names
+    return roots
+
+
+def test_shared_imports_no_service_and_no_dev_tool() -> None:
+    for path, names in imported_roots("algotrade").items():
+        assert not names & {*PACKAGES, *TOOLS}, (
+            f"{path} imports {sorted(names & {*PACKAGES, *TOOLS})}"
+        )
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_services_import_no_other_service_and_no_dev_tool(package: str) -> None:
+    forbidden = {*PACKAGES, *TOOLS} - {package}
+    for path, names in imported_roots(package).items():
+        assert not names & forbidden, f"{path} imports {sorted(names & forbidden)}"

@@ -54,6 +54,13 @@ def _provided(request: pytest.FixtureRequest, provided: Provided) -> str:
     return provided.url
 
 
+def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
+    """numba's compiled-kernel cache goes under ``.algotrade/`` even for a bare ``pytest`` (the
+    Makefile exports it too): never ``__pycache__`` beside the sources. Runs before any conftest
+    or test module imports numba, which reads the variable once, at import."""
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(early_config.rootpath / ".algotrade" / "numba"))
+
+
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     """Say what the tests ran against, loudly when something was a stand-in."""
     sources = config.stash.get(_SOURCES, {})
