@@ -3,19 +3,22 @@
     uv run --frozen python bench/bench_gateway.py [--requests 5000] [--seconds 5]
 
 Starts, each in its own process, a minimal platform service (``create_service_app``, its route
-guarded by the internal token like every real service) and the gateway (``api-gateway serve``:
-uvicorn with uvloop and httptools), both pointed at Redis (``REDIS_URL``, else 127.0.0.1:6379,
-else a private redis-server). Then, from this process, with httpx:
+guarded by the internal token like every real service) and the gateway (``api-gateway serve``),
+both served as every service is (`algotrade.server.serve`: uvicorn, uvloop, httptools), pointed
+at Redis (``REDIS_URL``, else 127.0.0.1:6379, else a private redis-server). Then, from this process, with httpx:
 
 - 1 connection: requests alternate direct / through the gateway, so both see the same machine
-  state; prints p50/p90/p99 and throughput of each, and the difference.
-- 32 connections: 32 concurrent clients for ``--seconds`` each way; p50/p99 and requests/s.
+  state; prints p50/p90/p99 and throughput of each, the difference and ratio at p50, and the
+  CPU time each server process spent per request.
+- 32 connections: 32 concurrent clients for ``--seconds`` each way; p50/p99, requests/s and
+  the gateway's share of the direct throughput.
 - token verification: microseconds per access-token verification, internal-token signing, and
   the cached internal-token lookup the gateway does per request.
 
 The direct path also presents a valid internal token, so the service does the same work both
 ways and the difference is the gateway: authentication, the Redis rate-limit script, the
-internal token, and the extra HTTP hop.
+internal token, and the extra HTTP hop. The last line compares both ratios with their goals
+(`GOAL_ADDED_P50_MS`, `GOAL_THROUGHPUT_RATIO`).
 """
 
 from __future__ import annotations
@@ -38,18 +41,19 @@ from fastapi import APIRouter
 from algotrade.auth import CurrentPrincipal, KeySet, Principal, TokenIssuer, TokenVerifier
 from algotrade.config import ServiceSettings
 from algotrade.keys import InstallationKeys
+from algotrade.server import serve
 from algotrade.service import create_service_app
 from algotrade_devstack.infra import free_port, provide_redis, spawn, terminate
 from api_gateway.config import Settings
 from api_gateway.tokens import AccessTokens, InternalTokens
 
 PATH = "/api/market/latest?symbol=EURUSD&timeframe=M1"
+GOAL_ADDED_P50_MS = 0.3  # 1 connection: what the gateway may add to a direct call's median
+GOAL_THROUGHPUT_RATIO = 0.8  # 32 connections: share of the direct throughput it must keep
 
 
 def serve_upstream(port: int) -> None:
     """The service behind the gateway: one small JSON answer, internal token required."""
-    import uvicorn
-
     router = APIRouter()
 
     @router.get("/api/market/latest")
@@ -69,15 +73,7 @@ def serve_upstream(port: int) -> None:
     # The keys come from the environment main() spawns this process with.
     settings = ServiceSettings(environment="local", log_level="WARNING")
     app = create_service_app(name="bench-upstream", settings=settings, uses=(), routers=[router])
-    uvicorn.run(
-        app,
-        host="127.0.0.1",
-        port=port,
-        loop="uvloop",
-        http="httptools",
-        log_level="warning",
-        access_log=False,
-    )
+    serve(app, settings, host="127.0.0.1", port=port)  # as every service runs
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -124,7 +120,7 @@ def single_connection(
     internal_auth: dict[str, str],
     n: int,
     pids: dict[str, int],
-) -> None:
+) -> dict[str, float]:
     print(f"\n1 connection, {n} requests each way, interleaved")
     times: dict[str, list[float]] = {"direct": [], "gateway": []}
     elapsed = {"direct": 0.0, "gateway": 0.0}
@@ -148,21 +144,25 @@ def single_connection(
         print(summary(name, times[name], elapsed[name]))
     p50 = {k: statistics.median(v) * 1000 for k, v in times.items()}
     p99 = {k: percentile(v, 99) * 1000 for k, v in times.items()}
+    added = p50["gateway"] - p50["direct"]
     print(
-        f"  gateway adds: p50 +{p50['gateway'] - p50['direct']:.3f} ms "
+        f"  gateway adds: p50 +{added:.3f} ms "
         f"(x{p50['gateway'] / p50['direct']:.2f}), p99 +{p99['gateway'] - p99['direct']:.3f} ms "
-        f"(x{p99['gateway'] / p99['direct']:.2f})   [goal: < 0.5 ms at p50]"
+        f"(x{p99['gateway'] / p99['direct']:.2f})   [goal: < {GOAL_ADDED_P50_MS} ms at p50]"
     )
+    figures = {"added_p50_ms": added, "latency_ratio": p50["gateway"] / p50["direct"]}
     spent = {
         name: after - before
         for name in pids
         if (before := cpu_before[name]) is not None and (after := cpu_after[name]) is not None
     }
     if len(spent) == 2:
+        figures["gateway_cpu_ms"] = spent["gateway"] / n * 1000
         print(
-            f"  CPU per request: gateway process {spent['gateway'] / n * 1000:.3f} ms, "
+            f"  CPU per request: gateway process {figures['gateway_cpu_ms']:.3f} ms, "
             f"service process {spent['service'] / (2 * n) * 1000:.3f} ms"
         )
+    return figures
 
 
 async def _load(
@@ -205,7 +205,7 @@ def many_connections(
     internal_auth: dict[str, str],
     connections: int,
     seconds: float,
-) -> None:
+) -> float:
     print(f"\n{connections} connections, {seconds:.0f} s each way")
     direct_times, direct_elapsed = asyncio.run(_load(direct, internal_auth, connections, seconds))
     gateway_times, gateway_elapsed = asyncio.run(_load(gateway, user_auth, connections, seconds))
@@ -213,7 +213,11 @@ def many_connections(
     print(summary("gateway", gateway_times, gateway_elapsed))
     added_p50 = (percentile(gateway_times, 50) - percentile(direct_times, 50)) * 1000
     ratio = (len(gateway_times) / gateway_elapsed) / (len(direct_times) / direct_elapsed)
-    print(f"  gateway adds: p50 +{added_p50:.3f} ms; gateway throughput x{ratio:.2f} of direct")
+    print(
+        f"  gateway adds: p50 +{added_p50:.3f} ms; gateway throughput x{ratio:.2f} of direct"
+        f"   [goal: >= x{GOAL_THROUGHPUT_RATIO:.2f}]"
+    )
+    return ratio
 
 
 def token_costs() -> None:
@@ -317,7 +321,7 @@ def main() -> None:
             f"  service {direct_url} (uvicorn+uvloop+httptools), gateway {gateway_url}, "
             f"redis {redis.source}, {os.cpu_count()} CPUs, python {sys.version.split()[0]}"
         )
-        single_connection(
+        one = single_connection(
             gateway_url,
             direct_url,
             user_auth,
@@ -325,10 +329,21 @@ def main() -> None:
             args.requests,
             {"gateway": gateway.pid, "service": upstream.pid},
         )
-        many_connections(
+        ratio = many_connections(
             gateway_url, direct_url, user_auth, internal_auth, args.connections, args.seconds
         )
         token_costs()
+        added = one["added_p50_ms"]
+        cpu = one.get("gateway_cpu_ms")
+        print(
+            f"\nsummary: 1 connection: gateway adds {added:.3f} ms at p50 "
+            f"(x{one['latency_ratio']:.2f} of direct; goal < {GOAL_ADDED_P50_MS} ms: "
+            f"{'met' if added < GOAL_ADDED_P50_MS else 'NOT met'})"
+            + (f", {cpu:.3f} ms gateway CPU per request" if cpu is not None else "")
+            + f"; {args.connections} connections: gateway throughput x{ratio:.2f} of direct "
+            f"(goal >= x{GOAL_THROUGHPUT_RATIO:.2f}: "
+            f"{'met' if ratio >= GOAL_THROUGHPUT_RATIO else 'NOT met'})"
+        )
     finally:
         terminate(gateway)
         terminate(upstream)
