@@ -5,7 +5,8 @@
 Starts, each in its own process, a minimal platform service (``create_service_app``, its route
 guarded by the internal token like every real service) and the gateway (``api-gateway serve``),
 both served as every service is (`algotrade.server.serve`: uvicorn, uvloop, httptools), pointed
-at Redis (``REDIS_URL``, else 127.0.0.1:6379, else a private redis-server). Then, from this process, with httpx:
+at Redis (``REDIS_URL``, else 127.0.0.1:6379, else a private redis-server). Then, from this
+process, with httpx:
 
 - 1 connection: requests alternate direct / through the gateway, so both see the same machine
   state; prints p50/p90/p99 and throughput of each, the difference and ratio at p50, and the
