@@ -2,7 +2,8 @@
 
 Used by both ``algotrade dev up`` and the pytest plugin, so tests run on exactly what
 ``make run`` runs. Each ``provide_*`` returns a `Provided` with the URL to use and a ``stop``
-that tears down only what it started.
+that tears down only what it started. What it started itself also comes as a `Server`, which
+the stack watches and starts again, on the same port and data, when it dies.
 """
 
 from __future__ import annotations
@@ -18,9 +19,24 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+import psutil
 
 from algotrade.processes import die_with_parent
+
+
+class Server(Protocol):
+    """A server process started here that can be started again after it died, on the same
+    port and data directory, so that its clients' URLs stay valid."""
+
+    @property
+    def pid(self) -> int | None: ...
+
+    @property
+    def running(self) -> bool: ...
+
+    def start(self) -> None: ...
 
 
 @dataclass
@@ -31,6 +47,75 @@ class Provided:
     stop: Callable[[], None]
     stand_in: bool = False  # an in-memory substitute, not the real server
     handle: Any = None  # the object that runs it, when a caller needs more than stop()
+    server: Server | None = None  # set when started here and restartable in place
+
+
+@dataclass
+class ServerProcess:
+    """A server child listening on a fixed port (``redis-server``, moto): `start` launches it
+    and returns once the port answers, again after it died."""
+
+    args: list[str]
+    port: int
+    log: Path
+    ready_within: float = 30.0
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self) -> None:
+        if self.running:
+            return
+        self.proc = spawn(self.args, self.log)
+        wait_tcp("127.0.0.1", self.port, self.ready_within, self.proc)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            terminate(self.proc)
+
+
+@dataclass
+class PgServer:
+    """The `pgserver` wheel's PostgreSQL: the postmaster is daemonised by ``pg_ctl``, so it is
+    watched through ``postmaster.pid`` rather than as a child."""
+
+    server: Any  # pgserver.PostgresServer
+
+    @property
+    def pid(self) -> int | None:
+        pid: int | None = self.server.get_pid()
+        return pid
+
+    @property
+    def running(self) -> bool:
+        try:
+            return bool(self.server.get_postmaster_info().process.status() != "zombie")
+        except (psutil.Error, AttributeError):  # gone, or no process recorded
+            return False
+
+    def start(self) -> None:
+        """``pg_ctl start`` on the same data directory and socket (crash recovery runs first
+        after a kill). Raises while the dead postmaster's backends still hold its shared
+        memory; the caller tries again later."""
+        if self.running:
+            return
+        # Until the killed postmaster is gone, pgserver takes its pid file for a live server.
+        with contextlib.suppress(psutil.Error, AttributeError):
+            self.server.get_postmaster_info().process.wait(10)
+        with self.server._lock:  # pgserver's own inter-process lock around its pg_ctl calls
+            # Run as root, pgserver runs PostgreSQL as its own user and opens the data
+            # directory's parents to it; this does that again, should something have closed
+            # them since (pytest makes its temporary root 0700 at every session's start).
+            self.server.ensure_pgdata_inited()
+            self.server.ensure_postgres_running()
+        if not self.running:
+            raise RuntimeError(f"the old postmaster (pid {self.pid}) has not exited yet")
 
 
 def _noop() -> None:
@@ -171,7 +256,13 @@ def provide_postgres(state_dir: Path, env_url: str | None, *, allow_local: bool)
     data = state_dir / "pgdata"
     data.mkdir(parents=True, exist_ok=True)
     server = get_server(data, cleanup_mode="stop")
-    return Provided("postgres", server.get_uri(), f"pgserver in {data}", server.cleanup)
+    return Provided(
+        "postgres",
+        server.get_uri(),
+        f"pgserver in {data}",
+        server.cleanup,
+        server=PgServer(server),
+    )
 
 
 def redis_server_binary() -> tuple[str, str]:
@@ -198,15 +289,16 @@ def provide_redis(state_dir: Path, env_url: str | None, *, allow_local: bool) ->
     if allow_local and tcp_reachable("127.0.0.1", 6379):
         return Provided("redis", "redis://127.0.0.1:6379/0", "127.0.0.1:6379", _noop)
     port = free_port()
-    log = state_dir / "logs" / "redis.log"
     binary, origin = redis_server_binary()
-    proc = spawn(
+    server = ServerProcess(
         [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
-        log,
+        port,
+        state_dir / "logs" / "redis.log",
+        ready_within=15,
     )
-    wait_tcp("127.0.0.1", port, 15, proc)
+    server.start()
     return Provided(
-        "redis", f"redis://127.0.0.1:{port}/0", f"{origin} on :{port}", lambda: terminate(proc)
+        "redis", f"redis://127.0.0.1:{port}/0", f"{origin} on :{port}", server.stop, server=server
     )
 
 
@@ -239,6 +331,7 @@ def provide_kafka(
             f"Apache Kafka {kafka_version()} (KRaft) on :{broker.port}",
             broker.stop,
             handle=broker,
+            server=broker,
         )
     log = state_dir / "logs" / "kafka-mock.log"
     log.unlink(missing_ok=True)
@@ -258,12 +351,16 @@ def provide_s3(state_dir: Path, env_endpoint: str | None) -> Provided:
     if env_endpoint:
         return Provided("s3", env_endpoint, "S3_ENDPOINT", _noop)
     port = free_port()
-    log = state_dir / "logs" / "moto.log"
-    proc = spawn([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], log)
-    wait_tcp("127.0.0.1", port, 30, proc)
+    server = ServerProcess(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        port,
+        state_dir / "logs" / "moto.log",
+    )
+    server.start()
     return Provided(
         "s3",
         f"http://127.0.0.1:{port}",
         f"moto server (S3 API emulator) on :{port}",
-        lambda: terminate(proc),
+        server.stop,
+        server=server,
     )

@@ -120,6 +120,10 @@ class KafkaBroker:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
     def _config(self) -> Path:
         logs = self.data_dir / "log"
         values = {

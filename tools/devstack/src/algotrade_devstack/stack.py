@@ -6,9 +6,11 @@ backtest worker as ``python -m backtesting_service worker``, each with its log i
 ``<state>/logs/``. The supervisor creates the topic table on Kafka, waits for every ``/readyz``,
 prints a table, then watches: a child that dies is reported with the tail of its log and
 restarted after an exponential backoff (0.5 s doubling to 30 s, reset once a child stayed up for
-a minute). Every second it writes ``<state>/status.json``, which ``algotrade dev status`` shows.
-SIGINT or SIGTERM stops the children (SIGTERM, then SIGKILL after a grace period), then the
-infrastructure it started; nothing is restarted while stopping.
+a minute). Infrastructure it started itself heals the same way: a dead Redis, PostgreSQL, Kafka
+broker or S3 emulator is started again on the same port and data directory, so every child's
+URLs stay valid. Every second it writes ``<state>/status.json``, which ``algotrade dev status``
+shows. SIGINT or SIGTERM stops the children (SIGTERM, then SIGKILL after a grace period), then
+the infrastructure it started; nothing is restarted while stopping.
 
 Keys are this installation's own, generated on first start into ``<state>/keys.json`` (mode
 0600) and reused (`algotrade.keys`): the gateway gets the access-token secret and its signing
@@ -83,6 +85,7 @@ START_CRASH_LIMIT = 3
 STATUS_EVERY = 1.0
 
 ChildState = Literal["starting", "ready", "running", "restarting", "exited"]
+InfraState = Literal["running", "restarting"]
 Phase = Literal["starting", "ready", "failed", "stopping", "stopped"]
 
 
@@ -101,6 +104,10 @@ class InfraStatus(TypedDict):
     url: str  # password redacted
     source: str
     kind: Literal["real", "stand-in"]
+    pid: int | None
+    # None: not the stack's to restart (from the environment, or the stand-in broker)
+    state: InfraState | None
+    restarts: int
 
 
 class StackStatus(TypedDict):
@@ -164,6 +171,17 @@ class Child:
 
 
 @dataclass
+class Healing:
+    """Restart bookkeeping of one infrastructure server the stack started (`Provided.server`)."""
+
+    state: InfraState = "running"
+    restarts: int = 0
+    up_since: float = field(default_factory=time.monotonic)
+    restart_at: float = 0.0  # monotonic time of the next start, while restarting
+    backoff: float = FIRST_BACKOFF
+
+
+@dataclass
 class Stack:
     state_dir: Path
     base_port: int
@@ -172,6 +190,7 @@ class Stack:
     console: Console = field(default_factory=lambda: Console(width=110))
     infra: list[Provided] = field(default_factory=list)
     children: list[Child] = field(default_factory=list)
+    healing: dict[str, Healing] = field(default_factory=dict)  # by infrastructure name
     stop_requested: threading.Event = field(default_factory=threading.Event)
     phase: Phase = "starting"
     ready_after: float | None = None
@@ -293,6 +312,7 @@ class Stack:
 
     def supervise(self, client: httpx.Client) -> None:
         """One round: reap the dead, restart those whose backoff ran out, probe the starting."""
+        self.supervise_infra()
         now = time.monotonic()
         for child in self.children:
             if child.state == "restarting":
@@ -314,6 +334,62 @@ class Stack:
                         )
         if now - self._status_written >= STATUS_EVERY:
             self.write_status()
+
+    def supervise_infra(self) -> None:
+        """Start again, on the same port and data, the infrastructure servers that died.
+
+        A start blocks the round (a Kafka broker takes seconds): it must run on this thread,
+        because a child asks to die with the thread that started it (`infra.spawn`).
+        """
+        for piece in self.infra:
+            if piece.server is None or self.stop_requested.is_set():
+                continue
+            heal = self.healing.setdefault(piece.name, Healing())
+            now = time.monotonic()
+            if heal.state == "running" and not piece.server.running:
+                uptime = now - heal.up_since
+                if uptime >= STABLE_AFTER:
+                    heal.backoff = FIRST_BACKOFF
+                heal.state, heal.restart_at = "restarting", now + heal.backoff
+                self.console.print(
+                    f"[bold red]{piece.name} (pid {piece.server.pid}) died after {uptime:.1f}s[/]; "
+                    f"starting it again on the same port and data in {heal.backoff:.1f}s"
+                )
+                heal.backoff = min(heal.backoff * 2, MAX_BACKOFF)
+                self.write_status()
+            elif heal.state == "restarting" and now >= heal.restart_at:
+                self.restart_infra(piece, heal)
+
+    def restart_infra(self, piece: Provided, heal: Healing) -> None:
+        assert piece.server is not None
+        try:
+            piece.server.start()
+        except Exception as exc:  # whatever kept it from starting, the next try may not meet
+            heal.restart_at = time.monotonic() + heal.backoff
+            self.console.print(
+                f"[bold red]{piece.name} did not start again[/] ({type(exc).__name__}: "
+                f"{str(exc)[-500:]}); next try in {heal.backoff:.1f}s"
+            )
+            heal.backoff = min(heal.backoff * 2, MAX_BACKOFF)
+            return
+        heal.state, heal.up_since = "running", time.monotonic()
+        heal.restarts += 1
+        self.console.print(
+            f"[green]{piece.name} is up again[/] (pid {piece.server.pid}, restart {heal.restarts})"
+        )
+        self.write_status()
+
+    def infra_status(self, piece: Provided) -> InfraStatus:
+        heal = self.healing.get(piece.name) if piece.server is not None else None
+        return {
+            "name": piece.name,
+            "url": _redact(piece.url),
+            "source": piece.source,
+            "kind": "stand-in" if piece.stand_in else "real",
+            "pid": piece.server.pid if piece.server is not None else None,
+            "state": None if piece.server is None else heal.state if heal else "running",
+            "restarts": heal.restarts if heal else 0,
+        }
 
     def child_died(self, child: Child, proc: subprocess.Popen[bytes], now: float) -> None:
         code = proc.returncode
@@ -378,15 +454,7 @@ class Stack:
             "updated_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "ready_after": self.ready_after,
             "children": [child.status(now) for child in self.children],
-            "infrastructure": [
-                {
-                    "name": p.name,
-                    "url": _redact(p.url),
-                    "source": p.source,
-                    "kind": "stand-in" if p.stand_in else "real",
-                }
-                for p in self.infra
-            ],
+            "infrastructure": [self.infra_status(p) for p in self.infra],
         }
 
     def write_status(self) -> None:
@@ -528,10 +596,16 @@ def status_tables(status: StackStatus, title: str) -> tuple[Table, Table]:
     infra.add_column("piece", no_wrap=True)
     infra.add_column("URL", overflow="fold")
     infra.add_column("kind", no_wrap=True)
+    infra.add_column("pid", justify="right", no_wrap=True)
+    infra.add_column("restarts", justify="right", no_wrap=True)
     infra.add_column("source")
     for piece in status["infrastructure"]:
         kind = "[bold red]STAND-IN[/]" if piece["kind"] == "stand-in" else "[green]real[/]"
-        infra.add_row(piece["name"], piece["url"], kind, piece["source"])
+        # .get: a status file written before the stack restarted its infrastructure has none
+        pid, state = piece.get("pid"), piece.get("state")
+        shown_pid = "—" if pid is None else f"[red]{pid}[/]" if state == "restarting" else str(pid)
+        restarts = str(piece.get("restarts", 0)) if state is not None else "—"
+        infra.add_row(piece["name"], piece["url"], kind, shown_pid, restarts, piece["source"])
     return children, infra
 
 
