@@ -268,7 +268,7 @@ async def main(args: argparse.Namespace) -> None:
                 )
         app = create_app(settings)
         async with serve_in_process(app, timeout_seconds=120):
-            market: MarketServices = app.state.resources.extras["market"]
+            market: MarketServices = app.state.services
             print("\nimport into history + windows (ImportRunner.from_path, end to end)")
             for label, reader in parsers.items():
                 tag = "OLD" if reader is old_read_csv_chunks else "NEW"

@@ -28,7 +28,7 @@ class Service:
 
     @property
     def market(self) -> MarketServices:
-        market: MarketServices = self.app.state.resources.extras["market"]
+        market: MarketServices = self.app.state.services
         return market
 
     def headers(self, user_id: str = "u1", scopes: frozenset[str] = ALL_SCOPES) -> dict[str, str]:

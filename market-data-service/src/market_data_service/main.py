@@ -35,7 +35,7 @@ def create_app(settings: Settings | None = None, *, candles: CandleSource | None
     settings = settings or Settings()
 
     @contextlib.asynccontextmanager
-    async def setup(resources: Resources) -> AsyncIterator[None]:
+    async def setup(resources: Resources) -> AsyncIterator[MarketServices]:
         sessions = resources.require_sessions()
         # History is where a bar becomes durable: without PostgreSQL the service is not ready.
         # Redis (windows refill) and Kafka (events wait in the outbox) only degrade it.
@@ -109,11 +109,10 @@ def create_app(settings: Settings | None = None, *, candles: CandleSource | None
                     reconnect_max=settings.coinbase_reconnect_max_seconds,
                 )
                 await stack.enter_async_context(market.coinbase.running())
-            resources.extras["market"] = market
             # Everything built so far lives as long as the process: keep it out of the
             # garbage collector's scans (a full scan of a service heap stalls ~50-100 ms).
             gc.freeze()
-            yield
+            yield market
 
     return create_service_app(
         name=NAME,

@@ -169,14 +169,16 @@ async def open_resources(
         yield resources
 
 
-def services_dependency(kind: type[S]) -> Callable[[Request], S]:
+def services_dependency(kind: type[S]) -> Callable[[Request], Awaitable[S]]:
     """The route dependency returning the service's domain objects (what its setup yielded).
 
     Each service declares ``ServicesDep = Annotated[XServices, Depends(services_dependency(
-    XServices))]`` in ``api/deps.py``: one typed entry point instead of loose keys.
+    XServices))]`` in ``api/deps.py``: one typed entry point instead of loose keys. It is a
+    coroutine because FastAPI runs a plain ``def`` dependency in a worker thread, a hop that
+    costs more than many whole requests.
     """
 
-    def get_services(request: Request) -> S:
+    async def get_services(request: Request) -> S:
         services = getattr(request.app.state, "services", None)
         if not isinstance(services, kind):
             raise DependencyUnavailable(f"{kind.__name__} is not built (the app has not started)")

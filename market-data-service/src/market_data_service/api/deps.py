@@ -7,23 +7,19 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import Depends, Path, Query, Request
+from fastapi import Depends, Path, Query
 from redis.exceptions import RedisError
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from algotrade.auth import Principal, principal_with_scope
 from algotrade.bars import normalize_symbol
 from algotrade.errors import DependencyUnavailable, ValidationFailed
+from algotrade.service import services_dependency
 from market_data_service.owners import OWNER_MAX_LENGTH, parse_owner
 from market_data_service.services import MarketServices
 
 # Every dependency here is ``async def``: FastAPI runs a plain ``def`` dependency in a worker
 # thread, and those hops cost more than the whole latest-N read (see docs/market-data.md).
-
-
-async def get_market(request: Request) -> MarketServices:
-    market: MarketServices = request.app.state.resources.extras["market"]
-    return market
 
 
 market_reader = principal_with_scope("market:read")
@@ -57,7 +53,8 @@ async def query_owner(
     return parse_owner(owner)
 
 
-MarketDep = Annotated[MarketServices, Depends(get_market)]
+get_services = services_dependency(MarketServices)
+ServicesDep = Annotated[MarketServices, Depends(get_services)]
 ReaderDep = Annotated[Principal, Depends(market_reader)]
 WriterDep = Annotated[Principal, Depends(market_writer)]
 SymbolDep = Annotated[str, Depends(path_symbol)]

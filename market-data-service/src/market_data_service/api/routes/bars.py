@@ -14,7 +14,7 @@ from algotrade.bars import SYMBOL_PATTERN, TIMEFRAMES
 from algotrade.problems import PROBLEM_JSON, problem_response
 from algotrade.service import ResourcesDep
 from algotrade.strict_json import api_router, body_schema
-from market_data_service.api.deps import MarketDep, OwnerDep, WriterDep, dependency_errors
+from market_data_service.api.deps import OwnerDep, ServicesDep, WriterDep, dependency_errors
 from market_data_service.batch import parse_push_body
 from market_data_service.history import OUTCOME_ACCEPTED, OUTCOME_CORRECTED, OUTCOME_DUPLICATE
 from market_data_service.schemas import BarsPush, HealthPublic, PushResult
@@ -48,7 +48,7 @@ _PROBLEM: dict[str, Any] = {"content": {PROBLEM_JSON: {}}}
     },
 )
 async def push_bars(
-    request: Request, principal: WriterDep, market: MarketDep, owner: OwnerDep
+    request: Request, principal: WriterDep, market: ServicesDep, owner: OwnerDep
 ) -> Response:
     """Store up to ``batch_max_bars`` bars as your own series (a symbol new to you becomes
     yours, private). Each bar comes back ``accepted`` (new), ``duplicate`` (already stored,
@@ -87,7 +87,7 @@ async def push_bars(
     summary="Is the service accepting bars? (no credentials needed)",
     responses={503: {"description": "not accepting bars", **_PROBLEM}},
 )
-async def health(resources: ResourcesDep, market: MarketDep) -> Response:
+async def health(resources: ResourcesDep, market: ServicesDep) -> Response:
     """What a trading platform pings before sending. ``accepting`` needs PostgreSQL (history
     is where a bar becomes durable); Redis or Kafka being down only degrades (windows refill
     and events wait in the outbox). Answers 503 when not accepting."""

@@ -14,7 +14,7 @@ from algotrade.bars import TIMEFRAMES, normalize_symbol
 from algotrade.errors import BadRequest, ValidationFailed
 from algotrade.problems import PROBLEM_JSON
 from algotrade.strict_json import api_router, body_schema
-from market_data_service.api.deps import MarketDep, ReaderDep, WriterDep, dependency_errors
+from market_data_service.api.deps import ReaderDep, ServicesDep, WriterDep, dependency_errors
 from market_data_service.owners import parse_owner, public_owner
 from market_data_service.schemas import ImportFromPath, ImportPublic, ImportsPublic
 
@@ -136,7 +136,7 @@ def _flag(value: Any) -> bool:
         413: {"description": "upload too large", **_PROBLEM},
     },
 )
-async def create_import(request: Request, principal: WriterDep, market: MarketDep) -> Response:
+async def create_import(request: Request, principal: WriterDep, market: ServicesDep) -> Response:
     """Multipart: ``file`` (CSV, gzip CSV or Parquet), ``symbol``, ``timeframe``, optional
     ``atomic``, ``format`` and ``owner``. JSON: ``{"path": "<relative to IMPORT_DIR>",
     "symbol", "timeframe", "atomic", "owner"}``. The bars become your own series (a symbol new
@@ -201,7 +201,7 @@ async def create_import(request: Request, principal: WriterDep, market: MarketDe
 
 
 @router.get("", response_model=ImportsPublic, summary="Your imports, newest first")
-async def list_imports(principal: ReaderDep, market: MarketDep) -> ImportsPublic:
+async def list_imports(principal: ReaderDep, market: ServicesDep) -> ImportsPublic:
     with dependency_errors():
         rows = await market.imports.list_for(principal.user_id)
     return ImportsPublic(imports=[to_public(r) for r in rows])
@@ -213,7 +213,9 @@ async def list_imports(principal: ReaderDep, market: MarketDep) -> ImportsPublic
     summary="Progress and outcome of one of your imports",
     responses={404: {"description": "no such import of yours", **_PROBLEM}},
 )
-async def get_import(import_id: ImportId, principal: ReaderDep, market: MarketDep) -> ImportPublic:
+async def get_import(
+    import_id: ImportId, principal: ReaderDep, market: ServicesDep
+) -> ImportPublic:
     with dependency_errors():
         row = await market.imports.get(principal.user_id, import_id)
     return to_public(row)

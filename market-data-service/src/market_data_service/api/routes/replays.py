@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from algotrade.problems import PROBLEM_JSON
 from algotrade.strict_json import api_router
-from market_data_service.api.deps import MarketDep, ReaderDep, WriterDep, dependency_errors
+from market_data_service.api.deps import ReaderDep, ServicesDep, WriterDep, dependency_errors
 from market_data_service.owners import parse_owner, public_owner
 from market_data_service.replay import parse_symbol
 from market_data_service.schemas import ReplayCreate, ReplayPublic, ReplaysPublic
@@ -53,7 +53,7 @@ def to_public(row: dict[str, Any]) -> ReplayPublic:
         409: {"description": "too many running replays", **_PROBLEM},
     },
 )
-async def start_replay(body: ReplayCreate, principal: WriterDep, market: MarketDep) -> Response:
+async def start_replay(body: ReplayCreate, principal: WriterDep, market: ServicesDep) -> Response:
     """Bars of ``symbol``/``timeframe`` in [start, end) are written to ``target_symbol``
     (default ``<SYMBOL>.R<id>``) at ``speed`` simulated seconds per second, through the same
     path as live bars (history, window, ``market.bars``). The source is a series you may read
@@ -83,7 +83,7 @@ async def start_replay(body: ReplayCreate, principal: WriterDep, market: MarketD
 
 
 @router.get("", response_model=ReplaysPublic, summary="Your replays, newest first")
-async def list_replays(principal: ReaderDep, market: MarketDep) -> ReplaysPublic:
+async def list_replays(principal: ReaderDep, market: ServicesDep) -> ReplaysPublic:
     with dependency_errors():
         rows = await market.replays.list_for(principal.user_id)
     return ReplaysPublic(replays=[to_public(r) for r in rows])
@@ -95,7 +95,9 @@ async def list_replays(principal: ReaderDep, market: MarketDep) -> ReplaysPublic
     summary="Status of one of your replays",
     responses={404: {"description": "no such replay of yours", **_PROBLEM}},
 )
-async def get_replay(replay_id: ReplayId, principal: ReaderDep, market: MarketDep) -> ReplayPublic:
+async def get_replay(
+    replay_id: ReplayId, principal: ReaderDep, market: ServicesDep
+) -> ReplayPublic:
     with dependency_errors():
         row = await market.replays.get(principal.user_id, replay_id)
     return to_public(row)
@@ -107,7 +109,9 @@ async def get_replay(replay_id: ReplayId, principal: ReaderDep, market: MarketDe
     summary="Stop one of your replays (bars already written stay)",
     responses={404: {"description": "no such replay of yours", **_PROBLEM}},
 )
-async def stop_replay(replay_id: ReplayId, principal: WriterDep, market: MarketDep) -> ReplayPublic:
+async def stop_replay(
+    replay_id: ReplayId, principal: WriterDep, market: ServicesDep
+) -> ReplayPublic:
     with dependency_errors():
         row = await market.replays.stop(principal.user_id, replay_id)
     return to_public(row)

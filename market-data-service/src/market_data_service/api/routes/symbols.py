@@ -25,14 +25,14 @@ from algotrade.problems import PROBLEM_JSON
 from algotrade.strict_json import api_router
 from market_data_service import history, models
 from market_data_service.api.deps import (
-    MarketDep,
     OwnerDep,
     ReaderDep,
+    ServicesDep,
     SymbolDep,
     WriterDep,
     dependency_errors,
     epoch,
-    get_market,
+    get_services,
     market_reader,
     path_symbol,
 )
@@ -76,7 +76,7 @@ def _dt(ts: int) -> str:
 )
 async def list_symbols(
     principal: ReaderDep,
-    market: MarketDep,
+    market: ServicesDep,
     symbol: Annotated[str | None, Query(description="only this symbol", max_length=64)] = None,
 ) -> Response:
     """One entry per owner and symbol: a symbol you and the platform both hold is listed
@@ -173,7 +173,7 @@ async def latest_bars(request: Request) -> Response:
     FastAPI's per-parameter dependency machinery, which costs more than the Redis read.
     ``Server-Timing: app;dur=<ms>`` reports the time spent in this function."""
     started = time.perf_counter()
-    market = await get_market(request)
+    market = await get_services(request)
     principal = await market_reader(request)
     symbol = await path_symbol(request.path_params["symbol"])
     query = request.query_params
@@ -260,7 +260,7 @@ async def history_bars(
     request: Request,
     symbol: SymbolDep,
     principal: ReaderDep,
-    market: MarketDep,
+    market: ServicesDep,
     owner: OwnerDep,
     timeframe: Timeframe,
     start: datetime | None = None,
@@ -317,7 +317,7 @@ async def history_bars(
 
 
 async def _history_arrow(
-    market: MarketDep,
+    market: ServicesDep,
     owner: str,
     symbol: str,
     timeframe: str,
@@ -360,7 +360,7 @@ async def _history_arrow(
 
 
 async def _series_range(
-    market: MarketDep, owner: str, symbol: str, timeframe: str
+    market: ServicesDep, owner: str, symbol: str, timeframe: str
 ) -> tuple[int, int]:
     async with market.sessions() as session:
         rows = await history.list_series(session, [owner], symbol)
@@ -378,7 +378,7 @@ async def _series_range(
 async def gap_report(
     symbol: SymbolDep,
     principal: ReaderDep,
-    market: MarketDep,
+    market: ServicesDep,
     owner: OwnerDep,
     timeframe: Timeframe,
     start: datetime | None = None,
@@ -494,7 +494,7 @@ async def resample_symbol(
     symbol: SymbolDep,
     body: ResampleRequest,
     principal: WriterDep,
-    market: MarketDep,
+    market: ServicesDep,
     owner: OwnerDep,
 ) -> ResampleReport:
     """Builds ``target_timeframes`` from ``source_timeframe`` bars in [start, end) (default:
@@ -554,7 +554,7 @@ def _shares_public(owner: str, symbol: str, shares: list[Any]) -> SharesPublic:
     summary="Who you shared one of your symbols with",
     responses={404: {"description": "you own no such symbol", **_PROBLEM}},
 )
-async def list_shares(symbol: SymbolDep, principal: ReaderDep, market: MarketDep) -> SharesPublic:
+async def list_shares(symbol: SymbolDep, principal: ReaderDep, market: ServicesDep) -> SharesPublic:
     with dependency_errors():
         shares = await market.directory.shares(principal.user_id, symbol)
     return _shares_public(principal.user_id, symbol, shares)
@@ -571,7 +571,7 @@ async def list_shares(symbol: SymbolDep, principal: ReaderDep, market: MarketDep
     },
 )
 async def share_symbol(
-    symbol: SymbolDep, user_id: UserId, principal: WriterDep, market: MarketDep
+    symbol: SymbolDep, user_id: UserId, principal: WriterDep, market: ServicesDep
 ) -> SharePublic:
     """The user then reads your series of ``symbol`` (with ``owner=<your id>``, or by default
     when they hold no series of that name themselves), never writes it."""
@@ -592,7 +592,7 @@ async def share_symbol(
     responses={404: {"description": "you own no such symbol, or it is not shared", **_PROBLEM}},
 )
 async def unshare_symbol(
-    symbol: SymbolDep, user_id: UserId, principal: WriterDep, market: MarketDep
+    symbol: SymbolDep, user_id: UserId, principal: WriterDep, market: ServicesDep
 ) -> Response:
     with dependency_errors():
         await market.directory.unshare(principal.user_id, symbol, user_id)
