@@ -32,6 +32,7 @@ from algotrade.db import ServiceSchema, build_engine, build_session_factory, pin
 from algotrade.errors import ConfigurationError, DependencyUnavailable
 from algotrade.events import Topics
 from algotrade.middleware import PlatformMiddleware, RequestMetrics
+from algotrade.openapi import install_problem_openapi
 from algotrade.outbox import OutboxRelay
 from algotrade.problems import install_problem_handlers, problem_response
 from algotrade.storage import ObjectStore
@@ -131,6 +132,7 @@ def create_service_app(
 
     app = FastAPI(title=f"AlgoTrade {name}", lifespan=lifespan, openapi_url=openapi_url)
     install_problem_handlers(app)
+    install_problem_openapi(app)
     app.add_middleware(
         PlatformMiddleware,
         metrics=RequestMetrics(metrics_registry, name),
