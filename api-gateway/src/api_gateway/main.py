@@ -113,6 +113,7 @@ async def _build_gateway(
         health=health,
         metrics=metrics,
     )
+    stack.push_async_callback(limiter.aclose)
     login_throttle = LoginThrottle(
         redis,
         prefix=settings.redis_prefix,

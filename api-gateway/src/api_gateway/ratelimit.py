@@ -24,6 +24,7 @@ from algotrade.errors import DependencyUnavailable
 from api_gateway.config import RateLimitRule, RouteClass
 from api_gateway.errors import RateLimitExceeded
 from api_gateway.metrics import GatewayMetrics
+from api_gateway.redis_script import PipelinedScript
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +140,14 @@ class RateLimiter:
         self._prefix = f"{prefix}gateway:rl:"
         self._rules = rules
         self._health = health
-        self._script = redis.register_script(GCRA_SCRIPT)
+        # Pipelined on one connection where the client is plain TCP; redis-py's otherwise.
+        self._script = PipelinedScript.for_client(
+            redis, GCRA_SCRIPT, timeout=1.0
+        ) or redis.register_script(GCRA_SCRIPT)
+
+    async def aclose(self) -> None:
+        if isinstance(self._script, PipelinedScript):
+            await self._script.aclose()
 
     def rule(self, route_class: RouteClass) -> RateLimitRule:
         return self._rules[route_class]
