@@ -2,93 +2,22 @@
 
 from __future__ import annotations
 
-import os
-import random
-import signal
-import subprocess
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
 import pytest
 
-from algotrade.config import SERVICE_PORTS
-from algotrade_devstack.infra import port_bindable
-from algotrade_devstack.stack import launch
+from algotrade_testkit.stack import RunningStack
+from algotrade_testkit.stack import start_stack as start_stack_from
 
-READY_WITHIN = 90.0
 REPO = Path(__file__).resolve().parents[2]
 
-
-def free_base_port() -> int:
-    """Seven consecutive bindable ports below Linux's ephemeral range (32768-60999), where
-    outgoing connections could take one between this check and the services' bind."""
-    for _ in range(50):
-        base = random.randrange(20_000, 32_000, 10)
-        if all(port_bindable(base + i) for i in range(7)):
-            return base
-    raise RuntimeError("no free port range")
-
-
-@dataclass
-class RunningStack:
-    proc: subprocess.Popen[bytes]
-    base_port: int
-    state_dir: Path
-    output: Path
-    ready_after: float
-
-    def url(self, service: str = "api-gateway") -> str:
-        offset = SERVICE_PORTS[service] - SERVICE_PORTS["api-gateway"]
-        return f"http://127.0.0.1:{self.base_port + offset}"
-
-    def children(self) -> set[int]:
-        return {p.pid for p in psutil.Process(self.proc.pid).children(recursive=True)}
-
-    def stop(self) -> int:
-        """Ctrl-C, as a user would; returns the supervisor's exit code."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-        try:
-            return self.proc.wait(60)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-
-    def leftovers(self, pids: set[int], within: float = 10.0) -> list[str]:
-        """Processes of this stack still alive ``within`` seconds after it stopped."""
-        deadline = time.monotonic() + within
-        while True:
-            left = []
-            for proc in psutil.process_iter(["pid", "cmdline", "status"]):
-                try:
-                    if proc.info["status"] == psutil.STATUS_ZOMBIE:
-                        continue
-                    cmdline = " ".join(proc.info["cmdline"] or [])
-                    if proc.info["pid"] in pids or str(self.state_dir) in cmdline:
-                        left.append(cmdline)
-                except psutil.Error:
-                    continue
-            if not left or time.monotonic() > deadline:
-                return left
-            time.sleep(0.2)
+__all__ = ["REPO", "RunningStack", "start_stack"]
 
 
 def start_stack(tmp_path: Path) -> RunningStack:
-    """The stack as `make run` starts it, on embedded infrastructure and free ports."""
-    state_dir = tmp_path / "state"
-    base = free_base_port()
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in {"DATABASE_URL", "REDIS_URL", "KAFKA_BOOTSTRAP", "S3_ENDPOINT"}
-    }
-    output = tmp_path / "stack.out"
-    started = time.monotonic()
-    proc = launch(state_dir, base, output, ready_within=READY_WITHIN, env=env, cwd=REPO)
-    return RunningStack(proc, base, state_dir, output, time.monotonic() - started)
+    """The stack as `make run` starts it, from the repository, on free ports."""
+    return start_stack_from(tmp_path, cwd=REPO)
 
 
 @pytest.fixture(scope="module")

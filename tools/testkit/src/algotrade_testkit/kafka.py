@@ -61,6 +61,38 @@ async def read_records(
         await consumer.stop()
 
 
+async def read_all(bootstrap: str, topic: str, *, within: float = 30.0) -> list[Record]:
+    """Every record of ``topic`` published before the call: up to the end offsets it finds.
+
+    For a caller that polls until what it expects is there and then names what is missing,
+    rather than waiting for a count.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        await consumer._client.force_metadata_update()
+        partitions = consumer.partitions_for_topic(topic) or set()
+        assigned = [TopicPartition(topic, p) for p in partitions]
+        if not assigned:
+            return []
+        consumer.assign(assigned)
+        await consumer.seek_to_beginning(*assigned)
+        ends = await consumer.end_offsets(assigned)
+        records: list[Record] = []
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            if loop.time() > deadline:
+                raise AssertionError(f"{topic} not read to its end within {within}s")
+            for batch in (await consumer.getmany(*assigned, timeout_ms=200)).values():
+                records.extend(batch)
+        return records
+    finally:
+        await consumer.stop()
+
+
 async def read_events(
     bootstrap: str, topic: str, *, expect: int, within: float = 15.0, settle_ms: int = 0
 ) -> list[tuple[bytes | None, Envelope, BaseModel]]:
