@@ -16,7 +16,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from algotrade.events import new_event_id
 from algotrade.logs import correlation_id_var, request_id_var
-from algotrade.problems import problem_response, unexpected_error_response
+from algotrade.outages import unreachable
+from algotrade.problems import problem_response, unavailable_response, unexpected_error_response
 
 logger = logging.getLogger(__name__)
 
@@ -172,12 +173,21 @@ class PlatformMiddleware:
         except _BodyTooLarge:
             if not swallowing:
                 await self._send_too_large(send, limit, status_holder)
-        except Exception:
-            logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
+        except Exception as exc:
+            what = unreachable(exc)
+            if what is None:
+                logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            else:
+                logger.warning(
+                    "%s unavailable on %s %s", what, scope["method"], scope["path"], exc_info=True
+                )
             if response_started:
                 raise
-            status_holder[0] = 500
-            await unexpected_error_response()(scope, _empty_receive, tagged_send)
+            if what is None:
+                status_holder[0], answer = 500, unexpected_error_response()
+            else:
+                status_holder[0], answer = 503, unavailable_response(what, exc)
+            await answer(scope, _empty_receive, tagged_send)
 
     @staticmethod
     async def _send_too_large(send: Send, limit: int, status: list[int]) -> None:

@@ -1,9 +1,10 @@
 """The one place errors become RFC 9457 ``application/problem+json`` answers.
 
 `AlgoTradeError` subclasses map by their ``status``/``code``; request validation errors become
-400 (malformed JSON) or 422 with an ``errors`` list; anything unexpected is a 500 whose body
-names only the request id (sent by `algotrade.middleware`, which sees every unexpected error
-while the request id is still set). A stack trace never reaches a client.
+400 (malformed JSON) or 422 with an ``errors`` list; an unexpected error that means a dependency
+could not be reached (`algotrade.outages`) is a 503, and anything else unexpected a 500 whose
+body names only the request id (both sent by `algotrade.middleware`, which sees every
+unexpected error while the request id is still set). A stack trace never reaches a client.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from algotrade.errors import AlgoTradeError, RateLimited
+from algotrade.errors import AlgoTradeError, DependencyUnavailable, RateLimited
 from algotrade.logs import request_id_var
 
 logger = logging.getLogger(__name__)
@@ -123,4 +124,15 @@ def unexpected_error_response() -> Response:
         "Internal error",
         "an unexpected error occurred; quote the request id",
         code="internal_error",
+    )
+
+
+def unavailable_response(what: str, error: BaseException) -> Response:
+    """The answer to an unexpected error that means ``what`` could not be reached: it passes
+    with the outage, so 503 as for `DependencyUnavailable`, naming the error's type only."""
+    return problem_response(
+        503,
+        DependencyUnavailable.title,
+        f"{what} is unavailable ({type(error).__name__})",
+        code=DependencyUnavailable.code,
     )
