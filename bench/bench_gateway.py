@@ -1,6 +1,6 @@
 """Gateway overhead: the same GET through the gateway and straight to the service, same run.
 
-    uv run --frozen python bench/bench_gateway.py [--requests 5000] [--seconds 5]
+    uv run --frozen python bench/bench_gateway.py [--requests 5000] [--seconds 5] [--rounds 5]
 
 Starts, each in its own process, a minimal platform service (``create_service_app``, its route
 guarded by the internal token like every real service) and the gateway (``api-gateway serve``),
@@ -11,8 +11,9 @@ process, with httpx:
 - 1 connection: requests alternate direct / through the gateway, so both see the same machine
   state; prints p50/p90/p99 and throughput of each, the difference and ratio at p50, and the
   CPU time each server process spent per request.
-- 32 connections: 32 concurrent clients for ``--seconds`` each way; p50/p99, requests/s and
-  the gateway's share of the direct throughput.
+- 32 connections: 32 concurrent clients for ``--seconds`` each way, in ``--rounds`` rounds
+  alternating direct / gateway; p50/p99, requests/s and the gateway's share of the direct
+  throughput (over all rounds, and per round).
 - token verification: microseconds per access-token verification, internal-token signing, and
   the cached internal-token lookup the gateway does per request.
 
@@ -166,37 +167,62 @@ def single_connection(
     return figures
 
 
-async def _load(
-    url: str, auth: dict[str, str], connections: int, seconds: float
-) -> tuple[list[float], float]:
+class _Load:
     """``connections`` clients, one keep-alive connection each, requesting back to back.
 
     One client per connection: a single httpx pool shared by 32 concurrent requests spends
     more CPU managing itself than the gateway spends on a request, and the bench would
     measure httpx's pool instead of the gateway.
     """
-    latencies: list[float] = []
-    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    clients = [httpx.AsyncClient(base_url=url, limits=limits) for _ in range(connections)]
 
-    async def worker(client: httpx.AsyncClient, until: float) -> None:
-        while time.perf_counter() < until:
-            started = time.perf_counter()
-            response = await client.get(PATH, headers=auth)
-            latencies.append(time.perf_counter() - started)
-            if response.status_code != 200:
-                raise SystemExit(f"{url}: {response.status_code} {response.text}")
+    def __init__(self, url: str, auth: dict[str, str], connections: int) -> None:
+        self.url, self.auth = url, auth
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        self.clients = [httpx.AsyncClient(base_url=url, limits=limits) for _ in range(connections)]
+        self.latencies: list[float] = []
+        self.elapsed = 0.0
 
-    try:
-        await asyncio.gather(*(worker(c, time.perf_counter() + 1.0) for c in clients))
-        latencies.clear()
+    async def run(self, seconds: float, *, record: bool = True) -> float:
+        """Load for ``seconds``; the requests per second it got."""
+        latencies: list[float] = []
+
+        async def worker(client: httpx.AsyncClient, until: float) -> None:
+            while time.perf_counter() < until:
+                started = time.perf_counter()
+                response = await client.get(PATH, headers=self.auth)
+                latencies.append(time.perf_counter() - started)
+                if response.status_code != 200:
+                    raise SystemExit(f"{self.url}: {response.status_code} {response.text}")
+
         started = time.perf_counter()
-        await asyncio.gather(*(worker(c, started + seconds) for c in clients))
+        await asyncio.gather(*(worker(c, started + seconds) for c in self.clients))
         elapsed = time.perf_counter() - started
-    finally:
-        for client in clients:
+        if record:
+            self.latencies += latencies
+            self.elapsed += elapsed
+        return len(latencies) / elapsed
+
+    async def aclose(self) -> None:
+        for client in self.clients:
             await client.aclose()
-    return latencies, elapsed
+
+
+async def _compare(
+    direct: _Load, gateway: _Load, seconds: float, rounds: int
+) -> tuple[list[float], list[float]]:
+    """Alternate direct and gateway in ``rounds`` short rounds, so that both see the machine
+    in the same state (other work on it drifts over seconds); rates per round, each way."""
+    try:
+        await direct.run(1.0, record=False)  # warm-up: connections, caches
+        await gateway.run(1.0, record=False)
+        rates: tuple[list[float], list[float]] = ([], [])
+        for _ in range(rounds):
+            rates[0].append(await direct.run(seconds / rounds))
+            rates[1].append(await gateway.run(seconds / rounds))
+        return rates
+    finally:
+        await direct.aclose()
+        await gateway.aclose()
 
 
 def many_connections(
@@ -206,17 +232,26 @@ def many_connections(
     internal_auth: dict[str, str],
     connections: int,
     seconds: float,
+    rounds: int,
 ) -> float:
-    print(f"\n{connections} connections, {seconds:.0f} s each way")
-    direct_times, direct_elapsed = asyncio.run(_load(direct, internal_auth, connections, seconds))
-    gateway_times, gateway_elapsed = asyncio.run(_load(gateway, user_auth, connections, seconds))
-    print(summary("direct", direct_times, direct_elapsed))
-    print(summary("gateway", gateway_times, gateway_elapsed))
-    added_p50 = (percentile(gateway_times, 50) - percentile(direct_times, 50)) * 1000
-    ratio = (len(gateway_times) / gateway_elapsed) / (len(direct_times) / direct_elapsed)
+    print(f"\n{connections} connections, {seconds:.0f} s each way, in {rounds} alternating rounds")
+    direct_load = _Load(direct, internal_auth, connections)
+    gateway_load = _Load(gateway, user_auth, connections)
+    direct_rates, gateway_rates = asyncio.run(_compare(direct_load, gateway_load, seconds, rounds))
+    print(summary("direct", direct_load.latencies, direct_load.elapsed))
+    print(summary("gateway", gateway_load.latencies, gateway_load.elapsed))
+    added_p50 = (
+        percentile(gateway_load.latencies, 50) - percentile(direct_load.latencies, 50)
+    ) * 1000
+    ratio = (len(gateway_load.latencies) / gateway_load.elapsed) / (
+        len(direct_load.latencies) / direct_load.elapsed
+    )
+    per_round = sorted(g / d for g, d in zip(gateway_rates, direct_rates, strict=True))
     print(
         f"  gateway adds: p50 +{added_p50:.3f} ms; gateway throughput x{ratio:.2f} of direct"
-        f"   [goal: >= x{GOAL_THROUGHPUT_RATIO:.2f}]"
+        f"   [goal: >= x{GOAL_THROUGHPUT_RATIO:.2f}]\n"
+        f"  per round: median x{statistics.median(per_round):.2f}, "
+        f"range x{per_round[0]:.2f}..x{per_round[-1]:.2f}"
     )
     return ratio
 
@@ -266,6 +301,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
 
     state = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
@@ -331,7 +367,13 @@ def main() -> None:
             {"gateway": gateway.pid, "service": upstream.pid},
         )
         ratio = many_connections(
-            gateway_url, direct_url, user_auth, internal_auth, args.connections, args.seconds
+            gateway_url,
+            direct_url,
+            user_auth,
+            internal_auth,
+            args.connections,
+            args.seconds,
+            args.rounds,
         )
         token_costs()
         added = one["added_p50_ms"]
