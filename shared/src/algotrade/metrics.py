@@ -246,16 +246,12 @@ def curve_stats(
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def trade_stats(pnl: FloatArray) -> FloatArray:
     """``[win_rate, profit_factor, expectancy, avg_win, avg_loss]`` of closed trades' P&L."""
-    out = np.full(5, np.nan)
-    n = pnl.shape[0]
-    if n == 0:
-        return out
     wins = 0
     losses = 0
     gross_win = 0.0
     gross_loss = 0.0
     total = 0.0
-    for i in range(n):
+    for i in range(pnl.shape[0]):
         value = pnl[i]
         total += value
         if value > 0.0:
@@ -264,6 +260,18 @@ def trade_stats(pnl: FloatArray) -> FloatArray:
         elif value < 0.0:
             losses += 1
             gross_loss -= value
+    return trade_stats_from_tally(pnl.shape[0], wins, losses, gross_win, gross_loss, total)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def trade_stats_from_tally(
+    n: float, wins: float, losses: float, gross_win: float, gross_loss: float, total: float
+) -> FloatArray:
+    """`trade_stats` from running tallies (a forward test keeps these, not every P&L):
+    ``total``, ``gross_win`` and ``gross_loss`` summed in trade order, as `trade_stats` does."""
+    out = np.full(5, np.nan)
+    if n == 0:
+        return out
     out[0] = wins / n
     if gross_loss > 0.0:
         out[1] = gross_win / gross_loss
@@ -313,7 +321,26 @@ def assemble(
     final_equity: float,
 ) -> Metrics:
     """`Metrics` from `curve_finish`'s result and the trades (see `compute_metrics`)."""
-    trades = trade_stats(closed_pnl)
+    return assemble_tallied(
+        curve,
+        trades=trade_stats(closed_pnl),
+        trade_count=int(closed_pnl.shape[0]),
+        open_trades=open_trades,
+        traded_notional=traded_notional,
+        final_equity=final_equity,
+    )
+
+
+def assemble_tallied(
+    curve: FloatArray,
+    *,
+    trades: FloatArray,
+    trade_count: int,
+    open_trades: int,
+    traded_notional: float,
+    final_equity: float,
+) -> Metrics:
+    """`assemble` with the trade statistics already computed (`trade_stats_from_tally`)."""
     mean_equity = float(curve[_MEAN_EQUITY])
     return Metrics(
         total_return=float(curve[_TOTAL]),
@@ -330,7 +357,7 @@ def assemble(
         avg_win=float(trades[3]),
         avg_loss=float(trades[4]),
         exposure=float(curve[_EXPOSURE]),
-        trade_count=int(closed_pnl.shape[0]),
+        trade_count=trade_count,
         open_trades=open_trades,
         turnover=traded_notional / mean_equity if mean_equity > 0 else math.nan,
         benchmark_return=float(curve[_BENCHMARK]),

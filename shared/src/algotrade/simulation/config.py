@@ -71,6 +71,27 @@ class BacktestConfig(BaseModel):
         timeframe = self.timeframe or infer_timeframe(ts)
         return ResolvedConfig(config=self, calendar=calendar, units=units, timeframe=timeframe)
 
+    def resolve_market(self, *, timeframe: Timeframe, calendar: Calendar) -> ResolvedConfig:
+        """Fill the ``auto`` fields from what is known of a market before its bars arrive.
+
+        A forward test cannot infer anything from future bars: it names the session's
+        timeframe and the market's calendar. Explicit fields of the config still win, and
+        ``units="auto"`` follows the calendar as in `resolve`. A replay matches a backtest of
+        the same bars when this gives what `resolve` gives for them.
+        """
+        resolved_calendar: Calendar = calendar if self.calendar == "auto" else self.calendar
+        units: Units
+        if self.units == "auto":
+            units = "fractional" if resolved_calendar == "24x7" else "whole"
+        else:
+            units = self.units
+        return ResolvedConfig(
+            config=self,
+            calendar=resolved_calendar,
+            units=units,
+            timeframe=self.timeframe or timeframe,
+        )
+
 
 class ResolvedConfig(BaseModel):
     """A config with its ``auto`` choices made for particular bars."""

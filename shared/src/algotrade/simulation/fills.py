@@ -95,6 +95,58 @@ T_PNL: Final = 7
 T_REASON: Final = 8
 TRADE_COLUMNS: Final = 9
 
+# Slots of the broker state `step` trades on (one float64 array per account; `new_broker_state`).
+S_CASH: Final = 0
+S_QUANTITY: Final = 1  # units held, always >= 0; S_SIDE gives the direction
+S_SIDE: Final = 2  # +1 long, -1 short, 0 flat
+S_ENTRY_PRICE: Final = 3
+S_ENTRY_FEE: Final = 4
+S_ENTRY_INDEX: Final = 5  # bar index of the entry fill
+S_STOP: Final = 6  # resting exit levels, NaN when absent
+S_TARGET: Final = 7
+S_TRAIL_GAP: Final = 8  # trailing distance (percent or price, as its mode says)
+S_TRAIL: Final = 9
+S_BEST: Final = 10  # best price since entry, up to the previous bar
+S_LAST_CLOSE: Final = 11  # the mark (a NaN close keeps the last one)
+S_PENDING_EXIT: Final = 12  # orders for the next open: 1.0 = exit
+S_PENDING_ENTRY: Final = 13  # +1 long, -1 short, 0 none
+S_SIGNAL_STOP: Final = 14  # risk values read at the pending entry's signal bar
+S_SIGNAL_TARGET: Final = 15
+S_SIGNAL_TRAIL: Final = 16
+S_SIGNAL_SIZE: Final = 17
+S_BAR: Final = 18  # index of the next bar
+BROKER_SLOTS: Final = 19
+
+# A forward-test account (`live_step`): the broker slots, then the curve statistics and the
+# running tallies the live metrics need, so one array is the whole account.
+L_CURVE: Final = BROKER_SLOTS  # the 14 values of `algotrade.metrics.CurveState`
+CURVE_SLOTS: Final = 14
+L_ENTRY_TS: Final = L_CURVE + CURVE_SLOTS  # bar ts of the open position's entry
+L_CLOSED: Final = L_ENTRY_TS + 1  # closed trades
+L_WINS: Final = L_CLOSED + 1
+L_LOSSES: Final = L_WINS + 1
+L_GROSS_WIN: Final = L_LOSSES + 1
+L_GROSS_LOSS: Final = L_GROSS_WIN + 1
+L_PNL_TOTAL: Final = L_GROSS_LOSS + 1
+L_ENTRY_NOTIONAL: Final = L_PNL_TOTAL + 1  # notional of every entry fill
+L_EXIT_NOTIONAL: Final = L_ENTRY_NOTIONAL + 1  # and of every exit fill
+LIVE_SLOTS: Final = L_EXIT_NOTIONAL + 1
+
+# `live_step`'s outputs: trades closed in the bar (the `T_*` columns, then the entry's ts) and
+# fills (`F_*` columns). A bar closes at most 2 trades (a signal exit, then an entry stopped
+# out in its own bar) and fills at most 3 orders.
+T_ENTRY_TS: Final = TRADE_COLUMNS
+LIVE_TRADE_COLUMNS: Final = TRADE_COLUMNS + 1
+MAX_BAR_TRADES: Final = 2
+F_DIRECTION: Final = 0  # +1 buy, -1 sell
+F_QUANTITY: Final = 1
+F_PRICE: Final = 2
+F_FEE: Final = 3
+F_REASON: Final = 4  # index into FILL_REASONS
+FILL_COLUMNS: Final = 5
+MAX_BAR_FILLS: Final = 3
+FILL_REASONS: Final = ("entry", *EXIT_REASONS[EXIT_SIGNAL:EXIT_END])
+
 
 def _njit(fn: F) -> F:
     return cast(F, numba.njit(cache=True, nogil=True, error_model="numpy")(fn))
@@ -268,6 +320,183 @@ def decide(
     return False, 1.0 if want_long else (-1.0 if want_short else 0.0)
 
 
+@_njit
+def new_broker_state(capital: float) -> FloatArray:
+    """A flat account holding ``capital`` in cash, before its first bar."""
+    state = np.zeros(BROKER_SLOTS, dtype=np.float64)
+    state[S_CASH] = capital
+    state[S_ENTRY_INDEX] = -1.0
+    for slot in (S_STOP, S_TARGET, S_TRAIL_GAP, S_TRAIL, S_BEST, S_LAST_CLOSE):
+        state[slot] = NAN
+    for slot in (S_SIGNAL_STOP, S_SIGNAL_TARGET, S_SIGNAL_TRAIL, S_SIGNAL_SIZE):
+        state[slot] = NAN
+    return state
+
+
+@_inline
+def _close_position(
+    state: FloatArray,
+    trades: FloatArray,
+    count: int,
+    i: int,
+    price: float,
+    fee_rate: float,
+    fee_fixed: float,
+    reason: int,
+) -> int:
+    """Sell (or buy back) the whole position at ``price``; record the trade as number ``count``."""
+    side = state[S_SIDE]
+    quantity = state[S_QUANTITY]
+    entry_price = state[S_ENTRY_PRICE]
+    entry_fee = state[S_ENTRY_FEE]
+    notional = quantity * price
+    fee = fill_fee(notional, fee_rate, fee_fixed)
+    state[S_CASH] += side * notional - fee
+    pnl = side * quantity * (price - entry_price) - entry_fee - fee
+    _record(
+        trades,
+        count,
+        int(state[S_ENTRY_INDEX]),
+        i,
+        side,
+        quantity,
+        entry_price,
+        price,
+        entry_fee + fee,
+        pnl,
+        reason,
+    )
+    state[S_QUANTITY] = 0.0
+    state[S_SIDE] = 0.0
+    return count + 1
+
+
+@_inline
+def step(
+    state: FloatArray,
+    curve: CurveState,
+    trades: FloatArray,
+    count: int,
+    i: int,
+    open_: float,
+    high: float,
+    low: float,
+    close: float,
+    enter_long: bool,
+    exit_long: bool,
+    enter_short: bool,
+    exit_short: bool,
+    stop_value: float,
+    target_value: float,
+    trail_value: float,
+    size_value: float,
+    decide_next: bool,
+    modes: IntArray,
+    params: FloatArray,
+) -> tuple[CurveState, int]:
+    """Trade bar ``i`` on the broker ``state`` (`S_*` slots): the body of `simulate`'s loop.
+
+    In order: fill the orders decided at the previous close at this open (exit first, then
+    entry), check resting exits inside the bar, trail, mark to the close (pushing the equity
+    onto ``curve``), then, when ``decide_next``, let this close's signals place the orders for
+    the next open. The risk values are this bar's (NaN when the plan has no such node); they
+    are kept with an order and used when it fills. Closed trades are written to ``trades``
+    from row ``count``; returns the new curve and count. A forward test calls it once per bar
+    (`live_step`), a backtest once per bar of its window, so both trade alike.
+    """
+    fee_rate = params[P_FEE_RATE]
+    fee_fixed = params[P_FEE_FIXED]
+    slippage = params[P_SLIPPAGE]
+    stop_mode = modes[M_STOP]
+    target_mode = modes[M_TARGET]
+    trail_mode = modes[M_TRAIL]
+
+    pending_entry = state[S_PENDING_ENTRY]
+    if state[S_PENDING_EXIT] != 0.0 or pending_entry != 0.0:
+        o = open_
+        if o == o:
+            if state[S_PENDING_EXIT] != 0.0 and state[S_QUANTITY] > 0.0:
+                price = slipped_price(o, -state[S_SIDE], slippage)
+                count = _close_position(
+                    state, trades, count, i, price, fee_rate, fee_fixed, EXIT_SIGNAL
+                )
+            if pending_entry != 0.0 and state[S_QUANTITY] == 0.0:
+                price = slipped_price(o, pending_entry, slippage)
+                stop = stop_level(price, pending_entry, state[S_SIGNAL_STOP], stop_mode)
+                cash = state[S_CASH]
+                units = entry_quantity(
+                    cash,
+                    price,
+                    modes[M_SIZE],
+                    state[S_SIGNAL_SIZE],
+                    abs(price - stop),
+                    fee_rate,
+                    fee_fixed,
+                    params[P_FRACTIONAL] != 0.0,
+                )
+                if units > 0.0:
+                    notional = units * price
+                    entry_fee = fill_fee(notional, fee_rate, fee_fixed)
+                    state[S_SIDE] = pending_entry
+                    state[S_QUANTITY] = units
+                    state[S_CASH] = cash - (pending_entry * notional + entry_fee)
+                    state[S_ENTRY_PRICE] = price
+                    state[S_ENTRY_FEE] = entry_fee
+                    state[S_ENTRY_INDEX] = i
+                    state[S_STOP] = stop
+                    state[S_TARGET] = NAN
+                    if target_mode != DISTANCE_NONE:
+                        state[S_TARGET] = target_level(
+                            price, pending_entry, state[S_SIGNAL_TARGET], target_mode
+                        )
+                    trail_gap = state[S_SIGNAL_TRAIL] if trail_mode != DISTANCE_NONE else NAN
+                    state[S_TRAIL_GAP] = trail_gap
+                    state[S_BEST] = price
+                    state[S_TRAIL] = stop_level(price, pending_entry, trail_gap, trail_mode)
+        state[S_PENDING_EXIT] = 0.0
+        state[S_PENDING_ENTRY] = 0.0
+
+    quantity = state[S_QUANTITY]
+    if quantity > 0.0 and (
+        stop_mode != DISTANCE_NONE or target_mode != DISTANCE_NONE or trail_mode != DISTANCE_NONE
+    ):
+        side = state[S_SIDE]
+        reason, level = EXIT_NONE, NAN
+        if open_ == open_ and high == high and low == low:
+            reason, level = intrabar_exit(
+                side, open_, high, low, state[S_STOP], state[S_TRAIL], state[S_TARGET]
+            )
+        if reason != EXIT_NONE:
+            price = level if reason == EXIT_TAKE_PROFIT else slipped_price(level, -side, slippage)
+            count = _close_position(state, trades, count, i, price, fee_rate, fee_fixed, reason)
+        elif trail_mode != DISTANCE_NONE:
+            extreme = high if side > 0.0 else low
+            if side * (extreme - state[S_BEST]) > 0.0:
+                state[S_BEST] = extreme
+                state[S_TRAIL] = stop_level(extreme, side, state[S_TRAIL_GAP], trail_mode)
+
+    if close == close:
+        state[S_LAST_CLOSE] = close
+    side = state[S_SIDE]
+    held = side * state[S_QUANTITY]
+    cash = state[S_CASH]
+    value = cash + held * state[S_LAST_CLOSE] if held != 0.0 else cash
+    curve = curve_push(curve, value, held, close)
+    state[S_BAR] = i + 1
+    if decide_next and (enter_long or enter_short or (side != 0.0 and (exit_long or exit_short))):
+        pending_exit, pending_entry = decide(
+            side, enter_long, exit_long, enter_short, exit_short, params[P_ALLOW_SHORT] != 0.0
+        )
+        state[S_PENDING_EXIT] = 1.0 if pending_exit else 0.0
+        state[S_PENDING_ENTRY] = pending_entry
+        if pending_entry != 0.0:
+            state[S_SIGNAL_STOP] = stop_value
+            state[S_SIGNAL_TARGET] = target_value
+            state[S_SIGNAL_TRAIL] = trail_value
+            state[S_SIGNAL_SIZE] = size_value
+    return curve, count
+
+
 @_inline
 def _simulate(
     open_: FloatArray,
@@ -288,20 +517,6 @@ def _simulate(
     end: int,
     record: bool,
 ) -> tuple[FloatArray, FloatArray, int, CurveState]:
-    capital = params[P_CAPITAL]
-    fee_rate = params[P_FEE_RATE]
-    fee_fixed = params[P_FEE_FIXED]
-    slippage = params[P_SLIPPAGE]
-    fractional = params[P_FRACTIONAL] != 0.0
-    allow_short = params[P_ALLOW_SHORT] != 0.0
-    stop_mode = modes[M_STOP]
-    target_mode = modes[M_TARGET]
-    trail_mode = modes[M_TRAIL]
-    size_mode = modes[M_SIZE]
-    resting = (
-        stop_mode != DISTANCE_NONE or target_mode != DISTANCE_NONE or trail_mode != DISTANCE_NONE
-    )
-
     equity = np.empty(max(end - start, 0) if record else 0, dtype=np.float64)
     # Every trade starts with an entry signal, which bounds the trades. (Growing a buffer
     # inside the loop would make numba reference-count it on every bar, ~50x slower.)
@@ -310,49 +525,40 @@ def _simulate(
         entries += int(enter_long[i]) + int(enter_short[i])
     trades = np.empty((entries, TRADE_COLUMNS), dtype=np.float64)
     count = 0
+    capital = params[P_CAPITAL]
     curve = curve_start(capital)
-
-    cash = capital
-    quantity = 0.0  # units held, always >= 0; ``side`` gives the direction
-    side = 0.0
-    entry_price = 0.0
-    entry_fee = 0.0
-    entry_index = -1
-    stop = NAN
-    target = NAN
-    trail_gap = NAN  # trailing distance as a price gap (DISTANCE_PRICE) or percent
-    trail = NAN
-    best = NAN
-    last_close = NAN
-    pending_exit = False
-    pending_entry = 0.0  # +1 long, -1 short at the next open
-    signal_bar = -1
-
+    state = new_broker_state(capital)
+    state[S_BAR] = start
+    # Risk series are read only when the plan has the node: absent ones may be empty arrays.
+    has_stop = modes[M_STOP] != DISTANCE_NONE
+    has_target = modes[M_TARGET] != DISTANCE_NONE
+    has_trail = modes[M_TRAIL] != DISTANCE_NONE
+    has_size = modes[M_SIZE] != SIZE_ALL_IN
+    resting = has_stop or has_target or has_trail
     i = start
     while i < end:
-        # Fast path: flat with no order pending. Mark and look for the next entry signal.
-        if quantity == 0.0 and pending_entry == 0.0:
-            while i < end:
+        # Fast paths over bars where `step` would only mark the position (same arithmetic,
+        # in registers rather than the state array): flat with no order pending and no entry
+        # signal, or holding with no resting exit, no order pending and no signal at all.
+        quantity = state[S_QUANTITY]
+        if quantity == 0.0 and state[S_PENDING_ENTRY] == 0.0:
+            cash = state[S_CASH]
+            last_close = state[S_LAST_CLOSE]
+            while i < end and not (enter_long[i] | enter_short[i]):
                 c = close[i]
                 if c == c:
                     last_close = c
                 curve = curve_push(curve, cash, 0.0, c)
                 if record:
                     equity[i - start] = cash
-                if (enter_long[i] | enter_short[i]) and i + 1 < end:
-                    pending_exit, pending_entry = decide(
-                        0.0, enter_long[i], exit_long[i], enter_short[i], exit_short[i], allow_short
-                    )
-                    signal_bar = i
                 i += 1
-                if pending_entry != 0.0:
-                    break
-            continue
-        # Fast path: holding with no resting exit and no order pending. Mark and look for a
-        # signal that exits or reverses.
-        if quantity > 0.0 and not resting and not pending_exit:
-            held = side * quantity
-            while i < end:
+            state[S_LAST_CLOSE] = last_close
+            state[S_BAR] = i
+        elif quantity > 0.0 and not resting and state[S_PENDING_EXIT] == 0.0:
+            cash = state[S_CASH]
+            last_close = state[S_LAST_CLOSE]
+            held = state[S_SIDE] * quantity
+            while i < end and not (exit_long[i] | exit_short[i] | enter_long[i] | enter_short[i]):
                 c = close[i]
                 if c == c:
                     last_close = c
@@ -360,149 +566,64 @@ def _simulate(
                 curve = curve_push(curve, value, held, c)
                 if record:
                     equity[i - start] = value
-                if (exit_long[i] | exit_short[i] | enter_long[i] | enter_short[i]) and i + 1 < end:
-                    pending_exit, pending_entry = decide(
-                        side,
-                        enter_long[i],
-                        exit_long[i],
-                        enter_short[i],
-                        exit_short[i],
-                        allow_short,
-                    )
-                    signal_bar = i
                 i += 1
-                if pending_exit:
-                    break
-            continue
-
-        # The general bar: orders at the open, resting exits inside the bar, the close.
-        o = open_[i]
-        if o == o:
-            if pending_exit and quantity > 0.0:
-                price = slipped_price(o, -side, slippage)
-                notional = quantity * price
-                fee = fill_fee(notional, fee_rate, fee_fixed)
-                cash += side * notional - fee
-                pnl = side * quantity * (price - entry_price) - entry_fee - fee
-                _record(
-                    trades,
-                    count,
-                    entry_index,
-                    i,
-                    side,
-                    quantity,
-                    entry_price,
-                    price,
-                    entry_fee + fee,
-                    pnl,
-                    EXIT_SIGNAL,
-                )
-                count += 1
-                quantity = 0.0
-                side = 0.0
-            if pending_entry != 0.0 and quantity == 0.0:
-                price = slipped_price(o, pending_entry, slippage)
-                # Risk series are read only when the plan has the node: absent ones may be
-                # passed as empty arrays.
-                stop_value = stop_distance[signal_bar] if stop_mode != DISTANCE_NONE else NAN
-                stop = stop_level(price, pending_entry, stop_value, stop_mode)
-                units = entry_quantity(
-                    cash,
-                    price,
-                    size_mode,
-                    size_value[signal_bar] if size_mode != SIZE_ALL_IN else NAN,
-                    abs(price - stop),
-                    fee_rate,
-                    fee_fixed,
-                    fractional,
-                )
-                if units > 0.0:
-                    side = pending_entry
-                    quantity = units
-                    notional = quantity * price
-                    entry_fee = fill_fee(notional, fee_rate, fee_fixed)
-                    cash -= side * notional + entry_fee
-                    entry_price = price
-                    entry_index = i
-                    target = NAN
-                    if target_mode != DISTANCE_NONE:
-                        target = target_level(price, side, target_distance[signal_bar], target_mode)
-                    trail_gap = NAN
-                    if trail_mode != DISTANCE_NONE:
-                        trail_gap = trail_distance[signal_bar]
-                    best = price
-                    trail = stop_level(best, side, trail_gap, trail_mode)
-        pending_exit = False
-        pending_entry = 0.0
-
-        if quantity > 0.0 and resting:
-            h = high[i]
-            lo = low[i]
-            reason, level = EXIT_NONE, NAN
-            if o == o and h == h and lo == lo:
-                reason, level = intrabar_exit(side, o, h, lo, stop, trail, target)
-            if reason != EXIT_NONE:
-                price = (
-                    level if reason == EXIT_TAKE_PROFIT else slipped_price(level, -side, slippage)
-                )
-                notional = quantity * price
-                fee = fill_fee(notional, fee_rate, fee_fixed)
-                cash += side * notional - fee
-                pnl = side * quantity * (price - entry_price) - entry_fee - fee
-                _record(
-                    trades,
-                    count,
-                    entry_index,
-                    i,
-                    side,
-                    quantity,
-                    entry_price,
-                    price,
-                    entry_fee + fee,
-                    pnl,
-                    reason,
-                )
-                count += 1
-                quantity = 0.0
-                side = 0.0
-            elif trail_mode != DISTANCE_NONE:
-                extreme = h if side > 0.0 else lo
-                if side * (extreme - best) > 0.0:
-                    best = extreme
-                    trail = stop_level(best, side, trail_gap, trail_mode)
-
-        c = close[i]
-        if c == c:
-            last_close = c
-        held = side * quantity
-        value = cash + held * last_close if held != 0.0 else cash
-        curve = curve_push(curve, value, held, c)
-        if record:
-            equity[i - start] = value
-        if i + 1 < end:
-            pending_exit, pending_entry = decide(
-                side, enter_long[i], exit_long[i], enter_short[i], exit_short[i], allow_short
-            )
-            signal_bar = i
-        i += 1
-
-    if quantity > 0.0:
-        pnl = side * quantity * (last_close - entry_price) - entry_fee
-        _record(
+            state[S_LAST_CLOSE] = last_close
+            state[S_BAR] = i
+        if i == end:
+            break
+        curve, count = step(
+            state,
+            curve,
             trades,
             count,
-            entry_index,
-            end - 1,
-            side,
-            quantity,
-            entry_price,
-            last_close,
-            entry_fee,
-            pnl,
-            EXIT_END,
+            i,
+            open_[i],
+            high[i],
+            low[i],
+            close[i],
+            enter_long[i],
+            exit_long[i],
+            enter_short[i],
+            exit_short[i],
+            stop_distance[i] if has_stop else NAN,
+            target_distance[i] if has_target else NAN,
+            trail_distance[i] if has_trail else NAN,
+            size_value[i] if has_size else NAN,
+            i + 1 < end,
+            modes,
+            params,
         )
-        count += 1
+        if record:
+            equity[i - start] = curve[5]
+        i += 1
+    if state[S_QUANTITY] > 0.0:
+        count = _record_open(state, trades, count, end - 1)
     return equity, trades, count, curve
+
+
+@_inline
+def _record_open(state: FloatArray, trades: FloatArray, count: int, last_index: int) -> int:
+    """Record the position still held as an open trade marked to the last close (`EXIT_END`)."""
+    side = state[S_SIDE]
+    quantity = state[S_QUANTITY]
+    last_close = state[S_LAST_CLOSE]
+    entry_price = state[S_ENTRY_PRICE]
+    entry_fee = state[S_ENTRY_FEE]
+    pnl = side * quantity * (last_close - entry_price) - entry_fee
+    _record(
+        trades,
+        count,
+        int(state[S_ENTRY_INDEX]),
+        last_index,
+        side,
+        quantity,
+        entry_price,
+        last_close,
+        entry_fee,
+        pnl,
+        EXIT_END,
+    )
+    return count + 1
 
 
 def _metrics_stamp() -> str:
@@ -577,6 +698,172 @@ marked at each bar's close. The position at each close follows from the trades
 Per bar, in this order: fill the orders decided at the previous close at this open (exit
 first, then entry), check resting exits inside the bar, trail, mark to the close, decide the
 orders for the next open.
+"""
+
+
+def _compile_live_step(stamp: str) -> Any:
+    """`live_step`, cached under ``stamp`` like `simulate` (it inlines the curve statistics)."""
+
+    def live_step(
+        state: FloatArray,
+        values: FloatArray,
+        signal_slots: IntArray,
+        risk_slots: IntArray,
+        modes: IntArray,
+        params: FloatArray,
+        ts: float,
+        trades: FloatArray,
+        fills: FloatArray,
+    ) -> tuple[int, int]:
+        _ = stamp  # part of the cache key, see `_compile_simulate`
+        i = int(state[S_BAR])
+        flags = np.zeros(4, dtype=np.bool_)
+        for kind in range(4):
+            for k in range(signal_slots.shape[1]):
+                slot = signal_slots[kind, k]
+                if slot >= 0 and values[slot] != 0.0:
+                    flags[kind] = True
+        risk = np.full(4, NAN)
+        for kind in range(4):
+            if risk_slots[kind] >= 0:
+                risk[kind] = values[risk_slots[kind]]
+        curve = (
+            state[L_CURVE],
+            state[L_CURVE + 1],
+            state[L_CURVE + 2],
+            state[L_CURVE + 3],
+            state[L_CURVE + 4],
+            state[L_CURVE + 5],
+            state[L_CURVE + 6],
+            state[L_CURVE + 7],
+            state[L_CURVE + 8],
+            state[L_CURVE + 9],
+            state[L_CURVE + 10],
+            state[L_CURVE + 11],
+            state[L_CURVE + 12],
+            state[L_CURVE + 13],
+        )
+        held_entry_ts = state[L_ENTRY_TS]
+        curve, count = step(
+            state,
+            curve,
+            trades,
+            0,
+            i,
+            values[0],
+            values[1],
+            values[2],
+            values[3],
+            flags[0],
+            flags[1],
+            flags[2],
+            flags[3],
+            risk[0],
+            risk[1],
+            risk[2],
+            risk[3],
+            True,
+            modes,
+            params,
+        )
+        for k in range(CURVE_SLOTS):
+            state[L_CURVE + k] = curve[k]
+        fee_rate = params[P_FEE_RATE]
+        fee_fixed = params[P_FEE_FIXED]
+        filled = 0
+        for row in range(count):
+            trade = trades[row]
+            side = trade[T_SIDE]
+            quantity = trade[T_QUANTITY]
+            if int(trade[T_ENTRY_INDEX]) == i:
+                trade[T_ENTRY_TS] = ts
+                price = trade[T_ENTRY_PRICE]
+                _fill(
+                    fills,
+                    filled,
+                    side,
+                    quantity,
+                    price,
+                    fill_fee(quantity * price, fee_rate, fee_fixed),
+                    0,
+                )
+                filled += 1
+                state[L_ENTRY_NOTIONAL] += quantity * price
+            else:
+                trade[T_ENTRY_TS] = held_entry_ts
+            price = trade[T_EXIT_PRICE]
+            _fill(
+                fills,
+                filled,
+                -side,
+                quantity,
+                price,
+                fill_fee(quantity * price, fee_rate, fee_fixed),
+                int(trade[T_REASON]),
+            )
+            filled += 1
+            state[L_EXIT_NOTIONAL] += quantity * price
+            pnl = trade[T_PNL]
+            state[L_CLOSED] += 1.0
+            state[L_PNL_TOTAL] += pnl
+            if pnl > 0.0:
+                state[L_WINS] += 1.0
+                state[L_GROSS_WIN] += pnl
+            elif pnl < 0.0:
+                state[L_LOSSES] += 1.0
+                state[L_GROSS_LOSS] -= pnl
+        if state[S_QUANTITY] > 0.0 and int(state[S_ENTRY_INDEX]) == i:
+            state[L_ENTRY_TS] = ts
+            quantity = state[S_QUANTITY]
+            price = state[S_ENTRY_PRICE]
+            _fill(fills, filled, state[S_SIDE], quantity, price, state[S_ENTRY_FEE], 0)
+            filled += 1
+            state[L_ENTRY_NOTIONAL] += quantity * price
+        return count, filled
+
+    return _njit(live_step)
+
+
+@_inline
+def _fill(
+    fills: FloatArray,
+    row: int,
+    direction: float,
+    quantity: float,
+    price: float,
+    fee: float,
+    reason: int,
+) -> None:
+    out = fills[row]
+    out[F_DIRECTION] = direction
+    out[F_QUANTITY] = quantity
+    out[F_PRICE] = price
+    out[F_FEE] = fee
+    out[F_REASON] = reason
+
+
+@_njit
+def new_live_state(capital: float) -> FloatArray:
+    """A flat forward-test account (`LIVE_SLOTS`) holding ``capital``, before its first bar."""
+    state = np.zeros(LIVE_SLOTS, dtype=np.float64)
+    state[:BROKER_SLOTS] = new_broker_state(capital)
+    curve = curve_start(capital)
+    for k in range(CURVE_SLOTS):
+        state[L_CURVE + k] = curve[k]
+    state[L_ENTRY_TS] = NAN
+    return state
+
+
+live_step = _compile_live_step(_metrics_stamp())
+"""Trade one bar on a forward-test account: the bar and the plan's outputs for it in ``values``.
+
+``values`` is the streaming executor's slot array (slots 0-3 hold the bar's open, high, low,
+close); ``signal_slots`` (4 x k, -1 padded) names the slots of the enter_long, exit_long,
+enter_short and exit_short sinks (several of a kind are OR-ed), ``risk_slots`` those of the
+stop, target, trailing-stop and size series (-1 when absent). Runs `step` (deciding the next
+open's orders, since live there is always a next bar), then writes the trades it closed to
+``trades`` (`LIVE_TRADE_COLUMNS`) and the fills to ``fills`` (`F_*`), returning both counts,
+and keeps the curve and trade tallies in ``state`` (`L_*` slots).
 """
 
 
