@@ -142,11 +142,17 @@ async def service(
 
 @pytest.fixture
 def start_worker(settings: Settings) -> Callable[..., Any]:
-    """``async with start_worker(bars=...) as worker:`` a worker with one pool process."""
+    """``async with start_worker(bars=..., **settings) as worker:`` a worker with one pool
+    process; keyword arguments replace settings of that worker only."""
 
     @contextlib.asynccontextmanager
-    async def start(bars: BarSource | None = None) -> AsyncIterator[Worker]:
-        worker = Worker(settings, processes=1, bars=bars or csv_bars(), consumer_options=FAST_GROUP)
+    async def start(bars: BarSource | None = None, **changed: Any) -> AsyncIterator[Worker]:
+        worker = Worker(
+            settings.model_copy(update=changed),
+            processes=1,
+            bars=bars or csv_bars(),
+            consumer_options=FAST_GROUP,
+        )
         async with worker.running():
             yield worker
 

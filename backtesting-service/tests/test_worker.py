@@ -260,14 +260,17 @@ async def test_a_job_cancelled_while_queued_is_skipped_by_the_worker(
 
 
 class UnreachableBars:
-    """Market data that never answers: every attempt of the job fails the same way."""
+    """Market data that does not answer the first ``failures`` calls (by default, never)."""
 
-    def __init__(self) -> None:
+    def __init__(self, failures: int | None = None) -> None:
         self.calls = 0
+        self.failures = failures
 
     async def bars(self, *args: Any, **kwargs: Any) -> Bars:
         self.calls += 1
-        raise ConnectionError("market data is down")
+        if self.failures is None or self.calls <= self.failures:
+            raise ConnectionError("market data is down")
+        return await csv_bars().bars(*args, **kwargs)
 
 
 async def test_a_job_whose_every_attempt_fails_is_marked_failed_once_the_runner_gives_up(
@@ -278,17 +281,33 @@ async def test_a_job_whose_every_attempt_fails_is_marked_failed_once_the_runner_
 ) -> None:
     job = (await service.submit(request_body())).json()
     bars = UnreachableBars()
-    async with start_worker(bars=bars):
+    # An outage is retried for its budget first (the next test); a short one here.
+    async with start_worker(bars=bars, worker_outage_retry_seconds=0.5):
         failed = await service.wait_status(job["id"], "failed", "completed", within=60)
     assert failed["status"] == "failed"
     assert failed["error"] == (
         f"gave up after {settings.worker_retry_attempts} attempts: "
         "ConnectionError: market data is down"
     )
-    assert bars.calls == settings.worker_retry_attempts
+    assert bars.calls >= settings.worker_retry_attempts
     dead = await read_records(
         settings.kafka_bootstrap,
         Topics.dlq(Topics(settings.kafka_topic_prefix).backtest_jobs),
         expect=1,
     )
     assert dict(dead[0].headers)["dlq-error"] == b"ConnectionError: market data is down"
+
+
+async def test_a_job_meeting_an_outage_longer_than_its_attempts_still_completes(
+    service: Service,
+    start_worker: Callable[..., Any],
+    request_body: Callable[..., dict[str, Any]],
+    settings: Settings,
+) -> None:
+    """Market data restarting: refused more times than the job has attempts, then back."""
+    job = (await service.submit(request_body())).json()
+    bars = UnreachableBars(failures=settings.worker_retry_attempts + 1)
+    async with start_worker(bars=bars):
+        done = await service.wait_status(job["id"], "failed", "completed", within=60)
+    assert done["status"] == "completed", done["error"]
+    assert bars.calls == settings.worker_retry_attempts + 2

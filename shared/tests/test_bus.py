@@ -206,6 +206,38 @@ async def test_failing_handler_is_retried_then_dead_lettered(
     assert default_registry.decode(dead[0].value)[1] == TestEventPayload(n=13)
 
 
+async def test_an_outage_is_retried_for_its_budget_without_counting_as_attempts(
+    kafka_bootstrap: str, topic_prefix: str, producer: EventProducer
+) -> None:
+    """A dependency restarting (connections refused for longer than three attempts take) does
+    not fail the message; an outage outlasting ``outage_seconds`` counts again and gives up."""
+    topic = Topics(topic_prefix).session_events
+    await producer.publish(topic, ping(1, key="x"))
+    await producer.publish(topic, ping(2, key="x"))
+    tries: dict[int, int] = {}
+
+    async def handler(envelope: Envelope, payload: BaseModel, record: Any) -> None:
+        assert isinstance(payload, TestEventPayload)
+        tries[payload.n] = tries.get(payload.n, 0) + 1
+        if payload.n == 2 or tries[payload.n] <= 6:  # 2: an outage that never ends
+            raise ConnectionRefusedError(111, "Connection refused")
+
+    given_up: list[tuple[int, int]] = []
+
+    async def on_give_up(
+        envelope: Envelope, payload: BaseModel, record: Any, error: BaseException, attempts: int
+    ) -> None:
+        assert isinstance(payload, TestEventPayload)
+        given_up.append((payload.n, attempts))
+
+    policy = RetryPolicy(max_attempts=3, initial_backoff=0.01, max_backoff=0.05, outage_seconds=1)
+    r = runner(kafka_bootstrap, topic, handler, producer, retry=policy, on_give_up=on_give_up)
+    await run_until(r, lambda: r.stats.handled == 1 and r.stats.dead_lettered == 1)
+    assert tries[1] == 7  # six refusals, then through: never given up
+    assert tries[2] > 3 + 3  # retried through the budget, then three counted attempts
+    assert given_up == [(2, 3)]
+
+
 async def test_redis_deduplicator_skips_an_event_published_twice(
     kafka_bootstrap: str,
     topic_prefix: str,

@@ -35,6 +35,9 @@ class Settings(ServiceSettings):
     )
     worker_group_id: str = "backtesting-workers"
     worker_retry_attempts: int = Field(default=3, ge=1, le=20)
+    # A job meeting an outage (the database, market data or S3 unreachable) is retried this
+    # long without using up its attempts: a dependency's restart must not fail the job.
+    worker_outage_retry_seconds: float = Field(default=120.0, ge=0, le=3_600)
     worker_kafka_wait_seconds: float = Field(default=60.0, gt=0, le=3_600)
     """How long a starting worker waits for Kafka before it exits (its supervisor restarts it)."""
     # A job runs between two polls; Kafka drops a member that does not poll for this long.

@@ -350,6 +350,7 @@ class Worker:
                     max_attempts=settings.worker_retry_attempts,
                     initial_backoff=0.5,
                     max_backoff=10.0,
+                    outage_seconds=settings.worker_outage_retry_seconds,
                 ),
                 max_batch=1,
                 on_give_up=handler.give_up,

@@ -9,6 +9,10 @@ Policy, in one place (compare quix-streams' error callbacks):
   message goes to the DLQ carrying the error and the original bytes, and the partition moves
   on. A poison message never blocks its partition. This is the one retry/give-up policy: a
   handler raises, and never counts attempts itself.
+- An error that means a dependency could not be reached (`algotrade.outages`) is not the
+  message's fault: for ``RetryPolicy.outage_seconds`` after its first try, such failures are
+  retried without counting as attempts, so that a database or service restarting does not
+  fail the work. The partition waits meanwhile, for that long at most.
 - An event id the `Deduplicator` has seen is skipped (at-least-once delivery, exactly-once effect).
 - Offsets are committed only after the handler succeeded or the DLQ write was acknowledged.
   If the DLQ itself cannot be written, nothing is committed and the runner seeks back and tries
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -43,6 +48,7 @@ from pydantic import BaseModel
 
 from algotrade.errors import EventError
 from algotrade.events import Envelope, EventRegistry, Topics
+from algotrade.outages import unreachable
 
 logger = logging.getLogger(__name__)
 
@@ -151,6 +157,9 @@ class RetryPolicy:
     max_attempts: int = 3
     initial_backoff: float = 0.05
     max_backoff: float = 2.0
+    # How long after a message's first try an outage (`algotrade.outages.unreachable`) is
+    # retried without counting as an attempt; 0 counts it like any other error.
+    outage_seconds: float = 0.0
 
     def backoff(self, attempt: int) -> float:
         return float(min(self.max_backoff, self.initial_backoff * 2 ** (attempt - 1)))
@@ -331,25 +340,36 @@ class ConsumerRunner:
             self.stats.skipped_duplicates += 1
             logger.info("skip applied event %s", envelope.id, extra=_where(record))
             return
-        attempt = 0
+        attempt = tries = 0
+        first_try = time.monotonic()
         while True:
-            attempt += 1
+            tries += 1
             try:
                 await self._handler(envelope, payload, record)
             except Exception as exc:
-                if attempt >= self._retry.max_attempts or isinstance(exc, EventError):
-                    await self._give_up(envelope, payload, record, exc, attempt)
-                    await self._dead_letter(record, exc, attempts=attempt)
-                    return
+                outage = (
+                    not isinstance(exc, EventError)
+                    and time.monotonic() - first_try < self._retry.outage_seconds
+                    and unreachable(exc) is not None
+                )
+                if outage and self._stopping.is_set():
+                    raise  # not settled: the partition's next owner takes it from here
+                if not outage:
+                    attempt += 1
+                    if attempt >= self._retry.max_attempts or isinstance(exc, EventError):
+                        await self._give_up(envelope, payload, record, exc, attempt)
+                        await self._dead_letter(record, exc, attempts=attempt)
+                        return
                 self.stats.retries += 1
                 logger.warning(
-                    "handler failed (attempt %d/%d): %r",
+                    "handler failed (%s %d/%d): %r",
+                    "outage, not counted; attempts" if outage else "attempt",
                     attempt,
                     self._retry.max_attempts,
                     exc,
                     extra=_where(record),
                 )
-                await self._sleep(self._retry.backoff(attempt))
+                await self._sleep(self._retry.backoff(tries))
                 continue
             break
         if self._dedupe is not None:
