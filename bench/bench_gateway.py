@@ -8,8 +8,9 @@ both served as every service is (`algotrade.server.serve`: uvicorn, uvloop, http
 at Redis (``REDIS_URL``, else 127.0.0.1:6379, else a private redis-server). Then, from this
 process, with httpx:
 
-- 1 connection: requests alternate direct / through the gateway, so both see the same machine
-  state; prints p50/p90/p99 and throughput of each, the difference and ratio at p50, and the
+- 1 connection: requests alternate direct / through a bare pass-through (the floor: same
+  server, same forwarding client, nothing else) / through the gateway, so all see the same
+  machine state; prints p50/p90/p99 and throughput of each, the difference and ratio at p50, and the
   CPU time each server process spent per request.
 - 32 connections: 32 concurrent clients for ``--seconds`` each way, in ``--rounds`` rounds
   alternating direct / gateway; p50/p99, requests/s and the gateway's share of the direct
@@ -78,6 +79,43 @@ def serve_upstream(port: int) -> None:
     serve(app, settings, host="127.0.0.1", port=port)  # as every service runs
 
 
+def serve_bare_hop(upstream_url: str, port: int) -> None:
+    """The floor: a pass-through with no authentication, limits or middleware, served and
+    forwarding as the gateway does (uvicorn, uvloop, httptools; `UpstreamPool`)."""
+    from starlette.types import Receive, Scope, Send
+
+    from api_gateway.upstream_http import UpstreamPool
+
+    pools: list[UpstreamPool] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        if not pools:
+            pools.append(
+                UpstreamPool(
+                    upstream_url,
+                    max_connections=64,
+                    max_keepalive=64,
+                    keepalive_seconds=4,
+                    connect_timeout=2,
+                )
+            )
+        target = scope["raw_path"] + b"?" + scope["query_string"]
+        headers = [(n, v) for n, v in scope["headers"] if n != b"host"]
+        response = await pools[0].request(scope["method"], target, headers, None, wait_seconds=10)
+        kept = [
+            (n.lower(), v) for n, v in response.headers if n.lower() not in (b"date", b"server")
+        ]
+        await send({"type": "http.response.start", "status": response.status, "headers": kept})
+        body = b"".join([chunk async for chunk in response.chunks()])
+        response.close()
+        await send({"type": "http.response.body", "body": body})
+
+    settings = ServiceSettings(environment="local", log_level="WARNING")
+    serve(app, settings, host="127.0.0.1", port=port)
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
@@ -116,33 +154,33 @@ def cpu_seconds(pid: int) -> float | None:
 
 
 def single_connection(
-    gateway: str,
-    direct: str,
-    user_auth: dict[str, str],
-    internal_auth: dict[str, str],
-    n: int,
-    pids: dict[str, int],
+    targets: dict[str, tuple[str, dict[str, str]]], n: int, pids: dict[str, int]
 ) -> dict[str, float]:
+    """``targets``: name -> (URL, headers), requested in turn; ``pids``: the server processes
+    (``service`` answers every target's requests, the others one target's each)."""
     print(f"\n1 connection, {n} requests each way, interleaved")
-    times: dict[str, list[float]] = {"direct": [], "gateway": []}
-    elapsed = {"direct": 0.0, "gateway": 0.0}
-    with httpx.Client(base_url=direct) as d, httpx.Client(base_url=gateway) as g:
-        targets = {"direct": (d, internal_auth), "gateway": (g, user_auth)}
+    times: dict[str, list[float]] = {name: [] for name in targets}
+    elapsed = dict.fromkeys(targets, 0.0)
+    clients = {name: httpx.Client(base_url=url) for name, (url, _) in targets.items()}
+    try:
         for _ in range(500):  # warm-up: connections, caches, JIT-free but lazy imports
-            for client, auth in targets.values():
-                client.get(PATH, headers=auth).raise_for_status()
+            for name, (_, auth) in targets.items():
+                clients[name].get(PATH, headers=auth).raise_for_status()
         cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         for _ in range(n):
-            for name, (client, auth) in targets.items():
+            for name, (_, auth) in targets.items():
                 started = time.perf_counter()
-                response = client.get(PATH, headers=auth)
+                response = clients[name].get(PATH, headers=auth)
                 took = time.perf_counter() - started
                 if response.status_code != 200:
                     raise SystemExit(f"{name}: {response.status_code} {response.text}")
                 times[name].append(took)
                 elapsed[name] += took
         cpu_after = {name: cpu_seconds(pid) for name, pid in pids.items()}
-    for name in ("direct", "gateway"):
+    finally:
+        for client in clients.values():
+            client.close()
+    for name in targets:
         print(summary(name, times[name], elapsed[name]))
     p50 = {k: statistics.median(v) * 1000 for k, v in times.items()}
     p99 = {k: percentile(v, 99) * 1000 for k, v in times.items()}
@@ -152,17 +190,28 @@ def single_connection(
         f"(x{p50['gateway'] / p50['direct']:.2f}), p99 +{p99['gateway'] - p99['direct']:.3f} ms "
         f"(x{p99['gateway'] / p99['direct']:.2f})   [goal: < {GOAL_ADDED_P50_MS} ms at p50]"
     )
+    if "bare hop" in p50:
+        print(
+            f"  a bare hop adds: p50 +{p50['bare hop'] - p50['direct']:.3f} ms (the floor of any "
+            "pass-through served this way; the gateway's own work is the rest)"
+        )
     figures = {"added_p50_ms": added, "latency_ratio": p50["gateway"] / p50["direct"]}
+    if "bare hop" in p50:
+        figures["floor_added_p50_ms"] = p50["bare hop"] - p50["direct"]
     spent = {
         name: after - before
         for name in pids
         if (before := cpu_before[name]) is not None and (after := cpu_after[name]) is not None
     }
-    if len(spent) == 2:
+    if len(spent) == len(pids):
         figures["gateway_cpu_ms"] = spent["gateway"] / n * 1000
+        per_request = {
+            name: spent[name] / (n * (len(targets) if name == "service" else 1)) * 1000
+            for name in pids
+        }
         print(
-            f"  CPU per request: gateway process {figures['gateway_cpu_ms']:.3f} ms, "
-            f"service process {spent['service'] / (2 * n) * 1000:.3f} ms"
+            "  CPU per request: "
+            + ", ".join(f"{name} process {ms:.3f} ms" for name, ms in per_request.items())
         )
     return figures
 
@@ -282,7 +331,9 @@ def token_costs() -> None:
         token_type="internal",
         cache_seconds=0,
     )
-    signed = fresh.for_principal(other)
+    # Signed with a TTL long enough to outlive the measurements on a slow machine.
+    long_lived = InternalTokens(settings.model_copy(update={"internal_token_ttl_seconds": 3600}))
+    signed = long_lived.for_principal(other)
     n = 20_000
     print("\ntoken costs (in process, per call; the gateway pays the cached ones per request)")
     for label, fn in (
@@ -307,7 +358,7 @@ def main() -> None:
     state = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
     (state / "logs").mkdir()
     redis = provide_redis(state, os.environ.get("REDIS_URL"), allow_local=True)
-    upstream_port, gateway_port = free_port(), free_port()
+    upstream_port, gateway_port, bare_port = free_port(), free_port(), free_port()
     keys = InstallationKeys.generate()  # this run's own; no key lives in the repository
     env = {
         **os.environ,
@@ -324,6 +375,12 @@ def main() -> None:
     upstream = spawn(
         [sys.executable, __file__, "upstream", str(upstream_port)], upstream_log, env=env
     )
+    bare_log = state / "logs" / "bare.log"
+    bare = spawn(
+        [sys.executable, __file__, "bare", f"http://127.0.0.1:{upstream_port}", str(bare_port)],
+        bare_log,
+        env=env,
+    )
     gateway = spawn(
         [sys.executable, "-m", "api_gateway", "serve", "--port", str(gateway_port)],
         gateway_log,
@@ -334,6 +391,8 @@ def main() -> None:
         gateway_url = f"http://127.0.0.1:{gateway_port}"
         wait_healthy(direct_url, upstream, upstream_log)
         wait_healthy(gateway_url, gateway, gateway_log)
+        bare_url = f"http://127.0.0.1:{bare_port}"
+        wait_healthy(bare_url, bare, bare_log)
         settings = Settings(environment="local", **keys.settings_values("gateway"))
         issuer = TokenIssuer(KeySet.for_access_tokens(settings), issuer=settings.jwt_issuer)
         principal = Principal(
@@ -359,12 +418,13 @@ def main() -> None:
             f"redis {redis.source}, {os.cpu_count()} CPUs, python {sys.version.split()[0]}"
         )
         one = single_connection(
-            gateway_url,
-            direct_url,
-            user_auth,
-            internal_auth,
+            {
+                "direct": (direct_url, internal_auth),
+                "bare hop": (bare_url, internal_auth),
+                "gateway": (gateway_url, user_auth),
+            },
             args.requests,
-            {"gateway": gateway.pid, "service": upstream.pid},
+            {"gateway": gateway.pid, "bare hop": bare.pid, "service": upstream.pid},
         )
         ratio = many_connections(
             gateway_url,
@@ -383,12 +443,14 @@ def main() -> None:
             f"(x{one['latency_ratio']:.2f} of direct; goal < {GOAL_ADDED_P50_MS} ms: "
             f"{'met' if added < GOAL_ADDED_P50_MS else 'NOT met'})"
             + (f", {cpu:.3f} ms gateway CPU per request" if cpu is not None else "")
+            + f", a bare hop adds {one.get('floor_added_p50_ms', float('nan')):.3f} ms"
             + f"; {args.connections} connections: gateway throughput x{ratio:.2f} of direct "
             f"(goal >= x{GOAL_THROUGHPUT_RATIO:.2f}: "
             f"{'met' if ratio >= GOAL_THROUGHPUT_RATIO else 'NOT met'})"
         )
     finally:
         terminate(gateway)
+        terminate(bare)
         terminate(upstream)
         redis.stop()
         shutil.rmtree(state, ignore_errors=True)
@@ -397,5 +459,7 @@ def main() -> None:
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "upstream":
         serve_upstream(int(sys.argv[2]))
+    elif len(sys.argv) == 4 and sys.argv[1] == "bare":
+        serve_bare_hop(sys.argv[2], int(sys.argv[3]))
     else:
         main()
