@@ -1,8 +1,156 @@
-"""Tables the forward-test service owns, all in the ``forward`` schema."""
+"""Tables the forward-test service owns, all in the ``forward`` schema.
+
+``sessions`` holds every forward-test session: what it runs (the plan compiled at submission,
+the resolved execution config), its status and, copied from Redis periodically and on stop,
+its latest checkpoint and account summary. ``revision`` grows (one sequence for all sessions)
+with every change a worker must notice (created, paused, resumed, stopped, deleted), so a
+worker reads only what changed on a series since it last looked. Fills (``session_orders``),
+closed trades (``session_trades``), equity points and recorded gaps and corrections are keyed
+by session and a sequence number or bar time, so a bar applied again after a crash writes
+nothing twice.
+"""
 
 from __future__ import annotations
+
+from typing import Final
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    Sequence,
+    String,
+    Table,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 
 from algotrade.db import service_schema
 
 SCHEMA = service_schema("forward")
 Base = SCHEMA.base
+metadata = Base.metadata
+
+RUNNING: Final = "running"
+PAUSED: Final = "paused"
+STOPPED: Final = "stopped"
+FAILED: Final = "failed"
+STATUSES: Final = (RUNNING, PAUSED, STOPPED, FAILED)
+ACTIVE: Final = (RUNNING, PAUSED)
+"""Sessions a worker keeps loaded and that count against the per-user limit."""
+
+revision_seq = Sequence("session_revision", metadata=metadata)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", String(26), primary_key=True),
+    Column("user_id", String(100), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("strategy_id", String(100), nullable=False),
+    Column("strategy_version", Integer, nullable=False),
+    Column("plan_id", String(64), nullable=False),
+    Column("plan", Text, nullable=False),  # Plan.to_bytes() text, params applied
+    Column("params", JSONB, nullable=False),
+    Column("symbol", String(32), nullable=False),
+    Column("timeframe", String(8), nullable=False),
+    Column("owner", String(100), nullable=False),  # the series' owner; "" for the platform
+    Column("series_key", String(200), nullable=False),  # the market.bars.v1 key
+    Column("config", JSONB, nullable=False),  # the ResolvedConfig
+    Column("config_id", String(64), nullable=False),
+    Column("capital", Float, nullable=False),
+    Column("warmup", Integer, nullable=False),
+    Column("revision", BigInteger, nullable=False),
+    # The latest checkpoint copied to PostgreSQL (Redis has newer ones between copies).
+    Column("snapshot", LargeBinary),
+    Column("bars_applied", BigInteger, nullable=False, server_default="0"),
+    Column("last_bar_ts", BigInteger),  # epoch ms of the last applied bar's open time
+    Column("summary", JSONB),  # position, cash, equity, warmed_up, counters
+    Column("error", Text),
+    Column("warmed_up_at", DateTime(timezone=True)),  # set once: session.warmed_up is sent once
+    Column("created_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+    Column("updated_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+    Column("stopped_at", DateTime(timezone=True)),
+    Column("deleted_at", DateTime(timezone=True)),
+    CheckConstraint("status IN ('running', 'paused', 'stopped', 'failed')", name="status"),
+)
+Index("ix_sessions_user_id_id", sessions.c.user_id, sessions.c.id)
+Index("ix_sessions_series_key_revision", sessions.c.series_key, sessions.c.revision)
+
+session_orders = Table(
+    "session_orders",
+    metadata,
+    Column(
+        "session_id",
+        String(26),
+        ForeignKey(sessions.c.id, ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("seq", Integer, primary_key=True),
+    Column("ts", BigInteger, nullable=False),
+    Column("side", String(4), nullable=False),
+    Column("quantity", Float, nullable=False),
+    Column("price", Float, nullable=False),
+    Column("fee", Float, nullable=False),
+    Column("reason", String(32), nullable=False),
+)
+
+session_trades = Table(
+    "session_trades",
+    metadata,
+    Column(
+        "session_id",
+        String(26),
+        ForeignKey(sessions.c.id, ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("seq", Integer, primary_key=True),
+    Column("side", String(5), nullable=False),
+    Column("entry_ts", BigInteger, nullable=False),
+    Column("exit_ts", BigInteger, nullable=False),
+    Column("entry_price", Float, nullable=False),
+    Column("exit_price", Float, nullable=False),
+    Column("quantity", Float, nullable=False),
+    Column("pnl", Float, nullable=False),
+    Column("fees", Float, nullable=False),
+    Column("exit_reason", String(32), nullable=False),
+)
+
+session_equity = Table(
+    "session_equity",
+    metadata,
+    Column(
+        "session_id",
+        String(26),
+        ForeignKey(sessions.c.id, ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("ts", BigInteger, primary_key=True),
+    Column("equity", Float, nullable=False),
+    Column("position", Float, nullable=False),
+)
+
+session_anomalies = Table(
+    "session_anomalies",
+    metadata,
+    Column(
+        "session_id",
+        String(26),
+        ForeignKey(sessions.c.id, ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("kind", String(16), primary_key=True),  # gap | correction
+    Column("ts", BigInteger, primary_key=True),  # a gap: the first missing open time
+    Column("revision", Integer, primary_key=True, server_default="0"),
+    Column("bars", Integer, nullable=False, server_default="1"),  # a gap: how many are missing
+    Column("detail", JSONB),
+    Column("recorded_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+    CheckConstraint("kind IN ('gap', 'correction')", name="kind"),
+)

@@ -1,0 +1,105 @@
+"""Event payloads of forward-test sessions (``session.events.v1``, keyed by session id),
+registered in `algotrade.events.default_registry` on import.
+
+A session's life: ``session.started`` (created, warmed up from history as far as it goes),
+``session.warmed_up`` (every plan output is defined; trading can start), then per bar
+``order.filled`` for each fill, ``trade.closed`` for each round trip and at most one
+``session.equity`` (throttled per session), and the control events ``session.paused``,
+``session.resumed``, ``session.stopped`` and ``session.failed`` (with the reason). Bar times
+are epoch milliseconds of the bar's open time, as in `algotrade.engine.Bars`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from algotrade.events import default_registry
+
+STARTED = "session.started"
+WARMED_UP = "session.warmed_up"
+ORDER_FILLED = "order.filled"
+TRADE_CLOSED = "trade.closed"
+EQUITY = "session.equity"
+PAUSED = "session.paused"
+RESUMED = "session.resumed"
+STOPPED = "session.stopped"
+FAILED = "session.failed"
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    session_id: str = Field(min_length=26, max_length=26)
+
+
+@default_registry.register(STARTED)
+class SessionStarted(_Payload):
+    strategy_id: str
+    version: int
+    plan_id: str
+    symbol: str
+    timeframe: str
+    owner: str | None = Field(description="the series' owner; null for the platform's data")
+    capital: float
+    warmup: int = Field(description="bars the plan needs before every output is defined")
+    warmup_bars: int = Field(description="history bars applied at the start")
+    last_bar_ts: int | None
+
+
+@default_registry.register(WARMED_UP)
+class SessionWarmedUp(_Payload):
+    ts: int = Field(description="the bar after which the session is warmed up")
+    bars_applied: int
+
+
+@default_registry.register(ORDER_FILLED)
+class OrderFilled(_Payload):
+    seq: int = Field(ge=0, description="the session's fill number, from 0")
+    ts: int
+    side: Literal["buy", "sell"]
+    quantity: float
+    price: float
+    fee: float
+    reason: str
+
+
+@default_registry.register(TRADE_CLOSED)
+class TradeClosed(_Payload):
+    seq: int = Field(ge=0, description="the session's trade number, from 0")
+    side: Literal["long", "short"]
+    entry_ts: int
+    exit_ts: int
+    entry_price: float
+    exit_price: float
+    quantity: float
+    pnl: float
+    fees: float
+    exit_reason: str
+
+
+@default_registry.register(EQUITY)
+class SessionEquity(_Payload):
+    ts: int
+    equity: float
+    cash: float
+    position: float
+    bars_applied: int
+
+
+class SessionStatusChanged(_Payload):
+    """Paused, resumed or stopped by its user; ``last_bar_ts`` says where it was."""
+
+    status: Literal["running", "paused", "stopped"]
+    last_bar_ts: int | None = None
+
+
+for _type in (PAUSED, RESUMED, STOPPED):
+    default_registry.register(_type)(SessionStatusChanged)
+
+
+@default_registry.register(FAILED)
+class SessionFailed(_Payload):
+    reason: str
+    last_bar_ts: int | None = None
