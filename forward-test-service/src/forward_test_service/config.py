@@ -1,4 +1,5 @@
-"""Settings of the forward-test service (environment variables; see `algotrade.config`)."""
+"""Settings of the forward-test service and its workers (environment variables; see
+`algotrade.config`)."""
 
 from __future__ import annotations
 
@@ -7,5 +8,38 @@ from pydantic import Field
 from algotrade.config import SERVICE_PORTS, ServiceSettings
 
 
+def _local(service: str) -> str:
+    return f"http://127.0.0.1:{SERVICE_PORTS[service]}"
+
+
 class Settings(ServiceSettings):
     port: int = Field(default=SERVICE_PORTS["forward-test-service"], ge=1, le=65535)
+
+    # Other services, called with an internal token minted for the session's user
+    # (the embedded stack sets STRATEGY_SERVICE_URL and MARKET_DATA_SERVICE_URL).
+    strategy_service_url: str = _local("strategy-service")
+    market_data_service_url: str = _local("market-data-service")
+    http_timeout_seconds: float = Field(default=30.0, gt=0)
+    internal_token_ttl_seconds: int = Field(default=300, ge=30, le=3600)
+
+    # Sessions.
+    max_running_sessions_per_user: int = Field(default=200, ge=1, le=1_000_000)
+    """Running and paused sessions one user may hold; a new one beyond is a 409."""
+    warmup_max_bars: int = Field(default=10_000, ge=1, le=10_000)
+    """The most warm-up bars read from market data (its window capacity bounds a read)."""
+
+    # Workers (`forward-test-service worker`).
+    worker_group_id: str = "forward-test-workers"
+    worker_retry_attempts: int = Field(default=3, ge=1, le=20)
+    worker_kafka_wait_seconds: float = Field(default=60.0, gt=0, le=3_600)
+    worker_max_batch: int = Field(default=200, ge=1, le=10_000)
+    checkpoint_seconds: float = Field(default=30.0, gt=0, le=3_600)
+    """How often a worker copies its sessions' checkpoints (and equity points) to PostgreSQL;
+    Redis holds them after every bar."""
+    equity_event_seconds: float = Field(default=1.0, ge=0, le=3_600)
+    """At most one ``session.equity`` event per session per this many seconds."""
+
+    # Reading sessions.
+    sessions_page_max: int = Field(default=200, ge=1)
+    trades_page_max: int = Field(default=1_000, ge=1)
+    equity_points_max: int = Field(default=10_000, ge=10)

@@ -1,22 +1,80 @@
-"""Composition root of the forward-test service: builds the app and its clients."""
+"""Composition root of the forward-test service: builds the app and its clients.
+
+The HTTP service creates, lists, controls and reads sessions; bars are applied to them by
+`forward_test_service.worker` processes. The outbox relay (started by the app factory)
+publishes the session events the API stages.
+"""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
+import httpx
 from fastapi import FastAPI
 
-from algotrade.service import create_service_app
+from algotrade import session_events
+from algotrade.auth import InternalTokens
+from algotrade.service import Resources, create_service_app
 from forward_test_service.api.routes import ROUTERS
+from forward_test_service.broker import Broker, PaperBroker
+from forward_test_service.checkpoints import CheckpointStore
 from forward_test_service.config import Settings
+from forward_test_service.market import HttpMarketData, MarketData
 from forward_test_service.models import SCHEMA
+from forward_test_service.services import SessionServices
+from forward_test_service.store import SessionStore
+from forward_test_service.strategies import HttpStrategySource, StrategySource
+from forward_test_service.submission import Submission
 
 NAME = "forward-test-service"
+# The event payload models register themselves on import; keep the import explicit.
+EVENT_TYPES = (session_events.STARTED, session_events.STOPPED)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    strategies: StrategySource | None = None,
+    market: MarketData | None = None,
+    broker: Broker | None = None,
+) -> FastAPI:
+    """The service app. ``strategies`` and ``market`` replace the HTTP clients of the
+    strategy and market data services (tests, demos)."""
+    settings = settings or Settings()
+
+    @contextlib.asynccontextmanager
+    async def setup(resources: Resources) -> AsyncIterator[SessionServices]:
+        async with contextlib.AsyncExitStack() as stack:
+            tokens = InternalTokens(settings, ttl_seconds=settings.internal_token_ttl_seconds)
+            client = httpx.AsyncClient(timeout=settings.http_timeout_seconds)
+            stack.push_async_callback(client.aclose)
+            paper = broker or PaperBroker()
+            yield SessionServices(
+                settings=settings,
+                sessions=SessionStore(
+                    resources.require_sessions(),
+                    resources.topics,
+                    producer=NAME,
+                    relay=resources.relay,
+                ),
+                checkpoints=CheckpointStore(resources.require_redis(), settings.redis_prefix),
+                broker=paper,
+                submission=Submission(
+                    strategies=strategies
+                    or HttpStrategySource(client, settings.strategy_service_url, tokens),
+                    market=market
+                    or HttpMarketData(client, settings.market_data_service_url, tokens),
+                    broker=paper,
+                    warmup_max_bars=settings.warmup_max_bars,
+                ),
+            )
+
     return create_service_app(
         name=NAME,
-        settings=settings or Settings(),
+        settings=settings,
         uses=("postgres", "redis", "kafka"),
         schema=SCHEMA,
         routers=ROUTERS,
+        setup=setup,
     )

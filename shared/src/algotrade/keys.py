@@ -3,7 +3,8 @@ the per-installation key file the embedded stack creates once.
 
 Internal tokens are asymmetric so that only a signer can mint them: the gateway holds one
 private key, the backtesting service and its workers hold another whose tokens services accept
-only with the scopes it needs (`BACKTESTING_SCOPES`), and every other service holds public keys
+only with the scopes it needs (`BACKTESTING_SCOPES`), the forward-test service and its workers a
+third, narrowed the same way (`FORWARD_TEST_SCOPES`), and every other service holds public keys
 alone. Access tokens stay HMAC (HS256): the gateway is their only issuer and only verifier.
 
 Nothing here has a default key. ``make run`` writes ``.algotrade/keys.json`` (mode 0600) on first
@@ -27,9 +28,11 @@ from algotrade.errors import ConfigurationError
 
 INTERNAL_ALGORITHM = "EdDSA"
 KEYS_FILE = "keys.json"
-SignerRole = Literal["gateway", "backtesting"]
+SignerRole = Literal["gateway", "backtesting", "forward-test"]
 BACKTESTING_SCOPES: tuple[str, ...] = ("market:read", "strategies:read")
 """All the backtesting service and its workers ever ask other services for."""
+FORWARD_TEST_SCOPES: tuple[str, ...] = ("market:read", "strategies:read")
+"""All the forward-test service and its workers ever ask other services for."""
 
 
 def random_secret() -> str:
@@ -104,6 +107,19 @@ class Signer:
         return public_pem(load_private_key(self.private_key, name=self.kid))
 
 
+SIGNER_ROLES: tuple[SignerRole, ...] = ("gateway", "backtesting", "forward-test")
+SIGNER_SCOPES: dict[SignerRole, tuple[str, ...] | None] = {
+    "gateway": None,
+    "backtesting": BACKTESTING_SCOPES,
+    "forward-test": FORWARD_TEST_SCOPES,
+}
+
+
+def new_signer(role: SignerRole) -> Signer:
+    """A fresh key pair for ``role``, narrowed to the role's scopes (the gateway's is not)."""
+    return Signer(new_key_id(role), private_pem(Ed25519PrivateKey.generate()), SIGNER_SCOPES[role])
+
+
 @dataclass(frozen=True)
 class InstallationKeys:
     """Every key one installation needs, and the environment each process gets from them."""
@@ -117,15 +133,17 @@ class InstallationKeys:
         return cls(
             access_secret=random_secret(),
             access_kid=new_key_id("access"),
-            signers={
-                "gateway": Signer(new_key_id("gateway"), private_pem(Ed25519PrivateKey.generate())),
-                "backtesting": Signer(
-                    new_key_id("backtesting"),
-                    private_pem(Ed25519PrivateKey.generate()),
-                    BACKTESTING_SCOPES,
-                ),
-            },
+            signers={role: new_signer(role) for role in SIGNER_ROLES},
         )
+
+    def with_missing_signers(self) -> InstallationKeys:
+        """These keys plus a new signer for every role they lack (a key file written before
+        that role existed); the same keys when none is missing."""
+        missing = [role for role in SIGNER_ROLES if role not in self.signers]
+        if not missing:
+            return self
+        signers = {**self.signers, **{role: new_signer(role) for role in missing}}
+        return InstallationKeys(self.access_secret, self.access_kid, signers)
 
     def public_keys(self) -> dict[str, str]:
         return {s.kid: s.public_key for s in self.signers.values()}
@@ -161,6 +179,7 @@ class InstallationKeys:
         """The variables ``docker-compose.yml`` reads (``algotrade keys`` prints them): each
         signer's private key under its own name, so that compose hands it to that signer only."""
         gateway, backtesting = self.signers["gateway"], self.signers["backtesting"]
+        forward = self.signers["forward-test"]
         return {
             "JWT_SECRET": self.access_secret,
             "JWT_KEY_ID": self.access_kid,
@@ -168,6 +187,8 @@ class InstallationKeys:
             "GATEWAY_INTERNAL_JWT_PRIVATE_KEY": gateway.private_key,
             "BACKTESTING_INTERNAL_JWT_KEY_ID": backtesting.kid,
             "BACKTESTING_INTERNAL_JWT_PRIVATE_KEY": backtesting.private_key,
+            "FORWARD_TEST_INTERNAL_JWT_KEY_ID": forward.kid,
+            "FORWARD_TEST_INTERNAL_JWT_PRIVATE_KEY": forward.private_key,
             **self.env(None),
         }
 
@@ -226,10 +247,24 @@ def load_or_create_installation_keys(state_dir: Path) -> InstallationKeys:
                 "generate new keys"
             ) from None
         try:
-            return InstallationKeys.from_json(json.loads(path.read_text()))
+            stored = InstallationKeys.from_json(json.loads(path.read_text()))
         except (ValueError, KeyError, TypeError) as exc:
             raise ConfigurationError(f"{path} is not a key file ({exc}); delete it") from None
+        keys = stored.with_missing_signers()
+        if keys is not stored:  # a signer role added since the file was written: keep it too
+            _replace_key_file(path, keys)
+        return keys
     keys = InstallationKeys.generate()
     with os.fdopen(fd, "w") as out:
         json.dump(keys.to_json(), out, indent=2)
     return keys
+
+
+def _replace_key_file(path: Path, keys: InstallationKeys) -> None:
+    """Rewrite the key file atomically, mode 0600 from the first byte."""
+    partial = path.with_suffix(".tmp")
+    partial.unlink(missing_ok=True)
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(keys.to_json(), out, indent=2)
+    partial.replace(path)

@@ -4,4 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-ROUTERS: list[APIRouter] = []
+from forward_test_service.api.routes import sessions
+
+ROUTERS: list[APIRouter] = [sessions.router]

@@ -1,0 +1,294 @@
+"""``/api/sessions``: start, list, read, pause, resume, stop and delete forward-test sessions;
+their trades, fills and equity curve."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import Query
+from sqlalchemy import Row
+
+from algotrade.bars import normalize_symbol
+from algotrade.bounds import OFFSET_MAX as MAX_OFFSET
+from algotrade.bounds import PAGE_MAX as MAX_PAGE
+from algotrade.downsample import lttb_indices
+from algotrade.engine import Plan
+from algotrade.errors import ValidationFailed
+from algotrade.events import ULID_PATTERN as SESSION_ID_PATTERN
+from algotrade.simulation import ResolvedConfig
+from algotrade.strict_json import api_router
+from forward_test_service.api.deps import ReaderDep, ServicesDep, WriterDep
+from forward_test_service.api.views import PROBLEMS, ms_time, session_public
+from forward_test_service.schemas import (
+    EquityPublic,
+    OrdersPage,
+    SessionCreate,
+    SessionPublic,
+    SessionsPublic,
+    SessionStatus,
+    TradesPage,
+)
+from forward_test_service.services import SessionServices
+
+router = api_router(prefix="/api/sessions", tags=["sessions"])
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=SessionPublic,
+    summary="Start a forward-test session (warmed up from history, then live)",
+    responses=PROBLEMS,
+)
+async def create_session(
+    body: SessionCreate, principal: WriterDep, services: ServicesDep
+) -> dict[str, Any]:
+    """Validates the strategy version (its compiled plan), parameters, config and that the
+    series has bars; applies the plan's warm-up length of the newest bars; then stores the
+    session and announces it (``session.started``). Workers apply each new closed bar."""
+    new = await services.submission.session(principal.user_id, body)
+    row = await services.sessions.create(new, limit=services.settings.max_running_sessions_per_user)
+    return session_public(row)
+
+
+@router.get("", response_model=SessionsPublic, summary="Your sessions, newest first")
+async def list_sessions(
+    principal: ReaderDep,
+    services: ServicesDep,
+    status: SessionStatus | None = None,
+    strategy_id: Annotated[str | None, Query(max_length=100)] = None,
+    symbol: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+    cursor: Annotated[
+        str | None,
+        Query(pattern=SESSION_ID_PATTERN, description="next_cursor of the previous page"),
+    ] = None,
+) -> dict[str, Any]:
+    if symbol is not None:
+        try:
+            symbol = normalize_symbol(symbol)
+        except ValueError as exc:
+            raise ValidationFailed(
+                str(exc), errors=[{"loc": ["query", "symbol"], "code": "invalid_symbol"}]
+            ) from None
+    limit = min(limit, services.settings.sessions_page_max)
+    rows = await services.sessions.page(
+        principal.user_id,
+        limit=limit + 1,
+        before=cursor,
+        status=status,
+        strategy_id=strategy_id,
+        symbol=symbol,
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    stored = await services.checkpoints.load([r.id for r in rows])
+    return {
+        "items": [session_public(r, stored[r.id].meta if r.id in stored else None) for r in rows],
+        "next_cursor": rows[-1].id if more else None,
+    }
+
+
+@router.get(
+    "/{session_id}",
+    response_model=SessionPublic,
+    summary="Status, position, cash, equity, live metrics, last bar time and lag",
+    responses={404: PROBLEMS[404]},
+)
+async def get_session(
+    session_id: str,
+    principal: ReaderDep,
+    services: ServicesDep,
+) -> dict[str, Any]:
+    row = await services.sessions.get(principal.user_id, session_id)
+    stored = (await services.checkpoints.load([row.id])).get(row.id)
+    snapshot = stored.snapshot if stored is not None else row.snapshot
+    meta = stored.meta if stored is not None else None
+    metrics = None
+    if snapshot is not None:
+        account = services.broker.restore(
+            Plan.from_bytes(row.plan.encode()), ResolvedConfig.model_validate(row.config), snapshot
+        )
+        metrics = account.metrics().as_dict()
+    return session_public(row, meta, metrics)
+
+
+async def _control(
+    services: SessionServices, user_id: str, session_id: str, action: str
+) -> dict[str, Any]:
+    row = await services.sessions.get(user_id, session_id)
+    snapshot = None
+    if action in ("stop", "delete"):
+        stored = (await services.checkpoints.load([row.id])).get(row.id)
+        if stored is not None:
+            snapshot = (stored.snapshot, stored.meta)
+    changed = await services.sessions.control(user_id, row.id, action, snapshot=snapshot)
+    return session_public(changed, snapshot[1] if snapshot is not None else None)
+
+
+@router.post(
+    "/{session_id}/pause",
+    response_model=SessionPublic,
+    summary="Pause a running session (bars are not applied while paused; gaps are recorded)",
+    responses={404: PROBLEMS[404], 409: PROBLEMS[409]},
+)
+async def pause_session(
+    session_id: str, principal: WriterDep, services: ServicesDep
+) -> dict[str, Any]:
+    return await _control(services, principal.user_id, session_id, "pause")
+
+
+@router.post(
+    "/{session_id}/resume",
+    response_model=SessionPublic,
+    summary="Resume a paused session",
+    responses={404: PROBLEMS[404], 409: PROBLEMS[409]},
+)
+async def resume_session(
+    session_id: str, principal: WriterDep, services: ServicesDep
+) -> dict[str, Any]:
+    return await _control(services, principal.user_id, session_id, "resume")
+
+
+@router.post(
+    "/{session_id}/stop",
+    response_model=SessionPublic,
+    summary="Stop a running or paused session for good (its results stay readable)",
+    responses={404: PROBLEMS[404], 409: PROBLEMS[409]},
+)
+async def stop_session(
+    session_id: str, principal: WriterDep, services: ServicesDep
+) -> dict[str, Any]:
+    return await _control(services, principal.user_id, session_id, "stop")
+
+
+@router.delete(
+    "/{session_id}",
+    status_code=204,
+    summary="Delete a session (stopped first if it runs); it then answers 404",
+    responses={404: PROBLEMS[404]},
+)
+async def delete_session(session_id: str, principal: WriterDep, services: ServicesDep) -> None:
+    await _control(services, principal.user_id, session_id, "delete")
+
+
+@router.get(
+    "/{session_id}/trades",
+    response_model=TradesPage,
+    summary="Closed trades, in order",
+    responses={404: PROBLEMS[404]},
+)
+async def get_trades(
+    session_id: str,
+    principal: ReaderDep,
+    services: ServicesDep,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+) -> dict[str, Any]:
+    limit = min(limit, services.settings.trades_page_max)
+    total, rows = await services.sessions.trades(
+        principal.user_id, session_id, offset=offset, limit=limit
+    )
+    return {
+        "session_id": session_id.upper(),
+        "total": total,
+        "offset": offset,
+        "limit": limit,
+        "trades": [_trade(r) for r in rows],
+    }
+
+
+@router.get(
+    "/{session_id}/orders",
+    response_model=OrdersPage,
+    summary="Filled orders (entries, exits, stops), in order",
+    responses={404: PROBLEMS[404]},
+)
+async def get_orders(
+    session_id: str,
+    principal: ReaderDep,
+    services: ServicesDep,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+) -> dict[str, Any]:
+    limit = min(limit, services.settings.trades_page_max)
+    total, rows = await services.sessions.orders(
+        principal.user_id, session_id, offset=offset, limit=limit
+    )
+    return {
+        "session_id": session_id.upper(),
+        "total": total,
+        "offset": offset,
+        "limit": limit,
+        "orders": [
+            {
+                "seq": r.seq,
+                "time": ms_time(r.ts),
+                "side": r.side,
+                "quantity": r.quantity,
+                "price": r.price,
+                "fee": r.fee,
+                "reason": r.reason,
+            }
+            for r in rows
+        ],
+    }
+
+
+@router.get(
+    "/{session_id}/equity",
+    response_model=EquityPublic,
+    summary="The equity curve at each applied bar's close, down-sampled for charts (LTTB)",
+    responses={404: PROBLEMS[404]},
+)
+async def get_equity(
+    session_id: str,
+    principal: ReaderDep,
+    services: ServicesDep,
+    points: Annotated[int, Query(ge=10, le=MAX_PAGE)] = 1000,
+) -> dict[str, Any]:
+    """At most ``points`` points chosen by Largest-Triangle-Three-Buckets on the equity, so
+    peaks and troughs survive."""
+    row = await services.sessions.get(principal.user_id, session_id)
+    curve = {
+        ts: (equity, position) for ts, equity, position in await services.sessions.equity(row.id)
+    }
+    pending = (await services.checkpoints.pending_equity([row.id])).get(row.id, [])
+    for ts, equity, position in pending:
+        curve[int(ts)] = (float(equity), float(position))
+    stamps = sorted(curve)
+    points = min(points, services.settings.equity_points_max)
+    keep = lttb_indices(
+        np.array(stamps, dtype=np.float64),
+        np.array([curve[t][0] for t in stamps], dtype=np.float64),
+        points,
+    )
+    return {
+        "session_id": row.id,
+        "total_points": len(stamps),
+        "method": "all" if len(keep) == len(stamps) else "lttb",
+        "points": [
+            {
+                "ts": ms_time(stamps[k]),
+                "equity": curve[stamps[k]][0],
+                "position": curve[stamps[k]][1],
+            }
+            for k in keep.tolist()
+        ],
+    }
+
+
+def _trade(r: Row[Any]) -> dict[str, Any]:
+    return {
+        "seq": r.seq,
+        "side": r.side,
+        "entry_time": ms_time(r.entry_ts),
+        "exit_time": ms_time(r.exit_ts),
+        "entry_price": r.entry_price,
+        "exit_price": r.exit_price,
+        "quantity": r.quantity,
+        "pnl": r.pnl,
+        "fees": r.fees,
+        "exit_reason": r.exit_reason,
+    }

@@ -1,0 +1,135 @@
+"""Request and response models of the session API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, field_validator
+
+from algotrade.bars import Timeframe, normalize_symbol
+from algotrade.bounds import INT4_MAX as MAX_VERSION
+from algotrade.simulation import BacktestConfig
+
+SessionStatus = Literal["running", "paused", "stopped", "failed"]
+OWNER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@:-]*$"
+
+
+class SessionCreate(BaseModel):
+    """A forward test of a stored strategy version on a symbol's live bars, with paper money.
+
+    ``config`` is a backtest's execution config (fees, slippage, sizing, calendar); ``capital``
+    is the starting cash and replaces ``config.initial_capital``. ``owner`` chooses whose
+    series of ``symbol`` to follow (a user id, or ``platform``); by default the one your reads
+    resolve to: your own, else one shared with you, else the platform's.
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    strategy_id: str = Field(min_length=1, max_length=100)
+    version: StrictInt | None = Field(
+        default=None, ge=1, le=MAX_VERSION, description="default: the strategy's current version"
+    )
+    symbol: str = Field(max_length=64)
+    timeframe: Timeframe
+    owner: str | None = Field(default=None, max_length=100, pattern=OWNER_PATTERN)
+    capital: StrictFloat = Field(gt=0, le=1e15)
+    config: BacktestConfig = Field(default_factory=BacktestConfig)
+    params: dict[str, StrictFloat] = Field(
+        default_factory=dict, description="tunable values overriding the graph's defaults"
+    )
+
+    @field_validator("symbol")
+    @classmethod
+    def _normalise_symbol(cls, value: str) -> str:
+        return normalize_symbol(value)
+
+
+class SessionPublic(BaseModel):
+    id: str
+    status: SessionStatus
+    strategy_id: str
+    version: int
+    plan_id: str
+    params: dict[str, float]
+    symbol: str
+    timeframe: Timeframe
+    owner: str | None = Field(description="whose series the session follows; null: platform")
+    capital: float
+    config: dict[str, Any] = Field(description="the execution config, auto fields resolved")
+    config_id: str
+    warmup: int = Field(description="bars the plan needs before every output is defined")
+    warmed_up: bool
+    bars_applied: int
+    last_bar_time: datetime | None = Field(description="open time of the last applied bar")
+    lag_seconds: float | None = Field(
+        description="seconds since the last applied bar closed (null before the first bar)"
+    )
+    position: float = Field(description="signed units held")
+    cash: float
+    equity: float
+    metrics: dict[str, float | int | None] | None
+    gaps: int = Field(description="missing bars recorded (never fabricated)")
+    corrections: int = Field(description="corrections of applied bars recorded (not applied)")
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+    stopped_at: datetime | None
+    links: dict[str, str]
+
+
+class SessionsPublic(BaseModel):
+    items: list[SessionPublic]
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next page")
+
+
+class TradePublic(BaseModel):
+    seq: int
+    side: Literal["long", "short"]
+    entry_time: datetime
+    exit_time: datetime
+    entry_price: float
+    exit_price: float
+    quantity: float
+    pnl: float
+    fees: float
+    exit_reason: str
+
+
+class TradesPage(BaseModel):
+    session_id: str
+    total: int
+    offset: int
+    limit: int
+    trades: list[TradePublic]
+
+
+class OrderPublic(BaseModel):
+    seq: int
+    time: datetime = Field(description="open time of the bar whose open (or range) filled it")
+    side: Literal["buy", "sell"]
+    quantity: float
+    price: float
+    fee: float
+    reason: str
+
+
+class OrdersPage(BaseModel):
+    session_id: str
+    total: int
+    offset: int
+    limit: int
+    orders: list[OrderPublic]
+
+
+class EquityPoint(BaseModel):
+    ts: datetime
+    equity: float
+    position: float
+
+
+class EquityPublic(BaseModel):
+    session_id: str
+    total_points: int
+    method: Literal["all", "lttb"]
+    points: list[EquityPoint]
