@@ -234,3 +234,24 @@ async def test_requests_over_the_connection_limit_wait_for_a_free_one() -> None:
         assert results == [(200, b"done")] * 6
         assert state.connections == 2
         await p.aclose()
+
+
+async def test_an_answer_sent_before_the_body_was_read_is_passed_on() -> None:
+    async def answer(head: bytes, reader: asyncio.StreamReader) -> bytes:
+        await reader.read(1024)  # a little of the body, then refuse the rest
+        return b"HTTP/1.1 413 Too Large\r\ncontent-length: 3\r\nconnection: close\r\n\r\nbig"
+
+    async def stream() -> AsyncIterator[bytes]:
+        for _ in range(400):
+            yield b"x" * 65_536
+            await asyncio.sleep(0)
+
+    async with server(answer) as (_, url):
+        p = pool(url)
+        response = await p.request(
+            "POST", b"/", [(b"content-length", b"26214400")], stream(), wait_seconds=5
+        )
+        assert response.status == 413
+        assert b"".join([c async for c in response.chunks()]) == b"big"
+        response.close()
+        await p.aclose()

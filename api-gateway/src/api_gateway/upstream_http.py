@@ -101,6 +101,11 @@ class _Connection(asyncio.Protocol):
         self._wake(self._waiter)
 
     def data_received(self, data: bytes) -> None:
+        if self._head is None or (self.complete and not self.head_only):
+            # Bytes no request asked for (before the first one, or after a complete answer):
+            # this connection cannot be trusted with the next request.
+            self.close()
+            return
         self.got_bytes = True
         try:
             self._parser.feed_data(data)
@@ -311,7 +316,13 @@ class UpstreamPool:
                 connection.start(head_only=method == "HEAD")
                 connection.write(head)
                 if body is not None:
-                    await self._send_body(connection, body, chunked, wait_seconds)
+                    try:
+                        await self._send_body(connection, body, chunked, wait_seconds)
+                    except UpstreamProtocolError:
+                        # An upstream may answer before it read the whole body (a 413, say)
+                        # and close: that answer is the one to pass on.
+                        if not connection.status:
+                            raise
                 await connection.response_head(wait_seconds)
             except UpstreamProtocolError:
                 self.release(connection, reuse=False)
