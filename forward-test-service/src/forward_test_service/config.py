@@ -31,6 +31,9 @@ class Settings(ServiceSettings):
     # Workers (`forward-test-service worker`).
     worker_group_id: str = "forward-test-workers"
     worker_retry_attempts: int = Field(default=3, ge=1, le=20)
+    # A bar meeting an outage (PostgreSQL or Redis unreachable) is retried this long without
+    # counting as an attempt; its partition waits meanwhile (`algotrade.bus.RetryPolicy`).
+    worker_outage_retry_seconds: float = Field(default=120.0, ge=0, le=3_600)
     worker_kafka_wait_seconds: float = Field(default=60.0, gt=0, le=3_600)
     worker_max_batch: int = Field(default=200, ge=1, le=10_000)
     checkpoint_seconds: float = Field(default=30.0, gt=0, le=3_600)

@@ -1,0 +1,464 @@
+"""`forward-test-service worker`: a member of the consumer group on ``market.bars.v1``.
+
+Kafka gives each member some partitions, and so some series (a series' bars share a key, hence
+a partition). For every closed bar of a series, the worker applies it to each running session
+following that series (`BarApplier`), then records what happened in this order:
+
+1. PostgreSQL, one transaction: fills, closed trades, gaps, corrections, warm-ups and failures,
+   with their events staged in the outbox (inserted once: a bar applied again stages nothing);
+2. Redis, one pipeline: every session's checkpoint and equity points;
+3. Kafka: ``session.equity`` (at most one per session per ``EQUITY_EVENT_SECONDS``).
+
+The consumer runner commits the bar's offset only after the handler returned, so a bar's
+effects are durable before Kafka forgets the bar. A restarted or rebalanced worker restores
+each session from Redis (else from the copy in PostgreSQL, made every ``CHECKPOINT_SECONDS``
+and on stop) and skips bars at or before the session's last bar time, so no bar is applied
+twice. A worker also compares each loaded session's bar count with Redis before a bar: when
+another member applied bars meanwhile (the partition moved away and back), it reloads.
+
+Gaps (an open time missing before a bar, by the session's timeframe and calendar) and
+corrections (a bar for an open time already applied) are recorded on the session; no bar is
+fabricated and applied history is never rewritten.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import ConsumerRecord
+from pydantic import BaseModel
+from sqlalchemy import Row
+
+from algotrade import bars as bar_events
+from algotrade import session_events as events
+from algotrade.bars import TIMEFRAME_SECONDS, series_key
+from algotrade.bus import ConsumerRunner, EventProducer, RetryPolicy, envelope_headers
+from algotrade.engine import Plan
+from algotrade.errors import DependencyUnavailable, EventError
+from algotrade.events import Envelope, Topics, default_registry
+from algotrade.service import Check, open_resources
+from algotrade.simulation import ResolvedConfig
+from algotrade.simulation.live import StaleBar
+from forward_test_service.broker import Account, Broker, PaperBroker, live_bar
+from forward_test_service.checkpoints import Checkpoint, CheckpointStore
+from forward_test_service.config import Settings
+from forward_test_service.models import ACTIVE, PAUSED, RUNNING, SCHEMA
+from forward_test_service.store import BarRecord, Counters, SessionStore, summary_of
+
+logger = logging.getLogger(__name__)
+
+NAME = "forward-test-worker"
+DAY_MS = 86_400_000
+
+
+@dataclass
+class LoadedSession:
+    """A session a worker holds in memory between bars."""
+
+    id: str
+    user_id: str
+    status: str
+    account: Account
+    counters: Counters
+    step_ms: int
+    calendar: str
+    last_equity_event: float = 0.0
+    dirty: bool = False  # applied bars not yet copied to PostgreSQL
+
+    def meta(self) -> dict[str, Any]:
+        return {**summary_of(self.account), **self.counters.as_meta()}
+
+
+@dataclass
+class Series:
+    sessions: dict[str, LoadedSession] = field(default_factory=dict)
+
+
+def missing_open_times(last_ts: int, ts: int, step_ms: int, calendar: str) -> tuple[int, int]:
+    """``(first missing open time, how many)`` between two applied bars; ``(0, 0)`` when the
+    market's calendar expects none. On ``24x7`` every skipped step is missing. On ``xnys``
+    weekends are not, and intraday steps count only within one UTC day (nights and closed
+    hours are not bars); exchange holidays are reported as gaps."""
+    count = (ts - last_ts) // step_ms - 1
+    if count <= 0:
+        return 0, 0
+    first = last_ts + step_ms
+    if calendar == "24x7":
+        return first, int(count)
+    if step_ms < DAY_MS and last_ts // DAY_MS != ts // DAY_MS:
+        return 0, 0
+    missing = [t for t in range(first, ts, step_ms) if ((t // DAY_MS) + 3) % 7 < 5][:100_000]
+    return (missing[0], len(missing)) if missing else (0, 0)
+
+
+def epoch_ms(moment: datetime) -> int:
+    return int(moment.replace(tzinfo=moment.tzinfo or UTC).timestamp() * 1000)
+
+
+class BarApplier:
+    """The handler of ``market.bars``: applies each bar to the sessions of its series."""
+
+    def __init__(
+        self,
+        *,
+        store: SessionStore,
+        checkpoints: CheckpointStore,
+        broker: Broker,
+        producer: EventProducer,
+        topics: Topics,
+        settings: Settings,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._checkpoints = checkpoints
+        self._broker = broker
+        self._producer = producer
+        self._topics = topics
+        self._settings = settings
+        self._clock = clock
+        self._series: dict[str, Series] = {}
+        self._plans: dict[str, Plan] = {}
+        self._last_copy = clock()
+
+    @property
+    def loaded(self) -> int:
+        """Sessions held in memory."""
+        return sum(len(s.sessions) for s in self._series.values())
+
+    async def __call__(
+        self, envelope: Envelope, payload: BaseModel, record: ConsumerRecord[Any, Any]
+    ) -> None:
+        if not isinstance(payload, bar_events.MarketBarsPayload):
+            raise EventError(f"{envelope.type} is not a market.bars event")
+        key = series_key(payload.symbol, payload.timeframe, payload.owner)
+        try:
+            await self._apply(key, payload)
+        except BaseException:
+            # Memory may be ahead of what was made durable: the retry reloads from Redis.
+            self._series.pop(key, None)
+            raise
+        if self._clock() - self._last_copy >= self._settings.checkpoint_seconds:
+            await self.copy_checkpoints()
+
+    async def copy_checkpoints(self) -> None:
+        """Copy the checkpoint of every session that applied bars since the last copy, and
+        their equity points, from memory and Redis to PostgreSQL."""
+        dirty = [s for series in self._series.values() for s in series.sessions.values() if s.dirty]
+        self._last_copy = self._clock()
+        if not dirty:
+            return
+        ids = [s.id for s in dirty]
+        equity = await self._checkpoints.pending_equity(ids)
+        await self._store.save_checkpoints(
+            [(s.id, s.account.snapshot(), s.meta()) for s in dirty], equity
+        )
+        await self._checkpoints.drop_equity((sid, len(points)) for sid, points in equity.items())
+        for s in dirty:
+            s.dirty = False
+        logger.info("copied %d checkpoints to PostgreSQL", len(dirty))
+
+    # ------------------------------------------------------------------ applying bars
+
+    async def _apply(self, key: str, payload: bar_events.MarketBarsPayload) -> None:
+        series = await self._refresh(key)
+        running = [s for s in series.sessions.values() if s.status == RUNNING]
+        if not running:
+            return
+        records: list[BarRecord] = []
+        saved: list[Checkpoint] = []
+        updates: list[LoadedSession] = []
+        bars = sorted(payload.bars, key=lambda b: b.ts)
+        stamps = [epoch_ms(b.ts) for b in bars]
+        for session in running:
+            account = session.account
+            points: list[tuple[int, float, float]] = []
+            for bar, ts in zip(bars, stamps, strict=True):
+                last = account.last_ts
+                if last is not None and ts <= last:
+                    if bar.correction:
+                        session.counters.corrections += 1
+                        records.append(
+                            BarRecord(
+                                session.id,
+                                session.user_id,
+                                None,
+                                0,
+                                0,
+                                correction={
+                                    "ts": ts,
+                                    "revision": bar.revision,
+                                    "version": bar.version,
+                                    "open": bar.open,
+                                    "high": bar.high,
+                                    "low": bar.low,
+                                    "close": bar.close,
+                                    "volume": bar.volume,
+                                },
+                            )
+                        )
+                    continue
+                gap = None
+                if last is not None:
+                    first, count = missing_open_times(last, ts, session.step_ms, session.calendar)
+                    if count:
+                        gap = (first, count)
+                        session.counters.gaps += count
+                was_warm = account.warmed_up
+                try:
+                    outcome = account.apply(
+                        live_bar(ts, bar.open, bar.high, bar.low, bar.close, bar.volume)
+                    )
+                except StaleBar:
+                    continue
+                except Exception as exc:  # a session that cannot go on fails alone
+                    logger.exception("session %s failed on bar %d", session.id, ts)
+                    records.append(
+                        BarRecord(
+                            session.id,
+                            session.user_id,
+                            None,
+                            0,
+                            0,
+                            failure=f"bar {ts}: {type(exc).__name__}: {exc}",
+                        )
+                    )
+                    session.status = "failed"
+                    break
+                records.append(
+                    BarRecord(
+                        session.id,
+                        session.user_id,
+                        outcome,
+                        session.counters.fills,
+                        session.counters.trades,
+                        warmed_up=outcome.warmed_up and not was_warm,
+                        gap=gap,
+                    )
+                )
+                session.counters.fills += len(outcome.fills)
+                session.counters.trades += len(outcome.closed)
+                points.append((ts, outcome.equity, outcome.position))
+            if points:
+                session.dirty = True
+                saved.append(
+                    Checkpoint(session.id, account.snapshot(), session.meta(), tuple(points))
+                )
+                updates.append(session)
+        await self._store.record(records)
+        await self._checkpoints.save(saved)
+        for session in list(series.sessions.values()):
+            if session.status not in ACTIVE:
+                del series.sessions[session.id]
+        await self._publish_equity(updates)
+
+    async def _publish_equity(self, sessions: Sequence[LoadedSession]) -> None:
+        """``session.equity`` for each session that has not sent one for a while; sent
+        directly (no state change goes with it), after the checkpoint is durable."""
+        now = self._clock()
+        every = self._settings.equity_event_seconds
+        messages = []
+        for s in sessions:
+            if now - s.last_equity_event < every:
+                continue
+            s.last_equity_event = now
+            account = s.account
+            envelope = default_registry.build(
+                events.EQUITY,
+                events.SessionEquity(
+                    session_id=s.id,
+                    ts=int(account.last_ts or 0),
+                    equity=account.equity,
+                    cash=account.cash,
+                    position=account.position,
+                    bars_applied=account.bars_applied,
+                ),
+                producer=NAME,
+                key=s.id,
+                user_id=s.user_id,
+            )
+            messages.append(
+                (
+                    self._topics.session_events,
+                    envelope.to_bytes(),
+                    s.id.encode(),
+                    envelope_headers(envelope),
+                )
+            )
+        if messages:
+            try:
+                await self._producer.send_many(messages)
+            except Exception as exc:  # progress events only: the next bar sends newer ones
+                logger.warning("session.equity not published: %r", exc)
+
+    # ------------------------------------------------------------------ loading sessions
+
+    async def _refresh(self, key: str) -> Series:
+        """The sessions of ``key`` as PostgreSQL has them now: new ones restored, paused and
+        resumed ones updated, stopped, failed and deleted ones dropped; loaded ones whose Redis
+        checkpoint moved on without this worker reloaded."""
+        series = self._series.setdefault(key, Series())
+        rows = await self._store.for_series(key, after_revision=None)
+        active = {row.id: row for row in rows}
+        for session_id in [sid for sid in series.sessions if sid not in active]:
+            del series.sessions[session_id]
+        loaded = list(series.sessions)
+        counts = await self._checkpoints.bars_applied(loaded)
+        stale = [
+            sid for sid in loaded if counts.get(sid, -1) > series.sessions[sid].account.bars_applied
+        ]
+        for sid in stale:
+            logger.info("session %s moved on elsewhere; reloading", sid)
+            del series.sessions[sid]
+        new = [row for sid, row in active.items() if sid not in series.sessions]
+        if new:
+            await self._restore(series, new)
+        for sid, row in active.items():
+            if sid in series.sessions:
+                series.sessions[sid].status = row.status
+        return series
+
+    async def _restore(self, series: Series, rows: Sequence[Row[Any]]) -> None:
+        stored = await self._checkpoints.load([row.id for row in rows])
+        for row in rows:
+            plan = self._plans.get(row.plan_id)
+            if plan is None:
+                plan = self._plans[row.plan_id] = Plan.from_bytes(row.plan.encode())
+            config = ResolvedConfig.model_validate(row.config)
+            checkpoint = stored.get(row.id)
+            if checkpoint is not None and int(checkpoint.meta.get("bars_applied", 0)) >= int(
+                row.bars_applied
+            ):
+                data, meta = checkpoint.snapshot, checkpoint.meta
+            else:
+                data, meta = row.snapshot, row.summary or {}
+            try:
+                account = self._broker.restore(plan, config, data)
+            except Exception as exc:
+                logger.exception("session %s cannot be restored", row.id)
+                await self._store.fail(row.id, row.user_id, f"cannot restore: {exc}")
+                continue
+            series.sessions[row.id] = LoadedSession(
+                id=row.id,
+                user_id=row.user_id,
+                status=row.status if row.status in (RUNNING, PAUSED) else RUNNING,
+                account=account,
+                counters=Counters.from_meta(meta),
+                step_ms=TIMEFRAME_SECONDS[row.timeframe] * 1000,
+                calendar=config.calendar,
+            )
+
+
+class Worker:
+    """The composition root of a worker process: clients and the consumer."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        broker: Broker | None = None,
+        consumer_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.settings = settings
+        self._broker = broker or PaperBroker()
+        self._consumer_options = consumer_options or {}
+        self._stop = asyncio.Event()
+        self.runner: ConsumerRunner | None = None
+        self.applier: BarApplier | None = None
+        # The consuming task; cancelling it is what a crash looks like to Kafka (no commit).
+        self.consumer_task: asyncio.Task[None] | None = None
+
+    async def stop(self) -> None:
+        """Finish the bar in hand, commit, copy checkpoints to PostgreSQL, leave the group."""
+        self._stop.set()
+        if self.runner is not None:
+            await self.runner.stop()
+
+    async def run(self) -> None:
+        async with self.running():
+            await self._stop.wait()
+
+    @contextlib.asynccontextmanager
+    async def running(self, *, copy_on_exit: bool = True) -> AsyncIterator[BarApplier]:
+        """Everything up and consuming; on exit, stops in reverse order (``copy_on_exit``:
+        copy checkpoints to PostgreSQL after the consumer stopped)."""
+        settings = self.settings
+        async with contextlib.AsyncExitStack() as stack:
+            resources = await stack.enter_async_context(
+                open_resources(
+                    name=NAME,
+                    settings=settings,
+                    uses=("postgres", "redis", "kafka"),
+                    schema=SCHEMA,
+                )
+            )
+            await _until_ready(resources.checks["kafka"], settings.worker_kafka_wait_seconds)
+            topics = resources.topics
+            producer = resources.require_producer()
+            applier = BarApplier(
+                store=SessionStore(
+                    resources.require_sessions(), topics, producer=NAME, relay=resources.relay
+                ),
+                checkpoints=CheckpointStore(resources.require_redis(), settings.redis_prefix),
+                broker=self._broker,
+                producer=producer,
+                topics=topics,
+                settings=settings,
+            )
+            self.applier = applier
+            runner = ConsumerRunner(
+                bootstrap=settings.kafka_bootstrap,
+                topics=[topics.market_bars],
+                group_id=settings.worker_group_id,
+                handler=applier,
+                producer=producer,
+                registry=default_registry,
+                retry=RetryPolicy(
+                    max_attempts=settings.worker_retry_attempts,
+                    initial_backoff=0.2,
+                    max_backoff=5.0,
+                    outage_seconds=settings.worker_outage_retry_seconds,
+                ),
+                max_batch=settings.worker_max_batch,
+                consumer_options=self._consumer_options,
+            )
+            self.runner = runner
+            task = asyncio.create_task(runner.run(), name="forward-worker-consumer")
+            self.consumer_task = task
+
+            async def stop_runner() -> None:
+                await runner.stop()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                if copy_on_exit and not task.cancelled():
+                    try:
+                        await applier.copy_checkpoints()
+                    except Exception:
+                        logger.exception("checkpoints not copied at exit (Redis still has them)")
+
+            stack.push_async_callback(stop_runner)
+            await runner.wait_started()
+            logger.info("worker consuming %s as %s", topics.market_bars, settings.worker_group_id)
+            yield applier
+
+
+async def _until_ready(check: Check, within_seconds: float) -> None:
+    """Wait for a dependency the worker cannot start without (Kafka: it joins a group)."""
+    last: Exception | None = None
+    try:
+        async with asyncio.timeout(within_seconds):
+            while True:
+                try:
+                    await check()
+                    return
+                except Exception as exc:
+                    last = exc
+                    await asyncio.sleep(0.5)
+    except TimeoutError:
+        raise DependencyUnavailable(f"not reachable within {within_seconds:.0f}s: {last}") from last
