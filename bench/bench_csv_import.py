@@ -31,6 +31,8 @@ from typing import IO, Any
 
 import numpy as np
 
+from algotrade import epoch
+from algotrade.bars import Bars
 from algotrade.db import asyncpg_url
 from algotrade.migrations import upgrade
 from algotrade.topics import ensure_topics
@@ -150,17 +152,8 @@ def _old_chunk(
     else:
         matrix = np.zeros((0, 5))
         ts = np.zeros(0, np.int64)
-    batch = BarBatch.of_series(
-        symbol,
-        timeframe,
-        ts,
-        matrix[:, 0],
-        matrix[:, 1],
-        matrix[:, 2],
-        matrix[:, 3],
-        matrix[:, 4],
-        index=np.asarray(lines, np.int64),
-    )
+    bars = Bars.from_columns(epoch.ms_from_seconds(ts), *(matrix[:, i] for i in range(5)))
+    batch = BarBatch.of_series(symbol, timeframe, bars, index=np.asarray(lines, np.int64))
     valid, invalid = batch.validate()
     return Chunk(valid, sorted(rejections + invalid, key=lambda r: r.index), len(cells), bytes_done)
 

@@ -88,5 +88,5 @@ def test_csv_lines_stay_exact_across_blocks_blank_lines_and_extra_cells(
     good = [n for n, text in enumerate(lines, 1) if n > 1 and text and n not in bad]
     assert stored.tolist() == good
     assert sum(c.rows for c in chunks) == 300
-    ts = np.concatenate([c.bars.ts for c in chunks])
+    ts = np.concatenate([c.bars.bars.seconds() for c in chunks])
     assert np.all(np.diff(ts) > 0) and ts[0] == T

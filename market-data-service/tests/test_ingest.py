@@ -8,6 +8,8 @@ import numpy as np
 import orjson
 from market_data_testkit import Service
 
+from algotrade import epoch
+from algotrade.bars import Bars
 from algotrade.events import Envelope, default_registry
 from market_data_service import history
 from market_data_service.batch import BarBatch
@@ -20,9 +22,15 @@ T0 = 1_704_067_200
 def series(n: int, close_offset: float, *, reverse: bool = False, symbol: str = "X") -> BarBatch:
     ts = T0 + 60 * np.arange(n, dtype=np.int64)
     close = 100.0 + close_offset + np.zeros(n)
-    batch = BarBatch.of_series(
-        symbol, "1m", ts, np.full(n, 100.0), np.full(n, 200.0), np.full(n, 50.0), close, np.ones(n)
+    bars = Bars.from_columns(
+        epoch.ms_from_seconds(ts),
+        np.full(n, 100.0),
+        np.full(n, 200.0),
+        np.full(n, 50.0),
+        close,
+        np.ones(n),
     )
+    batch = BarBatch.of_series(symbol, "1m", bars)
     return batch.take(np.arange(n)[::-1]) if reverse else batch
 
 
@@ -39,21 +47,19 @@ async def test_overlapping_concurrent_batches_neither_deadlock_nor_leave_the_win
     )
     assert sum(r.counts()["corrected"] for r in results) == 8 * 2000
     async with service.market.sessions() as session:
-        stored = await history.read_latest(session, PLATFORM, "X", "1m", 2000)
+        stored, _ = await history.read_latest(session, PLATFORM, "X", "1m", 2000)
     window = await service.market.windows.latest("X", "1m", 2000)
     assert window is not None
     # Whichever writer committed last, the window shows exactly what history holds.
     assert [b.close for b in window] == stored.close.tolist()
-    assert [b.ts for b in window] == stored.ts.tolist()
+    assert [b.ts for b in window] == stored.seconds().tolist()
 
 
 async def test_multi_series_batches_are_classified_per_bar(service: Service) -> None:
     a, b = series(3, 0, symbol="A"), series(3, 0, symbol="B")
     mixed = BarBatch(
-        *(
-            np.concatenate([getattr(a, f), getattr(b, f)])
-            for f in ("symbol", "timeframe", "ts", "open", "high", "low", "close", "volume")
-        ),
+        Bars.concat([a.bars, b.bars]),
+        *(np.concatenate([getattr(a, f), getattr(b, f)]) for f in ("symbol", "timeframe")),
         index=np.arange(6, dtype=np.int64),
     )
     first = await service.market.ingestor.ingest(

@@ -9,6 +9,8 @@ import pandas as pd
 import pytest
 from market_data_testkit import DATA, Service, epochs, load_file, minute_bars
 
+from algotrade import epoch
+from algotrade.bars import Bars
 from algotrade_testkit.kafka import read_events
 from market_data_service import history, resample
 from market_data_service.resample import whole_buckets
@@ -17,11 +19,11 @@ from market_data_service.resample import whole_buckets
 def test_resample_matches_pandas_on_coinbase_4h_to_daily() -> None:
     frame = pd.read_csv(DATA / "btc-usd-4h.csv", parse_dates=["timestamp"])
     ts = epochs(frame.timestamp)
-    got = resample.resample(
-        ts,
+    bars = Bars.from_columns(
+        epoch.ms_from_seconds(ts),
         *(frame[c].to_numpy(np.float64) for c in ("open", "high", "low", "close", "volume")),
-        "1d",
     )
+    got = resample.resample(bars, "1d").bars
     expected = (
         frame.set_index("timestamp")
         .resample("1D")
@@ -29,7 +31,7 @@ def test_resample_matches_pandas_on_coinbase_4h_to_daily() -> None:
         .dropna()
     )
     assert len(got) == len(expected)
-    assert (got.ts == epochs(expected.index.to_series())).all()
+    assert (got.seconds() == epochs(expected.index.to_series())).all()
     for column in ("open", "high", "low", "close"):
         assert np.array_equal(getattr(got, column), expected[column].to_numpy())
     assert np.allclose(got.volume, expected["volume"].to_numpy(), rtol=1e-12)

@@ -19,14 +19,13 @@ from urllib.parse import quote
 
 import httpx
 import numpy as np
-import numpy.typing as npt
 import orjson
 
+from algotrade import epoch
 from algotrade.auth import InternalTokens
+from algotrade.bars import Bars
 from algotrade.columnar import ARROW_STREAM, ColumnarError, decode_bars
-from algotrade.engine import Bars
 from algotrade.errors import DependencyUnavailable
-from algotrade.simulation.config import epoch_ms
 from backtesting_service.backtest import BacktestInvalid
 
 logger = logging.getLogger(__name__)
@@ -55,12 +54,6 @@ def too_many_bars(limit: int) -> BacktestInvalid:
 
 
 _FIELDS = itemgetter("ts", "open", "high", "low", "close", "volume")
-
-
-def _epoch_ms(stamps: list[str]) -> npt.NDArray[np.int64]:
-    """``2024-01-02T15:04:00Z`` strings to epoch milliseconds, vectorised."""
-    naive = [s[:-1] if s.endswith("Z") else s.removesuffix("+00:00") for s in stamps]
-    return np.array(naive, dtype="datetime64[ms]").astype(np.int64)
 
 
 class HttpBarSource:
@@ -112,12 +105,11 @@ class HttpBarSource:
             return _no_bars()
         if response.headers.get("content-type", "").startswith(ARROW_STREAM):
             try:
-                columns = decode_bars(response.content)
+                bars = decode_bars(response.content)
             except ColumnarError as exc:
                 raise DependencyUnavailable(
                     f"the market data service sent bad bars: {exc}"
                 ) from None
-            bars = Bars.from_arrays(**columns)
         else:
             bars = await self._json_pages(url, params, headers, limit, _json(response))
         if limit is None and len(bars) > self._max:
@@ -159,7 +151,7 @@ class HttpBarSource:
         if not pages:
             return _no_bars()
         return Bars.from_arrays(
-            ts=_epoch_ms(column(0)),
+            ts=epoch.ms_from_iso_array(column(0)),
             open=column(1),
             high=column(2),
             low=column(3),
@@ -203,7 +195,7 @@ def _json(response: httpx.Response) -> dict[str, Any]:
 
 
 def _no_bars() -> Bars:
-    return Bars.from_arrays(open=[], high=[], low=[], close=[], volume=[], ts=[])
+    return Bars.empty()
 
 
 class CsvBarSource:
@@ -229,6 +221,8 @@ class CsvBarSource:
         if key not in self._cache:
             self._cache[key] = Bars.from_csv(self._files[key])
         every = self._cache[key]
-        lo, hi = np.searchsorted(every.ts, [epoch_ms(start), epoch_ms(end)])
+        lo, hi = np.searchsorted(
+            every.ts, [epoch.ms_from_datetime(start), epoch.ms_from_datetime(end)]
+        )
         hi = min(int(hi), int(lo) + limit) if limit is not None else int(hi)
         return every.slice(int(lo), hi)

@@ -22,9 +22,8 @@ import csv
 import gzip
 import io
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -35,7 +34,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from algotrade.bars import REASON_CODE
+from algotrade import epoch
+from algotrade.bars import REASON_CODE, Bars
 from market_data_service.batch import BarBatch, Rejection
 
 TIME_NAMES = ("timestamp", "datetime", "datetimeutc", "ts", "opentime", "t")
@@ -133,14 +133,12 @@ def parse_time_text(value: str) -> int:
     if len(text) >= 10 and text[4] in "./" and text[7] in "./":
         text = f"{text[:4]}-{text[5:7]}-{text[8:10]}{text[10:]}"
     try:
-        parsed = datetime.fromisoformat(text)
+        parsed = epoch.parse_iso(text, assume_utc=True)
     except ValueError:
         raise ValueError(f"time {value[:40]!r} is not ISO-8601, a date or an epoch") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
     if parsed.microsecond:
         raise ValueError(f"time {value[:40]!r} has fractional seconds")
-    return int(parsed.timestamp())
+    return epoch.seconds_from_datetime(parsed)
 
 
 def epoch_seconds(number: float) -> int:
@@ -289,7 +287,7 @@ def read_csv_chunks(path: Path, *, symbol: str, timeframe: str, chunk_rows: int)
         except (pa.ArrowInvalid, OSError, EOFError) as exc:
             raise BarFileError(f"unreadable CSV: {_printable_error(exc)}") from None
         if skipped.rejections or skipped.long_rows:
-            yield _finish_chunk(_empty_columns(), skipped, None, symbol, timeframe, counter.count)
+            yield _finish_chunk(_no_rows(), skipped, None, symbol, timeframe, counter.count)
 
 
 def _printable_error(exc: BaseException) -> str:
@@ -324,23 +322,30 @@ class _LineCounter:
 
 
 @dataclass
-class _Columns:
-    """Rows of one chunk as arrays, before validation; ``reasons`` as in `validate_ohlcv`."""
+class _Rows:
+    """Rows of one chunk before validation: their lines, the bars they hold and ``reasons``
+    (as in `validate_ohlcv`) for rows already found bad while parsing."""
 
     lines: npt.NDArray[np.int64]
-    ts: npt.NDArray[np.int64]
-    prices: list[npt.NDArray[np.float64]]
+    bars: Bars
     reasons: npt.NDArray[np.int8]
     messages: dict[int, str]
 
 
-def _empty_columns() -> _Columns:
-    return _Columns(
-        np.zeros(0, np.int64),
-        np.zeros(0, np.int64),
-        [np.zeros(0) for _ in PRICE_NAMES],
-        np.zeros(0, np.int8),
-        {},
+def _no_rows() -> _Rows:
+    return _Rows(np.zeros(0, np.int64), Bars.empty(), np.zeros(0, np.int8), {})
+
+
+def _rows(
+    lines: npt.NDArray[np.int64],
+    seconds: npt.NDArray[np.int64],
+    prices: Sequence[npt.NDArray[np.float64]],
+    reasons: npt.NDArray[np.int8],
+    messages: dict[int, str],
+) -> _Rows:
+    """Rows whose times were read as epoch seconds, as files state them."""
+    return _Rows(
+        lines, Bars.from_columns(epoch.ms_from_seconds(seconds), *prices), reasons, messages
     )
 
 
@@ -367,7 +372,7 @@ def _csv_chunks(
 
 def _csv_columns(
     piece: pa.RecordBatch, lines: npt.NDArray[np.int64], layout: Layout, names: list[str]
-) -> _Columns:
+) -> _Rows:
     n = piece.num_rows
     time_text = piece.column(names[layout.time])
     date_text = piece.column(names[layout.date]) if layout.date is not None else None
@@ -393,7 +398,7 @@ def _csv_columns(
         _text_numbers(field, column, reasons, messages)
         for field, column in zip(PRICE_NAMES, price_text, strict=True)
     ]
-    return _Columns(lines, ts, prices, reasons, messages)
+    return _rows(lines, ts, prices, reasons, messages)
 
 
 def _text_times(
@@ -481,38 +486,38 @@ def _text_numbers(
     return out
 
 
-def _long_row_columns(rows: list[tuple[int, list[str]]], layout: Layout) -> _Columns:
+def _long_row_columns(rows: list[tuple[int, list[str]]], layout: Layout) -> _Rows:
     """Rows with extra cells, parsed one by one as the columns found by name need."""
     n = len(rows)
-    out = _empty_columns()
-    out.lines = np.array([line for line, _ in rows], np.int64)
-    out.ts = np.zeros(n, np.int64)
-    out.prices = [np.zeros(n) for _ in PRICE_NAMES]
-    out.reasons = np.zeros(n, np.int8)
+    lines = np.array([line for line, _ in rows], np.int64)
+    ts = np.zeros(n, np.int64)
+    prices = [np.zeros(n) for _ in PRICE_NAMES]
+    reasons = np.zeros(n, np.int8)
+    messages: dict[int, str] = {}
     for i, (_, cells) in enumerate(rows):
         if layout.date is None:
             stamp = _yyyymmdd(cells[layout.time])
         else:
             stamp = f"{_yyyymmdd(cells[layout.date])} {cells[layout.time].strip()}"
         try:
-            out.ts[i] = parse_time_text(stamp)
+            ts[i] = parse_time_text(stamp)
         except (ValueError, OverflowError) as exc:
-            out.reasons[i] = REASON_CODE["invalid_timestamp"]
-            out.messages[i] = str(exc)
+            reasons[i] = REASON_CODE["invalid_timestamp"]
+            messages[i] = str(exc)
             continue
         for j, field in enumerate(PRICE_NAMES):
             text = cells[layout.prices[field]]
             try:
-                out.prices[j][i] = float(text)
+                prices[j][i] = float(text)
             except ValueError:
-                out.reasons[i] = REASON_CODE["invalid_number"]
-                out.messages[i] = f"{field} {text[:30]!r} is not a number"
+                reasons[i] = REASON_CODE["invalid_number"]
+                messages[i] = f"{field} {text[:30]!r} is not a number"
                 break
-    return out
+    return _rows(lines, ts, prices, reasons, messages)
 
 
 def _finish_chunk(
-    columns: _Columns,
+    columns: _Rows,
     skipped: _RowsPyarrowSkipped,
     up_to_line: int | None,
     symbol: str,
@@ -529,23 +534,22 @@ def _finish_chunk(
     if long_rows:
         skipped.long_rows = skipped.long_rows[len(long_rows) :]
         columns = _concat_columns(columns, _long_row_columns(long_rows, skipped.layout))
-    batch = BarBatch.of_series(symbol, timeframe, columns.ts, *columns.prices, index=columns.lines)
+    batch = BarBatch.of_series(symbol, timeframe, columns.bars, index=columns.lines)
     valid, invalid = batch.validate(columns.reasons, columns.messages)
     rejections = sorted(rejected + invalid, key=lambda r: r.index) if rejected else invalid
     return Chunk(valid, rejections, len(columns.lines) + len(rejected), bytes_done)
 
 
-def _concat_columns(a: _Columns, b: _Columns) -> _Columns:
+def _concat_columns(a: _Rows, b: _Rows) -> _Rows:
     lines = np.concatenate([a.lines, b.lines])
     order = np.argsort(lines, kind="stable")
     position = np.empty_like(order)
     position[order] = np.arange(order.size)
     messages = {int(position[i]): m for i, m in a.messages.items()}
     messages.update({int(position[a.lines.size + i]): m for i, m in b.messages.items()})
-    return _Columns(
+    return _Rows(
         lines[order],
-        np.concatenate([a.ts, b.ts])[order],
-        [np.concatenate([x, y])[order] for x, y in zip(a.prices, b.prices, strict=True)],
+        Bars.concat([a.bars, b.bars]).take(order),
         np.concatenate([a.reasons, b.reasons])[order],
         messages,
     )
@@ -606,7 +610,8 @@ def _parquet_chunk(
             reasons[i] = REASON_CODE["invalid_number"]
             messages[i] = f"{field} is missing or not a number"
         prices.append(np.asarray(values.fill_null(math.nan).to_numpy(zero_copy_only=False)))
-    batch = BarBatch.of_series(symbol, timeframe, ts, *prices, index=rows)
+    columns = Bars.from_columns(epoch.ms_from_seconds(ts), *prices)
+    batch = BarBatch.of_series(symbol, timeframe, columns, index=rows)
     valid, rejections = batch.validate(reasons, messages)
     return Chunk(valid, rejections, n, bytes_done)
 

@@ -1,8 +1,10 @@
-"""Bars in columns, and turning a pushed JSON batch into valid bars plus per-bar rejections.
+"""Batches of bars on their way into history, and turning a pushed JSON batch into valid bars
+plus per-bar rejections.
 
 Every ingestion path (HTTP push, file import, replay, exchange provider) ends in a `BarBatch`:
-NumPy columns, so validation is a handful of vectorised comparisons and the history store gets
-its arrays without a per-bar Python object in between.
+the bars as `algotrade.bars.Bars` columns plus, per bar, its series and where it came from, so
+validation is a handful of vectorised comparisons and the history store gets its arrays
+without a per-bar Python object in between.
 """
 
 from __future__ import annotations
@@ -15,20 +17,22 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
+from algotrade import epoch
 from algotrade.bars import (
+    PRICE_COLUMNS,
     REASON_CODE,
     REASONS,
     TIMEFRAME_SECONDS,
     TIMEFRAMES,
+    Bars,
     normalize_symbol,
-    parse_timestamp,
     reason_message,
     validate_ohlcv,
 )
 from algotrade.errors import BadRequest, PayloadTooLarge, ValidationFailed
 
 ObjectArray = npt.NDArray[np.object_]
-PRICE_FIELDS = ("open", "high", "low", "close", "volume")
+PRICE_FIELDS = PRICE_COLUMNS
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,101 +49,83 @@ class Rejection:
 
 @dataclass
 class BarBatch:
-    """Bars as columns. ``index`` says where each bar came from (request index, file line)."""
+    """Bars of one or more series, in arrival order and not yet validated: the columns, and
+    per bar its ``symbol``, ``timeframe`` and ``index`` (where it came from: request index or
+    file line)."""
 
+    bars: Bars
     symbol: ObjectArray
     timeframe: ObjectArray
-    ts: npt.NDArray[np.int64]
-    open: npt.NDArray[np.float64]
-    high: npt.NDArray[np.float64]
-    low: npt.NDArray[np.float64]
-    close: npt.NDArray[np.float64]
-    volume: npt.NDArray[np.float64]
     index: npt.NDArray[np.int64]
 
     def __len__(self) -> int:
-        return int(self.ts.shape[0])
+        return len(self.bars)
 
     @classmethod
     def of_series(
         cls,
         symbol: str,
         timeframe: str,
-        ts: npt.NDArray[np.int64],
-        open_: npt.NDArray[np.float64],
-        high: npt.NDArray[np.float64],
-        low: npt.NDArray[np.float64],
-        close: npt.NDArray[np.float64],
-        volume: npt.NDArray[np.float64],
+        bars: Bars,
         index: npt.NDArray[np.int64] | None = None,
     ) -> BarBatch:
         """A batch of one series (imports, replays, providers)."""
-        n = ts.shape[0]
+        n = len(bars)
         return cls(
+            bars=clean(bars),
             symbol=np.full(n, symbol, dtype=object),
             timeframe=np.full(n, timeframe, dtype=object),
-            ts=np.ascontiguousarray(ts, dtype=np.int64),
-            open=_clean(open_),
-            high=_clean(high),
-            low=_clean(low),
-            close=_clean(close),
-            volume=_clean(volume),
             index=np.arange(n, dtype=np.int64) if index is None else index.astype(np.int64),
         )
 
     def take(self, rows: npt.NDArray[Any]) -> BarBatch:
         return BarBatch(
+            bars=self.bars.take(rows),
             symbol=self.symbol[rows],
             timeframe=self.timeframe[rows],
-            ts=self.ts[rows],
-            open=self.open[rows],
-            high=self.high[rows],
-            low=self.low[rows],
-            close=self.close[rows],
-            volume=self.volume[rows],
             index=self.index[rows],
         )
 
-    def step_seconds(self) -> npt.NDArray[np.int64]:
+    def step_ms(self) -> npt.NDArray[np.int64]:
         if len(self) and (self.timeframe == self.timeframe[0]).all():
-            return np.full(len(self), TIMEFRAME_SECONDS.get(self.timeframe[0], 0), np.int64)
-        return np.fromiter(
+            step = TIMEFRAME_SECONDS.get(self.timeframe[0], 0)
+            return np.full(len(self), epoch.ms_from_seconds(step), np.int64)
+        seconds = np.fromiter(
             (TIMEFRAME_SECONDS.get(tf, 0) for tf in self.timeframe), np.int64, len(self)
         )
+        return epoch.ms_from_seconds(seconds)
 
     def validate(
         self, reasons: npt.NDArray[np.int8] | None = None, messages: dict[int, str] | None = None
     ) -> tuple[BarBatch, list[Rejection]]:
         """Split into valid bars and rejections (reasons found earlier are kept)."""
-        codes = validate_ohlcv(
-            self.ts,
-            self.open,
-            self.high,
-            self.low,
-            self.close,
-            self.volume,
-            self.step_seconds(),
-            reasons=reasons,
-        )
+        codes = validate_ohlcv(self.bars, self.step_ms(), reasons=reasons)
         bad = np.flatnonzero(codes)
         if bad.size == 0:
             return self, []
         rejections = []
+        bars = self.bars
         for i in bad.tolist():
             code = int(codes[i])
             message = (messages or {}).get(i) or reason_message(
                 code,
-                ts=int(self.ts[i]),
+                ts=epoch.seconds_from_ms(int(bars.ts[i])),
                 values=(
-                    float(self.open[i]),
-                    float(self.high[i]),
-                    float(self.low[i]),
-                    float(self.close[i]),
-                    float(self.volume[i]),
+                    float(bars.open[i]),
+                    float(bars.high[i]),
+                    float(bars.low[i]),
+                    float(bars.close[i]),
+                    float(bars.volume[i]),
                 ),
             )
             rejections.append(Rejection(int(self.index[i]), REASONS[code], message))
         return self.take(np.flatnonzero(codes == 0)), rejections
+
+
+def clean(bars: Bars) -> Bars:
+    """``bars`` with -0.0 turned into 0.0 (``+ 0.0``), so a bar's JSON bytes do not depend on
+    the sign of zero."""
+    return Bars(ts=bars.ts, **{name: _clean(getattr(bars, name)) for name in PRICE_COLUMNS})
 
 
 def _clean(values: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
@@ -205,42 +191,6 @@ def parse_push_body(body: bytes, *, max_bars: int) -> PushBatch:
 
 
 _NUMBER_TYPES = frozenset({int, float})
-_ISO_DIGITS = np.array([0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18])
-_ISO_SEPARATORS = np.frombuffer(b"--T::Z", np.uint8)
-_ISO_SEPARATOR_AT = np.array([4, 7, 10, 13, 16, 19])
-
-
-def iso_seconds(stamps: list[Any]) -> npt.NDArray[np.int64] | None:
-    """``YYYY-MM-DDTHH:MM:SSZ`` strings to epoch seconds, vectorised; None unless every one
-    is exactly that form and a real date and time (callers then parse one by one)."""
-    n = len(stamps)
-    try:
-        raw = "".join(stamps).encode("ascii")
-    except (TypeError, UnicodeEncodeError):
-        return None
-    if len(raw) != 20 * n:
-        return None
-    chars = np.frombuffer(raw, np.uint8).reshape(n, 20)
-    if not (chars[:, _ISO_SEPARATOR_AT] == _ISO_SEPARATORS).all():
-        return None
-    digits = chars[:, _ISO_DIGITS].astype(np.int64) - 48
-    if ((digits < 0) | (digits > 9)).any():
-        return None
-    year = digits[:, 0] * 1000 + digits[:, 1] * 100 + digits[:, 2] * 10 + digits[:, 3]
-    month, day = digits[:, 4] * 10 + digits[:, 5], digits[:, 6] * 10 + digits[:, 7]
-    hour, minute = digits[:, 8] * 10 + digits[:, 9], digits[:, 10] * 10 + digits[:, 11]
-    second = digits[:, 12] * 10 + digits[:, 13]
-    if ((month < 1) | (month > 12) | (day < 1) | (hour > 23) | (minute > 59) | (second > 59)).any():
-        return None
-    months = (year - 1970) * 12 + (month - 1)
-    first_of_month = months.astype("datetime64[M]")
-    dates = first_of_month.astype("datetime64[D]") + (day - 1)
-    if (dates.astype("datetime64[M]") != first_of_month).any():  # e.g. February 30
-        return None
-    seconds: npt.NDArray[np.int64] = (
-        dates.astype(np.int64) * 86_400 + hour * 3600 + minute * 60 + second
-    )
-    return seconds
 
 
 def _column(items: list[dict[str, Any]], name: str) -> list[Any]:
@@ -272,7 +222,7 @@ def _parse_uniform(
         return None
     kinds = set(map(type, stamps))
     if kinds == {str}:
-        ts = iso_seconds(stamps)
+        ts = epoch.seconds_from_iso_array(stamps)
         if ts is None:
             return None
     elif kinds == {int}:
@@ -287,14 +237,9 @@ def _parse_uniform(
     if symbols is None or timeframes is None:
         return None
     batch = BarBatch(
+        bars=clean(Bars.from_columns(epoch.ms_from_seconds(ts), *prices)),
         symbol=symbols,
         timeframe=timeframes,
-        ts=ts,
-        open=prices[0] + 0.0,
-        high=prices[1] + 0.0,
-        low=prices[2] + 0.0,
-        close=prices[3] + 0.0,
-        volume=prices[4] + 0.0,
         index=np.arange(n, dtype=np.int64),
     )
     valid, rejections = batch.validate()
@@ -452,20 +397,15 @@ def _parse_items(
         prices[3, i] = c
         prices[4, i] = v
         try:
-            ts[i] = parse_timestamp(stamp)
+            ts[i] = epoch.parse_timestamp(stamp)
         except (ValueError, OverflowError, OSError) as exc:
             reject(i, "invalid_timestamp", str(exc))
             continue
 
     batch = BarBatch(
+        bars=clean(Bars.from_columns(epoch.ms_from_seconds(ts), *prices)),
         symbol=symbols,
         timeframe=timeframes,
-        ts=ts,
-        open=prices[0] + 0.0,
-        high=prices[1] + 0.0,
-        low=prices[2] + 0.0,
-        close=prices[3] + 0.0,
-        volume=prices[4] + 0.0,
         index=np.arange(n, dtype=np.int64),
     )
     valid, rejections = batch.validate(reasons, messages)

@@ -23,6 +23,8 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from algotrade import epoch
+from algotrade.bars import Bars
 from market_data_service.batch import BarBatch
 
 Executor = AsyncSession | AsyncConnection
@@ -140,7 +142,6 @@ _RECORD = np.dtype(
     [("ts", ">i8"), ("open", ">f8"), ("high", ">f8"), ("low", ">f8"), ("close", ">f8"),
      ("volume", ">f8")]
 )  # fmt: skip
-_PG_EPOCH_MS = 946_684_800_000  # 2000-01-01T00:00Z in Unix epoch milliseconds
 _PACKED_RANGE = text(
     """
 SELECT count(*),
@@ -180,27 +181,6 @@ ORDER BY symbol, owner, timeframe
 
 
 @dataclass
-class Columns:
-    """Bars of one series read from history, ascending by open time."""
-
-    ts: npt.NDArray[np.int64]
-    open: npt.NDArray[np.float64]
-    high: npt.NDArray[np.float64]
-    low: npt.NDArray[np.float64]
-    close: npt.NDArray[np.float64]
-    volume: npt.NDArray[np.float64]
-    version: npt.NDArray[np.int64]
-
-    def __len__(self) -> int:
-        return int(self.ts.shape[0])
-
-    def to_batch(self, symbol: str, timeframe: str) -> BarBatch:
-        return BarBatch.of_series(
-            symbol, timeframe, self.ts, self.open, self.high, self.low, self.close, self.volume
-        )
-
-
-@dataclass
 class UpsertResult:
     """Per bar of the written batch (same order): outcome, revision and version after writing."""
 
@@ -232,15 +212,17 @@ async def upsert_bars(db: Executor, batch: BarBatch, *, owner: str, source: str)
     version = np.zeros(n, np.int64)
     if n == 0:
         return UpsertResult(outcome, revision, version)
+    bars = batch.bars
+    seconds = bars.seconds()
     params: dict[str, Any] = {
         "owner": owner,
         "source": source,
-        "ts": _numbers(batch.ts),
-        "open": _numbers(batch.open),
-        "high": _numbers(batch.high),
-        "low": _numbers(batch.low),
-        "close": _numbers(batch.close),
-        "volume": _numbers(batch.volume),
+        "ts": _numbers(seconds),
+        "open": _numbers(bars.open),
+        "high": _numbers(bars.high),
+        "low": _numbers(bars.low),
+        "close": _numbers(bars.close),
+        "volume": _numbers(bars.volume),
     }
     single = bool(
         (batch.symbol == batch.symbol[0]).all() and (batch.timeframe == batch.timeframe[0]).all()
@@ -259,10 +241,10 @@ async def upsert_bars(db: Executor, batch: BarBatch, *, owner: str, source: str)
         return UpsertResult(outcome, revision, version)
     returned = np.asarray(stamps, np.int64)
     if single:
-        order = np.argsort(batch.ts, kind="stable")
-        positions = order[np.searchsorted(batch.ts, returned, sorter=order)]
+        order = np.argsort(seconds, kind="stable")
+        positions = order[np.searchsorted(seconds, returned, sorter=order)]
     else:
-        positions = _positions(batch, keys, returned)
+        positions = _positions(batch, seconds, keys, returned)
     outcome[positions] = np.where(
         np.asarray(inserted, bool), OUTCOME_ACCEPTED, OUTCOME_CORRECTED
     ).astype(np.int8)
@@ -272,9 +254,12 @@ async def upsert_bars(db: Executor, batch: BarBatch, *, owner: str, source: str)
 
 
 def _positions(
-    batch: BarBatch, keys: Sequence[str], stamps: npt.NDArray[np.int64]
+    batch: BarBatch,
+    seconds: npt.NDArray[np.int64],
+    keys: Sequence[str],
+    stamps: npt.NDArray[np.int64],
 ) -> npt.NDArray[np.int64]:
-    """Where each returned (series, ts) sits in a multi-series batch."""
+    """Where each returned (series, ts in seconds) sits in a multi-series batch."""
     codes: dict[str, int] = {}
     batch_codes = np.fromiter(
         (
@@ -287,7 +272,7 @@ def _positions(
     returned_codes = np.fromiter((codes[k] for k in keys), np.int64, len(keys))
     # (code, ts) packed in one int64: codes < 2**28, ts - MIN_TS < 2**34.
     offset = np.int64(2_208_988_800)
-    packed_batch = (batch_codes << 34) + (batch.ts + offset)
+    packed_batch = (batch_codes << 34) + (seconds + offset)
     packed_returned = (returned_codes << 34) + (stamps + offset)
     order = np.argsort(packed_batch, kind="stable")
     found = np.searchsorted(packed_batch, packed_returned, sorter=order)
@@ -315,23 +300,17 @@ async def update_series(
     )
 
 
-def _columns(row: Any) -> Columns:
+def _bars(row: Any) -> tuple[Bars, npt.NDArray[np.int64]]:
+    """A `_COLUMNS` row: the bars (times read in seconds) and each bar's version."""
     ts, o, h, lo, c, v, ver = row
-    return Columns(
-        ts=np.asarray(ts, np.int64),
-        open=np.asarray(o, np.float64),
-        high=np.asarray(h, np.float64),
-        low=np.asarray(lo, np.float64),
-        close=np.asarray(c, np.float64),
-        volume=np.asarray(v, np.float64),
-        version=np.asarray(ver, np.int64),
-    )
+    bars = Bars.from_columns(epoch.ms_from_seconds(np.asarray(ts, np.int64)), o, h, lo, c, v)
+    return bars, np.asarray(ver, np.int64)
 
 
 async def read_range(
     db: Executor, owner: str, symbol: str, timeframe: str, start: int, end: int, *, limit: int
-) -> Columns:
-    """Up to ``limit`` bars with ``start <= ts < end``, ascending."""
+) -> Bars:
+    """Up to ``limit`` bars with ``start <= ts < end`` (epoch seconds), ascending."""
     row = (
         await db.execute(
             _RANGE,
@@ -345,26 +324,12 @@ async def read_range(
             },
         )
     ).one()
-    return _columns(row)
-
-
-@dataclass
-class RangeColumns:
-    """Bars of one series as the columnar answer carries them: ``ts`` in epoch milliseconds."""
-
-    ts_ms: npt.NDArray[np.int64]
-    prices: dict[str, npt.NDArray[np.float64]]
-
-    def __len__(self) -> int:
-        return int(self.ts_ms.shape[0])
-
-    def head(self, n: int) -> RangeColumns:
-        return RangeColumns(self.ts_ms[:n], {k: v[:n] for k, v in self.prices.items()})
+    return _bars(row)[0]
 
 
 async def read_range_packed(
     db: Executor, owner: str, symbol: str, timeframe: str, start: int, end: int, *, limit: int
-) -> RangeColumns:
+) -> Bars:
     """Up to ``limit`` bars with ``start <= ts < end``, ascending, read in one statement as
     packed binary records (see `_PACKED_RANGE`), never as per-row Python objects."""
     count, packed = (
@@ -381,17 +346,19 @@ async def read_range_packed(
         )
     ).one()
     records = np.frombuffer(packed, _RECORD, count=int(count))
-    return RangeColumns(
-        ts_ms=records["ts"].astype(np.int64) // 1000 + _PG_EPOCH_MS,
-        prices={name: records[name].astype(np.float64) for name in _RECORD.names[1:]},
+    return Bars(
+        ts=epoch.ms_from_postgres_micros(records["ts"].astype(np.int64)),
+        **{name: records[name].astype(np.float64) for name in _RECORD.names[1:]},
     )
 
 
-async def read_latest(db: Executor, owner: str, symbol: str, timeframe: str, n: int) -> Columns:
-    """The newest ``n`` bars, ascending."""
+async def read_latest(
+    db: Executor, owner: str, symbol: str, timeframe: str, n: int
+) -> tuple[Bars, npt.NDArray[np.int64]]:
+    """The newest ``n`` bars, ascending, and each bar's version."""
     params = {"owner": owner, "symbol": symbol, "timeframe": timeframe, "limit": n}
     row = (await db.execute(_LATEST, params)).one()
-    return _columns(row)
+    return _bars(row)
 
 
 async def read_timestamps(

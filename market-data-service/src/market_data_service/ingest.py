@@ -24,7 +24,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from algotrade.bars import iso_utc_array, payload_dict, series_key
+from algotrade import epoch
+from algotrade.bars import payload_dict, series_key
 from algotrade.events import Topics
 from algotrade.logs import correlation_id_var
 from algotrade.outbox import OutboxRelay
@@ -176,8 +177,8 @@ class BarIngestor:
         if n == 0:
             return written
         codes = _series_codes(batch)
-        order = np.lexsort((np.arange(n), batch.ts, codes))
-        occurrence = _occurrence(codes[order], batch.ts[order])
+        order = np.lexsort((np.arange(n), batch.bars.ts, codes))
+        occurrence = _occurrence(codes[order], batch.bars.ts[order])
         summary: dict[Series, tuple[int, int, int]] = {}
         events: list[dict[str, Any]] = []
         correlation_id = correlation_id_var.get()
@@ -213,19 +214,21 @@ class BarIngestor:
         (no NumPy scalars, no per-bar objects beyond the bytes Redis and the outbox need)."""
         event_bars: dict[Series, list[bytes]] = {}
         dumps = orjson.dumps
+        bars = part.bars
+        seconds = bars.seconds()
         for key, rows in _groups(part, changed):
-            ts = part.ts[rows].tolist()
+            ts = seconds[rows].tolist()
             versions = result.version[rows].tolist()
             outcomes = result.outcome[rows]
             payloads = [
                 dumps({"ts": s, "open": o, "high": h, "low": lo, "close": c, "volume": v})
                 for s, o, h, lo, c, v in zip(
-                    iso_utc_array(part.ts[rows]),
-                    part.open[rows].tolist(),
-                    part.high[rows].tolist(),
-                    part.low[rows].tolist(),
-                    part.close[rows].tolist(),
-                    part.volume[rows].tolist(),
+                    epoch.iso_array_from_seconds(seconds[rows]),
+                    bars.open[rows].tolist(),
+                    bars.high[rows].tolist(),
+                    bars.low[rows].tolist(),
+                    bars.close[rows].tolist(),
+                    bars.volume[rows].tolist(),
                     strict=True,
                 )
             ]
@@ -242,7 +245,7 @@ class BarIngestor:
                     strict=True,
                 )
             ]
-            inserted = part.ts[rows][outcomes == OUTCOME_ACCEPTED]
+            inserted = seconds[rows][outcomes == OUTCOME_ACCEPTED]
             if inserted.size:
                 low, high = int(inserted.min()), int(inserted.max())
                 first, last, count = summary.get(key, (low, high, 0))

@@ -28,11 +28,20 @@ import numpy as np
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from algotrade.bars import MAX_TS, MIN_TS, SYMBOL_MAX_LENGTH, TIMEFRAME_SECONDS, normalize_symbol
+from algotrade import epoch
+from algotrade.bars import (
+    MAX_TS,
+    MIN_TS,
+    SYMBOL_MAX_LENGTH,
+    TIMEFRAME_SECONDS,
+    Bars,
+    normalize_symbol,
+)
 from algotrade.db import get_owned, list_owned
 from algotrade.errors import Conflict, NotFound, ValidationFailed
 from algotrade.events import new_event_id
 from market_data_service import history, models
+from market_data_service.batch import BarBatch
 from market_data_service.ingest import BarIngestor
 
 logger = logging.getLogger(__name__)
@@ -100,8 +109,8 @@ class ReplayManager:
         replay_id = new_event_id()
         source = parse_symbol(symbol, "symbol")
         target = self._target(source, target_symbol, replay_id)
-        lo = int(start.timestamp()) if start is not None else MIN_TS
-        hi = int(end.timestamp()) if end is not None else MAX_TS
+        lo = epoch.seconds_from_datetime(start) if start is not None else MIN_TS
+        hi = epoch.seconds_from_datetime(end) if end is not None else MAX_TS
         if hi <= lo:
             raise ValidationFailed(
                 "end must be after start",
@@ -239,7 +248,7 @@ class ReplayManager:
         first_ts: int | None = None
         cursor = plan.start
         state, message = "completed", None
-        next_page: asyncio.Task[history.Columns] | None = None
+        next_page: asyncio.Task[Bars] | None = None
         try:
             next_page = asyncio.create_task(self._page(plan, cursor))
             while not stop.is_set():
@@ -247,15 +256,16 @@ class ReplayManager:
                 next_page = None
                 if len(page) == 0:
                     break
+                seconds = page.seconds()
                 if len(page) == PAGE_BARS:  # read ahead while this page is being written
-                    next_page = asyncio.create_task(self._page(plan, int(page.ts[-1]) + 1))
+                    next_page = asyncio.create_task(self._page(plan, int(seconds[-1]) + 1))
                 if first_ts is None:
-                    first_ts = int(page.ts[0])
+                    first_ts = int(seconds[0])
                 if plan.speed is None:
                     due = np.full(len(page), -np.inf)
                 else:
-                    due = clock_start + (page.ts - first_ts + step) / plan.speed
-                batch = page.to_batch(plan.target, plan.timeframe)
+                    due = clock_start + (seconds - first_ts + step) / plan.speed
+                batch = BarBatch.of_series(plan.target, plan.timeframe, page)
                 i = 0
                 while i < len(page) and not stop.is_set():
                     delay = float(due[i]) - loop.time()
@@ -271,7 +281,7 @@ class ReplayManager:
                         part, owner=plan.user_id, source="replay", user_id=plan.user_id
                     )
                     emitted += j - i
-                    last_ts = int(page.ts[j - 1])
+                    last_ts = int(seconds[j - 1])
                     i = j
                     if loop.time() - last_saved >= self._progress_seconds:
                         await self._progress(plan.id, emitted, last_ts)
@@ -291,7 +301,7 @@ class ReplayManager:
                 next_page.cancel()
             await asyncio.shield(self._finish(plan.id, state, message, emitted, last_ts))
 
-    async def _page(self, plan: ReplayPlan, cursor: int) -> history.Columns:
+    async def _page(self, plan: ReplayPlan, cursor: int) -> Bars:
         async with self._sessions() as session:
             return await history.read_range(
                 session,
@@ -340,7 +350,7 @@ class ReplayManager:
 
 
 def _dt(ts: int | None) -> datetime | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+    return None if ts is None else epoch.datetime_from_seconds(ts)
 
 
 def parse_symbol(raw: str, field: str) -> str:

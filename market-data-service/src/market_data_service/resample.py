@@ -11,14 +11,15 @@ constituent turns into a published correction of the derived bar.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from algotrade.bars import TIMEFRAME_SECONDS
+from algotrade import epoch
+from algotrade.bars import TIMEFRAME_SECONDS, Bars
 from algotrade.errors import ValidationFailed
 from market_data_service import history
 from market_data_service.batch import BarBatch
@@ -31,27 +32,16 @@ WRITE_BARS = 5_000
 
 @dataclass
 class Resampled:
-    ts: npt.NDArray[np.int64]
-    open: npt.NDArray[np.float64]
-    high: npt.NDArray[np.float64]
-    low: npt.NDArray[np.float64]
-    close: npt.NDArray[np.float64]
-    volume: npt.NDArray[np.float64]
+    """Derived bars, and how many source bars each aggregates."""
+
+    bars: Bars
     count: npt.NDArray[np.int64]
 
     def __len__(self) -> int:
-        return int(self.ts.shape[0])
+        return len(self.bars)
 
     def take(self, rows: slice) -> Resampled:
-        return Resampled(
-            self.ts[rows],
-            self.open[rows],
-            self.high[rows],
-            self.low[rows],
-            self.close[rows],
-            self.volume[rows],
-            self.count[rows],
-        )
+        return Resampled(self.bars.take(rows), self.count[rows])
 
 
 def check_derivable(source_tf: str, target_tf: str, day_timezone: str | None) -> ZoneInfo | None:
@@ -81,46 +71,28 @@ def check_derivable(source_tf: str, target_tf: str, day_timezone: str | None) ->
 def bucket_starts(
     ts: npt.NDArray[np.int64], target_tf: str, tz: ZoneInfo | None = None
 ) -> npt.NDArray[np.int64]:
+    """The open time (epoch ms) of the ``target_tf`` bucket of each time in ``ts`` (epoch ms)."""
     if target_tf == "1d" and tz is not None:
-        return session_day_labels(ts, tz)
-    step = TIMEFRAME_SECONDS[target_tf]
-    return ts - ts % step
+        return epoch.ms_from_seconds(session_day_labels(epoch.seconds_from_ms(ts), tz))
+    return epoch.floor_to_step(ts, epoch.ms_from_seconds(TIMEFRAME_SECONDS[target_tf]))
 
 
-def resample(
-    ts: npt.NDArray[np.int64],
-    open_: npt.NDArray[np.float64],
-    high: npt.NDArray[np.float64],
-    low: npt.NDArray[np.float64],
-    close: npt.NDArray[np.float64],
-    volume: npt.NDArray[np.float64],
-    target_tf: str,
-    tz: ZoneInfo | None = None,
-) -> Resampled:
+def resample(bars: Bars, target_tf: str, tz: ZoneInfo | None = None) -> Resampled:
     """Aggregate bars sorted by open time into ``target_tf`` buckets."""
-    if ts.size == 0:
-        empty_f = np.zeros(0, np.float64)
-        return Resampled(
-            np.zeros(0, np.int64),
-            empty_f,
-            empty_f,
-            empty_f,
-            empty_f,
-            empty_f,
-            np.zeros(0, np.int64),
-        )
-    buckets = bucket_starts(ts, target_tf, tz)
+    if len(bars) == 0:
+        return Resampled(Bars.empty(), np.zeros(0, np.int64))
+    buckets = bucket_starts(bars.ts, target_tf, tz)
     starts = np.flatnonzero(np.r_[True, buckets[1:] != buckets[:-1]])
-    ends = np.r_[starts[1:], ts.size]
-    return Resampled(
+    ends = np.r_[starts[1:], len(bars)]
+    derived = Bars(
         ts=buckets[starts],
-        open=open_[starts],
-        high=np.maximum.reduceat(high, starts),
-        low=np.minimum.reduceat(low, starts),
-        close=close[ends - 1],
-        volume=np.add.reduceat(volume, starts),
-        count=(ends - starts).astype(np.int64),
+        open=bars.open[starts],
+        high=np.maximum.reduceat(bars.high, starts),
+        low=np.minimum.reduceat(bars.low, starts),
+        close=bars.close[ends - 1],
+        volume=np.add.reduceat(bars.volume, starts),
     )
+    return Resampled(derived, (ends - starts).astype(np.int64))
 
 
 @dataclass
@@ -167,7 +139,7 @@ class Resampler:
         start, end = whole_buckets(start, end, target_tf, tz)
         report = DeriveReport()
         cursor = start
-        carry: history.Columns | None = None
+        carry: Bars | None = None
         while True:
             async with self._sessions() as session:
                 page = await history.read_range(
@@ -180,18 +152,16 @@ class Resampler:
                 )
             last_page = len(page) < PAGE_BARS
             if carry is not None:
-                page = _concat(carry, page)
+                page = Bars.concat([carry, page])
             if len(page) == 0:
                 break
-            derived = resample(
-                page.ts, page.open, page.high, page.low, page.close, page.volume, target_tf, tz
-            )
+            derived = resample(page, target_tf, tz)
             if not last_page:
                 # The last bucket may continue on the next page: carry its source bars over.
                 keep = int(derived.count[-1])
-                carry = _tail(page, keep)
+                carry = page.take(slice(len(page) - keep, len(page)))
                 derived = derived.take(slice(0, len(derived) - 1))
-                cursor = int(page.ts[-1]) + 1
+                cursor = epoch.seconds_from_ms(int(page.ts[-1])) + 1
             await self._store(owner, symbol, target_tf, derived, report, source, user_id)
             if last_page:
                 break
@@ -208,10 +178,8 @@ class Resampler:
         user_id: str | None,
     ) -> None:
         for lo in range(0, len(derived), WRITE_BARS):
-            part = derived.take(slice(lo, lo + WRITE_BARS))
-            batch = BarBatch.of_series(
-                symbol, target_tf, part.ts, part.open, part.high, part.low, part.close, part.volume
-            )
+            part = derived.bars.take(slice(lo, lo + WRITE_BARS))
+            batch = BarBatch.of_series(symbol, target_tf, part)
             written = await self._ingestor.ingest(
                 batch, owner=owner, source=source, user_id=user_id
             )
@@ -222,42 +190,16 @@ class Resampler:
             report.corrected += counts["corrected"]
 
 
-def _tail(columns: history.Columns, n: int) -> history.Columns:
-    s = slice(len(columns) - n, len(columns))
-    return history.Columns(
-        columns.ts[s],
-        columns.open[s],
-        columns.high[s],
-        columns.low[s],
-        columns.close[s],
-        columns.volume[s],
-        columns.version[s],
-    )
-
-
-def _concat(a: history.Columns, b: history.Columns) -> history.Columns:
-    return history.Columns(
-        np.concatenate([a.ts, b.ts]),
-        np.concatenate([a.open, b.open]),
-        np.concatenate([a.high, b.high]),
-        np.concatenate([a.low, b.low]),
-        np.concatenate([a.close, b.close]),
-        np.concatenate([a.volume, b.volume]),
-        np.concatenate([a.version, b.version]),
-    )
-
-
 def whole_buckets(start: int, end: int, target_tf: str, tz: ZoneInfo | None) -> tuple[int, int]:
     """Widen ``[start, end)`` to whole target buckets, so no derived bar is built from part
     of its bucket."""
     if end <= start:
         return start, start
     if target_tf == "1d" and tz is not None:
-        first = datetime.fromtimestamp(start, tz).date()
-        last = datetime.fromtimestamp(end - 1, tz).date() + timedelta(days=1)
-        return (
-            int(datetime.combine(first, time(0), tz).timestamp()),
-            int(datetime.combine(last, time(0), tz).timestamp()),
+        first = epoch.local_date(start, tz)
+        last = epoch.local_date(end - 1, tz) + timedelta(days=1)
+        return epoch.seconds_from_local_midnight(first, tz), epoch.seconds_from_local_midnight(
+            last, tz
         )
     step = TIMEFRAME_SECONDS[target_tf]
-    return start - start % step, end + (-end) % step
+    return epoch.floor_to_step(start, step), epoch.ceil_to_step(end, step)

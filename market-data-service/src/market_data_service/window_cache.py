@@ -20,10 +20,13 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from algotrade.bars import encode_bar_json, iso_utc_array, owned_symbol
+from algotrade import epoch
+from algotrade.bars import Bars, encode_bar_json, owned_symbol
 from algotrade.windows import VERSION_DIGITS, SlidingWindows, WindowEntry
 from market_data_service import history
 
@@ -108,8 +111,8 @@ class WindowCache:
 
     async def _from_history(self, owner: str, symbol: str, timeframe: str, n: int) -> list[bytes]:
         async with self._sessions() as session:
-            columns = await history.read_latest(session, owner, symbol, timeframe, n)
-        return [e.payload for e in entries_from_columns(columns)]
+            bars, versions = await history.read_latest(session, owner, symbol, timeframe, n)
+        return [e.payload for e in window_entries(bars, versions)]
 
     async def _warm(self, owner: str, symbol: str, timeframe: str) -> list[bytes]:
         """Fill a cold window from history once, however many readers ask at the same time."""
@@ -123,26 +126,29 @@ class WindowCache:
 
     async def _fill(self, owner: str, symbol: str, timeframe: str) -> list[bytes]:
         async with self._sessions() as session:
-            columns = await history.read_latest(session, owner, symbol, timeframe, self.capacity)
-        entries = entries_from_columns(columns)
+            bars, versions = await history.read_latest(
+                session, owner, symbol, timeframe, self.capacity
+            )
+        entries = window_entries(bars, versions)
         with contextlib.suppress(RedisError, OSError):
             await self.windows.fill(owned_symbol(owner, symbol), timeframe, entries)
         return [e.payload for e in entries]
 
 
-def entries_from_columns(columns: history.Columns) -> list[WindowEntry]:
-    stamps = iso_utc_array(columns.ts)
+def window_entries(bars: Bars, versions: npt.NDArray[np.int64]) -> list[WindowEntry]:
+    """Stored bars as window entries: scored by open time in epoch seconds, canonical JSON."""
+    seconds = bars.seconds()
     return [
-        WindowEntry(int(t), encode_bar_json(s, o, h, lo, c, v), int(ver))
+        WindowEntry(t, encode_bar_json(s, o, h, lo, c, v), ver)
         for t, s, o, h, lo, c, v, ver in zip(
-            columns.ts.tolist(),
-            stamps,
-            columns.open.tolist(),
-            columns.high.tolist(),
-            columns.low.tolist(),
-            columns.close.tolist(),
-            columns.volume.tolist(),
-            columns.version.tolist(),
+            seconds.tolist(),
+            epoch.iso_array_from_seconds(seconds),
+            bars.open.tolist(),
+            bars.high.tolist(),
+            bars.low.tolist(),
+            bars.close.tolist(),
+            bars.volume.tolist(),
+            versions.tolist(),
             strict=True,
         )
     ]

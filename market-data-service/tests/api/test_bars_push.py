@@ -132,7 +132,7 @@ async def test_a_timestamp_repeated_in_one_batch_is_applied_in_order(
     )
     assert response.json()["statuses"][:2] == ["accepted", "corrected"]
     async with service.market.sessions() as session:
-        columns = await history.read_latest(session, "u1", "X", "1m", 5)
+        columns, _ = await history.read_latest(session, "u1", "X", "1m", 5)
     assert columns.close.tolist() == [100.5]  # the third bar equals the first again
     events = await read_events(
         kafka_bootstrap, service.market.ingestor._topic, expect=3, settle_ms=300

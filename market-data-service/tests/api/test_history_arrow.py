@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 from market_data_testkit import Service, minute_bars
 
+from algotrade import epoch
 from algotrade.columnar import ARROW_STREAM, BAR_SCHEMA, decode_bars
 from algotrade_testkit.services import internal_token
 
@@ -44,10 +44,6 @@ async def json_bars(service: Service, query: str) -> list[dict[str, Any]]:
             return seen
 
 
-def epoch_ms(stamp: str) -> int:
-    return int(datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() * 1000)
-
-
 async def test_arrow_and_json_answers_carry_identical_bars(service: Service) -> None:
     assert (
         await service.push({"symbol": "X", "timeframe": "1m", "bars": awkward_bars(40)})
@@ -61,13 +57,13 @@ async def test_arrow_and_json_answers_carry_identical_bars(service: Service) -> 
     assert table.schema.remove_metadata().equals(BAR_SCHEMA)
     assert table.schema.metadata == {b"symbol": b"X", b"timeframe": b"1m"}
 
-    columns = decode_bars(response.content)
+    bars = decode_bars(response.content)
     expected = await json_bars(service, query)
-    assert len(expected) == 30 == len(columns["ts"])
-    np.testing.assert_array_equal(columns["ts"], [epoch_ms(b["ts"]) for b in expected])
+    assert len(expected) == 30 == len(bars)
+    np.testing.assert_array_equal(bars.ts, [epoch.ms_from_iso(b["ts"]) for b in expected])
     for name in ("open", "high", "low", "close", "volume"):
         # Bit for bit: the JSON floats are shortest round-trip text.
-        assert columns[name].tolist() == [b[name] for b in expected], name
+        assert bars.field(name).tolist() == [b[name] for b in expected], name
 
     plain = await service.get(f"{URL}{query}")  # JSON stays the default
     assert plain.headers["content-type"] == "application/json"
@@ -79,16 +75,16 @@ async def test_an_arrow_limit_gives_the_first_bars_and_a_cursor_for_the_rest(
     await service.push({"symbol": "X", "timeframe": "1m", "bars": minute_bars(10)})
     headers = {**service.headers(), **ARROW}
     first = await service.client.get(f"{URL}&limit=4", headers=headers)
-    assert decode_bars(first.content)["ts"].tolist() == [
+    assert decode_bars(first.content).ts.tolist() == [
         1_704_067_200_000 + 60_000 * i for i in range(4)
     ]
     rest = await service.client.get(
         f"{URL}&cursor={first.headers['x-next-cursor']}", headers=headers
     )
-    assert len(decode_bars(rest.content)["ts"]) == 6 and "x-next-cursor" not in rest.headers
+    assert len(decode_bars(rest.content)) == 6 and "x-next-cursor" not in rest.headers
 
     empty = await service.client.get(f"{URL}&end=2000-01-01T00:00:00Z", headers=headers)
-    assert empty.status_code == 200 and len(decode_bars(empty.content)["ts"]) == 0
+    assert empty.status_code == 200 and len(decode_bars(empty.content)) == 0
 
 
 async def test_arrow_reads_need_the_same_credentials_and_scope_as_json(service: Service) -> None:
@@ -125,4 +121,4 @@ async def test_a_range_over_the_arrow_limit_is_a_problem_not_a_truncated_answer(
         big_limit = await service.client.get(f"{URL}&limit=6", headers=headers)
         assert big_limit.status_code == 422
         fits = await service.client.get(f"{URL}&end=2024-01-01T00:05:00Z", headers=headers)
-        assert fits.status_code == 200 and len(decode_bars(fits.content)["ts"]) == 5
+        assert fits.status_code == 200 and len(decode_bars(fits.content)) == 5

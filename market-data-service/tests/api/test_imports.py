@@ -183,8 +183,13 @@ async def test_common_file_variants(service: Service) -> None:
     async with service.market.sessions() as session:
         minutes = await history.read_range(session, "u1", "X", "1m", 0, 2**40, limit=10)
         days = await history.read_range(session, "u1", "X", "1d", 0, 2**40, limit=10)
-    assert minutes.ts.tolist() == [1_704_153_600, 1_704_153_660, 1_704_153_720, 1_704_153_780]
-    assert days.ts.tolist() == [1_704_153_600]
+    assert minutes.seconds().tolist() == [
+        1_704_153_600,
+        1_704_153_660,
+        1_704_153_720,
+        1_704_153_780,
+    ]
+    assert days.seconds().tolist() == [1_704_153_600]
 
 
 async def test_parquet_with_typed_and_epoch_times(service: Service, tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ import pytest
 from market_data_testkit import Service
 
 from algotrade.auth import MARKET_ADMIN_ROLE, InternalTokens, Principal
+from algotrade.bars import Bars
 from algotrade_testkit.kafka import read_events
 from market_data_service.batch import BarBatch
 from market_data_service.models import PLATFORM
@@ -134,8 +135,9 @@ async def world(make_service: Any, tmp_path: Path) -> AsyncIterator[Service]:
         ref = BarBatch.of_series(
             "REF",
             "1m",
-            np.array([1_704_067_200, 1_704_067_260], np.int64),
-            *(np.array([1.0, 1.0]) for _ in range(5)),
+            Bars.from_columns(
+                [1_704_067_200_000, 1_704_067_260_000], *(np.array([1.0, 1.0]) for _ in range(5))
+            ),
         )
         await service.market.ingestor.ingest(ref, owner=PLATFORM, source="test")
         yield service

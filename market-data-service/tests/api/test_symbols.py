@@ -9,6 +9,8 @@ import pytest
 from market_data_testkit import DATA, Service, load_file, minute_bars
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from algotrade import epoch
+from algotrade.bars import Bars
 from algotrade.windows import SlidingWindows
 from market_data_service.batch import BarBatch
 
@@ -72,10 +74,10 @@ async def test_a_crash_between_commit_and_window_is_repaired_by_the_next_start(
         batch = BarBatch.of_series(
             "X",
             "1m",
-            *[
-                __import__("numpy").array([late[k]])
-                for k in ("ts", "open", "high", "low", "close", "volume")
-            ],
+            Bars.from_columns(
+                [epoch.ms_from_seconds(late["ts"])],
+                *([late[k]] for k in ("open", "high", "low", "close", "volume")),
+            ),
         )
         async with first.market.sessions() as session, session.begin():
             await first.market.ingestor.write(session, batch, owner="u1", source="http")

@@ -241,7 +241,7 @@ async def test_feed_with_a_disconnect_is_backfilled_and_unfillable_minutes_are_r
     by_minute = {
         int(t) - M: (o, h, lo, c, v)
         for t, o, h, lo, c, v in zip(
-            minutes.ts,
+            minutes.seconds(),
             minutes.open,
             minutes.high,
             minutes.low,
@@ -267,7 +267,7 @@ async def test_feed_with_a_disconnect_is_backfilled_and_unfillable_minutes_are_r
     assert recorded["reason"] == "unfilled_after_reconnect" and recorded["source"] == "coinbase"
     assert {(s - M, e - M) for s, e in fetched} == {(0, 60), (180, 360)}
     # The derived 5m bar of M..M+300 is built from the final 1m bars.
-    assert fives.ts.tolist() == [M]
+    assert fives.seconds().tolist() == [M]
     assert (fives.open[0], fives.high[0], fives.low[0], fives.close[0], fives.volume[0]) == (
         100.0,
         107.0,

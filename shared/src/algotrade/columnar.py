@@ -4,7 +4,8 @@ The market data service answers a history read with it when asked (``Accept:
 application/vnd.apache.arrow.stream``) and the backtest worker reads it, so a 100k-bar range
 crosses the wire as six contiguous columns instead of 100k JSON objects. Columns, in order:
 ``ts`` int64 epoch milliseconds of the bar's open, then ``open``, ``high``, ``low``, ``close``,
-``volume`` float64. The schema metadata names the ``symbol`` and ``timeframe``.
+``volume`` float64, the columns of `algotrade.bars.Bars` one for one. The schema metadata
+names the ``symbol`` and ``timeframe``.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
+from algotrade.bars import PRICE_COLUMNS, Bars
+
 ARROW_STREAM: Final[str] = "application/vnd.apache.arrow.stream"
 
-PRICE_COLUMNS: Final[tuple[str, ...]] = ("open", "high", "low", "close", "volume")
 BAR_SCHEMA: Final[pa.Schema] = pa.schema(
     [pa.field("ts", pa.int64(), nullable=False)]
     + [pa.field(name, pa.float64(), nullable=False) for name in PRICE_COLUMNS]
@@ -39,17 +41,12 @@ def accepts_arrow(accept: str | None) -> bool:
     return False
 
 
-def encode_bars(
-    ts_ms: npt.NDArray[np.int64],
-    columns: dict[str, npt.NDArray[np.float64]],
-    *,
-    symbol: str,
-    timeframe: str,
-) -> bytes:
+def encode_bars(bars: Bars, *, symbol: str, timeframe: str) -> bytes:
     """One record batch of bars as an IPC stream (the arrays are wrapped, not converted)."""
     schema = BAR_SCHEMA.with_metadata({"symbol": symbol, "timeframe": timeframe})
     batch = pa.record_batch(
-        [pa.array(ts_ms, pa.int64())] + [pa.array(columns[n], pa.float64()) for n in PRICE_COLUMNS],
+        [pa.array(bars.ts, pa.int64())]
+        + [pa.array(getattr(bars, n), pa.float64()) for n in PRICE_COLUMNS],
         schema=schema,
     )
     sink = pa.BufferOutputStream()
@@ -58,12 +55,12 @@ def encode_bars(
     return bytes(sink.getvalue())
 
 
-def decode_bars(data: bytes) -> dict[str, npt.NDArray[np.generic]]:
-    """The columns of an IPC stream written by `encode_bars`, by name, as NumPy arrays.
+def decode_bars(data: bytes) -> Bars:
+    """The bars of an IPC stream written by `encode_bars`.
 
-    Single-chunk columns are read-only views of ``data``'s buffers (no copy); pass them to
-    ``algotrade.engine.Bars.from_arrays``, which copies them once. This module does not import
-    the engine, so a service that only serves bars does not load its kernels.
+    The columns are read as views of ``data``'s buffers and copied once into `Bars` (the
+    engine wants its own writable arrays); a stream whose times are not strictly increasing
+    is refused like any other malformed one.
     """
     try:
         table = pa.ipc.open_stream(data).read_all()
@@ -80,4 +77,7 @@ def decode_bars(data: bytes) -> dict[str, npt.NDArray[np.generic]]:
             return np.asarray(chunks[0].to_numpy(zero_copy_only=True))
         return np.asarray(table.column(name).to_numpy())
 
-    return {name: column(name) for name in ("ts", *PRICE_COLUMNS)}
+    try:
+        return Bars.from_arrays(ts=column("ts"), **{n: column(n) for n in PRICE_COLUMNS})
+    except ValueError as exc:
+        raise ColumnarError(f"not bars of one series: {exc}") from None

@@ -10,7 +10,6 @@ extra) is imported only when one of them is called.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -18,6 +17,7 @@ import numpy.typing as npt
 import orjson
 import pyarrow as pa
 
+from algotrade import epoch
 from algotrade.metrics import Metrics
 from algotrade.simulation.config import ResolvedConfig
 from algotrade.simulation.fills import (
@@ -141,7 +141,7 @@ class Trades:
         import pandas as pd
 
         def utc(ts: IntArray) -> pd.DatetimeIndex:
-            return pd.DatetimeIndex(pd.to_datetime(ts, unit="ms", utc=True)).as_unit("ms")
+            return epoch.pandas_index_from_ms(ts, name=None).as_unit("ms")
 
         return pd.DataFrame(
             {
@@ -211,7 +211,7 @@ class BacktestResult:
             {
                 "side": "long" if self.trades.side[i] > 0 else "short",
                 "quantity": float(self.trades.quantity[i]),
-                "entry_time": _iso(int(self.trades.entry_ts[i])),
+                "entry_time": epoch.iso_from_ms(int(self.trades.entry_ts[i])),
                 "entry_price": float(self.trades.entry_price[i]),
                 "mark_price": float(self.trades.exit_price[i]),
                 "unrealized_pnl": float(self.trades.pnl[i]),
@@ -227,8 +227,8 @@ class BacktestResult:
             "timeframe": config.timeframe,
             "periods_per_year": self.periods_per_year,
             "bars": int(self.ts.shape[0]),
-            "start": _iso(int(self.ts[0])) if self.ts.size else None,
-            "end": _iso(int(self.ts[-1])) if self.ts.size else None,
+            "start": epoch.iso_from_ms(int(self.ts[0])) if self.ts.size else None,
+            "end": epoch.iso_from_ms(int(self.ts[-1])) if self.ts.size else None,
             "metrics": self.metrics.as_dict(),
             "open_positions": open_positions,
         }
@@ -255,10 +255,9 @@ class BacktestResult:
         """
         import pandas as pd
 
-        index = pd.DatetimeIndex(pd.to_datetime(self.ts, unit="ms", utc=True), name="ts")
         return pd.DataFrame(
             {"equity": self.equity.copy(), "position": self.position, "drawdown": self.drawdown},
-            index=index,
+            index=epoch.pandas_index_from_ms(self.ts),
         )
 
     def to_bytes(self) -> bytes:
@@ -279,7 +278,3 @@ class BacktestResult:
         ]
         parts += [np.ascontiguousarray(a).tobytes() for a in arrays]
         return b"".join(len(p).to_bytes(8, "little") + p for p in parts)
-
-
-def _iso(ts_ms: int) -> str:
-    return datetime.fromtimestamp(ts_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

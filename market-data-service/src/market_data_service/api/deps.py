@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Path, Query
@@ -59,15 +58,6 @@ ReaderDep = Annotated[Principal, Depends(market_reader)]
 WriterDep = Annotated[Principal, Depends(market_writer)]
 SymbolDep = Annotated[str, Depends(path_symbol)]
 OwnerDep = Annotated[str | None, Depends(query_owner)]
-
-
-def epoch(value: datetime | None) -> int | None:
-    """A query/body datetime as epoch seconds; one without an offset is taken as UTC."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return int(value.timestamp())
 
 
 @contextlib.contextmanager

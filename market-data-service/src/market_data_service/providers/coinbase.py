@@ -24,9 +24,9 @@ import contextlib
 import logging
 import math
 import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import httpx
@@ -37,7 +37,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidHandshake, WebSocketException
 
-from algotrade.bars import TIMEFRAME_SECONDS, Bar, normalize_symbol
+from algotrade import epoch
+from algotrade.bars import TIMEFRAME_SECONDS, Bar, Bars, normalize_symbol
 from market_data_service import history, models
 from market_data_service.batch import BarBatch
 from market_data_service.ingest import BarIngestor
@@ -177,12 +178,11 @@ def subscribe_message(products: list[str]) -> bytes:
 
 
 def parse_time(value: Any) -> float:
+    """A message's ``time`` (ISO-8601; without an offset it is UTC) as epoch seconds, to the
+    millisecond."""
     if not isinstance(value, str):
         raise ValueError("time must be a string")
-    parsed = datetime.fromisoformat(value)
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
+    return epoch.ms_from_iso(value) / epoch.MS_PER_SECOND
 
 
 def positive_number(value: Any, *, allow_zero: bool) -> float:
@@ -222,8 +222,8 @@ class CoinbaseCandles:
                     f"{self._base}/products/{product}/candles",
                     params={
                         "granularity": MINUTE,
-                        "start": datetime.fromtimestamp(lo, UTC).isoformat(),
-                        "end": datetime.fromtimestamp(hi, UTC).isoformat(),
+                        "start": epoch.datetime_from_seconds(lo).isoformat(),
+                        "end": epoch.datetime_from_seconds(hi).isoformat(),
                     },
                 )
                 response.raise_for_status()
@@ -273,7 +273,7 @@ class ProviderStatus:
             "reconnects": self.reconnects,
             "last_message_at": None
             if self.last_message_at is None
-            else datetime.fromtimestamp(self.last_message_at, UTC).isoformat(),
+            else epoch.datetime_from_seconds(self.last_message_at).isoformat(),
             "last_error": self.last_error,
             "products": [vars(p) for p in self.products.values()],
         }
@@ -338,9 +338,9 @@ class CoinbaseProvider:
             resume = None
             try:
                 async with self._sessions() as session:
-                    latest = await history.read_latest(session, PLATFORM, product, "1m", 1)
+                    latest, _ = await history.read_latest(session, PLATFORM, product, "1m", 1)
                 if len(latest):
-                    resume = int(latest.ts[-1]) + MINUTE
+                    resume = int(latest.seconds()[-1]) + MINUTE
             except Exception as exc:  # history down: start without resuming
                 logger.warning("coinbase: cannot read history to resume %s: %s", product, exc)
             self._aggregators[product] = MinuteAggregator(product, resume_from=resume)
@@ -378,7 +378,7 @@ class CoinbaseProvider:
 
     def _handle(self, raw: str | bytes) -> bool:
         """Apply one feed message; True when it confirms the subscription."""
-        self.status.last_message_at = datetime.now(UTC).timestamp()
+        self.status.last_message_at = time.time()
         try:
             message = orjson.loads(raw)
             kind = message.get("type")
@@ -453,22 +453,20 @@ class CoinbaseProvider:
         for bar in bars:
             by_product.setdefault(bar.symbol, []).append(bar)
         for product, items in by_product.items():
-            batch = BarBatch.of_series(
-                product,
-                "1m",
-                np.array([b.ts for b in items], np.int64),
-                np.array([b.open for b in items]),
-                np.array([b.high for b in items]),
-                np.array([b.low for b in items]),
-                np.array([b.close for b in items]),
-                np.array([b.volume for b in items]),
+            columns = Bars.from_columns(
+                epoch.ms_from_seconds(np.array([b.ts for b in items], np.int64)),
+                [b.open for b in items],
+                [b.high for b in items],
+                [b.low for b in items],
+                [b.close for b in items],
+                [b.volume for b in items],
             )
-            valid, rejections = batch.validate()
+            valid, rejections = BarBatch.of_series(product, "1m", columns).validate()
             for rejection in rejections:
                 logger.warning("coinbase: %s bar rejected: %s", product, rejection.message)
             await self._ingestor.ingest(valid, owner=PLATFORM, source=source)
             if len(valid):
-                await self._derive_from(product, valid.ts)
+                await self._derive_from(product, valid.bars.seconds())
 
     async def _derive_from(self, product: str, stamps: npt.NDArray[np.int64]) -> None:
         """Re-derive higher timeframes for buckets touched by ``stamps`` once they closed."""
@@ -529,8 +527,8 @@ class CoinbaseProvider:
                 {
                     "symbol": product,
                     "timeframe": "1m",
-                    "start_ts": datetime.fromtimestamp(int(run[0]), UTC),
-                    "end_ts": datetime.fromtimestamp(int(run[-1]) + MINUTE, UTC),
+                    "start_ts": epoch.datetime_from_seconds(int(run[0])),
+                    "end_ts": epoch.datetime_from_seconds(int(run[-1]) + MINUTE),
                     "reason": "unfilled_after_reconnect",
                     "source": SOURCE,
                     "detail": detail,

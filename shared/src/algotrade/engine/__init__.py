@@ -11,7 +11,7 @@ See docs/strategy-graphs.md.
 
 from __future__ import annotations
 
-from algotrade.engine.bars import Bars
+from algotrade.bars import Bars
 from algotrade.engine.compiler import Plan, RiskBinding, Step, compile_graph
 from algotrade.engine.errors import BarRejected, GraphInvalid, PlanDecodeError, StateMismatch
 from algotrade.engine.evaluation import Evaluation, evaluate_graph

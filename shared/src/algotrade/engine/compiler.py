@@ -46,7 +46,7 @@ from algotrade.engine.validation import (
 from algotrade.engine.vectorized import Workspace, evaluate
 
 if TYPE_CHECKING:
-    from algotrade.engine.bars import Bars
+    from algotrade.bars import Bars
 
 # Bump when serialised plans or kernel semantics change: cached plans of another version are
 # refused by `Plan.from_bytes` (a cache miss), never silently reused.

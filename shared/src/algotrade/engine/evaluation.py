@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from algotrade import epoch
 from algotrade.engine.compiler import Plan, compile_graph
 from algotrade.engine.validation import RawGraph
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from algotrade.engine.bars import Bars
+    from algotrade.bars import Bars
 
 
 class Evaluation(Mapping[str, npt.NDArray[Any]]):
@@ -60,10 +61,9 @@ class Evaluation(Mapping[str, npt.NDArray[Any]]):
         """
         import pandas as pd
 
-        index = pd.DatetimeIndex(pd.to_datetime(self.ts, unit="ms", utc=True), name="ts")
         return pd.DataFrame(
             {key: array.copy() for key, array in self._series.items()},
-            index=index,
+            index=epoch.pandas_index_from_ms(self.ts),
             columns=list(self._series),
         )
 

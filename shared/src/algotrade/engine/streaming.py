@@ -22,7 +22,7 @@ from algotrade.engine.specs import BAR_FIELDS, BAR_SOURCE_PREFIX
 from algotrade.engine.vectorized import run_steps
 
 if TYPE_CHECKING:
-    from algotrade.engine.bars import Bars
+    from algotrade.bars import Bars
     from algotrade.engine.compiler import Plan
 
 FloatArray = npt.NDArray[np.float64]

@@ -18,7 +18,7 @@ from algotrade.engine.registry import NODE_TYPES
 from algotrade.engine.specs import BAR_FIELDS, BAR_SOURCE_PREFIX
 
 if TYPE_CHECKING:
-    from algotrade.engine.bars import Bars
+    from algotrade.bars import Bars
     from algotrade.engine.compiler import Plan, Step
 
 FloatArray = npt.NDArray[np.float64]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import binascii
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 import numpy as np
@@ -17,7 +17,8 @@ from fastapi import Path, Query, Request
 from sqlalchemy import select
 from starlette.responses import Response
 
-from algotrade.bars import TIMEFRAME_SECONDS, Timeframe, iso_utc, iso_utc_array, normalize_symbol
+from algotrade import epoch
+from algotrade.bars import TIMEFRAME_SECONDS, Timeframe, normalize_symbol
 from algotrade.bounds import PAGE_MAX as MAX_PAGE
 from algotrade.columnar import ARROW_STREAM, accepts_arrow, encode_bars
 from algotrade.errors import BadRequest, NotFound, ValidationFailed
@@ -31,7 +32,6 @@ from market_data_service.api.deps import (
     SymbolDep,
     WriterDep,
     dependency_errors,
-    epoch,
     get_services,
     market_reader,
     path_symbol,
@@ -66,7 +66,12 @@ MAX_GAP_RANGES = 1000
 
 
 def _dt(ts: int) -> str:
-    return iso_utc(ts)
+    return epoch.iso_from_seconds(ts)
+
+
+def _seconds(value: datetime | None) -> int | None:
+    """A query/body datetime as epoch seconds; one without an offset is taken as UTC."""
+    return None if value is None else epoch.seconds_from_datetime(value)
 
 
 @router.get(
@@ -210,7 +215,7 @@ def _query_error(name: str, message: str) -> ValidationFailed:
 
 
 def _epoch_or(value: datetime | None, default: int) -> int:
-    seconds = epoch(value)
+    seconds = _seconds(value)
     return default if seconds is None else seconds
 
 
@@ -291,7 +296,8 @@ async def history_bars(
             )
     more = len(page) > limit
     n = min(len(page), limit)
-    stamps = iso_utc_array(page.ts[:n])
+    seconds = page.seconds()
+    stamps = epoch.iso_array_from_seconds(seconds[:n])
     bars = [
         {"ts": s, "open": o, "high": h, "low": lo_, "close": c, "volume": v}
         for s, o, h, lo_, c, v in zip(
@@ -310,7 +316,7 @@ async def history_bars(
         "timeframe": timeframe,
         "bars": bars,
         "next_cursor": (
-            _encode_cursor(owner, symbol, timeframe, int(page.ts[n - 1])) if more else None
+            _encode_cursor(owner, symbol, timeframe, int(seconds[n - 1])) if more else None
         ),
     }
     return Response(orjson.dumps(body), media_type=JSON)
@@ -348,11 +354,11 @@ async def _history_arrow(
                     {"loc": ["query", "start"], "code": "range_too_large", "message": str(most)}
                 ],
             )
-        page = page.head(wanted)
+        page = page.take(slice(0, wanted))
         headers["X-Next-Cursor"] = _encode_cursor(
-            owner, symbol, timeframe, int(page.ts_ms[-1]) // 1000
+            owner, symbol, timeframe, epoch.seconds_from_ms(int(page.ts[-1]))
         )
-    body = encode_bars(page.ts_ms, page.prices, symbol=symbol, timeframe=timeframe)
+    body = encode_bars(page, symbol=symbol, timeframe=timeframe)
     # Where the time goes (history read vs Arrow encoding), for clients and the benchmark.
     encode_ms = (time.perf_counter() - read) * 1000
     headers["Server-Timing"] = f"db;dur={(read - started) * 1000:.1f}, encode;dur={encode_ms:.1f}"
@@ -403,7 +409,7 @@ async def gap_report(
         raise ValidationFailed(str(exc)) from None
     with dependency_errors():
         owner = await market.directory.resolve_read(principal, symbol, owner)
-        lo, hi = epoch(start), epoch(end)
+        lo, hi = _seconds(start), _seconds(end)
         if lo is None or hi is None:
             first, last = await _series_range(market, owner, symbol, timeframe)
             lo = first if lo is None else lo
@@ -428,8 +434,8 @@ async def gap_report(
                         models.gaps.c.owner == owner,
                         models.gaps.c.symbol == symbol,
                         models.gaps.c.timeframe == timeframe,
-                        models.gaps.c.end_ts > datetime.fromtimestamp(lo, UTC),
-                        models.gaps.c.start_ts < datetime.fromtimestamp(hi, UTC),
+                        models.gaps.c.end_ts > epoch.datetime_from_seconds(lo),
+                        models.gaps.c.start_ts < epoch.datetime_from_seconds(hi),
                     )
                     .order_by(models.gaps.c.start_ts)
                     .limit(MAX_GAP_RANGES)
@@ -506,7 +512,7 @@ async def resample_symbol(
         check_derivable(body.source_timeframe, target, body.day_timezone)
     with dependency_errors():
         owner = await market.directory.resolve_write(principal, [symbol], owner)
-        lo, hi = epoch(body.start), epoch(body.end)
+        lo, hi = _seconds(body.start), _seconds(body.end)
         if lo is None or hi is None:
             first, last = await _series_range(market, owner, symbol, body.source_timeframe)
             lo = first if lo is None else lo
