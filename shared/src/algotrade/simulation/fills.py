@@ -717,16 +717,11 @@ def _compile_live_step(stamp: str) -> Any:
     ) -> tuple[int, int]:
         _ = stamp  # part of the cache key, see `_compile_simulate`
         i = int(state[S_BAR])
-        flags = np.zeros(4, dtype=np.bool_)
-        for kind in range(4):
-            for k in range(signal_slots.shape[1]):
-                slot = signal_slots[kind, k]
-                if slot >= 0 and values[slot] != 0.0:
-                    flags[kind] = True
-        risk = np.full(4, NAN)
-        for kind in range(4):
-            if risk_slots[kind] >= 0:
-                risk[kind] = values[risk_slots[kind]]
+        # Scalars, not small arrays: an allocation costs as much as the rest of the step.
+        enter_long = _signal(values, signal_slots, 0)
+        exit_long = _signal(values, signal_slots, 1)
+        enter_short = _signal(values, signal_slots, 2)
+        exit_short = _signal(values, signal_slots, 3)
         curve = (
             state[L_CURVE],
             state[L_CURVE + 1],
@@ -754,14 +749,14 @@ def _compile_live_step(stamp: str) -> Any:
             values[1],
             values[2],
             values[3],
-            flags[0],
-            flags[1],
-            flags[2],
-            flags[3],
-            risk[0],
-            risk[1],
-            risk[2],
-            risk[3],
+            enter_long,
+            exit_long,
+            enter_short,
+            exit_short,
+            values[risk_slots[0]] if risk_slots[0] >= 0 else NAN,
+            values[risk_slots[1]] if risk_slots[1] >= 0 else NAN,
+            values[risk_slots[2]] if risk_slots[2] >= 0 else NAN,
+            values[risk_slots[3]] if risk_slots[3] >= 0 else NAN,
             True,
             modes,
             params,
@@ -822,6 +817,16 @@ def _compile_live_step(stamp: str) -> Any:
         return count, filled
 
     return _njit(live_step)
+
+
+@_inline
+def _signal(values: FloatArray, signal_slots: IntArray, kind: int) -> bool:
+    """Whether any sink of signal ``kind`` (a row of ``signal_slots``, -1 padded) is true."""
+    for k in range(signal_slots.shape[1]):
+        slot = signal_slots[kind, k]
+        if slot >= 0 and values[slot] != 0.0:
+            return True
+    return False
 
 
 @_inline
