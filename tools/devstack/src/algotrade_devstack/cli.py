@@ -21,12 +21,15 @@ def dev_up(
     workers: int = typer.Option(
         1, min=1, help="backtest worker processes, all in one consumer group (1 on the mock)"
     ),
+    forward_workers: int = typer.Option(
+        1, min=1, help="forward-test worker processes, one consumer group on market.bars.v1"
+    ),
     cache_dir: Path = typer.Option(
         Path(".algotrade"), help="where downloaded tools (the Kafka jars) are kept"
     ),
 ) -> None:
-    """Start infrastructure, all seven services and the backtest workers, restarting any that
-    dies; Ctrl-C stops everything."""
+    """Start infrastructure, all seven services, the backtest and the forward-test workers,
+    restarting any that dies; Ctrl-C stops everything."""
     from algotrade_devstack.stack import up
 
     raise typer.Exit(
@@ -35,6 +38,7 @@ def dev_up(
             base_port,
             timeout,
             workers=workers,
+            forward_workers=forward_workers,
             cache_dir=cache_dir.resolve(),
         )
     )

@@ -1,8 +1,9 @@
-"""``algotrade dev up``: infrastructure, the seven services and the backtest workers as
-supervised processes.
+"""``algotrade dev up``: infrastructure, the seven services, the backtest workers and the
+forward-test workers as supervised processes.
 
-Every service runs as its own uvicorn process (``python -m <package> serve --migrate``) and every
-backtest worker as ``python -m backtesting_service worker``, each with its log in
+Every service runs as its own uvicorn process (``python -m <package> serve --migrate``), every
+backtest worker as ``python -m backtesting_service worker`` and every forward-test worker as
+``python -m forward_test_service worker``, each with its log in
 ``<state>/logs/``. The supervisor creates the topic table on Kafka, waits for every ``/readyz``,
 prints a table, then watches: a child that dies is reported with the tail of its log and
 restarted after an exponential backoff (0.5 s doubling to 30 s, reset once a child stayed up for
@@ -14,8 +15,8 @@ the infrastructure it started; nothing is restarted while stopping.
 
 Keys are this installation's own, generated on first start into ``<state>/keys.json`` (mode
 0600) and reused (`algotrade.keys`): the gateway gets the access-token secret and its signing
-key, the backtesting service and workers their narrowed signing key, every other service the
-public keys alone.
+key, the backtesting and forward-test services and their workers their narrowed signing keys,
+every other service the public keys alone.
 """
 
 from __future__ import annotations
@@ -68,10 +69,16 @@ SERVICES: dict[str, str] = {
 }
 # Which children sign internal tokens, with which installation key (`algotrade.keys`); the
 # others verify with public keys only.
-SIGNERS: dict[str, SignerRole] = {"api-gateway": "gateway", "backtesting-service": "backtesting"}
+SIGNERS: dict[str, SignerRole] = {
+    "api-gateway": "gateway",
+    "backtesting-service": "backtesting",
+    "forward-test-service": "forward-test",
+}
 WORKER_NAME = "backtest-worker"  # workers are named backtest-worker-1..N
 WORKER_COMMAND = ["backtesting_service", "worker"]
 JOBS_TOPIC = "backtest.jobs.v1"  # the topic the workers share as one consumer group
+FORWARD_WORKER_NAME = "forward-test-worker"  # forward-test-worker-1..N
+FORWARD_WORKER_COMMAND = ["forward_test_service", "worker"]
 DATABASE_NAME = "algotrade"
 READY_MARK = "ALGOTRADE_READY"  # printed on its own line once every service is ready
 STATUS_FILE = "status.json"
@@ -186,6 +193,7 @@ class Stack:
     state_dir: Path
     base_port: int
     workers: int = 1
+    forward_workers: int = 1
     cache_dir: Path | None = None  # where the Kafka jars are kept; default: state_dir
     console: Console = field(default_factory=lambda: Console(width=110))
     infra: list[Provided] = field(default_factory=list)
@@ -304,6 +312,12 @@ class Stack:
             name = f"{WORKER_NAME}-{number}"
             command = [sys.executable, "-m", *WORKER_COMMAND]
             child_env = {**env, **keys.env("backtesting")}
+            self.children.append(Child(name, None, command, child_env, logs / f"{name}.log"))
+        forward = 1 if self.kafka().stand_in else self.forward_workers
+        for number in range(1, forward + 1):
+            name = f"{FORWARD_WORKER_NAME}-{number}"
+            command = [sys.executable, "-m", *FORWARD_WORKER_COMMAND]
+            child_env = {**env, **keys.env("forward-test")}
             self.children.append(Child(name, None, command, child_env, logs / f"{name}.log"))
         for child in self.children:
             _keep_previous(child.log)
@@ -706,10 +720,17 @@ def up(
     timeout: float,
     *,
     workers: int = 1,
+    forward_workers: int = 1,
     cache_dir: Path | None = None,
 ) -> int:
     """Run the stack until SIGINT/SIGTERM. Returns the process exit code."""
-    stack = Stack(state_dir=state_dir, base_port=base_port, workers=workers, cache_dir=cache_dir)
+    stack = Stack(
+        state_dir=state_dir,
+        base_port=base_port,
+        workers=workers,
+        forward_workers=forward_workers,
+        cache_dir=cache_dir,
+    )
     started = time.monotonic()
 
     def request_stop(signum: int, _frame: object) -> None:
