@@ -9,7 +9,6 @@ from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from redis.asyncio import Redis
 from starlette.responses import Response
@@ -19,6 +18,7 @@ from api_gateway.api.routes import ROUTERS
 from api_gateway.api.routes.proxy import PROXY_PATH
 from api_gateway.api_keys import ApiKeys
 from api_gateway.config import Settings
+from api_gateway.cors import GatewayCORS
 from api_gateway.credentials import Authenticator
 from api_gateway.errors import install_gateway_handlers
 from api_gateway.gateway import Gateway
@@ -71,7 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Before anything reads a credential; inside CORS so that a browser can read the 431.
     app.add_middleware(CredentialHeaderLimit, max_bytes=settings.max_credential_header_bytes)
     app.add_middleware(
-        CORSMiddleware,
+        GatewayCORS,
         allow_origins=settings.cors_origins,
         allow_methods=["*"],
         allow_headers=["*"],

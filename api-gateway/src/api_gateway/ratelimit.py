@@ -93,7 +93,14 @@ class Decision:
         }
 
     def raw_headers(self) -> list[tuple[bytes, bytes]]:
-        return [(k.lower().encode(), v.encode()) for k, v in self.headers().items()]
+        """`headers` as an ASGI header list (built directly: it goes on every answer)."""
+        if not self.enforced:
+            return []
+        return [
+            (b"x-ratelimit-limit", b"%d" % self.limit),
+            (b"x-ratelimit-remaining", b"%d" % self.remaining),
+            (b"x-ratelimit-reset", b"%d" % max(0, int(self.reset_after + 0.999))),
+        ]
 
 
 class RedisHealth:
