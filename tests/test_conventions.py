@@ -421,3 +421,117 @@ def test_services_import_no_other_service_and_no_dev_tool(package: str) -> None:
     forbidden = {*PACKAGES, *TOOLS} - {package}
     for path, names in imported_roots(package).items():
         assert not names & forbidden, f"{path} imports {sorted(names & forbidden)}"
+
+
+# ----------------------------------------------------------------------------- bars and time
+
+# The one bar-column type and the one time module (issue 10): every boundary converts through
+# them, so a second set of OHLCV arrays or a hand-written epoch conversion is a regression.
+BAR_COLUMNS_TYPE = ("algotrade/bars.py", "Bars")
+TIME_MODULE = "algotrade/epoch.py"
+# Files not yet converted, each with the reason; shrink this, never grow it.
+RAW_TIME_ALLOWED = {
+    # The live engine and the forward-test service are being written in parallel; their
+    # conversions move to algotrade.epoch when that work lands.
+    "algotrade/simulation/config.py",
+    "forward_test_service/api/views.py",
+    "forward_test_service/worker.py",
+}
+PRICE_FIELDS = frozenset({"open", "high", "low", "close"})
+RAW_TIME_CALLS = frozenset({"fromtimestamp", "utcfromtimestamp", "timestamp"})
+
+
+def source_files() -> Iterator[tuple[str, str]]:
+    """(path relative to its ``src`` folder, text) of every shared, service and tool source."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    for src in sorted([*root.glob("*/src"), *root.glob("tools/*/src")]):
+        for path in sorted(src.rglob("*.py")):
+            yield path.relative_to(src).as_posix(), path.read_text()
+
+
+def bar_column_classes(text: str) -> list[str]:
+    """Classes whose annotated fields include open/high/low/close as arrays."""
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(text)):
+        if not isinstance(node, ast.ClassDef):
+            continue
+        arrays = {
+            item.target.id
+            for item in node.body
+            if isinstance(item, ast.AnnAssign)
+            and isinstance(item.target, ast.Name)
+            and any(word in ast.unparse(item.annotation) for word in ("Array", "ndarray"))
+        }
+        if arrays >= PRICE_FIELDS:
+            found.append(node.name)
+    return found
+
+
+def raw_time_conversions(text: str) -> list[str]:
+    """Calls of ``datetime.fromtimestamp``/``utcfromtimestamp`` or ``<datetime>.timestamp()``,
+    by line (``time.time()`` and ``loop.time()`` are clocks, not conversions)."""
+    import ast
+
+    return [
+        f"line {node.lineno}: {ast.unparse(node)[:60]}"
+        for node in ast.walk(ast.parse(text))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in RAW_TIME_CALLS
+        # pyarrow's pa.timestamp("ms") is a type, not a conversion: .timestamp() takes nothing.
+        and (node.func.attr != "timestamp" or not (node.args or node.keywords))
+    ]
+
+
+def test_bars_travel_as_one_column_type() -> None:
+    offenders = [
+        f"{path}: {name}"
+        for path, text in source_files()
+        for name in bar_column_classes(text)
+        if (path, name) != BAR_COLUMNS_TYPE
+    ]
+    assert not offenders, f"hold OHLCV columns in algotrade.bars.Bars, not {offenders}"
+
+
+def test_time_is_converted_only_in_the_time_module() -> None:
+    offenders = [
+        f"{path} {hit}"
+        for path, text in source_files()
+        if path != TIME_MODULE and path not in RAW_TIME_ALLOWED
+        for hit in raw_time_conversions(text)
+    ]
+    assert not offenders, f"convert through algotrade.epoch instead: {offenders}"
+
+
+def test_the_bar_and_time_walks_find_what_they_forbid() -> None:
+    """Guards the two checks above against passing vacuously."""
+    sample = """
+from dataclasses import dataclass
+import numpy.typing as npt
+
+@dataclass
+class Candles:
+    ts: npt.NDArray[np.int64]
+    open: npt.NDArray[np.float64]
+    high: npt.NDArray[np.float64]
+    low: npt.NDArray[np.float64]
+    close: npt.NDArray[np.float64]
+
+class OneBar:
+    open: float
+    high: float
+    low: float
+    close: float
+
+def ms(moment):
+    return int(moment.timestamp() * 1000), datetime.fromtimestamp(0, UTC), time.time()
+"""
+    assert bar_column_classes(sample) == ["Candles"]
+    assert [hit.split(":")[0] for hit in raw_time_conversions(sample)] == ["line 20", "line 20"]
+    files = dict(source_files())
+    assert bar_column_classes(files["algotrade/bars.py"]) == ["Bars"]
+    assert raw_time_conversions(files[TIME_MODULE]) == []  # the module itself does it exactly

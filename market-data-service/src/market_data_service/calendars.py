@@ -16,7 +16,7 @@ old data (SPY from 1993) work, and each range is built once per process.
 from __future__ import annotations
 
 import warnings
-from datetime import UTC, date, datetime
+from datetime import UTC, date
 from functools import lru_cache
 from typing import Final
 from zoneinfo import ZoneInfo
@@ -27,6 +27,7 @@ import numpy.typing as npt
 import pandas as pd
 from pandas.errors import Pandas4Warning
 
+from algotrade import epoch
 from algotrade.bars import TIMEFRAME_SECONDS
 
 ALWAYS_OPEN: Final = "24x7"
@@ -90,8 +91,8 @@ def exchange_calendar(name: str, start: int, end: int) -> xcals.ExchangeCalendar
     if name == ALWAYS_OPEN:
         raise CalendarError("24x7 is not an exchange calendar")
     default = _default_calendar(name)
-    first = datetime.fromtimestamp(start, UTC).year - 1
-    last = datetime.fromtimestamp(max(start, end - 1), UTC).year + 1
+    first = epoch.datetime_from_seconds(start).year - 1
+    last = epoch.datetime_from_seconds(max(start, end - 1)).year + 1
     first = min(_decade(first), default.first_session.year)
     last = max(_decade(last) + 9, default.last_session.year)
     bound_min, bound_max = default.bound_min(), default.bound_max()
@@ -103,30 +104,22 @@ def exchange_calendar(name: str, start: int, end: int) -> xcals.ExchangeCalendar
     return _exchange_calendar(name, first, last)
 
 
-def _epoch_seconds(values: pd.Series | pd.Index) -> npt.NDArray[np.int64]:
-    """Epoch seconds of datetimes (naive session labels are read as UTC midnights)."""
-    index = pd.DatetimeIndex(values)
-    if index.tz is not None:
-        index = index.tz_convert(None)
-    return np.asarray(index.as_unit("s").asi8, dtype=np.int64)
-
-
 def _sessions(
     calendar: xcals.ExchangeCalendar, start: int, end: int
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Session dates (midnight UTC) and the ``[open, close)`` trading intervals (a lunch
     break splits a session in two), epoch seconds, of the sessions near ``[start, end)``."""
     schedule = calendar.schedule
-    days = _epoch_seconds(schedule.index)
+    days = epoch.seconds_from_pandas(schedule.index)
     # A session may open the evening before its date (cmes): take a day's margin both sides.
     near = schedule[(days >= start - 2 * DAY) & (days < end + 2 * DAY)]
-    days = _epoch_seconds(near.index)
-    opens = _epoch_seconds(near["open"])
-    closes = _epoch_seconds(near["close"])
+    days = epoch.seconds_from_pandas(near.index)
+    opens = epoch.seconds_from_pandas(near["open"])
+    closes = epoch.seconds_from_pandas(near["close"])
     has_break = near["break_start"].notna().to_numpy()
     if has_break.any():
-        break_starts = _epoch_seconds(near["break_start"][has_break])
-        break_ends = _epoch_seconds(near["break_end"][has_break])
+        break_starts = epoch.seconds_from_pandas(near["break_start"][has_break])
+        break_ends = epoch.seconds_from_pandas(near["break_end"][has_break])
         first_closes = closes.copy()
         first_closes[has_break] = break_starts
         opens = np.concatenate([opens, break_ends])
@@ -135,8 +128,8 @@ def _sessions(
 
 
 def _check_span(calendar: xcals.ExchangeCalendar, name: str, start: int, end: int) -> None:
-    first = int(_epoch_seconds(pd.DatetimeIndex([calendar.first_session]))[0])
-    last = int(_epoch_seconds(pd.DatetimeIndex([calendar.last_session]))[0])
+    first = int(epoch.seconds_from_pandas(pd.DatetimeIndex([calendar.first_session]))[0])
+    last = int(epoch.seconds_from_pandas(pd.DatetimeIndex([calendar.last_session]))[0])
     if start < first or end > last + DAY:
         raise CalendarError(
             f"the {name} calendar covers {calendar.first_session.date()} to "
@@ -190,7 +183,7 @@ def _buckets_overlapping(
 
 def is_session(calendar: str, day: date) -> bool:
     """Whether ``day`` is a trading session of the exchange calendar."""
-    stamp = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
+    stamp = epoch.seconds_from_local_midnight(day, UTC)
     return bool(expected_open_times(calendar, "1d", stamp, stamp + DAY).size)
 
 
@@ -206,11 +199,9 @@ def session_day_labels(ts: npt.NDArray[np.int64], tz: ZoneInfo) -> npt.NDArray[n
     # Offsets change only at DST transitions: compute once per distinct UTC day.
     days = ts - ts % DAY
     unique_days, inverse = np.unique(days, return_inverse=True)
+    noons = [epoch.datetime_from_seconds(int(d) + 12 * 3600).astimezone(tz) for d in unique_days]
     offsets = np.array(
-        [
-            int(datetime.fromtimestamp(int(d) + 12 * 3600, tz).utcoffset().total_seconds())  # type: ignore[union-attr]
-            for d in unique_days
-        ],
+        [int(noon.utcoffset().total_seconds()) for noon in noons],  # type: ignore[union-attr]
         dtype=np.int64,
     )
     local = ts + offsets[inverse]

@@ -6,10 +6,11 @@ import logging
 import sys
 import traceback
 from contextvars import ContextVar
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+
+from algotrade import epoch
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 correlation_id_var: ContextVar[str | None] = ContextVar("correlation_id", default=None)
@@ -30,7 +31,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "ts": epoch.datetime_from_seconds(record.created).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "service": self._service,
             "logger": record.name,
