@@ -1,0 +1,165 @@
+"""Replay ≡ backtest end to end: only through the gateway, a user replays a series into a
+``.R`` target, starts a forward-test session on it, replays the rest, and the session's trades
+and final equity equal a backtest of the same strategy version, config and bars."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from algotrade.engine import Bars, compile_graph
+from algotrade_devstack.journey import Account, Journey
+from algotrade_testkit.graphs import sma_cross
+
+from .conftest import REPO, RunningStack
+
+BARS = 400
+SOURCE, TARGET = "BTC-USD", "BTC-USD.RFWD"
+CONFIG = {"fee_bps": 10.0, "slippage_bps": 5.0, "calendar": "24x7"}
+
+
+@pytest.fixture(scope="module")
+def walk(stack: RunningStack) -> Iterator[Journey]:
+    journey = Journey(stack.url(), say=lambda line: print(f"  forward: {line}"))
+    try:
+        yield journey
+    finally:
+        journey.close()
+
+
+def iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat()
+
+
+def moment(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def replay(walk: Journey, account: Account, start: int, end: int | None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "symbol": SOURCE,
+        "timeframe": "4h",
+        "speed": "max",
+        "target_symbol": TARGET,
+        "start": iso(start),
+    }
+    if end is not None:
+        body["end"] = iso(end)
+    started = walk.expect(
+        walk.http.post("/api/market/replays", headers=account.headers, json=body), 201, 202
+    )
+    return dict(
+        walk.poll(
+            f"/api/market/replays/{started['id']}",
+            account,
+            lambda r: r["state"] in ("completed", "failed"),
+        )
+    )
+
+
+@pytest.mark.timeout(300)
+def test_a_session_on_a_replay_trades_exactly_as_the_backtest_through_the_gateway(
+    walk: Journey,
+) -> None:
+    account = walk.new_account("forward")
+    strategy = walk.expect(
+        walk.http.post(
+            "/api/strategies",
+            headers=account.headers,
+            json={"name": "x", "graph": sma_cross(5, 20)},
+        ),
+        201,
+    )
+    bars = Bars.from_csv(REPO / "data" / "btc-usd-4h.csv").slice(2_000, 2_000 + BARS)
+    rows = [
+        {"ts": int(t // 1000), "open": o, "high": h, "low": lo, "close": c, "volume": v}
+        for t, o, h, lo, c, v in zip(
+            bars.ts.tolist(),
+            bars.open.tolist(),
+            bars.high.tolist(),
+            bars.low.tolist(),
+            bars.close.tolist(),
+            bars.volume.tolist(),
+            strict=True,
+        )
+    ]
+    walk.expect(
+        walk.http.post(
+            "/api/market/bars",
+            headers=account.headers,
+            json={"symbol": SOURCE, "timeframe": "4h", "bars": rows},
+        ),
+        200,
+    )
+    warmup = compile_graph(sma_cross(5, 20)).warmup
+    ts = bars.ts.tolist()
+    first = replay(walk, account, ts[0], ts[warmup])
+    assert first["state"] == "completed" and first["bars_emitted"] == warmup, first
+
+    session = walk.expect(
+        walk.http.post(
+            "/api/sessions",
+            headers=account.headers,
+            json={
+                "strategy_id": strategy["id"],
+                "symbol": TARGET,
+                "timeframe": "4h",
+                "capital": 10_000,
+                "config": CONFIG,
+            },
+        ),
+        201,
+    )
+    assert session["bars_applied"] == warmup and session["warmed_up"]
+    rest = replay(walk, account, ts[warmup], None)
+    assert rest["state"] == "completed", rest
+    done = walk.poll(f"/api/sessions/{session['id']}", account, lambda s: s["bars_applied"] >= BARS)
+
+    backtest = walk.expect(
+        walk.http.post(
+            "/api/backtests",
+            headers=account.headers,
+            json={
+                "strategy_id": strategy["id"],
+                "version": 1,
+                "symbol": TARGET,
+                "timeframe": "4h",
+                "start": iso(ts[0]),
+                "end": iso(ts[-1] + 1000),
+                "config": {**CONFIG, "initial_capital": 10_000},
+            },
+        ),
+        202,
+    )
+    result = walk.poll(
+        f"/api/backtests/{backtest['id']}", account, lambda j: j["status"] == "completed"
+    )
+    expected = walk.expect(
+        walk.http.get(
+            f"/api/backtests/{backtest['id']}/trades",
+            headers=account.headers,
+            params={"limit": 1000},
+        ),
+        200,
+    )["trades"]
+    got = walk.expect(
+        walk.http.get(
+            f"/api/sessions/{session['id']}/trades",
+            headers=account.headers,
+            params={"limit": 1000},
+        ),
+        200,
+    )["trades"]
+    fields = ("side", "quantity", "entry_price", "exit_price", "fees", "pnl", "exit_reason")
+    closed = [t for t in expected if not t["is_open"]]
+    assert len(closed) >= 2
+    assert [
+        (moment(t["entry_time"]), moment(t["exit_time"]), *(t[f] for f in fields)) for t in got
+    ] == [
+        (moment(t["entry_time"]), moment(t["exit_time"]), *(t[f] for f in fields)) for t in closed
+    ]
+    assert done["equity"] == result["summary"]["metrics"]["final_equity"]
+    assert done["gaps"] == 0
