@@ -179,10 +179,12 @@ class BarApplier:
         for session in running:
             account = session.account
             points: list[tuple[int, float, float]] = []
+            noted = False  # a correction recorded: the counters change without a bar applied
             for bar, ts in zip(bars, stamps, strict=True):
                 last = account.last_ts
                 if last is not None and ts <= last:
                     if bar.correction:
+                        noted = True
                         session.counters.corrections += 1
                         records.append(
                             BarRecord(
@@ -245,7 +247,7 @@ class BarApplier:
                 session.counters.fills += len(outcome.fills)
                 session.counters.trades += len(outcome.closed)
                 points.append((ts, outcome.equity, outcome.position))
-            if points:
+            if points or noted:
                 session.dirty = True
                 saved.append(
                     Checkpoint(session.id, account.snapshot(), session.meta(), tuple(points))
