@@ -225,7 +225,7 @@ async def test_one_users_failing_requests_never_open_the_breaker_for_everyone(
                 await client.get(f"/api/backtests/status/{code}", headers=auth)
             ).status_code == (code)
         assert (await client.get("/api/backtests/status/200", headers=auth)).status_code == 200
-        breaker = app.state.resources.extras["gateway"].upstreams["backtesting-service"].breaker
+        breaker = app.state.services.upstreams["backtesting-service"].breaker
         assert breaker.state == "closed"
         # When a second user also gets 5xx, the service is failing for real: the breaker opens.
         await client.get("/api/backtests/status/503", headers=mallory)
@@ -263,7 +263,7 @@ async def test_connect_errors_are_retried_for_idempotent_methods_only(
     start_gateway: Callable[..., Any], auth: dict[str, str]
 ) -> None:
     async with start_gateway() as (app, client):
-        upstream = app.state.resources.extras["gateway"].upstreams["strategy-service"]
+        upstream = app.state.services.upstreams["strategy-service"]
         flaky = _RefuseFirstConnect(upstream.pool)
         upstream.pool = flaky
         assert (await client.get("/api/strategies", headers=auth)).status_code == 200

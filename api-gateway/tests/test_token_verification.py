@@ -135,7 +135,7 @@ async def test_previous_key_still_verifies_after_rotation_and_new_key_signs(
         )
         assert response.status_code == 200, response.text
         assert response.json()["principal"]["user_id"] == "before-rotation"
-        fresh = app.state.resources.extras["gateway"].access_tokens.issue("u2", ["user"])
+        fresh = app.state.services.access_tokens.issue("u2", ["user"])
         assert jwt.get_unverified_header(fresh)["kid"] == KID
     # Once the old key is dropped from JWT_PREVIOUS_SECRETS, its tokens stop verifying.
     async with start_gateway() as (_, client):

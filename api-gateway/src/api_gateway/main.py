@@ -21,7 +21,6 @@ from api_gateway.config import Settings
 from api_gateway.cors import GatewayCORS
 from api_gateway.credentials import Authenticator
 from api_gateway.errors import install_gateway_handlers
-from api_gateway.gateway import Gateway
 from api_gateway.header_limits import CredentialHeaderLimit
 from api_gateway.metrics import GatewayMetrics
 from api_gateway.models import SCHEMA
@@ -31,6 +30,7 @@ from api_gateway.proxy import Proxy, build_upstreams
 from api_gateway.proxy_lane import ProxyLane
 from api_gateway.ratelimit import LoginThrottle, RateLimiter, RedisHealth
 from api_gateway.routing import WEBSOCKET_RULE, RouteTable
+from api_gateway.services import Gateway
 from api_gateway.tokens import AccessTokens, InternalTokens, RefreshTokens
 from api_gateway.websocket import WebSocketProxy
 
@@ -49,11 +49,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app: FastAPI
 
     @asynccontextmanager
-    async def setup(resources: Resources) -> AsyncIterator[None]:
+    async def setup(resources: Resources) -> AsyncIterator[Gateway]:
         async with AsyncExitStack() as stack:
-            gateway = await _build_gateway(settings, resources, app, stack)
-            resources.extras["gateway"] = gateway
-            yield
+            yield await _build_gateway(settings, resources, app, stack)
 
     app = create_service_app(
         name=NAME,
@@ -210,7 +208,7 @@ async def _docs(request: Request) -> Response:
 
 async def _openapi(request: Request) -> Response:
     """The merged OpenAPI document: the gateway's own paths and every routed service's."""
-    gateway: Gateway = request.app.state.resources.extras["gateway"]
+    gateway: Gateway = request.app.state.services
     return _json(await gateway.openapi.document())
 
 

@@ -17,8 +17,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from algotrade.errors import AlgoTradeError
 from api_gateway.errors import gateway_error_response
-from api_gateway.gateway import Gateway
 from api_gateway.routing import RouteTable
+from api_gateway.services import Gateway
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class ProxyLane:
 
     async def _forward(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope["route"] = self._route
-        gateway: Gateway = scope["app"].state.resources.extras["gateway"]
+        gateway: Gateway = scope["app"].state.services
         try:
             await gateway.proxy.handle(scope, receive, send)
         except AlgoTradeError as exc:  # raised before the response started (see `Proxy`)

@@ -72,7 +72,6 @@ class Resources:
     """Dependencies whose outage degrades the service (``status: degraded``) but keeps it ready."""
     status_sections: dict[str, StatusSection] = field(default_factory=dict)
     """Extra sections of the ``/readyz`` answer, computed from the dependency report."""
-    extras: dict[str, Any] = field(default_factory=dict)
 
     def require_sessions(self) -> async_sessionmaker[AsyncSession]:
         if self.sessions is None:

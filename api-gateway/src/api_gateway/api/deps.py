@@ -10,11 +10,11 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from algotrade.auth import Principal
 from algotrade.errors import Forbidden
-from algotrade.service import get_resources
+from algotrade.service import services_dependency
 from api_gateway.config import RouteClass
-from api_gateway.gateway import Gateway
 from api_gateway.proxy import rate_limit_subject
 from api_gateway.scopes import ALL_SCOPES
+from api_gateway.services import Gateway
 
 # Declared for the OpenAPI document (Swagger's "Authorize" button); the header values are read
 # by `Authenticator`, which also knows API keys sent as bearer tokens.
@@ -22,17 +22,13 @@ _bearer = HTTPBearer(auto_error=False, description="An access token, or an API k
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key")
 
 
-def get_gateway(request: Request) -> Gateway:
-    gateway: Gateway = get_resources(request).extras["gateway"]
-    return gateway
-
-
-GatewayDep = Annotated[Gateway, Depends(get_gateway)]
+get_gateway = services_dependency(Gateway)
+ServicesDep = Annotated[Gateway, Depends(get_gateway)]
 
 
 async def current_principal(
     request: Request,
-    gateway: GatewayDep,
+    gateway: ServicesDep,
     _bearer_credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     api_key: Annotated[str | None, Depends(_api_key)],
 ) -> Principal:
@@ -65,7 +61,7 @@ def limit_by_principal(route_class: RouteClass) -> Callable[..., Awaitable[None]
     """A dependency counting the request against the caller's limit for ``route_class``."""
 
     async def dependency(
-        response: Response, gateway: GatewayDep, principal: CurrentPrincipal
+        response: Response, gateway: ServicesDep, principal: CurrentPrincipal
     ) -> None:
         decision = await gateway.limiter.check(route_class, rate_limit_subject(principal))
         response.headers.update(decision.headers())
@@ -76,7 +72,7 @@ def limit_by_principal(route_class: RouteClass) -> Callable[..., Awaitable[None]
 def limit_by_address(route_class: RouteClass) -> Callable[..., Awaitable[None]]:
     """The same for endpoints used before there is a principal (sign-in, refresh)."""
 
-    async def dependency(response: Response, gateway: GatewayDep, address: ClientAddress) -> None:
+    async def dependency(response: Response, gateway: ServicesDep, address: ClientAddress) -> None:
         decision = await gateway.limiter.check(route_class, f"a:{address}")
         response.headers.update(decision.headers())
 

@@ -6,7 +6,7 @@ from fastapi import Depends, status
 
 from algotrade.service import SessionDep
 from algotrade.strict_json import api_router
-from api_gateway.api.deps import CurrentUser, GatewayDep, limit_by_principal
+from api_gateway.api.deps import CurrentUser, ServicesDep, limit_by_principal
 from api_gateway.api_keys import display_prefix
 from api_gateway.models import ApiKey
 from api_gateway.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic, ApiKeysPublic
@@ -34,7 +34,7 @@ def _public(row: ApiKey) -> ApiKeyPublic:
     dependencies=[Depends(limit_by_principal("write"))],
 )
 async def create_api_key(
-    body: ApiKeyCreate, principal: CurrentUser, session: SessionDep, gateway: GatewayDep
+    body: ApiKeyCreate, principal: CurrentUser, session: SessionDep, gateway: ServicesDep
 ) -> ApiKeyCreated:
     """Create a key limited to ``scopes``. The full key is in this answer and nowhere else."""
     row, key = await gateway.api_keys.create(
@@ -50,7 +50,7 @@ async def create_api_key(
 
 @router.get("", response_model=ApiKeysPublic, dependencies=[Depends(limit_by_principal("read"))])
 async def list_api_keys(
-    principal: CurrentUser, session: SessionDep, gateway: GatewayDep
+    principal: CurrentUser, session: SessionDep, gateway: ServicesDep
 ) -> ApiKeysPublic:
     """The user's keys, newest first, revoked ones included (with ``revoked_at``)."""
     rows = await gateway.api_keys.list_for_user(session, principal.user_id)
@@ -63,7 +63,7 @@ async def list_api_keys(
     dependencies=[Depends(limit_by_principal("write"))],
 )
 async def revoke_api_key(
-    key_id: str, principal: CurrentUser, session: SessionDep, gateway: GatewayDep
+    key_id: str, principal: CurrentUser, session: SessionDep, gateway: ServicesDep
 ) -> None:
     """Revoke a key; it fails from the next request on."""
     await gateway.api_keys.revoke(session, user_id=principal.user_id, key_id=key_id)

@@ -16,11 +16,10 @@ from api_gateway.api.deps import (
     ClientAddress,
     CurrentPrincipal,
     CurrentUser,
-    GatewayDep,
+    ServicesDep,
     limit_by_address,
     limit_by_principal,
 )
-from api_gateway.gateway import Gateway
 from api_gateway.models import User
 from api_gateway.passwords import check_password_rules
 from api_gateway.schemas import (
@@ -34,6 +33,7 @@ from api_gateway.schemas import (
     UserPublic,
     normalise_email,
 )
+from api_gateway.services import Gateway
 
 router = api_router(prefix="/api/auth", tags=["auth"])
 
@@ -62,7 +62,7 @@ def _login_email(raw: str) -> str:
     response_model=UserPublic,
     dependencies=[Depends(limit_by_address("auth"))],
 )
-async def register(body: UserCreate, session: SessionDep, gateway: GatewayDep) -> User:
+async def register(body: UserCreate, session: SessionDep, gateway: ServicesDep) -> User:
     """Create an account. 409 when the email is taken; 422 lists every password rule broken."""
     check_password_rules(body.password, body.email)
     if await session.scalar(select(User.id).where(User.email == body.email)) is not None:
@@ -85,7 +85,7 @@ async def register(body: UserCreate, session: SessionDep, gateway: GatewayDep) -
 
 @router.post("/login", response_model=TokenPair, dependencies=[Depends(limit_by_address("auth"))])
 async def login(
-    body: LoginRequest, session: SessionDep, gateway: GatewayDep, address: ClientAddress
+    body: LoginRequest, session: SessionDep, gateway: ServicesDep, address: ClientAddress
 ) -> TokenPair:
     """Exchange email and password for an access token and a refresh token.
 
@@ -116,7 +116,7 @@ async def login(
 @router.post(
     "/refresh", response_model=TokenPair, dependencies=[Depends(limit_by_address("write"))]
 )
-async def refresh(body: RefreshRequest, session: SessionDep, gateway: GatewayDep) -> TokenPair:
+async def refresh(body: RefreshRequest, session: SessionDep, gateway: ServicesDep) -> TokenPair:
     """Spend a refresh token for a new pair. Using a spent one again ends that session."""
     issued = await gateway.refresh_tokens.rotate(session, body.refresh_token)
     user = await session.get(User, issued.user_id)
@@ -133,7 +133,7 @@ async def refresh(body: RefreshRequest, session: SessionDep, gateway: GatewayDep
     status_code=status.HTTP_204_NO_CONTENT,
     dependencies=[Depends(limit_by_address("write"))],
 )
-async def logout(body: LogoutRequest, session: SessionDep, gateway: GatewayDep) -> None:
+async def logout(body: LogoutRequest, session: SessionDep, gateway: ServicesDep) -> None:
     """End the session the refresh token belongs to (its whole family). Idempotent.
 
     Access tokens already issued stay valid until they expire (at most 15 minutes).
@@ -162,7 +162,7 @@ async def change_password(
     body: PasswordChange,
     principal: CurrentUser,
     session: SessionDep,
-    gateway: GatewayDep,
+    gateway: ServicesDep,
     address: ClientAddress,
 ) -> TokenPair:
     """Change the password. Every session's refresh tokens are revoked; this answer carries a

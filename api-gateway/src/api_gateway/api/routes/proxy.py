@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, WebSocket
 from starlette.types import Receive, Scope, Send
 
-from api_gateway.gateway import Gateway
+from api_gateway.services import Gateway
 
 ALL_METHODS = ["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"]
 PROXY_PATH = "/api/{path:path}"
@@ -19,12 +19,12 @@ class ProxyEndpoint:
     """Plain ASGI endpoint: no request object, no response object on the hot path."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        gateway: Gateway = scope["app"].state.resources.extras["gateway"]
+        gateway: Gateway = scope["app"].state.services
         await gateway.proxy.handle(scope, receive, send)
 
 
 async def websocket_pass_through(websocket: WebSocket) -> None:
-    gateway: Gateway = websocket.app.state.resources.extras["gateway"]
+    gateway: Gateway = websocket.app.state.services
     await gateway.websockets.serve(websocket)
 
 

@@ -1,4 +1,5 @@
-"""Everything the gateway's routes use, built once per app in the lifespan (see `main`)."""
+"""The gateway's domain objects: everything its routes and its proxy lane use, built once per app
+in the lifespan (see `main`) and handed to routes as one ``ServicesDep``."""
 
 from __future__ import annotations
 
