@@ -320,14 +320,15 @@ class BarApplier:
             del series.sessions[sid]
         new = [row for sid, row in active.items() if sid not in series.sessions]
         if new:
-            await self._restore(series, new)
+            await self._restore(key, series, new)
         for sid, row in active.items():
             if sid in series.sessions:
                 series.sessions[sid].status = row.status
         return series
 
-    async def _restore(self, series: Series, rows: Sequence[Row[Any]]) -> None:
+    async def _restore(self, key: str, series: Series, rows: Sequence[Row[Any]]) -> None:
         stored = await self._checkpoints.load([row.id for row in rows])
+        logger.info("restoring %d sessions of %s (%d from Redis)", len(rows), key, len(stored))
         for row in rows:
             plan = self._plans.get(row.plan_id)
             if plan is None:
