@@ -390,16 +390,23 @@ class SessionStore:
 
     # ------------------------------------------------------------------ the worker side
 
-    async def for_series(self, series: str, *, after_revision: int | None) -> Sequence[Row[Any]]:
-        """Sessions following ``series``: every active one (``after_revision`` None, a first
-        look), or every one changed since ``after_revision``, whatever its status now."""
-        query = select(sessions_t).where(sessions_t.c.series_key == series)
-        if after_revision is None:
-            query = query.where(sessions_t.c.status.in_(ACTIVE), sessions_t.c.deleted_at.is_(None))
-        else:
-            query = query.where(sessions_t.c.revision > after_revision)
+    async def active_in_series(self, series: str) -> dict[str, str]:
+        """``{session id: status}`` of the running and paused sessions following ``series``:
+        the per-bar look-up, so it reads two narrow columns only."""
+        query = select(sessions_t.c.id, sessions_t.c.status).where(
+            sessions_t.c.series_key == series,
+            sessions_t.c.status.in_(ACTIVE),
+            sessions_t.c.deleted_at.is_(None),
+        )
         async with self._sessions() as session:
-            return (await session.execute(query.order_by(sessions_t.c.revision))).all()
+            return {row.id: row.status for row in (await session.execute(query)).all()}
+
+    async def rows(self, session_ids: Sequence[str]) -> Sequence[Row[Any]]:
+        """Whole session rows (plan, config, checkpoint copy), to restore them."""
+        async with self._sessions() as session:
+            return (
+                await session.execute(select(sessions_t).where(sessions_t.c.id.in_(session_ids)))
+            ).all()
 
     async def record(self, records: Sequence[BarRecord]) -> None:
         """Fills, trades, gaps, corrections, warm-ups and failures of one bar batch, with

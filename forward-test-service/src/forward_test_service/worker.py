@@ -13,8 +13,9 @@ The consumer runner commits the bar's offset only after the handler returned, so
 effects are durable before Kafka forgets the bar. A restarted or rebalanced worker restores
 each session from Redis (else from the copy in PostgreSQL, made every ``CHECKPOINT_SECONDS``
 and on stop) and skips bars at or before the session's last bar time, so no bar is applied
-twice. A worker also compares each loaded session's bar count with Redis before a bar: when
-another member applied bars meanwhile (the partition moved away and back), it reloads.
+twice. A worker also notices when a partition's records were handled elsewhere in between (an
+offset that does not follow the last one it handled: the partition moved away and back) and
+reloads that partition's sessions.
 
 Gaps (an open time missing before a bar, by the session's timeframe and calendar) and
 corrections (a bar for an open time already applied) are recorded on the session; no bar is
@@ -78,6 +79,7 @@ class LoadedSession:
 
 @dataclass
 class Series:
+    partition: int
     sessions: dict[str, LoadedSession] = field(default_factory=dict)
 
 
@@ -124,6 +126,9 @@ class BarApplier:
         self._settings = settings
         self._clock = clock
         self._series: dict[str, Series] = {}
+        # The offset after the last record of each partition this worker handled: a record
+        # that does not follow it means another member handled the ones between.
+        self._next_offset: dict[int, int] = {}
         self._plans: dict[str, Plan] = {}
         self._last_copy = clock()
 
@@ -138,12 +143,14 @@ class BarApplier:
         if not isinstance(payload, bar_events.MarketBarsPayload):
             raise EventError(f"{envelope.type} is not a market.bars event")
         key = series_key(payload.symbol, payload.timeframe, payload.owner)
+        self._follow(record.partition, record.offset)
         try:
-            await self._apply(key, payload)
+            await self._apply(key, record.partition, payload)
         except BaseException:
             # Memory may be ahead of what was made durable: the retry reloads from Redis.
             self._series.pop(key, None)
             raise
+        self._next_offset[record.partition] = record.offset + 1
         if self._clock() - self._last_copy >= self._settings.checkpoint_seconds:
             await self.copy_checkpoints()
 
@@ -166,8 +173,25 @@ class BarApplier:
 
     # ------------------------------------------------------------------ applying bars
 
-    async def _apply(self, key: str, payload: bar_events.MarketBarsPayload) -> None:
-        series = await self._refresh(key)
+    def _follow(self, partition: int, offset: int) -> None:
+        """Forget the sessions of ``partition`` when records of it were handled elsewhere
+        (the partition moved to another member and back): their checkpoints moved on."""
+        expected = self._next_offset.get(partition)
+        if expected is None or offset == expected:
+            return
+        dropped = [key for key, s in self._series.items() if s.partition == partition]
+        for key in dropped:
+            del self._series[key]
+        logger.info(
+            "partition %d resumed at offset %d, not %d: reloading %d series",
+            partition,
+            offset,
+            expected,
+            len(dropped),
+        )
+
+    async def _apply(self, key: str, partition: int, payload: bar_events.MarketBarsPayload) -> None:
+        series = await self._refresh(key, partition)
         running = [s for s in series.sessions.values() if s.status == RUNNING]
         if not running:
             return
@@ -233,19 +257,21 @@ class BarApplier:
                     )
                     session.status = "failed"
                     break
-                records.append(
-                    BarRecord(
-                        session.id,
-                        session.user_id,
-                        outcome,
-                        session.counters.fills,
-                        session.counters.trades,
-                        warmed_up=outcome.warmed_up and not was_warm,
-                        gap=gap,
+                warmed = outcome.warmed_up and not was_warm
+                if outcome.fills or outcome.closed or warmed or gap is not None:
+                    records.append(
+                        BarRecord(
+                            session.id,
+                            session.user_id,
+                            outcome,
+                            session.counters.fills,
+                            session.counters.trades,
+                            warmed_up=warmed,
+                            gap=gap,
+                        )
                     )
-                )
-                session.counters.fills += len(outcome.fills)
-                session.counters.trades += len(outcome.closed)
+                    session.counters.fills += len(outcome.fills)
+                    session.counters.trades += len(outcome.closed)
                 points.append((ts, outcome.equity, outcome.position))
             if points or noted:
                 session.dirty = True
@@ -301,29 +327,21 @@ class BarApplier:
 
     # ------------------------------------------------------------------ loading sessions
 
-    async def _refresh(self, key: str) -> Series:
+    async def _refresh(self, key: str, partition: int) -> Series:
         """The sessions of ``key`` as PostgreSQL has them now: new ones restored, paused and
-        resumed ones updated, stopped, failed and deleted ones dropped; loaded ones whose Redis
-        checkpoint moved on without this worker reloaded."""
-        series = self._series.setdefault(key, Series())
-        rows = await self._store.for_series(key, after_revision=None)
-        active = {row.id: row for row in rows}
+        resumed ones updated, stopped, failed and deleted ones dropped."""
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = Series(partition)
+        active = await self._store.active_in_series(key)
         for session_id in [sid for sid in series.sessions if sid not in active]:
             del series.sessions[session_id]
-        loaded = list(series.sessions)
-        counts = await self._checkpoints.bars_applied(loaded)
-        stale = [
-            sid for sid in loaded if counts.get(sid, -1) > series.sessions[sid].account.bars_applied
-        ]
-        for sid in stale:
-            logger.info("session %s moved on elsewhere; reloading", sid)
-            del series.sessions[sid]
-        new = [row for sid, row in active.items() if sid not in series.sessions]
+        new = [sid for sid in active if sid not in series.sessions]
         if new:
-            await self._restore(key, series, new)
-        for sid, row in active.items():
+            await self._restore(key, series, await self._store.rows(new))
+        for sid, status in active.items():
             if sid in series.sessions:
-                series.sessions[sid].status = row.status
+                series.sessions[sid].status = status
         return series
 
     async def _restore(self, key: str, series: Series, rows: Sequence[Row[Any]]) -> None:
