@@ -46,4 +46,4 @@ bench: setup
 	$(RUN) python bench/run.py
 
 clean:
-	rm -rf .algotrade/pgdata .algotrade/logs
+	rm -rf .algotrade/pgdata .algotrade/redis .algotrade/logs

@@ -290,8 +290,17 @@ def provide_redis(state_dir: Path, env_url: str | None, *, allow_local: bool) ->
         return Provided("redis", "redis://127.0.0.1:6379/0", "127.0.0.1:6379", _noop)
     port = free_port()
     binary, origin = redis_server_binary()
+    data = state_dir / "redis"
+    data.mkdir(parents=True, exist_ok=True)
+    # An append-only file, so that Redis started again after a crash has what it acknowledged:
+    # forward-test sessions keep their state there between copies to PostgreSQL. Every write
+    # reaches the file before its reply; the fsync each second only matters if the machine dies.
     server = ServerProcess(
-        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
+        [
+            binary,
+            *("--bind", "127.0.0.1", "--port", str(port), "--dir", str(data), "--save", ""),
+            *("--appendonly", "yes", "--appendfsync", "everysec"),
+        ],
         port,
         state_dir / "logs" / "redis.log",
         ready_within=15,
