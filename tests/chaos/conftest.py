@@ -2,13 +2,15 @@
 
 One run per module (`chaos_run`), several tests reading its evidence. The load is what users
 and agents do: an agent pushes bars (one a bar, each with a new open time), a user submits
-backtests and polls them and reads the latest window. Each answer is recorded with the fault
+backtests and polls them, reads the latest window and follows a forward-test session that
+trades the pushed bars. Each answer is recorded with the fault
 in progress when the request left. The faults come one after another: ``kill -9`` of each
 service and of the backtest worker, each time waiting for the supervisor to bring it back,
 then ``kill -9`` of Redis, PostgreSQL and the Kafka broker, which the stack starts again on the
 same port and data (`algotrade_devstack.stack.Stack.supervise_infra`). Then the load stops,
 the platform is given time to catch up, and the evidence is gathered: history, the topics,
-the jobs, and, once the stack has stopped, what processes are left.
+the jobs, the session next to a backtest of the bars it traded, and, once the stack has
+stopped, what processes are left.
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ READ_EVERY = 0.5  # seconds between reads of the window and of a job
 BACK_WITHIN = 60.0  # a killed process must be back (and ready) within this
 CATCH_UP_WITHIN = 90.0  # after the load stops: jobs finished, events on Kafka
 REQUEST_TIMEOUT = 10.0
+SESSION_CONFIG = {"fee_bps": 1.0, "slippage_bps": 1.0, "calendar": "24x7"}
+CAPITAL = 100_000
 
 # The load spends more than one user's default budget (300 writes, 30 submissions a minute).
 # Limits are not what this suite is about; their fail-open/closed policies stay as shipped.
@@ -103,7 +107,7 @@ class ChaosRun:
 
     symbol: str
     exchanges: list[Exchange]
-    accepted_bars: set[str]  # open times of the bars answered ``accepted``
+    accepted_bars: dict[str, str]  # open times of the bars answered ``accepted``: their phase
     accepted_jobs: set[str]
     faults: list[tuple[str, float]]  # each fault and how long until it was healed
     job_statuses: dict[str, str]
@@ -112,6 +116,12 @@ class ChaosRun:
     completions: dict[str, set[str]]  # job id -> ids of its backtest.completed events
     completion_records: Counter[str]  # job id -> backtest.completed records (with redeliveries)
     failures: dict[str, str]  # job id -> the error of a backtest.failed event
+    session: dict[str, Any]  # the forward-test session once it applied the last stored bar
+    session_expected_bars: int  # the bars it should have applied: warm-up and every later one
+    session_trades: list[dict[str, Any]]
+    session_bars: set[str]  # open times of the bars it applied (its equity curve)
+    replayed: dict[str, Any]  # a backtest of the bars the session traded
+    replayed_trades: list[dict[str, Any]]
     exit_code: int
     output_tail: str
     leftovers: list[str]
@@ -122,7 +132,9 @@ class ChaosRun:
 class Load:
     """The steady load, as concurrent loops on one HTTP client through the gateway."""
 
-    def __init__(self, gateway: str, token: str, strategy: dict[str, Any]) -> None:
+    def __init__(
+        self, gateway: str, token: str, strategy: dict[str, Any], session: dict[str, Any]
+    ) -> None:
         self.http = httpx.AsyncClient(
             base_url=gateway,
             headers={"Authorization": f"Bearer {token}"},
@@ -132,9 +144,10 @@ class Load:
             limits=httpx.Limits(keepalive_expiry=2.0),
         )
         self.strategy = strategy
+        self.session = session
         self.phase = "warm-up"
         self.exchanges: list[Exchange] = []
-        self.accepted_bars: set[str] = set()
+        self.accepted_bars: dict[str, str] = {}
         self.accepted_jobs: list[str] = []
         self.next_bar = SEED_BARS
         self.stopping = asyncio.Event()
@@ -176,7 +189,7 @@ class Load:
         response = await self.send("POST", "/api/market/bars", "POST /api/market/bars", json=body)
         accepted = response is not None and response.status_code == 200
         if accepted and response.json()["statuses"] == ["accepted"]:  # type: ignore[union-attr]
-            self.accepted_bars.add(iso(bar_open(index)))
+            self.accepted_bars[iso(bar_open(index))] = self.phase
 
     async def submit_backtest(self) -> None:
         response = await self.send(
@@ -195,16 +208,13 @@ class Load:
         if self.accepted_jobs:
             job = self.accepted_jobs[len(self.exchanges) % len(self.accepted_jobs)]
             await self.send("GET", f"/api/backtests/{job}", "GET /api/backtests/{id}")
+        await self.send("GET", f"/api/sessions/{self.session['id']}", "GET /api/sessions/{id}")
 
     async def run(self) -> None:
         await asyncio.gather(
             self.every(PUSH_EVERY, self.push_bar),
             self.every(SUBMIT_EVERY, self.submit_backtest),
-            self.every(READ_EVERY, self.read),
-            # FORWARD SESSIONS: once forward-test-service runs sessions, a loop here starts a few
-            # sessions on SYMBOL and reads their state (positions, cash, last bar applied) each
-            # second, so that test_forward_sessions_resume_with_identical_state can compare the
-            # state before and after each fault. The service is a stub as this is written.
+            self.every(READ_EVERY, self.read),  # the forward-test session's state too
         )
 
 
@@ -327,8 +337,9 @@ async def patiently(http: httpx.AsyncClient, url: str, **kwargs: Any) -> Any:
         await asyncio.sleep(0.5)
 
 
-async def sign_up(http: httpx.AsyncClient) -> tuple[str, dict[str, Any]]:
-    """A new user with a strategy and SEED_BARS of history: the token and the strategy."""
+async def sign_up(http: httpx.AsyncClient) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """A new user with a strategy, SEED_BARS of history and a forward-test session trading
+    SYMBOL: the token, the strategy and the session."""
     email, password = f"chaos-{uuid.uuid4().hex[:8]}@example.com", f"Pw-{uuid.uuid4().hex}"
     credentials = {"email": email, "password": password}
     (await http.post("/api/auth/register", json=credentials)).raise_for_status()
@@ -349,7 +360,20 @@ async def sign_up(http: httpx.AsyncClient) -> tuple[str, dict[str, Any]]:
         json={"name": "chaos SMA cross", "parameters": {"fast": 5, "slow": 20}},
     )
     assert created.status_code == 201, created.text
-    return token, created.json()
+    strategy = created.json()
+    session = await http.post(
+        "/api/sessions",
+        headers=headers,
+        json={
+            "strategy_id": strategy["id"],
+            "symbol": SYMBOL,
+            "timeframe": TIMEFRAME,
+            "capital": CAPITAL,
+            "config": SESSION_CONFIG,
+        },
+    )
+    assert session.status_code == 201, session.text
+    return token, strategy, session.json()
 
 
 async def gather_evidence(
@@ -360,16 +384,20 @@ async def gather_evidence(
     http = load.http
     jobs = set(load.accepted_jobs)
     statuses: dict[str, str] = {}
+    unfinished: dict[str, str] = {}
 
     async def jobs_done() -> bool:
         for job in jobs - statuses.keys():
             answer = await patiently(http, f"/api/backtests/{job}")
             if answer["status"] in ("completed", "failed", "cancelled"):
                 statuses[job] = answer["status"]
+                unfinished.pop(job, None)
+            else:
+                unfinished[job] = answer["status"]
         return statuses.keys() >= jobs
 
     def pending() -> str:
-        return f"not finished: {sorted(jobs - statuses.keys())}"
+        return f"not finished (job: status): {unfinished}\n{tail(stack.output, 20)}"
 
     timings["jobs_finished_after"] = await until(
         "every accepted job finished", jobs_done, CATCH_UP_WITHIN, pending
@@ -387,6 +415,8 @@ async def gather_evidence(
         if not cursor:
             break
 
+    session_part = await follow_session(http, load, history, timings)
+
     kafka_bars: set[str] = set()
 
     async def bars_published() -> bool:
@@ -395,7 +425,7 @@ async def gather_evidence(
             _, payload = default_registry.decode(record.value)
             if isinstance(payload, MarketBarsPayload) and payload.symbol == SYMBOL:
                 kafka_bars.update(iso(int(b.ts.timestamp())) for b in payload.bars)
-        return load.accepted_bars <= kafka_bars
+        return load.accepted_bars.keys() <= kafka_bars
 
     with contextlib.suppress(pytest.fail.Exception):  # the test names what is missing
         timings["bars_on_kafka_after"] = await until(
@@ -425,7 +455,7 @@ async def gather_evidence(
         )
     await asyncio.sleep(2)  # a late second completion would show up now
     await completions_published()
-    return {
+    return session_part | {
         "job_statuses": statuses,
         "history": history,
         "kafka_bars": kafka_bars,
@@ -435,13 +465,76 @@ async def gather_evidence(
     }
 
 
+async def follow_session(
+    http: httpx.AsyncClient, load: Load, history: set[str], timings: dict[str, float]
+) -> dict[str, Any]:
+    """Once the session applied the last stored bar: its state and trades, and a backtest of
+    exactly the bars it should have traded (its warm-up, then every bar stored after it)."""
+    created = load.session
+    path = f"/api/sessions/{created['id']}"
+    last = max(history)
+    warmup = created["bars_applied"]  # the newest seed bars, applied when it was created
+    first = iso(bar_open(SEED_BARS - warmup))
+    expected = sum(1 for ts in history if ts >= first)
+    session: dict[str, Any] = {}
+
+    async def caught_up() -> bool:
+        session.update(await patiently(http, path))
+        applied = session["last_bar_time"]
+        return session["status"] != "running" or (
+            applied is not None and iso(int(moment(applied).timestamp())) == last
+        )
+
+    timings["session_caught_up_after"] = await until(
+        f"the session applied the last stored bar {last}",
+        caught_up,
+        CATCH_UP_WITHIN,
+        lambda: json.dumps(session),
+    )
+    request = backtest_request(load.strategy) | {
+        "start": first,
+        "end": iso(int(moment(last).timestamp()) + 60),
+        "config": SESSION_CONFIG | {"initial_capital": CAPITAL},
+    }
+    submitted = await http.post("/api/backtests", json=request)
+    assert submitted.status_code == 202, submitted.text
+    replayed: dict[str, Any] = {}
+
+    async def replay_done() -> bool:
+        replayed.update(await patiently(http, f"/api/backtests/{submitted.json()['id']}"))
+        return replayed["status"] in ("completed", "failed")
+
+    await until("the backtest of the session's bars", replay_done, CATCH_UP_WITHIN, str)
+    limit = {"limit": 1000}
+    replayed_trades = (
+        await patiently(http, f"/api/backtests/{replayed['id']}/trades", params=limit)
+        if replayed["status"] == "completed"
+        else {"trades": []}
+    )
+    session_trades = await patiently(http, f"{path}/trades", params=limit)
+    curve = await patiently(http, f"{path}/equity", params={"points": 1000})
+    assert curve["method"] == "all", "more applied bars than one equity read returns"
+    return {
+        "session_bars": {iso(int(moment(point["ts"]).timestamp())) for point in curve["points"]},
+        "session": session,
+        "session_expected_bars": expected,
+        "session_trades": session_trades["trades"],
+        "replayed": replayed,
+        "replayed_trades": replayed_trades["trades"],
+    }
+
+
+def moment(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 async def chaos(stack: RunningStack) -> tuple[Load, Faults, dict[str, Any], dict[str, float]]:
     timings: dict[str, float] = {}
     waits: dict[str, float] = {}
     started = time.monotonic()
     async with httpx.AsyncClient(base_url=stack.url(), timeout=30.0) as http:
-        token, strategy = await sign_up(http)
-    load = Load(stack.url(), token, strategy)
+        token, strategy, session = await sign_up(http)
+    load = Load(stack.url(), token, strategy, session)
     faults = Faults(stack, load)
     running = asyncio.create_task(load.run())
     try:

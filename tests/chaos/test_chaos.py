@@ -1,14 +1,18 @@
-"""Under steady load, every service, the worker, Redis, PostgreSQL and Kafka are killed in turn
-(`conftest.chaos_run`). Nothing accepted is lost or done twice, a fault is only ever a 502, 503
-or 504 problem, and nothing outlives the stack."""
+"""Under steady load, every service, every worker, Redis, PostgreSQL and Kafka are killed in
+turn (`conftest.chaos_run`). Nothing accepted is lost or done twice, a forward-test session
+trades on as if nothing happened, a fault is only ever a 502, 503 or 504 problem, and nothing
+outlives the stack."""
 
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import pytest
 
-from .conftest import PROBLEM_JSON, ChaosRun
+from algotrade_devstack.stack import SERVICES
+
+from .conftest import PROBLEM_JSON, ChaosRun, moment
 
 # One run takes about three minutes on two cores: the stack's start (~50 s), eleven faults and
 # the catch-up. pytest-timeout counts the module fixture's setup against the first test.
@@ -29,9 +33,11 @@ def _sample(lines: list[str], limit: int = 20) -> str:
 
 def test_the_load_kept_running_through_every_fault(chaos_run: ChaosRun) -> None:
     """The run itself: every fault healed, and the load got work accepted meanwhile."""
-    faults = [fault for fault, _ in chaos_run.faults]
-    assert len(faults) == 7 + 1 + 3, chaos_run.faults
-    assert {"kill -9 redis", "kill -9 postgres", "kill -9 kafka"} <= set(faults)
+    faults = {fault for fault, _ in chaos_run.faults}
+    expected = {f"kill -9 {name}" for name in [*SERVICES, "redis", "postgres", "kafka"]}
+    assert expected <= faults, chaos_run.faults
+    assert any(fault.startswith("kill -9 backtest-worker") for fault in faults)
+    assert any(fault.startswith("kill -9 forward-test-worker") for fault in faults)
     assert len(chaos_run.accepted_bars) > 100, "the load barely ran"
     assert len(chaos_run.accepted_jobs) > 10, "the load barely ran"
     phases = {e.phase for e in chaos_run.exchanges if e.status == 200}
@@ -39,9 +45,9 @@ def test_the_load_kept_running_through_every_fault(chaos_run: ChaosRun) -> None:
 
 
 def test_every_accepted_bar_is_in_history_and_on_kafka(chaos_run: ChaosRun) -> None:
-    lost = sorted(chaos_run.accepted_bars - chaos_run.history)
+    lost = sorted(chaos_run.accepted_bars.keys() - chaos_run.history)
     assert not lost, f"{len(lost)} accepted bars missing from history: {lost[:20]}"
-    unpublished = sorted(chaos_run.accepted_bars - chaos_run.kafka_bars)
+    unpublished = sorted(chaos_run.accepted_bars.keys() - chaos_run.kafka_bars)
     assert not unpublished, (
         f"{len(unpublished)} accepted bars never published on market.bars.v1: {unpublished[:20]}"
     )
@@ -97,8 +103,48 @@ def test_no_process_outlives_the_stack(chaos_run: ChaosRun) -> None:
     assert not chaos_run.leftovers, f"left running: {chaos_run.leftovers}"
 
 
-@pytest.mark.skip(reason="forward-test-service is a stub: there are no forward sessions yet")
-def test_forward_sessions_resume_with_identical_state(chaos_run: ChaosRun) -> None:
-    """To come with forward sessions: sessions started before the faults (see FORWARD SESSIONS
-    in `conftest.Load.run`) hold, after every kill and restart, the same positions, cash and
-    last applied bar as a run without faults over the same bars, and no bar applied twice."""
+def test_the_forward_session_resumed_with_the_state_of_a_run_without_faults(
+    chaos_run: ChaosRun,
+) -> None:
+    """Its worker, Redis, PostgreSQL and Kafka killed under it, the session still applied every
+    stored bar once, in order, and holds what a backtest of those bars holds."""
+    session, replayed = chaos_run.session, chaos_run.replayed
+    fields = ("side", "quantity", "entry_price", "exit_price", "fees", "pnl", "exit_reason")
+
+    def closed(trades: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        return [
+            (moment(t["entry_time"]), moment(t["exit_time"]), *(t[f] for f in fields))
+            for t in trades
+            if not t.get("is_open")
+        ]
+
+    stored = {ts for ts in chaos_run.history if ts >= min(chaos_run.session_bars)}
+    unplotted = {
+        ts: chaos_run.accepted_bars.get(ts, "answer lost")
+        for ts in sorted(stored - chaos_run.session_bars)
+    }
+    problems = []
+    if session["status"] != "running" or session["error"] is not None:
+        problems.append(f"status {session['status']}: {session['error']}")
+    if session["bars_applied"] != chaos_run.session_expected_bars:
+        problems.append(
+            f"{session['bars_applied']} bars applied of {chaos_run.session_expected_bars} stored"
+        )
+    if unplotted:
+        problems.append(f"stored bars missing from its equity curve (push phase): {unplotted}")
+    if replayed["status"] != "completed":
+        problems.append(f"the backtest of its bars did not complete: {replayed}")
+    elif session["equity"] != replayed["summary"]["metrics"]["final_equity"]:
+        problems.append(
+            f"equity {session['equity']}, the backtest's "
+            f"{replayed['summary']['metrics']['final_equity']}"
+        )
+    if closed(chaos_run.session_trades) != closed(chaos_run.replayed_trades):
+        problems.append(
+            f"closed trades differ: {len(closed(chaos_run.session_trades))} in the session, "
+            f"{len(closed(chaos_run.replayed_trades))} in the backtest"
+        )
+    assert not problems, (
+        f"session {session['id']} ({session['gaps']} gaps, {session['corrections']} "
+        "corrections):\n" + "\n".join(problems)
+    )
