@@ -64,12 +64,12 @@ def random_graphs(draw: st.DrawFn) -> dict[str, Any]:
         nodes.append({"id": f"sig{index}", "type": kind})
         edges.append({"from": draw(st.sampled_from(outputs["bool"])), "to": f"sig{index}.in"})
     for kind in draw(st.sets(st.sampled_from(["stop_loss", "take_profit", "trailing_stop"]))):
-        spec = NODE_TYPES[kind]
+        risk = NODE_TYPES[kind]
         nodes.append(
             {
                 "id": kind,
                 "type": kind,
-                "params": {p.name: draw(param_values(p)) for p in spec.params},
+                "params": {p.name: draw(param_values(p)) for p in risk.params},
             }
         )
     return {"nodes": nodes, "edges": edges}
