@@ -9,46 +9,51 @@ has to hold what happened since.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from redis.asyncio import Redis
 
 SAVE_CHUNK = 2_000
-# ARGV[1]: one record per session, each field a 4-byte big-endian length and its bytes: state
-# key, equity key, snapshot, meta, bar count, equity points (newline-joined JSON, maybe
-# empty). One argument instead of six per session: the client's per-argument encoding cost
-# more than the writes. (Keys travel inside the argument: fine on one Redis, not on Cluster.)
+# ARGV[1]: one record per session, each field a 4-byte big-endian length and its bytes:
+# session id, snapshot, meta, bar count, equity points (newline-joined JSON, maybe empty);
+# ARGV[2] and ARGV[3]: the prefixes of the state and equity keys. One argument instead of six
+# per session: the client's per-argument encoding cost more than the writes. (Keys are built
+# in the script: fine on one Redis, not on Cluster.)
 _SAVE = """
 local blob = ARGV[1]
+local state_prefix = ARGV[2]
+local equity_prefix = ARGV[3]
 local pos = 1
 local count = 0
-local fmt = '>I4c0I4c0I4c0I4c0I4c0I4c0'
+local fmt = '>I4c0I4c0I4c0I4c0I4c0'
 while pos <= #blob do
-  local state, equity, snap, meta, n, points
-  state, equity, snap, meta, n, points, pos = struct.unpack(fmt, blob, pos)
-  redis.call('HSET', state, 'snap', snap, 'meta', meta, 'n', n)
-  for point in string.gmatch(points, '[^\\n]+') do
-    redis.call('RPUSH', equity, point)
+  local sid, snap, meta, n, points
+  sid, snap, meta, n, points, pos = struct.unpack(fmt, blob, pos)
+  redis.call('HSET', state_prefix .. sid, 'snap', snap, 'meta', meta, 'n', n)
+  if #points > 0 then
+    local equity = equity_prefix .. sid
+    for point in string.gmatch(points, '[^\\n]+') do
+      redis.call('RPUSH', equity, point)
+    end
   end
   count = count + 1
 end
 return count
 """
+_u32 = struct.Struct(">I").pack
 
 
-def _field(value: bytes) -> bytes:
-    return len(value).to_bytes(4, "big") + value
+class Checkpoint(NamedTuple):
+    """One session's state after a bar (a tuple: thousands are built per bar)."""
 
-
-@dataclass(frozen=True, slots=True)
-class Checkpoint:
     session_id: str
     snapshot: bytes
     meta: dict[str, Any]
-    equity_points: tuple[tuple[int, float, float], ...] = ()  # (ts, equity, position) per bar
+    equity_points: Sequence[tuple[int, float, float]] = ()  # (ts, equity, position) per bar
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,18 +78,31 @@ class CheckpointStore:
         """Every checkpoint, in as few round trips as possible: one script call per
         `SAVE_CHUNK` sessions (a command per session would cost more in the client than the
         writes cost Redis). A retry rewrites the same values."""
+        prefixes = [self._state(""), self._equity("")]
+        dumps = orjson.dumps
         for start in range(0, len(checkpoints), SAVE_CHUNK):
-            records = []
-            for c in checkpoints[start : start + SAVE_CHUNK]:
-                records += (
-                    _field(self._state(c.session_id).encode()),
-                    _field(self._equity(c.session_id).encode()),
-                    _field(c.snapshot),
-                    _field(_json(c.meta)),
-                    _field(str(int(c.meta.get("bars_applied", 0))).encode()),
-                    _field(b"\n".join(_json(list(p)) for p in c.equity_points)),
+            parts: list[bytes] = []
+            extend = parts.extend
+            for session_id, snap, meta, points in checkpoints[start : start + SAVE_CHUNK]:
+                sid = session_id.encode()
+                meta_json = dumps(meta, option=orjson.OPT_SERIALIZE_NUMPY)
+                count = b"%d" % int(meta.get("bars_applied", 0))
+                joined = dumps(points[0]) if len(points) == 1 else b"\n".join(map(dumps, points))
+                extend(
+                    (
+                        _u32(len(sid)),
+                        sid,
+                        _u32(len(snap)),
+                        snap,
+                        _u32(len(meta_json)),
+                        meta_json,
+                        _u32(len(count)),
+                        count,
+                        _u32(len(joined)),
+                        joined,
+                    )
                 )
-            await self._save(keys=[], args=[b"".join(records)])
+            await self._save(keys=[], args=[b"".join(parts), *prefixes])
 
     async def load(self, session_ids: Sequence[str]) -> dict[str, Stored]:
         """The checkpoints Redis holds for these sessions (absent ones are left out)."""
@@ -118,7 +136,3 @@ class CheckpointStore:
             if count > 0:
                 pipe.ltrim(self._equity(session_id), count, -1)
         await pipe.execute()
-
-
-def _json(value: Any) -> bytes:
-    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)

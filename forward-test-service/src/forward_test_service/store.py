@@ -390,6 +390,18 @@ class SessionStore:
 
     # ------------------------------------------------------------------ the worker side
 
+    async def series_version(self, series: str) -> tuple[int, int]:
+        """``(rows, sum of revisions)`` of the sessions following ``series``: the per-bar
+        question "did anything change?", answered from the (series_key, revision) index.
+        Every creation and status change takes a new, larger revision for its row, so the
+        sum moves even when transactions commit out of sequence order (a maximum would not)."""
+        query = select(func.count(), func.coalesce(func.sum(sessions_t.c.revision), 0)).where(
+            sessions_t.c.series_key == series
+        )
+        async with self._sessions() as session:
+            rows, total = (await session.execute(query)).one()
+        return int(rows), int(total)
+
     async def active_in_series(self, series: str) -> dict[str, str]:
         """``{session id: status}`` of the running and paused sessions following ``series``:
         the per-bar look-up, so it reads two narrow columns only."""

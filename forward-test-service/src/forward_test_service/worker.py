@@ -46,7 +46,7 @@ from algotrade.errors import DependencyUnavailable, EventError
 from algotrade.events import Envelope, Topics, default_registry
 from algotrade.service import Check, open_resources
 from algotrade.simulation import ResolvedConfig
-from algotrade.simulation.live import StaleBar
+from algotrade.simulation.live import BarOutcome, StaleBar
 from forward_test_service.broker import Account, Broker, PaperBroker, live_bar
 from forward_test_service.checkpoints import Checkpoint, CheckpointStore
 from forward_test_service.config import Settings
@@ -73,14 +73,32 @@ class LoadedSession:
     last_equity_event: float = 0.0
     dirty: bool = False  # applied bars not yet copied to PostgreSQL
 
-    def meta(self) -> dict[str, Any]:
-        return {**summary_of(self.account), **self.counters.as_meta()}
+    def meta(self, last: BarOutcome | None = None) -> dict[str, Any]:
+        """The checkpoint's meta; ``last``, the outcome of the last bar applied, saves asking
+        the account again for what it just reported."""
+        if last is None:
+            return {**summary_of(self.account), **self.counters.as_meta()}
+        counters = self.counters
+        return {
+            "position": last.position,
+            "cash": last.cash,
+            "equity": last.equity,
+            "warmed_up": last.warmed_up,
+            "bars_applied": self.account.bars_applied,
+            "last_ts": last.ts,
+            "fills": counters.fills,
+            "trades": counters.trades,
+            "gaps": counters.gaps,
+            "corrections": counters.corrections,
+        }
 
 
 @dataclass
 class Series:
     partition: int
     sessions: dict[str, LoadedSession] = field(default_factory=dict)
+    # `SessionStore.series_version` when the sessions were last read; None: never read.
+    version: tuple[int, int] | None = None
 
 
 def missing_open_times(last_ts: int, ts: int, step_ms: int, calendar: str) -> tuple[int, int]:
@@ -98,6 +116,27 @@ def missing_open_times(last_ts: int, ts: int, step_ms: int, calendar: str) -> tu
         return 0, 0
     missing = [t for t in range(first, ts, step_ms) if ((t // DAY_MS) + 3) % 7 < 5][:100_000]
     return (missing[0], len(missing)) if missing else (0, 0)
+
+
+def correction_record(session: LoadedSession, bar: bar_events.BarEventItem, ts: int) -> BarRecord:
+    """A bar for an open time already applied: recorded, never applied."""
+    return BarRecord(
+        session.id,
+        session.user_id,
+        None,
+        0,
+        0,
+        correction={
+            "ts": ts,
+            "revision": bar.revision,
+            "version": bar.version,
+            "open": bar.open,
+            "high": bar.high,
+            "low": bar.low,
+            "close": bar.close,
+            "volume": bar.volume,
+        },
+    )
 
 
 def epoch_ms(moment: datetime) -> int:
@@ -198,49 +237,35 @@ class BarApplier:
         records: list[BarRecord] = []
         saved: list[Checkpoint] = []
         updates: list[LoadedSession] = []
-        bars = sorted(payload.bars, key=lambda b: b.ts)
-        stamps = [epoch_ms(b.ts) for b in bars]
+        # One LiveBar per bar, shared by every session (it is immutable).
+        bars = [
+            (bar, live_bar(epoch_ms(bar.ts), bar.open, bar.high, bar.low, bar.close, bar.volume))
+            for bar in sorted(payload.bars, key=lambda b: b.ts)
+        ]
+        failed = False
         for session in running:
             account = session.account
             points: list[tuple[int, float, float]] = []
+            outcome: BarOutcome | None = None
             noted = False  # a correction recorded: the counters change without a bar applied
-            for bar, ts in zip(bars, stamps, strict=True):
+            for bar, live in bars:
+                ts = live.ts
                 last = account.last_ts
                 if last is not None and ts <= last:
                     if bar.correction:
                         noted = True
                         session.counters.corrections += 1
-                        records.append(
-                            BarRecord(
-                                session.id,
-                                session.user_id,
-                                None,
-                                0,
-                                0,
-                                correction={
-                                    "ts": ts,
-                                    "revision": bar.revision,
-                                    "version": bar.version,
-                                    "open": bar.open,
-                                    "high": bar.high,
-                                    "low": bar.low,
-                                    "close": bar.close,
-                                    "volume": bar.volume,
-                                },
-                            )
-                        )
+                        records.append(correction_record(session, bar, ts))
                     continue
                 gap = None
-                if last is not None:
+                if last is not None and ts - last > session.step_ms:
                     first, count = missing_open_times(last, ts, session.step_ms, session.calendar)
                     if count:
                         gap = (first, count)
                         session.counters.gaps += count
                 was_warm = account.warmed_up
                 try:
-                    outcome = account.apply(
-                        live_bar(ts, bar.open, bar.high, bar.low, bar.close, bar.volume)
-                    )
+                    outcome = account.apply(live)
                 except StaleBar:
                     continue
                 except Exception as exc:  # a session that cannot go on fails alone
@@ -256,6 +281,8 @@ class BarApplier:
                         )
                     )
                     session.status = "failed"
+                    failed = True
+                    outcome = None  # the account may be half-way through the bar
                     break
                 warmed = outcome.warmed_up and not was_warm
                 if outcome.fills or outcome.closed or warmed or gap is not None:
@@ -276,14 +303,15 @@ class BarApplier:
             if points or noted:
                 session.dirty = True
                 saved.append(
-                    Checkpoint(session.id, account.snapshot(), session.meta(), tuple(points))
+                    Checkpoint(session.id, account.snapshot(), session.meta(outcome), points)
                 )
                 updates.append(session)
         await self._store.record(records)
         await self._checkpoints.save(saved)
-        for session in list(series.sessions.values()):
-            if session.status not in ACTIVE:
-                del series.sessions[session.id]
+        if failed:
+            for session in list(series.sessions.values()):
+                if session.status not in ACTIVE:
+                    del series.sessions[session.id]
         await self._publish_equity(updates)
 
     async def _publish_equity(self, sessions: Sequence[LoadedSession]) -> None:
@@ -333,6 +361,9 @@ class BarApplier:
         series = self._series.get(key)
         if series is None:
             series = self._series[key] = Series(partition)
+        version = await self._store.series_version(key)
+        if version == series.version:
+            return series  # nothing created or changed status since the last look
         active = await self._store.active_in_series(key)
         for session_id in [sid for sid in series.sessions if sid not in active]:
             del series.sessions[session_id]
@@ -342,6 +373,9 @@ class BarApplier:
         for sid, status in active.items():
             if sid in series.sessions:
                 series.sessions[sid].status = status
+        # Read before the sessions: a change in between is seen again on the next bar. A
+        # session that failed to restore bumped the version itself (`SessionStore.fail`).
+        series.version = version
         return series
 
     async def _restore(self, key: str, series: Series, rows: Sequence[Row[Any]]) -> None:
