@@ -55,10 +55,18 @@ def test_only_signers_get_private_keys_and_only_the_gateway_the_access_secret() 
     assert "INTERNAL_JWT_PRIVATE_KEY" not in service
     assert "PRIVATE" not in json.dumps(service)
     assert backtesting["INTERNAL_JWT_PRIVATE_KEY"] != gateway["INTERNAL_JWT_PRIVATE_KEY"]
+    forward = keys.env("forward-test")
+    assert len({backtesting["INTERNAL_JWT_PRIVATE_KEY"], forward["INTERNAL_JWT_PRIVATE_KEY"]}) == 2
+    assert "JWT_SECRET" not in forward
     assert json.loads(service["INTERNAL_JWT_KEY_SCOPES"]) == {
-        keys.signers["backtesting"].kid: ["market:read", "strategies:read"]
+        keys.signers["backtesting"].kid: ["market:read", "strategies:read"],
+        keys.signers["forward-test"].kid: ["market:read", "strategies:read"],
     }
-    assert SIGNERS == {"api-gateway": "gateway", "backtesting-service": "backtesting"}
+    assert SIGNERS == {
+        "api-gateway": "gateway",
+        "backtesting-service": "backtesting",
+        "forward-test-service": "forward-test",
+    }
 
 
 def test_the_stack_passes_each_child_only_its_own_keys(
@@ -81,9 +89,11 @@ def test_the_stack_passes_each_child_only_its_own_keys(
     assert envs["api-gateway"]["JWT_SECRET"] == keys.access_secret
     for name, env in envs.items():
         assert json.loads(env["INTERNAL_JWT_PUBLIC_KEYS"]) == keys.public_keys()
-        signer = {"api-gateway": "gateway", "backtesting-service": "backtesting"}.get(name)
+        signer = SIGNERS.get(name)
         if name.startswith("backtest-worker"):
             signer = "backtesting"
+        if name.startswith("forward-test-worker"):
+            signer = "forward-test"
         if signer is None:
             assert "INTERNAL_JWT_PRIVATE_KEY" not in env, name
         else:
