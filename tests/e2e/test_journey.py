@@ -13,18 +13,27 @@ import pytest
 from algotrade.auth import KeySet, Principal, TokenIssuer
 from algotrade.config import PLACEHOLDER_SECRET, ServiceSettings
 from algotrade.keys import KEYS_FILE, InstallationKeys, load_or_create_installation_keys
-from algotrade_devstack.journey import SWEEP_GRID, Journey, JourneyResult
+from algotrade_devstack.journey import SWEEP_GRID, Journey, JourneyResult, trade_key
 
 from .conftest import REPO, RunningStack
 
 SPY_DAYS = 5849  # rows of data/spy-1d.csv
+SPY_HOURS = 40_832  # rows of data/spy-1h.csv
+FORWARD_BARS = 400  # the last hourly bars replayed into the forward session (`make demo`: 2,000)
 
 
 @pytest.fixture(scope="module")
 def journey(stack: RunningStack) -> Iterator[tuple[Journey, JourneyResult]]:
     walk = Journey(stack.url(), say=lambda line: print(f"  journey: {line}"))
     try:
-        yield walk, walk.run(REPO / "data" / "spy-1d.csv")
+        yield (
+            walk,
+            walk.run(
+                REPO / "data" / "spy-1d.csv",
+                forward_csv=REPO / "data" / "spy-1h.csv",
+                forward_bars=FORWARD_BARS,
+            ),
+        )
     finally:
         walk.close()
 
@@ -61,6 +70,25 @@ def test_new_user_backtests_and_sweeps_a_template_strategy_through_the_gateway(
     assert sharpes == sorted(sharpes, reverse=True)
     assert [r["rank"] for r in ranked] == list(range(1, len(ranked) + 1))
     print(f"  journey timings (s since start): {result.timings}")
+
+
+def test_a_forward_session_on_a_replay_of_hourly_spy_trades_exactly_as_its_backtest(
+    journey: tuple[Journey, JourneyResult],
+) -> None:
+    _, result = journey
+    forward = result.forward
+    assert forward is not None
+    assert forward.imported["rows_read"] == SPY_HOURS
+    assert forward.imported["rows_rejected"] == 0
+    assert forward.backtest["bars"] == FORWARD_BARS == forward.bars
+    assert forward.session["bars_applied"] == FORWARD_BARS
+    assert forward.session["gaps"] == 0
+    assert len(forward.backtest_trades) >= 2
+    assert [trade_key(t) for t in forward.session_trades] == [
+        trade_key(t) for t in forward.backtest_trades
+    ]
+    assert forward.session["equity"] == forward.backtest["summary"]["metrics"]["final_equity"]
+    assert forward.equal
 
 
 def test_a_second_user_gets_404_for_every_resource_of_the_first(

@@ -60,12 +60,25 @@ def demo(
     base_port: int = typer.Option(8000, envvar="ALGOTRADE_BASE_PORT"),
     state_dir: Path = typer.Option(Path(".algotrade"), help="state of a stack the demo starts"),
     data: Path = typer.Option(Path("data/spy-1d.csv"), help="the CSV of daily bars to import"),
+    forward_data: Path = typer.Option(
+        Path("data/spy-1h.csv"), help="the CSV of hourly bars to replay into a forward session"
+    ),
+    forward_bars: int = typer.Option(2_000, min=100, help="replay this many of its last bars"),
 ) -> None:
-    """The first user journey through the gateway, narrated, ending with the metrics."""
+    """The first user journey through the gateway, narrated, ending with the metrics, then a
+    forward session on a replay whose trades must equal a backtest's (else exit status 1)."""
     from algotrade_devstack.demo import run_demo
 
     url = gateway or f"http://127.0.0.1:{base_port}"
-    raise typer.Exit(run_demo(url, state_dir.resolve(), base_port, data.resolve()))
+    code = run_demo(
+        url,
+        state_dir.resolve(),
+        base_port,
+        data.resolve(),
+        forward_csv=forward_data.resolve(),
+        forward_bars=forward_bars,
+    )
+    raise typer.Exit(code)
 
 
 @app.command("keys")

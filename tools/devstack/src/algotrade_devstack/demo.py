@@ -1,4 +1,6 @@
-"""``algotrade demo`` (``make demo``): the first user journey, narrated, in about a minute.
+"""``algotrade demo`` (``make demo``): the first user journey, narrated, in about a minute, then
+a forward-test session on a max-speed replay of hourly SPY, watched as it runs, whose trades are
+printed next to a backtest's and must equal them (else the exit status is 1).
 
 Uses the gateway at ``--gateway`` when one answers there (a ``make run`` in another terminal);
 otherwise starts the embedded stack itself, runs the journey, and stops it again.
@@ -9,13 +11,17 @@ from __future__ import annotations
 import signal
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import httpx
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
-from algotrade_devstack.journey import Journey, JourneyResult
+from algotrade_devstack.journey import ForwardResult, Journey, JourneyResult, moment, trade_key
 from algotrade_devstack.stack import launch
+
+TRADE_ROWS_SHOWN = 12  # the first and last six; every trade is compared
 
 METRIC_ROWS = [
     ("total_return", "Total return", "{:.2%}"),
@@ -50,6 +56,44 @@ def start_stack(console: Console, state_dir: Path, base_port: int) -> subprocess
             raise SystemExit(str(exc)) from None
 
 
+class ForwardProgress:
+    """The forward step as it runs: each replay's bars written and the session's bars applied
+    with its equity, from the journey's polls (``GET /api/sessions/{id}``)."""
+
+    def __init__(self, console: Console, bars: int) -> None:
+        self.bars = bars
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[note]}"),
+            console=console,
+        )
+        self.replays: dict[str, TaskID] = {}
+        self.session: TaskID | None = None
+
+    def __call__(self, replay: dict[str, Any], session: dict[str, Any] | None) -> None:
+        if not self.progress.live.is_started:
+            self.progress.start()
+        task = self.replays.get(replay["id"])
+        if task is None:
+            description = f"replay → {replay.get('target_symbol') or 'target'}"
+            task = self.progress.add_task(description, total=replay["bars_total"], note="")
+            self.replays[replay["id"]] = task
+        self.progress.update(
+            task, total=replay["bars_total"], completed=replay["bars_emitted"], note=replay["state"]
+        )
+        if session is not None:
+            if self.session is None:
+                self.session = self.progress.add_task("session bars", total=self.bars, note="")
+            equity = session.get("equity")
+            note = "" if equity is None else f"equity {equity:,.2f}"
+            self.progress.update(self.session, completed=session["bars_applied"], note=note)
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
 def metrics_table(result: JourneyResult) -> Table:
     metrics = result.backtest["summary"]["metrics"]
     table = Table(title=f"SMA(10/30) on SPY daily, {result.backtest['bars']:,} bars")
@@ -77,21 +121,90 @@ def sweep_table(result: JourneyResult) -> Table:
     return table
 
 
-def run_demo(gateway: str, state_dir: Path, base_port: int, csv_path: Path) -> int:
+def hour(text: str) -> str:
+    return f"{moment(text):%y-%m-%d %H:%M}"
+
+
+def forward_table(forward: ForwardResult) -> Table:
+    """The session's closed trades next to the backtest's, row by row (narrow enough for 80
+    columns: each row compares every field, the table shows the times and the pnl)."""
+    table = Table(
+        title=f"Forward session on {forward.target} vs backtest, {forward.bars:,} hourly bars",
+        caption="=: same entry and exit time and price, side, quantity, fees, pnl, exit reason",
+    )
+    for column in ("#", "entry (UTC)", "exit (UTC)", "qty"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("session pnl", justify="right", style="cyan")
+    table.add_column("backtest pnl", justify="right", style="magenta")
+    table.add_column("=", justify="center")
+    count = max(len(forward.session_trades), len(forward.backtest_trades))
+    half = TRADE_ROWS_SHOWN // 2
+    shown = [*range(count)]
+    if count > TRADE_ROWS_SHOWN:
+        shown = [*range(half), -1, *range(count - half, count)]
+    for index in shown:
+        if index < 0:
+            table.add_row("…", f"{count - 2 * half} more", "", "", "…", "…", "…")
+            continue
+        got = forward.session_trades[index] if index < len(forward.session_trades) else None
+        want = forward.backtest_trades[index] if index < len(forward.backtest_trades) else None
+        either = got or want
+        if either is None:  # not reached: index < count
+            continue
+        same = got is not None and want is not None and trade_key(got) == trade_key(want)
+        table.add_row(
+            str(index + 1),
+            hour(either["entry_time"]),
+            hour(either["exit_time"]),
+            f"{either['quantity']:g}",
+            "—" if got is None else f"{got['pnl']:,.2f}",
+            "—" if want is None else f"{want['pnl']:,.2f}",
+            "[green]✓[/]" if same else "[red]✗[/]",
+        )
+    return table
+
+
+def forward_verdict(forward: ForwardResult) -> str:
+    session_equity = forward.session["equity"]
+    backtest_equity = forward.backtest["summary"]["metrics"]["final_equity"]
+    figures = (
+        f"{len(forward.session_trades)} session trades vs {len(forward.backtest_trades)} "
+        f"backtest trades; final equity {session_equity:,.2f} vs {backtest_equity:,.2f}"
+    )
+    if forward.equal:
+        return f"[bold green]equal[/]: {figures}"
+    return f"[bold red]NOT equal[/]: {figures}"
+
+
+def run_demo(
+    gateway: str,
+    state_dir: Path,
+    base_port: int,
+    csv_path: Path,
+    *,
+    forward_csv: Path | None = None,
+    forward_bars: int = 2_000,
+) -> int:
     console = Console()
     proc = None if gateway_answers(gateway) else start_stack(console, state_dir, base_port)
-    journey = Journey(gateway, say=lambda line: console.print(f"[cyan]→[/] {line}"))
+    progress = ForwardProgress(console, forward_bars)
+    journey = Journey(gateway, say=lambda line: console.print(f"[cyan]→[/] {line}"), watch=progress)
     try:
-        result = journey.run(csv_path)
+        result = journey.run(csv_path, forward_csv=forward_csv, forward_bars=forward_bars)
     finally:
+        progress.stop()
         journey.close()
         if proc is not None:
             proc.send_signal(signal.SIGINT)
             proc.wait(60)
     console.print(metrics_table(result))
     console.print(sweep_table(result))
+    finished = result.timings["sweep"]
+    if result.forward is not None:
+        console.print(forward_table(result.forward))
+        console.print(forward_verdict(result.forward))
+        finished = result.timings["forward"]
     console.print(
-        f"done in {result.timings['sweep']:.1f}s as {result.account.email}; "
-        f"open {gateway}/docs for the API"
+        f"done in {finished:.1f}s as {result.account.email}; open {gateway}/docs for the API"
     )
-    return 0
+    return 0 if result.forward is None or result.forward.equal else 1

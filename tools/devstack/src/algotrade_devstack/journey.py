@@ -1,7 +1,10 @@
 """The first user journey, driven only through the gateway as a new user would.
 
 register -> login -> node types -> strategy from the SMA-cross template -> import a CSV of bars
--> backtest -> poll -> summary, trades, equity -> 20-combination sweep -> ranked results.
+-> backtest -> poll -> summary, trades, equity -> 20-combination sweep -> ranked results, then
+(with ``forward_csv``) forward testing: import hourly bars, backtest their last N, replay the
+same N bars at max speed into a ``.R`` target with a session on it, and compare the session's
+trades and equity with the backtest's (docs/forward-testing.md, "Replay ≡ backtest").
 
 One implementation serves two callers: ``make demo`` (``algotrade demo``), which narrates each
 step, and the end-to-end test, which asserts on what `Journey.run` returns.
@@ -9,18 +12,31 @@ step, and the end-to-end test, which asserts on what `Journey.run` returns.
 
 from __future__ import annotations
 
+import csv
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from algotrade.engine import compile_graph
+
 Say = Callable[[str], None]
+# Called on every poll of the forward step: the replay's status and the session's (None
+# before the session exists). The demo draws progress bars from them; the test passes none.
+Watch = Callable[[dict[str, Any], dict[str, Any] | None], None]
 
 SWEEP_GRID = {"fast": [5, 10, 15, 20, 25], "slow": [40, 60, 100, 150]}  # 20 combinations
+# Fixed rather than "auto" so the backtest of the imported symbol and the session on its replay
+# target cannot resolve to different markets (symbol calendars are configured per symbol).
+FORWARD_CONFIG = {"fee_bps": 1.0, "slippage_bps": 1.0, "calendar": "xnys"}
+FORWARD_CAPITAL = 100_000
+TRADE_FIELDS = ("side", "quantity", "entry_price", "exit_price", "fees", "pnl", "exit_reason")
 
 
 class JourneyFailed(RuntimeError):
@@ -39,6 +55,51 @@ class Account:
         return {"Authorization": f"Bearer {self.access_token}"}
 
 
+def moment(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def trade_key(trade: dict[str, Any]) -> tuple[Any, ...]:
+    """What must match between a session's trade and the backtest's: times and every figure."""
+    times = (moment(trade["entry_time"]), moment(trade["exit_time"]))
+    return (*times, *(trade[name] for name in TRADE_FIELDS))
+
+
+def last_bar_times(csv_path: Path, count: int) -> list[datetime]:
+    """Open times of the last ``count`` rows of a bars CSV (the platform's format)."""
+    with csv_path.open(newline="") as rows:
+        tail = deque(csv.DictReader(rows), maxlen=count)
+    return [moment(row["timestamp"]) for row in tail]
+
+
+@dataclass
+class ForwardResult:
+    """A session on a replay of ``bars`` hourly bars next to a backtest of the same bars."""
+
+    imported: dict[str, Any]
+    target: str
+    bars: int
+    warmup: int
+    backtest: dict[str, Any]
+    backtest_trades: list[dict[str, Any]]  # closed ones: a session lists only closed trades
+    session: dict[str, Any]
+    session_trades: list[dict[str, Any]]
+
+    @property
+    def trades_equal(self) -> bool:
+        return [trade_key(t) for t in self.session_trades] == [
+            trade_key(t) for t in self.backtest_trades
+        ]
+
+    @property
+    def equity_equal(self) -> bool:
+        return bool(self.session["equity"] == self.backtest["summary"]["metrics"]["final_equity"])
+
+    @property
+    def equal(self) -> bool:
+        return self.trades_equal and self.equity_equal
+
+
 @dataclass
 class JourneyResult:
     account: Account
@@ -50,15 +111,24 @@ class JourneyResult:
     equity: dict[str, Any]
     sweep: dict[str, Any]
     ranked: dict[str, Any]
+    forward: ForwardResult | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
 
 class Journey:
     """Walks the journey against a gateway URL; ``say`` narrates, ``poll_seconds`` bounds waits."""
 
-    def __init__(self, gateway_url: str, *, say: Say = print, poll_seconds: float = 180.0) -> None:
+    def __init__(
+        self,
+        gateway_url: str,
+        *,
+        say: Say = print,
+        watch: Watch | None = None,
+        poll_seconds: float = 180.0,
+    ) -> None:
         self.http = httpx.Client(base_url=gateway_url, timeout=30.0)
         self.say = say
+        self.watch = watch
         self.poll_seconds = poll_seconds
 
     def close(self) -> None:
@@ -108,7 +178,177 @@ class Journey:
             time.sleep(0.25)
         raise JourneyFailed(f"{path} not done after {self.poll_seconds:.0f}s: {last}")
 
-    def run(self, csv_path: Path, *, symbol: str = "SPY", timeframe: str = "1d") -> JourneyResult:
+    def import_csv(
+        self, account: Account, csv_path: Path, symbol: str, timeframe: str
+    ) -> dict[str, Any]:
+        self.say(f"import {csv_path.name} as {symbol} {timeframe} bars")
+        with csv_path.open("rb") as upload:
+            job = self.expect(
+                self.http.post(
+                    "/api/market/imports",
+                    headers=account.headers,
+                    files={"file": (csv_path.name, upload, "text/csv")},
+                    data={"symbol": symbol, "timeframe": timeframe},
+                ),
+                202,
+            )
+        imported: dict[str, Any] = self.poll(
+            f"/api/market/imports/{job['id']}", account, lambda j: j["state"] == "completed"
+        )
+        self.say(
+            f"  {imported['rows_read']:,} rows read: {imported['accepted']:,} new, "
+            f"{imported['duplicate']:,} already known, {imported['rows_rejected']} rejected"
+        )
+        return imported
+
+    def all_trades(self, path: str, account: Account) -> list[dict[str, Any]]:
+        """Every trade of a backtest or session, page by page."""
+        trades: list[dict[str, Any]] = []
+        while True:
+            page = self.expect(
+                self.http.get(
+                    path, headers=account.headers, params={"offset": len(trades), "limit": 500}
+                ),
+                200,
+            )
+            trades.extend(page["trades"])
+            if not page["trades"] or len(trades) >= page["total"]:
+                return trades
+
+    def replay(
+        self,
+        account: Account,
+        body: dict[str, Any],
+        session: dict[str, Any] | None = None,
+        until_bars: int = 0,
+    ) -> dict[str, Any]:
+        """Start a replay and wait for it to complete; with ``session``, also until that
+        session has applied ``until_bars`` bars. Each poll goes to ``watch``."""
+        started = self.expect(
+            self.http.post("/api/market/replays", headers=account.headers, json=body), 201, 202
+        )
+        deadline = time.monotonic() + self.poll_seconds
+        while time.monotonic() < deadline:
+            status = self.expect(
+                self.http.get(f"/api/market/replays/{started['id']}", headers=account.headers),
+                200,
+            )
+            if status["state"] not in ("pending", "running", "completed"):
+                raise JourneyFailed(f"replay {started['id']} ended {status['state']}: {status}")
+            if session is not None:
+                session = self.expect(
+                    self.http.get(f"/api/sessions/{session['id']}", headers=account.headers),
+                    200,
+                )
+                if session["status"] == "failed":
+                    raise JourneyFailed(f"session {session['id']} failed: {session}")
+            if self.watch is not None:
+                self.watch(status, session)
+            if status["state"] == "completed" and (
+                session is None or session["bars_applied"] >= until_bars
+            ):
+                return session if session is not None else dict(status)
+            time.sleep(0.25)
+        raise JourneyFailed(f"replay {started['id']} not done after {self.poll_seconds:.0f}s")
+
+    def forward(
+        self,
+        account: Account,
+        strategy: dict[str, Any],
+        csv_path: Path,
+        bars: int,
+        *,
+        symbol: str = "SPY",
+        timeframe: str = "1h",
+    ) -> ForwardResult:
+        """Backtest the last ``bars`` bars of ``csv_path``, then replay the same bars at max
+        speed into a ``.R`` target: the warm-up first, a session on the target, then the rest."""
+        imported = self.import_csv(account, csv_path, symbol, timeframe)
+        times = last_bar_times(csv_path, bars)
+        start, end = times[0], times[-1] + timedelta(seconds=1)  # the window is [start, end)
+        detail = self.expect(
+            self.http.get(f"/api/strategies/{strategy['id']}", headers=account.headers), 200
+        )
+        warmup = compile_graph(detail["graph"]).warmup
+        if warmup >= len(times):
+            raise JourneyFailed(f"{len(times)} bars do not cover the warm-up of {warmup}")
+
+        window = f"{start:%Y-%m-%d %H:%M} to {times[-1]:%Y-%m-%d %H:%M} UTC"
+        self.say(f"backtest the last {len(times):,} {symbol} {timeframe} bars ({window})")
+        submitted = self.expect(
+            self.http.post(
+                "/api/backtests",
+                headers=account.headers,
+                json={
+                    "strategy_id": strategy["id"],
+                    "version": detail["current_version"],
+                    "symbol": symbol,
+                    "timeframe": timeframe,
+                    "start": start.isoformat(),
+                    "end": end.isoformat(),
+                    "config": {**FORWARD_CONFIG, "initial_capital": FORWARD_CAPITAL},
+                },
+            ),
+            202,
+        )
+        backtest: dict[str, Any] = self.poll(
+            f"/api/backtests/{submitted['id']}", account, lambda j: j["status"] == "completed"
+        )
+        expected = self.all_trades(f"/api/backtests/{backtest['id']}/trades", account)
+
+        target = f"{symbol}.RDEMO"
+        replay = {"symbol": symbol, "timeframe": timeframe, "speed": "max", "target_symbol": target}
+        self.say(f"replay the {warmup} warm-up bars into {target}")
+        self.replay(
+            account, {**replay, "start": start.isoformat(), "end": times[warmup].isoformat()}
+        )
+        session = self.expect(
+            self.http.post(
+                "/api/sessions",
+                headers=account.headers,
+                json={
+                    "strategy_id": strategy["id"],
+                    "version": detail["current_version"],
+                    "symbol": target,
+                    "timeframe": timeframe,
+                    "capital": FORWARD_CAPITAL,
+                    "config": FORWARD_CONFIG,
+                },
+            ),
+            201,
+        )
+        self.say(
+            f"forward session {session['id']} on {target}: {session['bars_applied']} bars "
+            f"applied, warmed up: {session['warmed_up']}"
+        )
+        self.say(f"replay the other {len(times) - warmup:,} bars at max speed")
+        session = self.replay(
+            account,
+            {**replay, "start": times[warmup].isoformat(), "end": end.isoformat()},
+            session=session,
+            until_bars=len(times),
+        )
+        got = self.all_trades(f"/api/sessions/{session['id']}/trades", account)
+        return ForwardResult(
+            imported=imported,
+            target=target,
+            bars=len(times),
+            warmup=warmup,
+            backtest=backtest,
+            backtest_trades=[t for t in expected if not t["is_open"]],
+            session=session,
+            session_trades=got,
+        )
+
+    def run(
+        self,
+        csv_path: Path,
+        *,
+        symbol: str = "SPY",
+        timeframe: str = "1d",
+        forward_csv: Path | None = None,
+        forward_bars: int = 2_000,
+    ) -> JourneyResult:
         timings: dict[str, float] = {}
         started = time.monotonic()
 
@@ -135,24 +375,7 @@ class Journey:
         self.say(f"strategy {strategy['id']} from the SMA-cross template (fast 10, slow 30)")
         step("strategy")
 
-        self.say(f"import {csv_path.name} as {symbol} {timeframe} bars")
-        with csv_path.open("rb") as upload:
-            job = self.expect(
-                self.http.post(
-                    "/api/market/imports",
-                    headers=account.headers,
-                    files={"file": (csv_path.name, upload, "text/csv")},
-                    data={"symbol": symbol, "timeframe": timeframe},
-                ),
-                202,
-            )
-        imported = self.poll(
-            f"/api/market/imports/{job['id']}", account, lambda j: j["state"] == "completed"
-        )
-        self.say(
-            f"  {imported['rows_read']:,} rows read: {imported['accepted']:,} new, "
-            f"{imported['duplicate']:,} already known, {imported['rows_rejected']} rejected"
-        )
+        imported = self.import_csv(account, csv_path, symbol, timeframe)
         step("import")
 
         request = {
@@ -217,6 +440,10 @@ class Journey:
             200,
         )
         step("sweep")
+        forward = None
+        if forward_csv is not None:
+            forward = self.forward(account, strategy, forward_csv, forward_bars, symbol=symbol)
+            step("forward")
         return JourneyResult(
             account=account,
             node_types=node_types,
@@ -227,5 +454,6 @@ class Journey:
             equity=equity,
             sweep=sweep,
             ranked=ranked,
+            forward=forward,
             timings=timings,
         )
