@@ -7,6 +7,7 @@ publishes the session events the API stages.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -26,6 +27,7 @@ from forward_test_service.services import SessionServices
 from forward_test_service.store import SessionStore
 from forward_test_service.strategies import HttpStrategySource, StrategySource
 from forward_test_service.submission import Submission
+from forward_test_service.warmup import warm_up_in_background
 
 NAME = "forward-test-service"
 # The event payload models register themselves on import; keep the import explicit.
@@ -50,6 +52,9 @@ def create_app(
             client = httpx.AsyncClient(timeout=settings.http_timeout_seconds)
             stack.push_async_callback(client.aclose)
             paper = broker or PaperBroker()
+            # Not awaited: readiness does not wait for the kernels, the first session will.
+            warming = asyncio.create_task(warm_up_in_background(), name="live-engine-warm-up")
+            stack.push_async_callback(_settle, warming)
             yield SessionServices(
                 settings=settings,
                 sessions=SessionStore(
@@ -78,3 +83,9 @@ def create_app(
         routers=ROUTERS,
         setup=setup,
     )
+
+
+async def _settle(task: asyncio.Task[None]) -> None:
+    """Let a warm-up still compiling finish in its thread (a thread cannot be cancelled)."""
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -10,11 +10,13 @@ created.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+from algotrade.bars import Bars
 from algotrade.engine import Plan, ProblemCode, compile_graph
-from algotrade.simulation import BacktestConfig
+from algotrade.simulation import BacktestConfig, ResolvedConfig
 from algotrade.simulation.live import BarOutcome
 from forward_test_service.broker import Account, Broker, live_bar
 from forward_test_service.errors import invalid
@@ -69,6 +71,26 @@ class Submission:
     broker: Broker
     warmup_max_bars: int
 
+    def _warm_account(
+        self, plan: Plan, resolved: ResolvedConfig, bars: Bars
+    ) -> tuple[Account, list[BarOutcome]]:
+        """A fresh account with the warm-up bars applied, oldest first."""
+        account = self.broker.start(plan, resolved)
+        outcomes = [
+            account.apply(
+                live_bar(
+                    int(bars.ts[i]),
+                    float(bars.open[i]),
+                    float(bars.high[i]),
+                    float(bars.low[i]),
+                    float(bars.close[i]),
+                    float(bars.volume[i]),
+                )
+            )
+            for i in range(len(bars))
+        ]
+        return account, outcomes
+
     async def session(self, user_id: str, request: SessionCreate) -> NewSession:
         saved = await self.strategies.version(user_id, request.strategy_id, request.version)
         # GraphInvalid: 422 listing every problem. A stored version normally arrives compiled.
@@ -94,21 +116,9 @@ class Submission:
         bars = latest.bars
         # "auto" fields are decided once, on the warm-up bars, and kept for the session's life.
         resolved = config.resolve(bars.ts)
-        account = self.broker.start(plan, resolved)
-        outcomes = []
-        for i in range(len(bars)):
-            outcomes.append(
-                account.apply(
-                    live_bar(
-                        int(bars.ts[i]),
-                        float(bars.open[i]),
-                        float(bars.high[i]),
-                        float(bars.low[i]),
-                        float(bars.close[i]),
-                        float(bars.volume[i]),
-                    )
-                )
-            )
+        # Up to warmup_max_bars applications (and, on a cold kernel cache, a compilation):
+        # off the event loop, so other requests keep being answered meanwhile.
+        account, outcomes = await asyncio.to_thread(self._warm_account, plan, resolved, bars)
         return NewSession(
             user_id=user_id,
             strategy_id=request.strategy_id,
