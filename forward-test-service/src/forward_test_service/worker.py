@@ -46,7 +46,7 @@ from algotrade.errors import DependencyUnavailable, EventError
 from algotrade.events import Envelope, Topics, default_registry
 from algotrade.service import Check, open_resources
 from algotrade.simulation import ResolvedConfig
-from algotrade.simulation.live import BarOutcome, StaleBar
+from algotrade.simulation.live import BarOutcome, LiveBar, StaleBar
 from forward_test_service.broker import Account, Broker, PaperBroker, live_bar
 from forward_test_service.checkpoints import Checkpoint, CheckpointStore
 from forward_test_service.config import Settings
@@ -57,6 +57,7 @@ logger = logging.getLogger(__name__)
 
 NAME = "forward-test-worker"
 DAY_MS = 86_400_000
+APPLY_CHUNK = 1_000  # sessions applied between two checkpoint writes (see `BarApplier._apply`)
 
 
 @dataclass
@@ -137,6 +138,76 @@ def correction_record(session: LoadedSession, bar: bar_events.BarEventItem, ts: 
             "volume": bar.volume,
         },
     )
+
+
+def advance(
+    session: LoadedSession,
+    bars: Sequence[tuple[bar_events.BarEventItem, LiveBar]],
+    records: list[BarRecord],
+) -> Checkpoint | None:
+    """Apply ``bars`` to one session, appending to ``records`` what PostgreSQL must record;
+    the session's checkpoint, or None when nothing changed. A session that cannot go on
+    is marked failed (alone)."""
+    account = session.account
+    points: list[tuple[int, float, float]] = []
+    outcome: BarOutcome | None = None
+    noted = False  # a correction recorded: the counters change without a bar applied
+    for bar, live in bars:
+        ts = live.ts
+        last = account.last_ts
+        if last is not None and ts <= last:
+            if bar.correction:
+                noted = True
+                session.counters.corrections += 1
+                records.append(correction_record(session, bar, ts))
+            continue
+        gap = None
+        if last is not None and ts - last > session.step_ms:
+            first, count = missing_open_times(last, ts, session.step_ms, session.calendar)
+            if count:
+                gap = (first, count)
+                session.counters.gaps += count
+        was_warm = account.warmed_up
+        try:
+            outcome = account.apply(live)
+        except StaleBar:
+            continue
+        except Exception as exc:
+            logger.exception("session %s failed on bar %d", session.id, ts)
+            records.append(
+                BarRecord(
+                    session.id,
+                    session.user_id,
+                    None,
+                    0,
+                    0,
+                    failure=f"bar {ts}: {type(exc).__name__}: {exc}",
+                )
+            )
+            session.status = "failed"
+            outcome = None  # the account may be half-way through the bar
+            break
+        warmed = outcome.warmed_up and not was_warm
+        if outcome.fills or outcome.closed or warmed or gap is not None:
+            counters = session.counters
+            records.append(
+                BarRecord(
+                    session.id,
+                    session.user_id,
+                    outcome,
+                    counters.fills,
+                    counters.trades,
+                    warmed_up=warmed,
+                    gap=gap,
+                )
+            )
+            counters.fills += len(outcome.fills)
+            counters.trades += len(outcome.closed)
+        points.append((ts, outcome.equity, outcome.position))
+    if not points and not noted:
+        return None
+    session.dirty = True
+    return Checkpoint(session.id, account.snapshot(), session.meta(outcome), points)
 
 
 def epoch_ms(moment: datetime) -> int:
@@ -234,84 +305,36 @@ class BarApplier:
         running = [s for s in series.sessions.values() if s.status == RUNNING]
         if not running:
             return
-        records: list[BarRecord] = []
-        saved: list[Checkpoint] = []
-        updates: list[LoadedSession] = []
         # One LiveBar per bar, shared by every session (it is immutable).
         bars = [
             (bar, live_bar(epoch_ms(bar.ts), bar.open, bar.high, bar.low, bar.close, bar.volume))
             for bar in sorted(payload.bars, key=lambda b: b.ts)
         ]
-        failed = False
+        updates: list[LoadedSession] = []
+        # Sessions go in chunks, and each chunk's checkpoints are sent to Redis while the next
+        # chunk is applied: Redis writes the one while Python computes the other. Each
+        # session's PostgreSQL record still precedes its checkpoint.
+        saving: list[asyncio.Task[None]] = []
+        try:
+            for start in range(0, len(running), APPLY_CHUNK):
+                records: list[BarRecord] = []
+                saved: list[Checkpoint] = []
+                for session in running[start : start + APPLY_CHUNK]:
+                    checkpoint = advance(session, bars, records)
+                    if checkpoint is not None:
+                        saved.append(checkpoint)
+                        updates.append(session)
+                await self._store.record(records)
+                saving.append(asyncio.create_task(self._checkpoints.save(saved)))
+                await asyncio.sleep(0)  # let the task hand its bytes to the socket
+        finally:
+            done = await asyncio.gather(*saving, return_exceptions=True)
+        for result in done:
+            if isinstance(result, BaseException):
+                raise result
         for session in running:
-            account = session.account
-            points: list[tuple[int, float, float]] = []
-            outcome: BarOutcome | None = None
-            noted = False  # a correction recorded: the counters change without a bar applied
-            for bar, live in bars:
-                ts = live.ts
-                last = account.last_ts
-                if last is not None and ts <= last:
-                    if bar.correction:
-                        noted = True
-                        session.counters.corrections += 1
-                        records.append(correction_record(session, bar, ts))
-                    continue
-                gap = None
-                if last is not None and ts - last > session.step_ms:
-                    first, count = missing_open_times(last, ts, session.step_ms, session.calendar)
-                    if count:
-                        gap = (first, count)
-                        session.counters.gaps += count
-                was_warm = account.warmed_up
-                try:
-                    outcome = account.apply(live)
-                except StaleBar:
-                    continue
-                except Exception as exc:  # a session that cannot go on fails alone
-                    logger.exception("session %s failed on bar %d", session.id, ts)
-                    records.append(
-                        BarRecord(
-                            session.id,
-                            session.user_id,
-                            None,
-                            0,
-                            0,
-                            failure=f"bar {ts}: {type(exc).__name__}: {exc}",
-                        )
-                    )
-                    session.status = "failed"
-                    failed = True
-                    outcome = None  # the account may be half-way through the bar
-                    break
-                warmed = outcome.warmed_up and not was_warm
-                if outcome.fills or outcome.closed or warmed or gap is not None:
-                    records.append(
-                        BarRecord(
-                            session.id,
-                            session.user_id,
-                            outcome,
-                            session.counters.fills,
-                            session.counters.trades,
-                            warmed_up=warmed,
-                            gap=gap,
-                        )
-                    )
-                    session.counters.fills += len(outcome.fills)
-                    session.counters.trades += len(outcome.closed)
-                points.append((ts, outcome.equity, outcome.position))
-            if points or noted:
-                session.dirty = True
-                saved.append(
-                    Checkpoint(session.id, account.snapshot(), session.meta(outcome), points)
-                )
-                updates.append(session)
-        await self._store.record(records)
-        await self._checkpoints.save(saved)
-        if failed:
-            for session in list(series.sessions.values()):
-                if session.status not in ACTIVE:
-                    del series.sessions[session.id]
+            if session.status not in ACTIVE:
+                del series.sessions[session.id]
         await self._publish_equity(updates)
 
     async def _publish_equity(self, sessions: Sequence[LoadedSession]) -> None:
