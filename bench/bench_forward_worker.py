@@ -35,10 +35,11 @@ from typing import Any, cast
 import numpy as np
 from redis.asyncio import Redis
 from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from algotrade.bars import BarEventItem, MarketBarsPayload, series_key
 from algotrade.db import build_engine, build_session_factory
-from algotrade.engine import Bars, compile_graph
+from algotrade.engine import Bars, Plan, compile_graph
 from algotrade.events import Envelope, Topics
 from algotrade.migrations import upgrade
 from algotrade.simulation import BacktestConfig
@@ -107,6 +108,65 @@ def percentile(samples: list[float], q: float) -> float:
     return float(np.percentile(np.array(samples), q))
 
 
+async def seed(
+    sessions: async_sessionmaker[AsyncSession], count: int, bars_after: int
+) -> tuple[Plan, Bars]:
+    """``count`` running sessions of the 20-node plan on ``BENCH`` 1d, warmed up on the first
+    `WARMUP_BARS` of the returned bars (the rest, ``bars_after`` + 3, are for the bench)."""
+    plan = compile_graph(twenty_nodes())
+    config = BacktestConfig(initial_capital=100_000.0).resolve_market(
+        timeframe="1d", calendar="24x7"
+    )
+    bars = synthetic(WARMUP_BARS + bars_after + 3)
+    account = LiveSession.start(plan, config)
+    for i in range(WARMUP_BARS):
+        account.apply(
+            LiveBar(
+                int(bars.ts[i]),
+                float(bars.open[i]),
+                float(bars.high[i]),
+                float(bars.low[i]),
+                float(bars.close[i]),
+                float(bars.volume[i]),
+            )
+        )
+    snapshot = account.snapshot()
+    print(
+        f"{count:,} sessions of a {len(plan.steps)}-step plan "
+        f"(warm-up {plan.warmup}), snapshot {len(snapshot)} bytes"
+    )
+    rows = [
+        {
+            "id": f"01BENCH{n:019d}",
+            "user_id": f"user{n % 100}",
+            "status": "running",
+            "strategy_id": "bench",
+            "strategy_version": 1,
+            "plan_id": plan.plan_id,
+            "plan": plan.to_bytes().decode(),
+            "params": {},
+            "symbol": "BENCH",
+            "timeframe": "1d",
+            "owner": "",
+            "series_key": series_key("BENCH", "1d"),
+            "config": config.model_dump(mode="json"),
+            "config_id": config.config.config_id,
+            "capital": 100_000.0,
+            "warmup": plan.warmup,
+            "revision": n,
+            "snapshot": snapshot,
+            "bars_applied": account.bars_applied,
+            "last_bar_ts": account.last_ts,
+            "summary": summary_of(account),
+        }
+        for n in range(count)
+    ]
+    async with sessions.begin() as session:
+        for start in range(0, len(rows), 2_000):
+            await session.execute(insert(models.sessions), rows[start : start + 2_000])
+    return plan, bars
+
+
 async def run(args: argparse.Namespace, database_url: str, redis_url: str) -> None:
     await upgrade(database_url, "forward_test_service", "forward")
     prefix = f"bench:{uuid.uuid4().hex[:8]}:"
@@ -121,57 +181,7 @@ async def run(args: argparse.Namespace, database_url: str, redis_url: str) -> No
     sessions = build_session_factory(engine)
     redis = Redis.from_url(redis_url)
     try:
-        plan = compile_graph(twenty_nodes())
-        config = BacktestConfig(initial_capital=100_000.0).resolve_market(
-            timeframe="1d", calendar="24x7"
-        )
-        bars = synthetic(WARMUP_BARS + args.bars + 2)
-        account = LiveSession.start(plan, config)
-        for i in range(WARMUP_BARS):
-            account.apply(
-                LiveBar(
-                    int(bars.ts[i]),
-                    float(bars.open[i]),
-                    float(bars.high[i]),
-                    float(bars.low[i]),
-                    float(bars.close[i]),
-                    float(bars.volume[i]),
-                )
-            )
-        snapshot = account.snapshot()
-        print(
-            f"{args.sessions:,} sessions of a {len(plan.steps)}-step plan "
-            f"(warm-up {plan.warmup}), snapshot {len(snapshot)} bytes"
-        )
-        rows = [
-            {
-                "id": f"01BENCH{n:019d}",
-                "user_id": f"user{n % 100}",
-                "status": "running",
-                "strategy_id": "bench",
-                "strategy_version": 1,
-                "plan_id": plan.plan_id,
-                "plan": plan.to_bytes().decode(),
-                "params": {},
-                "symbol": "BENCH",
-                "timeframe": "1d",
-                "owner": "",
-                "series_key": series_key("BENCH", "1d"),
-                "config": config.model_dump(mode="json"),
-                "config_id": config.config.config_id,
-                "capital": 100_000.0,
-                "warmup": plan.warmup,
-                "revision": n,
-                "snapshot": snapshot,
-                "bars_applied": account.bars_applied,
-                "last_bar_ts": account.last_ts,
-                "summary": summary_of(account),
-            }
-            for n in range(args.sessions)
-        ]
-        async with sessions.begin() as session:
-            for start in range(0, len(rows), 2_000):
-                await session.execute(insert(models.sessions), rows[start : start + 2_000])
+        _, bars = await seed(sessions, args.sessions, args.bars)
 
         def applier() -> BarApplier:
             return BarApplier(
@@ -217,7 +227,10 @@ async def run(args: argparse.Namespace, database_url: str, redis_url: str) -> No
             f"{held / args.sessions / 1000:.1f} KB; goal < {GOAL_SESSION_BYTES / 1000:.0f} KB: "
             + ("met" if held / args.sessions < GOAL_SESSION_BYTES else "NOT met")
         )
-        print(f"restore of {args.sessions:,} sessions from PostgreSQL + first bar: {first:.2f} s")
+        print(
+            f"restore of {args.sessions:,} sessions from PostgreSQL + first bar, under "
+            f"tracemalloc (slower): {first:.2f} s"
+        )
 
         fresh = applier()
         i = WARMUP_BARS + 1 + args.bars
@@ -227,7 +240,32 @@ async def run(args: argparse.Namespace, database_url: str, redis_url: str) -> No
         again = time.perf_counter() - started
         print(
             f"restore of {args.sessions:,} sessions from Redis (a new worker) + one bar: "
-            f"{again:.2f} s (the bar alone: ~{median / 1000:.2f} s)"
+            f"{again:.2f} s; restore alone ~{again - median / 1000:.2f} s "
+            f"({(again - median / 1000) * 1e6 / args.sessions:.0f} us per session)"
+        )
+
+        # The periodic copy to PostgreSQL, then a worker that finds nothing in Redis.
+        started = time.perf_counter()
+        await fresh.copy_checkpoints()
+        copied = time.perf_counter() - started
+        print(
+            f"copy of {args.sessions:,} checkpoints to PostgreSQL: {copied:.2f} s "
+            f"({args.sessions / copied:,.0f} sessions/s)"
+        )
+        keys = [k async for k in redis.scan_iter(match=f"{prefix}ft:s:*", count=1000)]
+        for start in range(0, len(keys), 1000):
+            await redis.delete(*keys[start : start + 1000])
+        cold = applier()
+        i += 1
+        envelope, payload = event_of(bars, i)
+        started = time.perf_counter()
+        await cold(envelope, payload, record(i))
+        again = time.perf_counter() - started
+        assert cold.loaded == args.sessions, cold.loaded
+        print(
+            f"restore of {args.sessions:,} sessions from PostgreSQL (Redis empty) + one bar: "
+            f"{again:.2f} s; restore alone ~{again - median / 1000:.2f} s "
+            f"({(again - median / 1000) * 1e6 / args.sessions:.0f} us per session)"
         )
     finally:
         keys = [k async for k in redis.scan_iter(match=f"{prefix}*", count=1000)]

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from aiokafka import ConsumerRecord
 from pydantic import BaseModel
 from sqlalchemy import Row
@@ -40,10 +41,10 @@ from sqlalchemy import Row
 from algotrade import bars as bar_events
 from algotrade import session_events as events
 from algotrade.bars import TIMEFRAME_SECONDS, series_key
-from algotrade.bus import ConsumerRunner, EventProducer, RetryPolicy, envelope_headers
+from algotrade.bus import ConsumerRunner, EventProducer, RetryPolicy, event_headers
 from algotrade.engine import Plan
 from algotrade.errors import DependencyUnavailable, EventError
-from algotrade.events import Envelope, Topics, default_registry
+from algotrade.events import Envelope, Topics, default_registry, new_event_id
 from algotrade.service import Check, open_resources
 from algotrade.simulation import ResolvedConfig
 from algotrade.simulation.live import BarOutcome, LiveBar, StaleBar
@@ -210,6 +211,18 @@ def advance(
     return Checkpoint(session.id, account.snapshot(), session.meta(outcome), points)
 
 
+def equity_payload(session: LoadedSession) -> events.SessionEquity:
+    account = session.account
+    return events.SessionEquity(
+        session_id=session.id,
+        ts=int(account.last_ts or 0),
+        equity=account.equity,
+        cash=account.cash,
+        position=account.position,
+        bars_applied=account.bars_applied,
+    )
+
+
 def epoch_ms(moment: datetime) -> int:
     return int(moment.replace(tzinfo=moment.tzinfo or UTC).timestamp() * 1000)
 
@@ -342,32 +355,47 @@ class BarApplier:
         directly (no state change goes with it), after the checkpoint is durable."""
         now = self._clock()
         every = self._settings.equity_event_seconds
+        due = [s for s in sessions if now - s.last_equity_event >= every]
+        if not due:
+            return
+        # The first envelope is built and validated by the registry; the others differ only
+        # in id, key, user and payload figures, so they are its JSON form with those replaced
+        # (a pydantic model per session cost more than the rest of the bar's bookkeeping).
+        first = due[0]
+        template = default_registry.build(
+            events.EQUITY,
+            equity_payload(first),
+            producer=NAME,
+            key=first.id,
+            user_id=first.user_id,
+        ).model_dump(mode="json")
+        topic = self._topics.session_events
+        dumps = orjson.dumps
         messages = []
-        for s in sessions:
-            if now - s.last_equity_event < every:
-                continue
+        for s in due:
             s.last_equity_event = now
+            event_id = new_event_id()
             account = s.account
-            envelope = default_registry.build(
-                events.EQUITY,
-                events.SessionEquity(
-                    session_id=s.id,
-                    ts=int(account.last_ts or 0),
-                    equity=account.equity,
-                    cash=account.cash,
-                    position=account.position,
-                    bars_applied=account.bars_applied,
-                ),
-                producer=NAME,
-                key=s.id,
-                user_id=s.user_id,
-            )
+            envelope = {
+                **template,
+                "id": event_id,
+                "key": s.id,
+                "user_id": s.user_id,
+                "payload": {
+                    "session_id": s.id,
+                    "ts": int(account.last_ts or 0),
+                    "equity": account.equity,
+                    "cash": account.cash,
+                    "position": account.position,
+                    "bars_applied": account.bars_applied,
+                },
+            }
             messages.append(
                 (
-                    self._topics.session_events,
-                    envelope.to_bytes(),
+                    topic,
+                    dumps(envelope),
                     s.id.encode(),
-                    envelope_headers(envelope),
+                    event_headers(event_id, events.EQUITY, None),
                 )
             )
         if messages:
