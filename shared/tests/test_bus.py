@@ -11,7 +11,13 @@ from pydantic import BaseModel
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from algotrade.bus import ConsumerRunner, EventProducer, RedisDeduplicator, RetryPolicy
+from algotrade.bus import (
+    ConsumerRunner,
+    ConsumerStalled,
+    EventProducer,
+    RedisDeduplicator,
+    RetryPolicy,
+)
 from algotrade.db import ServiceSchema, build_session_factory, claim_event
 from algotrade.events import Envelope, TestEventPayload, Topics, default_registry
 from algotrade_testkit.kafka import read_records
@@ -301,3 +307,37 @@ async def test_stop_finishes_the_in_flight_message_and_commits_it(
     again = runner(kafka_bootstrap, topic, collect, producer)
     await run_until(again, lambda: len(rest) == 2)
     assert rest == [1, 2], "the finished message must have been committed, the rest not"
+
+
+async def test_a_member_left_without_a_partition_too_long_ends_with_consumer_stalled(
+    kafka_bootstrap: str, topic_prefix: str, producer: EventProducer
+) -> None:
+    """Two members, one partition: the idle one gives up after ``stall_seconds``, so a
+    supervisor can replace it; the one holding the partition keeps consuming."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    topic = f"{topic_prefix}stall.v1"
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+    finally:
+        await admin.close()
+
+    async def handle(envelope: Envelope, payload: BaseModel, record: Any) -> None:
+        return None
+
+    members = [runner(kafka_bootstrap, topic, handle, producer, stall_seconds=4.0) for _ in "ab"]
+    tasks = [asyncio.create_task(m.run()) for m in members]
+    try:
+        done, pending = await asyncio.wait(tasks, timeout=90, return_when=asyncio.FIRST_COMPLETED)
+        assert len(done) == 1, "no member stalled"
+        with pytest.raises(ConsumerStalled, match="no partition assigned"):
+            done.pop().result()
+        await asyncio.sleep(6)  # longer than the limit: the member with the partition stays
+        (survivor,) = pending
+        assert not survivor.done()
+    finally:
+        for m in members:
+            await m.stop()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -40,6 +40,10 @@ class Settings(ServiceSettings):
     worker_outage_retry_seconds: float = Field(default=120.0, ge=0, le=3_600)
     worker_kafka_wait_seconds: float = Field(default=60.0, gt=0, le=3_600)
     """How long a starting worker waits for Kafka before it exits (its supervisor restarts it)."""
+    worker_stall_seconds: float | None = Field(default=120.0, gt=0, le=3_600)
+    """A worker holding no partition for this long exits so its supervisor starts a fresh
+    member (a member can stay out of its group after a broker restart). None: never; set it
+    so when running more workers than ``backtest.jobs.v1`` has partitions."""
     # A job runs between two polls; Kafka drops a member that does not poll for this long.
     worker_max_poll_interval_ms: int = Field(default=1_800_000, ge=60_000)
 

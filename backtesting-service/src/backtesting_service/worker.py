@@ -39,7 +39,7 @@ from sqlalchemy import Row
 
 from algotrade import backtest_events
 from algotrade.auth import InternalTokens
-from algotrade.bus import ConsumerRunner, RetryPolicy
+from algotrade.bus import ConsumerRunner, ConsumerStalled, RetryPolicy
 from algotrade.engine import GraphInvalid, Plan, PlanDecodeError, compile_graph
 from algotrade.errors import DependencyUnavailable, EventError
 from algotrade.events import Envelope, default_registry
@@ -294,8 +294,14 @@ class Worker:
             await self.runner.stop()
 
     async def run(self) -> None:
+        """Consume until `stop`; a consumer that ends by itself (stalled) ends the worker."""
         async with self.running():
-            await self._stop.wait()
+            stopped = asyncio.create_task(self._stop.wait())
+            assert self.consumer_task is not None
+            await asyncio.wait({stopped, self.consumer_task}, return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+            if self.consumer_task.done() and not self.consumer_task.cancelled():
+                self.consumer_task.result()  # raises what ended it, e.g. ConsumerStalled
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[ConsumerRunner]:
@@ -354,6 +360,7 @@ class Worker:
                 ),
                 max_batch=1,
                 on_give_up=handler.give_up,
+                stall_seconds=settings.worker_stall_seconds,
                 consumer_options={
                     "max_poll_interval_ms": settings.worker_max_poll_interval_ms,
                     **self._consumer_options,
@@ -365,7 +372,8 @@ class Worker:
 
             async def stop_runner() -> None:
                 await runner.stop()
-                with contextlib.suppress(asyncio.CancelledError):
+                # A stall has been raised by `run` already; stopping must not raise it again.
+                with contextlib.suppress(asyncio.CancelledError, ConsumerStalled):
                     await task
 
             stack.push_async_callback(stop_runner)

@@ -194,6 +194,10 @@ class ConsumerStats:
     dead_letters: list[str] = field(default_factory=list)
 
 
+class ConsumerStalled(RuntimeError):
+    """A consumer that has held no partition for longer than it may (see `ConsumerRunner`)."""
+
+
 class ConsumerRunner:
     """Consumes topics in a group and applies a handler under the policy in the module doc."""
 
@@ -212,8 +216,10 @@ class ConsumerRunner:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         consumer_options: dict[str, Any] | None = None,
         on_give_up: GiveUpHandler | None = None,
+        stall_seconds: float | None = None,
     ) -> None:
         self._on_give_up = on_give_up
+        self._stall_seconds = stall_seconds
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
             group_id=group_id,
@@ -240,8 +246,10 @@ class ConsumerRunner:
         """Consume until `stop` is called. Start it as a task; await `stop` to end it."""
         await self._consumer.start()
         self._started.set()
+        unassigned_since: float | None = asyncio.get_running_loop().time()
         try:
             while not self._stopping.is_set():
+                unassigned_since = self._check_stall(unassigned_since)
                 try:
                     batches = await self._consumer.getmany(timeout_ms=200)
                 except KafkaError as exc:  # the broker is away: aiokafka reconnects by itself
@@ -254,6 +262,25 @@ class ConsumerRunner:
                         break
         finally:
             await self._consumer.stop()
+
+    def _check_stall(self, unassigned_since: float | None) -> float | None:
+        """Raise `ConsumerStalled` after ``stall_seconds`` without a single partition.
+
+        Seen under chaos: after a broker restart a member can stay out of its group for good,
+        looking alive while it consumes nothing. Ending ``run`` lets the process exit and its
+        supervisor start a fresh member. Off by default: a group with more members than
+        partitions has idle members by design.
+        """
+        now = asyncio.get_running_loop().time()
+        if self._stall_seconds is None or self._consumer.assignment():
+            return None
+        if unassigned_since is None:
+            return now
+        if now - unassigned_since > self._stall_seconds:
+            raise ConsumerStalled(
+                f"group {self._group_id}: no partition assigned for {self._stall_seconds:.0f}s"
+            )
+        return unassigned_since
 
     async def wait_started(self) -> None:
         await self._started.wait()
