@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Row, and_, func, select, update
+from sqlalchemy import Row, and_, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -468,15 +468,32 @@ class SessionStore:
     ) -> None:
         """Copy checkpoints ``(session id, snapshot, meta)`` and equity points to PostgreSQL;
         an older checkpoint never replaces a newer one."""
+        c = sessions_t.c
+        copy = (
+            update(sessions_t)
+            .where(c.id == bindparam("b_id"), c.bars_applied <= bindparam("b_bars"))
+            .values(
+                snapshot=bindparam("b_snapshot", type_=c.snapshot.type),
+                bars_applied=bindparam("b_bars"),
+                last_bar_ts=bindparam("b_last", type_=c.last_bar_ts.type),
+                summary=bindparam("b_summary", type_=c.summary.type),
+                updated_at=func.now(),
+            )
+        )
         async with self._sessions.begin() as session:
-            for session_id, data, meta in checkpoints:
+            if checkpoints:  # one statement executed for many (an UPDATE each cost 2 ms)
                 await session.execute(
-                    update(sessions_t)
-                    .where(
-                        sessions_t.c.id == session_id,
-                        sessions_t.c.bars_applied <= int(meta.get("bars_applied", 0)),
-                    )
-                    .values(**_checkpoint_values(data, meta))
+                    copy,
+                    [
+                        {
+                            "b_id": session_id,
+                            "b_bars": int(meta.get("bars_applied", 0)),
+                            "b_snapshot": data,
+                            "b_last": meta.get("last_ts"),
+                            "b_summary": meta,
+                        }
+                        for session_id, data, meta in checkpoints
+                    ],
                 )
             rows = [
                 {"session_id": sid, "ts": int(p[0]), "equity": p[1], "position": p[2]}
