@@ -33,6 +33,7 @@ SCHEMAS = {
     "strategy-service": ("strategy_service", "strategy"),
     "market-data-service": ("market_data_service", "market"),
     "backtesting-service": ("backtesting_service", "backtest"),
+    "forward-test-service": ("forward_test_service", "forward"),
 }
 FUZZ_PASSWORD = "fuzzing-is-not-a-crime-42"
 
@@ -97,6 +98,12 @@ async def platform(
                 strategy_service_url=urls["strategy-service"],
                 market_data_service_url=urls["market-data-service"],
             ),
+            "forward-test-service": build_app(
+                "forward-test-service",
+                **common,
+                strategy_service_url=urls["strategy-service"],
+                market_data_service_url=urls["market-data-service"],
+            ),
             "api-gateway": build_app(
                 "api-gateway",
                 **common,
@@ -111,7 +118,7 @@ async def platform(
                 strategy_service_url=urls["strategy-service"],
                 market_data_service_url=urls["market-data-service"],
                 backtesting_service_url=urls["backtesting-service"],
-                forward_test_service_url=nowhere,
+                forward_test_service_url=urls["forward-test-service"],
                 notification_service_url=nowhere,
                 analytics_service_url=nowhere,
             ),

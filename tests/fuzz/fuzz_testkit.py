@@ -24,8 +24,13 @@ from starlette.types import ASGIApp
 from algotrade_testkit.services import key_settings
 
 # The services with HTTP operations, by the name the gateway's route table uses. The
-# forward-test, notification and analytics services have no operations yet (empty routers).
-SERVICES = ("strategy-service", "market-data-service", "backtesting-service")
+# notification and analytics services have no operations yet (empty routers).
+SERVICES = (
+    "strategy-service",
+    "market-data-service",
+    "backtesting-service",
+    "forward-test-service",
+)
 PACKAGES = {
     "api-gateway": "api_gateway",
     "strategy-service": "strategy_service",
