@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from algotrade.engine import kernels
+from algotrade.simulation import fills
 from forward_test_service.warmup import warm_up
 
 
-def test_warm_up_runs_a_session_through_entry_exit_snapshot_and_restore() -> None:
-    seconds = warm_up()
-    assert seconds >= 0.0
-    # Loaded now (from the cache, or compiled): a second run costs no compilation.
-    assert warm_up() < max(seconds, 1.0)
+def test_warm_up_loads_the_streaming_executor_and_the_live_fill_step() -> None:
+    warm_up()
+    # Compiled (or loaded from numba's cache) for the types a session calls them with.
+    assert kernels.run_bar.signatures, "the streaming executor's run_bar is not loaded"
+    assert fills.live_step.signatures, "the fill model's live_step is not loaded"
