@@ -71,6 +71,9 @@ class EventProducer:
             acks="all",
             enable_idempotence=True,
             linger_ms=2,
+            # Up to 512 KiB per partition per request: a worker's burst of session events
+            # goes in one round trip per partition, not in 16 KiB ones awaited in turn.
+            max_batch_size=512 * 1024,
             request_timeout_ms=15_000,
         )
         try:
@@ -105,11 +108,26 @@ class EventProducer:
         )
 
     async def send_many(self, messages: list[tuple[str, bytes, bytes | None, Headers]]) -> None:
-        """Send a batch and wait for every acknowledgement (faster than one round trip each)."""
-        futures = [
-            await self._client.send(topic, value, key=key, headers=list(headers) or None)
-            for topic, value, key, headers in messages
-        ]
+        """Send a batch and wait for every acknowledgement (faster than one round trip each).
+
+        Messages are packed into one record batch per partition, chosen by the producer's own
+        partitioner (so a key lands where `publish` would put it, in order): aiokafka's
+        per-message ``send`` cost ~150 µs each, which made 1,000 events take 150 ms."""
+        client = self._client
+        batches: dict[tuple[str, int], list[Any]] = {}
+        futures = []
+        for topic in {m[0] for m in messages}:
+            await client.partitions_for(topic)  # metadata, before `_partition` reads it
+        for topic, value, key, headers in messages:
+            partition = client._partition(topic, None, None, None, key, value)
+            builders = batches.setdefault((topic, partition), [client.create_batch()])
+            meta = builders[-1].append(timestamp=None, key=key, value=value, headers=list(headers))
+            if meta is None:  # that batch is full: start another
+                builders.append(client.create_batch())
+                builders[-1].append(timestamp=None, key=key, value=value, headers=list(headers))
+        for (topic, partition), builders in batches.items():
+            for builder in builders:
+                futures.append(await client.send_batch(builder, topic, partition=partition))
         await asyncio.gather(*futures)
 
     async def ping(self) -> None:
