@@ -36,7 +36,7 @@ class TopicSpec:
 
 # Base topics; each has a `.dlq` twin (see `topic_table`).
 BASE_TOPICS: tuple[TopicSpec, ...] = (
-    TopicSpec("market.bars.v1", partitions=12, retention_ms=7 * DAY_MS),
+    TopicSpec("market.bars.v1", partitions=48, retention_ms=7 * DAY_MS),  # deploy/README: sizing
     TopicSpec("strategy.events.v1", partitions=3, retention_ms=30 * DAY_MS),
     TopicSpec("backtest.jobs.v1", partitions=6, retention_ms=7 * DAY_MS),
     TopicSpec("backtest.events.v1", partitions=6, retention_ms=30 * DAY_MS),
