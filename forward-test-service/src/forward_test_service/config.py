@@ -35,6 +35,9 @@ class Settings(ServiceSettings):
     # counting as an attempt; its partition waits meanwhile (`algotrade.bus.RetryPolicy`).
     worker_outage_retry_seconds: float = Field(default=120.0, ge=0, le=3_600)
     worker_kafka_wait_seconds: float = Field(default=60.0, gt=0, le=3_600)
+    worker_stall_seconds: float | None = Field(default=120.0, gt=0, le=3_600)
+    """A worker holding no partition for this long exits so its supervisor starts a fresh
+    member (see `algotrade.bus.ConsumerStalled`). None: never (more workers than partitions)."""
     worker_max_batch: int = Field(default=200, ge=1, le=10_000)
     checkpoint_seconds: float = Field(default=30.0, gt=0, le=3_600)
     """How often a worker copies its sessions' checkpoints (and equity points) to PostgreSQL;

@@ -41,7 +41,13 @@ from sqlalchemy import Row
 from algotrade import bars as bar_events
 from algotrade import session_events as events
 from algotrade.bars import TIMEFRAME_SECONDS, series_key
-from algotrade.bus import ConsumerRunner, EventProducer, RetryPolicy, event_headers
+from algotrade.bus import (
+    ConsumerRunner,
+    ConsumerStalled,
+    EventProducer,
+    RetryPolicy,
+    event_headers,
+)
 from algotrade.engine import Plan
 from algotrade.errors import DependencyUnavailable, EventError
 from algotrade.events import Envelope, Topics, default_registry, new_event_id
@@ -487,8 +493,14 @@ class Worker:
             await self.runner.stop()
 
     async def run(self) -> None:
+        """Consume until `stop`; a consumer that ends by itself (stalled) ends the worker."""
         async with self.running():
-            await self._stop.wait()
+            stopped = asyncio.create_task(self._stop.wait())
+            assert self.consumer_task is not None
+            await asyncio.wait({stopped, self.consumer_task}, return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+            if self.consumer_task.done() and not self.consumer_task.cancelled():
+                self.consumer_task.result()  # raises what ended it, e.g. ConsumerStalled
 
     @contextlib.asynccontextmanager
     async def running(self, *, copy_on_exit: bool = True) -> AsyncIterator[BarApplier]:
@@ -533,6 +545,7 @@ class Worker:
                 ),
                 max_batch=settings.worker_max_batch,
                 consumer_options=self._consumer_options,
+                stall_seconds=settings.worker_stall_seconds,
             )
             self.runner = runner
             task = asyncio.create_task(runner.run(), name="forward-worker-consumer")
@@ -540,7 +553,8 @@ class Worker:
 
             async def stop_runner() -> None:
                 await runner.stop()
-                with contextlib.suppress(asyncio.CancelledError):
+                # A stall has been raised by `run` already; stopping must not raise it again.
+                with contextlib.suppress(asyncio.CancelledError, ConsumerStalled):
                     await task
                 if copy_on_exit and not task.cancelled():
                     try:
