@@ -31,6 +31,10 @@ async def test_gaps_and_corrections_are_recorded_and_pauses_respected(
     session = (await platform.start(session_body(strategy_id, SYMBOL))).json()
     sid = session["id"]
     base = f"/api/sessions/{sid}"
+    # A second session on the same series, never paused. Market data publishes bars through
+    # its outbox, so a push returns before the worker has the bar; once the probe shows a bar,
+    # the worker has handed that bar to the first session too.
+    probe = (await platform.start(session_body(strategy_id, SYMBOL))).json()["id"]
 
     async with start_worker():
         await platform.push(SYMBOL, "4h", bars.slice(warmup, warmup + 10))
@@ -56,7 +60,17 @@ async def test_gaps_and_corrections_are_recorded_and_pauses_respected(
         # Paused: bars pass by; resumed: the next bar is applied, the missed ones a gap.
         assert (await platform.post(f"{base}/pause")).status_code == 200
         await platform.push(SYMBOL, "4h", bars.slice(warmup + 13, warmup + 16))
-        await platform.push(SYMBOL, "4h", bars.slice(warmup + 13, warmup + 14))  # duplicates
+        revised = bars.slice(warmup + 13, warmup + 14)  # a correction of a bar passed by
+        revised.close[0] = revised.close[0] * 0.99
+        revised.low[0] = min(revised.low[0], revised.close[0])
+        await platform.push(SYMBOL, "4h", revised)
+
+        async def passed_by() -> bool:
+            probed = (await platform.get(f"/api/sessions/{probe}")).json()
+            return bool(probed["bars_applied"] == warmup + 11 + 3 and probed["corrections"] == 2)
+
+        await wait_for(passed_by, within=30)
+        assert (await platform.get(base)).json()["bars_applied"] == warmup + 11
         assert (await platform.post(f"{base}/resume")).status_code == 200
         await platform.push(SYMBOL, "4h", bars.slice(warmup + 16, warmup + 40))
         done = await platform.wait_bars(sid, warmup + 11 + 24)
