@@ -49,3 +49,17 @@ class Settings(ServiceSettings):
     sessions_page_max: int = Field(default=200, ge=1)
     trades_page_max: int = Field(default=1_000, ge=1)
     equity_points_max: int = Field(default=10_000, ge=10)
+
+    # Execution agents (`forward_test_service.agents`).
+    max_agents_per_user: int = Field(default=100, ge=1, le=100_000)
+    agent_lease_seconds: float = Field(default=30.0, gt=0, le=3_600)
+    """A leased command not acknowledged in this time is delivered again (after a backoff)."""
+    agent_max_attempts: int = Field(default=5, ge=1, le=100)
+    """Deliveries of one command before it is ``failed``."""
+    agent_backoff_base_seconds: float = Field(default=1.0, ge=0, le=3_600)
+    agent_backoff_max_seconds: float = Field(default=60.0, ge=0, le=86_400)
+    agent_poll_wait_max_seconds: float = Field(default=30.0, ge=0, le=120)
+    agent_poll_recheck_seconds: float = Field(default=1.0, gt=0, le=60)
+    """A waiting poll looks at its queue this often even without a wake-up."""
+    agent_monitor_seconds: float = Field(default=1.0, gt=0, le=60)
+    """How often silent agents are checked and the agent journal written to PostgreSQL."""

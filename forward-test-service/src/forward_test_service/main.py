@@ -14,9 +14,17 @@ from collections.abc import AsyncIterator
 import httpx
 from fastapi import FastAPI
 
-from algotrade import session_events
+from algotrade import agent_events, session_events
 from algotrade.auth import InternalTokens
 from algotrade.service import Resources, create_service_app
+from forward_test_service.agents.commands import CommandQueue, QueuePolicy
+from forward_test_service.agents.connections import Connections
+from forward_test_service.agents.desk import AgentDesk
+from forward_test_service.agents.journal import AgentMonitor, Journal
+from forward_test_service.agents.layout import SharedKeys
+from forward_test_service.agents.registry import AgentRegistry
+from forward_test_service.agents.sync import TradeBook
+from forward_test_service.agents.wakeups import Wakeups
 from forward_test_service.api.routes import ROUTERS
 from forward_test_service.broker import Broker, PaperBroker
 from forward_test_service.checkpoints import CheckpointStore
@@ -31,7 +39,7 @@ from forward_test_service.warmup import warm_up_in_background
 
 NAME = "forward-test-service"
 # The event payload models register themselves on import; keep the import explicit.
-EVENT_TYPES = (session_events.STARTED, session_events.STOPPED)
+EVENT_TYPES = (session_events.STARTED, session_events.STOPPED, agent_events.REGISTERED)
 
 
 def create_app(
@@ -52,6 +60,7 @@ def create_app(
             client = httpx.AsyncClient(timeout=settings.http_timeout_seconds)
             stack.push_async_callback(client.aclose)
             paper = broker or PaperBroker()
+            agents = await stack.enter_async_context(_agents(settings, resources, NAME))
             # Not awaited: readiness does not wait for the kernels, the first session will.
             warming = asyncio.create_task(warm_up_in_background(), name="live-engine-warm-up")
             stack.push_async_callback(_settle, warming)
@@ -73,6 +82,7 @@ def create_app(
                     broker=paper,
                     warmup_max_bars=settings.warmup_max_bars,
                 ),
+                agents=agents,
             )
 
     return create_service_app(
@@ -83,6 +93,49 @@ def create_app(
         routers=ROUTERS,
         setup=setup,
     )
+
+
+@contextlib.asynccontextmanager
+async def _agents(settings: Settings, resources: Resources, name: str) -> AsyncIterator[AgentDesk]:
+    """The agent desk, with its wake-up subscription and its monitor running."""
+    redis = resources.require_redis()
+    prefix = settings.redis_prefix
+    connections = Connections(redis, prefix)
+    journal = Journal(
+        redis,
+        resources.require_sessions(),
+        resources.topics,
+        prefix,
+        producer=name,
+        relay=resources.relay,
+    )
+    wakeups = Wakeups(redis, SharedKeys(prefix).wake_channel)
+    desk = AgentDesk(
+        AgentRegistry(
+            resources.require_sessions(),
+            resources.topics,
+            producer=name,
+            max_per_user=settings.max_agents_per_user,
+            relay=resources.relay,
+        ),
+        connections,
+        CommandQueue(
+            redis,
+            prefix,
+            QueuePolicy(
+                lease_ms=round(settings.agent_lease_seconds * 1000),
+                max_attempts=settings.agent_max_attempts,
+                backoff_base_ms=round(settings.agent_backoff_base_seconds * 1000),
+                backoff_max_ms=round(settings.agent_backoff_max_seconds * 1000),
+            ),
+        ),
+        TradeBook(redis, prefix),
+        wakeups,
+        poll_recheck_seconds=settings.agent_poll_recheck_seconds,
+    )
+    monitor = AgentMonitor(connections, journal, every=settings.agent_monitor_seconds)
+    async with wakeups.running(), monitor.running():
+        yield desk
 
 
 async def _settle(task: asyncio.Task[None]) -> None:

@@ -154,3 +154,44 @@ session_anomalies = Table(
     Column("recorded_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
     CheckConstraint("kind IN ('gap', 'correction')", name="kind"),
 )
+
+# Execution agents. The live state (connection, command queue, positions) is in Redis (see
+# `forward_test_service.agents`); PostgreSQL keeps who owns which agent and every ended command.
+agents = Table(
+    "agents",
+    metadata,
+    Column("id", String(26), primary_key=True),
+    Column("user_id", String(100), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("platform", String(16), nullable=False),
+    Column("account_number", String(64), nullable=False),
+    Column("broker", String(100), nullable=False),
+    Column("currency", String(8), nullable=False),
+    Column("heartbeat_seconds", Float, nullable=False),
+    Column("created_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+    Column("deleted_at", DateTime(timezone=True)),
+    CheckConstraint("platform IN ('mt5', 'ninjatrader', 'other')", name="platform"),
+)
+Index("ix_agents_user_id_id", agents.c.user_id, agents.c.id)
+
+agent_commands = Table(
+    "agent_commands",
+    metadata,
+    Column(
+        "agent_id",
+        String(26),
+        ForeignKey(agents.c.id, ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("command_id", String(26), primary_key=True),
+    Column("user_id", String(100), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("idempotency_key", String(64), nullable=False),
+    Column("session_id", String(26)),
+    Column("detail", JSONB, nullable=False),  # the command and its result as the agent gave it
+    Column("created_ms", BigInteger, nullable=False),
+    Column("ended_ms", BigInteger, nullable=False),
+    CheckConstraint("outcome IN ('executed', 'rejected', 'failed', 'expired')", name="outcome"),
+)

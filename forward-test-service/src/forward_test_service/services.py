@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from forward_test_service.agents.desk import AgentDesk
 from forward_test_service.broker import Broker
 from forward_test_service.checkpoints import CheckpointStore
 from forward_test_service.config import Settings
@@ -15,10 +16,11 @@ from forward_test_service.submission import Submission
 class SessionServices:
     """What the routes use: the session table, the checkpoints in Redis, the broker that
     restores an account to compute its live metrics, and the submission path (strategy and
-    warm-up bars fetched, plan checked, account warmed up)."""
+    warm-up bars fetched, plan checked, account warmed up), and the execution agents."""
 
     settings: Settings
     sessions: SessionStore
     checkpoints: CheckpointStore
     broker: Broker
     submission: Submission
+    agents: AgentDesk

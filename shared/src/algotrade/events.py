@@ -76,6 +76,10 @@ class Topics:
     def session_events(self) -> str:
         return self._name("session.events.v1")
 
+    @property
+    def agent_events(self) -> str:
+        return self._name("agent.events.v1")
+
     def all(self) -> list[str]:
         return [
             self.market_bars,
@@ -83,6 +87,7 @@ class Topics:
             self.backtest_jobs,
             self.backtest_events,
             self.session_events,
+            self.agent_events,
         ]
 
     @staticmethod

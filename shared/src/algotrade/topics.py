@@ -41,6 +41,7 @@ BASE_TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("backtest.jobs.v1", partitions=6, retention_ms=7 * DAY_MS),
     TopicSpec("backtest.events.v1", partitions=6, retention_ms=30 * DAY_MS),
     TopicSpec("session.events.v1", partitions=12, retention_ms=30 * DAY_MS),
+    TopicSpec("agent.events.v1", partitions=6, retention_ms=30 * DAY_MS),
 )
 DLQ_PARTITIONS = 3
 DLQ_RETENTION_MS = 30 * DAY_MS

@@ -22,6 +22,18 @@ async def session_writer(principal: CurrentPrincipal) -> Principal:
     return principal
 
 
+async def agent_reader(principal: CurrentPrincipal) -> Principal:
+    principal.require_scope("agents:read")
+    return principal
+
+
+async def agent_writer(principal: CurrentPrincipal) -> Principal:
+    principal.require_scope("agents:write")
+    return principal
+
+
 ServicesDep = Annotated[SessionServices, Depends(services_dependency(SessionServices))]
 ReaderDep = Annotated[Principal, Depends(session_reader)]
 WriterDep = Annotated[Principal, Depends(session_writer)]
+AgentReaderDep = Annotated[Principal, Depends(agent_reader)]
+AgentWriterDep = Annotated[Principal, Depends(agent_writer)]

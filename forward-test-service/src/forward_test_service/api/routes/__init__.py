@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from forward_test_service.api.routes import sessions
+from forward_test_service.api.routes import agents, sessions
 
-ROUTERS: list[APIRouter] = [sessions.router]
+ROUTERS: list[APIRouter] = [sessions.router, agents.router]

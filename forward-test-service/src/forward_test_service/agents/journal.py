@@ -1,0 +1,199 @@
+"""From Redis to PostgreSQL and Kafka: what the agent scripts appended to the journal.
+
+The Lua scripts that end a command, change a connection state or find a sync conflict append a
+record to one Redis list in the same script, so nothing they decide can be lost between Redis
+and the database. `Journal.drain` (run by `AgentMonitor`, under a Redis lock so one process
+drains at a time) writes a batch of records in one PostgreSQL transaction (each ended command
+as a row of ``agent_commands``, inserted once; each record's event staged in the outbox) and
+only then trims them from the list. A crash in between writes the batch again: the command rows
+are keyed, and their events are staged only for rows actually inserted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from typing import Any
+
+import orjson
+from pydantic import BaseModel
+from redis.asyncio import Redis
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from algotrade import agent_events as events
+from algotrade.events import Topics, default_registry
+from algotrade.outbox import OutboxRelay, stage_event
+from forward_test_service import models
+from forward_test_service.agents.connections import Connections
+from forward_test_service.agents.layout import SharedKeys
+from forward_test_service.models import SCHEMA
+
+logger = logging.getLogger(__name__)
+
+BATCH = 200
+LOCK_MS = 10_000
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+_CONNECTION_EVENT = {
+    "healthy": events.CONNECTED,
+    "degraded": events.DEGRADED,
+    "stale": events.DISCONNECTED,
+    "offline": events.DISCONNECTED,
+}
+_COMMAND_EVENT = {
+    "executed": events.COMMAND_EXECUTED,
+    "rejected": events.COMMAND_REJECTED,
+    "failed": events.COMMAND_FAILED,
+    "expired": events.COMMAND_EXPIRED,
+}
+
+
+class Journal:
+    def __init__(
+        self,
+        redis: Redis,
+        sessions: async_sessionmaker[AsyncSession],
+        topics: Topics,
+        prefix: str,
+        *,
+        producer: str,
+        relay: OutboxRelay | None = None,
+    ) -> None:
+        self._redis = redis
+        self._sessions = sessions
+        self._topics = topics
+        self._keys = SharedKeys(prefix)
+        self._producer = producer
+        self._relay = relay
+        self._release = redis.register_script(_RELEASE)
+
+    async def drain(self) -> int:
+        """Write what the journal holds; returns how many records were written."""
+        token = secrets.token_hex(8)
+        if not await self._redis.set(self._keys.journal_lock, token, nx=True, px=LOCK_MS):
+            return 0
+        written = 0
+        try:
+            while True:
+                raw = await self._redis.lrange(self._keys.journal, 0, BATCH - 1)  # type: ignore[misc]
+                if not raw:
+                    break
+                records = [orjson.loads(item) for item in raw]
+                async with self._sessions.begin() as session:
+                    for record in records:
+                        await self._write(session, record)
+                await self._redis.ltrim(self._keys.journal, len(raw), -1)  # type: ignore[misc]
+                written += len(raw)
+        finally:
+            await self._release(keys=[self._keys.journal_lock], args=[token])
+        if written and self._relay is not None:
+            self._relay.wake()
+        return written
+
+    async def _write(self, session: AsyncSession, record: dict[str, Any]) -> None:
+        kind = record.get("kind_of_record")
+        agent_id = record["agent_id"]
+        user_id = record.get("user_id")
+        payload: BaseModel
+        if kind == "connection":
+            type_ = _CONNECTION_EVENT[record["state"]]
+            payload = events.ConnectionChanged(
+                agent_id=agent_id,
+                state=record["state"],
+                previous=record["previous"],
+                last_heartbeat_ms=int(record["last_ms"]) if record.get("last_ms") else None,
+            )
+        elif kind == "command":
+            type_ = _COMMAND_EVENT[record["state"]]
+            result = orjson.loads(record["result"]) if record.get("result") else {}
+            inserted = await session.execute(
+                pg_insert(models.agent_commands)
+                .values(
+                    agent_id=agent_id,
+                    command_id=record["id"],
+                    user_id=user_id,
+                    kind=record["kind"],
+                    outcome=record["state"],
+                    attempts=int(record.get("attempts", 0)),
+                    idempotency_key=record["idem"],
+                    session_id=record.get("session_id") or None,
+                    detail={
+                        "command": orjson.loads(record.get("body", "{}")),
+                        "result": result,
+                        "error": record.get("error"),
+                    },
+                    created_ms=int(record["created_ms"]),
+                    ended_ms=int(record["ended_ms"]),
+                )
+                .on_conflict_do_nothing()
+            )
+            if inserted.rowcount == 0:  # type: ignore[attr-defined]
+                return  # written by an earlier drain that crashed before trimming
+            payload = events.CommandEnded(
+                agent_id=agent_id,
+                command_id=record["id"],
+                kind=record["kind"],
+                outcome=record["state"],
+                attempts=int(record.get("attempts", 0)),
+                idempotency_key=record["idem"],
+                session_id=record.get("session_id") or None,
+                ticket=result.get("ticket"),
+                price=result.get("price"),
+                volume=result.get("volume"),
+                error=result.get("error") or record.get("error"),
+            )
+        elif kind == "sync":
+            type_ = events.SYNC_CONFLICT
+            payload = events.SyncConflict(
+                agent_id=agent_id,
+                missing_on_platform=record["missing_on_platform"],
+                unknown_to_server=record["unknown_to_server"],
+                diverging=record["diverging"],
+                details=record.get("details", []),
+            )
+        else:
+            logger.error("agent journal: unknown record %r dropped", kind)
+            return
+        envelope = default_registry.build(
+            type_, payload, producer=self._producer, key=agent_id, user_id=user_id
+        )
+        await stage_event(session, SCHEMA.outbox, self._topics.agent_events, envelope)
+
+
+class AgentMonitor:
+    """One background loop per service process: notices silent agents (`Connections.sweep`)
+    and drains the journal, every ``every`` seconds."""
+
+    def __init__(self, connections: Connections, journal: Journal, *, every: float) -> None:
+        self._connections = connections
+        self._journal = journal
+        self._every = every
+
+    async def tick(self) -> None:
+        await self._connections.sweep()
+        await self._journal.drain()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # an outage: the next tick tries again, nothing is lost
+                logger.warning("agent monitor tick failed: %r", exc)
+            await asyncio.sleep(self._every)
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> Any:
+        task = asyncio.create_task(self.run(), name="agent-monitor")
+        try:
+            yield self
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -1,0 +1,226 @@
+"""Trade sync: the terminal's positions reconciled against the platform's record of them.
+
+The platform's record (a Redis hash per agent, ticket → position) is written by executed
+commands (`forward_test_service.agents.commands`) and by each sync. The terminal holds the
+account, so where the two disagree the terminal's view wins, but never silently: each
+disagreement is in the report, counts as a conflict (announced as ``agent.sync.conflict`` and
+lowering the health score), and the policy below says what was done.
+
+- same ticket, same symbol, side, volume, open price, SL and TP: matched (``none``);
+- same ticket, fields differ, and a ``modify``/``close`` for it is still queued or leased:
+  ``pending``, the record is kept (the command will settle it);
+- same ticket, fields differ otherwise: ``adopted``, the terminal's values are recorded, both
+  are reported; a conflict;
+- on the platform's record only, among the terminal's recently closed trades: ``closed``;
+- on the platform's record only, not among them: ``flagged``, removed from the record and
+  reported; a conflict;
+- on the terminal only (opened by hand, or its ack never arrived): ``adopted`` with
+  ``origin: platform``; a conflict.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+from redis.exceptions import WatchError
+
+from forward_test_service.agents.layout import AgentKeys, SharedKeys
+from forward_test_service.agents.schemas import SyncItem, SyncReport, TradeSync
+
+COMPARED = ("symbol", "side", "volume", "open_price", "sl", "tp")
+RECENT_SYNCS = 5
+DETAILS_MAX = 50
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
+    return bool(a == b)
+
+
+def reconcile(
+    book: Mapping[str, dict[str, Any]],
+    sync: TradeSync,
+    pending: set[str],
+    now_ms: int,
+) -> tuple[SyncReport, dict[str, dict[str, Any]]]:
+    """The report and the platform's new record (see the module doc for the policy)."""
+    reported = {p.ticket: p.model_dump() for p in sync.positions}
+    closed = {t.ticket for t in sync.closed}
+    new_book: dict[str, dict[str, Any]] = {}
+    matched = 0
+    missing: list[SyncItem] = []
+    unknown: list[SyncItem] = []
+    diverging: list[SyncItem] = []
+    for ticket, ours in book.items():
+        theirs = reported.get(ticket)
+        if theirs is None:
+            if ticket in closed:
+                missing.append(SyncItem(ticket=ticket, symbol=ours["symbol"], action="closed"))
+            elif ticket in pending:
+                new_book[ticket] = ours
+                missing.append(SyncItem(ticket=ticket, symbol=ours["symbol"], action="pending"))
+            else:
+                missing.append(SyncItem(ticket=ticket, symbol=ours["symbol"], action="flagged"))
+            continue
+        fields = {
+            name: {"server": ours.get(name), "platform": theirs.get(name)}
+            for name in COMPARED
+            if not _same(ours.get(name), theirs.get(name))
+        }
+        if not fields:
+            matched += 1
+            new_book[ticket] = ours
+        elif ticket in pending:
+            new_book[ticket] = ours
+            diverging.append(
+                SyncItem(ticket=ticket, symbol=theirs["symbol"], action="pending", fields=fields)
+            )
+        else:
+            new_book[ticket] = {**ours, **{name: theirs.get(name) for name in COMPARED}}
+            diverging.append(
+                SyncItem(ticket=ticket, symbol=theirs["symbol"], action="adopted", fields=fields)
+            )
+    for ticket, theirs in reported.items():
+        if ticket not in book:
+            new_book[ticket] = {
+                **{name: theirs.get(name) for name in COMPARED},
+                "ticket": ticket,
+                "origin": "platform",
+            }
+            unknown.append(SyncItem(ticket=ticket, symbol=theirs["symbol"], action="adopted"))
+    conflicts = (
+        sum(item.action == "flagged" for item in missing)
+        + len(unknown)
+        + sum(item.action == "adopted" for item in diverging)
+    )
+    report = SyncReport(
+        synced_at_ms=now_ms,
+        matched=matched,
+        missing_on_platform=missing,
+        unknown_to_server=unknown,
+        diverging=diverging,
+        conflicts=conflicts,
+        positions=len(new_book),
+    )
+    return report, new_book
+
+
+class TradeBook:
+    """The platform's record of each agent's positions, and the sync that checks it."""
+
+    def __init__(self, redis: Redis, prefix: str, *, clock: Any = time.time) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._shared = SharedKeys(prefix)
+        self._clock = clock
+
+    async def positions(self, agent_id: str) -> list[dict[str, Any]]:
+        raw = await self._redis.hgetall(AgentKeys.of(self._prefix, agent_id).positions)  # type: ignore[misc]
+        return sorted((orjson.loads(v) for v in raw.values()), key=lambda p: str(p["ticket"]))
+
+    async def sync(self, agent_id: str, user_id: str, sync: TradeSync) -> SyncReport:
+        """Reconcile and store the result, retried if an ack changed the record meanwhile."""
+        k = AgentKeys.of(self._prefix, agent_id)
+        for _ in range(10):
+            pending = await self._pending_tickets(k)
+            async with self._redis.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(k.positions, k.sync)
+                    raw = await pipe.hgetall(k.positions)
+                    book = {_text(t): orjson.loads(v) for t, v in raw.items()}
+                    recent = orjson.loads((await pipe.hget(k.sync, "recent")) or b"[]")
+                    now = int(self._clock() * 1000)
+                    report, new_book = reconcile(book, sync, pending, now)
+                    recent = [*recent, report.conflicts][-RECENT_SYNCS:]
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    pipe.delete(k.positions)
+                    if new_book:
+                        pipe.hset(
+                            k.positions,
+                            mapping={t: orjson.dumps(p) for t, p in new_book.items()},
+                        )
+                    pipe.hset(
+                        k.sync,
+                        mapping={
+                            "last": report.model_dump_json(
+                                include={"synced_at_ms", "matched", "conflicts", "positions"}
+                            ),
+                            "missing_on_platform": len(report.missing_on_platform),
+                            "unknown_to_server": len(report.unknown_to_server),
+                            "diverging": len(report.diverging),
+                            "recent": orjson.dumps(recent),
+                        },
+                    )
+                    pipe.hincrby(k.sync, "count", 1)
+                    if report.conflicts:
+                        pipe.rpush(
+                            self._shared.journal, _conflict_record(agent_id, user_id, report)
+                        )
+                    await pipe.execute()
+                    return report
+                except WatchError:
+                    continue
+        raise RuntimeError("the trade record kept changing during the sync")
+
+    async def recent_conflicts(self, agent_ids: list[str]) -> list[tuple[int, dict[str, Any]]]:
+        """(syncs with conflicts among the recent ones, the last sync summary) per agent."""
+        pipe = self._redis.pipeline(transaction=False)
+        for agent_id in agent_ids:
+            pipe.hgetall(AgentKeys.of(self._prefix, agent_id).sync)
+        out: list[tuple[int, dict[str, Any]]] = []
+        for raw in await pipe.execute():
+            h = {_text(a): _text(b) for a, b in raw.items()}
+            recent = orjson.loads(h.get("recent", "[]"))
+            last: dict[str, Any] = orjson.loads(h["last"]) if "last" in h else {}
+            if last:
+                for name in ("missing_on_platform", "unknown_to_server", "diverging", "count"):
+                    last[name] = int(h.get(name, 0))
+            out.append((sum(1 for c in recent if c), last))
+        return out
+
+    async def _pending_tickets(self, k: AgentKeys) -> set[str]:
+        """Tickets a queued or leased ``modify``/``close`` command is about."""
+        pipe = self._redis.pipeline(transaction=False)
+        for key in (k.ready, k.delayed, k.leased):
+            pipe.zrange(key, 0, -1)
+        ids = [_text(i) for ids in await pipe.execute() for i in ids]
+        if not ids:
+            return set()
+        pipe = self._redis.pipeline(transaction=False)
+        for command_id in ids:
+            pipe.hmget(k.command(command_id), "kind", "body")
+        tickets: set[str] = set()
+        for kind, body in await pipe.execute():
+            if kind is not None and _text(kind) in ("modify", "close", "close_all"):
+                ticket = orjson.loads(body or b"{}").get("ticket")
+                if ticket:
+                    tickets.add(ticket)
+        return tickets
+
+
+def _conflict_record(agent_id: str, user_id: str, report: SyncReport) -> bytes:
+    details: Iterable[SyncItem] = [
+        *(i for i in report.missing_on_platform if i.action == "flagged"),
+        *report.unknown_to_server,
+        *(i for i in report.diverging if i.action == "adopted"),
+    ]
+    return orjson.dumps(
+        {
+            "kind_of_record": "sync",
+            "agent_id": agent_id,
+            "user_id": user_id,
+            "missing_on_platform": sum(i.action == "flagged" for i in report.missing_on_platform),
+            "unknown_to_server": len(report.unknown_to_server),
+            "diverging": sum(i.action == "adopted" for i in report.diverging),
+            "details": [i.model_dump(exclude_none=True) for i in list(details)[:DETAILS_MAX]],
+        }
+    )
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

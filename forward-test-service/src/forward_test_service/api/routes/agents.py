@@ -1,0 +1,195 @@
+"""``/api/agents``: register execution agents, and the agent protocol itself (heartbeat,
+command long-poll and acks, trade sync), plus the user's view (commands, positions, status).
+
+The protocol is written up for agent authors in docs/agents.md.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Path, Query, Response
+
+from algotrade.events import ULID_PATTERN
+from algotrade.problems import PROBLEM_JSON
+from algotrade.strict_json import api_router
+from forward_test_service.agents.schemas import (
+    AgentCreate,
+    AgentCreated,
+    AgentPublic,
+    AgentsPublic,
+    CommandAck,
+    CommandCreate,
+    CommandPublic,
+    CommandsLeased,
+    Heartbeat,
+    HeartbeatAnswer,
+    PositionsPublic,
+    SyncReport,
+    SystemStatus,
+    TradeSync,
+)
+from forward_test_service.api.deps import AgentReaderDep, AgentWriterDep, ServicesDep
+
+router = api_router(prefix="/api/agents", tags=["agents"])
+
+AgentId = Annotated[str, Path(pattern=ULID_PATTERN, description="the agent's id")]
+CommandId = Annotated[str, Path(pattern=ULID_PATTERN, description="the command's id")]
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    status: {"description": text, "content": {PROBLEM_JSON: {}}}
+    for status, text in {
+        403: "an agent's API key used on another agent, or for a user-only action",
+        404: "no such agent (or command) for this user",
+        409: "a limit is reached, or the command already ended otherwise",
+        422: "invalid request: the problem is named in detail and errors",
+        503: "Redis or PostgreSQL is unavailable",
+    }.items()
+}
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=AgentCreated,
+    summary="Register an agent (at the gateway, the answer carries its API key, shown once)",
+    responses=PROBLEMS,
+)
+async def register_agent(
+    body: AgentCreate, principal: AgentWriterDep, services: ServicesDep
+) -> AgentPublic:
+    row = await services.agents.register(principal, body)
+    return (await services.agents.public([row]))[0]
+
+
+@router.get("", response_model=AgentsPublic, summary="Your agents, newest first")
+async def list_agents(principal: AgentReaderDep, services: ServicesDep) -> AgentsPublic:
+    agents = await services.agents.public(await services.agents.agents(principal))
+    return AgentsPublic(data=agents, count=len(agents))
+
+
+@router.get(
+    "/status",
+    response_model=SystemStatus,
+    summary="Connections, command counts and delivery latency, last syncs",
+    responses=PROBLEMS,
+)
+async def agents_status(principal: AgentReaderDep, services: ServicesDep) -> SystemStatus:
+    return await services.agents.status(principal)
+
+
+@router.get("/{agent_id}", response_model=AgentPublic, responses=PROBLEMS)
+async def read_agent(
+    agent_id: AgentId, principal: AgentReaderDep, services: ServicesDep
+) -> AgentPublic:
+    """The agent with its connection state and health score (with its components)."""
+    row = await services.agents.agent(principal, agent_id)
+    return (await services.agents.public([row]))[0]
+
+
+@router.delete("/{agent_id}", status_code=204, responses=PROBLEMS)
+async def delete_agent(agent_id: AgentId, principal: AgentWriterDep, services: ServicesDep) -> None:
+    """Forget the agent and drop its queued commands (its history stays in the database)."""
+    await services.agents.delete(principal, agent_id)
+
+
+@router.post(
+    "/{agent_id}/heartbeat",
+    response_model=HeartbeatAnswer,
+    summary="The agent's heartbeat: account state in, server time and pending commands out",
+    responses=PROBLEMS,
+)
+async def heartbeat(
+    agent_id: AgentId, body: Heartbeat, principal: AgentWriterDep, services: ServicesDep
+) -> HeartbeatAnswer:
+    beat = await services.agents.heartbeat(principal, agent_id, body)
+    return HeartbeatAnswer(
+        server_time_ms=beat.server_time_ms,
+        pending_commands=beat.pending_commands,
+        state=beat.state,
+    )
+
+
+@router.get(
+    "/{agent_id}/commands",
+    response_model=CommandsLeased,
+    summary="Lease the next commands, most urgent first (long-poll with wait)",
+    responses=PROBLEMS,
+)
+async def poll_commands(
+    agent_id: AgentId,
+    principal: AgentWriterDep,
+    services: ServicesDep,
+    wait: Annotated[float, Query(ge=0, le=120, description="seconds to wait for one")] = 0,
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> CommandsLeased:
+    wait = min(wait, services.settings.agent_poll_wait_max_seconds)
+    leased = await services.agents.poll(principal, agent_id, wait=wait, limit=limit)
+    queue = services.agents.queue
+    return CommandsLeased(
+        data=leased, lease_ms=queue.policy.lease_ms, server_time_ms=queue.now_ms()
+    )
+
+
+@router.post(
+    "/{agent_id}/commands",
+    status_code=201,
+    response_model=CommandPublic,
+    summary="Queue a command for the agent (same idempotency key: the first command)",
+    responses={**PROBLEMS, 200: {"description": "the idempotency key was used: that command"}},
+)
+async def queue_command(
+    agent_id: AgentId,
+    body: CommandCreate,
+    principal: AgentWriterDep,
+    services: ServicesDep,
+    response: Response,
+) -> CommandPublic:
+    command, created = await services.agents.enqueue(principal, agent_id, body)
+    if not created:
+        response.status_code = 200
+    return command
+
+
+@router.get("/{agent_id}/commands/{command_id}", response_model=CommandPublic, responses=PROBLEMS)
+async def read_command(
+    agent_id: AgentId, command_id: CommandId, principal: AgentReaderDep, services: ServicesDep
+) -> CommandPublic:
+    return await services.agents.command(principal, agent_id, command_id)
+
+
+@router.post(
+    "/{agent_id}/commands/{command_id}/ack",
+    response_model=CommandPublic,
+    summary="Report a command's outcome (the same report twice is harmless)",
+    responses=PROBLEMS,
+)
+async def ack_command(
+    agent_id: AgentId,
+    command_id: CommandId,
+    body: CommandAck,
+    principal: AgentWriterDep,
+    services: ServicesDep,
+) -> CommandPublic:
+    command, _ = await services.agents.ack(principal, agent_id, command_id, body)
+    return command
+
+
+@router.post(
+    "/{agent_id}/trades/sync",
+    response_model=SyncReport,
+    summary="Reconcile the terminal's open positions with the platform's record",
+    responses=PROBLEMS,
+)
+async def sync_trades(
+    agent_id: AgentId, body: TradeSync, principal: AgentWriterDep, services: ServicesDep
+) -> SyncReport:
+    return await services.agents.sync(principal, agent_id, body)
+
+
+@router.get("/{agent_id}/positions", response_model=PositionsPublic, responses=PROBLEMS)
+async def read_positions(
+    agent_id: AgentId, principal: AgentReaderDep, services: ServicesDep
+) -> PositionsPublic:
+    """The platform's record of what the agent's account holds."""
+    positions = await services.agents.positions(principal, agent_id)
+    return PositionsPublic(data=positions, count=len(positions))

@@ -1,0 +1,140 @@
+"""The command queue through the API: priority order, idempotency, acks, retries after a lost
+lease, expiry, a waiting long-poll woken by a new command, and queues surviving a restart."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from algotrade_testkit.plugin import wait_for
+from forward_test_service import models
+
+from .conftest import Desk
+
+
+async def test_commands_are_leased_most_urgent_first(desk: Desk) -> None:
+    agent = await desk.register()
+    for kind, extra in (
+        ("info", {"message": "hello"}),
+        ("open", {"symbol": "EURUSD", "side": "buy", "volume": 0.1}),
+        ("modify", {"ticket": "7", "sl": 1.05}),
+        ("open", {"symbol": "GBPUSD", "side": "sell", "volume": 0.2}),
+        ("close", {"ticket": "7"}),
+        ("close_all", {}),
+    ):
+        assert (await desk.enqueue(agent, kind=kind, **extra)).status_code == 201
+    leased = await desk.poll(agent, limit=100)
+    assert [c["kind"] for c in leased] == ["close_all", "close", "modify", "open", "open", "info"]
+    assert [c.get("symbol") for c in leased if c["kind"] == "open"] == ["EURUSD", "GBPUSD"]
+    assert all(c["state"] == "leased" and c["attempts"] == 1 for c in leased)
+    assert await desk.poll(agent) == []
+
+
+async def test_an_idempotency_key_names_one_command_and_acks_are_harmless_twice(desk: Desk) -> None:
+    agent = await desk.register()
+    body = {"kind": "open", "symbol": "EURUSD", "side": "buy", "volume": 1, "idempotency_key": "k1"}
+    first = await desk.enqueue(agent, **body)
+    again = await desk.enqueue(agent, **body)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json()["id"] == again.json()["id"]
+    (command,) = await desk.poll(agent)
+    executed = {"outcome": "executed", "ticket": "T1", "price": 1.1, "volume": 1}
+    acked = await desk.ack(agent, command["id"], **executed)
+    assert acked.status_code == 200 and acked.json()["state"] == "executed"
+    twice = await desk.ack(agent, command["id"], **executed)
+    assert twice.status_code == 200 and twice.json()["state"] == "executed"
+    contradiction = await desk.ack(agent, command["id"], outcome="rejected", error="no money")
+    assert contradiction.status_code == 409
+    assert contradiction.headers["content-type"] == "application/problem+json"
+    positions = (
+        await desk.client.get(f"/api/agents/{agent}/positions", headers=desk.user())
+    ).json()["data"]
+    assert [(p["ticket"], p["open_price"], p["idempotency_key"]) for p in positions] == [
+        ("T1", 1.1, "k1")
+    ]
+
+
+async def test_an_unacknowledged_lease_is_retried_with_backoff_then_failed(
+    desk: Desk, database_url: str
+) -> None:
+    agent = await desk.register()
+    created = (await desk.enqueue(agent, kind="close", ticket="9")).json()
+    deliveries = []
+    while len(deliveries) < desk.settings.agent_max_attempts:
+        leased = await desk.poll(agent, wait=2)
+        if leased:
+            deliveries.append(leased[0])
+    assert [d["id"] for d in deliveries] == [created["id"]] * desk.settings.agent_max_attempts
+    assert [d["attempts"] for d in deliveries] == [1, 2, 3]
+
+    async def failed() -> bool:
+        await desk.poll(agent)  # a poll also settles leases that ran out
+        read = await desk.client.get(
+            f"/api/agents/{agent}/commands/{created['id']}", headers=desk.user()
+        )
+        return bool(read.json()["state"] == "failed")
+
+    await wait_for(failed, within=10)
+    # The journal writes the ended command to PostgreSQL once.
+    engine = create_async_engine(database_url)
+    try:
+
+        async def recorded() -> list[Any]:
+            async with engine.connect() as conn:
+                rows = await conn.execute(
+                    select(models.agent_commands).where(models.agent_commands.c.agent_id == agent)
+                )
+                return list(rows)
+
+        await wait_for(lambda: _nonempty(recorded), within=10)
+        (row,) = await recorded()
+        assert (row.command_id, row.outcome, row.attempts) == (created["id"], "failed", 3)
+    finally:
+        await engine.dispose()
+
+
+async def _nonempty(call: Callable[[], Any]) -> bool:
+    return bool(await call())
+
+
+async def test_a_command_past_its_expiry_is_expired_and_never_delivered(desk: Desk) -> None:
+    agent = await desk.register()
+    created = (await desk.enqueue(agent, kind="info", message="m", expires_in_seconds=0.2)).json()
+    await asyncio.sleep(0.3)
+    assert await desk.poll(agent) == []
+    read = await desk.client.get(
+        f"/api/agents/{agent}/commands/{created['id']}", headers=desk.user()
+    )
+    assert read.json()["state"] == "expired"
+
+
+async def test_a_waiting_poll_is_woken_by_a_new_command(desk: Desk) -> None:
+    # The poll re-checks only every 60 s here: only the wake-up can deliver within the test.
+    agent = await desk.register()
+    await desk.poll(agent)
+    waiting = asyncio.create_task(desk.poll(agent, wait=30))
+    await asyncio.sleep(0.2)
+    assert not waiting.done()
+    created = (await desk.enqueue(agent, kind="close_all")).json()
+    leased = await asyncio.wait_for(waiting, 20)
+    assert [c["id"] for c in leased] == [created["id"]]
+
+
+async def test_queues_and_leases_survive_a_service_restart(serve_desk: Callable[..., Any]) -> None:
+    async with serve_desk() as desk:
+        agent = await desk.register()
+        leased_id = (await desk.enqueue(agent, kind="close", ticket="1")).json()["id"]
+        (leased,) = await desk.poll(agent)
+        assert leased["id"] == leased_id
+        queued_id = (
+            await desk.enqueue(agent, kind="open", symbol="X", side="buy", volume=1)
+        ).json()["id"]
+    async with serve_desk() as desk:
+        assert [c["id"] for c in await desk.poll(agent)] == [queued_id]
+        # The lease from before the restart runs out and the command comes again.
+        redelivered = await desk.poll(agent, wait=5)
+        assert [(c["id"], c["attempts"]) for c in redelivered] == [(leased_id, 2)]
