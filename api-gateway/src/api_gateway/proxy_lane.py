@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from algotrade.errors import AlgoTradeError
 from api_gateway.errors import gateway_error_response
-from api_gateway.routing import RouteTable
+from api_gateway.routing import RouteTable, gateway_owned
 from api_gateway.services import Gateway
 
 
@@ -43,7 +43,11 @@ class ProxyLane:
         self._lane = lane
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self._table.resolve(scope["path"]) is not None:
+        if (
+            scope["type"] == "http"
+            and self._table.resolve(scope["path"]) is not None
+            and not gateway_owned(scope["method"], scope["path"])
+        ):
             await self._lane(scope, receive, send)
         else:
             await self.app(scope, receive, send)

@@ -7,6 +7,7 @@ forwarded unchanged: services serve their resources under the same ``/api/...`` 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from api_gateway.config import RouteClass
@@ -63,6 +64,16 @@ class RouteTable:
         """Whether ``path`` at the gateway reaches ``upstream`` (for the merged OpenAPI)."""
         rule = self.resolve(path)
         return rule is not None and rule.upstream == upstream
+
+
+AGENTS_PATH = "/api/agents"
+AGENT_KEYS_PATH = re.compile(r"^/api/agents/[0-7][0-9A-HJKMNP-TV-Z]{25}/keys$")
+
+
+def gateway_owned(method: str, path: str) -> bool:
+    """Routed paths the gateway answers itself: registering an agent and minting its key
+    (`api_gateway.api.routes.agents` composes the forward-test service's agent with a key)."""
+    return method == "POST" and (path == AGENTS_PATH or AGENT_KEYS_PATH.match(path) is not None)
 
 
 def has_dot_segments(path: str) -> bool:

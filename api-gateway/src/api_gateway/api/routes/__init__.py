@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api_gateway.api.routes import api_keys, auth, proxy
+from api_gateway.api.routes import agents, api_keys, auth, proxy
 
-ROUTERS: list[APIRouter] = [auth.router, api_keys.router, proxy.router]
+ROUTERS: list[APIRouter] = [auth.router, api_keys.router, agents.router, proxy.router]
