@@ -1,18 +1,42 @@
-"""Start the embedded stack exactly as `make run` does, for end-to-end tests."""
+"""Start the embedded stack exactly as `make run` does, for end-to-end tests.
+
+Starting it costs half a minute or more (infrastructure, seven services and two workers
+importing and migrating at once), so the modules share one: `shared_stack` starts it on first
+use and every module takes it through the module-scoped `stack` fixture. Tests stay independent
+of each other and of their order:
+
+- each test works as its own users (`Journey.new_account`), and each module talks to the
+  gateway from its own loopback address (`client_address`), so the per-address limits on
+  sign-in and registration (10 a minute, failed-login counters) of one module, such as the
+  one that hammers the login until it is refused, do not reach another;
+- a test that disturbs the stack (kills a service or a worker) waits until it is back, and
+  every module's teardown checks that the stack is healthy again; when it is not, that
+  module's teardown fails and the stack is stopped, so the next module gets a fresh one
+  instead of inheriting the damage;
+- the smoke test stops the shared stack to check the clean stop; it runs after the other
+  end-to-end tests (`pytest_collection_modifyitems`), and should anything use the stack after
+  it anyway, that gets a fresh one.
+"""
 
 from __future__ import annotations
 
+import itertools
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
+from algotrade_devstack.infra import port_bindable
 from algotrade_testkit.stack import RunningStack
 from algotrade_testkit.stack import start_stack as start_stack_from
 
 REPO = Path(__file__).resolve().parents[2]
+SMOKE_TEST = "test_stack_smoke.py"
+HEALTHY_WITHIN = 60.0  # a teardown's wait for a child that the module's test had killed
 
-__all__ = ["REPO", "RunningStack", "start_stack"]
+__all__ = ["REPO", "RunningStack", "SharedStack", "start_stack"]
 
 
 def start_stack(tmp_path: Path) -> RunningStack:
@@ -20,10 +44,115 @@ def start_stack(tmp_path: Path) -> RunningStack:
     return start_stack_from(tmp_path, cwd=REPO)
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    running = start_stack(tmp_path_factory.mktemp("stack"))
+def unhealthy(stack: RunningStack) -> str | None:
+    """Why ``stack`` is not fit for the next test, or None when it is: its supervisor runs,
+    says it is ready, and every child is up (ready, for a service)."""
+    if stack.proc.poll() is not None:
+        return f"its supervisor exited with {stack.proc.returncode}"
+    status = stack.status()
+    if status["phase"] != "ready":
+        return f"it is {status['phase']}"
+    down = [
+        f"{c['name']} ({c['state']})"
+        for c in status["children"]
+        if c["state"] != ("ready" if c["url"].startswith("http") else "running")
+    ]
+    return f"not up: {', '.join(down)}" if down else None
+
+
+class SharedStack:
+    """The one stack the end-to-end modules share, started on first use and again after
+    something stopped it."""
+
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self._tmp = tmp_path_factory
+        self.current: RunningStack | None = None
+        self.starts = 0
+
+    def get(self) -> RunningStack:
+        if self.current is None or self.current.proc.poll() is not None:
+            self.current = start_stack(self._tmp.mktemp("stack"))
+            self.starts += 1
+            print(f"\nembedded stack {self.starts} ready after {self.current.ready_after:.1f}s")
+        return self.current
+
+    def stop(self) -> int:
+        """Stop the stack (Ctrl-C); the next `get` starts a new one. The supervisor's code."""
+        if self.current is None:
+            raise RuntimeError("no shared stack runs")
+        running, self.current = self.current, None
+        code: int = running.stop()
+        return code
+
+    def check_healthy(self, within: float = HEALTHY_WITHIN) -> None:
+        """Fail when the stack has not become healthy within ``within`` seconds, after
+        stopping it so that whoever comes next starts from a fresh one."""
+        if self.current is None:
+            return
+        deadline = time.monotonic() + within
+        while (why := unhealthy(self.current)) is not None and time.monotonic() < deadline:
+            time.sleep(0.25)
+        if why is None:
+            why = _services_not_ready(self.current)
+        if why is not None:
+            output = self.current.output
+            self.stop()
+            pytest.fail(f"the shared stack was left unhealthy: {why}\n{output.read_text()[-3000:]}")
+
+
+def _services_not_ready(stack: RunningStack) -> str | None:
+    """Asked directly, which services do not answer /readyz with 200."""
+    failing = []
+    for child in stack.status()["children"]:
+        if child["url"].startswith("http"):
+            code: int | str
+            try:
+                code = httpx.get(f"{child['url']}/readyz", timeout=5).status_code
+            except httpx.HTTPError as exc:
+                code = type(exc).__name__
+            if code != 200:
+                failing.append(f"{child['name']} ({code})")
+    return f"/readyz fails: {', '.join(failing)}" if failing else None
+
+
+@pytest.fixture(scope="session")
+def shared_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedStack]:
+    shared = SharedStack(tmp_path_factory)
     try:
-        yield running
+        yield shared
     finally:
-        running.stop()
+        if shared.current is not None:
+            shared.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(shared_stack: SharedStack) -> Iterator[RunningStack]:
+    """The shared stack, checked healthy again once the module is done with it."""
+    yield shared_stack.get()
+    shared_stack.check_healthy()
+
+
+_LOOPBACK = itertools.count(2)
+
+
+@pytest.fixture(scope="module")
+def client_address() -> str | None:
+    """A loopback address of this module's own (127.0.0.2, .3, ...) for its connections to the
+    gateway, which counts sign-ins per client address; None where only 127.0.0.1 can be bound
+    (then the module shares 127.0.0.1)."""
+    for _ in range(20):
+        address = f"127.0.0.{next(_LOOPBACK)}"
+        if port_bindable(0, address):
+            return address
+    return None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The smoke test stops the shared stack: run it after the other end-to-end tests."""
+    e2e = Path(__file__).parent
+    smoke = [i for i in items if i.path.name == SMOKE_TEST and i.path.parent == e2e]
+    if not smoke:
+        return
+    rest = [i for i in items if i not in smoke]
+    last = max((n for n, i in enumerate(rest) if i.path.is_relative_to(e2e)), default=-1)
+    items[:] = rest[: last + 1] + smoke + rest[last + 1 :]

@@ -22,8 +22,10 @@ CONFIG = {"fee_bps": 10.0, "slippage_bps": 5.0, "calendar": "24x7"}
 
 
 @pytest.fixture(scope="module")
-def walk(stack: RunningStack) -> Iterator[Journey]:
-    journey = Journey(stack.url(), say=lambda line: print(f"  forward: {line}"))
+def walk(stack: RunningStack, client_address: str | None) -> Iterator[Journey]:
+    journey = Journey(
+        stack.url(), say=lambda line: print(f"  forward: {line}"), local_address=client_address
+    )
     try:
         yield journey
     finally:

@@ -23,8 +23,12 @@ FORWARD_BARS = 400  # the last hourly bars replayed into the forward session (`m
 
 
 @pytest.fixture(scope="module")
-def journey(stack: RunningStack) -> Iterator[tuple[Journey, JourneyResult]]:
-    walk = Journey(stack.url(), say=lambda line: print(f"  journey: {line}"))
+def journey(
+    stack: RunningStack, client_address: str | None
+) -> Iterator[tuple[Journey, JourneyResult]]:
+    walk = Journey(
+        stack.url(), say=lambda line: print(f"  journey: {line}"), local_address=client_address
+    )
     try:
         yield (
             walk,

@@ -116,7 +116,9 @@ class JourneyResult:
 
 
 class Journey:
-    """Walks the journey against a gateway URL; ``say`` narrates, ``poll_seconds`` bounds waits."""
+    """Walks the journey against a gateway URL; ``say`` narrates, ``poll_seconds`` bounds waits.
+    ``local_address`` is the address its connections come from (the gateway counts sign-ins
+    per client address): tests sharing one stack each take their own loopback address."""
 
     def __init__(
         self,
@@ -125,8 +127,10 @@ class Journey:
         say: Say = print,
         watch: Watch | None = None,
         poll_seconds: float = 180.0,
+        local_address: str | None = None,
     ) -> None:
-        self.http = httpx.Client(base_url=gateway_url, timeout=30.0)
+        transport = httpx.HTTPTransport(local_address=local_address) if local_address else None
+        self.http = httpx.Client(base_url=gateway_url, timeout=30.0, transport=transport)
         self.say = say
         self.watch = watch
         self.poll_seconds = poll_seconds
