@@ -21,10 +21,10 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from algotrade.errors import DependencyUnavailable
+from algotrade.redis_script import PipelinedScript
 from api_gateway.config import RateLimitRule, RouteClass
 from api_gateway.errors import RateLimitExceeded
 from api_gateway.metrics import GatewayMetrics
-from api_gateway.redis_script import PipelinedScript
 
 logger = logging.getLogger(__name__)
 

@@ -101,6 +101,7 @@ async def _agents(settings: Settings, resources: Resources, name: str) -> AsyncI
     redis = resources.require_redis()
     prefix = settings.redis_prefix
     connections = Connections(redis, prefix)
+    await connections.start()
     journal = Journal(
         redis,
         resources.require_sessions(),
@@ -134,8 +135,11 @@ async def _agents(settings: Settings, resources: Resources, name: str) -> AsyncI
         poll_recheck_seconds=settings.agent_poll_recheck_seconds,
     )
     monitor = AgentMonitor(connections, journal, every=settings.agent_monitor_seconds)
-    async with wakeups.running(), monitor.running():
-        yield desk
+    try:
+        async with wakeups.running(), monitor.running():
+            yield desk
+    finally:
+        await connections.aclose()
 
 
 async def _settle(task: asyncio.Task[None]) -> None:

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from algotrade.migrations import upgrade
+from algotrade.topics import ensure_topics
 from algotrade_testkit.services import ALL_SCOPES, internal_token, key_settings, serve_in_process
 from forward_test_service.config import Settings
 from forward_test_service.main import create_app
@@ -38,14 +39,18 @@ class Desk:
     client: httpx.AsyncClient
     settings: Settings
     gateway: Settings
-    registered: list[str] = field(default_factory=list)
+    _tokens: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def user(self, user_id: str = "alice") -> dict[str, str]:
         return {"Authorization": f"Bearer {internal_token(self.gateway, user_id, ALL_SCOPES)}"}
 
     def agent(self, agent_id: str, user_id: str = "alice") -> dict[str, str]:
-        token = internal_token(self.gateway, user_id, agent_scopes(agent_id))
-        return {"Authorization": f"Bearer {token}"}
+        """The agent's credentials as the gateway forwards them (minted once per agent, as the
+        gateway reuses a principal's token)."""
+        key = (agent_id, user_id)
+        if key not in self._tokens:
+            self._tokens[key] = internal_token(self.gateway, user_id, agent_scopes(agent_id))
+        return {"Authorization": f"Bearer {self._tokens[key]}"}
 
     async def register(self, user_id: str = "alice", **overrides: Any) -> str:
         body = {
@@ -93,6 +98,9 @@ class Desk:
 async def agent_settings(make_settings: Callable[..., Any], database_url: str) -> Settings:
     await upgrade(database_url, "forward_test_service", "forward")
     settings: Settings = make_settings(Settings, **key_settings("forward-test"), **FAST)
+    # Created up front: a send to a topic the broker is still auto-creating can hold the
+    # producer's shutdown past the lifespan's timeout.
+    await ensure_topics(settings.kafka_bootstrap, settings.kafka_topic_prefix)
     return settings
 
 

@@ -51,6 +51,8 @@ class ServiceSettings(BaseSettings):
     database_url: SecretStr = SecretStr("postgresql+asyncpg://postgres@127.0.0.1:5432/algotrade")
     db_pool_size: int = Field(default=10, ge=1, le=200)
     redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    redis_max_connections: int = Field(default=100, ge=1, le=10_000)
+    """Pooled connections per process; beyond, a command waits for one (up to 5 s)."""
     redis_prefix: str = ""
     kafka_bootstrap: str = "127.0.0.1:9092"
     kafka_topic_prefix: str = ""

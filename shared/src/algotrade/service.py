@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.responses import Response
 
@@ -201,10 +201,18 @@ async def _build_clients(
         res.sessions = build_session_factory(engine)
         res.checks["postgres"] = lambda: ping(engine)
     if "redis" in used:
-        redis = Redis.from_url(
-            settings.redis_url.get_secret_value(), socket_connect_timeout=2, socket_timeout=5
+        # A burst beyond the pool waits for a connection (up to the socket timeout) instead of
+        # failing at once, as redis-py's default pool does past 100 connections.
+        pool = BlockingConnectionPool.from_url(
+            settings.redis_url.get_secret_value(),
+            max_connections=settings.redis_max_connections,
+            timeout=5,
+            socket_connect_timeout=2,
+            socket_timeout=5,
         )
+        redis = Redis(connection_pool=pool)
         stack.push_async_callback(redis.aclose)
+        stack.push_async_callback(pool.aclose)
         res.redis = redis
         res.checks["redis"] = redis.ping
     if "kafka" in used:

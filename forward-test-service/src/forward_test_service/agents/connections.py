@@ -10,6 +10,9 @@ pending command count, in one round trip. The state follows from the agent's pro
   ``I / 2``), slowly (latency over ``DEGRADED_LATENCY_MS``) or from a disconnected terminal;
 - ``stale``: none for ``3 I``; ``offline``: none for ``10 I`` (or never).
 
+A heartbeat runs pipelined on one connection of its own (`algotrade.redis_script`): a thousand
+terminals beating at once share one socket instead of a thousand pooled connections.
+
 Heartbeats move an agent between healthy and degraded; silence is noticed by `Monitor` (one
 loop per service process), which keeps every agent in a sorted set by the time it would turn
 stale, then offline. A change of state is appended to the journal, which announces it.
@@ -17,6 +20,7 @@ stale, then offline. A change of state is appended to the journal, which announc
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,7 +30,10 @@ import orjson
 from redis.asyncio import Redis
 
 from algotrade.agent_events import ConnectionState
+from algotrade.redis_script import PipelinedScript
 from forward_test_service.agents.layout import AgentKeys, SharedKeys
+
+logger = logging.getLogger(__name__)
 
 ALPHA = 0.2
 DEGRADED_LATENCY_MS = 250.0
@@ -137,8 +144,23 @@ class Connections:
         self._prefix = prefix
         self._shared = SharedKeys(prefix)
         self._clock = clock
-        self._heartbeat = redis.register_script(_HEARTBEAT)
+        pipelined = PipelinedScript.for_client(redis, _HEARTBEAT, timeout=5.0)
+        self._pipelined = pipelined
+        self._heartbeat: Any = pipelined or redis.register_script(_HEARTBEAT)
         self._silence = redis.register_script(_SILENCE)
+
+    async def start(self) -> None:
+        """Open the heartbeat script's connection; if Redis is down now, the first heartbeat
+        connects (readiness reports Redis meanwhile)."""
+        if self._pipelined is not None:
+            try:
+                await self._pipelined.connect()
+            except (OSError, TimeoutError) as exc:
+                logger.warning("heartbeat connection to Redis not made at start: %r", exc)
+
+    async def aclose(self) -> None:
+        if self._pipelined is not None:
+            await self._pipelined.aclose()
 
     async def register(self, agent_id: str, user_id: str, heartbeat_seconds: float) -> None:
         """Who owns the agent and how often it promised to beat (also after a Redis loss)."""

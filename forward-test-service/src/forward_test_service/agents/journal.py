@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -24,6 +25,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from algotrade import agent_events as events
+from algotrade.background import stop_task
 from algotrade.events import Topics, default_registry
 from algotrade.outbox import OutboxRelay, stage_event
 from forward_test_service import models
@@ -173,27 +175,29 @@ class AgentMonitor:
         self._connections = connections
         self._journal = journal
         self._every = every
+        self._stop = asyncio.Event()
 
     async def tick(self) -> None:
         await self._connections.sweep()
         await self._journal.drain()
 
     async def run(self) -> None:
-        while True:
+        # Ends on the stop flag as well as on cancellation: a client library that swallows a
+        # CancelledError mid-call (seen in shutdowns) must not keep the loop alive.
+        while not self._stop.is_set():
             try:
                 await self.tick()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # an outage: the next tick tries again, nothing is lost
                 logger.warning("agent monitor tick failed: %r", exc)
-            await asyncio.sleep(self._every)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self._every)
 
     @contextlib.asynccontextmanager
-    async def running(self) -> Any:
+    async def running(self) -> AsyncIterator[AgentMonitor]:
         task = asyncio.create_task(self.run(), name="agent-monitor")
         try:
             yield self
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop_task(task, self._stop)

@@ -16,6 +16,8 @@ from collections.abc import AsyncIterator, Iterator
 
 from redis.asyncio import Redis
 
+from algotrade.background import stop_task
+
 logger = logging.getLogger(__name__)
 
 
@@ -25,6 +27,7 @@ class Wakeups:
         self._channel = channel
         self._waiting: dict[str, set[asyncio.Event]] = {}
         self.subscribed = asyncio.Event()
+        self._stop = asyncio.Event()
 
     @contextlib.contextmanager
     def waiting(self, agent_id: str) -> Iterator[asyncio.Event]:
@@ -47,12 +50,14 @@ class Wakeups:
 
     async def run(self) -> None:
         """Listen until cancelled, resubscribing after a lost connection."""
-        while True:
+        while not self._stop.is_set():
             try:
                 async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
                     await pubsub.subscribe(self._channel)
                     self.subscribed.set()
                     async for message in pubsub.listen():
+                        if self._stop.is_set():
+                            return
                         data = message.get("data")
                         if isinstance(data, bytes):
                             self.wake(data.decode())
@@ -71,6 +76,4 @@ class Wakeups:
         try:
             yield self
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop_task(task, self._stop)

@@ -1,6 +1,8 @@
 """One Lua script, run on one Redis connection with concurrent calls pipelined.
 
-The rate limiter runs its script once per forwarded request. Through redis-py that is a pool
+For scripts run once per request on a hot path: the gateway's rate limiter (once per forwarded
+request) and the forward-test service's agent heartbeats (a thousand terminals beating at once
+would otherwise need a thousand pooled connections). Through redis-py that is a pool
 checkout, a retry wrapper, a command packer and a socket write per call, and under load one
 connection per concurrent request. Here every call made in the same event-loop turn goes out in
 one write on one connection (Redis answers in order), replies are parsed by hiredis, and a call
@@ -27,6 +29,12 @@ def _pack(*args: bytes) -> bytes:
     return b"".join(out)
 
 
+def _encoded(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    return str(value).encode()
+
+
 class _RedisProtocol(asyncio.Protocol):
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
@@ -34,6 +42,7 @@ class _RedisProtocol(asyncio.Protocol):
         self._reader = hiredis.Reader()
         self.closed = False
         self.outgoing: list[bytes] = []  # commands of this event-loop turn, written together
+        self.replies = 0  # replies read so far: progress, for the timeout
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -41,6 +50,7 @@ class _RedisProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self._reader.feed(data)
         while (reply := self._reader.gets()) is not False:
+            self.replies += 1
             if self.pending:
                 future = self.pending.popleft()
                 if not future.done():
@@ -113,8 +123,8 @@ class PipelinedScript:
         )
 
     async def __call__(self, keys: list[str], args: list[Any]) -> Any:
-        numbers = [str(a).encode() for a in args]
-        encoded_keys = [k.encode() for k in keys]
+        numbers = [_encoded(a) for a in args]
+        encoded_keys = [_encoded(k) for k in keys]
         count = str(len(keys)).encode()
         reply = await self._call(_pack(b"EVALSHA", self._sha, count, *encoded_keys, *numbers))
         if isinstance(reply, hiredis.ReplyError) and str(reply).startswith("NOSCRIPT"):
@@ -133,7 +143,7 @@ class PipelinedScript:
         if not protocol.outgoing:
             loop.call_soon(self._flush, protocol)
         protocol.outgoing.append(command)
-        timer = loop.call_later(self._timeout, self._time_out, future, protocol)
+        timer = loop.call_later(self._timeout, self._time_out, future, protocol, protocol.replies)
         try:
             return await future
         finally:
@@ -145,11 +155,24 @@ class PipelinedScript:
         if protocol.transport is not None and not protocol.closed:
             protocol.transport.write(data)
 
-    def _time_out(self, future: asyncio.Future[Any], protocol: _RedisProtocol) -> None:
-        if not future.done():
-            future.set_exception(TimeoutError(f"redis did not answer within {self._timeout}s"))
-            # Replies come in order: one that never came leaves the connection unusable.
-            protocol.close()
+    def _time_out(
+        self, future: asyncio.Future[Any], protocol: _RedisProtocol, replies_then: int
+    ) -> None:
+        """No answer in time. If other replies arrived meanwhile, Redis is answering and the
+        wait was the event loop's (a burst of requests in this process): wait once more.
+        Otherwise Redis is stuck or gone: fail the call and drop the connection."""
+        if future.done():
+            return
+        if protocol.replies > replies_then and not protocol.closed:
+            loop = asyncio.get_running_loop()
+            timer = loop.call_later(
+                self._timeout, self._time_out, future, protocol, protocol.replies
+            )
+            future.add_done_callback(lambda _: timer.cancel())
+            return
+        future.set_exception(TimeoutError(f"redis did not answer within {self._timeout}s"))
+        # Replies come in order: one that never came leaves the connection unusable.
+        protocol.close()
 
     async def _connect(self) -> _RedisProtocol:
         if self._connecting is None:
@@ -167,6 +190,11 @@ class PipelinedScript:
                     protocol.close()
                     raise ResponseError(str(reply))
             return protocol
+
+    async def connect(self) -> None:
+        """Connect now (at startup) rather than on the first call, which may come in a burst
+        that keeps the event loop too busy to connect within the timeout."""
+        await self._connect()
 
     async def aclose(self) -> None:
         if self._protocol is not None:

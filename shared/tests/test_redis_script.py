@@ -9,8 +9,8 @@ from redis.asyncio import Redis
 from redis.asyncio.connection import UnixDomainSocketConnection
 from redis.exceptions import ResponseError
 
+from algotrade.redis_script import PipelinedScript
 from algotrade_devstack.infra import free_port
-from api_gateway.redis_script import PipelinedScript
 
 pytestmark = pytest.mark.timeout(30)
 
