@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -57,8 +58,24 @@ def _provided(request: pytest.FixtureRequest, provided: Provided) -> str:
 def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
     """numba's compiled-kernel cache goes under ``.algotrade/`` even for a bare ``pytest`` (the
     Makefile exports it too): never ``__pycache__`` beside the sources. Runs before any conftest
-    or test module imports numba, which reads the variable once, at import."""
+    or test module imports numba, which reads the variable once, at import. Python's bytecode
+    cache goes there too (`cache_bytecode`)."""
     os.environ.setdefault("NUMBA_CACHE_DIR", str(early_config.rootpath / ".algotrade" / "numba"))
+    cache_bytecode(early_config.rootpath / ".algotrade" / "pycache")
+
+
+def cache_bytecode(prefix: Path) -> None:
+    """Keep compiled bytecode under ``prefix`` (``PYTHONPYCACHEPREFIX``, unless already set), for
+    this process and every process the tests start, even where ``PYTHONDONTWRITEBYTECODE`` is
+    set. Without a cache, each Python process compiles every module it imports from source:
+    the embedded stack's nine processes do so at every start (2-4 s of CPU each), a service
+    the supervision test restarts again, and a long-running service again on its first use of
+    a module it imports late (pyarrow on a backtest's first result). With the prefix the cache
+    stays out of the source tree, which is what that variable is usually set for; Python checks
+    each cached file against its source's modification time and size."""
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    sys.pycache_prefix = os.environ.setdefault("PYTHONPYCACHEPREFIX", str(prefix))
+    sys.dont_write_bytecode = False
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
