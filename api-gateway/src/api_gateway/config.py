@@ -96,9 +96,18 @@ class Settings(ServiceSettings):
     upstream_timeout_seconds: float = Field(default=30.0, gt=0)
     # Longer read/write timeouts for path prefixes (longest prefix wins).
     route_timeouts: dict[str, float] = Field(
-        default_factory=lambda: {"/api/market/imports": 300.0, "/api/backtests": 60.0}
+        default_factory=lambda: {
+            "/api/market/imports": 300.0,
+            "/api/backtests": 60.0,
+            "/api/agents": 40.0,  # command long-polls wait up to 25 s
+        }
     )
     upstream_max_connections: int = Field(default=200, ge=1)
+    upstream_max_connections_by_service: dict[str, int] = Field(
+        default_factory=lambda: {"forward-test-service": 2_000}
+    )
+    """Per-service pool sizes: each agent's waiting command long-poll holds one connection to
+    the forward-test service, so its pool must exceed the agents one gateway serves."""
     upstream_max_keepalive: int = Field(default=50, ge=1)
     # Below uvicorn's 5 s keep-alive, so the gateway never reuses a connection the service closed.
     upstream_keepalive_seconds: float = Field(default=4.0, gt=0)

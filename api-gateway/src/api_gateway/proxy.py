@@ -114,7 +114,9 @@ def build_upstreams(settings: Settings) -> dict[str, Upstream]:
             base_url=httpx.URL(url.rstrip("/")),
             pool=UpstreamPool(
                 url,
-                max_connections=settings.upstream_max_connections,
+                max_connections=settings.upstream_max_connections_by_service.get(
+                    name, settings.upstream_max_connections
+                ),
                 max_keepalive=settings.upstream_max_keepalive,
                 keepalive_seconds=settings.upstream_keepalive_seconds,
                 connect_timeout=settings.upstream_connect_timeout_seconds,

@@ -58,7 +58,7 @@ class Settings(ServiceSettings):
     """Deliveries of one command before it is ``failed``."""
     agent_backoff_base_seconds: float = Field(default=1.0, ge=0, le=3_600)
     agent_backoff_max_seconds: float = Field(default=60.0, ge=0, le=86_400)
-    agent_poll_wait_max_seconds: float = Field(default=30.0, ge=0, le=120)
+    agent_poll_wait_max_seconds: float = Field(default=25.0, ge=0, le=25)
     agent_poll_recheck_seconds: float = Field(default=1.0, gt=0, le=60)
     """A waiting poll looks at its queue this often even without a wake-up."""
     agent_monitor_seconds: float = Field(default=1.0, gt=0, le=60)

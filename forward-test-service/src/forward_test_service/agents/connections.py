@@ -88,7 +88,7 @@ if state ~= previous then
     user_id = owner, state = state, previous = previous, last_ms = now}))
 end
 local pending = redis.call('ZCARD', KEYS[3]) + redis.call('ZCARD', KEYS[4])
-return {'ok', pending, state}
+return {'ok', pending, state, tostring(expected)}
 """
 
 # KEYS: meta, heartbeat, last seen, journal
@@ -134,6 +134,7 @@ class Beat:
     server_time_ms: int
     pending_commands: int
     state: ConnectionState
+    heartbeat_seconds: float
 
 
 class Connections:
@@ -218,7 +219,7 @@ class Connections:
         if status != "ok":
             return str(status)
         state: ConnectionState = _text(reply[2])  # type: ignore[assignment]
-        return Beat(now, int(reply[1]), state)
+        return Beat(now, int(reply[1]), state, float(_text(reply[3])) / 1000)
 
     async def sweep(self) -> int:
         """Move silent agents to stale or offline; returns how many were looked at."""

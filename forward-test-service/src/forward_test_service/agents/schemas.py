@@ -26,7 +26,7 @@ PRIORITY: dict[str, int] = {"close_all": 0, "close": 1, "modify": 2, "open": 3, 
 """Lower goes first: closing everything beats closing one, beats stop changes, beats opening."""
 
 TICKET_PATTERN = r"^[A-Za-z0-9_.:-]+$"
-SYMBOL_PATTERN = r"^[A-Za-z0-9_.:/#-]+$"
+SYMBOL_PATTERN = r"^[A-Za-z0-9_.:/#+-][A-Za-z0-9_.:/#+ -]*$"  # broker symbols: EURUSD#, ES 03-25
 EPOCH_MS_MAX = 253_402_300_799_999  # 9999-12-31
 
 
@@ -128,6 +128,7 @@ class Heartbeat(_Strict):
 
 class HeartbeatAnswer(BaseModel):
     server_time_ms: int
+    heartbeat_seconds: float = Field(description="the interval the agent promised")
     pending_commands: int
     state: ConnectionState
 
@@ -140,7 +141,10 @@ class CommandCreate(_Strict):
 
     kind: CommandKind
     idempotency_key: str | None = Field(
-        default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$"
+        default=None,
+        min_length=1,
+        max_length=31,  # MetaTrader 5 keeps 31 characters of an order comment
+        pattern=r"^[A-Za-z0-9_.:-]+$",
     )
     symbol: str | None = _symbol(default=None)
     side: Side | None = None

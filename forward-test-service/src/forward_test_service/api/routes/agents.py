@@ -106,6 +106,7 @@ async def heartbeat(
         server_time_ms=beat.server_time_ms,
         pending_commands=beat.pending_commands,
         state=beat.state,
+        heartbeat_seconds=beat.heartbeat_seconds,
     )
 
 
@@ -119,7 +120,9 @@ async def poll_commands(
     agent_id: AgentId,
     principal: AgentWriterDep,
     services: ServicesDep,
-    wait: Annotated[float, Query(ge=0, le=120, description="seconds to wait for one")] = 0,
+    wait: Annotated[
+        float, Query(ge=0, le=25, description="seconds to wait for a command (long-poll)")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> CommandsLeased:
     wait = min(wait, services.settings.agent_poll_wait_max_seconds)
