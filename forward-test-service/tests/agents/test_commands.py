@@ -116,7 +116,7 @@ async def test_a_waiting_poll_is_woken_by_a_new_command(desk: Desk) -> None:
     # The poll re-checks only every 60 s here: only the wake-up can deliver within the test.
     agent = await desk.register()
     await desk.poll(agent)
-    waiting = asyncio.create_task(desk.poll(agent, wait=30))
+    waiting = asyncio.create_task(desk.poll(agent, wait=20))
     await asyncio.sleep(0.2)
     assert not waiting.done()
     created = (await desk.enqueue(agent, kind="close_all")).json()

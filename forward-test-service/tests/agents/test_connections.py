@@ -7,6 +7,7 @@ import asyncio
 from typing import Any
 
 import orjson
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from algotrade import agent_events
@@ -14,6 +15,7 @@ from algotrade.events import Topics, new_event_id
 from algotrade_testkit.kafka import read_all
 from algotrade_testkit.plugin import wait_for
 from forward_test_service import models
+from forward_test_service.agents.layout import AgentKeys
 
 from .conftest import Desk
 
@@ -109,8 +111,9 @@ async def test_malformed_and_hostile_heartbeats_are_problems(desk: Desk) -> None
 async def test_a_thousand_agents_heartbeating_at_once_are_all_healthy(
     desk: Desk, database_url: str
 ) -> None:
-    # Registered straight into PostgreSQL: Redis learns each agent from its first heartbeat
-    # (the path taken after Redis lost its data), under the flood itself.
+    # Registered straight into PostgreSQL and Redis, but for ten agents Redis never heard of:
+    # those are learnt from PostgreSQL at their first heartbeat (the path taken after Redis
+    # lost its data), under the flood itself.
     owners = [f"flood-{i // 100}" for i in range(1_000)]
     agents = [new_event_id() for _ in owners]
     engine = create_async_engine(database_url)
@@ -134,11 +137,22 @@ async def test_a_thousand_agents_heartbeating_at_once_are_all_healthy(
             )
     finally:
         await engine.dispose()
+    redis = Redis.from_url(desk.settings.redis_url.get_secret_value())
+    try:
+        async with redis.pipeline(transaction=False) as pipe:
+            for agent, owner in list(zip(agents, owners, strict=True))[10:]:
+                pipe.hset(
+                    AgentKeys.of(desk.settings.redis_prefix, agent).meta,
+                    mapping={"user_id": owner, "heartbeat_ms": 5_000},
+                )
+            await pipe.execute()
+    finally:
+        await redis.aclose()
 
     async def beat(agent: str, owner: str) -> Any:
         return await desk.heartbeat(agent, user_id=owner)
 
-    for _ in range(2):  # the first beat of each also loads the agent from PostgreSQL
+    for _ in range(2):
         answers = await asyncio.gather(*(beat(a, u) for a, u in zip(agents, owners, strict=True)))
         refused = [a.text for a in answers if a.status_code != 200]
         assert refused == []
