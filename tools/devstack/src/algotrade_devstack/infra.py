@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -48,6 +48,8 @@ class Provided:
     stand_in: bool = False  # an in-memory substitute, not the real server
     handle: Any = None  # the object that runs it, when a caller needs more than stop()
     server: Server | None = None  # set when started here and restartable in place
+    # Returns once it serves: what a ``provide_*(..., wait=False)`` left for the caller to do.
+    wait: Callable[[], None] = field(default=lambda: None)
 
 
 @dataclass
@@ -70,9 +72,18 @@ class ServerProcess:
         return self.proc is not None and self.proc.poll() is None
 
     def start(self) -> None:
-        if self.running:
-            return
-        self.proc = spawn(self.args, self.log)
+        self.launch()
+        self.wait()
+
+    def launch(self) -> None:
+        """Start the process without waiting for its port (`wait`)."""
+        if not self.running:
+            self.proc = spawn(self.args, self.log)
+
+    def wait(self) -> None:
+        """Return once the launched process listens on its port."""
+        if self.proc is None:
+            raise RuntimeError(f"{self.args[0]} was not launched")
         wait_tcp("127.0.0.1", self.port, self.ready_within, self.proc)
 
     def stop(self) -> None:
@@ -317,10 +328,13 @@ def provide_kafka(
     *,
     cache_root: Path | None = None,
     auto_create_topics: bool = False,
+    wait: bool = True,
 ) -> Provided:
     """``KAFKA_BOOTSTRAP``; else a real Apache Kafka broker (KRaft) where ``java`` and ``mvn``
     are found; else librdkafka's mock cluster, a stand-in that cannot run consumer groups of
-    more than one member, announced as such in ``source`` and ``stand_in``."""
+    more than one member, announced as such in ``source`` and ``stand_in``. With ``wait``
+    false, a broker is launched and the returned `Provided.wait` waits until it serves (its
+    JVM boots for seconds, while the caller starts something else)."""
     if env_bootstrap:
         return Provided("kafka", env_bootstrap, "KAFKA_BOOTSTRAP", _noop)
     from algotrade_devstack.kafka_broker import (
@@ -333,7 +347,9 @@ def provide_kafka(
     if java_and_maven() is not None:
         libs = ensure_jars(cache_root or state_dir)
         broker = KafkaBroker(state_dir / "kafka", libs, auto_create_topics=auto_create_topics)
-        broker.start()
+        broker.launch()
+        if wait:
+            broker.wait_started()
         return Provided(
             "kafka",
             broker.bootstrap,
@@ -341,6 +357,7 @@ def provide_kafka(
             broker.stop,
             handle=broker,
             server=broker,
+            wait=broker.wait_started,
         )
     log = state_dir / "logs" / "kafka-mock.log"
     log.unlink(missing_ok=True)
@@ -355,8 +372,9 @@ def provide_kafka(
     )
 
 
-def provide_s3(state_dir: Path, env_endpoint: str | None) -> Provided:
-    """``S3_ENDPOINT``; else moto's server on a free port."""
+def provide_s3(state_dir: Path, env_endpoint: str | None, *, wait: bool = True) -> Provided:
+    """``S3_ENDPOINT``; else moto's server on a free port (with ``wait`` false, launched: the
+    returned `Provided.wait` waits until it listens)."""
     if env_endpoint:
         return Provided("s3", env_endpoint, "S3_ENDPOINT", _noop)
     port = free_port()
@@ -365,11 +383,14 @@ def provide_s3(state_dir: Path, env_endpoint: str | None) -> Provided:
         port,
         state_dir / "logs" / "moto.log",
     )
-    server.start()
+    server.launch()
+    if wait:
+        server.wait()
     return Provided(
         "s3",
         f"http://127.0.0.1:{port}",
         f"moto server (S3 API emulator) on :{port}",
         server.stop,
         server=server,
+        wait=server.wait,
     )

@@ -107,6 +107,8 @@ class KafkaBroker:
     auto_create_topics: bool = False
     heap: str = "768m"
     proc: subprocess.Popen[bytes] | None = None
+    # Where the launched process's lines start in its log (earlier runs' lines come before).
+    _log_offset: int = field(default=0, init=False, repr=False)
 
     @property
     def bootstrap(self) -> str:
@@ -201,11 +203,24 @@ class KafkaBroker:
         """Launch the JVM and return once the broker serves requests on its port."""
         if self.running:
             return
+        self.launch()
+        self.wait_started(timeout)
+
+    def launch(self) -> None:
+        """Format the data directory on first use and start the JVM, without waiting for the
+        broker to serve (`wait_started`)."""
+        if self.running:
+            return
         self.data_dir.mkdir(parents=True, exist_ok=True)
         config = self._config()
         self._format(config)
-        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         self.proc = spawn(self._java("kafka.Kafka", str(config)), self.log_path)
+
+    def wait_started(self, timeout: float = 90.0) -> None:
+        """Return once the launched broker serves requests on its port."""
+        if self.proc is None:
+            raise RuntimeError("the Kafka broker was not launched")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -213,7 +228,9 @@ class KafkaBroker:
                     f"Kafka exited with {self.proc.returncode} while starting:\n"
                     + tail(self.log_path, 40)
                 )
-            if tcp_reachable("127.0.0.1", self.port, 0.2) and self._logged_started(offset):
+            if tcp_reachable("127.0.0.1", self.port, 0.2) and self._logged_started(
+                self._log_offset
+            ):
                 return
             time.sleep(0.1)
         self.stop()

@@ -31,7 +31,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -236,28 +235,38 @@ class Stack:
         return next(p for p in self.infra if p.name == "kafka")
 
     def start_infra(self) -> None:
+        """PostgreSQL, Redis, Kafka and S3. The S3 emulator and the Kafka broker take seconds to
+        boot (moto's imports; a JVM, after formatting its data directory): they are launched
+        first and waited for last, so that they boot while the others start. Each line says
+        when its piece was up, in seconds since the start of this step."""
         logs = self.state_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        steps: list[Callable[[], Provided]] = [
-            lambda: provide_postgres(
-                self.state_dir, os.environ.get("DATABASE_URL"), allow_local=False
-            ),
-            lambda: provide_redis(self.state_dir, os.environ.get("REDIS_URL"), allow_local=False),
-            lambda: provide_kafka(
-                self.state_dir, os.environ.get("KAFKA_BOOTSTRAP"), cache_root=self.cache_dir
-            ),
-            lambda: provide_s3(self.state_dir, os.environ.get("S3_ENDPOINT")),
-        ]
-        for step in steps:
-            began = time.monotonic()
-            provided = step()
-            self.infra.append(provided)
-            mark = "[bold red]![/]" if provided.stand_in else "[green]✓[/]"
-            took = time.monotonic() - began
-            self.console.print(f"  {mark} {provided.name:<9} {provided.source} ({took:.1f}s)")
-            self.write_status()
+        began = time.monotonic()
+        env = os.environ.get
+        pending: dict[str, Provided] = {}
+        try:
+            pending["s3"] = provide_s3(self.state_dir, env("S3_ENDPOINT"), wait=False)
+            pending["kafka"] = provide_kafka(
+                self.state_dir, env("KAFKA_BOOTSTRAP"), cache_root=self.cache_dir, wait=False
+            )
+            pending["postgres"] = provide_postgres(
+                self.state_dir, env("DATABASE_URL"), allow_local=False
+            )
+            pending["redis"] = provide_redis(self.state_dir, env("REDIS_URL"), allow_local=False)
+            for name in ("postgres", "redis", "kafka", "s3"):
+                provided = pending.pop(name)
+                self.infra.append(provided)  # from here on, `stop` stops it
+                provided.wait()
+                mark = "[bold red]![/]" if provided.stand_in else "[green]✓[/]"
+                took = time.monotonic() - began
+                self.console.print(f"  {mark} {provided.name:<9} {provided.source} ({took:.1f}s)")
+                self.write_status()
+        finally:
+            for provided in pending.values():  # launched, but a later start failed
+                with contextlib.suppress(Exception):
+                    provided.stop()
         postgres = self.infra[0]
-        if not os.environ.get("DATABASE_URL"):
+        if not env("DATABASE_URL"):
             postgres.url = asyncio.run(ensure_database(postgres.url, DATABASE_NAME))
 
     def create_topics(self) -> None:
