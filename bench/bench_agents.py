@@ -1,0 +1,429 @@
+"""Execution agents: heartbeats, command delivery and trade sync, at the service and through
+the gateway, with 1,000 registered agents.
+
+    uv run --frozen python bench/bench_agents.py [--agents 1000] [--beats 3000]
+
+Starts the forward-test service and the gateway as processes served as in production
+(`algotrade.server.serve`: uvicorn, uvloop, httptools) on real PostgreSQL, Redis and Kafka
+(``DATABASE_URL``/``REDIS_URL``/``KAFKA_BOOTSTRAP`` when set, else embedded ones), registers
+``--agents`` agents through the gateway (each with its own API key), then measures from this
+process with httpx:
+
+- heartbeats, one at a time round-robin over every agent (latency without queueing), at the
+  service (the agent's internal token, as the gateway forwards it) and through the gateway
+  (the agent's API key); then the flood: every agent beating over 64 connections at once;
+- command delivery: an agent waits in a long-poll, the user queues a command, and the time
+  from sending the command to the poll's answer arriving (direct, and through the gateway);
+  beside it the queue's own figure (enqueue → lease, timed inside Redis);
+- trade sync of 500 open positions: `reconcile` alone, and the whole endpoint.
+
+The baseline, in the same process and against the same server, is ``GET /healthz`` (an HTTP
+round trip that does nothing). Figures are printed next to the system Beta2 replaces
+(heartbeat 50-100 ms, delivery 200-500 ms, sync 0.5-1 s) and the goals of issue 13 (an order
+of magnitude better than the promised <5 ms, <50 ms and <100 ms; sync of 500 under 10 ms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from algotrade.auth import InternalTokens
+from algotrade.config import ServiceSettings
+from algotrade.keys import InstallationKeys
+from algotrade_devstack.infra import (
+    free_port,
+    provide_kafka,
+    provide_postgres,
+    provide_redis,
+    spawn,
+    terminate,
+)
+from algotrade_devstack.stack import ensure_database
+from forward_test_service.agents.schemas import TradeSync
+from forward_test_service.agents.sync import reconcile
+
+ROOT = Path(__file__).resolve().parents[1]
+GOAL_HEARTBEAT_MS = 0.5
+GOAL_DELIVERY_P99_MS = 5.0
+GOAL_SYNC_500_MS = 10.0
+OLD = {"heartbeat": "50-100 ms", "delivery": "200-500 ms", "sync": "500-1000 ms"}
+PASSWORD = "benchmarks-deserve-passwords-1"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
+
+
+def line(name: str, ms: list[float], extra: str = "") -> str:
+    return (
+        f"  {name:<34} p50 {percentile(ms, 50):8.3f} ms  p90 {percentile(ms, 90):8.3f} ms  "
+        f"p99 {percentile(ms, 99):8.3f} ms  (n={len(ms)}){extra}"
+    )
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{url} exited; log:\n{log.read_text()[-3000:]}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise SystemExit(f"{url} did not become ready; log:\n{log.read_text()[-3000:]}")
+
+
+async def timed(client: httpx.AsyncClient, method: str, url: str, **kw: Any) -> float:
+    started = time.perf_counter()
+    answer = await client.request(method, url, **kw)
+    elapsed = (time.perf_counter() - started) * 1000
+    if answer.status_code >= 300:
+        raise SystemExit(f"{method} {url}: {answer.status_code} {answer.text[:300]}")
+    return elapsed
+
+
+async def register(gateway: str, agents: int) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """A user and ``agents`` agents with their keys, through the gateway."""
+    async with httpx.AsyncClient(base_url=gateway, timeout=60) as client:
+        credentials = {"email": f"bench-{uuid.uuid4().hex[:8]}@example.com", "password": PASSWORD}
+        (await client.post("/api/auth/register", json=credentials)).raise_for_status()
+        login = await client.post("/api/auth/login", json=credentials)
+        login.raise_for_status()
+        user = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        body = {
+            "name": "bench",
+            "platform": "other",
+            "account_number": "1",
+            "broker": "bench",
+            "currency": "USD",
+        }
+        made: list[tuple[str, str]] = []
+        semaphore = asyncio.Semaphore(8)
+
+        async def one() -> None:
+            async with semaphore:
+                created = await client.post("/api/agents", json=body, headers=user)
+                if created.status_code != 201:
+                    raise SystemExit(f"registration: {created.status_code} {created.text}")
+                made.append((created.json()["id"], created.json()["api_key"]))
+
+        await asyncio.gather(*(one() for _ in range(agents)))
+        return user, made
+
+
+async def heartbeats(
+    url: str, credentials: list[tuple[str, dict[str, str]]], beats: int
+) -> tuple[list[float], list[float]]:
+    """(heartbeat latencies, /healthz latencies), alternating, one request at a time."""
+    body = {"balance": 10_000.0, "equity": 10_012.5, "open_positions": 1, "rtt_ms": 1.0}
+    beat_ms: list[float] = []
+    base_ms: list[float] = []
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        for i in range(beats + 200):
+            agent_id, headers = credentials[i % len(credentials)]
+            b = await timed(
+                client, "POST", f"/api/agents/{agent_id}/heartbeat", json=body, headers=headers
+            )
+            h = await timed(client, "GET", "/healthz")
+            if i >= 200:  # warm-up: connection, token caches, script load
+                beat_ms.append(b)
+                base_ms.append(h)
+    return beat_ms, base_ms
+
+
+async def flood(
+    url: str, credentials: list[tuple[str, dict[str, str]]], rounds: int, connections: int
+) -> tuple[list[float], float]:
+    body = {"balance": 10_000.0, "equity": 10_000.0}
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    latencies: list[float] = []
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+        started = time.perf_counter()
+        for _ in range(rounds):
+            latencies += await asyncio.gather(
+                *(
+                    timed(client, "POST", f"/api/agents/{a}/heartbeat", json=body, headers=h)
+                    for a, h in credentials
+                )
+            )
+        elapsed = time.perf_counter() - started
+    return latencies, len(latencies) / elapsed
+
+
+async def delivery(
+    url: str, agent_id: str, agent_auth: dict[str, str], user: dict[str, str], n: int
+) -> list[float]:
+    """Command sent → the waiting long-poll's answer received, ``n`` times."""
+    out: list[float] = []
+    async with (
+        httpx.AsyncClient(base_url=url, timeout=60) as agent,
+        httpx.AsyncClient(base_url=url, timeout=60) as owner,
+    ):
+        for i in range(n + 20):
+            poll = asyncio.create_task(
+                agent.get(
+                    f"/api/agents/{agent_id}/commands", params={"wait": 20}, headers=agent_auth
+                )
+            )
+            await asyncio.sleep(0.02)  # the poll is waiting
+            started = time.perf_counter()
+            sent = await owner.post(
+                f"/api/agents/{agent_id}/commands",
+                json={"kind": "info", "message": f"m{i}"},
+                headers=user,
+            )
+            answer = await poll
+            elapsed = (time.perf_counter() - started) * 1000
+            if sent.status_code != 201 or not answer.json()["data"]:
+                raise SystemExit(f"delivery failed: {sent.text} / {answer.text}")
+            command = answer.json()["data"][0]
+            await agent.post(
+                f"/api/agents/{agent_id}/commands/{command['id']}/ack",
+                json={"outcome": "executed"},
+                headers=agent_auth,
+            )
+            if i >= 20:
+                out.append(elapsed)
+    return out
+
+
+def positions(n: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "ticket": f"T{i}",
+            "symbol": "EURUSD" if i % 2 else "GBPUSD",
+            "side": "buy" if i % 3 else "sell",
+            "volume": 0.1 * (1 + i % 7),
+            "open_price": 1.1 + i * 1e-4,
+            "sl": 1.0,
+            "tp": 1.3,
+        }
+        for i in range(n)
+    ]
+
+
+def reconcile_alone(n: int, repeat: int) -> list[float]:
+    held = positions(n)
+    book = {p["ticket"]: dict(p) for p in held}
+    sync = TradeSync.model_validate({"positions": held})
+    out = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        reconcile(book, sync, set(), 0)
+        out.append((time.perf_counter() - started) * 1000)
+    return out
+
+
+async def sync_endpoint(
+    url: str, agent_id: str, headers: dict[str, str], n: int, repeat: int
+) -> list[float]:
+    body = {"positions": positions(n)}
+    out = []
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        await timed(
+            client, "POST", f"/api/agents/{agent_id}/trades/sync", json=body, headers=headers
+        )  # adopts them: the record now matches
+        for _ in range(repeat):
+            out.append(
+                await timed(
+                    client,
+                    "POST",
+                    f"/api/agents/{agent_id}/trades/sync",
+                    json=body,
+                    headers=headers,
+                )
+            )
+    return out
+
+
+async def run(args: argparse.Namespace, keys: InstallationKeys, service: str, gateway: str) -> None:
+    print(f"registering {args.agents} agents through the gateway ...", flush=True)
+    started = time.perf_counter()
+    user, agents = await register(gateway, args.agents)
+    print(f"  {len(agents)} agents in {time.perf_counter() - started:.1f} s")
+    async with httpx.AsyncClient(base_url=gateway) as client:
+        user_id = (await client.get("/api/auth/me", headers=user)).json()["id"]
+    settings = ServiceSettings(environment="local", **keys.settings_values("gateway"))
+    minter = InternalTokens(settings, ttl_seconds=3600)
+    scopes = ("agents:read", "agents:write", "market:read", "market:write")
+    direct = [
+        (a, {"Authorization": f"Bearer {minter.for_user(user_id, *scopes, f'agent:{a}')}"})
+        for a, _ in agents
+    ]
+    via_gateway = [(a, {"X-API-Key": key}) for a, key in agents]
+    user_direct = {"Authorization": f"Bearer {minter.for_user(user_id, '*')}"}
+
+    print(f"\nheartbeats, one at a time over {len(agents)} agents ({args.beats} each way)")
+    beat_s, base_s = await heartbeats(service, direct, args.beats)
+    beat_g, base_g = await heartbeats(gateway, via_gateway, args.beats)
+    for name, ms, base in (
+        ("at the service", beat_s, base_s),
+        ("through the gateway", beat_g, base_g),
+    ):
+        print(line(f"heartbeat {name}", ms))
+        print(
+            line(
+                f"  baseline GET /healthz {name}",
+                base,
+                f"   heartbeat/baseline at p50 x{percentile(ms, 50) / percentile(base, 50):.2f}",
+            )
+        )
+    print(f"\nflood: every agent beating at once over 64 connections ({args.flood_rounds} rounds)")
+    for name, url, creds in (
+        ("at the service", service, direct),
+        ("through the gateway", gateway, via_gateway),
+    ):
+        ms, rate = await flood(url, creds, args.flood_rounds, 64)
+        print(line(f"flood {name}", ms, f"   {rate:,.0f} heartbeats/s"))
+
+    print(f"\ncommand delivery to a waiting long-poll ({args.commands} commands each way)")
+    agent_id = agents[0][0]
+    d_s = await delivery(service, agent_id, direct[0][1], user_direct, args.commands)
+    d_g = await delivery(gateway, agent_id, via_gateway[0][1], user, args.commands)
+    print(line("sent -> poll answered, at the service", d_s))
+    print(line("sent -> poll answered, via the gateway", d_g))
+    status = (
+        await httpx.AsyncClient(base_url=service).get("/api/agents/status", headers=user_direct)
+    ).json()
+    queue = status["commands"]
+    print(
+        f"  inside the queue (enqueue -> lease, Redis TIME): p50 {queue['delivery_ms_p50']} ms"
+        f"  p99 {queue['delivery_ms_p99']} ms"
+    )
+
+    print("\ntrade sync of 500 open positions")
+    alone = reconcile_alone(500, 200)
+    print(line("reconcile() alone", alone))
+    s_s = await sync_endpoint(service, agents[1][0], direct[1][1], 500, args.syncs)
+    s_g = await sync_endpoint(gateway, agents[2][0], via_gateway[2][1], 500, args.syncs)
+    print(line("POST /trades/sync at the service", s_s))
+    print(line("POST /trades/sync via the gateway", s_g))
+
+    print("\nagainst the old system and the goals (p99 where the goal is p99):")
+    verdict = [
+        (
+            "heartbeat at the service p50",
+            percentile(beat_s, 50),
+            GOAL_HEARTBEAT_MS,
+            OLD["heartbeat"],
+        ),
+        (
+            "command delivery p99 (service)",
+            percentile(d_s, 99),
+            GOAL_DELIVERY_P99_MS,
+            OLD["delivery"],
+        ),
+        ("sync of 500 p50 (service)", percentile(s_s, 50), GOAL_SYNC_500_MS, OLD["sync"]),
+    ]
+    for name, value, goal, old in verdict:
+        met = "met" if value < goal else "NOT met"
+        print(f"  {name:<32} {value:8.3f} ms   goal < {goal} ms: {met}   (Beta1: {old})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--agents", type=int, default=1_000)
+    parser.add_argument("--beats", type=int, default=3_000)
+    parser.add_argument("--flood-rounds", type=int, default=3)
+    parser.add_argument("--commands", type=int, default=300)
+    parser.add_argument("--syncs", type=int, default=50)
+    args = parser.parse_args()
+    print(f"bench_agents: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f} at start")
+    state = Path(tempfile.mkdtemp(prefix="bench-agents-"))
+    with contextlib.ExitStack() as stack:
+        stack.callback(shutil.rmtree, state, ignore_errors=True)
+        kafka = provide_kafka(
+            state,
+            os.environ.get("KAFKA_BOOTSTRAP"),
+            cache_root=ROOT / ".algotrade",
+            auto_create_topics=True,
+        )
+        stack.callback(kafka.stop)
+        print(
+            f"broker: {'STAND-IN, not the real broker: ' if kafka.stand_in else ''}{kafka.source}"
+        )
+        pg = provide_postgres(state, os.environ.get("DATABASE_URL"), allow_local=True)
+        stack.callback(pg.stop)
+        redis = provide_redis(state, os.environ.get("REDIS_URL"), allow_local=True)
+        stack.callback(redis.stop)
+        database = asyncio.run(ensure_database(pg.url, f"bench_agents_{uuid.uuid4().hex[:8]}"))
+        keys = InstallationKeys.generate()
+        service_port, gateway_port = free_port(), free_port()
+        unlimited = '{"limit": 1000000000, "period_seconds": 1, "fail_open": true}'
+        common = {
+            **os.environ,
+            "ENVIRONMENT": "local",
+            "LOG_LEVEL": "WARNING",
+            "DATABASE_URL": database,
+            "REDIS_URL": redis.url,
+            "REDIS_PREFIX": f"bench:{uuid.uuid4().hex[:8]}:",
+            "KAFKA_BOOTSTRAP": kafka.url,
+            "KAFKA_TOPIC_PREFIX": f"bench{uuid.uuid4().hex[:6]}.",
+        }
+        service_env = {
+            **common,
+            **keys.env("forward-test"),
+            "MAX_AGENTS_PER_USER": str(args.agents + 10),
+        }
+        gateway_env = {
+            **common,
+            **keys.env("gateway"),
+            "FORWARD_TEST_SERVICE_URL": f"http://127.0.0.1:{service_port}",
+            "MAX_API_KEYS_PER_USER": str(args.agents + 10),
+            "RATE_LIMITS": "{"
+            + ", ".join(f'"{c}": {unlimited}' for c in ("auth", "read", "write", "backtest_submit"))
+            + "}",
+        }
+        logs = state / "logs"
+        service = spawn(
+            [
+                sys.executable,
+                "-m",
+                "forward_test_service",
+                "serve",
+                "--migrate",
+                "--port",
+                str(service_port),
+            ],
+            logs / "forward.log",
+            env=service_env,
+        )
+        stack.callback(terminate, service)
+        gateway = spawn(
+            [
+                sys.executable,
+                "-m",
+                "api_gateway",
+                "serve",
+                "--migrate",
+                "--port",
+                str(gateway_port),
+            ],
+            logs / "gateway.log",
+            env=gateway_env,
+        )
+        stack.callback(terminate, gateway)
+        service_url = f"http://127.0.0.1:{service_port}"
+        gateway_url = f"http://127.0.0.1:{gateway_port}"
+        wait_healthy(service_url, service, logs / "forward.log")
+        wait_healthy(gateway_url, gateway, logs / "gateway.log")
+        asyncio.run(run(args, keys, service_url, gateway_url))
+    print(f"load average at the end: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
