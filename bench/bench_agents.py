@@ -87,6 +87,12 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     raise SystemExit(f"{url} did not become ready; log:\n{log.read_text()[-3000:]}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux): where the work goes."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def timed(client: httpx.AsyncClient, method: str, url: str, **kw: Any) -> float:
     started = time.perf_counter()
     answer = await client.request(method, url, **kw)
@@ -250,7 +256,13 @@ async def sync_endpoint(
     return out
 
 
-async def run(args: argparse.Namespace, keys: InstallationKeys, service: str, gateway: str) -> None:
+async def run(
+    args: argparse.Namespace,
+    keys: InstallationKeys,
+    service: str,
+    gateway: str,
+    pids: dict[str, int],
+) -> None:
     print(f"registering {args.agents} agents through the gateway ...", flush=True)
     started = time.perf_counter()
     user, agents = await register(gateway, args.agents)
@@ -287,8 +299,11 @@ async def run(args: argparse.Namespace, keys: InstallationKeys, service: str, ga
         ("at the service", service, direct),
         ("through the gateway", gateway, via_gateway),
     ):
+        cpu = {role: cpu_seconds(pid) for role, pid in pids.items()}
         ms, rate = await flood(url, creds, args.flood_rounds, 64)
-        print(line(f"flood {name}", ms, f"   {rate:,.0f} heartbeats/s"))
+        spent = {r: (cpu_seconds(pid) - cpu[r]) * 1000 / len(ms) for r, pid in pids.items()}
+        per = ", ".join(f"{role} {value:.2f} ms" for role, value in spent.items())
+        print(line(f"flood {name}", ms, f"   {rate:,.0f} heartbeats/s; CPU per beat: {per}"))
 
     print(f"\ncommand delivery to a waiting long-poll ({args.commands} commands each way)")
     agent_id = agents[0][0]
@@ -421,7 +436,8 @@ def main() -> None:
         gateway_url = f"http://127.0.0.1:{gateway_port}"
         wait_healthy(service_url, service, logs / "forward.log")
         wait_healthy(gateway_url, gateway, logs / "gateway.log")
-        asyncio.run(run(args, keys, service_url, gateway_url))
+        pids = {"service": service.pid, "gateway": gateway.pid}
+        asyncio.run(run(args, keys, service_url, gateway_url, pids))
     print(f"load average at the end: {os.getloadavg()[0]:.2f}")
 
 
