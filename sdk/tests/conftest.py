@@ -44,7 +44,7 @@ class Stack:
     gateway: Served
     forward: Served
     market: Served | None
-    forward_settings: ForwardSettings
+    gateway_settings: GatewaySettings
     client: httpx.AsyncClient
 
     @property
@@ -102,7 +102,7 @@ def make_stack(
                     await served.start()
                     started.append(served)
             async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as client:
-                yield Stack(gateway, forward, served_market, forward_settings, client)
+                yield Stack(gateway, forward, served_market, gateway_settings, client)
         finally:
             for served in reversed(started):
                 await served.stop()

@@ -10,14 +10,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sdk_testkit import Trader, now_ms, running, synced_after
 
 from algotrade_sdk.account import SimulatedAccount
 from algotrade_sdk.agent import ReferenceAgent
+from algotrade_sdk.bars import Bar
 from algotrade_sdk.execution import Execution
 from algotrade_sdk.protocol import Command
 from algotrade_testkit.plugin import wait_for
+from algotrade_testkit.services import ALL_SCOPES, internal_token
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -247,3 +250,81 @@ async def test_a_modify_of_the_stop_loss_alone_keeps_the_take_profit_on_both_sid
         report = await synced_after(agent)
         assert report["diverging"] == []
         assert (report["matched"], report["conflicts"]) == (1, 0)
+
+
+def minute_bar(i: int) -> Bar:
+    close = 1.1 + i / 1000
+    return Bar("EURUSD", "1m", START + 60 * i, close - 0.0005, close + 0.001, close - 0.001,
+               close, 100.0 + i)  # fmt: skip
+
+
+async def test_the_agent_rides_out_a_restart_of_the_platform_losing_no_bar_and_no_command(
+    make_stack: Any, tmp_path: Path
+) -> None:
+    async with make_stack(market=True) as stack:
+        trader: Trader = await stack.trader()
+        account = SimulatedAccount.open_file(tmp_path / "account.json")
+        agent = ReferenceAgent(trader.config(stack.url), account)
+        async with running(agent):
+            for i in range(3):
+                agent.push_bar(minute_bar(i))
+            await wait_for(lambda: agent.stats.bars_accepted == 3, within=10)
+
+            await stack.gateway.stop()
+            await stack.forward.stop()
+            await wait_for(lambda: not agent.connected, within=5)
+            for i in (3, 4, 2, 5, 6, 7):  # bar 2 again: market data has it already
+                agent.push_bar(minute_bar(i))
+            await asyncio.sleep(1.0)  # a few reconnect attempts meanwhile
+            assert len(agent.bars) == 6
+            assert agent.stats.bars_accepted == 3
+
+            # The service is back first: the trader's commands wait in its queue (queued
+            # here directly, with the token the gateway would forward, as the gateway is
+            # still down), then the gateway comes back.
+            await stack.forward.start()
+            user = {
+                "Authorization": "Bearer "
+                + internal_token(stack.gateway_settings, trader.user_id, ALL_SCOPES)
+            }
+            queued = []
+            async with httpx.AsyncClient(base_url=stack.forward.url, timeout=10) as direct:
+                for body in (
+                    {"kind": "open", "symbol": "EURUSD", "side": "buy", "volume": 2},
+                    {"kind": "info", "message": "back after maintenance"},
+                ):
+                    answer = await direct.post(
+                        f"/api/agents/{trader.agent_id}/commands", json=body, headers=user
+                    )
+                    assert answer.status_code == 201, answer.text
+                    queued.append(answer.json()["id"])
+            await asyncio.sleep(0.5)
+            assert not agent.connected
+            await stack.gateway.start()
+
+            opened, told = [await trader.ended(command_id) for command_id in queued]
+            assert (opened["state"], opened["attempts"]) == ("executed", 1)
+            assert opened["result"]["price"] == minute_bar(7).close  # the last bar closed
+            assert (told["state"], told["attempts"]) == ("executed", 1)
+            await wait_for(lambda: len(agent.bars) == 0, within=10)
+            assert agent.connected
+            stats = agent.stats
+            assert (stats.bars_queued, stats.bars_accepted, stats.bars_duplicate) == (9, 8, 1)
+            assert (stats.bars_corrected, stats.bars_rejected) == (0, 0)
+            assert stats.reconnects == 1
+            assert stats.disconnects == 1
+
+            history = await stack.client.get(
+                "/api/market/symbols/EURUSD/bars",
+                params={"timeframe": "1m"},
+                headers=trader.headers,
+            )
+            assert history.status_code == 200, history.text
+            bars = history.json()["bars"]
+            assert [b["close"] for b in bars] == [minute_bar(i).close for i in range(8)]
+            assert [b["volume"] for b in bars] == [100.0 + i for i in range(8)]
+            assert bars[0]["ts"].startswith("2024-06-01T00:00:00")
+            assert bars[7]["ts"].startswith("2024-06-01T00:07:00")
+            ticket = opened["result"]["ticket"]
+            assert list(account.positions) == [ticket]
+            assert only(await trader.positions())["ticket"] == ticket
