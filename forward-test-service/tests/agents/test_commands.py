@@ -138,3 +138,25 @@ async def test_queues_and_leases_survive_a_service_restart(serve_desk: Callable[
         # The lease from before the restart runs out and the command comes again.
         redelivered = await desk.poll(agent, wait=5)
         assert [(c["id"], c["attempts"]) for c in redelivered] == [(leased_id, 2)]
+
+
+async def test_executed_commands_keep_the_platforms_position_record(desk: Desk) -> None:
+    agent = await desk.register()
+
+    async def execute(**command: Any) -> None:
+        created = (await desk.enqueue(agent, **command)).json()
+        (leased,) = await desk.poll(agent)
+        assert leased["id"] == created["id"]
+        ack = {"outcome": "executed", "ticket": "T9", "price": 1.1, "volume": 1}
+        assert (await desk.ack(agent, created["id"], **ack)).status_code == 200
+
+    async def record() -> list[dict[str, Any]]:
+        read = await desk.client.get(f"/api/agents/{agent}/positions", headers=desk.user())
+        return list(read.json()["data"])
+
+    await execute(kind="open", symbol="EURUSD", side="buy", volume=1, sl=1.05, tp=1.2)
+    await execute(kind="modify", ticket="T9", sl=1.08)  # the take-profit stays
+    ((position,),) = [await record()]
+    assert (position["sl"], position["tp"], position["volume"]) == (1.08, 1.2, 1)
+    await execute(kind="close", ticket="T9")
+    assert await record() == []

@@ -488,7 +488,7 @@ def _position_change(h: Mapping[str, str], ack: CommandAck) -> tuple[str, str, s
         }
         return "set", ticket, orjson.dumps(position).decode()
     if kind == "modify" and body.get("ticket"):
-        change = {key: body.get(key) for key in ("sl", "tp")}
+        change = {key: body[key] for key in ("sl", "tp") if key in body}  # only what it sets
         return "merge", body["ticket"], orjson.dumps(change).decode()
     if kind == "close" and body.get("ticket"):
         return "del", body["ticket"], ""
