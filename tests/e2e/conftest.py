@@ -6,9 +6,10 @@ use and every module takes it through the module-scoped `stack` fixture. Tests s
 of each other and of their order:
 
 - each test works as its own users (`Journey.new_account`), and each module talks to the
-  gateway from its own loopback address (`client_address`), so the per-address limits on
-  sign-in and registration (10 a minute, failed-login counters) of one module, such as the
-  one that hammers the login until it is refused, do not reach another;
+  gateway from its own loopback address (`client_address`), so that one module's sign-ins
+  do not count against another's per-address limits (sign-in and registration: 10 a minute;
+  failed sign-ins); the test that hammers the login until it is refused does so from an
+  address of its own (`own_client_address`);
 - a test that disturbs the stack (kills a service or a worker) waits until it is back, and
   every module's teardown checks that the stack is healthy again; when it is not, that
   module's teardown fails and the stack is stopped, so the next module gets a fresh one
@@ -135,16 +136,28 @@ def stack(shared_stack: SharedStack) -> Iterator[RunningStack]:
 _LOOPBACK = itertools.count(2)
 
 
-@pytest.fixture(scope="module")
-def client_address() -> str | None:
-    """A loopback address of this module's own (127.0.0.2, .3, ...) for its connections to the
-    gateway, which counts sign-ins per client address; None where only 127.0.0.1 can be bound
-    (then the module shares 127.0.0.1)."""
+def fresh_client_address() -> str | None:
+    """A loopback address nothing in this run connected from yet (127.0.0.2, .3, ...), for
+    connections to the gateway, which counts sign-ins per client address; None where only
+    127.0.0.1 can be bound (then 127.0.0.1 is shared)."""
     for _ in range(20):
         address = f"127.0.0.{next(_LOOPBACK)}"
         if port_bindable(0, address):
             return address
     return None
+
+
+@pytest.fixture(scope="module")
+def client_address() -> str | None:
+    """The module's own address to connect to the gateway from (`fresh_client_address`)."""
+    return fresh_client_address()
+
+
+@pytest.fixture
+def own_client_address() -> str | None:
+    """A test's own address (`fresh_client_address`), for one that exhausts a per-address
+    limit on purpose: what it used up is then nobody else's, whatever runs after it."""
+    return fresh_client_address()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
