@@ -26,7 +26,7 @@ from algotrade.auth import Principal
 from algotrade.errors import Forbidden, NotFound
 from forward_test_service.agents.commands import COUNTED, AgentUnknownInRedis, CommandQueue
 from forward_test_service.agents.connections import Beat, Connections
-from forward_test_service.agents.health import health
+from forward_test_service.agents.health import health, sync_overdue
 from forward_test_service.agents.registry import AgentRegistry
 from forward_test_service.agents.schemas import (
     AgentCreate,
@@ -118,8 +118,12 @@ class AgentDesk:
             self.book.recent_conflicts(ids),
         )
         out = []
-        for row, connection, stats, (conflicts, _) in zip(rows, stored, counts, syncs, strict=True):
+        now_ms = self.queue.now_ms()
+        for row, connection, stats, (conflicts, last) in zip(
+            rows, stored, counts, syncs, strict=True
+        ):
             state = self.connections.state_now(connection, row.heartbeat_seconds)
+            overdue = sync_overdue(state, connection, row.heartbeat_seconds, last, now_ms)
             out.append(
                 AgentPublic(
                     id=row.id,
@@ -131,7 +135,10 @@ class AgentDesk:
                     heartbeat_seconds=row.heartbeat_seconds,
                     created_at=row.created_at,
                     connection=_connection_public(state, connection),
-                    health=health(state, connection, row.heartbeat_seconds, stats, conflicts),
+                    health=health(
+                        state, connection, row.heartbeat_seconds, stats, conflicts, overdue
+                    ),
+                    sync_overdue=overdue,
                 )
             )
         return out
@@ -256,6 +263,7 @@ class AgentDesk:
                     health=a.health.score if a.health else 0,
                     last_heartbeat_at=a.connection.last_heartbeat_at if a.connection else None,
                     last_sync=last or None,
+                    sync_overdue=a.sync_overdue,
                 )
                 for a, (_, last) in zip(agents, syncs, strict=True)
             ],

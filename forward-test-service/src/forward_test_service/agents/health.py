@@ -9,7 +9,9 @@ Each component is 0-100 and shown beside the score, so that a low score says why
   the agent does not report it);
 - ``commands``: the share of ended commands that were executed (a rejection counts half: the
   terminal answered, the broker refused; 100 before any command ended);
-- ``sync``: 100 minus 20 per trade sync with conflicts among the last five (100 before any).
+- ``sync``: 100 minus 20 per trade sync with conflicts among the last five (100 before any),
+  and at most 50 while syncs are overdue (none for ``SYNC_OVERDUE_MS`` from a connected agent,
+  three times the 30 s the protocol asks for).
 """
 
 from __future__ import annotations
@@ -26,6 +28,24 @@ WEIGHTS: dict[str, float] = {
     "sync": 0.15,
 }
 CONNECTION_POINTS = {"healthy": 100, "degraded": 60, "stale": 20, "offline": 0}
+SYNC_OVERDUE_MS = 90_000
+
+
+def sync_overdue(
+    state: str,
+    connection: Mapping[str, str],
+    heartbeat_seconds: float,
+    last_sync: Mapping[str, object],
+    now_ms: float,
+) -> bool:
+    """A connected agent that has not synced its trades for `SYNC_OVERDUE_MS` (or, never
+    having synced, has been heartbeating for that long)."""
+    if state not in ("healthy", "degraded"):
+        return False
+    synced = last_sync.get("synced_at_ms")
+    if isinstance(synced, int | float):
+        return now_ms - synced > SYNC_OVERDUE_MS
+    return int(connection.get("count", 0)) * heartbeat_seconds * 1000 > SYNC_OVERDUE_MS
 
 
 def _clamp(value: float) -> int:
@@ -38,6 +58,7 @@ def health(
     heartbeat_seconds: float,
     command_stats: Mapping[str, int],
     recent_conflicts: int,
+    overdue: bool = False,
 ) -> HealthPublic:
     expected_ms = heartbeat_seconds * 1000
     jitter = float(connection.get("jitter", 0) or 0)
@@ -50,7 +71,7 @@ def health(
         "regularity": _clamp(100 * (1 - jitter / expected_ms)) if connection else 0,
         "latency": 100 if latency is None else _clamp(100 * (1000 - float(latency)) / 950),
         "commands": 100 if ended == 0 else _clamp(100 * (executed + rejected / 2) / ended),
-        "sync": _clamp(100 - 20 * recent_conflicts),
+        "sync": min(_clamp(100 - 20 * recent_conflicts), 50 if overdue else 100),
     }
     score = _clamp(sum(WEIGHTS[name] * points for name, points in components.items()))
     return HealthPublic(score=score, components=components, weights=WEIGHTS)

@@ -97,6 +97,9 @@ class AgentPublic(BaseModel):
     created_at: datetime
     connection: ConnectionPublic | None = None
     health: HealthPublic | None = None
+    sync_overdue: bool = Field(
+        default=False, description="connected, but no trade sync for 90 s (ask: every 30 s)"
+    )
 
 
 class AgentCreated(AgentPublic):
@@ -284,6 +287,7 @@ class AgentStatusItem(BaseModel):
     health: int
     last_heartbeat_at: datetime | None
     last_sync: dict[str, Any] | None
+    sync_overdue: bool
 
 
 class SystemStatus(BaseModel):
