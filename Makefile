@@ -31,7 +31,8 @@ lint: setup
 	$(RUN) ruff format --check .
 
 typecheck: setup
-	$(RUN) mypy shared/src/algotrade tools/devstack/src/algotrade_devstack tools/testkit/src/algotrade_testkit
+	$(RUN) mypy shared/src/algotrade tools/devstack/src/algotrade_devstack tools/testkit/src/algotrade_testkit \
+		sdk/src/algotrade_sdk
 
 unit: setup
 	$(RUN) pytest --ignore=tests/e2e

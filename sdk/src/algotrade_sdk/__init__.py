@@ -7,6 +7,7 @@
   from "request refused";
 - `backoff`: `Backoff`, the capped exponential reconnect delay with jitter;
 - `bars`: `BarQueue`, the bars waiting to be pushed, and `LastCloses`, prices from them;
+- `execution`: `CommandExecutor`, a leased command carried out on the account, and its ack;
 - `agent`: `ReferenceAgent`, which runs the protocol (heartbeats, command long-poll and acks,
   trade sync, bar push, reconnects), and its command line (``python -m algotrade_sdk.agent``).
 

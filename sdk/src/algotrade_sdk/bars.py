@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from algotrade_sdk.protocol import BarOut
+from algotrade_sdk.protocol import BarOut, Timeframe
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class Bar:
     boundary (``1m`` bars on whole minutes)."""
 
     symbol: str
-    timeframe: str
+    timeframe: Timeframe
     ts: int
     open: float
     high: float

@@ -10,8 +10,9 @@ against the services' OpenAPI documents, so a renamed field fails a test instead
 terminal. (Issue 16 generates the full SDK models from the gateway's merged OpenAPI.)
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: with string annotations, Python 3.11's
+# TypedDict cannot see ``NotRequired``, and the test that checks these bodies against the
+# OpenAPI reads which keys are required at run time.
 from typing import Any, Literal, NotRequired, TypedDict
 
 Side = Literal["buy", "sell"]
@@ -20,6 +21,7 @@ Outcome = Literal["executed", "rejected", "failed"]
 ConnectionState = Literal["healthy", "degraded", "stale", "offline"]
 SyncAction = Literal["none", "adopted", "closed", "flagged", "pending"]
 BarStatus = Literal["accepted", "duplicate", "corrected", "rejected"]
+Timeframe = Literal["1m", "5m", "15m", "30m", "1h", "4h", "1d"]
 
 API_KEY_HEADER = "X-API-Key"
 HEARTBEAT = "/api/agents/{agent_id}/heartbeat"
@@ -141,7 +143,7 @@ class BarOut(TypedDict):
 
 class BarsPush(TypedDict):
     symbol: str
-    timeframe: str
+    timeframe: Timeframe
     bars: list[BarOut]
 
 
