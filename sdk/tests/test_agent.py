@@ -226,13 +226,6 @@ async def test_a_sync_that_contradicts_the_platform_is_reported_never_silently_a
     assert agent.stats.sync_conflicts == 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="forward-test-service agents/commands.py _position_change: an executed 'modify' "
-    "merges {sl, tp} from the command body, so a tp the command leaves out becomes null in the "
-    "platform's record while the terminal keeps it (clients/README: 'modify keeps the SL or TP "
-    "the command leaves out'); the next sync then reports tp diverging and adopts it, a conflict",
-)
 async def test_a_modify_of_the_stop_loss_alone_keeps_the_take_profit_on_both_sides(
     stack: Any, tmp_path: Path
 ) -> None:
@@ -328,3 +321,37 @@ async def test_the_agent_rides_out_a_restart_of_the_platform_losing_no_bar_and_n
             ticket = opened["result"]["ticket"]
             assert list(account.positions) == [ticket]
             assert only(await trader.positions())["ticket"] == ticket
+
+
+class AckLostOnce(httpx.AsyncHTTPTransport):
+    """A network that drops the agent's first ack: the connection fails before it is sent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dropped = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/ack") and not self.dropped:
+            self.dropped += 1
+            raise httpx.ConnectError("dropped by the test", request=request)
+        return await super().handle_async_request(request)
+
+
+async def test_an_ack_that_cannot_be_sent_is_kept_and_sent_first_when_the_link_is_back(
+    stack: Any, tmp_path: Path
+) -> None:
+    trader: Trader = await stack.trader()
+    account = SimulatedAccount.open_file(tmp_path / "account.json")
+    network = AckLostOnce()
+    agent = ReferenceAgent(
+        trader.config(stack.url), account, prices={"EURUSD": 1.1}.get, transport=network
+    )
+    async with running(agent):
+        queued = await trader.enqueue(kind="open", symbol="EURUSD", side="buy", volume=1)
+        done = await trader.ended(queued["id"])
+        assert (done["state"], done["attempts"]) == ("executed", 1)
+        assert done["result"]["ticket"] == only(list(account.positions))
+        assert network.dropped == 1
+        assert (agent.stats.disconnects, agent.stats.reconnects) == (1, 1)
+        assert (agent.stats.executed, agent.stats.replayed, agent.stats.acks) == (1, 0, 1)
+        assert agent.pending_acks == 0

@@ -12,7 +12,9 @@ can be run and tested without a broker. Three loops share one HTTP client:
   twice), acks it at once (an ack that cannot be delivered is kept and sent first when the link
   is back), and every ``sync_seconds`` syncs all open positions and the recently closed trades.
   Syncs run between polls, after every ack was delivered, so a sync never shows the platform a
-  position whose ack is still on its way;
+  position whose ack is still on its way. An ack lost with the agent itself (it stopped or
+  crashed first) is not lost either: the command comes back after its lease and is acked from
+  the fill the account recorded;
 - **bars**: `push_bar` queues a closed bar; the loop pushes the queue while the link is up and
   removes a batch only once market data answered it, so a disconnection loses no bar (a bar
   answered ``duplicate`` after a lost answer is fine, and counted).
@@ -353,13 +355,22 @@ class ReferenceAgent:
         await self._deliver_acks()
         wait = min(self.config.poll_wait_seconds, max(0.0, self._next_sync - loop.time()))
         leased = await self._http().poll(wait, self.config.poll_limit)
+        undelivered: AgentClientError | None = None
         for command in leased["data"]:
+            # Every leased command is executed even when an ack cannot be delivered: the
+            # lease is this agent's, and the kept acks go out first when the link is back.
             execution = self._executor.execute(command)
             self._count(execution)
             if self._on_executed is not None:
                 self._on_executed(command, execution)
             self._pending_acks.append((command["id"], execution.ack))
-            await self._deliver_acks()
+            if undelivered is None:
+                try:
+                    await self._deliver_acks()
+                except AgentClientError as error:
+                    undelivered = error
+        if undelivered is not None:
+            raise undelivered
         if loop.time() >= self._next_sync:
             await self._sync()
             self._next_sync = loop.time() + self.config.sync_seconds
