@@ -207,7 +207,7 @@ class ReferenceAgent:
         self.closes = LastCloses()
         self.bars = BarQueue()
         self.stats = AgentStats()
-        self._prices: PriceSource = prices or self.closes
+        self._prices: PriceSource = prices if prices is not None else self.closes
         self._executor = CommandExecutor(account, self._prices)
         self._on_executed = on_executed
         self._clock = clock
