@@ -15,7 +15,7 @@ from algotrade.events import Topics, new_event_id
 from algotrade_testkit.kafka import read_all
 from algotrade_testkit.plugin import wait_for
 from forward_test_service import models
-from forward_test_service.agents.layout import AgentKeys
+from forward_test_service.agents.layout import AgentKeys, SharedKeys
 
 from .conftest import Desk
 
@@ -160,3 +160,21 @@ async def test_a_thousand_agents_heartbeating_at_once_are_all_healthy(
     status = (await desk.client.get("/api/agents/status", headers=desk.user("flood-3"))).json()
     assert status["connections"]["total"] == 100
     assert status["connections"]["healthy"] == 100
+
+
+async def test_an_unreadable_journal_record_does_not_block_the_ones_behind_it(
+    desk: Desk,
+) -> None:
+    redis = Redis.from_url(desk.settings.redis_url.get_secret_value())
+    try:
+        await redis.rpush(SharedKeys(desk.settings.redis_prefix).journal, b"{not json", b"{}")
+    finally:
+        await redis.aclose()
+    agent = await desk.register()
+    await desk.heartbeat(agent)
+
+    async def announced() -> bool:
+        types = [t for t, _ in await _agent_events(desk, agent)]
+        return agent_events.CONNECTED in types
+
+    await wait_for(announced, within=30)

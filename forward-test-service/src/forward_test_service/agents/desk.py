@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import orjson
+from redis.exceptions import RedisError
 from sqlalchemy import Row
 
 from algotrade.auth import Principal
@@ -45,6 +47,8 @@ from forward_test_service.agents.schemas import (
 from forward_test_service.agents.sync import TradeBook
 from forward_test_service.agents.wakeups import Wakeups
 from forward_test_service.api.views import ms_time
+
+logger = logging.getLogger(__name__)
 
 AGENT_SCOPE = "agent:"
 CONNECTION_STATES = ("healthy", "degraded", "stale", "offline")
@@ -90,7 +94,11 @@ class AgentDesk:
     async def register(self, principal: Principal, body: AgentCreate) -> Row[Any]:
         require_user_credential(principal)
         row = await self.registry.create(principal.user_id, body)
-        await self.connections.register(row.id, row.user_id, row.heartbeat_seconds)
+        try:
+            await self.connections.register(row.id, row.user_id, row.heartbeat_seconds)
+        except (RedisError, OSError) as exc:
+            # The agent is stored: answer it. Its first request fills Redis in from PostgreSQL.
+            logger.warning("agent %s registered while Redis is unreachable: %r", row.id, exc)
         return row
 
     async def agent(self, principal: Principal, agent_id: str) -> Row[Any]:

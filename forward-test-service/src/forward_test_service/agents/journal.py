@@ -85,10 +85,9 @@ class Journal:
                 raw = await self._redis.lrange(self._keys.journal, 0, BATCH - 1)  # type: ignore[misc]
                 if not raw:
                     break
-                records = [orjson.loads(item) for item in raw]
                 async with self._sessions.begin() as session:
-                    for record in records:
-                        await self._write(session, record)
+                    for item in raw:
+                        await self._write_one(session, item)
                 await self._redis.ltrim(self._keys.journal, len(raw), -1)  # type: ignore[misc]
                 written += len(raw)
         finally:
@@ -96,6 +95,16 @@ class Journal:
         if written and self._relay is not None:
             self._relay.wake()
         return written
+
+    async def _write_one(self, session: AsyncSession, item: bytes) -> None:
+        """Write one record; one that cannot be read (a bug, never expected) is logged whole
+        and skipped rather than blocking every record behind it."""
+        try:
+            record = orjson.loads(item)
+            async with session.begin_nested():
+                await self._write(session, record)
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            logger.error("agent journal record skipped (%r): %r", exc, item[:2_000])
 
     async def _write(self, session: AsyncSession, record: dict[str, Any]) -> None:
         kind = record.get("kind_of_record")
