@@ -46,6 +46,7 @@ def test_each_case_of_the_policy() -> None:
                 position("moved", sl=1.05, volume=0.5),
                 position("modifying", sl=1.05),
                 position("by-hand", symbol="GBPUSD", side="sell"),
+                position("acking", comment="open-key-1"),
             ],
             "closed": [
                 {
@@ -60,13 +61,18 @@ def test_each_case_of_the_policy() -> None:
             ],
         }
     )
-    report, new_book = reconcile(book, sync, pending={"modifying"}, now_ms=5)
+    report, new_book = reconcile(
+        book, sync, pending={"modifying"}, now_ms=5, opening=frozenset({"open-key-1"})
+    )
     assert report.matched == 1
     assert {i.ticket: i.action for i in report.missing_on_platform} == {
         "closed-by-tp": "closed",
         "vanished": "flagged",
     }
-    assert [(i.ticket, i.action) for i in report.unknown_to_server] == [("by-hand", "adopted")]
+    assert [(i.ticket, i.action) for i in report.unknown_to_server] == [
+        ("by-hand", "adopted"),
+        ("acking", "pending"),  # its open was executed, the ack is on its way
+    ]
     diverging = {i.ticket: i for i in report.diverging}
     assert diverging["moved"].action == "adopted"
     assert diverging["moved"].fields == {

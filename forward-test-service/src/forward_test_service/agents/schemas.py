@@ -62,7 +62,7 @@ class AgentCreate(_Strict):
     account_number: str = Field(min_length=1, max_length=64)
     broker: str = Field(min_length=1, max_length=100)
     currency: str = Field(min_length=3, max_length=8, pattern=r"^[A-Z]{3,8}$")
-    heartbeat_seconds: StrictFloat | StrictInt = Field(
+    heartbeat_seconds: StrictFloat = Field(
         default=5, ge=1, le=300, description="how often the agent promises a heartbeat"
     )
 
@@ -116,15 +116,15 @@ class AgentsPublic(BaseModel):
 class Heartbeat(_Strict):
     """The account as the terminal sees it now, and how the connection feels from there."""
 
-    balance: StrictFloat | StrictInt = Field(ge=-1e15, le=1e15)
-    equity: StrictFloat | StrictInt = Field(ge=-1e15, le=1e15)
-    margin: StrictFloat | StrictInt = Field(default=0, ge=0, le=1e15)
-    free_margin: StrictFloat | StrictInt = Field(default=0, ge=-1e15, le=1e15)
+    balance: StrictFloat = Field(ge=-1e15, le=1e15)
+    equity: StrictFloat = Field(ge=-1e15, le=1e15)
+    margin: StrictFloat = Field(default=0, ge=0, le=1e15)
+    free_margin: StrictFloat = Field(default=0, ge=-1e15, le=1e15)
     open_positions: StrictInt = Field(default=0, ge=0, le=1_000_000)
     terminal_connected: StrictBool = True
     trade_allowed: StrictBool = True
     client_time_ms: StrictInt | None = _epoch_ms(default=None)
-    rtt_ms: StrictFloat | StrictInt | None = Field(
+    rtt_ms: StrictFloat | None = Field(
         default=None, ge=0, le=600_000, description="the round trip of the previous heartbeat"
     )
 
@@ -151,12 +151,12 @@ class CommandCreate(_Strict):
     )
     symbol: str | None = _symbol(default=None)
     side: Side | None = None
-    volume: StrictFloat | StrictInt | None = _volume(default=None)
+    volume: StrictFloat | None = _volume(default=None)
     ticket: str | None = _ticket(default=None)
-    sl: StrictFloat | StrictInt | None = _price(default=None)
-    tp: StrictFloat | StrictInt | None = _price(default=None)
+    sl: StrictFloat | None = _price(default=None)
+    tp: StrictFloat | None = _price(default=None)
     message: str | None = Field(default=None, max_length=1_000)
-    expires_in_seconds: StrictFloat | StrictInt = Field(default=300, gt=0, le=86_400)
+    expires_in_seconds: StrictFloat = Field(default=300, gt=0, le=86_400)
 
     @model_validator(mode="after")
     def _fields_of_kind(self) -> CommandCreate:
@@ -207,8 +207,8 @@ class CommandsLeased(BaseModel):
 class CommandAck(_Strict):
     outcome: Literal["executed", "rejected", "failed"]
     ticket: str | None = _ticket(default=None)
-    price: StrictFloat | StrictInt | None = _price(default=None)
-    volume: StrictFloat | StrictInt | None = Field(default=None, ge=0, le=1e9)
+    price: StrictFloat | None = _price(default=None)
+    volume: StrictFloat | None = Field(default=None, ge=0, le=1e9)
     error: str | None = Field(default=None, max_length=1_000)
 
 
@@ -216,10 +216,10 @@ class Position(_Strict):
     ticket: str = _ticket()
     symbol: str = _symbol()
     side: Side
-    volume: StrictFloat | StrictInt = _volume()
-    open_price: StrictFloat | StrictInt = _price()
-    sl: StrictFloat | StrictInt | None = _price(default=None)
-    tp: StrictFloat | StrictInt | None = _price(default=None)
+    volume: StrictFloat = _volume()
+    open_price: StrictFloat = _price()
+    sl: StrictFloat | None = _price(default=None)
+    tp: StrictFloat | None = _price(default=None)
     opened_at_ms: StrictInt | None = _epoch_ms(default=None)
     comment: str | None = Field(default=None, max_length=64)
 
@@ -228,11 +228,11 @@ class ClosedTrade(_Strict):
     ticket: str = _ticket()
     symbol: str = _symbol()
     side: Side
-    volume: StrictFloat | StrictInt = _volume()
-    open_price: StrictFloat | StrictInt = _price()
-    close_price: StrictFloat | StrictInt = _price()
+    volume: StrictFloat = _volume()
+    open_price: StrictFloat = _price()
+    close_price: StrictFloat = _price()
     closed_at_ms: StrictInt = _epoch_ms()
-    profit: StrictFloat | StrictInt = Field(default=0, ge=-1e15, le=1e15)
+    profit: StrictFloat = Field(default=0, ge=-1e15, le=1e15)
 
 
 class TradeSync(_Strict):

@@ -14,7 +14,9 @@ lowering the health score), and the policy below says what was done.
 - on the platform's record only, among the terminal's recently closed trades: ``closed``;
 - on the platform's record only, not among them: ``flagged``, removed from the record and
   reported; a conflict;
-- on the terminal only (opened by hand, or its ack never arrived): ``adopted`` with
+- on the terminal only, with the idempotency key of a still queued or leased ``open`` as its
+  comment (executed, its ack not in yet): ``pending``, left to the ack;
+- on the terminal only otherwise (opened by hand, or its ack never came): ``adopted`` with
   ``origin: platform``; a conflict.
 """
 
@@ -47,6 +49,7 @@ def reconcile(
     sync: TradeSync,
     pending: set[str],
     now_ms: int,
+    opening: frozenset[str] = frozenset(),
 ) -> tuple[SyncReport, dict[str, dict[str, Any]]]:
     """The report and the platform's new record (see the module doc for the policy)."""
     reported = {p.ticket: p.model_dump() for p in sync.positions}
@@ -86,7 +89,11 @@ def reconcile(
                 SyncItem(ticket=ticket, symbol=theirs["symbol"], action="adopted", fields=fields)
             )
     for ticket, theirs in reported.items():
-        if ticket not in book:
+        if ticket in book:
+            continue
+        if theirs.get("comment") in opening:
+            unknown.append(SyncItem(ticket=ticket, symbol=theirs["symbol"], action="pending"))
+        else:
             new_book[ticket] = {
                 **{name: theirs.get(name) for name in COMPARED},
                 "ticket": ticket,
@@ -95,7 +102,7 @@ def reconcile(
             unknown.append(SyncItem(ticket=ticket, symbol=theirs["symbol"], action="adopted"))
     conflicts = (
         sum(item.action == "flagged" for item in missing)
-        + len(unknown)
+        + sum(item.action == "adopted" for item in unknown)
         + sum(item.action == "adopted" for item in diverging)
     )
     report = SyncReport(
@@ -127,7 +134,7 @@ class TradeBook:
         """Reconcile and store the result, retried if an ack changed the record meanwhile."""
         k = AgentKeys.of(self._prefix, agent_id)
         for _ in range(10):
-            pending = await self._pending_tickets(k)
+            pending, opening = await self._pending(k)
             async with self._redis.pipeline(transaction=True) as pipe:
                 try:
                     await pipe.watch(k.positions, k.sync)
@@ -135,7 +142,7 @@ class TradeBook:
                     book = {_text(t): orjson.loads(v) for t, v in raw.items()}
                     recent = orjson.loads((await pipe.hget(k.sync, "recent")) or b"[]")
                     now = int(self._clock() * 1000)
-                    report, new_book = reconcile(book, sync, pending, now)
+                    report, new_book = reconcile(book, sync, pending, now, opening)
                     recent = [*recent, report.conflicts][-RECENT_SYNCS:]
                     pipe.multi()  # type: ignore[no-untyped-call]
                     pipe.delete(k.positions)
@@ -151,7 +158,9 @@ class TradeBook:
                                 include={"synced_at_ms", "matched", "conflicts", "positions"}
                             ),
                             "missing_on_platform": len(report.missing_on_platform),
-                            "unknown_to_server": len(report.unknown_to_server),
+                            "unknown_to_server": sum(
+                                i.action == "adopted" for i in report.unknown_to_server
+                            ),
                             "diverging": len(report.diverging),
                             "recent": orjson.dumps(recent),
                         },
@@ -183,30 +192,36 @@ class TradeBook:
             out.append((sum(1 for c in recent if c), last))
         return out
 
-    async def _pending_tickets(self, k: AgentKeys) -> set[str]:
-        """Tickets a queued or leased ``modify``/``close`` command is about."""
+    async def _pending(self, k: AgentKeys) -> tuple[set[str], frozenset[str]]:
+        """Tickets a queued or leased ``modify``/``close`` command is about, and the
+        idempotency keys of queued or leased ``open`` commands."""
         pipe = self._redis.pipeline(transaction=False)
         for key in (k.ready, k.delayed, k.leased):
             pipe.zrange(key, 0, -1)
         ids = [_text(i) for ids in await pipe.execute() for i in ids]
         if not ids:
-            return set()
+            return set(), frozenset()
         pipe = self._redis.pipeline(transaction=False)
         for command_id in ids:
-            pipe.hmget(k.command(command_id), "kind", "body")
+            pipe.hmget(k.command(command_id), "kind", "body", "idem")
         tickets: set[str] = set()
-        for kind, body in await pipe.execute():
-            if kind is not None and _text(kind) in ("modify", "close", "close_all"):
+        opening: set[str] = set()
+        for kind, body, idem in await pipe.execute():
+            if kind is None:
+                continue
+            if _text(kind) in ("modify", "close", "close_all"):
                 ticket = orjson.loads(body or b"{}").get("ticket")
                 if ticket:
                     tickets.add(ticket)
-        return tickets
+            elif _text(kind) == "open" and idem is not None:
+                opening.add(_text(idem))
+        return tickets, frozenset(opening)
 
 
 def _conflict_record(agent_id: str, user_id: str, report: SyncReport) -> bytes:
     details: Iterable[SyncItem] = [
         *(i for i in report.missing_on_platform if i.action == "flagged"),
-        *report.unknown_to_server,
+        *(i for i in report.unknown_to_server if i.action == "adopted"),
         *(i for i in report.diverging if i.action == "adopted"),
     ]
     return orjson.dumps(
@@ -215,7 +230,7 @@ def _conflict_record(agent_id: str, user_id: str, report: SyncReport) -> bytes:
             "agent_id": agent_id,
             "user_id": user_id,
             "missing_on_platform": sum(i.action == "flagged" for i in report.missing_on_platform),
-            "unknown_to_server": len(report.unknown_to_server),
+            "unknown_to_server": sum(i.action == "adopted" for i in report.unknown_to_server),
             "diverging": sum(i.action == "adopted" for i in report.diverging),
             "details": [i.model_dump(exclude_none=True) for i in list(details)[:DETAILS_MAX]],
         }
