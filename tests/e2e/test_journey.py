@@ -95,6 +95,30 @@ def test_a_forward_session_on_a_replay_of_hourly_spy_trades_exactly_as_its_backt
     assert forward.equal
 
 
+def test_the_reference_agent_executes_an_open_a_modify_and_a_close_and_stays_healthy(
+    journey: tuple[Journey, JourneyResult],
+) -> None:
+    _, result = journey
+    agent = result.agent
+    assert agent is not None
+    assert "api_key" not in agent.registered
+    assert [c.ended["kind"] for c in agent.commands] == ["open", "modify", "close"]
+    assert [c.ended["state"] for c in agent.commands] == ["executed"] * 3
+    opened, modified, closed = (c.ended for c in agent.commands)
+    ticket = opened["result"]["ticket"]
+    assert opened["result"] == {"ticket": ticket, "price": 1.1, "volume": 0.1}
+    assert (modified["ticket"], modified["sl"]) == (ticket, 1.095)
+    assert closed["result"]["ticket"] == ticket
+    assert agent.sync is not None
+    assert (agent.sync["conflicts"], agent.sync["positions"]) == (0, 0)
+    assert agent.status is not None and agent.status["state"] == "healthy"
+    assert agent.state == "healthy"
+    assert agent.health is not None and agent.health > 0
+    assert agent.agent["health"]["components"]["commands"] == 100
+    assert agent.ok
+    print(f"  agent: health {agent.agent['health']}, sync {agent.sync}")
+
+
 def test_a_second_user_gets_404_for_every_resource_of_the_first(
     journey: tuple[Journey, JourneyResult],
 ) -> None:

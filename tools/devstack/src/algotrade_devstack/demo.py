@@ -1,6 +1,9 @@
 """``algotrade demo`` (``make demo``): the first user journey, narrated, in about a minute, then
 a forward-test session on a max-speed replay of hourly SPY, watched as it runs, whose trades are
-printed next to a backtest's and must equal them (else the exit status is 1).
+printed next to a backtest's and must equal them, and last an execution agent: the SDK's
+reference agent, run in-process with the key of an agent the user registers, executes an open, a
+modify and a close the user queues (each must be executed and the agent healthy, else the exit
+status is 1).
 
 Uses the gateway at ``--gateway`` when one answers there (a ``make run`` in another terminal);
 otherwise starts the embedded stack itself, runs the journey, and stops it again.
@@ -18,7 +21,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
-from algotrade_devstack.journey import ForwardResult, Journey, JourneyResult, moment, trade_key
+from algotrade_devstack.journey import (
+    AgentResult,
+    ForwardResult,
+    Journey,
+    JourneyResult,
+    moment,
+    trade_key,
+)
 from algotrade_devstack.stack import launch
 
 TRADE_ROWS_SHOWN = 12  # the first and last six; every trade is compared
@@ -176,6 +186,54 @@ def forward_verdict(forward: ForwardResult) -> str:
     return f"[bold red]NOT equal[/]: {figures}"
 
 
+def agent_table(result: AgentResult) -> Table:
+    """Each command the user queued as it ended: state, delivery attempts, the fill, and the
+    time from queueing it to seeing it executed (polled through the gateway)."""
+    table = Table(
+        title=f"Agent {result.registered['name']} ({result.registered['id']}): commands",
+        caption="time: from the queueing request to the first poll that saw it ended",
+    )
+    for column in ("command", "state", "attempts", "ticket", "price", "time"):
+        table.add_column(column, justify="right" if column != "command" else "left")
+    for command in result.commands:
+        ended = command.ended
+        fill = ended.get("result") or {}
+        what = ended["kind"]
+        if ended["kind"] == "open":
+            what = f"open {ended['symbol']} {ended['side']} {ended['volume']:g}"
+        elif ended["kind"] == "modify":
+            what = f"modify sl {ended['sl']:g}"
+        style = "green" if ended["state"] == "executed" else "red"
+        table.add_row(
+            what,
+            f"[{style}]{ended['state']}[/]",
+            str(ended["attempts"]),
+            str(fill.get("ticket", "—")),
+            "—" if fill.get("price") is None else f"{fill['price']:g}",
+            f"{command.seconds * 1000:,.0f} ms",
+        )
+    return table
+
+
+def agent_verdict(result: AgentResult) -> str:
+    health = result.agent.get("health") or {}
+    components = ", ".join(f"{k} {v}" for k, v in (health.get("components") or {}).items())
+    sync = result.sync
+    synced = (
+        "no trade sync"
+        if sync is None
+        else f"sync: {sync['matched']} matched, {sync['positions']} open, "
+        f"{sync['conflicts']} conflicts"
+    )
+    figures = (
+        f"state {result.state or '—'}, health {result.health if result.health is not None else '—'}"
+        f" ({components or 'no components'}); {synced}"
+    )
+    if result.ok:
+        return f"[bold green]agent ok[/]: {figures}"
+    return f"[bold red]agent NOT ok[/]: {figures}"
+
+
 def run_demo(
     gateway: str,
     state_dir: Path,
@@ -204,7 +262,13 @@ def run_demo(
         console.print(forward_table(result.forward))
         console.print(forward_verdict(result.forward))
         finished = result.timings["forward"]
+    if result.agent is not None:
+        console.print(agent_table(result.agent))
+        console.print(agent_verdict(result.agent))
+        finished = result.timings["agent"]
     console.print(
         f"done in {finished:.1f}s as {result.account.email}; open {gateway}/docs for the API"
     )
-    return 0 if result.forward is None or result.forward.equal else 1
+    forward_ok = result.forward is None or result.forward.equal
+    agent_ok = result.agent is not None and result.agent.ok
+    return 0 if forward_ok and agent_ok else 1

@@ -4,7 +4,10 @@ register -> login -> node types -> strategy from the SMA-cross template -> impor
 -> backtest -> poll -> summary, trades, equity -> 20-combination sweep -> ranked results, then
 (with ``forward_csv``) forward testing: import hourly bars, backtest their last N, replay the
 same N bars at max speed into a ``.R`` target with a session on it, and compare the session's
-trades and equity with the backtest's (docs/forward-testing.md, "Replay ≡ backtest").
+trades and equity with the backtest's (docs/forward-testing.md, "Replay ≡ backtest"), and
+last an execution agent (docs/agents.md): the user registers one, the SDK's reference agent runs
+in-process with its key on a simulated account, and an open, a modify and a close queued by the
+user are executed by it, after which its trade sync, connection state and health are read.
 
 One implementation serves two callers: ``make demo`` (``algotrade demo``), which narrates each
 step, and the end-to-end test, which asserts on what `Journey.run` returns.
@@ -12,7 +15,10 @@ step, and the end-to-end test, which asserts on what `Journey.run` returns.
 
 from __future__ import annotations
 
+import asyncio
 import csv
+import tempfile
+import threading
 import time
 import uuid
 from collections import deque
@@ -25,6 +31,8 @@ from typing import Any
 import httpx
 
 from algotrade.engine import compile_graph
+from algotrade_sdk.account import SimulatedAccount
+from algotrade_sdk.agent import AgentConfig, ReferenceAgent
 
 Say = Callable[[str], None]
 # Called on every poll of the forward step: the replay's status and the session's (None
@@ -37,6 +45,18 @@ SWEEP_GRID = {"fast": [5, 10, 15, 20, 25], "slow": [40, 60, 100, 150]}  # 20 com
 FORWARD_CONFIG = {"fee_bps": 1.0, "slippage_bps": 1.0, "calendar": "xnys"}
 FORWARD_CAPITAL = 100_000
 TRADE_FIELDS = ("side", "quantity", "entry_price", "exit_price", "fees", "pnl", "exit_reason")
+AGENT_HEARTBEAT_SECONDS = 1.0
+AGENT: dict[str, Any] = {
+    "name": "demo desk",
+    "platform": "other",
+    "account_number": "SIM-1",
+    "broker": "AlgoTrade simulator",
+    "currency": "USD",
+    "heartbeat_seconds": AGENT_HEARTBEAT_SECONDS,
+}
+AGENT_PRICES = {"EURUSD": 1.1}  # the simulated account fills at this fixed price
+AGENT_WAIT_SECONDS = 30.0  # bounds each wait of the agent step
+COMMAND_ENDED = ("executed", "rejected", "failed", "expired")
 
 
 class JourneyFailed(RuntimeError):
@@ -101,6 +121,96 @@ class ForwardResult:
 
 
 @dataclass
+class AgentCommand:
+    """A command as the user queued it and as it ended, with the time from the queueing
+    request to the first poll that saw it ended (polled every 50 ms)."""
+
+    queued: dict[str, Any]
+    ended: dict[str, Any]
+    seconds: float
+
+
+@dataclass
+class AgentResult:
+    """The agent step: the registered agent (without its key), its commands, the trade sync
+    read after the last of them, its line of ``GET /api/agents/status`` and ``GET
+    /api/agents/{id}`` (connection state, health score and components)."""
+
+    registered: dict[str, Any]
+    commands: list[AgentCommand]
+    sync: dict[str, Any] | None
+    status: dict[str, Any] | None
+    agent: dict[str, Any]
+
+    @property
+    def executed(self) -> bool:
+        return len(self.commands) == 3 and all(
+            c.ended["state"] == "executed" for c in self.commands
+        )
+
+    @property
+    def state(self) -> str | None:
+        connection = self.agent.get("connection") or {}
+        return connection.get("state")
+
+    @property
+    def health(self) -> int | None:
+        health = self.agent.get("health") or {}
+        return health.get("score")
+
+    @property
+    def ok(self) -> bool:
+        synced = self.sync is not None and self.sync["conflicts"] == 0
+        return self.executed and synced and self.state == "healthy" and self.health is not None
+
+
+class AgentThread:
+    """Runs a `ReferenceAgent` on an event loop of its own in a thread, beside the journey's
+    synchronous client; `stop` asks it to stop from this thread and waits (bounded)."""
+
+    def __init__(self, agent: ReferenceAgent) -> None:
+        self.agent = agent
+        self.error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._main, name="demo-agent", daemon=True)
+
+    def _main(self) -> None:
+        async def run() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._ready.set()
+            await self.agent.run()
+
+        try:
+            asyncio.run(run())
+        except BaseException as exc:  # reported by `start`/`stop`, in the journey's thread
+            self.error = exc
+        finally:
+            self._ready.set()
+
+    def start(self, within: float) -> None:
+        """Start the agent; return once its first heartbeat was answered."""
+        self._thread.start()
+        deadline = time.monotonic() + within
+        while not self.agent.connected:
+            if not self._thread.is_alive():
+                raise JourneyFailed(f"the agent stopped before it connected: {self.error!r}")
+            if time.monotonic() > deadline:
+                raise JourneyFailed(f"the agent did not connect within {within:.0f}s")
+            time.sleep(0.05)
+
+    def stop(self, within: float) -> None:
+        self._ready.wait(within)
+        if self._loop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self.agent.stop)
+        self._thread.join(within)
+        if self._thread.is_alive():
+            raise JourneyFailed(f"the agent did not stop within {within:.0f}s")
+        if self.error is not None:
+            raise JourneyFailed(f"the agent failed: {self.error!r}")
+
+
+@dataclass
 class JourneyResult:
     account: Account
     node_types: list[dict[str, Any]]
@@ -112,6 +222,7 @@ class JourneyResult:
     sweep: dict[str, Any]
     ranked: dict[str, Any]
     forward: ForwardResult | None = None
+    agent: AgentResult | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -130,6 +241,8 @@ class Journey:
         local_address: str | None = None,
     ) -> None:
         transport = httpx.HTTPTransport(local_address=local_address) if local_address else None
+        self.gateway_url = gateway_url
+        self.local_address = local_address
         self.http = httpx.Client(base_url=gateway_url, timeout=30.0, transport=transport)
         self.say = say
         self.watch = watch
@@ -344,6 +457,105 @@ class Journey:
             session_trades=got,
         )
 
+    def enqueue(self, account: Account, agent_id: str, **body: Any) -> AgentCommand:
+        """Queue a command for the agent and wait (bounded) until it ended."""
+        queued_at = time.monotonic()
+        queued = self.expect(
+            self.http.post(f"/api/agents/{agent_id}/commands", headers=account.headers, json=body),
+            201,
+        )
+        path = f"/api/agents/{agent_id}/commands/{queued['id']}"
+        deadline = queued_at + AGENT_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            ended = self.expect(self.http.get(path, headers=account.headers), 200)
+            if ended["state"] in COMMAND_ENDED:
+                return AgentCommand(queued, ended, time.monotonic() - queued_at)
+            time.sleep(0.05)
+        raise JourneyFailed(
+            f"{body['kind']} command {queued['id']} not ended after {AGENT_WAIT_SECONDS:.0f}s"
+        )
+
+    def agents(self, account: Account) -> AgentResult:
+        """Register an agent, run the SDK's reference agent with its key, and have it open,
+        modify and close a EURUSD position queued by the user (docs/agents.md)."""
+        created = self.expect(
+            self.http.post("/api/agents", headers=account.headers, json=AGENT), 201
+        )
+        registered = {k: v for k, v in created.items() if k != "api_key"}  # shown once, kept out
+        agent_id = created["id"]
+        self.say(f"agent {agent_id} registered; its key is shown once, to the agent")
+        config = AgentConfig(
+            url=self.gateway_url,
+            agent_id=agent_id,
+            api_key=created["api_key"],
+            heartbeat_seconds=AGENT_HEARTBEAT_SECONDS,
+            sync_seconds=1.0,
+            poll_wait_seconds=5.0,
+            backoff_initial_seconds=0.1,
+            backoff_max_seconds=1.0,
+            refused_wait_seconds=1.0,
+            request_timeout_seconds=10.0,
+        )
+        transport = (
+            httpx.AsyncHTTPTransport(local_address=self.local_address)
+            if self.local_address
+            else None
+        )
+        with tempfile.TemporaryDirectory(prefix="algotrade-demo-agent-") as folder:
+            account_file = SimulatedAccount.open_file(Path(folder) / "account.json")
+            agent = ReferenceAgent(
+                config, account_file, prices=AGENT_PRICES.get, transport=transport
+            )
+            runner = AgentThread(agent)
+            try:
+                runner.start(within=AGENT_WAIT_SECONDS)
+                self.say("the reference agent is connected (simulated account, EURUSD at 1.1)")
+                opened = self.enqueue(
+                    account, agent_id, kind="open", symbol="EURUSD", side="buy", volume=0.1,
+                    sl=1.09, tp=1.12, idempotency_key=f"demo-{uuid.uuid4().hex[:12]}",
+                )  # fmt: skip
+                ticket = (opened.ended.get("result") or {}).get("ticket")
+                commands = [opened]
+                if opened.ended["state"] == "executed" and ticket is not None:
+                    commands.append(self.enqueue(account, agent_id, kind="modify",
+                                                 ticket=ticket, sl=1.095))  # fmt: skip
+                    commands.append(self.enqueue(account, agent_id, kind="close", ticket=ticket))
+                self.say(
+                    "commands: "
+                    + ", ".join(f"{c.ended['kind']} {c.ended['state']}" for c in commands)
+                )
+                sync = self.synced_after(agent, time.monotonic())
+                deadline = time.monotonic() + AGENT_WAIT_SECONDS
+                while agent.stats.heartbeats < 3 and time.monotonic() < deadline:
+                    time.sleep(0.1)  # the health score's regularity needs a few heartbeats
+                status = self.expect(
+                    self.http.get("/api/agents/status", headers=account.headers), 200
+                )
+                detail = self.expect(
+                    self.http.get(f"/api/agents/{agent_id}", headers=account.headers), 200
+                )
+            finally:
+                runner.stop(within=AGENT_WAIT_SECONDS)
+        mine = [a for a in status["agents"] if a["id"] == agent_id]
+        return AgentResult(
+            registered=registered,
+            commands=commands,
+            sync=sync,
+            status=mine[0] if mine else None,
+            agent=detail,
+        )
+
+    def synced_after(self, agent: ReferenceAgent, since: float) -> dict[str, Any] | None:
+        """The report of the agent's first trade sync that read the account after ``since``
+        (``time.monotonic()``), or None if none came within the bound."""
+        deadline = time.monotonic() + AGENT_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            read_at = agent.stats.last_sync_read_at
+            if read_at is not None and read_at > since and agent.stats.last_sync is not None:
+                return dict(agent.stats.last_sync)
+            time.sleep(0.05)
+        return None
+
     def run(
         self,
         csv_path: Path,
@@ -448,6 +660,8 @@ class Journey:
         if forward_csv is not None:
             forward = self.forward(account, strategy, forward_csv, forward_bars, symbol=symbol)
             step("forward")
+        agent = self.agents(account)
+        step("agent")
         return JourneyResult(
             account=account,
             node_types=node_types,
@@ -459,5 +673,6 @@ class Journey:
             sweep=sweep,
             ranked=ranked,
             forward=forward,
+            agent=agent,
             timings=timings,
         )
