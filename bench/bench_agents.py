@@ -154,19 +154,29 @@ async def heartbeats(
 async def flood(
     url: str, credentials: list[tuple[str, dict[str, str]]], rounds: int, connections: int
 ) -> tuple[list[float], float]:
+    """Every agent beating ``rounds`` times, ``connections`` at a time: one client task per
+    connection walks its share of the agents (a thousand requests waiting on one httpx pool
+    would measure the client's pool, not the service)."""
     body = {"balance": 10_000.0, "equity": 10_000.0}
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     latencies: list[float] = []
-    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
-        started = time.perf_counter()
-        for _ in range(rounds):
-            latencies += await asyncio.gather(
-                *(
-                    timed(client, "POST", f"/api/agents/{a}/heartbeat", json=body, headers=h)
-                    for a, h in credentials
-                )
-            )
-        elapsed = time.perf_counter() - started
+
+    async def lane(share: list[tuple[str, dict[str, str]]]) -> None:
+        async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+            for _ in range(rounds):
+                for agent_id, headers in share:
+                    latencies.append(
+                        await timed(
+                            client,
+                            "POST",
+                            f"/api/agents/{agent_id}/heartbeat",
+                            json=body,
+                            headers=headers,
+                        )
+                    )
+
+    started = time.perf_counter()
+    await asyncio.gather(*(lane(credentials[i::connections]) for i in range(connections)))
+    elapsed = time.perf_counter() - started
     return latencies, len(latencies) / elapsed
 
 
