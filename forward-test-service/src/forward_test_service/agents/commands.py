@@ -37,7 +37,7 @@ from redis.asyncio import Redis
 
 from algotrade.errors import Conflict, NotFound
 from algotrade.events import new_event_id
-from forward_test_service.agents.layout import AgentKeys, SharedKeys
+from forward_test_service.agents.layout import AgentKeys, SharedKeys, text
 from forward_test_service.agents.schemas import (
     PRIORITY,
     CommandAck,
@@ -221,11 +221,7 @@ class QueuePolicy:
 
 def _pairs(raw: list[Any]) -> dict[str, str]:
     it = iter(raw)
-    return {_text(k): _text(v) for k, v in zip(it, it, strict=True)}
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+    return {text(k): text(v) for k, v in zip(it, it, strict=True)}
 
 
 def command_public(agent_id: str, h: Mapping[str, str]) -> CommandPublic:
@@ -322,10 +318,10 @@ class CommandQueue:
                 *flat,
             ],
         )
-        status = _text(reply[0])
+        status = text(reply[0])
         self._raise_denied(status)
         if status == "existing":
-            return await self.get(agent_id, user_id, _text(reply[1])), False
+            return await self.get(agent_id, user_id, text(reply[1])), False
         return command_public(agent_id, {k_: str(v) for k_, v in fields.items()}), True
 
     async def lease(self, agent_id: str, user_id: str, limit: int) -> Leased:
@@ -348,8 +344,8 @@ class CommandQueue:
                 LATENCY_SAMPLES,
             ],
         )
-        self._raise_denied(_text(reply[0]))
-        next_due = _text(reply[2])
+        self._raise_denied(text(reply[0]))
+        next_due = text(reply[2])
         return Leased(
             [command_public(agent_id, _pairs(raw)) for raw in reply[1]],
             int(float(next_due)) if next_due else None,
@@ -365,7 +361,7 @@ class CommandQueue:
         if not current:
             await self._check_owner(agent_id, user_id)
             raise NotFound("no such command for this agent (ended commands are kept 7 days)")
-        h = {_text(a): _text(b) for a, b in current.items()}
+        h = {text(a): text(b) for a, b in current.items()}
         op, ticket, position = _position_change(h, ack)
         result = ack.model_dump(exclude_none=True, exclude={"outcome"})
         reply = await self._ack(
@@ -391,19 +387,19 @@ class CommandQueue:
                 position,
             ],
         )
-        status = _text(reply[0])
+        status = text(reply[0])
         self._raise_denied(status)
         if status == "missing":
             raise NotFound("no such command for this agent (ended commands are kept 7 days)")
         if status == "conflict":
             raise Conflict(
-                f"the command is already {_text(reply[1])}; it cannot become {ack.outcome}"
+                f"the command is already {text(reply[1])}; it cannot become {ack.outcome}"
             )
         return command_public(agent_id, _pairs(reply[1])), status == "ok"
 
     async def get(self, agent_id: str, user_id: str, command_id: str) -> CommandPublic:
         raw = await self._redis.hgetall(self.keys(agent_id).command(command_id))  # type: ignore[misc]
-        h = {_text(a): _text(b) for a, b in raw.items()}
+        h = {text(a): text(b) for a, b in raw.items()}
         if not h or h.get("user_id") != user_id:
             raise NotFound("no such command for this agent (ended commands are kept 7 days)")
         return command_public(agent_id, h)
@@ -427,7 +423,7 @@ class CommandQueue:
             ready, delayed, leased, stats, latency = replies[i * 5 : i * 5 + 5]
             totals["pending"] += int(ready) + int(delayed)
             totals["leased"] += int(leased)
-            stats = {_text(a): int(b) for a, b in stats.items()}
+            stats = {text(a): int(b) for a, b in stats.items()}
             for outcome in ("executed", "rejected", "failed", "expired"):
                 totals[outcome] += stats.get(outcome, 0)
             samples.extend(int(x) for x in latency)
@@ -441,7 +437,7 @@ class CommandQueue:
         owner = await self._redis.hget(self.keys(agent_id).meta, "user_id")  # type: ignore[misc]
         if owner is None:
             raise AgentUnknownInRedis(agent_id)
-        if _text(owner) != user_id:
+        if text(owner) != user_id:
             raise NotFound("no such agent")
 
     def _raise_denied(self, status: str) -> None:

@@ -31,7 +31,7 @@ from redis.asyncio import Redis
 
 from algotrade.agent_events import ConnectionState
 from algotrade.redis_script import PipelinedScript
-from forward_test_service.agents.layout import AgentKeys, SharedKeys
+from forward_test_service.agents.layout import AgentKeys, SharedKeys, text
 
 logger = logging.getLogger(__name__)
 
@@ -218,8 +218,8 @@ class Connections:
         status = reply[0].decode() if isinstance(reply[0], bytes) else reply[0]
         if status != "ok":
             return str(status)
-        state: ConnectionState = _text(reply[2])  # type: ignore[assignment]
-        return Beat(now, int(reply[1]), state, float(_text(reply[3])) / 1000)
+        state: ConnectionState = text(reply[2])  # type: ignore[assignment]
+        return Beat(now, int(reply[1]), state, float(text(reply[3])) / 1000)
 
     async def sweep(self) -> int:
         """Move silent agents to stale or offline; returns how many were looked at."""
@@ -228,7 +228,7 @@ class Connections:
             self._shared.last_seen, "-inf", now, start=0, num=1_000
         )
         for raw in due:
-            agent_id = _text(raw)
+            agent_id = text(raw)
             k = AgentKeys.of(self._prefix, agent_id)
             await self._silence(
                 keys=[k.meta, k.heartbeat, self._shared.last_seen, self._shared.journal],
@@ -241,7 +241,7 @@ class Connections:
         pipe = self._redis.pipeline(transaction=False)
         for agent_id in agent_ids:
             pipe.hgetall(AgentKeys.of(self._prefix, agent_id).heartbeat)
-        return [{_text(a): _text(b) for a, b in raw.items()} for raw in await pipe.execute()]
+        return [{text(a): text(b) for a, b in raw.items()} for raw in await pipe.execute()]
 
     def state_now(self, stored: Mapping[str, str], heartbeat_seconds: float) -> ConnectionState:
         """The state as of now: the stored one, unless silence has outrun the monitor."""
@@ -256,10 +256,6 @@ class Connections:
             return "stale"
         state = stored.get("state", "offline")
         return state  # type: ignore[return-value]
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _glob_escape(text: str) -> str:

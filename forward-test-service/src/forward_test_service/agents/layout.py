@@ -9,6 +9,7 @@ should the per-agent part ever move to a cluster.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -102,3 +103,8 @@ class SharedKeys:
     def wake_channel(self) -> str:
         """Pub/sub channel: an agent id is published when a command becomes ready for it."""
         return self.prefix + "agents:wake"
+
+
+def text(value: Any) -> str:
+    """A Redis reply as text (the clients answer bytes)."""
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -30,7 +30,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
-from forward_test_service.agents.layout import AgentKeys, SharedKeys
+from forward_test_service.agents.layout import AgentKeys, SharedKeys, text
 from forward_test_service.agents.schemas import SyncItem, SyncReport, TradeSync
 
 COMPARED = ("symbol", "side", "volume", "open_price", "sl", "tp")
@@ -139,7 +139,7 @@ class TradeBook:
                 try:
                     await pipe.watch(k.positions, k.sync)
                     raw = await pipe.hgetall(k.positions)
-                    book = {_text(t): orjson.loads(v) for t, v in raw.items()}
+                    book = {text(t): orjson.loads(v) for t, v in raw.items()}
                     recent = orjson.loads((await pipe.hget(k.sync, "recent")) or b"[]")
                     now = int(self._clock() * 1000)
                     report, new_book = reconcile(book, sync, pending, now, opening)
@@ -183,7 +183,7 @@ class TradeBook:
             pipe.hgetall(AgentKeys.of(self._prefix, agent_id).sync)
         out: list[tuple[int, dict[str, Any]]] = []
         for raw in await pipe.execute():
-            h = {_text(a): _text(b) for a, b in raw.items()}
+            h = {text(a): text(b) for a, b in raw.items()}
             recent = orjson.loads(h.get("recent", "[]"))
             last: dict[str, Any] = orjson.loads(h["last"]) if "last" in h else {}
             if last:
@@ -198,7 +198,7 @@ class TradeBook:
         pipe = self._redis.pipeline(transaction=False)
         for key in (k.ready, k.delayed, k.leased):
             pipe.zrange(key, 0, -1)
-        ids = [_text(i) for ids in await pipe.execute() for i in ids]
+        ids = [text(i) for ids in await pipe.execute() for i in ids]
         if not ids:
             return set(), frozenset()
         pipe = self._redis.pipeline(transaction=False)
@@ -209,12 +209,12 @@ class TradeBook:
         for kind, body, idem in await pipe.execute():
             if kind is None:
                 continue
-            if _text(kind) in ("modify", "close", "close_all"):
+            if text(kind) in ("modify", "close", "close_all"):
                 ticket = orjson.loads(body or b"{}").get("ticket")
                 if ticket:
                     tickets.add(ticket)
-            elif _text(kind) == "open" and idem is not None:
-                opening.add(_text(idem))
+            elif text(kind) == "open" and idem is not None:
+                opening.add(text(idem))
         return tickets, frozenset(opening)
 
 
@@ -235,7 +235,3 @@ def _conflict_record(agent_id: str, user_id: str, report: SyncReport) -> bytes:
             "details": [i.model_dump(exclude_none=True) for i in list(details)[:DETAILS_MAX]],
         }
     )
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
