@@ -52,7 +52,7 @@ def reconcile(
     opening: frozenset[str] = frozenset(),
 ) -> tuple[SyncReport, dict[str, dict[str, Any]]]:
     """The report and the platform's new record (see the module doc for the policy)."""
-    reported = {p.ticket: p.model_dump() for p in sync.positions}
+    reported = {p["ticket"]: p for p in sync.model_dump(include={"positions"})["positions"]}
     closed = {t.ticket for t in sync.closed}
     new_book: dict[str, dict[str, Any]] = {}
     matched = 0
@@ -70,11 +70,14 @@ def reconcile(
             else:
                 missing.append(SyncItem(ticket=ticket, symbol=ours["symbol"], action="flagged"))
             continue
-        fields = {
-            name: {"server": ours.get(name), "platform": theirs.get(name)}
-            for name in COMPARED
-            if not _same(ours.get(name), theirs.get(name))
-        }
+        if all(ours.get(name) == theirs.get(name) for name in COMPARED):
+            fields = {}  # the usual case, without the tolerant comparison
+        else:
+            fields = {
+                name: {"server": ours.get(name), "platform": theirs.get(name)}
+                for name in COMPARED
+                if not _same(ours.get(name), theirs.get(name))
+            }
         if not fields:
             matched += 1
             new_book[ticket] = ours
@@ -145,12 +148,13 @@ class TradeBook:
                     report, new_book = reconcile(book, sync, pending, now, opening)
                     recent = [*recent, report.conflicts][-RECENT_SYNCS:]
                     pipe.multi()  # type: ignore[no-untyped-call]
-                    pipe.delete(k.positions)
-                    if new_book:
-                        pipe.hset(
-                            k.positions,
-                            mapping={t: orjson.dumps(p) for t, p in new_book.items()},
-                        )
+                    # Only what changed: a sync that agrees rewrites nothing.
+                    gone = [t for t in book if t not in new_book]
+                    changed = {t: orjson.dumps(p) for t, p in new_book.items() if book.get(t) != p}
+                    if gone:
+                        pipe.hdel(k.positions, *gone)
+                    if changed:
+                        pipe.hset(k.positions, mapping=changed)
                     pipe.hset(
                         k.sync,
                         mapping={
