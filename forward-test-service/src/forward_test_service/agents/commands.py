@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,7 +47,7 @@ from forward_test_service.agents.schemas import (
 
 PRIORITY_SPAN = 10**13  # more than any epoch-ms: priority outranks age in one score
 LATENCY_SAMPLES = 1_000
-COUNTED = ("pending", "leased", "executed", "rejected", "failed", "expired")
+OUTCOMES = ("executed", "rejected", "failed", "expired")
 
 # Shared by the scripts: the caller's user must own the agent (KEYS[1] is its meta hash).
 _OWNER_CHECK = """
@@ -200,6 +200,26 @@ end
 return {'ok', redis.call('HGETALL', KEYS[2])}
 """
 )
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    pending: int
+    leased: int
+    ended: dict[str, int]  # outcome -> commands ended so (and "enqueued")
+    latency_us: list[int]  # recent enqueue -> lease times
+
+
+def summarize(stats: Sequence[QueueStats]) -> dict[str, Any]:
+    """Totals over agents, with delivery p50/p99 over all their samples."""
+    samples = [us for s in stats for us in s.latency_us]
+    return {
+        "pending": sum(s.pending for s in stats),
+        "leased": sum(s.leased for s in stats),
+        **{outcome: sum(s.ended.get(outcome, 0) for s in stats) for outcome in OUTCOMES},
+        "delivery_ms_p50": _percentile(samples, 50),
+        "delivery_ms_p99": _percentile(samples, 99),
+    }
 
 
 @dataclass(frozen=True)
@@ -404,8 +424,9 @@ class CommandQueue:
             raise NotFound("no such command for this agent (ended commands are kept 7 days)")
         return command_public(agent_id, h)
 
-    async def counts(self, agent_ids: list[str]) -> dict[str, Any]:
-        """Pending, leased and ended counts and delivery latencies over ``agent_ids``."""
+    async def stats(self, agent_ids: list[str]) -> list[QueueStats]:
+        """Each agent's queue: pending and leased counts, ended counters, delivery samples
+        (one pipelined round trip for all of them)."""
         pipe = self._redis.pipeline(transaction=False)
         for agent_id in agent_ids:
             k = self.keys(agent_id)
@@ -415,23 +436,18 @@ class CommandQueue:
             pipe.hgetall(k.stats)
             pipe.lrange(k.latency, 0, -1)
         replies = await pipe.execute()
-        totals = dict.fromkeys(
-            ("pending", "leased", "executed", "rejected", "failed", "expired"), 0
-        )
-        samples: list[int] = []
+        out = []
         for i in range(len(agent_ids)):
-            ready, delayed, leased, stats, latency = replies[i * 5 : i * 5 + 5]
-            totals["pending"] += int(ready) + int(delayed)
-            totals["leased"] += int(leased)
-            stats = {text(a): int(b) for a, b in stats.items()}
-            for outcome in ("executed", "rejected", "failed", "expired"):
-                totals[outcome] += stats.get(outcome, 0)
-            samples.extend(int(x) for x in latency)
-        return {
-            **totals,
-            "delivery_ms_p50": _percentile(samples, 50),
-            "delivery_ms_p99": _percentile(samples, 99),
-        }
+            ready, delayed, leased, counters, latency = replies[i * 5 : i * 5 + 5]
+            out.append(
+                QueueStats(
+                    pending=int(ready) + int(delayed),
+                    leased=int(leased),
+                    ended={text(a): int(b) for a, b in counters.items()},
+                    latency_us=[int(x) for x in latency],
+                )
+            )
+        return out
 
     async def _check_owner(self, agent_id: str, user_id: str) -> None:
         owner = await self._redis.hget(self.keys(agent_id).meta, "user_id")  # type: ignore[misc]

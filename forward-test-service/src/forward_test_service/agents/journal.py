@@ -14,13 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 from pydantic import BaseModel
 from redis.asyncio import Redis
+from redis.exceptions import LockError
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -36,11 +36,7 @@ from forward_test_service.models import SCHEMA
 logger = logging.getLogger(__name__)
 
 BATCH = 200
-LOCK_MS = 10_000
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
+LOCK_SECONDS = 10.0
 _CONNECTION_EVENT = {
     "healthy": events.CONNECTED,
     "degraded": events.DEGRADED,
@@ -72,12 +68,12 @@ class Journal:
         self._keys = SharedKeys(prefix)
         self._producer = producer
         self._relay = relay
-        self._release = redis.register_script(_RELEASE)
 
     async def drain(self) -> int:
         """Write what the journal holds; returns how many records were written."""
-        token = secrets.token_hex(8)
-        if not await self._redis.set(self._keys.journal_lock, token, nx=True, px=LOCK_MS):
+        # redis-py's lock (a token checked on release): one process drains at a time.
+        lock = self._redis.lock(self._keys.journal_lock, timeout=LOCK_SECONDS, blocking=False)
+        if not await lock.acquire():
             return 0
         written = 0
         try:
@@ -91,12 +87,13 @@ class Journal:
                 await self._redis.ltrim(self._keys.journal, len(raw), -1)  # type: ignore[misc]
                 written += len(raw)
         finally:
-            await self._release(keys=[self._keys.journal_lock], args=[token])
+            with contextlib.suppress(LockError):  # expired meanwhile: nothing to release
+                await lock.release()
         if written and self._relay is not None:
             self._relay.wake()
         return written
 
-    async def _write_one(self, session: AsyncSession, item: bytes) -> None:
+    async def _write_one(self, session: AsyncSession, item: bytes | str) -> None:
         """Write one record; one that cannot be read (a bug, never expected) is logged whole
         and skipped rather than blocking every record behind it."""
         try:

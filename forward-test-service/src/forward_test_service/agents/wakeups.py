@@ -26,7 +26,6 @@ class Wakeups:
         self._redis = redis
         self._channel = channel
         self._waiting: dict[str, set[asyncio.Event]] = {}
-        self.subscribed = asyncio.Event()
         self._stop = asyncio.Event()
 
     @contextlib.contextmanager
@@ -54,7 +53,6 @@ class Wakeups:
             try:
                 async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
                     await pubsub.subscribe(self._channel)
-                    self.subscribed.set()
                     async for message in pubsub.listen():
                         if self._stop.is_set():
                             return
@@ -66,7 +64,6 @@ class Wakeups:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self.subscribed.clear()
                 logger.warning("agent wake-up subscription lost (%r); resubscribing", exc)
                 await asyncio.sleep(0.5)
 
