@@ -66,8 +66,11 @@ SIGNERS = {
     WORKER_SERVICE: "backtesting",
     "forward-test-service": "forward-test",
     "forward-test-worker": "forward-test",
+    "notification-service": "notification",
 }
 """Who holds an internal-token private key (and whose); everyone else gets public keys only."""
+STATEFUL = {"notification-service"}
+"""Kubernetes StatefulSets rather than Deployments: their INSTANCE_ID is the pod's stable name."""
 KEY_VARIABLES = tuple(KEYS.deployment_env())
 
 # Values for the variables compose interpolates.
@@ -117,6 +120,18 @@ def k8s_objects(kind: str) -> dict[str, dict[str, Any]]:
         for _, doc in k8s_documents()
         if doc.get("kind") == kind and "metadata" in doc
     }
+
+
+def k8s_workloads() -> dict[str, dict[str, Any]]:
+    """The Deployments and StatefulSets by name (a name may not be both)."""
+    deployments, stateful_sets = k8s_objects("Deployment"), k8s_objects("StatefulSet")
+    assert not set(deployments) & set(stateful_sets)
+    return {**deployments, **stateful_sets}
+
+
+def k8s_container(name: str) -> dict[str, Any]:
+    (container,) = k8s_workloads()[name]["spec"]["template"]["spec"]["containers"]
+    return container  # type: ignore[no-any-return]
 
 
 def dockerfile_instructions() -> list[tuple[str, str]]:
@@ -397,7 +412,7 @@ def assert_creates_the_topic_table(created: list[TopicSpec]) -> None:
 
 
 def packages_with_schema() -> set[str]:
-    """Service packages that ship migrations (notification-service keeps no tables)."""
+    """Service packages that ship migrations."""
     return {
         package
         for name, package in SERVICES.items()
@@ -470,6 +485,26 @@ def test_compose_gateway_knows_every_service_url() -> None:
             assert env[service_url_env(name)] == f"http://{name}:{SERVICE_PORTS[name]}"
 
 
+SERVICE_URLS = {service_url_env(name): f"http://{name}:{SERVICE_PORTS[name]}" for name in SERVICES}
+
+
+@pytest.mark.parametrize("name", [*SERVICES, *WORKERS])
+def test_compose_service_urls_point_at_the_services(name: str) -> None:
+    env = container_env(compose_services()[name], HOST_ENV)
+    for variable, url in SERVICE_URLS.items():
+        assert env.get(variable, url) == url, f"{name}: {variable}={env[variable]}"
+
+
+def test_compose_notification_service_has_a_stable_instance_id(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    env = container_env(compose_services()["notification-service"], HOST_ENV)
+    settings = build_settings("notification_service", env, monkeypatch)
+    assert settings.instance_id == "notification-service"  # type: ignore[attr-defined]
+    for name in ("forward-test-service", "backtesting-service", "market-data-service"):
+        assert env[service_url_env(name)] == SERVICE_URLS[service_url_env(name)]
+
+
 @pytest.mark.parametrize("name", list(SERVICES))
 def test_compose_env_builds_production_settings(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     env = container_env(compose_services()[name], HOST_ENV)
@@ -529,6 +564,7 @@ def test_compose_refuses_to_start_without_secrets(secret: str) -> None:
     who = GATEWAY if secret.startswith(("JWT_", "GATEWAY_")) else "strategy-service"
     who = WORKER_SERVICE if secret.startswith("BACKTESTING_") else who
     who = "forward-test-worker" if secret.startswith("FORWARD_TEST_") else who
+    who = "notification-service" if secret.startswith("NOTIFICATION_") else who
     with pytest.raises(MissingVariable, match=secret):
         container_env(compose_services()[who], host_env)
 
@@ -719,8 +755,8 @@ def test_k8s_kustomization_lists_exactly_the_manifests() -> None:
 
 @pytest.mark.parametrize("name", list(SERVICES))
 def test_k8s_service_deployment_probes_and_runs_its_serve_command(name: str) -> None:
-    deployment = k8s_objects("Deployment")[name]
-    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    deployment = k8s_workloads()[name]
+    container = k8s_container(name)
     package, command = check_invocation(k8s_argv(container))
     assert (package, command) == (SERVICES[name], "serve")
     port = SERVICE_PORTS[name]
@@ -746,8 +782,7 @@ def test_k8s_service_deployment_probes_and_runs_its_serve_command(name: str) -> 
 
 @pytest.mark.parametrize("name", list(SERVICES))
 def test_k8s_env_names_are_settings_fields(name: str) -> None:
-    deployment = k8s_objects("Deployment")[name]
-    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    container = k8s_container(name)
     names = {e["name"] for e in container.get("env", [])}
     for source in container.get("envFrom", []):
         if "configMapRef" in source:
@@ -767,10 +802,9 @@ def k8s_shared_env() -> dict[str, str]:
 
 
 def k8s_deployment_env(name: str) -> dict[str, str]:
-    """What a Deployment's container gets from its ConfigMaps and Secrets (envFrom)."""
-    (container,) = k8s_objects("Deployment")[name]["spec"]["template"]["spec"]["containers"]
+    """What a workload's container gets from its ConfigMaps and Secrets (envFrom)."""
     env: dict[str, str] = {}
-    for source in container.get("envFrom", []):
+    for source in k8s_container(name).get("envFrom", []):
         if "configMapRef" in source:
             env.update(k8s_objects("ConfigMap")[source["configMapRef"]["name"]]["data"])
         if "secretRef" in source:
@@ -807,6 +841,34 @@ def test_k8s_each_deployment_gets_only_its_own_keys(
     settings = build_settings(package, filled, monkeypatch)
     assert settings.environment == "production" and settings.host == "0.0.0.0"
     assert_holds_only_its_own_keys(name, settings)
+    # The private key comes from its signer's own Secret, which only its signer's pods mount.
+    key_secrets = [
+        source["secretRef"]["name"]
+        for source in k8s_container(name).get("envFrom", [])
+        if "secretRef" in source
+        and "INTERNAL_JWT_PRIVATE_KEY"
+        in k8s_objects("Secret")[source["secretRef"]["name"]]["stringData"]
+    ]
+    assert key_secrets == ([f"algotrade-{role}-keys"] if role else []), name
+
+
+@pytest.mark.parametrize("name", [*SERVICES, *WORKERS])
+def test_k8s_service_urls_point_at_the_services(name: str) -> None:
+    env = {e["name"]: e.get("value") for e in k8s_container(name).get("env", [])}
+    for variable, url in SERVICE_URLS.items():
+        assert env.get(variable, url) == url, f"{name}: {variable}={env[variable]}"
+
+
+def test_k8s_notification_service_is_a_stateful_set_named_by_its_pods() -> None:
+    """INSTANCE_ID names the instance's consumer group: it must outlive a pod's restart, which
+    a StatefulSet pod's name does and a Deployment pod's does not."""
+    assert set(k8s_objects("StatefulSet")) == STATEFUL
+    for name in STATEFUL:
+        spec = k8s_workloads()[name]["spec"]
+        assert spec["serviceName"] in k8s_objects("Service")
+        entries = {e["name"]: e for e in k8s_container(name)["env"]}
+        assert entries["INSTANCE_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+        assert "INSTANCE_ID" in settings_env_names(SERVICES[name])
 
 
 def test_k8s_backtest_worker_runs_three_workers() -> None:
@@ -832,7 +894,7 @@ def test_k8s_forward_test_worker_runs_the_worker_command() -> None:
 
 
 def test_k8s_every_deployment_is_known() -> None:
-    assert set(k8s_objects("Deployment")) == {*SERVICES, *WORKERS}
+    assert set(k8s_workloads()) == {*SERVICES, *WORKERS}
 
 
 def test_k8s_migrate_job_migrates_every_schema_once() -> None:
