@@ -15,13 +15,14 @@ def test_each_prefix_goes_to_its_service() -> None:
         "/api/sessions/abc": "forward-test-service",
         "/api/agents/a1/heartbeat": "forward-test-service",
         "/api/analytics/portfolio": "analytics-service",
+        "/api/notifications/status": "notification-service",
     }
     for path, upstream in expected.items():
         rule = table.resolve(path)
         assert rule is not None and rule.upstream == upstream, path
     for path in ("/api/strategiesx", "/api/auth/login", "/api", "/healthz", "/apix/strategies"):
         assert table.resolve(path) is None, path
-    assert len(ROUTE_TABLE) == 6
+    assert len(ROUTE_TABLE) == 7
 
 
 def test_scopes_and_classes_follow_the_method() -> None:

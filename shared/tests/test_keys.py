@@ -61,11 +61,18 @@ def test_only_signers_get_private_keys_and_only_the_gateway_the_access_secret() 
     assert json.loads(service["INTERNAL_JWT_KEY_SCOPES"]) == {
         keys.signers["backtesting"].kid: ["market:read", "strategies:read"],
         keys.signers["forward-test"].kid: ["market:read", "strategies:read"],
+        keys.signers["notification"].kid: [
+            "sessions:read",
+            "backtests:read",
+            "agents:read",
+            "market:read",
+        ],
     }
     assert SIGNERS == {
         "api-gateway": "gateway",
         "backtesting-service": "backtesting",
         "forward-test-service": "forward-test",
+        "notification-service": "notification",
     }
 
 

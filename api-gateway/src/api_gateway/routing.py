@@ -37,6 +37,7 @@ ROUTE_TABLE: tuple[RouteRule, ...] = (
     RouteRule("/api/sessions", "forward-test-service", "sessions"),
     RouteRule("/api/agents", "forward-test-service", "agents"),
     RouteRule("/api/analytics", "analytics-service", "analytics"),
+    RouteRule("/api/notifications", "notification-service", "notifications"),
 )
 
 WEBSOCKET_RULE = RouteRule("/ws", "notification-service", "notifications")

@@ -1,8 +1,11 @@
 """WebSocket pass-through to the notification service.
 
-A client authenticates with ``?token=<access token or API key>`` (browsers cannot set headers on
-a WebSocket), an ``Authorization``/``X-API-Key`` header, or, failing those, a first message
-``{"type": "auth", "token": "..."}`` sent within ``websocket_auth_timeout_seconds``. The gateway
+A client authenticates with a subprotocol ``bearer.<access token or API key>`` offered next to
+the real one (``new WebSocket(url, ["algotrade.v1", "bearer." + token])``: browsers cannot set
+headers on a WebSocket, and a subprotocol, unlike ``?token=``, stays out of access logs), an
+``Authorization``/``X-API-Key`` header, ``?token=``, or, failing those, a first message
+``{"type": "auth", "token": "..."}`` sent within ``websocket_auth_timeout_seconds``. The
+credential subprotocol is never echoed back nor passed on. The gateway
 then opens its own connection to the notification service with the internal token, and relays
 messages both ways until either side closes; the close code travels across.
 
@@ -44,6 +47,7 @@ logger = logging.getLogger(__name__)
 CLOSE_POLICY_VIOLATION = 1008
 CLOSE_TRY_AGAIN_LATER = 1013
 _CREDENTIAL_PARAMS = ("token", "access_token", "api_key")
+CREDENTIAL_SUBPROTOCOL = "bearer."
 
 
 class WebSocketProxy:
@@ -73,7 +77,7 @@ class WebSocketProxy:
             if credential is not None:
                 principal = await self._authorize(credential)
             else:
-                await client.accept(subprotocol=_first(client.scope.get("subprotocols")))
+                await client.accept(subprotocol=_first(_offered(client)))
                 accepted = True
                 principal = await self._authorize(await self._first_message_credential(client))
             upstream = await self._connect(client, principal)
@@ -128,7 +132,7 @@ class WebSocketProxy:
             connection = await websockets.connect(
                 _upstream_url(self._upstream, client),
                 additional_headers=headers,
-                subprotocols=client.scope.get("subprotocols") or None,
+                subprotocols=_offered(client) or None,
                 open_timeout=self._connect_timeout,
                 proxy=None,
                 max_size=None,  # the client side is bounded by the gateway's own server
@@ -152,7 +156,16 @@ class WebSocketProxy:
         return connection
 
 
+def _offered(client: WebSocket) -> list[Any]:
+    """The subprotocols the client offered, without the credential one."""
+    offered = client.scope.get("subprotocols") or []
+    return [p for p in offered if not str(p).startswith(CREDENTIAL_SUBPROTOCOL)]
+
+
 def _credential_from_handshake(client: WebSocket) -> str | None:
+    for offered in client.scope.get("subprotocols") or []:
+        if str(offered).startswith(CREDENTIAL_SUBPROTOCOL) and len(offered) > 7:
+            return str(offered)[len(CREDENTIAL_SUBPROTOCOL) :]
     for name in _CREDENTIAL_PARAMS:
         if value := client.query_params.get(name):
             return value

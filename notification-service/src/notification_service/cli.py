@@ -11,7 +11,7 @@ from notification_service.main import NAME, create_app
 app = build_service_cli(
     name=NAME,
     package="notification_service",
-    schema=None,
+    schema="notify",
     settings_factory=Settings,
     app_factory=lambda settings: create_app(cast(Settings, settings)),
 )

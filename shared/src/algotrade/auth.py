@@ -34,6 +34,9 @@ MARKET_ADMIN_ROLE = "market-admin"
 A role, not a scope: a user's own session holds every scope (``*``), while roles are granted
 per user by an operator (the gateway gives new users only ``user``). Writing reference data
 also needs the ``market:write`` scope, so a read-only API key of an admin writes nothing."""
+NOTIFICATIONS_ADMIN_ROLE = "notifications-admin"
+"""The role that may switch a message family between rest, shadow and live (with the
+``notifications:write`` scope), granted like ``market-admin``."""
 
 
 @dataclass(frozen=True)

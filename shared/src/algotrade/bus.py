@@ -238,13 +238,13 @@ class ConsumerRunner:
     ) -> None:
         self._on_give_up = on_give_up
         self._stall_seconds = stall_seconds
+        options: dict[str, Any] = {"auto_offset_reset": "earliest", **(consumer_options or {})}
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
             group_id=group_id,
             enable_auto_commit=False,
-            auto_offset_reset="earliest",
             max_poll_records=max_batch,
-            **(consumer_options or {}),
+            **options,
         )
         # Counts revocations: a batch fetched before one may no longer be ours to commit.
         self._revocations = 0

@@ -4,8 +4,9 @@ the per-installation key file the embedded stack creates once.
 Internal tokens are asymmetric so that only a signer can mint them: the gateway holds one
 private key, the backtesting service and its workers hold another whose tokens services accept
 only with the scopes it needs (`BACKTESTING_SCOPES`), the forward-test service and its workers a
-third, narrowed the same way (`FORWARD_TEST_SCOPES`), and every other service holds public keys
-alone. Access tokens stay HMAC (HS256): the gateway is their only issuer and only verifier.
+third, narrowed the same way (`FORWARD_TEST_SCOPES`), the notification service a fourth that
+only reads (`NOTIFICATION_SCOPES`), and every other service holds public keys alone. Access
+tokens stay HMAC (HS256): the gateway is their only issuer and only verifier.
 
 Nothing here has a default key. ``make run`` writes ``.algotrade/keys.json`` (mode 0600) on first
 start and reuses it; tests generate a fresh `InstallationKeys` per session.
@@ -28,11 +29,18 @@ from algotrade.errors import ConfigurationError
 
 INTERNAL_ALGORITHM = "EdDSA"
 KEYS_FILE = "keys.json"
-SignerRole = Literal["gateway", "backtesting", "forward-test"]
+SignerRole = Literal["gateway", "backtesting", "forward-test", "notification"]
 BACKTESTING_SCOPES: tuple[str, ...] = ("market:read", "strategies:read")
 """All the backtesting service and its workers ever ask other services for."""
 FORWARD_TEST_SCOPES: tuple[str, ...] = ("market:read", "strategies:read")
 """All the forward-test service and its workers ever ask other services for."""
+NOTIFICATION_SCOPES: tuple[str, ...] = (
+    "sessions:read",
+    "backtests:read",
+    "agents:read",
+    "market:read",
+)
+"""All the notification service asks for: the current state of what a socket subscribes to."""
 
 
 def random_secret() -> str:
@@ -107,11 +115,12 @@ class Signer:
         return public_pem(load_private_key(self.private_key, name=self.kid))
 
 
-SIGNER_ROLES: tuple[SignerRole, ...] = ("gateway", "backtesting", "forward-test")
+SIGNER_ROLES: tuple[SignerRole, ...] = ("gateway", "backtesting", "forward-test", "notification")
 SIGNER_SCOPES: dict[SignerRole, tuple[str, ...] | None] = {
     "gateway": None,
     "backtesting": BACKTESTING_SCOPES,
     "forward-test": FORWARD_TEST_SCOPES,
+    "notification": NOTIFICATION_SCOPES,
 }
 
 
@@ -179,7 +188,7 @@ class InstallationKeys:
         """The variables ``docker-compose.yml`` reads (``algotrade keys`` prints them): each
         signer's private key under its own name, so that compose hands it to that signer only."""
         gateway, backtesting = self.signers["gateway"], self.signers["backtesting"]
-        forward = self.signers["forward-test"]
+        forward, notification = self.signers["forward-test"], self.signers["notification"]
         return {
             "JWT_SECRET": self.access_secret,
             "JWT_KEY_ID": self.access_kid,
@@ -189,6 +198,8 @@ class InstallationKeys:
             "BACKTESTING_INTERNAL_JWT_PRIVATE_KEY": backtesting.private_key,
             "FORWARD_TEST_INTERNAL_JWT_KEY_ID": forward.kid,
             "FORWARD_TEST_INTERNAL_JWT_PRIVATE_KEY": forward.private_key,
+            "NOTIFICATION_INTERNAL_JWT_KEY_ID": notification.kid,
+            "NOTIFICATION_INTERNAL_JWT_PRIVATE_KEY": notification.private_key,
             **self.env(None),
         }
 

@@ -72,6 +72,7 @@ SIGNERS: dict[str, SignerRole] = {
     "api-gateway": "gateway",
     "backtesting-service": "backtesting",
     "forward-test-service": "forward-test",
+    "notification-service": "notification",
 }
 WORKER_NAME = "backtest-worker"  # workers are named backtest-worker-1..N
 WORKER_COMMAND = ["backtesting_service", "worker"]

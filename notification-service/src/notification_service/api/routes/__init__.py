@@ -4,4 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-ROUTERS: list[APIRouter] = []
+from notification_service.api.routes import notifications, sockets
+
+ROUTERS: list[APIRouter] = [notifications.router, sockets.router]

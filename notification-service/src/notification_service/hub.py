@@ -1,0 +1,167 @@
+"""The instance's sockets and subscriptions, and the fan-out of one numbered message to them.
+
+A message is encoded once per stream and put in each subscriber's outbox (`SocketOutbox`):
+delivery never waits for a socket. A subscription that is still being set up (its snapshot or
+its replay is on the way) holds live messages back and releases them, in order and without the
+ones it already sent, once it is ready; every subscription skips numbers it has already sent,
+so a replay and the live stream meet without a duplicate or a hole.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import orjson
+
+from algotrade.auth import Principal
+from notification_service.channels import Channel, Route
+from notification_service.families import FAMILIES, Family, Mode
+from notification_service.outbox import SocketOutbox
+
+KIND_FAMILIES: dict[str, tuple[Family, ...]] = {
+    "session": ("sessions", "orders", "positions", "account"),
+    "backtest": ("backtests",),
+    "sweep": ("backtests",),
+    "agent": ("agents",),
+    "user": ("sessions", "orders", "positions", "account", "backtests", "agents"),
+    "market": ("intraday_bars",),
+}
+"""Which families a channel of each kind carries (for the subscriber counts)."""
+
+
+def event_frame(channel: str, seq: int, family: str, mode: Mode, event: str) -> str:
+    """The message a client receives for one event (``event``: the event as JSON text)."""
+    shadow = "true" if mode == "shadow" else "false"
+    return (
+        f'{{"type":"event","channel":{orjson.dumps(channel).decode()},"seq":{seq},'
+        f'"family":"{family}","shadow":{shadow},"event":{event}}}'
+    )
+
+
+@dataclass(eq=False)
+class Socket:
+    """One connected client: who it is, its outbox and its subscriptions by channel name."""
+
+    principal: Principal
+    outbox: SocketOutbox
+    subscriptions: dict[str, Subscription] = field(default_factory=dict)
+
+
+@dataclass(eq=False)
+class Subscription:
+    socket: Socket
+    channel: Channel
+    stream: str
+    last_seq: int = 0
+    held: list[tuple[int, str]] | None = field(default_factory=list)
+    """Live frames waiting while the snapshot or replay is sent; None once live."""
+
+    def offer(self, seq: int, frame: str) -> bool:
+        if seq <= self.last_seq:
+            return False
+        if self.held is not None:
+            self.held.append((seq, frame))
+            return True
+        self.last_seq = seq
+        if self.channel.kind == "market":
+            self.socket.outbox.put_latest(self.channel.name, frame)
+        else:
+            self.socket.outbox.put(frame)
+        return True
+
+    def go_live(self, after_seq: int) -> None:
+        """Release the held frames numbered after ``after_seq`` and deliver live from now."""
+        held, self.held = self.held or [], None
+        self.last_seq = max(self.last_seq, after_seq)
+        for seq, frame in sorted(held):
+            self.offer(seq, frame)
+
+
+@dataclass
+class FamilyCounters:
+    pushed: int = 0  # messages put in at least one socket's outbox
+    deliveries: int = 0  # messages put in outboxes, one per socket
+    withheld: int = 0  # messages not pushed because the family is in rest mode
+    last_message_at: float | None = None  # epoch seconds of the last event seen
+
+
+class Hub:
+    def __init__(
+        self, mode_of: Callable[[Family], Mode], clock: Callable[[], float] = time.time
+    ) -> None:
+        self._mode_of = mode_of
+        self._clock = clock
+        self._streams: dict[str, set[Subscription]] = defaultdict(set)
+        self.sockets: set[Socket] = set()
+        self.counters: dict[Family, FamilyCounters] = {f: FamilyCounters() for f in FAMILIES}
+
+    # -- sockets and subscriptions ---------------------------------------------------------
+
+    def connect(self, socket: Socket) -> None:
+        self.sockets.add(socket)
+
+    def disconnect(self, socket: Socket) -> None:
+        for subscription in list(socket.subscriptions.values()):
+            self.unsubscribe(subscription)
+        self.sockets.discard(socket)
+
+    def subscribe(self, subscription: Subscription) -> None:
+        subscription.socket.subscriptions[subscription.channel.name] = subscription
+        self._streams[subscription.stream].add(subscription)
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        subscription.socket.subscriptions.pop(subscription.channel.name, None)
+        subscribers = self._streams.get(subscription.stream)
+        if subscribers is not None:
+            subscribers.discard(subscription)
+            if not subscribers:
+                del self._streams[subscription.stream]
+
+    def has_subscribers(self, stream: str) -> bool:
+        return stream in self._streams
+
+    # -- fan-out ---------------------------------------------------------------------------
+
+    def deliver(self, route: Route, seq: int, event: str) -> int:
+        """Put one numbered message in the outbox of every subscriber of its stream; the number
+        of sockets it went to."""
+        counters = self.counters[route.family]
+        counters.last_message_at = self._clock()
+        mode = self._mode_of(route.family)
+        if mode == "rest":
+            counters.withheld += 1
+            return 0
+        subscribers = self._streams.get(route.stream)
+        if not subscribers:
+            return 0
+        frame = event_frame(route.channel, seq, route.family, mode, event)
+        sent = sum(1 for subscription in list(subscribers) if subscription.offer(seq, frame))
+        if sent:
+            counters.pushed += 1
+            counters.deliveries += sent
+        return sent
+
+    def broadcast(self, frame: str) -> None:
+        """A control message to every socket (a change of modes)."""
+        for socket in list(self.sockets):
+            socket.outbox.put(frame)
+
+    # -- status ----------------------------------------------------------------------------
+
+    def subscribers_by_family(self) -> dict[Family, int]:
+        counts: dict[Family, int] = dict.fromkeys(FAMILIES, 0)
+        for subscribers in self._streams.values():
+            for subscription in subscribers:
+                for family in KIND_FAMILIES[subscription.channel.kind]:
+                    counts[family] += 1
+        return counts
+
+    def subscription_count(self) -> int:
+        return sum(len(s) for s in self._streams.values())
+
+    def check_slow(self) -> None:
+        for socket in list(self.sockets):
+            socket.outbox.check_slow()

@@ -1,0 +1,293 @@
+"""One WebSocket client's conversation (the protocol is in ``docs/notifications.md``).
+
+The gateway authenticates the client and connects with an internal token for it; this module
+verifies that token, then serves the client's messages:
+
+- ``{"type": "subscribe", "channel": ..., "resume_from": N?}`` answers ``subscribed`` and then,
+  for a resource or market channel, a ``snapshot`` (its current state, ``snapshot: true``),
+  or, with ``resume_from``, the buffered messages numbered after N (a ``gap`` first if some are
+  gone); then the channel's events follow live, each with its number. A refusal is an
+  ``error`` naming the channel (``invalid_channel``, ``forbidden``, ``not_found``,
+  ``unavailable``, ``too_many_subscriptions``); the socket stays open.
+- ``{"type": "unsubscribe", "channel": ...}`` answers ``unsubscribed``.
+- ``{"type": "ping"}`` answers ``pong`` with the server time.
+
+Close codes: 1008 (no valid credential), 1013 (too many sockets here), 4000 (idle: nothing
+subscribed and nothing sent for ``idle_seconds``), 4008 (too slow; see `SocketOutbox`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+import orjson
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from algotrade.auth import Principal
+from algotrade.errors import AlgoTradeError
+from notification_service.channels import Channel, parse_channel
+from notification_service.families import Family, Mode
+from notification_service.hub import Socket, Subscription, event_frame
+from notification_service.outbox import CLOSE_TOO_SLOW, SlowSocket, SocketOutbox
+from notification_service.services import Notifications
+
+logger = logging.getLogger(__name__)
+
+CLOSE_POLICY = 1008
+CLOSE_TRY_LATER = 1013
+CLOSE_IDLE = 4000
+MAX_RESUME = 2**53
+
+
+def frame(**fields: Any) -> str:
+    return orjson.dumps(fields).decode()
+
+
+def features_frame(modes: dict[Family, Mode]) -> str:
+    return frame(type="features", features=modes)
+
+
+def _error(code: str, detail: str, channel: object = None) -> str:
+    return frame(type="error", code=code, detail=detail, channel=channel)
+
+
+class Conversation:
+    def __init__(self, websocket: WebSocket, services: Notifications, principal: Principal) -> None:
+        self._ws = websocket
+        self._services = services
+        settings = services.settings
+        self._settings = settings
+        self.socket = Socket(
+            principal,
+            SocketOutbox(
+                websocket.send_text,
+                limit=settings.socket_queue,
+                grace_seconds=settings.slow_grace_seconds,
+            ),
+        )
+        self._last_heard = time.monotonic()
+
+    async def run(self) -> None:
+        hub = self._services.hub
+        hub.connect(self.socket)
+        outbox = self.socket.outbox
+        outbox.put(
+            frame(
+                type="welcome",
+                user_id=self.socket.principal.user_id,
+                features=self._services.features.modes,
+                limits={
+                    "max_subscriptions": self._settings.max_subscriptions,
+                    "max_message_bytes": self._settings.max_message_bytes,
+                    "idle_seconds": self._settings.idle_seconds,
+                },
+            )
+        )
+        sender = asyncio.create_task(outbox.run(), name="ws-sender")
+        receiver = asyncio.create_task(self._receive(), name="ws-receiver")
+        code, reason = 1000, ""
+        try:
+            done, _ = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                exc = task.exception()
+                if isinstance(exc, SlowSocket):
+                    code, reason = CLOSE_TOO_SLOW, str(exc)
+                elif isinstance(exc, _Idle):
+                    code, reason = CLOSE_IDLE, str(exc)
+                elif exc is not None and not isinstance(exc, WebSocketDisconnect):
+                    logger.info("socket ended: %r", exc)
+        finally:
+            hub.disconnect(self.socket)
+            for task in (sender, receiver):
+                task.cancel()
+            for task in (sender, receiver):
+                with contextlib.suppress(BaseException):
+                    await task
+            if self._ws.application_state == WebSocketState.CONNECTED:
+                with contextlib.suppress(Exception):
+                    await self._ws.close(code=code, reason=reason[:120])
+
+    async def _receive(self) -> None:
+        idle = self._settings.idle_seconds
+        while True:
+            try:
+                message = await asyncio.wait_for(self._ws.receive(), timeout=min(idle, 30.0))
+            except TimeoutError:
+                if not self.socket.subscriptions and time.monotonic() - self._last_heard >= idle:
+                    raise _Idle(f"idle: nothing subscribed for {idle:.0f}s") from None
+                continue
+            if message["type"] == "websocket.disconnect":
+                raise WebSocketDisconnect(message.get("code", 1000))
+            self._last_heard = time.monotonic()
+            data = message.get("text")
+            if data is None:
+                data = message.get("bytes") or b""
+            await self._handle(data)
+
+    async def _handle(self, data: str | bytes) -> None:
+        outbox = self.socket.outbox
+        if len(data) > self._settings.max_message_bytes:
+            outbox.put(
+                _error(
+                    "message_too_large",
+                    f"messages are at most {self._settings.max_message_bytes} bytes",
+                )
+            )
+            return
+        try:
+            message = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            outbox.put(_error("invalid_message", "send JSON objects with a 'type'"))
+            return
+        kind = message.get("type") if isinstance(message, dict) else None
+        if kind == "subscribe":
+            await self._subscribe(message.get("channel"), message.get("resume_from"))
+        elif kind == "unsubscribe":
+            self._unsubscribe(message.get("channel"))
+        elif kind == "ping":
+            outbox.put(frame(type="pong", server_time_ms=int(time.time() * 1000)))
+        else:
+            outbox.put(
+                _error("invalid_message", "type must be 'subscribe', 'unsubscribe' or 'ping'")
+            )
+
+    def _unsubscribe(self, raw: object) -> None:
+        try:
+            channel = parse_channel(raw)
+        except AlgoTradeError as exc:
+            self.socket.outbox.put(_error("invalid_channel", exc.detail, raw))
+            return
+        subscription = self.socket.subscriptions.get(channel.name)
+        if subscription is not None:
+            self._services.hub.unsubscribe(subscription)
+        self.socket.outbox.put(frame(type="unsubscribed", channel=channel.name))
+
+    async def _subscribe(self, raw: object, resume_from: object) -> None:
+        outbox = self.socket.outbox
+        try:
+            channel = parse_channel(raw)
+        except AlgoTradeError as exc:
+            outbox.put(_error("invalid_channel", exc.detail, raw))
+            return
+        if resume_from is not None and (
+            type(resume_from) is not int or not 0 <= resume_from < MAX_RESUME
+        ):
+            outbox.put(_error("invalid_message", "resume_from must be a non-negative integer", raw))
+            return
+        hub = self._services.hub
+        if (old := self.socket.subscriptions.get(channel.name)) is not None:
+            hub.unsubscribe(old)
+        if len(self.socket.subscriptions) >= self._settings.max_subscriptions:
+            outbox.put(
+                _error(
+                    "too_many_subscriptions",
+                    f"at most {self._settings.max_subscriptions} channels per socket",
+                    channel.name,
+                )
+            )
+            return
+        subscription: Subscription | None = None
+        try:
+            subscription = await self._open(channel, resume_from)
+        except AlgoTradeError as exc:
+            if subscription is not None:
+                hub.unsubscribe(subscription)
+            outbox.put(_error(_REFUSALS.get(exc.status, "unavailable"), exc.detail, channel.name))
+
+    async def _open(self, channel: Channel, resume_from: int | None) -> Subscription:
+        services, hub, outbox = self._services, self._services.hub, self.socket.outbox
+        principal = self.socket.principal
+        user_id = principal.user_id
+        if channel.kind == "market":
+            # The stream depends on whose series the reads resolve to: read first.
+            snapshot = await services.reader.read(principal, channel)
+            subscription = Subscription(
+                self.socket, channel, channel.stream(user_id, snapshot.owner)
+            )
+            hub.subscribe(subscription)
+            try:
+                last = await services.sequencer.last(subscription.stream)
+                after = resume_from if resume_from is not None else max(last - 1, 0)
+                outbox.put(frame(type="subscribed", channel=channel.name, seq=last))
+                if resume_from is None:
+                    outbox.put(_snapshot(channel, last, snapshot.data))
+                await self._replay(subscription, after)
+            except BaseException:
+                hub.unsubscribe(subscription)
+                raise
+            return subscription
+        subscription = Subscription(self.socket, channel, channel.stream(user_id))
+        hub.subscribe(subscription)  # held: live messages wait until the snapshot is out
+        try:
+            last = await services.sequencer.last(subscription.stream)
+            snapshot = await services.reader.read(principal, channel)
+            outbox.put(frame(type="subscribed", channel=channel.name, seq=last))
+            if resume_from is not None:
+                await self._replay(subscription, resume_from)
+            else:
+                if snapshot.data is not None:
+                    outbox.put(_snapshot(channel, last, snapshot.data))
+                subscription.go_live(last)
+        except BaseException:
+            hub.unsubscribe(subscription)
+            raise
+        return subscription
+
+    async def _replay(self, subscription: Subscription, after: int) -> None:
+        """Send the buffered messages numbered after ``after`` (a ``gap`` first when some are
+        gone), then release the held live ones."""
+        services, outbox = self._services, self.socket.outbox
+        replay = await services.sequencer.replay(subscription.stream, after)
+        name = subscription.channel.name
+        if replay.gap is not None:
+            outbox.put(
+                frame(type="gap", channel=name, **{"from": replay.gap[0], "to": replay.gap[1]})
+            )
+        last_sent = after if replay.gap is None else max(after, replay.gap[1])
+        for message in replay.messages:
+            mode = services.features.mode(message.family)  # type: ignore[arg-type]
+            if mode != "rest" and message.seq > last_sent:
+                outbox.put(
+                    event_frame(name, message.seq, message.family, mode, message.event.decode())
+                )
+                last_sent = message.seq
+        subscription.go_live(max(last_sent, replay.last))
+
+
+_REFUSALS = {403: "forbidden", 404: "not_found", 401: "forbidden", 422: "invalid_channel"}
+
+
+def _snapshot(channel: Channel, seq: int, data: dict[str, Any] | None) -> str:
+    return frame(type="snapshot", snapshot=True, channel=channel.name, seq=seq, data=data)
+
+
+class _Idle(Exception):
+    pass
+
+
+async def serve(websocket: WebSocket, services: Notifications) -> None:
+    """The ``/ws`` endpoint: authenticate the gateway's internal token, then converse."""
+    header = websocket.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    try:
+        if scheme.lower() != "bearer" or not token.strip():
+            raise _Refused("connect through the gateway's /ws with your credentials")
+        principal = websocket.app.state.verifier.verify(token.strip())
+        principal.require_scope("notifications:read")
+    except (AlgoTradeError, _Refused) as exc:
+        await websocket.close(code=CLOSE_POLICY, reason=str(getattr(exc, "detail", exc))[:120])
+        return
+    if len(services.hub.sockets) >= services.settings.max_sockets:
+        await websocket.close(code=CLOSE_TRY_LATER, reason="too many connections here; retry")
+        return
+    subprotocols = websocket.scope.get("subprotocols") or []
+    await websocket.accept(subprotocol=subprotocols[0] if subprotocols else None)
+    await Conversation(websocket, services, principal).run()
+
+
+class _Refused(Exception):
+    pass

@@ -1,0 +1,363 @@
+"""WebSocket notifications end to end, through the gateway's ``/ws`` on the embedded stack, with
+real WebSocket clients: a running forward session and a backtest stream their events in order
+after a snapshot; a client that reconnects with ``resume_from`` receives exactly what an
+always-connected client received; another user's channel is refused on that channel alone; a
+family switched rest -> shadow -> live -> rest is announced to a connected client at once; a bar
+pushed through the market-data API reaches a ``market:`` subscriber."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import orjson
+import pytest
+from websockets.sync.client import ClientConnection, connect
+
+from algotrade.bars import Bars
+from algotrade_devstack.journey import Account, Journey
+from algotrade_testkit.graphs import sma_cross
+
+from .conftest import REPO, RunningStack
+
+TIMEFRAME = "4h"
+WARM = 30  # bars in history before the session starts
+
+
+@pytest.fixture(scope="module")
+def walk(stack: RunningStack, client_address: str | None) -> Iterator[Journey]:
+    journey = Journey(
+        stack.url(), say=lambda line: print(f"  notify: {line}"), local_address=client_address
+    )
+    try:
+        yield journey
+    finally:
+        journey.close()
+
+
+class Socket:
+    """A WebSocket client of the gateway's ``/ws``, reading with deadlines."""
+
+    def __init__(self, stack: RunningStack, account: Account) -> None:
+        url = stack.url().replace("http://", "ws://") + "/ws"
+        self.ws: ClientConnection = connect(
+            url,
+            subprotocols=["algotrade.v1", f"bearer.{account.access_token}"],  # type: ignore[list-item]
+            open_timeout=10,
+        ).__enter__()  # closed by `close`
+        self.welcome = self.next("welcome")
+
+    def recv(self, timeout: float = 20.0) -> dict[str, Any]:
+        return dict(orjson.loads(self.ws.recv(timeout=timeout)))
+
+    def next(self, kind: str, channel: str | None = None, timeout: float = 20.0) -> dict[str, Any]:
+        """The next message of ``kind`` (on ``channel``), skipping the others."""
+        deadline = time.monotonic() + timeout
+        while True:
+            message = self.recv(max(0.1, deadline - time.monotonic()))
+            if message["type"] == kind and (channel is None or message.get("channel") == channel):
+                return message
+
+    def send(self, **message: Any) -> None:
+        self.ws.send(orjson.dumps(message).decode())
+
+    def subscribe(self, channel: str, **extra: Any) -> dict[str, Any]:
+        self.send(type="subscribe", channel=channel, **extra)
+        return self.next("subscribed", channel)
+
+    def events(self, channel: str, until: Any, timeout: float = 60.0) -> list[dict[str, Any]]:
+        """Event messages of ``channel`` until ``until(message)`` holds for one."""
+        out: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        while True:
+            message = self.recv(max(0.1, deadline - time.monotonic()))
+            if message["type"] == "event" and message["channel"] == channel:
+                out.append(message)
+                if until(message):
+                    return out
+
+    def quiet(self, channel: str, quiet: float = 3.0) -> list[dict[str, Any]]:
+        """Event messages of ``channel`` until none came for ``quiet`` seconds."""
+        out: list[dict[str, Any]] = []
+        while True:
+            try:
+                message = self.recv(quiet)
+            except TimeoutError:
+                return out
+            if message["type"] == "event" and message["channel"] == channel:
+                out.append(message)
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+def bar_rows(first: int, count: int) -> list[dict[str, Any]]:
+    bars = Bars.from_csv(REPO / "data" / "btc-usd-4h.csv").slice(first, first + count)
+    return [
+        {"ts": int(t // 1000), "open": o, "high": h, "low": lo, "close": c, "volume": v}
+        for t, o, h, lo, c, v in zip(
+            bars.ts.tolist(),
+            bars.open.tolist(),
+            bars.high.tolist(),
+            bars.low.tolist(),
+            bars.close.tolist(),
+            bars.volume.tolist(),
+            strict=True,
+        )
+    ]
+
+
+def iso(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat()
+
+
+def push(walk: Journey, account: Account, symbol: str, rows: list[dict[str, Any]]) -> None:
+    walk.expect(
+        walk.http.post(
+            "/api/market/bars",
+            headers=account.headers,
+            json={"symbol": symbol, "timeframe": TIMEFRAME, "bars": rows},
+        ),
+        200,
+    )
+
+
+def grant_admin(stack: RunningStack, email: str) -> None:
+    postgres = next(i for i in stack.status()["infrastructure"] if i["name"] == "postgres")
+
+    async def run() -> None:
+        # The stack's own PostgreSQL trusts local connections (its URL's password is redacted).
+        conn = await asyncpg.connect(postgres["url"].replace(":***@", "@"))
+        try:
+            await conn.execute(
+                "UPDATE gateway.users SET roles = array_append(roles, 'notifications-admin') "
+                "WHERE email = $1",
+                email,
+            )
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+@pytest.mark.timeout(300)
+def test_a_live_session_streams_in_order_and_a_resumed_client_misses_nothing(
+    walk: Journey, stack: RunningStack
+) -> None:
+    account = walk.new_account("notify")
+    symbol = "WS-SESSION"
+    strategy = walk.expect(
+        walk.http.post(
+            "/api/strategies",
+            headers=account.headers,
+            json={"name": "ws", "graph": sma_cross(3, 8)},
+        ),
+        201,
+    )
+    push(walk, account, symbol, bar_rows(1_000, WARM))
+    session = walk.expect(
+        walk.http.post(
+            "/api/sessions",
+            headers=account.headers,
+            json={
+                "strategy_id": strategy["id"],
+                "symbol": symbol,
+                "timeframe": TIMEFRAME,
+                "capital": 10_000,
+                "config": {"calendar": "24x7"},
+            },
+        ),
+        201,
+    )
+    channel = f"session:{session['id']}"
+    market = f"market:{symbol}:{TIMEFRAME}"
+
+    steady = Socket(stack, account)  # stays connected: the reference
+    assert steady.welcome["user_id"] and set(steady.welcome["features"]) >= {"sessions", "account"}
+    subscribed = steady.subscribe(channel)
+    snapshot = steady.next("snapshot", channel)
+    assert snapshot["snapshot"] is True and snapshot["data"]["id"] == session["id"]
+    assert snapshot["data"]["bars_applied"] == session["bars_applied"]
+    assert snapshot["seq"] == subscribed["seq"]
+    steady.subscribe(market)
+    market_snapshot = steady.next("snapshot", market)
+    assert market_snapshot["data"]["bar"]["close"] == bar_rows(1_000, WARM)[-1]["close"]
+
+    resumer = Socket(stack, account)
+    resumer.subscribe(channel)
+    resumer.next("snapshot", channel)
+
+    # Bars arrive one by one, as from a live feed; the resumer drops out half way.
+    rows = bar_rows(1_000 + WARM, 40)
+    for row in rows[:20]:
+        push(walk, account, symbol, [row])
+    twentieth = datetime.fromtimestamp(rows[19]["ts"], UTC)
+    bar_events = steady.events(
+        market,
+        lambda m: datetime.fromisoformat(m["event"]["payload"]["bars"][-1]["ts"]) == twentieth,
+    )
+    assert all(m["family"] == "intraday_bars" for m in bar_events)
+    bar_numbers = [m["seq"] for m in bar_events]
+    assert bar_numbers == sorted(set(bar_numbers))  # conflation may skip, never reorder
+    seen = resumer.events(channel, lambda m: m["event"]["type"] == "session.equity", timeout=60)
+    last_seen = seen[-1]["seq"]
+    resumer.close()
+    for row in rows[20:]:
+        push(walk, account, symbol, [row])
+    done = walk.poll(
+        f"/api/sessions/{session['id']}",
+        account,
+        lambda s: s["bars_applied"] == session["bars_applied"] + 40,
+    )
+
+    reference = steady.quiet(channel)
+    # A newcomer is told the channel's newest number: the reference has everything up to it.
+    newcomer = Socket(stack, account)
+    assert newcomer.subscribe(channel)["seq"] == reference[-1]["seq"]
+    newcomer.close()
+    numbers = [m["seq"] for m in reference]
+    assert numbers == list(range(snapshot["seq"] + 1, snapshot["seq"] + 1 + len(numbers)))
+    assert all(
+        m["shadow"] == (steady.welcome["features"][m["family"]] == "shadow") for m in reference
+    )
+    assert {m["family"] for m in reference} >= {"account"}
+
+    back = Socket(stack, account)
+    back.subscribe(channel, resume_from=last_seen)
+    resumed = back.events(channel, lambda m: m["seq"] == numbers[-1], timeout=30)
+    assert [m["seq"] for m in resumed] == [n for n in numbers if n > last_seen]
+    assert [m["event"]["id"] for m in resumed] == [
+        m["event"]["id"] for m in reference if m["seq"] > last_seen
+    ]
+
+    # Another user: refused on that channel only; the socket goes on.
+    stranger = Socket(stack, walk.new_account("stranger"))
+    stranger.send(type="subscribe", channel=channel)
+    refused = stranger.next("error", channel)
+    assert refused["code"] == "not_found"
+    stranger.send(type="ping")
+    assert stranger.next("pong")["server_time_ms"] > 0
+    for socket in (steady, back, stranger):
+        socket.close()
+
+
+@pytest.mark.timeout(300)
+def test_a_backtest_streams_to_its_channel_until_it_completes(
+    walk: Journey, stack: RunningStack
+) -> None:
+    account = walk.new_account("notify-bt")
+    symbol = "WS-BACKTEST"
+    push(walk, account, symbol, bar_rows(2_000, 300))
+    strategy = walk.expect(
+        walk.http.post(
+            "/api/strategies",
+            headers=account.headers,
+            json={"name": "b", "graph": sma_cross(5, 20)},
+        ),
+        201,
+    )
+    rows = bar_rows(2_000, 300)
+    socket = Socket(stack, account)
+    socket.subscribe("user")
+    job = walk.expect(
+        walk.http.post(
+            "/api/backtests",
+            headers=account.headers,
+            json={
+                "strategy_id": strategy["id"],
+                "version": 1,
+                "symbol": symbol,
+                "timeframe": TIMEFRAME,
+                "start": iso(rows[0]["ts"]),
+                "end": iso(rows[-1]["ts"] + 1),
+                "config": {"initial_capital": 10_000},
+            },
+        ),
+        202,
+    )
+    channel = f"backtest:{job['id']}"
+    socket.subscribe(channel)
+    snapshot = socket.next("snapshot", channel)
+    assert snapshot["data"]["id"] == job["id"]
+    if snapshot["data"]["status"] != "completed":
+        events = socket.events(channel, lambda m: m["event"]["type"] == "backtest.completed")
+        assert [m["seq"] for m in events] == list(
+            range(snapshot["seq"] + 1, snapshot["seq"] + 1 + len(events))
+        )
+        assert all(m["family"] == "backtests" for m in events)
+    # The same events reach the user's own channel.
+    mine = socket.events("user", lambda m: m["event"]["type"] == "backtest.completed")
+    assert mine[-1]["event"]["payload"]["job_id"] == job["id"]
+    socket.close()
+
+
+@pytest.mark.timeout(180)
+def test_switching_a_family_is_seen_at_once_and_rest_mode_pushes_nothing(
+    walk: Journey, stack: RunningStack
+) -> None:
+    admin = walk.new_account("notify-admin")
+    grant_admin(stack, admin.email)
+    walk.login(admin)  # the new role is in the next token
+    watcher = walk.new_account("notify-watch")
+    symbol = "WS-MODES"
+    push(walk, watcher, symbol, bar_rows(3_000, 2))
+    socket = Socket(stack, watcher)
+    market = f"market:{symbol}:{TIMEFRAME}"
+    socket.subscribe(market)
+    socket.next("snapshot", market)
+
+    refused = walk.http.put(
+        "/api/notifications/features/intraday_bars", headers=watcher.headers, json={"mode": "live"}
+    )
+    assert refused.status_code == 403 and refused.headers["content-type"].startswith(
+        "application/problem+json"
+    )
+    bad = walk.http.put(
+        "/api/notifications/features/intraday_bars", headers=admin.headers, json={"mode": "on"}
+    )
+    assert bad.status_code == 422
+
+    def switch(mode: str) -> None:
+        walk.expect(
+            walk.http.put(
+                "/api/notifications/features/intraday_bars",
+                headers=admin.headers,
+                json={"mode": mode, "reason": f"test to {mode}"},
+            ),
+            200,
+        )
+        announced = socket.next("features", timeout=10)
+        assert announced["features"]["intraday_bars"] == mode
+
+    rows = bar_rows(3_002, 3)
+    try:
+        switch("rest")
+        push(walk, watcher, symbol, [rows[0]])
+        walk.poll(  # the bar reached the service, which withheld it
+            "/api/notifications/status",
+            watcher,
+            lambda s: s["families"]["intraday_bars"]["withheld"] >= 1,
+        )
+        socket.send(type="ping")
+        while (message := socket.recv())["type"] != "pong":
+            assert message["type"] != "event", "rest mode pushed a bar"
+        switch("shadow")
+        push(walk, watcher, symbol, [rows[1]])
+        assert socket.next("event", market)["shadow"] is True
+        switch("live")
+        push(walk, watcher, symbol, [rows[2]])
+        assert socket.next("event", market)["shadow"] is False
+    finally:
+        switch("shadow")
+    status = walk.expect(walk.http.get("/api/notifications/status", headers=watcher.headers), 200)
+    bars = status["families"]["intraday_bars"]
+    assert bars["mode"] == "shadow" and bars["pushed"] >= 2 and bars["withheld"] >= 1
+    changes = walk.expect(
+        walk.http.get("/api/notifications/features/changes?limit=4", headers=watcher.headers), 200
+    )
+    assert [c["mode"] for c in changes["data"]] == ["shadow", "live", "shadow", "rest"]
+    socket.close()
