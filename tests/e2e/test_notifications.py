@@ -8,6 +8,9 @@ pushed through the market-data API reaches a ``market:`` subscriber."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -225,6 +228,9 @@ def test_a_live_session_streams_in_order_and_a_resumed_client_misses_nothing(
         m["shadow"] == (steady.welcome["features"][m["family"]] == "shadow") for m in reference
     )
     assert {m["family"] for m in reference} >= {"account"}
+    equities = [m["event"]["payload"] for m in reference if m["event"]["type"] == "session.equity"]
+    assert 0 < equities[-1]["bars_applied"] <= done["bars_applied"]
+    assert len({m["event"]["id"] for m in reference}) == len(reference)
 
     back = Socket(stack, account)
     back.subscribe(channel, resume_from=last_seen)
@@ -360,4 +366,25 @@ def test_switching_a_family_is_seen_at_once_and_rest_mode_pushes_nothing(
         walk.http.get("/api/notifications/features/changes?limit=4", headers=watcher.headers), 200
     )
     assert [c["mode"] for c in changes["data"]] == ["shadow", "live", "shadow", "rest"]
+    assert changes["data"][0]["reason"] == "test to shadow"
     socket.close()
+
+    # The command line prints the same table.
+    printed = subprocess.run(
+        [sys.executable, "-m", "algotrade_devstack.cli", "notifications", "status"],
+        env={**os.environ, "ALGOTRADE_URL": stack.url(), "ALGOTRADE_TOKEN": watcher.access_token},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    row = next(line for line in printed.splitlines() if "intraday_bars" in line)
+    assert "shadow" in row and str(bars["withheld"]) in row
+    refused_cli = subprocess.run(
+        [sys.executable, "-m", "algotrade_devstack.cli", "notifications", "set", "orders", "live"],
+        env={**os.environ, "ALGOTRADE_URL": stack.url(), "ALGOTRADE_TOKEN": watcher.access_token},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused_cli.returncode == 1 and "403" in refused_cli.stderr

@@ -9,6 +9,15 @@ import typer
 app = typer.Typer(name="algotrade", help="AlgoTrade Beta2 command line", no_args_is_help=True)
 dev = typer.Typer(help="Run the platform on one machine without Docker", no_args_is_help=True)
 app.add_typer(dev, name="dev")
+notifications = typer.Typer(
+    help="The notification service's message families (through the gateway)",
+    no_args_is_help=True,
+)
+app.add_typer(notifications, name="notifications")
+GATEWAY_OPTION = typer.Option("http://127.0.0.1:8000", envvar="ALGOTRADE_URL", help="the gateway")
+TOKEN_OPTION = typer.Option(
+    ..., envvar="ALGOTRADE_TOKEN", help="an access token or API key", show_default=False
+)
 
 
 @dev.command("up")
@@ -99,6 +108,37 @@ def dev_kafka() -> None:
     from algotrade_devstack.kafka_mock import main
 
     main()
+
+
+@notifications.command("status")
+def notifications_status(gateway: str = GATEWAY_OPTION, token: str = TOKEN_OPTION) -> None:
+    """Per family: mode, messages pushed, subscribers, parity and the last message's age."""
+    from algotrade_devstack.notifications import CommandFailed, print_status
+
+    try:
+        print_status(gateway.rstrip("/"), token)
+    except CommandFailed as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+
+
+@notifications.command("set")
+def notifications_set(
+    family: str = typer.Argument(..., help="account, positions, orders, intraday_bars, ..."),
+    mode: str = typer.Argument(..., help="rest, shadow or live"),
+    reason: str = typer.Option(None, help="kept in the audit trail"),
+    gateway: str = GATEWAY_OPTION,
+    token: str = TOKEN_OPTION,
+) -> None:
+    """Switch a family's mode (the notifications-admin role); rollback is the same command."""
+    from algotrade_devstack.notifications import CommandFailed, set_mode
+
+    try:
+        change = set_mode(gateway.rstrip("/"), token, family, mode, reason)
+    except CommandFailed as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"{change['family']}: {change['previous']} -> {change['mode']}")
 
 
 if __name__ == "__main__":
