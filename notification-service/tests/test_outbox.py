@@ -62,7 +62,7 @@ async def test_a_socket_far_behind_fails_at_once() -> None:
         await asyncio.Event().wait()
 
     outbox = SocketOutbox(send, limit=10, grace_seconds=60)
-    for n in range(40):
+    for n in range(100):
         outbox.put(f"m{n}")
     assert outbox.failed is not None
     assert len(outbox) == 0  # nothing more is kept for it

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import orjson
@@ -20,6 +20,9 @@ from algotrade.auth import Principal
 from notification_service.channels import Channel, Route
 from notification_service.families import FAMILIES, Family, Mode
 from notification_service.outbox import SocketOutbox
+from notification_service.sequencer import Replay
+
+ReadBuffer = Callable[[str, int], Awaitable[Replay]]
 
 KIND_FAMILIES: dict[str, tuple[Family, ...]] = {
     "session": ("sessions", "orders", "positions", "account"),
@@ -58,19 +61,46 @@ class Subscription:
     last_seq: int = 0
     held: list[tuple[int, str]] | None = field(default_factory=list)
     """Live frames waiting while the snapshot or replay is sent; None once live."""
+    early: dict[int, str] = field(default_factory=dict)
+    """Frames that came before a lower number (another instance numbered that one first and
+    this instance has not seen it yet); released in order once the hole is filled."""
+    early_since: float | None = None
 
     def offer(self, seq: int, frame: str) -> bool:
-        if seq <= self.last_seq:
+        """Deliver ``frame`` numbered ``seq`` in order; False when it was sent already."""
+        if seq <= self.last_seq or seq in self.early:
             return False
         if self.held is not None:
             self.held.append((seq, frame))
             return True
+        if seq != self.last_seq + 1:
+            if not self.early:
+                self.early_since = time.monotonic()
+            self.early[seq] = frame
+            return True
+        self._send(seq, frame)
+        self._release()
+        return True
+
+    def _release(self) -> None:
+        while (following := self.early.pop(self.last_seq + 1, None)) is not None:
+            self._send(self.last_seq + 1, following)
+        if not self.early:
+            self.early_since = None
+
+    def _send(self, seq: int, frame: str) -> None:
         self.last_seq = seq
         if self.channel.kind == "market":
             self.socket.outbox.put_latest(self.channel.name, frame)
         else:
             self.socket.outbox.put(frame)
-        return True
+
+    def skip_to(self, seq: int) -> None:
+        """Give up on the numbers up to ``seq`` (gone from the buffer: a ``gap`` was sent)."""
+        self.last_seq = max(self.last_seq, seq)
+        for number in [n for n in self.early if n <= self.last_seq]:
+            del self.early[number]
+        self._release()
 
     def go_live(self, after_seq: int) -> None:
         """Release the held frames numbered after ``after_seq`` and deliver live from now."""
@@ -161,6 +191,35 @@ class Hub:
 
     def subscription_count(self) -> int:
         return sum(len(s) for s in self._streams.values())
+
+    async def repair(self, replay: ReadBuffer, older_than: float) -> int:
+        """Fill the holes that stayed open ``older_than`` seconds from the resume buffer (a
+        message another instance numbered that this one has not consumed yet); a number gone
+        from the buffer becomes a ``gap`` message. The number of subscriptions repaired."""
+        now = time.monotonic()
+        stale = [
+            subscription
+            for subscribers in list(self._streams.values())
+            for subscription in subscribers
+            if subscription.early_since is not None and now - subscription.early_since >= older_than
+        ]
+        for subscription in stale:
+            found = await replay(subscription.stream, subscription.last_seq)
+            name = subscription.channel.name
+            if found.gap is not None and subscription.early_since is not None:
+                gap = {"type": "gap", "channel": name, "from": found.gap[0], "to": found.gap[1]}
+                subscription.socket.outbox.put(orjson.dumps(gap).decode())
+                subscription.skip_to(found.gap[1])
+            for message in found.messages:
+                mode = self._mode_of(message.family)  # type: ignore[arg-type]
+                if mode == "rest":
+                    subscription.skip_to(message.seq)
+                    continue
+                subscription.offer(
+                    message.seq,
+                    event_frame(name, message.seq, message.family, mode, message.event.decode()),
+                )
+        return len(stale)
 
     def check_slow(self) -> None:
         for socket in list(self.sockets):

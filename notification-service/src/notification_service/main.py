@@ -78,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 every=settings.stats_flush_seconds,
             )
             await stack.enter_async_context(features.running())
+            await stack.enter_async_context(_repairing(hub, sequencer))
             await stack.enter_async_context(status.running())
             fanout = Fanout(sequencer, hub, parity, features.mode)
             await stack.enter_async_context(_consuming(settings, resources, fanout))
@@ -91,6 +92,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routers=ROUTERS,
         setup=setup,
     )
+
+
+HOLE_SECONDS = 0.25  # a hole in a subscription's numbers open this long is filled from Redis
+
+
+@contextlib.asynccontextmanager
+async def _repairing(hub: Hub, sequencer: Sequencer) -> AsyncIterator[None]:
+    stop = asyncio.Event()
+
+    async def loop() -> None:
+        while not stop.is_set():
+            await asyncio.sleep(HOLE_SECONDS)
+            try:
+                await hub.repair(sequencer.replay, older_than=HOLE_SECONDS)
+            except Exception as exc:  # Redis away: the holes wait for the next turn
+                logger.warning("holes not repaired: %r", exc)
+
+    task = asyncio.create_task(loop(), name="hole-repair")
+    try:
+        yield
+    finally:
+        await stop_task(task, stop)
 
 
 @contextlib.asynccontextmanager

@@ -4,7 +4,7 @@ Fan-out never waits for a socket: it puts the message in the socket's queue and 
 the socket's own sender task writes the queue out. Market bars conflate: while a bar of a
 market channel waits, a newer bar of that channel replaces it (latest wins; its ``seq`` then
 skips). Nothing else is ever dropped: when a socket's queue holds ``limit`` messages it is
-slow, and a socket that stays slow for ``grace`` seconds (or falls ``4 x limit`` behind) is
+slow, and a socket that stays slow for ``grace`` seconds (or falls ``10 x limit`` behind) is
 closed with code 4008 and the reason, so that the client reconnects with ``resume_from``.
 """
 
@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 
 CLOSE_TOO_SLOW = 4008
-HARD_LIMIT_FACTOR = 4
+HARD_LIMIT_FACTOR = 10
 
 Send = Callable[[str], Awaitable[None]]
 
@@ -41,6 +41,9 @@ class SocketOutbox:
         self._queue: deque[str | tuple[str]] = deque()  # a frame, or (market channel,) marker
         self._latest: dict[str, str] = {}  # market channel -> the newest frame waiting
         self._wake = asyncio.Event()
+        self.gone = asyncio.Event()
+        """Set once the socket failed: its sender may be stuck writing to a peer that reads
+        nothing, so the owner watches this instead of waiting for the sender."""
         self.slow_since: float | None = None
         self.failed: str | None = None
         self.sent = 0
@@ -91,6 +94,7 @@ class SocketOutbox:
         self._queue.clear()
         self._latest.clear()
         self._wake.set()
+        self.gone.set()
 
     async def run(self) -> None:
         """Write the queue out until the socket fails; raises `SlowSocket` then."""

@@ -41,6 +41,7 @@ CLOSE_POLICY = 1008
 CLOSE_TRY_LATER = 1013
 CLOSE_IDLE = 4000
 MAX_RESUME = 2**53
+CLOSE_WAIT = 10.0  # seconds a close may take to reach the peer before the socket is dropped
 
 
 def frame(**fields: Any) -> str:
@@ -89,27 +90,32 @@ class Conversation:
         )
         sender = asyncio.create_task(outbox.run(), name="ws-sender")
         receiver = asyncio.create_task(self._receive(), name="ws-receiver")
+        failed = asyncio.create_task(outbox.gone.wait(), name="ws-failed")
+        tasks = (sender, receiver, failed)
         code, reason = 1000, ""
         try:
-            done, _ = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            if outbox.failed is not None:
+                code, reason = CLOSE_TOO_SLOW, outbox.failed
+            for task in done - {failed}:
                 exc = task.exception()
-                if isinstance(exc, SlowSocket):
-                    code, reason = CLOSE_TOO_SLOW, str(exc)
-                elif isinstance(exc, _Idle):
+                if isinstance(exc, _Idle):
                     code, reason = CLOSE_IDLE, str(exc)
-                elif exc is not None and not isinstance(exc, WebSocketDisconnect):
+                elif exc is not None and not isinstance(exc, (WebSocketDisconnect, SlowSocket)):
                     logger.info("socket ended: %r", exc)
         finally:
             hub.disconnect(self.socket)
-            for task in (sender, receiver):
+            for task in tasks:
                 task.cancel()
-            for task in (sender, receiver):
+            for task in tasks:
                 with contextlib.suppress(BaseException):
                     await task
             if self._ws.application_state == WebSocketState.CONNECTED:
+                # A peer that reads nothing may never take the close frame: bounded wait.
                 with contextlib.suppress(Exception):
-                    await self._ws.close(code=code, reason=reason[:120])
+                    await asyncio.wait_for(
+                        self._ws.close(code=code, reason=reason[:120]), timeout=CLOSE_WAIT
+                    )
 
     async def _receive(self) -> None:
         idle = self._settings.idle_seconds
