@@ -68,8 +68,6 @@ class Settings(ServiceSettings):
     """A socket whose queue stays full this long is closed (code 4008, ``too slow``)."""
     idle_seconds: float = Field(default=300.0, gt=0, le=86_400)
     """A socket that subscribes to nothing and sends nothing this long is closed (4000)."""
-    ping_seconds: float = Field(default=20.0, gt=0, le=600)
-    """Protocol pings; a peer that does not answer within the same time is gone."""
 
     # Shadow parity.
     parity_delay_seconds: float = Field(default=1.0, ge=0, le=60)

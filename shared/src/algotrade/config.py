@@ -86,6 +86,11 @@ class ServiceSettings(BaseSettings):
     # (431). Well above any header the platform sends, well below what a flood would need.
     max_request_head_bytes: int = Field(default=65_536, ge=8192)
     outbox_poll_seconds: float = Field(default=0.2, gt=0)
+    # WebSockets (the gateway's /ws and the notification service behind it).
+    ws_ping_seconds: float = Field(default=20.0, gt=0, le=600)
+    """Protocol pings to every WebSocket peer; one that does not answer as long is dropped."""
+    ws_max_message_bytes: int = Field(default=65_536, ge=1024, le=16_777_216)
+    """Largest WebSocket message a peer may send (a larger one closes the socket, 1009)."""
 
     @property
     def is_local(self) -> bool:

@@ -131,4 +131,7 @@ def uvicorn_options(
         "log_config": None,
         "access_log": False,
         "timeout_graceful_shutdown": 10,
+        "ws_ping_interval": settings.ws_ping_seconds,
+        "ws_ping_timeout": settings.ws_ping_seconds,
+        "ws_max_size": settings.ws_max_message_bytes,
     }
