@@ -34,6 +34,7 @@ SCHEMAS = {
     "market-data-service": ("market_data_service", "market"),
     "backtesting-service": ("backtesting_service", "backtest"),
     "forward-test-service": ("forward_test_service", "forward"),
+    "notification-service": ("notification_service", "notify"),
 }
 FUZZ_PASSWORD = "fuzzing-is-not-a-crime-42"
 
@@ -104,6 +105,13 @@ async def platform(
                 strategy_service_url=urls["strategy-service"],
                 market_data_service_url=urls["market-data-service"],
             ),
+            "notification-service": build_app(
+                "notification-service",
+                **common,
+                forward_test_service_url=urls["forward-test-service"],
+                backtesting_service_url=urls["backtesting-service"],
+                market_data_service_url=urls["market-data-service"],
+            ),
             "api-gateway": build_app(
                 "api-gateway",
                 **common,
@@ -119,7 +127,7 @@ async def platform(
                 market_data_service_url=urls["market-data-service"],
                 backtesting_service_url=urls["backtesting-service"],
                 forward_test_service_url=urls["forward-test-service"],
-                notification_service_url=nowhere,
+                notification_service_url=urls["notification-service"],
                 analytics_service_url=nowhere,
             ),
         }

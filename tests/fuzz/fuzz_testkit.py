@@ -24,12 +24,13 @@ from starlette.types import ASGIApp
 from algotrade_testkit.services import key_settings
 
 # The services with HTTP operations, by the name the gateway's route table uses. The
-# notification and analytics services have no operations yet (empty routers).
+# analytics service has no operations yet (an empty router).
 SERVICES = (
     "strategy-service",
     "market-data-service",
     "backtesting-service",
     "forward-test-service",
+    "notification-service",
 )
 PACKAGES = {
     "api-gateway": "api_gateway",

@@ -32,6 +32,7 @@ DOCUMENTS = documents()
 strategy_api = schemathesis.openapi.from_dict(DOCUMENTS["strategy-service"], config=CONFIG)
 market_data_api = schemathesis.openapi.from_dict(DOCUMENTS["market-data-service"], config=CONFIG)
 backtesting_api = schemathesis.openapi.from_dict(DOCUMENTS["backtesting-service"], config=CONFIG)
+notification_api = schemathesis.openapi.from_dict(DOCUMENTS["notification-service"], config=CONFIG)
 gateway_api = schemathesis.openapi.from_dict(DOCUMENTS["api-gateway"], config=CONFIG)
 
 
@@ -59,6 +60,13 @@ def test_market_data_service_never_answers_5xx(case: schemathesis.Case, platform
 @backtesting_api.parametrize()
 def test_backtesting_service_never_answers_5xx(case: schemathesis.Case, platform: Platform) -> None:
     call_and_validate(case, platform.services["backtesting-service"])
+
+
+@notification_api.parametrize()
+def test_notification_service_never_answers_5xx(
+    case: schemathesis.Case, platform: Platform
+) -> None:
+    call_and_validate(case, platform.services["notification-service"])
 
 
 @gateway_api.parametrize()

@@ -5,14 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from algotrade.strict_json import api_router
 from notification_service.api.deps import AdminDep, ReaderDep, ServicesDep
 from notification_service.families import Family, Mode
 from notification_service.features import Change
 
-router = APIRouter(prefix="/api/notifications", tags=["notifications"])
+router = api_router(prefix="/api/notifications", tags=["notifications"])
 
 
 class ParityPublic(BaseModel):
