@@ -130,7 +130,11 @@ def _echo_router(echo_state: dict[str, Any]) -> APIRouter:
             return
         await websocket.accept()
         await websocket.send_json(
-            {"principal": _principal_json(principal), "query": websocket.url.query}
+            {
+                "principal": _principal_json(principal),
+                "query": websocket.url.query,
+                "subprotocols": websocket.scope.get("subprotocols") or [],
+            }
         )
         while True:
             message = await websocket.receive()

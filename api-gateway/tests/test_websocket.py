@@ -37,6 +37,30 @@ async def test_token_in_query_authenticates_and_messages_flow_both_ways(
         assert ws.close_code == 4000  # the service's close code, passed through
 
 
+async def test_a_credential_subprotocol_authenticates_and_goes_no_further(
+    serve_gateway: Callable[..., Any], issue_token: Callable[..., str]
+) -> None:
+    token = issue_token(user_id="carol")
+    offered = ["algotrade.v1", f"bearer.{token}"]
+    async with (
+        serve_gateway() as url,
+        websockets.connect(_ws(url), subprotocols=offered) as ws,  # type: ignore[arg-type]
+    ):
+        hello = json.loads(await ws.recv())
+        assert hello["principal"]["user_id"] == "carol"
+        # The service was offered the real subprotocol only; the credential stopped here.
+        assert hello["subprotocols"] == ["algotrade.v1"]
+        assert not (ws.subprotocol or "").startswith("bearer.")
+    async with serve_gateway() as url:
+        with pytest.raises(InvalidStatus) as refused:
+            async with websockets.connect(
+                _ws(url),
+                subprotocols=["algotrade.v1", "bearer.garbage"],  # type: ignore[list-item]
+            ):
+                pass
+        assert refused.value.response.status_code == 401
+
+
 async def test_first_message_authenticates(
     serve_gateway: Callable[..., Any], issue_token: Callable[..., str]
 ) -> None:
