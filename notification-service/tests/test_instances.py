@@ -19,6 +19,7 @@ import pytest
 import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.client import ClientProtocol
+from websockets.exceptions import InvalidStatus
 from websockets.frames import Close, Frame, Opcode
 from websockets.uri import parse_uri
 
@@ -69,6 +70,7 @@ async def instances(
             instance_id=name,
             socket_queue=200,
             slow_grace_seconds=GRACE,
+            max_sockets_per_user=4,
             stats_flush_seconds=0.2,
         )
         return built
@@ -272,3 +274,23 @@ async def test_a_client_that_stops_reading_is_closed_and_holds_nobody_up(
     assert close is not None and close.code == 4008 and "too slow" in close.reason
     assert slow.events < count  # cut off, not served in full
     await fast.close()
+
+
+async def test_one_user_cannot_hold_more_sockets_than_allowed(
+    instances: tuple[list[int], ServiceSettings, EventProducer],
+) -> None:
+    ports, settings, _ = instances
+    held = [await _client(ports[0], settings) for _ in range(4)]
+    with pytest.raises(InvalidStatus) as refused:
+        await _client(ports[0], settings)
+    assert refused.value.response.status_code == 403  # closed before the handshake: 1008
+    other = await connect(
+        f"ws://127.0.0.1:{ports[0]}/ws",
+        additional_headers={"Authorization": f"Bearer {internal_token(settings, 'someone-else')}"},
+    )
+    assert orjson.loads(await other.recv())["type"] == "welcome"  # others are not affected
+    await held.pop().close()
+    await asyncio.sleep(0.2)
+    held.append(await _client(ports[0], settings))  # a freed place can be taken again
+    for ws in [*held, other]:
+        await ws.close()

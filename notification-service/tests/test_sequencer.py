@@ -58,6 +58,10 @@ async def test_trimmed_or_restarted_streams_answer_with_a_gap(
     try:
         for _ in range(500):
             await small.append("agent:A", new_event_id(), "agents", "agent:A", b"{}")
+        # What a stream keeps stays bounded: about a buffer of messages and of event ids.
+        tag = f"{redis_prefix}{{notify:agent:A}}"
+        assert await redis_client.xlen(f"{tag}:log") < 10 + 100  # one stream node at most
+        assert 10 <= await redis_client.zcard(f"{tag}:seen") <= 20
         replay = await small.replay("agent:A", 3)
         first = replay.messages[0].seq
         assert replay.gap == (4, first - 1) and first > 4

@@ -126,17 +126,30 @@ class Hub:
         self._clock = clock
         self._streams: dict[str, set[Subscription]] = defaultdict(set)
         self.sockets: set[Socket] = set()
+        self._per_user: dict[str, int] = {}
         self.counters: dict[Family, FamilyCounters] = {f: FamilyCounters() for f in FAMILIES}
 
     # -- sockets and subscriptions ---------------------------------------------------------
 
     def connect(self, socket: Socket) -> None:
         self.sockets.add(socket)
+        user = socket.principal.user_id
+        self._per_user[user] = self._per_user.get(user, 0) + 1
 
     def disconnect(self, socket: Socket) -> None:
         for subscription in list(socket.subscriptions.values()):
             self.unsubscribe(subscription)
-        self.sockets.discard(socket)
+        if socket in self.sockets:
+            self.sockets.discard(socket)
+            user = socket.principal.user_id
+            left = self._per_user.get(user, 1) - 1
+            if left:
+                self._per_user[user] = left
+            else:
+                self._per_user.pop(user, None)
+
+    def sockets_of(self, user_id: str) -> int:
+        return self._per_user.get(user_id, 0)
 
     def subscribe(self, subscription: Subscription) -> None:
         subscription.socket.subscriptions[subscription.channel.name] = subscription

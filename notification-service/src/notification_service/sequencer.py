@@ -20,12 +20,17 @@ from redis.asyncio import Redis
 from algotrade.redis_script import PipelinedScript
 
 _APPEND = """
-local seq = redis.call('GET', KEYS[1] .. ARGV[1])
+local seq = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if seq then return tonumber(seq) end
 seq = redis.call('INCR', KEYS[2])
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], seq .. '-0', 'f', ARGV[3], 'c', ARGV[4],
            'e', ARGV[5])
-redis.call('SET', KEYS[1] .. ARGV[1], seq, 'EX', ARGV[6])
+redis.call('ZADD', KEYS[1], seq, ARGV[1])
+local keep = tonumber(ARGV[2])
+if redis.call('ZCARD', KEYS[1]) > 2 * keep then
+  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(keep + 1))
+end
+redis.call('EXPIRE', KEYS[1], ARGV[6])
 redis.call('EXPIRE', KEYS[2], ARGV[6])
 redis.call('EXPIRE', KEYS[3], ARGV[6])
 return seq
@@ -69,7 +74,7 @@ class Sequencer:
 
     def _keys(self, stream: str) -> tuple[str, str, str]:
         tag = f"{self._prefix}{{notify:{stream}}}"
-        return f"{tag}:seen:", f"{tag}:seq", f"{tag}:log"
+        return f"{tag}:seen", f"{tag}:seq", f"{tag}:log"
 
     async def append(
         self, stream: str, event_id: str, family: str, channel: str, event: bytes

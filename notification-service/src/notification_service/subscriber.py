@@ -196,12 +196,9 @@ class Conversation:
                 )
             )
             return
-        subscription: Subscription | None = None
         try:
-            subscription = await self._open(channel, resume_from)
-        except AlgoTradeError as exc:
-            if subscription is not None:
-                hub.unsubscribe(subscription)
+            await self._open(channel, resume_from)
+        except AlgoTradeError as exc:  # `_open` left nothing subscribed
             outbox.put(_error(_REFUSALS.get(exc.status, "unavailable"), exc.detail, channel.name))
 
     async def _open(self, channel: Channel, resume_from: int | None) -> Subscription:
@@ -289,6 +286,10 @@ async def serve(websocket: WebSocket, services: Notifications) -> None:
         return
     if len(services.hub.sockets) >= services.settings.max_sockets:
         await websocket.close(code=CLOSE_TRY_LATER, reason="too many connections here; retry")
+        return
+    if services.hub.sockets_of(principal.user_id) >= services.settings.max_sockets_per_user:
+        limit = services.settings.max_sockets_per_user
+        await websocket.close(code=CLOSE_POLICY, reason=f"at most {limit} sockets per user")
         return
     subprotocols = websocket.scope.get("subprotocols") or []
     await websocket.accept(subprotocol=subprotocols[0] if subprotocols else None)
