@@ -88,11 +88,12 @@ WARMUP = 20  # bars or events sent before the timed ones (connections, caches, l
 HANDSHAKES_AT_ONCE = 128
 FILES_WANTED = 65_536
 # Everything else as `make run` has it; writes: far more than a bench sends (300 a minute by
-# default, per user).
+# default, per user); sockets per user: the 10,000 idle sockets are one user's (100 by default).
 STACK_ENV = {
     "RATE_LIMITS": json.dumps(
         {"write": {"limit": 1_000_000_000, "period_seconds": 60, "fail_open": True}}
-    )
+    ),
+    "MAX_SOCKETS_PER_USER": "20000",
 }
 
 

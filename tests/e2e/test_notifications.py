@@ -247,6 +247,24 @@ def test_a_live_session_streams_in_order_and_a_resumed_client_misses_nothing(
     assert refused["code"] == "not_found"
     stranger.send(type="ping")
     assert stranger.next("pong")["server_time_ms"] > 0
+    # Shadow mode: what was pushed agrees with REST wherever it states something checkable.
+    walk.expect(
+        walk.http.post(f"/api/sessions/{session['id']}/pause", headers=account.headers), 200
+    )
+    paused = steady.next("event", channel)
+    assert paused["event"]["type"] == "session.paused" and paused["family"] == "sessions"
+    status = walk.poll(
+        "/api/notifications/status",
+        account,
+        lambda s: s["families"]["sessions"]["parity"]["checked"] >= 1,
+    )
+    for family in ("account", "sessions"):
+        parity = status["families"][family]["parity"]
+        assert parity["mismatches"] == 0, (family, parity)
+    # Equity pushes are throttled per session, so REST has usually moved past the last one
+    # by the time it is compared: counted as moved on, never as agreeing or not.
+    account_parity = status["families"]["account"]["parity"]
+    assert account_parity["checked"] + account_parity["moved_on"] >= 1
     for socket in (steady, back, stranger):
         socket.close()
 

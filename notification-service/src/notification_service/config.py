@@ -58,7 +58,7 @@ class Settings(ServiceSettings):
 
     # Sockets.
     max_sockets: int = Field(default=20_000, ge=1, le=1_000_000)
-    max_sockets_per_user: int = Field(default=100_000, ge=1, le=100_000)
+    max_sockets_per_user: int = Field(default=100, ge=1, le=100_000)
     """Sockets one user may hold on one instance; one more is closed with 1008."""
     max_subscriptions: int = Field(default=200, ge=1, le=10_000)
     """Channels one socket may hold at once."""

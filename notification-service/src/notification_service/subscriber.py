@@ -73,8 +73,9 @@ class Conversation:
         self._last_heard = time.monotonic()
 
     async def run(self) -> None:
+        """Serve the client until it leaves or fails; the socket is connected to the hub
+        already (see `serve`) and is disconnected here."""
         hub = self._services.hub
-        hub.connect(self.socket)
         outbox = self.socket.outbox
         outbox.put(
             frame(
@@ -291,9 +292,15 @@ async def serve(websocket: WebSocket, services: Notifications) -> None:
         limit = services.settings.max_sockets_per_user
         await websocket.close(code=CLOSE_POLICY, reason=f"at most {limit} sockets per user")
         return
-    subprotocols = websocket.scope.get("subprotocols") or []
-    await websocket.accept(subprotocol=subprotocols[0] if subprotocols else None)
-    await Conversation(websocket, services, principal).run()
+    conversation = Conversation(websocket, services, principal)
+    services.hub.connect(conversation.socket)  # counted from here: no await since the checks
+    try:
+        subprotocols = websocket.scope.get("subprotocols") or []
+        await websocket.accept(subprotocol=subprotocols[0] if subprotocols else None)
+    except BaseException:
+        services.hub.disconnect(conversation.socket)
+        raise
+    await conversation.run()
 
 
 class _Refused(Exception):
