@@ -45,8 +45,13 @@ e2e: setup
 chaos: setup
 	$(RUN) pytest -m chaos tests/chaos
 
+# Two pytest-xdist workers (this machine's cores): most tests wait on a broker, a database or a
+# child process, so two processes nearly halve the wall time. The end-to-end tests share one
+# stack and stay in one worker (the "e2e-stack" group).
+PYTEST_WORKERS ?= 2
+
 test: lint typecheck
-	$(RUN) pytest
+	$(RUN) pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 bench: setup
 	$(RUN) python bench/run.py

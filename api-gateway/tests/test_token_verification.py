@@ -143,7 +143,7 @@ async def test_previous_key_still_verifies_after_rotation_and_new_key_signs(
 
 
 @pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
-@pytest.mark.parametrize("kid", ["k1", KID])
+@pytest.mark.parametrize("kid", ["k1", KID], ids=["old-default-kid", "this-run-kid"])
 async def test_a_token_forged_with_the_old_published_placeholder_is_refused(
     client: httpx.AsyncClient, kid: str
 ) -> None:

@@ -240,7 +240,7 @@ def test_service_cli_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
         "PORT": str(port),
         "REDIS_URL": "redis://127.0.0.1:1/0",
         "KAFKA_BOOTSTRAP": "127.0.0.1:1",
-        **session_keys().env(None),
+        **session_keys().env("notification"),  # it signs its snapshot calls
     }
     log = tmp_path / "svc.log"
     proc = spawn([sys.executable, "-m", "notification_service", "serve"], log, env=env)

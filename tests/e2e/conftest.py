@@ -161,8 +161,12 @@ def own_client_address() -> str | None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The smoke test stops the shared stack: run it after the other end-to-end tests."""
+    """The end-to-end tests share one stack, so they run in one process (one pytest-xdist
+    group), and the smoke test, which stops the shared stack, after the others."""
     e2e = Path(__file__).parent
+    for item in items:
+        if item.path.is_relative_to(e2e):
+            item.add_marker(pytest.mark.xdist_group("e2e-stack"))
     smoke = [i for i in items if i.path.name == SMOKE_TEST and i.path.parent == e2e]
     if not smoke:
         return

@@ -112,7 +112,8 @@ class KeySet:
         if settings.internal_jwt_private_key is None or not kid:
             raise ConfigurationError(
                 "INTERNAL_JWT_PRIVATE_KEY and INTERNAL_JWT_KEY_ID are not set: only a signer "
-                "(the gateway, the backtesting service and its workers) mints internal tokens"
+                "(the gateway, the backtesting and forward-test services and their workers, the "
+                "notification service) mints internal tokens"
             )
         private = load_private_key(
             settings.internal_jwt_private_key.get_secret_value(), name="INTERNAL_JWT_PRIVATE_KEY"
