@@ -16,7 +16,6 @@ from typing import Any
 
 import orjson
 import pytest
-import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidStatus
@@ -27,31 +26,12 @@ from algotrade.bus import EventProducer, envelope_headers
 from algotrade.config import ServiceSettings
 from algotrade.events import Envelope, Topics, new_event_id
 from algotrade.migrations import upgrade
-from algotrade_devstack.infra import free_port
-from algotrade_testkit.services import internal_token, key_settings
+from algotrade_testkit.services import internal_token, key_settings, serve_on_port
 from notification_service.config import Settings
 from notification_service.main import create_app
 
 USER = "user-ws-1"
 GRACE = 1.0  # seconds a socket may stay behind before it is closed
-
-
-@contextlib.asynccontextmanager
-async def _serve(app: Any) -> AsyncIterator[int]:
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    try:
-        yield port
-    finally:
-        server.should_exit = True
-        await task
 
 
 @pytest.fixture
@@ -81,8 +61,12 @@ async def instances(
     producer = EventProducer(kafka_bootstrap, client_id="test-events")
     await producer.start()
     try:
-        async with _serve(create_app(one)) as port_one, _serve(create_app(two)) as port_two:
-            yield [port_one, port_two], minting, producer
+        async with (
+            serve_on_port(create_app(one)) as url_one,
+            serve_on_port(create_app(two)) as url_two,
+        ):
+            ports = [int(url.rsplit(":", 1)[1]) for url in (url_one, url_two)]
+            yield ports, minting, producer
     finally:
         await producer.stop()
 

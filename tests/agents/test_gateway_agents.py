@@ -5,20 +5,16 @@ Kafka."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from algotrade.migrations import upgrade
-from algotrade_devstack.infra import free_port
 from algotrade_testkit.plugin import unique
-from algotrade_testkit.services import key_settings
+from algotrade_testkit.services import key_settings, serve_on_port
 from api_gateway.config import Settings as GatewaySettings
 from api_gateway.main import create_app as gateway_app
 from forward_test_service.config import Settings as ForwardSettings
@@ -32,24 +28,6 @@ AGENT = {
     "broker": "MetaQuotes-Demo",
     "currency": "USD",
 }
-
-
-@contextlib.asynccontextmanager
-async def _serve(app: Any) -> AsyncIterator[str]:
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 @dataclass
@@ -69,7 +47,7 @@ async def gateway(database_url: str, make_settings: Callable[..., Any]) -> Async
     await upgrade(database_url, "forward_test_service", "forward")
     await upgrade(database_url, "api_gateway", "gateway")
     forward = make_settings(ForwardSettings, **key_settings("forward-test"))
-    async with _serve(forward_app(forward)) as forward_url:
+    async with serve_on_port(forward_app(forward)) as forward_url:
         settings = make_settings(
             GatewaySettings,
             **key_settings("gateway"),
@@ -79,7 +57,7 @@ async def gateway(database_url: str, make_settings: Callable[..., Any]) -> Async
             password_hash_parallelism=1,
         )
         async with (
-            _serve(gateway_app(settings)) as url,
+            serve_on_port(gateway_app(settings)) as url,
             httpx.AsyncClient(base_url=url, timeout=30) as client,
         ):
             yield Gateway(client)

@@ -417,7 +417,12 @@ def test_switching_a_family_is_seen_at_once_and_rest_mode_pushes_nothing(
     bars = status["families"]["intraday_bars"]
     assert bars["mode"] == "shadow" and bars["pushed"] >= 2 and bars["withheld"] >= 1
     changes = walk.expect(
-        walk.http.get("/api/notifications/features/changes?limit=4", headers=watcher.headers), 200
+        walk.http.get("/api/notifications/features/changes?limit=4", headers=admin.headers), 200
+    )
+    # Who changed what, and why, is for admins.
+    assert (
+        walk.http.get("/api/notifications/features/changes", headers=watcher.headers).status_code
+        == 403
     )
     assert [c["mode"] for c in changes["data"]] == ["shadow", "live", "shadow", "rest"]
     assert changes["data"][0]["reason"] == "test to shadow"

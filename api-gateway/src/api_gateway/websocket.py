@@ -164,7 +164,9 @@ def _offered(client: WebSocket) -> list[Any]:
 
 def _credential_from_handshake(client: WebSocket) -> str | None:
     for offered in client.scope.get("subprotocols") or []:
-        if str(offered).startswith(CREDENTIAL_SUBPROTOCOL) and len(offered) > 7:
+        if str(offered).startswith(CREDENTIAL_SUBPROTOCOL) and len(offered) > len(
+            CREDENTIAL_SUBPROTOCOL
+        ):
             return str(offered)[len(CREDENTIAL_SUBPROTOCOL) :]
     for name in _CREDENTIAL_PARAMS:
         if value := client.query_params.get(name):

@@ -22,4 +22,3 @@ Family = Literal[
     "agents",
 ]
 FAMILIES: tuple[Family, ...] = get_args(Family)
-MODES: tuple[Mode, ...] = get_args(Mode)

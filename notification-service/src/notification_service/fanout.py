@@ -11,6 +11,7 @@ what it missed (the numbers are shared, so nothing is numbered twice).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -18,6 +19,7 @@ from pydantic import BaseModel
 
 from algotrade.events import Envelope
 from notification_service.channels import RESOURCE_KINDS, parse_channel, routes
+from notification_service.families import Family, Mode
 from notification_service.hub import Hub
 from notification_service.parity import ParityChecker
 from notification_service.sequencer import Sequencer
@@ -41,7 +43,7 @@ class Fanout:
         sequencer: Sequencer,
         hub: Hub,
         parity: ParityChecker,
-        mode_of: Any,
+        mode_of: Callable[[Family], Mode],
     ) -> None:
         self._sequencer = sequencer
         self._hub = hub
@@ -56,7 +58,7 @@ class Fanout:
         text = event_json(envelope)
         numbers = await asyncio.gather(
             *(
-                self._sequencer.append(r.stream, envelope.id, r.family, r.channel, text.encode())
+                self._sequencer.append(r.stream, envelope.id, r.family, text.encode())
                 for r in targets
             )
         )

@@ -35,6 +35,11 @@ KIND_FAMILIES: dict[str, tuple[Family, ...]] = {
 """Which families a channel of each kind carries (for the subscriber counts)."""
 
 
+def gap_frame(channel: str, first: int, last: int) -> str:
+    """Numbers ``first``..``last`` of ``channel`` cannot be sent: refetch over REST."""
+    return orjson.dumps({"type": "gap", "channel": channel, "from": first, "to": last}).decode()
+
+
 def event_frame(channel: str, seq: int, family: str, mode: Mode, event: str) -> str:
     """The message a client receives for one event (``event``: the event as JSON text)."""
     shadow = "true" if mode == "shadow" else "false"
@@ -59,15 +64,16 @@ class Subscription:
     channel: Channel
     stream: str
     last_seq: int = 0
-    held: list[tuple[int, str]] | None = field(default_factory=list)
+    held: list[tuple[int, str | None]] | None = field(default_factory=list)
     """Live frames waiting while the snapshot or replay is sent; None once live."""
-    early: dict[int, str] = field(default_factory=dict)
+    early: dict[int, str | None] = field(default_factory=dict)
     """Frames that came before a lower number (another instance numbered that one first and
     this instance has not seen it yet); released in order once the hole is filled."""
     early_since: float | None = None
 
-    def offer(self, seq: int, frame: str) -> bool:
-        """Deliver ``frame`` numbered ``seq`` in order; False when it was sent already."""
+    def offer(self, seq: int, frame: str | None) -> bool:
+        """Deliver ``frame`` numbered ``seq`` in order; False when it was sent already. A None
+        frame is a number withheld (its family is in rest mode): it only moves the order on."""
         if seq <= self.last_seq or seq in self.early:
             return False
         if self.held is not None:
@@ -88,8 +94,10 @@ class Subscription:
         if not self.early:
             self.early_since = None
 
-    def _send(self, seq: int, frame: str) -> None:
+    def _send(self, seq: int, frame: str | None) -> None:
         self.last_seq = seq
+        if frame is None:
+            return
         if self.channel.kind == "market":
             self.socket.outbox.put_latest(self.channel.name, frame)
         else:
@@ -163,9 +171,6 @@ class Hub:
             if not subscribers:
                 del self._streams[subscription.stream]
 
-    def has_subscribers(self, stream: str) -> bool:
-        return stream in self._streams
-
     # -- fan-out ---------------------------------------------------------------------------
 
     def deliver(self, route: Route, seq: int, event: str) -> int:
@@ -174,10 +179,12 @@ class Hub:
         counters = self.counters[route.family]
         counters.last_message_at = self._clock()
         mode = self._mode_of(route.family)
+        subscribers = self._streams.get(route.stream)
         if mode == "rest":
             counters.withheld += 1
+            for subscription in list(subscribers or ()):
+                subscription.offer(seq, None)  # keeps the numbers after it in order
             return 0
-        subscribers = self._streams.get(route.stream)
         if not subscribers:
             return 0
         frame = event_frame(route.channel, seq, route.family, mode, event)
@@ -207,32 +214,37 @@ class Hub:
 
     async def repair(self, replay: ReadBuffer, older_than: float) -> int:
         """Fill the holes that stayed open ``older_than`` seconds from the resume buffer (a
-        message another instance numbered that this one has not consumed yet); a number gone
-        from the buffer becomes a ``gap`` message. The number of subscriptions repaired."""
+        message another instance numbered that this one has not consumed yet); numbers gone
+        from the buffer become a ``gap`` message. The number of subscriptions repaired."""
         now = time.monotonic()
-        stale = [
-            subscription
-            for subscribers in list(self._streams.values())
-            for subscription in subscribers
-            if subscription.early_since is not None and now - subscription.early_since >= older_than
-        ]
-        for subscription in stale:
-            found = await replay(subscription.stream, subscription.last_seq)
-            name = subscription.channel.name
-            if found.gap is not None and subscription.early_since is not None:
-                gap = {"type": "gap", "channel": name, "from": found.gap[0], "to": found.gap[1]}
-                subscription.socket.outbox.put(orjson.dumps(gap).decode())
-                subscription.skip_to(found.gap[1])
-            for message in found.messages:
-                mode = self._mode_of(message.family)  # type: ignore[arg-type]
-                if mode == "rest":
-                    subscription.skip_to(message.seq)
-                    continue
-                subscription.offer(
-                    message.seq,
-                    event_frame(name, message.seq, message.family, mode, message.event.decode()),
-                )
-        return len(stale)
+        stale: dict[str, list[Subscription]] = defaultdict(list)
+        for stream, subscribers in self._streams.items():
+            for subscription in subscribers:
+                since = subscription.early_since
+                if since is not None and now - since >= older_than:
+                    stale[stream].append(subscription)
+        for stream, subscriptions in stale.items():
+            after = min(s.last_seq for s in subscriptions)
+            found = await replay(stream, after)
+            for subscription in subscriptions:
+                current = subscription.socket.subscriptions.get(subscription.channel.name)
+                if current is subscription and subscription.early:  # still open, still a hole
+                    self.apply(subscription, found)
+        return sum(len(s) for s in stale.values())
+
+    def apply(self, subscription: Subscription, found: Replay) -> None:
+        """Offer buffered messages to a live subscription in order, a ``gap`` first for the
+        numbers the buffer no longer has."""
+        name = subscription.channel.name
+        if found.gap is not None and found.gap[1] > subscription.last_seq:
+            subscription.socket.outbox.put(gap_frame(name, found.gap[0], found.gap[1]))
+            subscription.skip_to(found.gap[1])
+        for message in found.messages:
+            mode = self._mode_of(message.family)  # type: ignore[arg-type]
+            frame = None
+            if mode != "rest":
+                frame = event_frame(name, message.seq, message.family, mode, message.event.decode())
+            subscription.offer(message.seq, frame)
 
     def check_slow(self) -> None:
         for socket in list(self.sockets):

@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from algotrade import agent_events, backtest_events, bars, session_events
 from algotrade.auth import InternalTokens
 from algotrade.background import stop_task
-from algotrade.bus import ConsumerRunner
+from algotrade.bus import ConsumerRunner, RetryPolicy
 from algotrade.events import default_registry
 from algotrade.service import Resources, create_service_app
 from notification_service.api.routes import ROUTERS
@@ -136,6 +136,7 @@ async def _consume(
     topics = resources.topics
     backoff = 0.5
     while not stop.is_set():
+        began = asyncio.get_running_loop().time()
         runner = ConsumerRunner(
             bootstrap=settings.kafka_bootstrap,
             topics=[
@@ -150,6 +151,8 @@ async def _consume(
             registry=default_registry,
             consumer_options={"auto_offset_reset": "latest"},
             stall_seconds=60.0,
+            # Redis or a broker away: wait for it rather than dead-letter the event stream.
+            retry=RetryPolicy(outage_seconds=300.0),
         )
         run = asyncio.create_task(runner.run())
         stopped = asyncio.create_task(stop.wait())
@@ -164,5 +167,7 @@ async def _consume(
             return
         if run.done() and not run.cancelled() and run.exception() is not None:
             logger.warning("event consumer ended (%r); starting again", run.exception())
+        if asyncio.get_running_loop().time() - began > 60:
+            backoff = 0.5  # it ran well for a while: start the doubling again
         await asyncio.sleep(backoff)
         backoff = min(backoff * 2, 30.0)

@@ -22,7 +22,6 @@ from typing import Any
 
 from algotrade import agent_events, backtest_events, session_events
 from algotrade.auth import Principal
-from algotrade.errors import AlgoTradeError
 from notification_service.channels import Channel
 from notification_service.families import FAMILIES, Family
 from notification_service.snapshots import SCOPES, ResourceReader
@@ -94,7 +93,6 @@ class _Pending:
     channel: Channel
     family: Family
     expect: Expectation
-    version: int
 
 
 class ParityChecker:
@@ -103,7 +101,6 @@ class ParityChecker:
         self._delay = delay
         self._max_pending = max_pending
         self._pending: dict[str, _Pending] = {}
-        self._versions: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.counters: dict[Family, ParityCounters] = {f: ParityCounters() for f in FAMILIES}
 
@@ -121,45 +118,40 @@ class ParityChecker:
         if expect is None:
             counters.unchecked += 1
             return
-        version = self._versions.get(channel.name, 0) + 1
-        self._versions[channel.name] = version
         waiting = self._pending.get(channel.name)
-        if waiting is not None:
-            waiting.expect, waiting.version, waiting.family = expect, version, family
+        if waiting is not None:  # only the newest push of a resource is compared
+            self.counters[waiting.family].moved_on += 1
+            waiting.expect, waiting.family = expect, family
             return
-        if len(self._pending) >= self._max_pending:
+        if len(self._tasks) >= self._max_pending:
             counters.skipped += 1
             return
-        self._pending[channel.name] = _Pending(user_id, channel, family, expect, version)
+        self._pending[channel.name] = _Pending(user_id, channel, family, expect)
         task = asyncio.create_task(self._check(channel.name), name=f"parity {channel.name}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _check(self, name: str) -> None:
         await asyncio.sleep(self._delay)
-        pending = self._pending.pop(name, None)
-        if pending is None:
-            return
+        pending = self._pending.pop(name)
         counters = self.counters[pending.family]
         kind = pending.channel.kind
         principal = Principal(user_id=pending.user_id, scopes=frozenset(SCOPES[kind]))
         try:
             snapshot = await self._reader.read(principal, pending.channel)
-        except AlgoTradeError as exc:
+            if name in self._pending:  # a newer push came meanwhile; its own check follows
+                counters.moved_on += 1
+                return
+            verdict = pending.expect(snapshot.data or {})
+        except Exception as exc:  # REST did not answer, or answered something unexpected
             counters.skipped += 1
-            logger.info("parity of %s not checked: %s", name, exc)
+            logger.info("parity of %s not checked: %r", name, exc)
             return
-        if self._versions.get(name) != pending.version:
-            counters.moved_on += 1  # a newer push came meanwhile; its own check follows
-            return
-        self._versions.pop(name, None)
-        verdict = pending.expect(snapshot.data or {})
         if verdict is None:
             counters.moved_on += 1
-        elif verdict:
-            counters.checked += 1
-        else:
-            counters.checked += 1
+            return
+        counters.checked += 1
+        if not verdict:
             counters.mismatches += 1
             logger.warning("shadow parity mismatch on %s (%s)", name, pending.family)
 

@@ -19,22 +19,35 @@ from redis.asyncio import Redis
 
 from algotrade.redis_script import PipelinedScript
 
-_APPEND = """
+# A new stream, or one that expired, starts from the time in milliseconds.
+_START = """
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  local now = redis.call('TIME')
+  local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+  redis.call('SET', KEYS[2], string.format('%d', ms), 'EX', ARGV[1])
+end
+"""
+_APPEND = (
+    """
 local seq = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if seq then return tonumber(seq) end
+"""
+    + _START.replace("ARGV[1]", "ARGV[5]")
+    + """
 seq = redis.call('INCR', KEYS[2])
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], seq .. '-0', 'f', ARGV[3], 'c', ARGV[4],
-           'e', ARGV[5])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], seq .. '-0', 'f', ARGV[3], 'e', ARGV[4])
 redis.call('ZADD', KEYS[1], seq, ARGV[1])
 local keep = tonumber(ARGV[2])
 if redis.call('ZCARD', KEYS[1]) > 2 * keep then
   redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(keep + 1))
 end
-redis.call('EXPIRE', KEYS[1], ARGV[6])
-redis.call('EXPIRE', KEYS[2], ARGV[6])
-redis.call('EXPIRE', KEYS[3], ARGV[6])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('EXPIRE', KEYS[2], ARGV[5])
+redis.call('EXPIRE', KEYS[3], ARGV[5])
 return seq
 """
+)
+_LAST = _START + "return tonumber(redis.call('GET', KEYS[2]))"
 
 
 @dataclass(frozen=True)
@@ -43,7 +56,6 @@ class Buffered:
 
     seq: int
     family: str
-    channel: str
     event: bytes
 
 
@@ -67,6 +79,7 @@ class Sequencer:
         pipelined = PipelinedScript.for_client(redis, _APPEND, timeout=5.0)
         self._pipelined = pipelined
         self._append: Any = pipelined or redis.register_script(_APPEND)
+        self._last = redis.register_script(_LAST)
 
     async def aclose(self) -> None:
         if self._pipelined is not None:
@@ -76,20 +89,19 @@ class Sequencer:
         tag = f"{self._prefix}{{notify:{stream}}}"
         return f"{tag}:seen", f"{tag}:seq", f"{tag}:log"
 
-    async def append(
-        self, stream: str, event_id: str, family: str, channel: str, event: bytes
-    ) -> int:
+    async def append(self, stream: str, event_id: str, family: str, event: bytes) -> int:
         """The message's number in ``stream`` (the same for every instance that asks)."""
         seen, seq, log = self._keys(stream)
         result = await self._append(
-            [seen, seq, log], [event_id, self._buffer, family, channel, event, self._ttl]
+            [seen, seq, log], [event_id, self._buffer, family, event, self._ttl]
         )
         return int(result)
 
     async def last(self, stream: str) -> int:
-        """The newest number given in ``stream`` (0: none yet, or expired)."""
-        value = await self._redis.get(self._keys(stream)[1])
-        return int(value) if value is not None else 0
+        """The newest number given in ``stream``; a stream not started yet starts now, so
+        that its first message follows the number a subscriber is told."""
+        keys = self._keys(stream)
+        return int(await self._last(keys=list(keys), args=[self._ttl]))
 
     async def replay(self, stream: str, resume_from: int) -> Replay:
         """The messages after ``resume_from`` still buffered, and whether some are gone. All of
@@ -104,7 +116,6 @@ class Sequencer:
             Buffered(
                 seq=int(_text(entry_id).split("-", 1)[0]),
                 family=_text(fields[b"f"]),
-                channel=_text(fields[b"c"]),
                 event=fields[b"e"],
             )
             for entry_id, fields in entries

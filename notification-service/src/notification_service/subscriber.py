@@ -31,8 +31,9 @@ from algotrade.auth import Principal
 from algotrade.errors import AlgoTradeError
 from notification_service.channels import Channel, parse_channel
 from notification_service.families import Family, Mode
-from notification_service.hub import Socket, Subscription, event_frame
+from notification_service.hub import Socket, Subscription, gap_frame
 from notification_service.outbox import CLOSE_TOO_SLOW, SlowSocket, SocketOutbox
+from notification_service.sequencer import Replay
 from notification_service.services import Notifications
 
 logger = logging.getLogger(__name__)
@@ -201,65 +202,53 @@ class Conversation:
             await self._open(channel, resume_from)
         except AlgoTradeError as exc:  # `_open` left nothing subscribed
             outbox.put(_error(_REFUSALS.get(exc.status, "unavailable"), exc.detail, channel.name))
+        except Exception as exc:  # Redis away, an unreadable answer: this channel only
+            logger.warning("subscribing to %s failed: %r", channel.name, exc)
+            outbox.put(_error("unavailable", "cannot subscribe now; retry", channel.name))
 
     async def _open(self, channel: Channel, resume_from: int | None) -> Subscription:
+        """Subscribe, held, then send ``subscribed`` and the snapshot or the replay, then go
+        live: the live messages that came meanwhile follow in order, none twice."""
         services, hub, outbox = self._services, self._services.hub, self.socket.outbox
         principal = self.socket.principal
-        user_id = principal.user_id
+        snapshot = None
         if channel.kind == "market":
             # The stream depends on whose series the reads resolve to: read first.
             snapshot = await services.reader.read(principal, channel)
-            subscription = Subscription(
-                self.socket, channel, channel.stream(user_id, snapshot.owner)
-            )
-            hub.subscribe(subscription)
-            try:
-                last = await services.sequencer.last(subscription.stream)
-                after = resume_from if resume_from is not None else max(last - 1, 0)
-                outbox.put(frame(type="subscribed", channel=channel.name, seq=last))
-                if resume_from is None:
-                    outbox.put(_snapshot(channel, last, snapshot.data))
-                await self._replay(subscription, after)
-            except BaseException:
-                hub.unsubscribe(subscription)
-                raise
-            return subscription
-        subscription = Subscription(self.socket, channel, channel.stream(user_id))
+        stream = channel.stream(principal.user_id, snapshot.owner if snapshot else None)
+        subscription = Subscription(self.socket, channel, stream)
         hub.subscribe(subscription)  # held: live messages wait until the snapshot is out
         try:
-            last = await services.sequencer.last(subscription.stream)
-            snapshot = await services.reader.read(principal, channel)
+            last = await services.sequencer.last(stream)
+            if snapshot is None:  # read after `last`: it reflects at least the events up to it
+                snapshot = await services.reader.read(principal, channel)
+            elif last:
+                # Read before `last`: label it one earlier and send the newest bar after it.
+                last -= 1
             outbox.put(frame(type="subscribed", channel=channel.name, seq=last))
-            if resume_from is not None:
-                await self._replay(subscription, resume_from)
-            else:
-                if snapshot.data is not None:
-                    outbox.put(_snapshot(channel, last, snapshot.data))
-                subscription.go_live(last)
+            if resume_from is None and snapshot.data is not None:
+                outbox.put(_snapshot(channel, last, snapshot.data))
+            after = resume_from if resume_from is not None else last
+            found = None
+            if resume_from is not None or channel.kind == "market":
+                found = await services.sequencer.replay(stream, after)
         except BaseException:
             hub.unsubscribe(subscription)
             raise
+        self._go_live(subscription, after, found)
         return subscription
 
-    async def _replay(self, subscription: Subscription, after: int) -> None:
-        """Send the buffered messages numbered after ``after`` (a ``gap`` first when some are
-        gone), then release the held live ones."""
-        services, outbox = self._services, self.socket.outbox
-        replay = await services.sequencer.replay(subscription.stream, after)
-        name = subscription.channel.name
-        if replay.gap is not None:
-            outbox.put(
-                frame(type="gap", channel=name, **{"from": replay.gap[0], "to": replay.gap[1]})
-            )
-        last_sent = after if replay.gap is None else max(after, replay.gap[1])
-        for message in replay.messages:
-            mode = services.features.mode(message.family)  # type: ignore[arg-type]
-            if mode != "rest" and message.seq > last_sent:
-                outbox.put(
-                    event_frame(name, message.seq, message.family, mode, message.event.decode())
-                )
-                last_sent = message.seq
-        subscription.go_live(max(last_sent, replay.last))
+    def _go_live(self, subscription: Subscription, after: int, found: Replay | None) -> None:
+        """Deliver from number ``after`` on: the buffered messages (``found``; a ``gap``
+        first for those gone), then the live ones held meanwhile."""
+        if found is None or after <= found.last:
+            subscription.go_live(after)
+        else:  # numbers this stream never gave (or gave before it expired): start over
+            subscription.go_live(found.last)
+            if found.last:
+                self.socket.outbox.put(gap_frame(subscription.channel.name, 1, found.last))
+        if found is not None:
+            self._services.hub.apply(subscription, found)
 
 
 _REFUSALS = {403: "forbidden", 404: "not_found", 401: "forbidden", 422: "invalid_channel"}

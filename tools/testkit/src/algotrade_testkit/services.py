@@ -55,6 +55,32 @@ async def serve_in_process(
         yield client
 
 
+@asynccontextmanager
+async def serve_on_port(app: ASGIApp) -> AsyncIterator[str]:
+    """Run ``app`` behind a real uvicorn server on a free loopback port (real sockets, for
+    WebSockets and for services calling each other); yields its base URL."""
+    import asyncio
+
+    import uvicorn
+
+    from algotrade_devstack.infra import free_port
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
 def settings_env(settings: ServiceSettings) -> dict[str, str]:
     """The environment variables that rebuild ``settings`` in a child process (secrets
     included: the child is the test's own process)."""

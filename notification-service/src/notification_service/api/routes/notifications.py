@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -67,15 +68,7 @@ class ChangesPublic(BaseModel):
 
 
 def _change(change: Change) -> dict[str, Any]:
-    return {
-        "id": change.id,
-        "family": change.family,
-        "previous": change.previous,
-        "mode": change.mode,
-        "changed_by": change.changed_by,
-        "reason": change.reason,
-        "changed_at": change.changed_at,
-    }
+    return asdict(change)
 
 
 @router.get("/status", response_model=StatusPublic, summary="Per family: mode, pushes, parity")
@@ -105,10 +98,10 @@ async def set_feature(
 @router.get(
     "/features/changes",
     response_model=ChangesPublic,
-    summary="The audit trail of mode changes, newest first",
+    summary="The audit trail of mode changes, newest first (notifications-admin)",
 )
 async def changes(
-    principal: ReaderDep,
+    principal: AdminDep,
     services: ServicesDep,
     limit: int = Query(default=50, ge=1, le=500),
 ) -> dict[str, Any]:
