@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from algotrade.background import stop_task
 from algotrade.events import new_event_id
 from notification_service.config import Settings
 from notification_service.families import FAMILIES, Family, Mode
@@ -157,21 +158,20 @@ class FeatureBoard:
             await self.reload()
         except Exception as exc:  # PostgreSQL down at start: the settings' modes until it is up
             logger.warning("feature modes not loaded (%r); using the settings' modes", exc)
-        task = asyncio.create_task(self._follow(), name="feature-modes")
+        stop = asyncio.Event()
+        task = asyncio.create_task(self._follow(stop), name="feature-modes")
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop_task(task, stop)
 
-    async def _follow(self) -> None:
-        while True:
+    async def _follow(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
             pubsub: Any = None
             try:
                 pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
                 await pubsub.subscribe(self._channel)
-                while True:
+                while not stop.is_set():
                     message = await pubsub.get_message(timeout=self._refresh)
                     if message is None or message.get("type") == "message":
                         await self.reload()

@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
+from algotrade.background import stop_task
 from notification_service.families import FAMILIES, Family, Mode
 from notification_service.hub import Hub
 from notification_service.parity import ParityChecker
@@ -108,18 +109,17 @@ class StatusBoard:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        task = asyncio.create_task(self._loop(), name="notification-status")
+        stop = asyncio.Event()
+        task = asyncio.create_task(self._loop(stop), name="notification-status")
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop_task(task, stop)
             with contextlib.suppress(Exception):
                 await self._redis.zrem(self._instances, self._instance)
 
-    async def _loop(self) -> None:
-        while True:
+    async def _loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
             await asyncio.sleep(self._every)
             self._hub.check_slow()
             try:
