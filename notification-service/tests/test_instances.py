@@ -278,3 +278,22 @@ async def test_one_user_cannot_hold_more_sockets_than_allowed(
     held.append(await _client(ports[0], settings))  # a freed place can be taken again
     for ws in [*held, other]:
         await ws.close()
+
+
+async def test_a_flood_of_subscribes_is_limited_per_socket_and_the_socket_goes_on(
+    instances: tuple[list[int], ServiceSettings, EventProducer],
+) -> None:
+    ports, settings, _ = instances
+    ws = await _client(ports[0], settings)  # one subscribe spent
+    for _ in range(80):
+        await ws.send(orjson.dumps({"type": "subscribe", "channel": "user"}).decode())
+    answers = [orjson.loads(await ws.recv()) for _ in range(80)]
+    accepted = sum(1 for a in answers if a["type"] == "subscribed")
+    limited = [a for a in answers if a["type"] == "error"]
+    assert accepted + len(limited) == 80
+    assert {a["code"] for a in limited} == {"rate_limited"} and limited[0]["channel"] == "user"
+    # The burst (50, one spent on connecting) and what refilled meanwhile (10 a second).
+    assert 49 <= accepted <= 49 + 15
+    await ws.send(orjson.dumps({"type": "ping"}).decode())
+    assert orjson.loads(await ws.recv())["type"] == "pong"
+    await ws.close()

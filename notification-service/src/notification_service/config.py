@@ -60,6 +60,10 @@ class Settings(ServiceSettings):
     max_sockets: int = Field(default=20_000, ge=1, le=1_000_000)
     max_sockets_per_user: int = Field(default=100, ge=1, le=100_000)
     """Sockets one user may hold on one instance; one more is closed with 1008."""
+    subscribes_per_second: float = Field(default=10.0, gt=0, le=10_000)
+    subscribe_burst: int = Field(default=50, ge=1, le=100_000)
+    """Subscribes one socket may send: a burst, then this many a second (each one reads its
+    resource from the owning service); beyond, ``rate_limited`` on that channel."""
     max_subscriptions: int = Field(default=200, ge=1, le=10_000)
     """Channels one socket may hold at once."""
     max_message_bytes: int = Field(default=4096, ge=256, le=1_048_576)

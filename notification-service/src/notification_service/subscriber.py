@@ -8,7 +8,7 @@ verifies that token, then serves the client's messages:
   or, with ``resume_from``, the buffered messages numbered after N (a ``gap`` first if some are
   gone); then the channel's events follow live, each with its number. A refusal is an
   ``error`` naming the channel (``invalid_channel``, ``forbidden``, ``not_found``,
-  ``unavailable``, ``too_many_subscriptions``); the socket stays open.
+  ``unavailable``, ``too_many_subscriptions``, ``rate_limited``); the socket stays open.
 - ``{"type": "unsubscribe", "channel": ...}`` answers ``unsubscribed``.
 - ``{"type": "ping"}`` answers ``pong`` with the server time.
 
@@ -72,6 +72,8 @@ class Conversation:
             ),
         )
         self._last_heard = time.monotonic()
+        self._tokens = float(settings.subscribe_burst)
+        self._refilled = time.monotonic()
 
     async def run(self) -> None:
         """Serve the client until it leaves or fails; the socket is connected to the hub
@@ -186,6 +188,12 @@ class Conversation:
         ):
             outbox.put(_error("invalid_message", "resume_from must be a non-negative integer", raw))
             return
+        if not self._may_subscribe():
+            rate = self._settings.subscribes_per_second
+            outbox.put(
+                _error("rate_limited", f"at most {rate:g} subscribes a second", channel.name)
+            )
+            return
         hub = self._services.hub
         if (old := self.socket.subscriptions.get(channel.name)) is not None:
             hub.unsubscribe(old)
@@ -205,6 +213,20 @@ class Conversation:
         except Exception as exc:  # Redis away, an unreadable answer: this channel only
             logger.warning("subscribing to %s failed: %r", channel.name, exc)
             outbox.put(_error("unavailable", "cannot subscribe now; retry", channel.name))
+
+    def _may_subscribe(self) -> bool:
+        """One token of the socket's subscribe bucket (refilled at the configured rate)."""
+        now = time.monotonic()
+        settings = self._settings
+        self._tokens = min(
+            float(settings.subscribe_burst),
+            self._tokens + (now - self._refilled) * settings.subscribes_per_second,
+        )
+        self._refilled = now
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        return True
 
     async def _open(self, channel: Channel, resume_from: int | None) -> Subscription:
         """Subscribe, held, then send ``subscribed`` and the snapshot or the replay, then go
