@@ -144,6 +144,11 @@ def _echo_router(echo_state: dict[str, Any]) -> APIRouter:
             if text == "close-me":
                 await websocket.close(code=4000, reason="asked to")
                 return
+            if text and text.startswith("flood:"):  # flood:<count>:<bytes each>
+                _, count, size = text.split(":")
+                for n in range(int(count)):
+                    await websocket.send_text(f"{n}:".ljust(int(size), "x"))
+                continue
             await websocket.send_text(f"echo:{text}")
 
     return router

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
@@ -9,6 +10,8 @@ from typing import Any
 import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from algotrade_testkit.stalled import StalledClient
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -108,3 +111,22 @@ async def test_unreachable_notification_service_is_refused(
             async with websockets.connect(f"{_ws(url)}?token={issue_token()}"):
                 pass
         assert refused.value.response.status_code == 503
+
+
+async def test_a_client_that_stops_reading_is_closed_as_too_slow_and_frees_the_relay(
+    serve_gateway: Callable[..., Any], issue_token: Callable[..., str]
+) -> None:
+    token = issue_token(user_id="dave")
+    async with serve_gateway(websocket_send_timeout_seconds=1.0) as url:
+        port = int(url.rsplit(":", 1)[1])
+        # 30 MB asked for, far more than the socket buffers on the way hold.
+        slow = await StalledClient.open(port, f"/ws?token={token}", {}, say=("flood:3000:10000",))
+        await asyncio.sleep(3)  # well past the gateway's patience
+        close = await asyncio.wait_for(slow.read_to_close(), timeout=30)
+        assert close is not None and close.code == 4008 and "too slow" in close.reason
+        assert len(slow.texts) < 3000  # cut off, not served in full
+        # The gateway goes on serving others.
+        async with websockets.connect(f"{_ws(url)}?token={token}") as ws:
+            assert json.loads(await ws.recv())["principal"]["user_id"] == "dave"
+            await ws.send("still here?")
+            assert await ws.recv() == "echo:still here?"

@@ -10,23 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidStatus
-from websockets.frames import Close, Frame, Opcode
-from websockets.uri import parse_uri
 
 from algotrade.bus import EventProducer, envelope_headers
 from algotrade.config import ServiceSettings
 from algotrade.events import Envelope, Topics, new_event_id
 from algotrade.migrations import upgrade
 from algotrade_testkit.services import internal_token, key_settings, serve_on_port
+from algotrade_testkit.stalled import StalledClient
 from notification_service.config import Settings
 from notification_service.main import create_app
 
@@ -69,54 +66,6 @@ async def instances(
             yield ports, minting, producer
     finally:
         await producer.stop()
-
-
-class StalledClient:
-    """A WebSocket peer that subscribes and then reads nothing at all (websockets' sans-I/O
-    protocol over a raw socket with a 4 KB receive buffer), until asked to read to the end."""
-
-    def __init__(self, sock: socket.socket, protocol: ClientProtocol) -> None:
-        self.sock, self.protocol, self.events = sock, protocol, 0
-
-    @classmethod
-    async def open(cls, port: int, token: str) -> StalledClient:
-        loop = asyncio.get_running_loop()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.setblocking(False)
-        await loop.sock_connect(sock, ("127.0.0.1", port))
-        protocol = ClientProtocol(parse_uri(f"ws://127.0.0.1:{port}/ws"))
-        request = protocol.connect()
-        request.headers["Authorization"] = f"Bearer {token}"
-        protocol.send_request(request)
-        client = cls(sock, protocol)
-        await client._flush()
-        while protocol.handshake_exc is None and protocol.state.name == "CONNECTING":
-            protocol.receive_data(await loop.sock_recv(sock, 4096))
-        assert protocol.handshake_exc is None
-        protocol.send_text(orjson.dumps({"type": "subscribe", "channel": "user"}))
-        await client._flush()
-        return client
-
-    async def _flush(self) -> None:
-        for chunk in self.protocol.data_to_send():
-            if chunk:
-                await asyncio.get_running_loop().sock_sendall(self.sock, chunk)
-
-    async def read_to_close(self) -> Close | None:
-        """Read everything sent until the server's close; its close frame."""
-        loop = asyncio.get_running_loop()
-        while self.protocol.close_rcvd is None:
-            data = await loop.sock_recv(self.sock, 1 << 16)
-            if not data:
-                break
-            self.protocol.receive_data(data)
-            for event in self.protocol.events_received():
-                text = isinstance(event, Frame) and event.opcode == Opcode.TEXT
-                if text and orjson.loads(event.data)["type"] == "event":
-                    self.events += 1
-        self.sock.close()
-        return self.protocol.close_rcvd
 
 
 async def _client(port: int, settings: ServiceSettings, **options: Any) -> ClientConnection:
@@ -243,7 +192,12 @@ async def test_a_client_that_stops_reading_is_closed_and_holds_nobody_up(
     ports, settings, producer = instances
     topics = Topics(topic_prefix)
     fast = await _client(ports[0], settings)
-    slow = await StalledClient.open(ports[0], internal_token(settings, USER))
+    slow = await StalledClient.open(
+        ports[0],
+        "/ws",
+        {"Authorization": f"Bearer {internal_token(settings, USER)}"},
+        say=(orjson.dumps({"type": "subscribe", "channel": "user"}).decode(),),
+    )
     await _until_consuming([fast], producer, topics)
 
     # 3,000 events of ~10 KB: far more than the slow client's socket buffers hold.
@@ -256,7 +210,8 @@ async def test_a_client_that_stops_reading_is_closed_and_holds_nobody_up(
     # The stalled one: whatever was on its way, then the close, 4008 with the reason.
     close = await asyncio.wait_for(slow.read_to_close(), timeout=60)
     assert close is not None and close.code == 4008 and "too slow" in close.reason
-    assert slow.events < count  # cut off, not served in full
+    events = [t for t in slow.texts if orjson.loads(t)["type"] == "event"]
+    assert len(events) < count  # cut off, not served in full
     await fast.close()
 
 

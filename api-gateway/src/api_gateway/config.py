@@ -124,6 +124,9 @@ class Settings(ServiceSettings):
 
     # WebSocket pass-through.
     websocket_auth_timeout_seconds: float = Field(default=5.0, gt=0)
+    websocket_send_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
+    """A client that takes no message for this long is closed (4008, too slow), freeing the
+    relay; the notification service applies its own, shorter, rule behind it."""
 
     # Merged OpenAPI.
     openapi_cache_seconds: float = Field(default=60.0, ge=0)

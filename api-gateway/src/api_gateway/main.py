@@ -169,6 +169,7 @@ async def _build_gateway(
             internal_tokens=internal_tokens,
             metrics=metrics,
             auth_timeout=settings.websocket_auth_timeout_seconds,
+            send_timeout=settings.websocket_send_timeout_seconds,
             connect_timeout=settings.upstream_connect_timeout_seconds,
         ),
         openapi=MergedOpenAPI(

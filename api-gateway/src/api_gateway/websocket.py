@@ -46,6 +46,7 @@ logger = logging.getLogger(__name__)
 
 CLOSE_POLICY_VIOLATION = 1008
 CLOSE_TRY_AGAIN_LATER = 1013
+CLOSE_TOO_SLOW = 4008  # as the notification service closes a client that falls behind
 _CREDENTIAL_PARAMS = ("token", "access_token", "api_key")
 CREDENTIAL_SUBPROTOCOL = "bearer."
 
@@ -61,6 +62,7 @@ class WebSocketProxy:
         metrics: GatewayMetrics,
         auth_timeout: float,
         connect_timeout: float,
+        send_timeout: float = 10.0,
     ) -> None:
         self._upstream = upstream
         self._authenticator = authenticator
@@ -69,6 +71,7 @@ class WebSocketProxy:
         self._metrics = metrics
         self._auth_timeout = auth_timeout
         self._connect_timeout = connect_timeout
+        self._send_timeout = send_timeout
 
     async def serve(self, client: WebSocket) -> None:
         credential = _credential_from_handshake(client)
@@ -91,7 +94,7 @@ class WebSocketProxy:
             if not accepted:
                 await client.accept(subprotocol=upstream.subprotocol)
             self._metrics.websocket_sessions.labels("relayed").inc()
-            await _relay(client, upstream)
+            await _relay(client, upstream, self._send_timeout)
 
     async def _first_message_credential(self, client: WebSocket) -> str:
         try:
@@ -210,8 +213,11 @@ async def _refuse(client: WebSocket, exc: AlgoTradeError, *, accepted: bool) -> 
     await client.close(code=code, reason=exc.detail[:120])
 
 
-async def _relay(client: WebSocket, upstream: ClientConnection) -> None:
-    """Copy messages both ways; when one side closes, close the other with the same code."""
+async def _relay(client: WebSocket, upstream: ClientConnection, send_timeout: float) -> None:
+    """Copy messages both ways; when one side closes, close the other with the same code. A
+    client that takes no message for ``send_timeout`` seconds is closed as too slow (a peer
+    that stopped reading would otherwise hold this relay and its upstream socket)."""
+    too_slow = False
 
     async def client_to_upstream() -> None:
         while True:
@@ -225,12 +231,16 @@ async def _relay(client: WebSocket, upstream: ClientConnection) -> None:
                 await upstream.send(data)
 
     async def upstream_to_client() -> None:
+        nonlocal too_slow
         try:
             async for message in upstream:
-                if isinstance(message, str):
-                    await client.send_text(message)
-                else:
-                    await client.send_bytes(message)
+                send = client.send_text if isinstance(message, str) else client.send_bytes
+                try:
+                    async with asyncio.timeout(send_timeout):  # no task per message
+                        await send(message)  # type: ignore[arg-type]
+                except TimeoutError:
+                    too_slow = True
+                    return
         except ConnectionClosed:
             pass
         rcvd = upstream.close_code
@@ -252,6 +262,15 @@ async def _relay(client: WebSocket, upstream: ClientConnection) -> None:
                 pass
             except Exception as exc:  # one side broke; the session is over either way
                 logger.info("websocket relay ended: %s: %s", type(exc).__name__, exc)
+        if too_slow:
+            with contextlib.suppress(Exception):
+                await upstream.close(code=1001, reason="the client is too slow")
+            # The close frame waits behind what the client has not read: bounded.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    client.close(code=CLOSE_TOO_SLOW, reason="too slow: closed by the gateway"),
+                    timeout=send_timeout,
+                )
 
 
 def _passable(code: int) -> int:
