@@ -6,7 +6,9 @@ import pytest
 
 from algotrade.errors import ValidationFailed
 from algotrade.events import Envelope, new_event_id
+from algotrade.keys import NOTIFICATION_SCOPES
 from notification_service.channels import parse_channel, routes
+from notification_service.snapshots import SCOPES
 
 SID = new_event_id()
 
@@ -58,3 +60,8 @@ def test_events_reach_their_resource_and_their_user() -> None:
     own = routes(_event("market.bars", {"symbol": "SPY", "timeframe": "1m", "owner": "u9"}, None))
     assert own[0].stream == "market:u9:SPY:1m"
     assert routes(_event("strategy.created", {"strategy_id": SID})) == []
+
+
+def test_every_scope_a_subscribe_reads_with_is_one_the_notification_signer_may_mint() -> None:
+    # The signer is narrowed to these: a token asking for any other would be refused.
+    assert {scope for scopes in SCOPES.values() for scope in scopes} <= set(NOTIFICATION_SCOPES)

@@ -28,6 +28,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from algotrade import ws_close
 from algotrade.auth import Principal
 from algotrade.errors import AlgoTradeError, DependencyUnavailable, Forbidden, Unauthorized
 from algotrade.logs import request_id_var
@@ -44,9 +45,6 @@ from api_gateway.tokens import InternalTokens
 
 logger = logging.getLogger(__name__)
 
-CLOSE_POLICY_VIOLATION = 1008
-CLOSE_TRY_AGAIN_LATER = 1013
-CLOSE_TOO_SLOW = 4008  # as the notification service closes a client that falls behind
 _CREDENTIAL_PARAMS = ("token", "access_token", "api_key")
 CREDENTIAL_SUBPROTOCOL = "bearer."
 
@@ -195,7 +193,9 @@ def _first(values: Any) -> str | None:
 
 async def _refuse(client: WebSocket, exc: AlgoTradeError, *, accepted: bool) -> None:
     code = (
-        CLOSE_TRY_AGAIN_LATER if exc.status >= 500 or exc.status == 429 else CLOSE_POLICY_VIOLATION
+        ws_close.TRY_AGAIN_LATER
+        if exc.status >= 500 or exc.status == 429
+        else ws_close.POLICY_VIOLATION
     )
     if accepted:
         with contextlib.suppress(RuntimeError, WebSocketDisconnect):
@@ -268,7 +268,7 @@ async def _relay(client: WebSocket, upstream: ClientConnection, send_timeout: fl
             # The close frame waits behind what the client has not read: bounded.
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(
-                    client.close(code=CLOSE_TOO_SLOW, reason="too slow: closed by the gateway"),
+                    client.close(code=ws_close.TOO_SLOW, reason="too slow: closed by the gateway"),
                     timeout=send_timeout,
                 )
 

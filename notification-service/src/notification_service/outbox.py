@@ -15,7 +15,6 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
-CLOSE_TOO_SLOW = 4008
 HARD_LIMIT_FACTOR = 10
 
 Send = Callable[[str], Awaitable[None]]

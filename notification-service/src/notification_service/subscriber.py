@@ -27,20 +27,18 @@ from typing import Any
 import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from algotrade import ws_close
 from algotrade.auth import Principal
 from algotrade.errors import AlgoTradeError
 from notification_service.channels import Channel, parse_channel
 from notification_service.families import Family, Mode
 from notification_service.hub import Socket, Subscription, gap_frame
-from notification_service.outbox import CLOSE_TOO_SLOW, SlowSocket, SocketOutbox
+from notification_service.outbox import SlowSocket, SocketOutbox
 from notification_service.sequencer import Replay
 from notification_service.services import Notifications
 
 logger = logging.getLogger(__name__)
 
-CLOSE_POLICY = 1008
-CLOSE_TRY_LATER = 1013
-CLOSE_IDLE = 4000
 MAX_RESUME = 2**53
 CLOSE_WAIT = 10.0  # seconds a close may take to reach the peer before the socket is dropped
 
@@ -100,11 +98,11 @@ class Conversation:
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             if outbox.failed is not None:
-                code, reason = CLOSE_TOO_SLOW, outbox.failed
+                code, reason = ws_close.TOO_SLOW, outbox.failed
             for task in done - {failed}:
                 exc = task.exception()
                 if isinstance(exc, _Idle):
-                    code, reason = CLOSE_IDLE, str(exc)
+                    code, reason = ws_close.IDLE, str(exc)
                 elif exc is not None and not isinstance(exc, (WebSocketDisconnect, SlowSocket)):
                     logger.info("socket ended: %r", exc)
         finally:
@@ -294,14 +292,20 @@ async def serve(websocket: WebSocket, services: Notifications) -> None:
         principal = websocket.app.state.verifier.verify(token.strip())
         principal.require_scope("notifications:read")
     except (AlgoTradeError, _Refused) as exc:
-        await websocket.close(code=CLOSE_POLICY, reason=str(getattr(exc, "detail", exc))[:120])
+        await websocket.close(
+            code=ws_close.POLICY_VIOLATION, reason=str(getattr(exc, "detail", exc))[:120]
+        )
         return
     if len(services.hub.sockets) >= services.settings.max_sockets:
-        await websocket.close(code=CLOSE_TRY_LATER, reason="too many connections here; retry")
+        await websocket.close(
+            code=ws_close.TRY_AGAIN_LATER, reason="too many connections here; retry"
+        )
         return
     if services.hub.sockets_of(principal.user_id) >= services.settings.max_sockets_per_user:
         limit = services.settings.max_sockets_per_user
-        await websocket.close(code=CLOSE_POLICY, reason=f"at most {limit} sockets per user")
+        await websocket.close(
+            code=ws_close.POLICY_VIOLATION, reason=f"at most {limit} sockets per user"
+        )
         return
     conversation = Conversation(websocket, services, principal)
     services.hub.connect(conversation.socket)  # counted from here: no await since the checks

@@ -21,45 +21,30 @@ def _headers(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def _answer(response: httpx.Response) -> Any:
+def _request(method: str, url: str, token: str, body: Any = None) -> dict[str, Any]:
+    """The JSON answer of one call to the gateway; `CommandFailed` saying why otherwise."""
+    try:
+        response = httpx.request(method, url, headers=_headers(token), json=body, timeout=10)
+    except httpx.HTTPError as exc:
+        raise CommandFailed(f"the gateway at {url} is unreachable: {type(exc).__name__}") from None
     if response.status_code >= 400:
         try:
             detail = response.json().get("detail")
         except ValueError:
             detail = response.text[:200]
-        raise CommandFailed(
-            f"{response.request.method} {response.url.path}: {response.status_code} {detail}"
-        )
-    return response.json()
+        raise CommandFailed(f"{method} {response.url.path}: {response.status_code} {detail}")
+    return dict(response.json())
 
 
 def fetch_status(gateway: str, token: str) -> dict[str, Any]:
-    try:
-        response = httpx.get(
-            f"{gateway}/api/notifications/status", headers=_headers(token), timeout=10
-        )
-    except httpx.HTTPError as exc:
-        raise CommandFailed(
-            f"the gateway at {gateway} is unreachable: {type(exc).__name__}"
-        ) from None
-    return dict(_answer(response))
+    return _request("GET", f"{gateway}/api/notifications/status", token)
 
 
 def set_mode(
     gateway: str, token: str, family: str, mode: str, reason: str | None
 ) -> dict[str, Any]:
-    try:
-        response = httpx.put(
-            f"{gateway}/api/notifications/features/{family}",
-            headers=_headers(token),
-            json={"mode": mode, "reason": reason},
-            timeout=10,
-        )
-    except httpx.HTTPError as exc:
-        raise CommandFailed(
-            f"the gateway at {gateway} is unreachable: {type(exc).__name__}"
-        ) from None
-    return dict(_answer(response))
+    body = {"mode": mode, "reason": reason}
+    return _request("PUT", f"{gateway}/api/notifications/features/{family}", token, body)
 
 
 def status_table(status: dict[str, Any], now: float | None = None) -> Table:
