@@ -7,7 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from algotrade import session_events
+import orjson
+
+from algotrade import epoch, session_events
 from algotrade.engine import compile_graph
 from algotrade.events import Topics
 from algotrade_testkit.kafka import read_all
@@ -104,3 +106,19 @@ async def test_gaps_and_corrections_are_recorded_and_pauses_respected(
     assert types.count(session_events.ORDER_FILLED) == orders["total"]
     trades = (await platform.get(f"{base}/trades")).json()
     assert types.count(session_events.TRADE_CLOSED) == trades["total"]
+
+    # The session.equity events together carry the whole curve: every applied bar's point,
+    # the same as the session's own equity endpoint.
+    carried: dict[int, tuple[float, float]] = {}
+    for record in await published():
+        envelope = orjson.loads(record.value)
+        if envelope["type"] == session_events.EQUITY:
+            for ts, equity, position in envelope["payload"]["points"]:
+                carried[ts] = (equity, position)
+    curve = (await platform.get(f"{base}/equity", params={"points": 10_000})).json()
+    assert curve["method"] == "all"
+    assert len(carried) == curve["total_points"] == done["bars_applied"] - warmup
+    assert [
+        (epoch.iso_from_ms(ts), equity, position)
+        for ts, (equity, position) in sorted(carried.items())
+    ] == [(p["ts"], p["equity"], p["position"]) for p in curve["points"]]

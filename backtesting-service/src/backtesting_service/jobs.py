@@ -422,6 +422,8 @@ class JobStore:
                 job_id=job.id,
                 kind=job.kind,
                 strategy_id=job.strategy_id,
+                strategy_version=job.strategy_version,
+                plan_id=job.plan_id,
                 symbol=job.symbol,
                 timeframe=job.timeframe,
                 results_prefix=results_prefix(job.user_id, job.id),

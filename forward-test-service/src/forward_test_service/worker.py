@@ -7,7 +7,11 @@ following that series (`BarApplier`), then records what happened in this order:
 1. PostgreSQL, one transaction: fills, closed trades, gaps, corrections, warm-ups and failures,
    with their events staged in the outbox (inserted once: a bar applied again stages nothing);
 2. Redis, one pipeline: every session's checkpoint and equity points;
-3. Kafka: ``session.equity`` (at most one per session per ``EQUITY_EVENT_SECONDS``).
+3. Kafka: ``session.equity`` (at most one per session per ``EQUITY_EVENT_SECONDS``), carrying
+   every equity point since the session's previous one. Points a failed send could not deliver
+   wait for the next; a restored session first sends again the points Redis still holds (not
+   yet copied to PostgreSQL), so a crash between a checkpoint and its event loses none of
+   those (consumers take a point twice without harm).
 
 The consumer runner commits the bar's offset only after the handler returned, so a bar's
 effects are durable before Kafka forgets the bar. A restarted or rebalanced worker restores
@@ -80,6 +84,8 @@ class LoadedSession:
     calendar: str
     last_equity_event: float = 0.0
     dirty: bool = False  # applied bars not yet copied to PostgreSQL
+    unsent: list[events.EquityPoint] = field(default_factory=list)
+    """Equity points not yet sent in a ``session.equity`` (at most `UNSENT_MAX`)."""
 
     def meta(self, last: BarOutcome | None = None) -> dict[str, Any]:
         """The checkpoint's meta; ``last``, the outcome of the last bar applied, saves asking
@@ -213,8 +219,15 @@ def advance(
         points.append((ts, outcome.equity, outcome.position))
     if not points and not noted:
         return None
+    unsent = session.unsent
+    unsent.extend(points)
+    if len(unsent) > UNSENT_MAX:  # the broker has been away for long: keep the newest
+        del unsent[: len(unsent) - UNSENT_MAX]
     session.dirty = True
     return Checkpoint(session.id, account.snapshot(), session.meta(outcome), points)
+
+
+UNSENT_MAX = 50 * events.EQUITY_POINTS_MAX
 
 
 def equity_payload(session: LoadedSession) -> events.SessionEquity:
@@ -377,38 +390,46 @@ class BarApplier:
         ).model_dump(mode="json")
         topic = self._topics.session_events
         dumps = orjson.dumps
+        size = events.EQUITY_POINTS_MAX
         messages = []
+        sent: list[tuple[LoadedSession, int]] = []
         for s in due:
             s.last_equity_event = now
-            event_id = new_event_id()
             account = s.account
-            envelope = {
-                **template,
-                "id": event_id,
-                "key": s.id,
-                "user_id": s.user_id,
-                "payload": {
-                    "session_id": s.id,
-                    "ts": int(account.last_ts or 0),
-                    "equity": account.equity,
-                    "cash": account.cash,
-                    "position": account.position,
-                    "bars_applied": account.bars_applied,
-                },
+            state = {
+                "session_id": s.id,
+                "ts": int(account.last_ts or 0),
+                "equity": account.equity,
+                "cash": account.cash,
+                "position": account.position,
+                "bars_applied": account.bars_applied,
             }
-            messages.append(
-                (
-                    topic,
-                    dumps(envelope),
-                    s.id.encode(),
-                    event_headers(event_id, events.EQUITY, None),
+            unsent = s.unsent
+            sent.append((s, len(unsent)))
+            for start in range(0, max(len(unsent), 1), size):
+                event_id = new_event_id()
+                envelope = {
+                    **template,
+                    "id": event_id,
+                    "key": s.id,
+                    "user_id": s.user_id,
+                    "payload": {**state, "points": unsent[start : start + size]},
+                }
+                messages.append(
+                    (
+                        topic,
+                        dumps(envelope),
+                        s.id.encode(),
+                        event_headers(event_id, events.EQUITY, None),
+                    )
                 )
-            )
-        if messages:
-            try:
-                await self._producer.send_many(messages)
-            except Exception as exc:  # progress events only: the next bar sends newer ones
-                logger.warning("session.equity not published: %r", exc)
+        try:
+            await self._producer.send_many(messages)
+        except Exception as exc:  # the points wait for the session's next event
+            logger.warning("session.equity not published: %r", exc)
+            return
+        for s, count in sent:
+            del s.unsent[:count]
 
     # ------------------------------------------------------------------ loading sessions
 
@@ -436,7 +457,9 @@ class BarApplier:
         return series
 
     async def _restore(self, key: str, series: Series, rows: Sequence[Row[Any]]) -> None:
-        stored = await self._checkpoints.load([row.id for row in rows])
+        ids = [row.id for row in rows]
+        stored = await self._checkpoints.load(ids)
+        pending = await self._checkpoints.pending_equity(ids)
         logger.info("restoring %d sessions of %s (%d from Redis)", len(rows), key, len(stored))
         for row in rows:
             plan = self._plans.get(row.plan_id)
@@ -464,6 +487,8 @@ class BarApplier:
                 counters=Counters.from_meta(meta),
                 step_ms=TIMEFRAME_SECONDS[row.timeframe] * 1000,
                 calendar=config.calendar,
+                # Perhaps sent before the crash, perhaps not: sent again to be sure.
+                unsent=[(int(p[0]), float(p[1]), float(p[2])) for p in pending.get(row.id, ())],
             )
 
 

@@ -57,6 +57,8 @@ class BacktestCompleted(BaseModel):
     job_id: str
     kind: JobKind
     strategy_id: str | None
+    strategy_version: int | None = None
+    plan_id: str | None = None
     symbol: str
     timeframe: str
     results_prefix: str

@@ -5,8 +5,11 @@ A session's life: ``session.started`` (created, warmed up from history as far as
 ``session.warmed_up`` (every plan output is defined; trading can start), then per bar
 ``order.filled`` for each fill, ``trade.closed`` for each round trip and at most one
 ``session.equity`` (throttled per session), and the control events ``session.paused``,
-``session.resumed``, ``session.stopped`` and ``session.failed`` (with the reason). Bar times
-are epoch milliseconds of the bar's open time, as in `algotrade.engine.Bars`.
+``session.resumed``, ``session.stopped`` and ``session.failed`` (with the reason).
+``session.equity`` carries every bar's equity point since the session's previous one
+(`SessionEquity.points`), so a consumer can keep the whole curve; a point may come twice
+(after a restart), never out of order within an event. Bar times are epoch milliseconds of
+the bar's open time, as in `algotrade.engine.Bars`.
 """
 
 from __future__ import annotations
@@ -79,6 +82,13 @@ class TradeClosed(_Payload):
     exit_reason: str
 
 
+EQUITY_POINTS_MAX = 2_000
+"""Points one ``session.equity`` carries at most; more go in several events."""
+
+EquityPoint = tuple[int, float, float]
+"""(bar open time in epoch ms, equity at its close, signed position held)."""
+
+
 @default_registry.register(EQUITY)
 class SessionEquity(_Payload):
     ts: int
@@ -86,6 +96,11 @@ class SessionEquity(_Payload):
     cash: float
     position: float
     bars_applied: int
+    points: list[EquityPoint] = Field(
+        default_factory=list,
+        max_length=EQUITY_POINTS_MAX,
+        description="every applied bar's point since the previous session.equity, oldest first",
+    )
 
 
 class SessionStatusChanged(_Payload):
