@@ -67,8 +67,17 @@ SIGNERS = {
     "forward-test-service": "forward-test",
     "forward-test-worker": "forward-test",
     "notification-service": "notification",
+    "analytics-service": "analytics",
 }
 """Who holds an internal-token private key (and whose); everyone else gets public keys only."""
+CALLS = {
+    GATEWAY: tuple(name for name in SERVICES if name != GATEWAY),
+    "backtesting-service": ("market-data-service", "strategy-service"),
+    "forward-test-service": ("market-data-service", "strategy-service"),
+    "notification-service": ("forward-test-service", "backtesting-service", "market-data-service"),
+    "analytics-service": ("market-data-service",),  # + strategy-service once its Settings has it
+}
+"""Services -> the services they call, so whose ``<SERVICE>_URL`` they must be given."""
 STATEFUL = {"notification-service"}
 """Kubernetes StatefulSets rather than Deployments: their INSTANCE_ID is the pod's stable name."""
 KEY_VARIABLES = tuple(KEYS.deployment_env())
@@ -505,6 +514,19 @@ def test_compose_notification_service_has_a_stable_instance_id(
         assert env[service_url_env(name)] == SERVICE_URLS[service_url_env(name)]
 
 
+@pytest.mark.parametrize("name", list(CALLS))
+def test_compose_services_know_the_services_they_call(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = container_env(compose_services()[name], HOST_ENV)
+    settings = build_settings(SERVICES[name], env, monkeypatch)
+    for target in CALLS[name]:
+        variable = service_url_env(target)
+        assert env.get(variable) == SERVICE_URLS[variable], f"{name} lacks {variable}"
+        if variable in settings_env_names(SERVICES[name]):
+            assert getattr(settings, variable.lower()) == SERVICE_URLS[variable]
+
+
 @pytest.mark.parametrize("name", list(SERVICES))
 def test_compose_env_builds_production_settings(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     env = container_env(compose_services()[name], HOST_ENV)
@@ -565,6 +587,7 @@ def test_compose_refuses_to_start_without_secrets(secret: str) -> None:
     who = WORKER_SERVICE if secret.startswith("BACKTESTING_") else who
     who = "forward-test-worker" if secret.startswith("FORWARD_TEST_") else who
     who = "notification-service" if secret.startswith("NOTIFICATION_") else who
+    who = "analytics-service" if secret.startswith("ANALYTICS_") else who
     with pytest.raises(MissingVariable, match=secret):
         container_env(compose_services()[who], host_env)
 
@@ -857,6 +880,14 @@ def test_k8s_service_urls_point_at_the_services(name: str) -> None:
     env = {e["name"]: e.get("value") for e in k8s_container(name).get("env", [])}
     for variable, url in SERVICE_URLS.items():
         assert env.get(variable, url) == url, f"{name}: {variable}={env[variable]}"
+
+
+@pytest.mark.parametrize("name", list(CALLS))
+def test_k8s_services_know_the_services_they_call(name: str) -> None:
+    env = {e["name"]: e.get("value") for e in k8s_container(name).get("env", [])}
+    for target in CALLS[name]:
+        variable = service_url_env(target)
+        assert env.get(variable) == SERVICE_URLS[variable], f"{name} lacks {variable}"
 
 
 def test_k8s_notification_service_is_a_stateful_set_named_by_its_pods() -> None:

@@ -10,8 +10,13 @@ import pytest
 
 from algotrade.auth import InternalTokens, internal_verifier
 from algotrade.config import ServiceSettings
-from algotrade.errors import ConfigurationError
-from algotrade.keys import KEYS_FILE, InstallationKeys, load_or_create_installation_keys
+from algotrade.errors import ConfigurationError, Unauthorized
+from algotrade.keys import (
+    ANALYTICS_SCOPES,
+    KEYS_FILE,
+    InstallationKeys,
+    load_or_create_installation_keys,
+)
 from algotrade_devstack.infra import Provided
 from algotrade_devstack.stack import SIGNERS, Stack
 
@@ -47,6 +52,39 @@ def test_a_key_file_readable_by_others_is_refused(tmp_path: Path) -> None:
         load_or_create_installation_keys(tmp_path)
 
 
+def test_a_key_file_from_before_the_analytics_signer_gains_one_and_keeps_the_rest(
+    tmp_path: Path,
+) -> None:
+    first = load_or_create_installation_keys(tmp_path)
+    path = tmp_path / KEYS_FILE
+    data = json.loads(path.read_text())
+    del data["internal"]["analytics"]  # as written before the role existed
+    path.write_text(json.dumps(data))
+    upgraded = load_or_create_installation_keys(tmp_path)
+    assert upgraded.access_secret == first.access_secret
+    earlier = {role: s for role, s in first.signers.items() if role != "analytics"}
+    assert {role: s for role, s in upgraded.signers.items() if role != "analytics"} == earlier
+    analytics = upgraded.signers["analytics"]
+    assert analytics.scopes == ANALYTICS_SCOPES
+    assert analytics.kid not in {s.kid for s in earlier.values()}
+    # Written back (still 0600), so the next start keeps the new signer.
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert load_or_create_installation_keys(tmp_path) == upgraded
+
+
+def test_the_analytics_signer_mints_only_market_and_strategy_reads() -> None:
+    keys = InstallationKeys.generate()
+    tokens = InternalTokens(
+        ServiceSettings(environment="local", **keys.settings_values("analytics")), ttl_seconds=60
+    )
+    verifier = internal_verifier(ServiceSettings(environment="local", **keys.settings_values(None)))
+    principal = verifier.verify(tokens.for_user("u1", "market:read", "strategies:read"))
+    assert principal.user_id == "u1"
+    assert principal.scopes == {"market:read", "strategies:read"}
+    with pytest.raises(Unauthorized, match="may not grant"):
+        verifier.verify(tokens.for_user("u1", "backtests:read"))
+
+
 def test_only_signers_get_private_keys_and_only_the_gateway_the_access_secret() -> None:
     keys = InstallationKeys.generate()
     gateway, backtesting, service = keys.env("gateway"), keys.env("backtesting"), keys.env(None)
@@ -58,6 +96,9 @@ def test_only_signers_get_private_keys_and_only_the_gateway_the_access_secret() 
     forward = keys.env("forward-test")
     assert len({backtesting["INTERNAL_JWT_PRIVATE_KEY"], forward["INTERNAL_JWT_PRIVATE_KEY"]}) == 2
     assert "JWT_SECRET" not in forward
+    private_keys = {keys.env(role)["INTERNAL_JWT_PRIVATE_KEY"] for role in keys.signers}
+    assert len(private_keys) == len(keys.signers) == 5
+    assert "JWT_SECRET" not in keys.env("analytics")
     assert json.loads(service["INTERNAL_JWT_KEY_SCOPES"]) == {
         keys.signers["backtesting"].kid: ["market:read", "strategies:read"],
         keys.signers["forward-test"].kid: ["market:read", "strategies:read"],
@@ -67,12 +108,14 @@ def test_only_signers_get_private_keys_and_only_the_gateway_the_access_secret() 
             "agents:read",
             "market:read",
         ],
+        keys.signers["analytics"].kid: ["market:read", "strategies:read"],
     }
     assert SIGNERS == {
         "api-gateway": "gateway",
         "backtesting-service": "backtesting",
         "forward-test-service": "forward-test",
         "notification-service": "notification",
+        "analytics-service": "analytics",
     }
 
 

@@ -113,7 +113,7 @@ class KeySet:
             raise ConfigurationError(
                 "INTERNAL_JWT_PRIVATE_KEY and INTERNAL_JWT_KEY_ID are not set: only a signer "
                 "(the gateway, the backtesting and forward-test services and their workers, the "
-                "notification service) mints internal tokens"
+                "notification and analytics services) mints internal tokens"
             )
         private = load_private_key(
             settings.internal_jwt_private_key.get_secret_value(), name="INTERNAL_JWT_PRIVATE_KEY"
