@@ -5,7 +5,8 @@ Internal tokens are asymmetric so that only a signer can mint them: the gateway 
 private key, the backtesting service and its workers hold another whose tokens services accept
 only with the scopes it needs (`BACKTESTING_SCOPES`), the forward-test service and its workers a
 third, narrowed the same way (`FORWARD_TEST_SCOPES`), the notification service a fourth that
-only reads (`NOTIFICATION_SCOPES`), and every other service holds public keys alone. Access
+only reads (`NOTIFICATION_SCOPES`), the analytics service a fifth that reads market data and
+strategies (`ANALYTICS_SCOPES`), and every other service holds public keys alone. Access
 tokens stay HMAC (HS256): the gateway is their only issuer and only verifier.
 
 Nothing here has a default key. ``make run`` writes ``.algotrade/keys.json`` (mode 0600) on first
@@ -29,7 +30,7 @@ from algotrade.errors import ConfigurationError
 
 INTERNAL_ALGORITHM = "EdDSA"
 KEYS_FILE = "keys.json"
-SignerRole = Literal["gateway", "backtesting", "forward-test", "notification"]
+SignerRole = Literal["gateway", "backtesting", "forward-test", "notification", "analytics"]
 BACKTESTING_SCOPES: tuple[str, ...] = ("market:read", "strategies:read")
 """All the backtesting service and its workers ever ask other services for."""
 FORWARD_TEST_SCOPES: tuple[str, ...] = ("market:read", "strategies:read")
@@ -41,6 +42,8 @@ NOTIFICATION_SCOPES: tuple[str, ...] = (
     "market:read",
 )
 """All the notification service asks for: the current state of what a socket subscribes to."""
+ANALYTICS_SCOPES: tuple[str, ...] = ("market:read", "strategies:read")
+"""All the analytics service asks for: benchmark bars and strategy names for its reports."""
 
 
 def random_secret() -> str:
@@ -115,12 +118,19 @@ class Signer:
         return public_pem(load_private_key(self.private_key, name=self.kid))
 
 
-SIGNER_ROLES: tuple[SignerRole, ...] = ("gateway", "backtesting", "forward-test", "notification")
+SIGNER_ROLES: tuple[SignerRole, ...] = (
+    "gateway",
+    "backtesting",
+    "forward-test",
+    "notification",
+    "analytics",
+)
 SIGNER_SCOPES: dict[SignerRole, tuple[str, ...] | None] = {
     "gateway": None,
     "backtesting": BACKTESTING_SCOPES,
     "forward-test": FORWARD_TEST_SCOPES,
     "notification": NOTIFICATION_SCOPES,
+    "analytics": ANALYTICS_SCOPES,
 }
 
 
@@ -189,6 +199,7 @@ class InstallationKeys:
         signer's private key under its own name, so that compose hands it to that signer only."""
         gateway, backtesting = self.signers["gateway"], self.signers["backtesting"]
         forward, notification = self.signers["forward-test"], self.signers["notification"]
+        analytics = self.signers["analytics"]
         return {
             "JWT_SECRET": self.access_secret,
             "JWT_KEY_ID": self.access_kid,
@@ -200,6 +211,8 @@ class InstallationKeys:
             "FORWARD_TEST_INTERNAL_JWT_PRIVATE_KEY": forward.private_key,
             "NOTIFICATION_INTERNAL_JWT_KEY_ID": notification.kid,
             "NOTIFICATION_INTERNAL_JWT_PRIVATE_KEY": notification.private_key,
+            "ANALYTICS_INTERNAL_JWT_KEY_ID": analytics.kid,
+            "ANALYTICS_INTERNAL_JWT_PRIVATE_KEY": analytics.private_key,
             **self.env(None),
         }
 

@@ -73,6 +73,7 @@ SIGNERS: dict[str, SignerRole] = {
     "backtesting-service": "backtesting",
     "forward-test-service": "forward-test",
     "notification-service": "notification",
+    "analytics-service": "analytics",
 }
 WORKER_NAME = "backtest-worker"  # workers are named backtest-worker-1..N
 WORKER_COMMAND = ["backtesting_service", "worker"]
