@@ -4,7 +4,8 @@ and final equity equal a backtest of the same strategy version, config and bars.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -60,6 +61,29 @@ def replay(walk: Journey, account: Account, start: int, end: int | None) -> dict
             lambda r: r["state"] in ("completed", "failed"),
         )
     )
+
+
+def until_analysed(
+    walk: Journey,
+    account: Account,
+    path: str,
+    done: Callable[[dict[str, Any]], bool] = lambda report: True,
+    within: float = 60.0,
+) -> dict[str, Any]:
+    """The report at ``path`` once analytics has consumed enough events (404 until then)."""
+    deadline = time.monotonic() + within
+    last: Any = None
+    while time.monotonic() < deadline:
+        answer = walk.http.get(path, headers=account.headers)
+        last = answer.text[:300]
+        if answer.status_code == 200:
+            report: dict[str, Any] = answer.json()
+            if done(report):
+                return report
+        else:
+            assert answer.status_code == 404, answer.text
+        time.sleep(0.25)
+    raise AssertionError(f"{path} not analysed within {within:.0f}s: {last}")
 
 
 @pytest.mark.timeout(300)
@@ -165,3 +189,52 @@ def test_a_session_on_a_replay_trades_exactly_as_the_backtest_through_the_gatewa
     ]
     assert done["equity"] == result["summary"]["metrics"]["final_equity"]
     assert done["gaps"] == 0
+
+    # Analytics heard of both from Kafka: the backtest's figures are its summary's (one metrics
+    # implementation), and the session, replayed on the same bars, matches it trade for trade.
+    analysed = until_analysed(walk, account, f"/api/analytics/backtests/{backtest['id']}")
+    for name, value in result["summary"]["metrics"].items():
+        got = analysed["metrics"][name]
+        assert got is None if value is None else got == pytest.approx(value, rel=1e-9), name
+    live = until_analysed(
+        walk,
+        account,
+        f"/api/analytics/sessions/{session['id']}",
+        lambda r: (
+            r.get("coverage", {}).get("complete") is True and r["trades"]["count"] == len(closed)
+        ),
+    )
+    assert live["coverage"]["points"] == BARS - warmup
+    assert live["metrics"]["final_equity"] == done["equity"]
+    assert live["trades"]["count"] == len(closed)
+    comparison = walk.expect(
+        walk.http.get(
+            f"/api/analytics/strategies/{strategy['id']}/versions/1/comparison",
+            headers=account.headers,
+            params={"backtest": backtest["id"]},
+        ),
+        200,
+    )
+    divergence = comparison["divergence"]
+    assert divergence["verdict"] == "consistent", divergence["reasons"]
+    assert divergence["trade_matches"] == len(closed)
+    assert divergence["trade_mismatches"] == 0
+    assert divergence["return_drift"] == pytest.approx(0.0, abs=1e-12)
+    assert divergence["mean_entry_delay_bars"] == 0.0
+    sheet = walk.http.get(
+        f"/api/analytics/reports/comparison/{strategy['id']}.html",
+        headers=account.headers,
+        params={"version": 1, "backtest": backtest["id"]},
+    )
+    assert sheet.status_code == 200
+    assert sheet.headers["content-type"].startswith("text/html")
+    assert "default-src 'none'" in sheet.headers["content-security-policy"]
+    assert "consistent" in sheet.text and "<svg" in sheet.text
+    # Another user sees none of it.
+    stranger = walk.new_account("forward-stranger")
+    for path in (
+        f"/api/analytics/sessions/{session['id']}",
+        f"/api/analytics/backtests/{backtest['id']}",
+        f"/api/analytics/strategies/{strategy['id']}/versions/1/comparison",
+    ):
+        assert walk.http.get(path, headers=stranger.headers).status_code == 404

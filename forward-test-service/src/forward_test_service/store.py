@@ -193,6 +193,7 @@ class SessionStore:
                     timeframe=new.timeframe,
                     owner=new.owner,
                     capital=new.config.initial_capital,
+                    calendar=new.resolved["calendar"],
                     warmup=new.plan.warmup,
                     warmup_bars=new.warmup_bars,
                     last_bar_ts=account.last_ts,

@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from algotrade import agent_events, backtest_events, bars, session_events
 from algotrade.auth import InternalTokens
 from algotrade.background import stop_task
-from algotrade.bus import ConsumerRunner, RetryPolicy
+from algotrade.bus import ConsumerRunner, RetryPolicy, consuming
 from algotrade.events import default_registry
 from algotrade.service import Resources, create_service_app
 from notification_service.api.routes import ROUTERS
@@ -81,7 +81,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await stack.enter_async_context(_repairing(hub, sequencer))
             await stack.enter_async_context(status.running())
             fanout = Fanout(sequencer, hub, parity, features.mode)
-            await stack.enter_async_context(_consuming(settings, resources, fanout))
+            await stack.enter_async_context(
+                consuming(lambda: _runner(settings, resources, fanout), name="fanout")
+            )
             yield Notifications(settings, hub, sequencer, reader, features, parity, status)
 
     return create_service_app(
@@ -116,58 +118,23 @@ async def _repairing(hub: Hub, sequencer: Sequencer) -> AsyncIterator[None]:
         await stop_task(task, stop)
 
 
-@contextlib.asynccontextmanager
-async def _consuming(
-    settings: Settings, resources: Resources, fanout: Fanout
-) -> AsyncIterator[None]:
-    """Every event topic, in this instance's own group (starting at the end when new), kept
-    consuming: a runner that ends (Kafka away at start, a group that stalled) is replaced."""
-    stop = asyncio.Event()
-    task = asyncio.create_task(_consume(settings, resources, fanout, stop), name="fanout")
-    try:
-        yield
-    finally:
-        await stop_task(task, stop, within=10.0)
-
-
-async def _consume(
-    settings: Settings, resources: Resources, fanout: Fanout, stop: asyncio.Event
-) -> None:
+def _runner(settings: Settings, resources: Resources, fanout: Fanout) -> ConsumerRunner:
+    """Every event topic, in this instance's own group (starting at the end when new)."""
     topics = resources.topics
-    backoff = 0.5
-    while not stop.is_set():
-        began = asyncio.get_running_loop().time()
-        runner = ConsumerRunner(
-            bootstrap=settings.kafka_bootstrap,
-            topics=[
-                topics.market_bars,
-                topics.session_events,
-                topics.backtest_events,
-                topics.agent_events,
-            ],
-            group_id=f"{topics.prefix}notification.{settings.instance_id}",
-            handler=fanout.handle,
-            producer=resources.require_producer(),
-            registry=default_registry,
-            consumer_options={"auto_offset_reset": "latest"},
-            stall_seconds=60.0,
-            # Redis or a broker away: wait for it rather than dead-letter the event stream.
-            retry=RetryPolicy(outage_seconds=300.0),
-        )
-        run = asyncio.create_task(runner.run())
-        stopped = asyncio.create_task(stop.wait())
-        try:
-            await asyncio.wait({run, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopped.cancel()
-            await runner.stop()
-            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(asyncio.shield(run), timeout=5.0)
-        if stop.is_set():
-            return
-        if run.done() and not run.cancelled() and run.exception() is not None:
-            logger.warning("event consumer ended (%r); starting again", run.exception())
-        if asyncio.get_running_loop().time() - began > 60:
-            backoff = 0.5  # it ran well for a while: start the doubling again
-        await asyncio.sleep(backoff)
-        backoff = min(backoff * 2, 30.0)
+    return ConsumerRunner(
+        bootstrap=settings.kafka_bootstrap,
+        topics=[
+            topics.market_bars,
+            topics.session_events,
+            topics.backtest_events,
+            topics.agent_events,
+        ],
+        group_id=f"{topics.prefix}notification.{settings.instance_id}",
+        handler=fanout.handle,
+        producer=resources.require_producer(),
+        registry=default_registry,
+        consumer_options={"auto_offset_reset": "latest"},
+        stall_seconds=60.0,
+        # Redis or a broker away: wait for it rather than dead-letter the event stream.
+        retry=RetryPolicy(outage_seconds=300.0),
+    )

@@ -29,9 +29,10 @@ Every log line names topic, partition and offset.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -46,6 +47,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import RecordMetadata
 from pydantic import BaseModel
 
+from algotrade.background import stop_task
 from algotrade.errors import EventError
 from algotrade.events import Envelope, EventRegistry, Topics
 from algotrade.outages import unreachable
@@ -479,3 +481,41 @@ class _CountRevocations(ConsumerRebalanceListener):  # type: ignore[misc]
 
 def _where(record: ConsumerRecord[Any, Any]) -> dict[str, Any]:
     return {"topic": record.topic, "partition": record.partition, "offset": record.offset}
+
+
+@contextlib.asynccontextmanager
+async def consuming(make_runner: Callable[[], ConsumerRunner], *, name: str) -> AsyncIterator[None]:
+    """A service's event consumer for as long as the block runs: a runner that ends by itself
+    (Kafka away at start, a group that stalled) is replaced by a new one from
+    ``make_runner``, after a pause that doubles (0.5 s to 30 s) while runners keep ending."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(_keep_consuming(make_runner, stop), name=name)
+    try:
+        yield
+    finally:
+        await stop_task(task, stop, within=10.0)
+
+
+async def _keep_consuming(make_runner: Callable[[], ConsumerRunner], stop: asyncio.Event) -> None:
+    backoff = 0.5
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        began = loop.time()
+        runner = make_runner()
+        run = asyncio.create_task(runner.run())
+        stopped = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({run, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            await runner.stop()
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(run), timeout=5.0)
+        if stop.is_set():
+            return
+        if run.done() and not run.cancelled() and run.exception() is not None:
+            logger.warning("event consumer ended (%r); starting again", run.exception())
+        if loop.time() - began > 60:
+            backoff = 0.5  # it ran well for a while: start the doubling again
+        await asyncio.sleep(backoff)
+        backoff = min(backoff * 2, 30.0)

@@ -46,6 +46,9 @@ class SessionStarted(_Payload):
     timeframe: str
     owner: str | None = Field(description="the series' owner; null for the platform's data")
     capital: float
+    calendar: str | None = Field(
+        default=None, description="the market calendar (`algotrade.metrics.CALENDARS`)"
+    )
     warmup: int = Field(description="bars the plan needs before every output is defined")
     warmup_bars: int = Field(description="history bars applied at the start")
     last_bar_ts: int | None

@@ -4,4 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-ROUTERS: list[APIRouter] = []
+from analytics_service.api.routes import analytics
+
+ROUTERS: list[APIRouter] = [analytics.router]
