@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import re
-import time
 from collections import Counter
 from html.parser import HTMLParser
 from importlib import resources
@@ -480,20 +479,17 @@ def test_divergence_trades_table_shows_at_most_fifty_rows(full_html: str) -> Non
     assert "first 50 of 60 trades" in full_html
 
 
-def test_100k_bar_report_is_small_fast_and_downsampled() -> None:
+def test_100k_bar_report_is_small_and_downsampled() -> None:
+    """Size and points only: the render time is a figure of bench/bench_analytics.py."""
     rng = np.random.default_rng(42)
     n = 100_000
     ts = np.int64(1_500_000_000_000) + np.arange(n, dtype=np.int64) * 3_600_000
     close = 100 * np.exp(np.cumsum(rng.normal(0.00002, 0.004, n)))
     report = build_report(ts, close, timeframe="1h")
-    started = time.perf_counter()
     html = render_tearsheet(report)
-    elapsed = time.perf_counter() - started
     size = len(html.encode())
-    print(f"100k bars: {size / 1024:.0f} KiB in {elapsed * 1000:.0f} ms")
     page = walk(html)
     assert size < 1_000_000
-    assert elapsed < 1.0  # about 0.1 s on an idle 2-core machine
     assert page.points and max(page.points) <= MAX_POINTS
     # equity, benchmark, drawdown, rolling Sharpe, backtest + two live lines: each cut down
     assert page.tags["polyline"] >= 7

@@ -341,3 +341,58 @@ async def test_a_member_left_without_a_partition_too_long_ends_with_consumer_sta
         for m in members:
             await m.stop()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_a_batch_handler_applies_a_fetch_at_once_and_falls_back_to_one_by_one(
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    producer: EventProducer,
+    engine: AsyncEngine,
+    schema: ServiceSchema,
+) -> None:
+    """Good batches go through the batch handler; a batch holding a message the handler
+    cannot apply is retried one by one, so the others are applied and that one dead-lettered."""
+    topic = Topics(topic_prefix).strategy_events
+    for n in range(20):
+        await producer.publish(topic, ping(n, key="same"))
+    seen: list[int] = []
+    applied_one = applying_handler(engine, schema, seen)
+    batches: list[list[int]] = []
+
+    async def one(envelope: Envelope, payload: BaseModel, record: Any) -> None:
+        assert isinstance(payload, TestEventPayload)
+        if payload.n < 0:
+            raise ValueError("negative")
+        await applied_one(envelope, payload, record)
+
+    async def many(items: Any) -> None:
+        numbers = [payload.n for _, payload, _ in items]
+        if any(n < 0 for n in numbers):
+            raise ValueError("a negative one in the batch")
+        batches.append(numbers)
+        for envelope, payload, record in items:
+            await applied_one(envelope, payload, record)
+
+    r = runner(
+        kafka_bootstrap,
+        topic,
+        one,
+        producer,
+        batch_handler=many,
+        retry=RetryPolicy(max_attempts=1, initial_backoff=0.01),
+    )
+    task = asyncio.create_task(r.run())
+    try:
+        await wait_for(lambda: r.stats.handled == 20)
+        assert any(len(b) > 1 for b in batches), "no fetch was applied as a batch"
+        await producer.publish(topic, ping(-1, key="same"))  # the handlers refuse it
+        for n in range(20, 25):
+            await producer.publish(topic, ping(n, key="same"))
+        await wait_for(lambda: r.stats.handled == 25 and r.stats.dead_lettered == 1)
+    finally:
+        await r.stop()
+        await task
+    assert sorted(set(seen)) == [*range(25)]
+    assert await count_applied(engine, schema) == 25
+    dead = await read_records(kafka_bootstrap, Topics.dlq(topic), expect=1)
+    assert b"negative" in dict(dead[0].headers)["dlq-error"]

@@ -74,6 +74,7 @@ def _runner(settings: Settings, resources: Resources, ingestor: Ingestor) -> Con
         topics=[topics.session_events, topics.backtest_events],
         group_id=f"{topics.prefix}{settings.consumer_group_id}",
         handler=ingestor,
+        batch_handler=ingestor.batch,
         producer=resources.require_producer(),
         registry=default_registry,
         stall_seconds=120.0,

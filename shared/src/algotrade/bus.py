@@ -22,6 +22,11 @@ Policy, in one place (compare quix-streams' error callbacks):
   broker outage) is logged, not raised: the next owner resumes from the last committed offset
   and skips what was already applied. An offset past an unfinished message is never committed.
 - `ConsumerRunner.stop` finishes the in-flight message, commits, then leaves the group.
+- With a ``batch_handler``, the valid messages a fetch brought for one partition are handed to
+  it at once (one transaction for many events, say). If it raises, nothing of the batch is
+  assumed done and every message goes through the per-message path above, with its retries
+  and DLQ: a batch handler must therefore be all-or-nothing, and the per-message handler
+  must apply what it would.
 
 Every log line names topic, partition and offset.
 """
@@ -205,6 +210,13 @@ class EventHandler(Protocol):
     ) -> Awaitable[None]: ...
 
 
+Decoded = tuple[Envelope, BaseModel, ConsumerRecord[Any, Any]]
+
+
+class BatchHandler(Protocol):
+    def __call__(self, items: Sequence[Decoded]) -> Awaitable[None]: ...
+
+
 @dataclass
 class ConsumerStats:
     handled: int = 0
@@ -237,8 +249,10 @@ class ConsumerRunner:
         consumer_options: dict[str, Any] | None = None,
         on_give_up: GiveUpHandler | None = None,
         stall_seconds: float | None = None,
+        batch_handler: BatchHandler | None = None,
     ) -> None:
         self._on_give_up = on_give_up
+        self._batch_handler = batch_handler
         self._stall_seconds = stall_seconds
         options: dict[str, Any] = {"auto_offset_reset": "earliest", **(consumer_options or {})}
         self._consumer = AIOKafkaConsumer(
@@ -313,6 +327,11 @@ class ConsumerRunner:
     ) -> None:
         next_offset: int | None = None
         revocations = self._revocations
+        batched = self._batch_handler is not None and len(records) > 1
+        if batched and await self._process_batch(records):
+            if self._revocations == revocations:
+                await self._commit(tp, records[-1].offset + 1)
+            return
         for record in records:
             if self._revocations != revocations:
                 # A rebalance took the partition (perhaps to give it back) while we worked: its
@@ -376,6 +395,35 @@ class ConsumerRunner:
                 exc,
                 extra={"topic": tp.topic, "partition": tp.partition, "offset": offset},
             )
+
+    async def _process_batch(self, records: list[ConsumerRecord[Any, Any]]) -> bool:
+        """The batch fast path (module doc): True when every record is settled."""
+        assert self._batch_handler is not None
+        items: list[Decoded] = []
+        for record in records:
+            try:
+                envelope, payload = self._registry.decode(record.value)
+            except EventError:
+                return False  # the per-message path dead-letters it, in order
+            items.append((envelope, payload, record))
+        if self._dedupe is not None:
+            items = [item for item in items if not await self._dedupe.seen(item[0].id)]
+        try:
+            await self._batch_handler(items)
+        except Exception as exc:
+            logger.warning(
+                "batch of %d failed (%r); applying its messages one by one",
+                len(items),
+                exc,
+                extra=_where(records[0]),
+            )
+            return False
+        if self._dedupe is not None:
+            for envelope, _, _ in items:
+                await self._dedupe.mark(envelope.id)
+        self.stats.handled += len(items)
+        self.stats.skipped_duplicates += len(records) - len(items)
+        return True
 
     async def _process(self, record: ConsumerRecord[Any, Any]) -> None:
         try:

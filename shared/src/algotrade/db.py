@@ -7,6 +7,7 @@ a `ServiceSchema`: its declarative base plus the two tables every service has, `
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,6 +118,22 @@ async def claim_event(
         .returning(processed_events.c.event_id)
     )
     return result.first() is not None
+
+
+async def claim_events(
+    session: AsyncSession, processed_events: Table, consumer: str, event_ids: Sequence[str]
+) -> set[str]:
+    """`claim_event` for many events in one statement: the ids not applied before."""
+    unique = list(dict.fromkeys(event_ids))
+    if not unique:
+        return set()
+    result = await session.execute(
+        insert(processed_events)
+        .values([{"consumer": consumer, "event_id": event_id} for event_id in unique])
+        .on_conflict_do_nothing()
+        .returning(processed_events.c.event_id)
+    )
+    return {row[0] for row in result}
 
 
 async def get_owned(
