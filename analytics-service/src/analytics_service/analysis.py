@@ -179,6 +179,7 @@ def analyse_curve(
         "benchmark": _floats(bench_equity) if bench_equity is not None else None,
         "drawdown": _floats(risk.drawdown_series(curve.equity, curve.capital)),
         "rolling_sharpe": _floats(risk.rolling_sharpe(returns, window, curve.periods)),
+        "rolling_volatility": _floats(risk.rolling_volatility(returns, window, curve.periods)),
         "rolling_window": window,
     }
     report["monthly_returns"] = risk.monthly_returns(curve.ts, curve.equity, curve.capital)

@@ -17,7 +17,7 @@ from analytics_service.runs import RunData
 from analytics_service.services import Analytics
 
 NO_BENCHMARK: Final = "none"
-SERIES: Final = ("equity", "benchmark", "drawdown", "rolling_sharpe")
+SERIES: Final = ("equity", "benchmark", "drawdown", "rolling_sharpe", "rolling_volatility")
 
 
 async def benchmark_for(
