@@ -35,6 +35,7 @@ SCHEMAS = {
     "backtesting-service": ("backtesting_service", "backtest"),
     "forward-test-service": ("forward_test_service", "forward"),
     "notification-service": ("notification_service", "notify"),
+    "analytics-service": ("analytics_service", "analytics"),
 }
 FUZZ_PASSWORD = "fuzzing-is-not-a-crime-42"
 
@@ -75,7 +76,6 @@ async def platform(
             await upgrade(database_url, package, schema)
         ports = {service: free_port() for service in SCHEMAS}
         urls = {service: f"http://127.0.0.1:{port}" for service, port in ports.items()}
-        nowhere = f"http://127.0.0.1:{free_port()}"  # the services without operations
         common: dict[str, Any] = {
             "database_url": database_url,
             "redis_url": redis_url,
@@ -112,6 +112,11 @@ async def platform(
                 backtesting_service_url=urls["backtesting-service"],
                 market_data_service_url=urls["market-data-service"],
             ),
+            "analytics-service": build_app(
+                "analytics-service",
+                **common,
+                market_data_service_url=urls["market-data-service"],
+            ),
             "api-gateway": build_app(
                 "api-gateway",
                 **common,
@@ -128,7 +133,7 @@ async def platform(
                 backtesting_service_url=urls["backtesting-service"],
                 forward_test_service_url=urls["forward-test-service"],
                 notification_service_url=urls["notification-service"],
-                analytics_service_url=nowhere,
+                analytics_service_url=urls["analytics-service"],
             ),
         }
         with ServersThread({service: (apps[service], ports[service]) for service in apps}):

@@ -23,14 +23,14 @@ from starlette.types import ASGIApp
 
 from algotrade_testkit.services import key_settings
 
-# The services with HTTP operations, by the name the gateway's route table uses. The
-# analytics service has no operations yet (an empty router).
+# The services with HTTP operations, by the name the gateway's route table uses.
 SERVICES = (
     "strategy-service",
     "market-data-service",
     "backtesting-service",
     "forward-test-service",
     "notification-service",
+    "analytics-service",
 )
 PACKAGES = {
     "api-gateway": "api_gateway",

@@ -33,6 +33,7 @@ strategy_api = schemathesis.openapi.from_dict(DOCUMENTS["strategy-service"], con
 market_data_api = schemathesis.openapi.from_dict(DOCUMENTS["market-data-service"], config=CONFIG)
 backtesting_api = schemathesis.openapi.from_dict(DOCUMENTS["backtesting-service"], config=CONFIG)
 notification_api = schemathesis.openapi.from_dict(DOCUMENTS["notification-service"], config=CONFIG)
+analytics_api = schemathesis.openapi.from_dict(DOCUMENTS["analytics-service"], config=CONFIG)
 gateway_api = schemathesis.openapi.from_dict(DOCUMENTS["api-gateway"], config=CONFIG)
 
 
@@ -67,6 +68,11 @@ def test_notification_service_never_answers_5xx(
     case: schemathesis.Case, platform: Platform
 ) -> None:
     call_and_validate(case, platform.services["notification-service"])
+
+
+@analytics_api.parametrize()
+def test_analytics_service_never_answers_5xx(case: schemathesis.Case, platform: Platform) -> None:
+    call_and_validate(case, platform.services["analytics-service"])
 
 
 @gateway_api.parametrize()
