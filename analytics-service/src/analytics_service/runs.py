@@ -1,14 +1,13 @@
 """A run's data: its description, equity curve and trades, wherever they live.
 
 A session's curve and trades are in this service's tables (from ``session.events.v1``); its
-curve is read with one binary ``COPY`` straight into NumPy (a 100,000-point curve is 3.8 MB on
-the wire and parses in a millisecond). A backtest's are the Parquet files the backtesting
-service wrote to S3; they never change, so a few are kept in memory.
+curve is read with one binary ``COPY`` straight into NumPy (`algotrade.db.copy_columns`). A
+backtest's are the Parquet files the backtesting service wrote to S3; they never change, so a
+few are kept in memory.
 """
 
 from __future__ import annotations
 
-import io
 import math
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -22,6 +21,7 @@ import pyarrow.compute as pc
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from algotrade.db import copy_columns
 from algotrade.errors import DependencyUnavailable, NotFound
 from algotrade.metrics import periods_per_year
 from algotrade.storage import ObjectStore
@@ -30,21 +30,6 @@ from analytics_service.models import runs as runs_t
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-
-# One row of a binary COPY of (bigint, float8, float8): field count, then length + value each.
-_POINT_ROW = np.dtype(
-    [
-        ("fields", ">i2"),
-        ("ts_len", ">i4"),
-        ("ts", ">i8"),
-        ("equity_len", ">i4"),
-        ("equity", ">f8"),
-        ("position_len", ">i4"),
-        ("position", ">f8"),
-    ]
-)
-_COPY_HEADER = 19  # signature (11), flags (4), header extension length (4, zero)
-_COPY_TRAILER = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,17 +83,6 @@ def empty_trades() -> Trades:
     f = np.empty(0, dtype=np.float64)
     i = np.empty(0, dtype=np.int64)
     return Trades(np.empty(0, dtype=np.int8), i, i, f, f, f, f)
-
-
-def parse_points(raw: bytes) -> tuple[IntArray, FloatArray, FloatArray]:
-    """The (ts, equity, position) columns of a binary COPY of ``run_points``."""
-    body = memoryview(raw)[_COPY_HEADER : len(raw) - _COPY_TRAILER]
-    rows = np.frombuffer(body, dtype=_POINT_ROW)
-    return (
-        rows["ts"].astype(np.int64),
-        rows["equity"].astype(np.float64),
-        rows["position"].astype(np.float64),
-    )
 
 
 class RunStore:
@@ -179,15 +153,12 @@ class RunStore:
         if row.capital is None or row.timeframe is None:
             raise NotFound(f"session {row.id!r} has not been described yet (no session.started)")
         async with self._sessions() as db:
-            connection = await db.connection()
-            raw = (await connection.get_raw_connection()).driver_connection
-            buffer = io.BytesIO()
-            await raw.copy_from_query(
+            curve = await copy_columns(
+                db,
                 "SELECT ts, equity, position FROM analytics.run_points WHERE run_id = $1 "
                 "ORDER BY ts",
                 row.id,
-                output=buffer,
-                format="binary",
+                columns=(("ts", "int8"), ("equity", "float8"), ("position", "float8")),
             )
             trades = (
                 await db.execute(
@@ -201,7 +172,7 @@ class RunStore:
                 .scalars()
                 .all()
             )
-        ts, equity, position = parse_points(buffer.getvalue())
+        ts, equity, position = curve["ts"], curve["equity"], curve["position"]
         calendar = row.calendar or "24x7"
         expected = None
         if row.bars_applied is not None and row.warmup_bars is not None:

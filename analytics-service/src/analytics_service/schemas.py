@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, model_validator
 
 from algotrade.events import ULID_PATTERN
 
@@ -16,7 +16,7 @@ class MemberIn(BaseModel):
 
     kind: Literal["session", "backtest"]
     id: str = Field(pattern=ULID_PATTERN, description="the session or backtest job id")
-    weight: StrictFloat | StrictInt | None = Field(
+    weight: StrictFloat | None = Field(
         default=None, ge=0, le=1e6, description="with weighting 'weights' (normalised to 1)"
     )
 

@@ -4,7 +4,8 @@ Per session, ``{prefix}ft:s:{id}`` is a hash of ``snap`` (the account's snapshot
 ``meta`` (JSON: the account summary and the session's counters), and ``{prefix}ft:e:{id}`` a
 list of equity points not yet copied to PostgreSQL. A worker restores a session from here,
 else from the copy in PostgreSQL; the copy is made periodically and on stop, so Redis only
-has to hold what happened since.
+has to hold what happened since. Once a session has finished (stopped, failed, deleted) and
+its last checkpoint and points are in PostgreSQL, its keys expire (`retire`).
 """
 
 from __future__ import annotations
@@ -128,6 +129,16 @@ class CheckpointStore:
             session_id: [orjson.loads(p) for p in points]
             for session_id, points in zip(session_ids, await pipe.execute(), strict=True)
         }
+
+    async def retire(self, session_ids: Sequence[str], ttl_seconds: int) -> None:
+        """Let finished sessions' keys expire (their state is in PostgreSQL by now)."""
+        if not session_ids:
+            return
+        pipe = self._redis.pipeline(transaction=False)
+        for session_id in session_ids:
+            pipe.expire(self._state(session_id), ttl_seconds)
+            pipe.expire(self._equity(session_id), ttl_seconds)
+        await pipe.execute()
 
     async def drop_equity(self, counts: Iterable[tuple[str, int]]) -> None:
         """Forget the first ``count`` points of each session (copied to PostgreSQL)."""

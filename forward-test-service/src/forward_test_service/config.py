@@ -25,6 +25,10 @@ class Settings(ServiceSettings):
     # Sessions.
     max_running_sessions_per_user: int = Field(default=200, ge=1, le=1_000_000)
     """Running and paused sessions one user may hold; a new one beyond is a 409."""
+    finished_checkpoint_ttl_seconds: int = Field(default=86_400, ge=1, le=30 * 86_400)
+    """How long a finished session's Redis checkpoint outlives its copy in PostgreSQL."""
+    access_check_seconds: float = Field(default=30.0, gt=0, le=3_600)
+    """How often sessions on a shared series check the share still stands (`access`)."""
     warmup_max_bars: int = Field(default=10_000, ge=1, le=10_000)
     """The most warm-up bars read from market data (its window capacity bounds a read)."""
 

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from algotrade import agent_events, session_events
 from algotrade.auth import InternalTokens
 from algotrade.service import Resources, create_service_app
+from forward_test_service.access import AccessWatch
 from forward_test_service.agents.commands import CommandQueue, QueuePolicy
 from forward_test_service.agents.connections import Connections
 from forward_test_service.agents.desk import AgentDesk
@@ -64,25 +65,26 @@ def create_app(
             # Not awaited: readiness does not wait for the kernels, the first session will.
             warming = asyncio.create_task(warm_up_in_background(), name="live-engine-warm-up")
             stack.push_async_callback(_settle, warming)
+            store = SessionStore(
+                resources.require_sessions(), resources.topics, producer=NAME, relay=resources.relay
+            )
+            market_data = market or HttpMarketData(client, settings.market_data_service_url, tokens)
+            access = AccessWatch(store, market_data, every=settings.access_check_seconds)
+            await stack.enter_async_context(access.running())
             yield SessionServices(
                 settings=settings,
-                sessions=SessionStore(
-                    resources.require_sessions(),
-                    resources.topics,
-                    producer=NAME,
-                    relay=resources.relay,
-                ),
+                sessions=store,
                 checkpoints=CheckpointStore(resources.require_redis(), settings.redis_prefix),
                 broker=paper,
                 submission=Submission(
                     strategies=strategies
                     or HttpStrategySource(client, settings.strategy_service_url, tokens),
-                    market=market
-                    or HttpMarketData(client, settings.market_data_service_url, tokens),
+                    market=market_data,
                     broker=paper,
                     warmup_max_bars=settings.warmup_max_bars,
                 ),
                 agents=agents,
+                access=access,
             )
 
     return create_service_app(

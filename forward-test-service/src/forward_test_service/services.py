@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from forward_test_service.access import AccessWatch
 from forward_test_service.agents.desk import AgentDesk
 from forward_test_service.broker import Broker
 from forward_test_service.checkpoints import CheckpointStore
@@ -16,7 +17,8 @@ from forward_test_service.submission import Submission
 class SessionServices:
     """What the routes use: the session table, the checkpoints in Redis, the broker that
     restores an account to compute its live metrics, and the submission path (strategy and
-    warm-up bars fetched, plan checked, account warmed up), and the execution agents."""
+    warm-up bars fetched, plan checked, account warmed up), the execution agents, and the
+    check that shared series are still shared."""
 
     settings: Settings
     sessions: SessionStore
@@ -24,3 +26,4 @@ class SessionServices:
     broker: Broker
     submission: Submission
     agents: AgentDesk
+    access: AccessWatch

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy.typing as npt
 from pydantic import BaseModel
 from sqlalchemy import Row, and_, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -21,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from algotrade import session_events as events
 from algotrade.bars import series_key
+from algotrade.db import copy_columns
 from algotrade.errors import Conflict, NotFound
 from algotrade.events import Topics, default_registry, new_event_id
 from algotrade.outbox import OutboxRelay, stage_event
@@ -35,6 +37,7 @@ sessions_t = models.sessions
 orders_t = models.session_orders
 trades_t = models.session_trades
 equity_t = models.session_equity
+EQUITY_COLUMNS = (("ts", "int8"), ("equity", "float8"), ("position", "float8"))
 anomalies_t = models.session_anomalies
 
 ERROR_MAX = 2_000
@@ -377,17 +380,17 @@ class SessionStore:
             ).all()
         return int(total or 0), rows
 
-    async def equity(self, session_id: str) -> list[tuple[int, float, float]]:
-        """Every equity point copied to PostgreSQL, oldest first (callers checked access)."""
+    async def equity(self, session_id: str) -> dict[str, npt.NDArray[Any]]:
+        """Every equity point copied to PostgreSQL, oldest first, as ``ts``, ``equity`` and
+        ``position`` arrays (callers checked access)."""
         async with self._sessions() as session:
-            rows = (
-                await session.execute(
-                    select(equity_t.c.ts, equity_t.c.equity, equity_t.c.position)
-                    .where(equity_t.c.session_id == session_id)
-                    .order_by(equity_t.c.ts)
-                )
-            ).all()
-        return [(int(r.ts), float(r.equity), float(r.position)) for r in rows]
+            return await copy_columns(
+                session,
+                "SELECT ts, equity, position FROM forward.session_equity WHERE session_id = $1 "
+                "ORDER BY ts",
+                session_id,
+                columns=EQUITY_COLUMNS,
+            )
 
     # ------------------------------------------------------------------ the worker side
 
@@ -413,6 +416,24 @@ class SessionStore:
         )
         async with self._sessions() as session:
             return {row.id: row.status for row in (await session.execute(query)).all()}
+
+    async def active_on_shared_series(self) -> Sequence[Row[Any]]:
+        """Running and paused sessions following another user's series (shared with theirs);
+        `forward_test_service.access` checks that each is still shared."""
+        query = select(
+            sessions_t.c.id,
+            sessions_t.c.user_id,
+            sessions_t.c.symbol,
+            sessions_t.c.timeframe,
+            sessions_t.c.owner,
+        ).where(
+            sessions_t.c.status.in_(ACTIVE),
+            sessions_t.c.deleted_at.is_(None),
+            sessions_t.c.owner != "",
+            sessions_t.c.owner != sessions_t.c.user_id,
+        )
+        async with self._sessions() as session:
+            return (await session.execute(query)).all()
 
     async def rows(self, session_ids: Sequence[str]) -> Sequence[Row[Any]]:
         """Whole session rows (plan, config, checkpoint copy), to restore them."""

@@ -313,6 +313,20 @@ class BarApplier:
             s.dirty = False
         logger.info("copied %d checkpoints to PostgreSQL", len(dirty))
 
+    async def _retire(self, finished: Sequence[LoadedSession]) -> None:
+        """Sessions this worker dropped because they finished: their last checkpoint and
+        pending points go to PostgreSQL (an older checkpoint never replaces a newer one),
+        then their Redis keys expire."""
+        if not finished:
+            return
+        ids = [s.id for s in finished]
+        equity = await self._checkpoints.pending_equity(ids)
+        await self._store.save_checkpoints(
+            [(s.id, s.account.snapshot(), s.meta()) for s in finished], equity
+        )
+        await self._checkpoints.drop_equity((sid, len(points)) for sid, points in equity.items())
+        await self._checkpoints.retire(ids, self._settings.finished_checkpoint_ttl_seconds)
+
     # ------------------------------------------------------------------ applying bars
 
     def _follow(self, partition: int, offset: int) -> None:
@@ -364,10 +378,11 @@ class BarApplier:
         for result in done:
             if isinstance(result, BaseException):
                 raise result
-        for session in running:
-            if session.status not in ACTIVE:
-                del series.sessions[session.id]
+        finished = [s for s in running if s.status not in ACTIVE]
+        for session in finished:
+            del series.sessions[session.id]
         await self._publish_equity(updates)
+        await self._retire(finished)
 
     async def _publish_equity(self, sessions: Sequence[LoadedSession]) -> None:
         """``session.equity`` for each session that has not sent one for a while; sent
@@ -443,8 +458,8 @@ class BarApplier:
         if version == series.version:
             return series  # nothing created or changed status since the last look
         active = await self._store.active_in_series(key)
-        for session_id in [sid for sid in series.sessions if sid not in active]:
-            del series.sessions[session_id]
+        gone = [series.sessions.pop(sid) for sid in list(series.sessions) if sid not in active]
+        await self._retire(gone)
         new = [sid for sid in active if sid not in series.sessions]
         if new:
             await self._restore(key, series, await self._store.rows(new))

@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Query
+from pydantic import Field
 
 from algotrade.auth import CurrentPrincipal, Principal
-from algotrade.errors import ValidationFailed
 from algotrade.service import services_dependency
 from analytics_service.analysis import Options
 from analytics_service.services import Analytics
@@ -26,11 +26,12 @@ async def writer(principal: CurrentPrincipal) -> Principal:
 
 async def options(
     confidence: Annotated[
-        list[float] | None,
-        Query(description="VaR confidence levels (each in [0.5, 0.999]; default 0.95 and 0.99)"),
+        list[Annotated[float, Field(ge=0.5, le=0.999)]] | None,
+        Query(max_length=5, description="VaR confidence levels (default 0.95 and 0.99)"),
     ] = None,
     horizon: Annotated[
-        list[int] | None, Query(description="VaR horizons in bars (each 1-252; default 1)")
+        list[Annotated[int, Field(ge=1, le=252)]] | None,
+        Query(max_length=5, description="VaR horizons in bars (default 1)"),
     ] = None,
     window: Annotated[
         int | None, Query(ge=2, le=100_000, description="rolling window in bars")
@@ -39,25 +40,6 @@ async def options(
 ) -> Options:
     confidences = tuple(confidence or (0.95, 0.99))
     horizons = tuple(horizon or (1,))
-    problems = []
-    if len(confidences) > 5 or not all(0.5 <= c <= 0.999 for c in confidences):
-        problems.append(
-            {
-                "loc": ["query", "confidence"],
-                "code": "out_of_range",
-                "message": "at most 5 levels, each in [0.5, 0.999]",
-            }
-        )
-    if len(horizons) > 5 or not all(1 <= h <= 252 for h in horizons):
-        problems.append(
-            {
-                "loc": ["query", "horizon"],
-                "code": "out_of_range",
-                "message": "at most 5 horizons, each 1 to 252 bars",
-            }
-        )
-    if problems:
-        raise ValidationFailed("bad analysis options", errors=problems)
     return Options(confidences=confidences, horizons=horizons, window=window, top_drawdowns=top)
 
 

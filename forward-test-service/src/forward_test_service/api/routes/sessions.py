@@ -124,6 +124,15 @@ async def _control(
         if stored is not None:
             snapshot = (stored.snapshot, stored.meta)
     changed = await services.sessions.control(user_id, row.id, action, snapshot=snapshot)
+    if action in ("stop", "delete"):
+        # Finished: pending points join the copy in PostgreSQL, and the Redis keys expire
+        # (a worker that still held the session retires it the same way).
+        pending = await services.checkpoints.pending_equity([row.id])
+        await services.sessions.save_checkpoints([], pending)
+        await services.checkpoints.drop_equity((sid, len(p)) for sid, p in pending.items())
+        await services.checkpoints.retire(
+            [row.id], services.settings.finished_checkpoint_ttl_seconds
+        )
     return session_public(changed, snapshot[1] if snapshot is not None else None)
 
 
@@ -251,30 +260,28 @@ async def get_equity(
     """At most ``points`` points chosen by Largest-Triangle-Three-Buckets on the equity, so
     peaks and troughs survive."""
     row = await services.sessions.get(principal.user_id, session_id)
-    curve = {
-        ts: (equity, position) for ts, equity, position in await services.sessions.equity(row.id)
-    }
+    stored = await services.sessions.equity(row.id)
+    ts, equity, position = stored["ts"], stored["equity"], stored["position"]
     pending = (await services.checkpoints.pending_equity([row.id])).get(row.id, [])
-    for ts, equity, position in pending:
-        curve[int(ts)] = (float(equity), float(position))
-    stamps = sorted(curve)
+    if pending:  # points not yet copied: newer, or the same again (a copy in flight)
+        extra = np.asarray(pending, dtype=np.float64).reshape(-1, 3)
+        ts = np.concatenate((ts, extra[:, 0].astype(np.int64)))
+        equity = np.concatenate((equity, extra[:, 1]))
+        position = np.concatenate((position, extra[:, 2]))
+        # The last copy of each bar time wins; the result is in bar-time order.
+        last = len(ts) - 1 - np.unique(ts[::-1], return_index=True)[1]
+        ts, equity, position = ts[last], equity[last], position[last]
     points = min(points, services.settings.equity_points_max)
-    keep = lttb_indices(
-        np.array(stamps, dtype=np.float64),
-        np.array([curve[t][0] for t in stamps], dtype=np.float64),
-        points,
-    )
+    keep = lttb_indices(ts.astype(np.float64), equity, points)
     return {
         "session_id": row.id,
-        "total_points": len(stamps),
-        "method": "all" if len(keep) == len(stamps) else "lttb",
+        "total_points": int(ts.shape[0]),
+        "method": "all" if len(keep) == len(ts) else "lttb",
         "points": [
-            {
-                "ts": ms_time(stamps[k]),
-                "equity": curve[stamps[k]][0],
-                "position": curve[stamps[k]][1],
-            }
-            for k in keep.tolist()
+            {"ts": ms_time(t), "equity": e, "position": q}
+            for t, e, q in zip(
+                ts[keep].tolist(), equity[keep].tolist(), position[keep].tolist(), strict=True
+            )
         ],
     }
 
