@@ -9,7 +9,7 @@ from typing import Any, Final
 import numpy as np
 
 from algotrade.downsample import lttb_indices
-from algotrade.errors import NotFound, ValidationFailed
+from algotrade.errors import DependencyUnavailable, NotFound, ValidationFailed
 from analytics_service.analysis import Benchmark, Options, analyse_portfolio, analyse_run
 from analytics_service.divergence import compare
 from analytics_service.models import BACKTEST, SESSION
@@ -41,9 +41,9 @@ async def benchmark_for(
     end = max(int(r.ts[-1]) for r in runs)
     try:
         return await services.benchmarks.closes(user_id, symbol, timeframe, start, end), None
-    except ValidationFailed as exc:
+    except (ValidationFailed, DependencyUnavailable) as exc:
         if wanted is not None:
-            raise
+            raise  # asked for by name: say why it cannot be had
         return None, f"no benchmark: {exc.detail}"
 
 
