@@ -20,6 +20,7 @@ from algotrade.engine import Bars
 from algotrade.events import Topics, default_registry
 from algotrade.migrations import upgrade
 from algotrade.storage import ObjectStore
+from algotrade_testkit.bars import push_rows
 from algotrade_testkit.services import (
     ALL_SCOPES,
     internal_token,
@@ -74,18 +75,7 @@ class Analytics:
     async def push_bars(
         self, symbol: str, timeframe: str, bars: Bars, user_id: str = "alice"
     ) -> None:
-        rows = [
-            {"ts": int(ts // 1000), "open": o, "high": h, "low": lo, "close": c, "volume": v}
-            for ts, o, h, lo, c, v in zip(
-                bars.ts.tolist(),
-                bars.open.tolist(),
-                bars.high.tolist(),
-                bars.low.tolist(),
-                bars.close.tolist(),
-                bars.volume.tolist(),
-                strict=True,
-            )
-        ]
+        rows = push_rows(bars)
         async with httpx.AsyncClient(base_url=self.market) as market:
             for start in range(0, len(rows), 5_000):
                 pushed = await market.post(

@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from algotrade.auth import InternalTokens
 from algotrade.engine import Bars
 from algotrade.migrations import upgrade
+from algotrade_testkit.bars import push_rows
 from algotrade_testkit.graphs import sma_cross
 from algotrade_testkit.services import ALL_SCOPES, internal_token, key_settings, serve_in_process
 from forward_test_service.config import Settings
@@ -84,18 +85,7 @@ class Platform:
         return str(created.json()["id"])
 
     async def push(self, symbol: str, timeframe: str, bars: Bars, user_id: str = "alice") -> None:
-        rows = [
-            {"ts": int(ts // 1000), "open": o, "high": h, "low": lo, "close": c, "volume": v}
-            for ts, o, h, lo, c, v in zip(
-                bars.ts.tolist(),
-                bars.open.tolist(),
-                bars.high.tolist(),
-                bars.low.tolist(),
-                bars.close.tolist(),
-                bars.volume.tolist(),
-                strict=True,
-            )
-        ]
+        rows = push_rows(bars)
         pushed = await self.market.post(
             "/api/market/bars",
             json={"symbol": symbol, "timeframe": timeframe, "bars": rows},

@@ -13,6 +13,7 @@ import pytest
 
 from algotrade.engine import Bars, compile_graph
 from algotrade_devstack.journey import Account, Journey
+from algotrade_testkit.bars import push_rows
 from algotrade_testkit.graphs import sma_cross
 
 from .conftest import REPO, RunningStack
@@ -100,18 +101,7 @@ def test_a_session_on_a_replay_trades_exactly_as_the_backtest_through_the_gatewa
         201,
     )
     bars = Bars.from_csv(REPO / "data" / "btc-usd-4h.csv").slice(2_000, 2_000 + BARS)
-    rows = [
-        {"ts": int(t // 1000), "open": o, "high": h, "low": lo, "close": c, "volume": v}
-        for t, o, h, lo, c, v in zip(
-            bars.ts.tolist(),
-            bars.open.tolist(),
-            bars.high.tolist(),
-            bars.low.tolist(),
-            bars.close.tolist(),
-            bars.volume.tolist(),
-            strict=True,
-        )
-    ]
+    rows = push_rows(bars)
     walk.expect(
         walk.http.post(
             "/api/market/bars",

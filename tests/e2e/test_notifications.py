@@ -23,6 +23,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from algotrade.bars import Bars
 from algotrade_devstack.journey import Account, Journey
+from algotrade_testkit.bars import push_rows
 from algotrade_testkit.graphs import sma_cross
 
 from .conftest import REPO, RunningStack
@@ -117,18 +118,7 @@ class Socket:
 
 def bar_rows(first: int, count: int) -> list[dict[str, Any]]:
     bars = Bars.from_csv(REPO / "data" / "btc-usd-4h.csv").slice(first, first + count)
-    return [
-        {"ts": int(t // 1000), "open": o, "high": h, "low": lo, "close": c, "volume": v}
-        for t, o, h, lo, c, v in zip(
-            bars.ts.tolist(),
-            bars.open.tolist(),
-            bars.high.tolist(),
-            bars.low.tolist(),
-            bars.close.tolist(),
-            bars.volume.tolist(),
-            strict=True,
-        )
-    ]
+    return push_rows(bars)
 
 
 def iso(seconds: int) -> str:

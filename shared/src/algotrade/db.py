@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase
 
-from algotrade.errors import NotFound
+from algotrade.errors import DependencyUnavailable, NotFound
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -192,6 +192,8 @@ async def copy_columns(
     row = np.dtype(fields)
     connection = await session.connection()
     raw = (await connection.get_raw_connection()).driver_connection
+    if raw is None:
+        raise DependencyUnavailable("the database connection is closed")
     sink = io.BytesIO()
     await raw.copy_from_query(query, *args, output=sink, format="binary")
     data = sink.getbuffer()[_COPY_HEADER : sink.tell() - _COPY_TRAILER]
