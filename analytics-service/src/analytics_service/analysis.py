@@ -287,31 +287,36 @@ class Combined:
     clock: IntArray
     value: FloatArray  # the portfolio's equity on the clock
     member_values: FloatArray  # (members, clock): equity_i / capital_i carried forward
-    member_returns: FloatArray  # (clock, members): bar returns where the member had a bar
+    member_returns: FloatArray  # (clock, members) view: bar returns where the member had a bar
     held: FloatArray
     periods: float
 
 
 def combine(members: Sequence[RunData], weights: FloatArray, capital: float) -> Combined:
-    """The members on one clock (see the module doc)."""
+    """The members on one clock (see the module doc).
+
+    Each member's bars sit at known places of the clock (one `searchsorted`); carrying its
+    equity forward is then a running maximum of "the member's last bar so far", so the whole
+    alignment is linear in the clock's length, with no search per clock bar.
+    """
     clock = np.unique(np.concatenate([m.ts for m in members])) if members else np.empty(0, np.int64)
-    values = np.ones((len(members), clock.shape[0]))
-    returns = np.full((clock.shape[0], len(members)), np.nan)
-    held = np.zeros(clock.shape[0])
+    n = clock.shape[0]
+    values = np.empty((len(members), n))
+    returns = np.full((len(members), n), np.nan)
+    held = np.zeros(n)
+    last = np.empty(n, dtype=np.int64)
     for i, member in enumerate(members):
-        if member.ts.shape[0] == 0:
-            continue
-        index = np.searchsorted(member.ts, clock, side="right") - 1
-        started = index >= 0
         growth = member.equity / member.capital
-        values[i, started] = growth[index[started]]
-        held += np.where(started, np.abs(member.position[np.maximum(index, 0)]), 0.0)
         own = np.searchsorted(clock, member.ts)
-        previous = np.concatenate(([1.0], growth[:-1]))
-        returns[own, i] = growth / previous - 1.0
+        last.fill(0)
+        last[own] = np.arange(1, member.ts.shape[0] + 1)  # 1 + the member's bar index
+        np.maximum.accumulate(last, out=last)  # 0 before its first bar
+        values[i] = np.concatenate(([1.0], growth))[last]
+        held += np.concatenate(([0.0], np.abs(member.position)))[last]
+        returns[i, own] = growth / np.concatenate(([1.0], growth[:-1])) - 1.0
     value = capital * (weights @ values)
     periods = {m.periods for m in members}
-    return Combined(clock, value, values, returns, held, max(periods) if periods else 1.0)
+    return Combined(clock, value, values, returns.T, held, max(periods) if periods else 1.0)
 
 
 def analyse_portfolio(
