@@ -18,7 +18,8 @@ from algotrade import agent_events, session_events
 from algotrade.auth import InternalTokens
 from algotrade.service import Resources, create_service_app
 from forward_test_service.access import AccessWatch
-from forward_test_service.agents.commands import CommandQueue, QueuePolicy
+from forward_test_service.agent_orders import AgentOrders
+from forward_test_service.agents.commands import CommandQueue, queue_policy
 from forward_test_service.agents.connections import Connections
 from forward_test_service.agents.desk import AgentDesk
 from forward_test_service.agents.journal import AgentMonitor, Journal
@@ -85,6 +86,7 @@ def create_app(
                 ),
                 agents=agents,
                 access=access,
+                orders=AgentOrders(resources.require_sessions(), agents.queue),
             )
 
     return create_service_app(
@@ -122,16 +124,7 @@ async def _agents(settings: Settings, resources: Resources, name: str) -> AsyncI
             relay=resources.relay,
         ),
         connections,
-        CommandQueue(
-            redis,
-            prefix,
-            QueuePolicy(
-                lease_ms=round(settings.agent_lease_seconds * 1000),
-                max_attempts=settings.agent_max_attempts,
-                backoff_base_ms=round(settings.agent_backoff_base_seconds * 1000),
-                backoff_max_ms=round(settings.agent_backoff_max_seconds * 1000),
-            ),
-        ),
+        CommandQueue(redis, prefix, queue_policy(settings)),
         TradeBook(redis, prefix),
         wakeups,
         poll_recheck_seconds=settings.agent_poll_recheck_seconds,

@@ -66,6 +66,9 @@ sessions = Table(
     Column("config", JSONB, nullable=False),  # the ResolvedConfig
     Column("config_id", String(64), nullable=False),
     Column("capital", Float, nullable=False),
+    Column("mode", String(8), nullable=False, server_default="paper"),  # paper | agent
+    Column("agent_id", String(26)),  # agent mode: the agent the orders go to
+    Column("agent_symbol", String(64)),  # the agent's name of the symbol (default: symbol)
     Column("warmup", Integer, nullable=False),
     Column("revision", BigInteger, nullable=False),
     # The latest checkpoint copied to PostgreSQL (Redis has newer ones between copies).
@@ -100,7 +103,16 @@ session_orders = Table(
     Column("price", Float, nullable=False),
     Column("fee", Float, nullable=False),
     Column("reason", String(32), nullable=False),
+    # Agent mode: the command that carries this order to the agent, and what came back.
+    Column("command_id", String(26)),
+    Column("agent_state", String(16)),  # queued | waiting | executed | rejected | failed
+    Column("agent_ticket", String(64)),
+    Column("agent_price", Float),
+    Column("agent_volume", Float),
+    Column("agent_error", Text),
 )
+
+Index("ix_session_orders_command", session_orders.c.command_id)
 
 session_trades = Table(
     "session_trades",

@@ -5,11 +5,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
 
 from algotrade.bars import Timeframe, normalize_symbol
 from algotrade.bounds import INT4_MAX as MAX_VERSION
+from algotrade.events import ULID_PATTERN
 from algotrade.simulation import BacktestConfig
+from forward_test_service.agents.schemas import SYMBOL_PATTERN as AGENT_SYMBOL_PATTERN
 
 SessionStatus = Literal["running", "paused", "stopped", "failed"]
 OWNER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@:-]*$"
@@ -38,6 +48,28 @@ class SessionCreate(BaseModel):
     params: dict[str, StrictFloat] = Field(
         default_factory=dict, description="tunable values overriding the graph's defaults"
     )
+    mode: Literal["paper", "agent"] = Field(
+        default="paper",
+        description="paper: the paper broker; agent: every order also goes to `agent_id`'s queue",
+    )
+    agent_id: str | None = Field(
+        default=None, pattern=ULID_PATTERN, description="agent mode: one of your agents"
+    )
+    agent_symbol: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        pattern=AGENT_SYMBOL_PATTERN,
+        description="agent mode: the symbol's name at the agent's broker (default: symbol)",
+    )
+
+    @model_validator(mode="after")
+    def _agent_fields(self) -> SessionCreate:
+        if self.mode == "agent" and self.agent_id is None:
+            raise ValueError("mode 'agent' needs agent_id")
+        if self.mode == "paper" and (self.agent_id or self.agent_symbol):
+            raise ValueError("agent_id and agent_symbol are only read with mode 'agent'")
+        return self
 
     @field_validator("symbol")
     @classmethod
@@ -56,6 +88,9 @@ class SessionPublic(BaseModel):
     timeframe: Timeframe
     owner: str | None = Field(description="whose series the session follows; null: platform")
     capital: float
+    mode: Literal["paper", "agent"] = "paper"
+    agent_id: str | None = None
+    agent_symbol: str | None = None
     config: dict[str, Any] = Field(description="the execution config, auto fields resolved")
     config_id: str
     warmup: int = Field(description="bars the plan needs before every output is defined")
@@ -104,6 +139,19 @@ class TradesPage(BaseModel):
     trades: list[TradePublic]
 
 
+class AgentExecution(BaseModel):
+    """Agent mode: the command carrying an order to the agent and what the agent answered
+    (``state``: queued, waiting (an exit waiting for its entry's ticket), executed, rejected,
+    failed, skipped (its entry was not executed))."""
+
+    command_id: str | None
+    state: str | None
+    ticket: str | None
+    price: float | None = Field(description="the terminal's fill price (the model's is `price`)")
+    volume: float | None
+    error: str | None
+
+
 class OrderPublic(BaseModel):
     seq: int
     time: datetime = Field(description="open time of the bar whose open (or range) filled it")
@@ -112,6 +160,9 @@ class OrderPublic(BaseModel):
     price: float
     fee: float
     reason: str
+    agent: AgentExecution | None = Field(
+        default=None, description="agent mode only: the order's command and its execution"
+    )
 
 
 class OrdersPage(BaseModel):

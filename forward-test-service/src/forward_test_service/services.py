@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from forward_test_service.access import AccessWatch
+from forward_test_service.agent_orders import AgentOrders
 from forward_test_service.agents.desk import AgentDesk
 from forward_test_service.broker import Broker
 from forward_test_service.checkpoints import CheckpointStore
@@ -27,3 +28,4 @@ class SessionServices:
     submission: Submission
     agents: AgentDesk
     access: AccessWatch
+    orders: AgentOrders

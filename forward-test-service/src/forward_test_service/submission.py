@@ -44,6 +44,9 @@ class NewSession:
     resolved: dict[str, Any]
     warmup_bars: int
     outcomes: list[BarOutcome] = field(default_factory=list)
+    mode: str = "paper"
+    agent_id: str | None = None
+    agent_symbol: str | None = None
 
 
 def check_plan(plan: Plan, config: BacktestConfig) -> None:
@@ -133,4 +136,7 @@ class Submission:
             resolved=resolved.model_dump(mode="json"),
             warmup_bars=len(bars),
             outcomes=outcomes,
+            mode=request.mode,
+            agent_id=request.agent_id,
+            agent_symbol=(request.agent_symbol or request.symbol) if request.agent_id else None,
         )

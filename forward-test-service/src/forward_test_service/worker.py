@@ -58,6 +58,8 @@ from algotrade.events import Envelope, Topics, default_registry, new_event_id
 from algotrade.service import Check, open_resources
 from algotrade.simulation import ResolvedConfig
 from algotrade.simulation.live import BarOutcome, LiveBar, StaleBar
+from forward_test_service.agent_orders import AgentOrders, Route
+from forward_test_service.agents.commands import CommandQueue, queue_policy
 from forward_test_service.broker import Account, Broker, PaperBroker, live_bar
 from forward_test_service.checkpoints import Checkpoint, CheckpointStore
 from forward_test_service.config import Settings
@@ -85,6 +87,8 @@ class LoadedSession:
     last_equity_event: float = 0.0
     dirty: bool = False  # applied bars not yet copied to PostgreSQL
     unsent: list[events.EquityPoint] = field(default_factory=list)
+    route: Route | None = None
+    """Agent mode: where the session's orders also go (`forward_test_service.agent_orders`)."""
     """Equity points not yet sent in a ``session.equity`` (at most `UNSENT_MAX`)."""
 
     def meta(self, last: BarOutcome | None = None) -> dict[str, Any]:
@@ -258,8 +262,10 @@ class BarApplier:
         producer: EventProducer,
         topics: Topics,
         settings: Settings,
+        orders: AgentOrders | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._orders = orders
         self._store = store
         self._checkpoints = checkpoints
         self._broker = broker
@@ -365,12 +371,16 @@ class BarApplier:
             for start in range(0, len(running), APPLY_CHUNK):
                 records: list[BarRecord] = []
                 saved: list[Checkpoint] = []
-                for session in running[start : start + APPLY_CHUNK]:
+                chunk = running[start : start + APPLY_CHUNK]
+                for session in chunk:
                     checkpoint = advance(session, bars, records)
                     if checkpoint is not None:
                         saved.append(checkpoint)
                         updates.append(session)
                 await self._store.record(records)
+                # Before the checkpoint: a crash in between re-applies and re-routes the bar.
+                if self._orders is not None and any(s.route for s in chunk):
+                    await self._orders.route(records, {s.id: s.route for s in chunk if s.route})
                 saving.append(asyncio.create_task(self._checkpoints.save(saved)))
                 await asyncio.sleep(0)  # let the task hand its bytes to the socket
         finally:
@@ -504,6 +514,9 @@ class BarApplier:
                 calendar=config.calendar,
                 # Perhaps sent before the crash, perhaps not: sent again to be sure.
                 unsent=[(int(p[0]), float(p[1]), float(p[2])) for p in pending.get(row.id, ())],
+                route=Route(row.user_id, row.agent_id, row.agent_symbol or row.symbol)
+                if row.mode == "agent" and row.agent_id
+                else None,
             )
 
 
@@ -559,11 +572,16 @@ class Worker:
             await _until_ready(resources.checks["kafka"], settings.worker_kafka_wait_seconds)
             topics = resources.topics
             producer = resources.require_producer()
+            redis = resources.require_redis()
             applier = BarApplier(
                 store=SessionStore(
                     resources.require_sessions(), topics, producer=NAME, relay=resources.relay
                 ),
-                checkpoints=CheckpointStore(resources.require_redis(), settings.redis_prefix),
+                orders=AgentOrders(
+                    resources.require_sessions(),
+                    CommandQueue(redis, settings.redis_prefix, queue_policy(settings)),
+                ),
+                checkpoints=CheckpointStore(redis, settings.redis_prefix),
                 broker=self._broker,
                 producer=producer,
                 topics=topics,

@@ -239,6 +239,16 @@ class QueuePolicy:
     """How long an ended command stays readable (and its idempotency key remembered)."""
 
 
+def queue_policy(settings: Any) -> QueuePolicy:
+    """The policy of the service's settings (``agent_*`` fields of `config.Settings`)."""
+    return QueuePolicy(
+        lease_ms=round(settings.agent_lease_seconds * 1000),
+        max_attempts=settings.agent_max_attempts,
+        backoff_base_ms=round(settings.agent_backoff_base_seconds * 1000),
+        backoff_max_ms=round(settings.agent_backoff_max_seconds * 1000),
+    )
+
+
 def _pairs(raw: list[Any]) -> dict[str, str]:
     it = iter(raw)
     return {text(k): text(v) for k, v in zip(it, it, strict=True)}

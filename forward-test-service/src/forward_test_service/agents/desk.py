@@ -52,6 +52,7 @@ from forward_test_service.agents.schemas import (
 from forward_test_service.agents.sync import TradeBook
 from forward_test_service.agents.wakeups import Wakeups
 from forward_test_service.api.views import ms_time
+from forward_test_service.errors import invalid
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +110,13 @@ class AgentDesk:
     async def agent(self, principal: Principal, agent_id: str) -> Row[Any]:
         require_agent(principal, agent_id)
         return await self.registry.get(principal.user_id, agent_id)
+
+    async def require_own_agent(self, user_id: str, agent_id: str) -> Row[Any]:
+        """The user's agent for a session in agent mode; a 422 naming ``agent_id`` otherwise."""
+        try:
+            return await self.registry.get(user_id, agent_id)
+        except NotFound:
+            raise invalid("agent_id", "unknown_agent", f"you have no agent {agent_id}") from None
 
     async def agents(self, principal: Principal) -> list[Row[Any]]:
         bound = bound_agents(principal)

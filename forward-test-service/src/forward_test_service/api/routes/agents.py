@@ -13,6 +13,7 @@ from fastapi import Path, Query, Response
 from algotrade.events import ULID_PATTERN
 from algotrade.problems import PROBLEM_JSON
 from algotrade.strict_json import api_router
+from forward_test_service.agent_orders import Route
 from forward_test_service.agents.schemas import (
     AgentCreate,
     AgentCreated,
@@ -173,7 +174,9 @@ async def ack_command(
     principal: AgentWriterDep,
     services: ServicesDep,
 ) -> CommandPublic:
-    command, _ = await services.agents.ack(principal, agent_id, command_id, body)
+    command, first = await services.agents.ack(principal, agent_id, command_id, body)
+    if first and command.session_id:  # an agent-mode session's order: record what came back
+        await services.orders.on_ack(command, Route(principal.user_id, agent_id, ""))
     return command
 
 

@@ -47,6 +47,8 @@ async def create_session(
     """Validates the strategy version (its compiled plan), parameters, config and that the
     series has bars; applies the plan's warm-up length of the newest bars; then stores the
     session and announces it (``session.started``). Workers apply each new closed bar."""
+    if body.agent_id is not None:  # one of the user's agents, or a 422 naming it
+        await services.agents.require_own_agent(principal.user_id, body.agent_id)
     new = await services.submission.session(principal.user_id, body)
     row = await services.sessions.create(new, limit=services.settings.max_running_sessions_per_user)
     return session_public(row)
@@ -239,6 +241,16 @@ async def get_orders(
                 "price": r.price,
                 "fee": r.fee,
                 "reason": r.reason,
+                "agent": None
+                if r.agent_state is None and r.command_id is None
+                else {
+                    "command_id": r.command_id,
+                    "state": r.agent_state,
+                    "ticket": r.agent_ticket,
+                    "price": r.agent_price,
+                    "volume": r.agent_volume,
+                    "error": r.agent_error,
+                },
             }
             for r in rows
         ],

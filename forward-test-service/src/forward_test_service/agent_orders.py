@@ -1,0 +1,217 @@
+"""Sessions in agent mode: every order the session's fill model makes also goes to its agent.
+
+A session in ``agent`` mode runs exactly as a paper session (the plan, the shared fill model,
+the same trades and equity), and each of its fills becomes a command in its agent's priority
+queue, named by an idempotency key made of the session and the fill's number
+(`order_key`). So a bar applied again after a crash queues nothing twice, and an agent that
+receives a command twice executes it once (the key is in the order's comment).
+
+- An entry fill becomes ``open`` (side, volume, the agent's symbol).
+- An exit fill becomes ``close`` of the ticket the agent reported when it executed the entry.
+  Until that ack arrives the exit waits (``agent_state = waiting``), and the ack releases it
+  (`AgentOrders.on_ack`). If the entry was rejected or failed, the exit is ``skipped``.
+- Each order row (``session_orders``) keeps its command id and what the agent answered:
+  state, ticket, executed price and volume, error. The model's price stays next to it, so the
+  slippage between the model and the terminal is on every order.
+
+The session's position and equity are the fill model's; the agent's executions are recorded
+against them and the agent's trade sync reconciles the terminal (`agents.sync`). Routing runs
+after the bar's PostgreSQL record and before its checkpoint, so a crash in between re-applies
+the bar and routes it again (harmless: the keys are the same).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from algotrade.errors import AlgoTradeError
+from algotrade.simulation.live import Fill
+from forward_test_service.agents.commands import CommandQueue
+from forward_test_service.agents.schemas import CommandCreate, CommandPublic
+from forward_test_service.models import session_orders as orders_t
+from forward_test_service.store import BarRecord
+
+logger = logging.getLogger(__name__)
+
+ENTRY = "entry"
+COMMAND_EXPIRY_SECONDS = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where an agent-mode session's orders go."""
+
+    user_id: str
+    agent_id: str
+    symbol: str  # the agent's name of the symbol
+
+
+def order_key(session_id: str, seq: int) -> str:
+    """The idempotency key of a session's order (at most 31 characters, MT5's comment)."""
+    return f"{session_id[-16:]}.{seq}"
+
+
+class AgentOrders:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], queue: CommandQueue) -> None:
+        self._sessions = sessions
+        self._queue = queue
+
+    async def route(self, records: Sequence[BarRecord], routes: Mapping[str, Route]) -> None:
+        """Queue the fills of ``records`` whose session has a route (see the module doc)."""
+        for record in records:
+            route = routes.get(record.session_id)
+            if route is None or record.outcome is None:
+                continue
+            for k, fill in enumerate(record.outcome.fills):
+                await self._send(record.session_id, record.first_fill + k, fill, route)
+
+    async def _send(self, session_id: str, seq: int, fill: Fill, route: Route) -> None:
+        if fill.reason == ENTRY:
+            command = CommandCreate(
+                kind="open",
+                idempotency_key=order_key(session_id, seq),
+                symbol=route.symbol,
+                side=fill.side,
+                volume=fill.quantity,
+                expires_in_seconds=COMMAND_EXPIRY_SECONDS,
+            )
+        else:
+            ticket = await self._entry_ticket(session_id, seq)
+            if ticket is None:
+                await self._mark(session_id, seq, state="waiting")
+                return
+            command = self._close(session_id, seq, ticket)
+        await self._enqueue(session_id, seq, command, route)
+
+    def _close(self, session_id: str, seq: int, ticket: str) -> CommandCreate:
+        return CommandCreate(
+            kind="close",
+            idempotency_key=order_key(session_id, seq),
+            ticket=ticket,
+            expires_in_seconds=COMMAND_EXPIRY_SECONDS,
+        )
+
+    async def _enqueue(
+        self, session_id: str, seq: int, command: CommandCreate, route: Route
+    ) -> None:
+        try:
+            queued, _ = await self._queue.enqueue(
+                route.agent_id, route.user_id, command, session_id=session_id
+            )
+        except AlgoTradeError as exc:  # the agent is gone (deleted): say so on the order
+            await self._mark(session_id, seq, state="failed", error=exc.detail)
+            return
+        async with self._sessions.begin() as db:
+            await db.execute(
+                update(orders_t)
+                .where(
+                    orders_t.c.session_id == session_id,
+                    orders_t.c.seq == seq,
+                    orders_t.c.command_id.is_(None),
+                )
+                .values(command_id=queued.id, agent_state="queued")
+            )
+
+    async def _entry_ticket(self, session_id: str, seq: int) -> str | None:
+        """The ticket the agent gave the entry that this exit closes (the last entry before)."""
+        async with self._sessions() as db:
+            entry = (
+                await db.execute(
+                    select(orders_t.c.agent_ticket)
+                    .where(
+                        orders_t.c.session_id == session_id,
+                        orders_t.c.seq < seq,
+                        orders_t.c.reason == ENTRY,
+                    )
+                    .order_by(orders_t.c.seq.desc())
+                    .limit(1)
+                )
+            ).first()
+        return None if entry is None else entry.agent_ticket
+
+    async def _mark(
+        self, session_id: str, seq: int, *, state: str, error: str | None = None
+    ) -> None:
+        async with self._sessions.begin() as db:
+            await db.execute(
+                update(orders_t)
+                .where(
+                    orders_t.c.session_id == session_id,
+                    orders_t.c.seq == seq,
+                    orders_t.c.command_id.is_(None),
+                )
+                .values(agent_state=state, agent_error=error)
+            )
+
+    async def on_ack(self, command: CommandPublic, route: Route) -> None:
+        """Record the agent's answer on the session's order; an executed entry releases the
+        exit waiting for its ticket, a refused one skips it."""
+        if not command.session_id:
+            return
+        result = command.result or {}
+        async with self._sessions.begin() as db:
+            row = (
+                await db.execute(
+                    update(orders_t)
+                    .where(orders_t.c.command_id == command.id)
+                    .values(
+                        agent_state=command.state,
+                        agent_ticket=result.get("ticket"),
+                        agent_price=result.get("price"),
+                        agent_volume=result.get("volume"),
+                        agent_error=result.get("error"),
+                    )
+                    .returning(orders_t.c.session_id, orders_t.c.seq, orders_t.c.reason)
+                )
+            ).first()
+            if row is None or row.reason != ENTRY:
+                return
+            # Exits after this entry and before the next one were waiting for its ticket.
+            following = (
+                select(func.min(orders_t.c.seq))
+                .where(
+                    orders_t.c.session_id == row.session_id,
+                    orders_t.c.seq > row.seq,
+                    orders_t.c.reason == ENTRY,
+                )
+                .scalar_subquery()
+            )
+            waiting = (
+                await db.execute(
+                    select(orders_t.c.seq).where(
+                        and_(
+                            orders_t.c.session_id == row.session_id,
+                            orders_t.c.seq > row.seq,
+                            orders_t.c.agent_state == "waiting",
+                            func.coalesce(orders_t.c.seq < following, True),
+                        )
+                    )
+                )
+            ).all()
+        ticket = result.get("ticket")
+        for exit_row in waiting:
+            if command.state == "executed" and ticket:
+                await self._release(row.session_id, exit_row.seq, ticket, route)
+            else:
+                async with self._sessions.begin() as db:
+                    await db.execute(
+                        update(orders_t)
+                        .where(
+                            orders_t.c.session_id == row.session_id, orders_t.c.seq == exit_row.seq
+                        )
+                        .values(agent_state="skipped", agent_error=f"the entry was {command.state}")
+                    )
+
+    async def _release(self, session_id: str, seq: int, ticket: str, route: Route) -> None:
+        async with self._sessions.begin() as db:
+            await db.execute(
+                update(orders_t)
+                .where(orders_t.c.session_id == session_id, orders_t.c.seq == seq)
+                .values(agent_state=None)
+            )
+        await self._enqueue(session_id, seq, self._close(session_id, seq, ticket), route)
