@@ -4,11 +4,15 @@ released by the entry's ack; what the agent answers is recorded on each order.""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from algotrade.engine import compile_graph
 from algotrade_testkit.services import internal_token
+from forward_test_service import agent_orders
 from forward_test_service.agent_orders import order_key
 
 from .agents.conftest import agent_scopes
@@ -102,13 +106,19 @@ async def test_an_agent_session_sends_its_orders_and_records_the_executions(
     sent = await poll(platform, agent_id)
     assert [c["kind"] for c in sent] == ["open"] * len(entries)
     by_key = {c["idempotency_key"]: c for c in sent}
+    refused = entries[0]["seq"]  # the terminal refuses the first entry
     for order in entries:
         command = by_key[order_key(sid, order["seq"])]
         assert command["session_id"] == sid and command["symbol"] == "FTAGENT#"
         assert (command["side"], command["volume"]) == (order["side"], order["quantity"])
+        answer = (
+            {"outcome": "rejected", "error": "not enough money"}
+            if order["seq"] == refused
+            else {"outcome": "executed", "ticket": f"T{order['seq']}", "price": order["price"] + 1}
+        )
         acked = await platform.client.post(
             f"/api/agents/{agent_id}/commands/{command['id']}/ack",
-            json={"outcome": "executed", "ticket": f"T{order['seq']}", "price": order["price"] + 1},
+            json=answer,
             headers=as_agent(platform, agent_id),
         )
         assert acked.status_code == 200, acked.text
@@ -116,10 +126,14 @@ async def test_an_agent_session_sends_its_orders_and_records_the_executions(
     # Each executed entry released the exit after it, with the entry's ticket.
     closes = await poll(platform, agent_id)
     entry_seqs = sorted(o["seq"] for o in entries)
-    expected = {}
+    expected, skipped = {}, set()
     for order in exits:
         entry = max(s for s in entry_seqs if s < order["seq"])
-        expected[order_key(sid, order["seq"])] = f"T{entry}"
+        if entry == refused:
+            skipped.add(order["seq"])
+        else:
+            expected[order_key(sid, order["seq"])] = f"T{entry}"
+    assert skipped, "the refused entry's exit should be skipped"
     assert {c["idempotency_key"]: c["ticket"] for c in closes} == expected
     for command in closes:
         acked = await platform.client.post(
@@ -130,11 +144,41 @@ async def test_an_agent_session_sends_its_orders_and_records_the_executions(
         assert acked.status_code == 200, acked.text
 
     final = await orders(platform, sid)
-    assert all(o["agent"]["state"] == "executed" for o in final)
+    states = {o["seq"]: o["agent"]["state"] for o in final}
+    assert states.pop(refused) == "rejected"
+    assert {states.pop(seq) for seq in skipped} == {"skipped"}
+    assert set(states.values()) == {"executed"}
     for order in final:
-        if order["reason"] == "entry":
+        if order["reason"] == "entry" and order["seq"] != refused:
             assert order["agent"]["ticket"] == f"T{order['seq']}"
             assert (
                 order["agent"]["price"] == order["price"] + 1
             )  # the terminal's, beside the model's
     assert await poll(platform, agent_id) == []  # nothing sent twice
+
+
+async def test_orders_whose_commands_expire_unacked_say_so(
+    platform: Platform,
+    graph: Callable[..., dict[str, Any]],
+    start_worker: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(agent_orders, "COMMAND_EXPIRY_SECONDS", 0.2)
+    strategy = graph(5, 20)
+    warmup = compile_graph(strategy).warmup
+    bars = btc_bars(warmup + 150, first=6_000)
+    strategy_id = await platform.save_strategy(strategy)
+    await platform.push("FTEXPIRE", "4h", bars.slice(0, warmup))
+    agent_id = await register(platform)
+    created = await platform.start(
+        {**session_body(strategy_id, "FTEXPIRE"), "mode": "agent", "agent_id": agent_id}
+    )
+    sid = created.json()["id"]
+    async with start_worker():
+        await platform.push("FTEXPIRE", "4h", bars.slice(warmup, warmup + 150))
+        await platform.wait_bars(sid, warmup + 150)
+    await asyncio.sleep(0.5)
+    assert await poll(platform, agent_id) == []  # past their expiry: never delivered
+    placed = await orders(platform, sid)
+    assert {o["agent"]["state"] for o in placed if o["reason"] == "entry"} == {"expired"}
+    assert {o["agent"]["state"] for o in placed if o["reason"] != "entry"} == {"skipped"}

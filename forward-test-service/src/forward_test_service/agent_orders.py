@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -34,6 +35,7 @@ from algotrade.simulation.live import Fill
 from forward_test_service.agents.commands import CommandQueue
 from forward_test_service.agents.schemas import CommandCreate, CommandPublic
 from forward_test_service.models import session_orders as orders_t
+from forward_test_service.models import sessions as sessions_t
 from forward_test_service.store import BarRecord
 
 logger = logging.getLogger(__name__)
@@ -147,6 +149,39 @@ class AgentOrders:
                 )
                 .values(agent_state=state, agent_error=error)
             )
+
+    async def settle(self, rows: Sequence[Any]) -> bool:
+        """Orders still ``queued`` whose command ended without an ack (expired, or failed
+        after its retries, inside the queue): record the end as an ack would. True when any
+        changed."""
+        changed = False
+        for row in rows:
+            if row.agent_state != "queued" or row.command_id is None:
+                continue
+            route = await self._route_of(row.session_id)
+            if route is None:
+                continue
+            try:
+                command = await self._queue.get(route.agent_id, route.user_id, row.command_id)
+            except AlgoTradeError:
+                continue  # ended long ago (kept 7 days) or the agent is gone: leave as is
+            if command.state in ("expired", "failed", "rejected", "executed"):
+                await self.on_ack(command, route)
+                changed = True
+        return changed
+
+    async def _route_of(self, session_id: str) -> Route | None:
+        async with self._sessions() as db:
+            row = (
+                await db.execute(
+                    select(
+                        sessions_t.c.user_id, sessions_t.c.agent_id, sessions_t.c.agent_symbol
+                    ).where(sessions_t.c.id == session_id)
+                )
+            ).first()
+        if row is None or row.agent_id is None:
+            return None
+        return Route(row.user_id, row.agent_id, row.agent_symbol or "")
 
     async def on_ack(self, command: CommandPublic, route: Route) -> None:
         """Record the agent's answer on the session's order; an executed entry releases the

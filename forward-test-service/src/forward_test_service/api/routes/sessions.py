@@ -227,6 +227,10 @@ async def get_orders(
     total, rows = await services.sessions.orders(
         principal.user_id, session_id, offset=offset, limit=limit
     )
+    if await services.orders.settle(rows):  # commands that ended without an ack
+        total, rows = await services.sessions.orders(
+            principal.user_id, session_id, offset=offset, limit=limit
+        )
     return {
         "session_id": session_id.upper(),
         "total": total,
