@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -158,5 +159,12 @@ async def test_executed_commands_keep_the_platforms_position_record(desk: Desk) 
     await execute(kind="modify", ticket="T9", sl=1.08)  # the take-profit stays
     ((position,),) = [await record()]
     assert (position["sl"], position["tp"], position["volume"]) == (1.08, 1.2, 1)
+    # A partial close leaves the rest of the position on the record.
+    partial = (await desk.enqueue(agent, kind="close", ticket="T9", volume=0.4)).json()
+    await desk.poll(agent)
+    done = await desk.ack(agent, partial["id"], outcome="executed", volume=0.4, price=1.15)
+    assert done.status_code == 200
+    ((position,),) = [await record()]
+    assert position["volume"] == pytest.approx(0.6)
     await execute(kind="close", ticket="T9")
     assert await record() == []

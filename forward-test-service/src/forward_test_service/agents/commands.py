@@ -192,6 +192,18 @@ elseif op == 'merge' then
     for k, v in pairs(cjson.decode(ARGV[9])) do position[k] = v end
     redis.call('HSET', KEYS[8], ARGV[8], cjson.encode(position))
   end
+elseif op == 'reduce' then
+  local current = redis.call('HGET', KEYS[8], ARGV[8])
+  if current then
+    local position = cjson.decode(current)
+    local left = (tonumber(position.volume) or 0) - tonumber(cjson.decode(ARGV[9]).volume)
+    if left <= 1e-9 then
+      redis.call('HDEL', KEYS[8], ARGV[8])
+    else
+      position.volume = left
+      redis.call('HSET', KEYS[8], ARGV[8], cjson.encode(position))
+    end
+  end
 elseif op == 'del' then
   redis.call('HDEL', KEYS[8], ARGV[8])
 elseif op == 'clear' then
@@ -513,6 +525,9 @@ def _position_change(h: Mapping[str, str], ack: CommandAck) -> tuple[str, str, s
         change = {key: body[key] for key in ("sl", "tp") if key in body}  # only what it sets
         return "merge", body["ticket"], orjson.dumps(change).decode()
     if kind == "close" and body.get("ticket"):
+        closed = ack.volume if ack.volume else body.get("volume")
+        if closed:  # a partial close leaves the rest of the position
+            return "reduce", body["ticket"], orjson.dumps({"volume": closed}).decode()
         return "del", body["ticket"], ""
     if kind == "close_all":
         return "clear", "", ""
