@@ -93,6 +93,13 @@ def test_a_forward_session_on_a_replay_of_hourly_spy_trades_exactly_as_its_backt
     ]
     assert forward.session["equity"] == forward.backtest["summary"]["metrics"]["final_equity"]
     assert forward.equal
+    # Analytics, from the events alone, says the same: every closed trade matched, no drift.
+    assert forward.comparison is not None
+    divergence = forward.comparison["divergence"]
+    assert divergence["verdict"] == "consistent", divergence["reasons"]
+    assert divergence["trade_matches"] >= len(forward.backtest_trades)
+    assert divergence["trade_mismatches"] == 0
+    assert forward.tear_sheet is not None and "<svg" in forward.tear_sheet
 
 
 def test_the_reference_agent_executes_an_open_a_modify_and_a_close_and_stays_healthy(

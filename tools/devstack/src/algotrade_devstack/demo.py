@@ -186,6 +186,23 @@ def forward_verdict(forward: ForwardResult) -> str:
     return f"[bold red]NOT equal[/]: {figures}"
 
 
+def analytics_verdict(forward: ForwardResult, state_dir: Path) -> str:
+    """The analytics service's verdict on the same pair, and where its tear sheet was saved."""
+    if forward.comparison is None:
+        return "[yellow]analytics: no comparison[/]"
+    divergence = forward.comparison["divergence"]
+    line = (
+        f"analytics, backtest vs live: [bold]{divergence['verdict']}[/] "
+        f"({divergence['trade_matches']} trades matched, {divergence['trade_mismatches']} not)"
+    )
+    if forward.tear_sheet is not None:
+        sheet = state_dir / "reports" / "backtest-vs-live.html"
+        sheet.parent.mkdir(parents=True, exist_ok=True)
+        sheet.write_text(forward.tear_sheet, encoding="utf-8")
+        line += f"; tear sheet: {sheet}"
+    return line
+
+
 def agent_table(result: AgentResult) -> Table:
     """Each command the user queued as it ended: state, delivery attempts, the fill, and the
     time from queueing it to seeing it executed (polled through the gateway)."""
@@ -261,6 +278,7 @@ def run_demo(
     if result.forward is not None:
         console.print(forward_table(result.forward))
         console.print(forward_verdict(result.forward))
+        console.print(analytics_verdict(result.forward, state_dir))
         finished = result.timings["forward"]
     if result.agent is not None:
         console.print(agent_table(result.agent))

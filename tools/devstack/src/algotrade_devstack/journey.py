@@ -104,6 +104,10 @@ class ForwardResult:
     backtest_trades: list[dict[str, Any]]  # closed ones: a session lists only closed trades
     session: dict[str, Any]
     session_trades: list[dict[str, Any]]
+    comparison: dict[str, Any] | None = None
+    """The analytics service's backtest-vs-live report of the two (its ``divergence``)."""
+    tear_sheet: str | None = None
+    """The same comparison as the HTML tear sheet."""
 
     @property
     def trades_equal(self) -> bool:
@@ -446,6 +450,23 @@ class Journey:
             until_bars=len(times),
         )
         got = self.all_trades(f"/api/sessions/{session['id']}/trades", account)
+        self.say("ask analytics for the backtest against the session (from the events)")
+        path = f"/api/analytics/strategies/{strategy['id']}/versions/{detail['current_version']}"
+        query = {"backtest": backtest["id"]}
+        comparison = self.when_analysed(
+            f"{path}/comparison",
+            account,
+            query,
+            lambda r: any(
+                s["session"] == session["id"] and s["bars"] >= len(times) - warmup
+                for s in r["divergence"].get("sessions", [])
+            ),
+        )
+        sheet = self.http.get(
+            f"/api/analytics/reports/comparison/{strategy['id']}.html",
+            headers=account.headers,
+            params={**query, "version": detail["current_version"]},
+        )
         return ForwardResult(
             imported=imported,
             target=target,
@@ -455,7 +476,32 @@ class Journey:
             backtest_trades=[t for t in expected if not t["is_open"]],
             session=session,
             session_trades=got,
+            comparison=comparison,
+            tear_sheet=sheet.text if sheet.status_code == 200 else None,
         )
+
+    def when_analysed(
+        self,
+        path: str,
+        account: Account,
+        params: dict[str, Any],
+        done: Callable[[dict[str, Any]], bool],
+    ) -> dict[str, Any]:
+        """``path`` of the analytics service once it has consumed enough events (it answers
+        404 until it has heard of the runs)."""
+        deadline = time.monotonic() + self.poll_seconds
+        last = ""
+        while time.monotonic() < deadline:
+            answer = self.http.get(path, headers=account.headers, params=params)
+            if answer.status_code == 200:
+                report: dict[str, Any] = answer.json()
+                if done(report):
+                    return report
+            elif answer.status_code != 404:
+                raise JourneyFailed(f"{path} answered {answer.status_code}: {answer.text[:300]}")
+            last = answer.text[:300]
+            time.sleep(0.25)
+        raise JourneyFailed(f"{path} not analysed after {self.poll_seconds:.0f}s: {last}")
 
     def enqueue(self, account: Account, agent_id: str, **body: Any) -> AgentCommand:
         """Queue a command for the agent and wait (bounded) until it ended."""
