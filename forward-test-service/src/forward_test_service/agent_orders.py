@@ -86,6 +86,11 @@ class AgentOrders:
             ticket = await self._entry_ticket(session_id, seq)
             if ticket is None:
                 await self._mark(session_id, seq, state="waiting")
+                # The entry's ack may have come between the look and the mark: look again
+                # (a release from both sides queues one command: the key is the same).
+                ticket = await self._entry_ticket(session_id, seq)
+                if ticket is not None:
+                    await self._release(session_id, seq, ticket, route)
                 return
             command = self._close(session_id, seq, ticket)
         await self._enqueue(session_id, seq, command, route)
