@@ -251,7 +251,11 @@ class AgentOrders:
         async with self._sessions.begin() as db:
             await db.execute(
                 update(orders_t)
-                .where(orders_t.c.session_id == session_id, orders_t.c.seq == seq)
+                .where(
+                    orders_t.c.session_id == session_id,
+                    orders_t.c.seq == seq,
+                    orders_t.c.command_id.is_(None),  # not released by someone else already
+                )
                 .values(agent_state=None)
             )
         await self._enqueue(session_id, seq, self._close(session_id, seq, ticket), route)
