@@ -327,8 +327,11 @@ class BarApplier:
             return
         ids = [s.id for s in finished]
         equity = await self._checkpoints.pending_equity(ids)
+        # A session that failed here may have stopped half-way through a bar: its account is
+        # not copied (PostgreSQL keeps the last good checkpoint), only its points.
         await self._store.save_checkpoints(
-            [(s.id, s.account.snapshot(), s.meta()) for s in finished], equity
+            [(s.id, s.account.snapshot(), s.meta()) for s in finished if s.status != "failed"],
+            equity,
         )
         await self._checkpoints.drop_equity((sid, len(points)) for sid, points in equity.items())
         await self._checkpoints.retire(ids, self._settings.finished_checkpoint_ttl_seconds)
