@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -14,10 +15,39 @@ notifications = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(notifications, name="notifications")
+strategy = typer.Typer(help="Strategy graphs kept as files", no_args_is_help=True)
+app.add_typer(strategy, name="strategy")
 GATEWAY_OPTION = typer.Option("http://127.0.0.1:8000", envvar="ALGOTRADE_URL", help="the gateway")
 TOKEN_OPTION = typer.Option(
     ..., envvar="ALGOTRADE_TOKEN", help="an access token or API key", show_default=False
 )
+
+
+@strategy.command("lint")
+def strategy_lint(
+    files: list[Path] = typer.Argument(..., help="graph files, JSON or YAML", show_default=False),
+    as_json: bool = typer.Option(False, "--json", help="print the problems as JSON"),
+) -> None:
+    """Validate graph files offline, as the strategy service would: every problem with its
+    node and port; exit code 1 when any file has one."""
+    from algotrade_devstack.lint import lint
+
+    problems = lint(files)
+    if as_json:
+        typer.echo(json.dumps([p.as_dict() for p in problems], indent=2))
+    elif problems:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"{len(problems)} problem(s)")
+        for column in ("file", "node", "port", "code", "message"):
+            table.add_column(column, overflow="fold")
+        for p in problems:
+            table.add_row(p.path, p.node or "", p.port or "", p.code, p.message)
+        Console().print(table)
+    else:
+        typer.echo(f"{len(files)} file(s): no problems")
+    raise typer.Exit(1 if problems else 0)
 
 
 @dev.command("up")
