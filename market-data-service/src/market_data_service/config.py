@@ -24,6 +24,16 @@ class Settings(ServiceSettings):
     bars_max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     bars_per_event: int = Field(default=500, ge=1, le=5_000)
 
+    # Tick push: ticks aggregated into 1m bars (market_data_service.ticks). A 10,000-tick push
+    # with 64-character ids is ~1.3 MB of compact JSON.
+    ticks_max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    # A minute with no later tick closes once the wall clock is this far past its end.
+    tick_close_grace_seconds: float = Field(default=2.0, ge=0, le=3600)
+    tick_close_interval_seconds: float = Field(default=0.5, gt=0, le=60)
+    # A tick this far ahead of the server's clock is refused: it would open a future minute
+    # and make every real tick after it late.
+    tick_max_future_seconds: float = Field(default=300.0, ge=0, le=86_400)
+
     # History reads
     history_page_max: int = Field(default=10_000, ge=1)
     # One Arrow answer holds a whole range up to this many bars (a backtest's bound).

@@ -24,6 +24,7 @@ from market_data_service.providers.coinbase import CandleSource, CoinbaseCandles
 from market_data_service.replay import ReplayManager
 from market_data_service.resample import Resampler
 from market_data_service.services import MarketServices
+from market_data_service.ticks import TickAggregator, TickMetrics
 from market_data_service.window_cache import WindowCache
 
 NAME = "market-data-service"
@@ -62,6 +63,15 @@ def create_app(settings: Settings | None = None, *, candles: CandleSource | None
             metrics=IngestMetrics(resources.metrics_registry),
             directory=directory,
         )
+        ticks = TickAggregator(
+            resources.require_redis(),
+            ingestor=ingestor,
+            sessions=sessions,
+            prefix=settings.redis_prefix,
+            grace_seconds=settings.tick_close_grace_seconds,
+            interval_seconds=settings.tick_close_interval_seconds,
+            metrics=TickMetrics(resources.metrics_registry),
+        )
         resampler = Resampler(sessions, ingestor, max_source_bars=settings.resample_max_source_bars)
         market = MarketServices(
             settings=settings,
@@ -71,6 +81,7 @@ def create_app(settings: Settings | None = None, *, candles: CandleSource | None
             ingestor=ingestor,
             resampler=resampler,
             directory=directory,
+            ticks=ticks,
             imports=ImportRunner(
                 sessions=sessions,
                 ingestor=ingestor,
@@ -92,6 +103,8 @@ def create_app(settings: Settings | None = None, *, candles: CandleSource | None
             stack.callback(repair.cancel)
             await stack.enter_async_context(imports.running(market.imports))
             await stack.enter_async_context(replay.running(market.replays))
+            # Closes minutes that went quiet and stores closed minutes a crash left behind.
+            await stack.enter_async_context(ticks.running())
             if settings.coinbase_enabled:
                 source = candles
                 if source is None and settings.coinbase_backfill:
@@ -123,6 +136,7 @@ def create_app(settings: Settings | None = None, *, candles: CandleSource | None
         setup=setup,
         body_limits={
             "/api/market/bars": settings.bars_max_body_bytes,
+            "/api/market/ticks": settings.ticks_max_body_bytes,
             "/api/market/imports": settings.import_max_upload_bytes,
         },
     )

@@ -7,11 +7,21 @@ models here still describe those answers in the OpenAPI document.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    field_validator,
+)
 
-from algotrade.bars import MAX_TS, MIN_TS, Timeframe
+from algotrade import epoch
+from algotrade.bars import MAX_TS, MAX_TS_MS, MIN_TS, MIN_TS_MS, Timeframe, normalize_symbol
 
 BarStatus = Literal["accepted", "duplicate", "corrected", "rejected"]
 
@@ -67,6 +77,85 @@ class PushResult(BaseModel):
     counts: PushCounts
     statuses: list[BarStatus]
     rejections: list[RejectionPublic]
+
+
+TICKS_MAX_PER_PUSH = 10_000
+TICK_ID_MAX_LENGTH = 64
+TICK_VALUE_MAX = 1e15  # far above any price or size; keeps a minute's volume finite
+
+
+def _tick_time_from_iso(text: str) -> int:
+    """ISO-8601 text with a UTC offset as epoch milliseconds (finer digits floor)."""
+    ms = epoch.ms_from_datetime(epoch.parse_iso(text))
+    if not MIN_TS_MS <= ms < MAX_TS_MS:
+        raise ValueError("timestamp outside 1900-01-01 .. 2200-01-01")
+    return ms
+
+
+TickTime = Annotated[
+    Annotated[StrictInt, Field(ge=MIN_TS_MS, lt=MAX_TS_MS, description="epoch milliseconds")]
+    | Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=40,
+            description="ISO-8601 with a UTC offset, e.g. 2024-01-02T15:04:05.123Z",
+            json_schema_extra={"format": "date-time"},
+        ),
+        AfterValidator(_tick_time_from_iso),
+    ],
+    Field(description="when the tick happened: epoch milliseconds or ISO-8601 text"),
+]
+
+
+class TickIn(BaseModel):
+    """One tick (a trade or a quote) of a tick push."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ts: TickTime
+    price: StrictFloat = Field(gt=0, le=TICK_VALUE_MAX, allow_inf_nan=False)
+    size: StrictFloat = Field(ge=0, le=TICK_VALUE_MAX, allow_inf_nan=False)
+    id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=TICK_ID_MAX_LENGTH,
+        pattern=r"^[!-~]+$",
+        description="the client's tick id (printable ASCII, no spaces): a tick whose id was "
+        "already seen in the open minute is a duplicate",
+    )
+
+    @property
+    def ts_ms(self) -> int:
+        """``ts`` as epoch milliseconds (ISO text became milliseconds when validated)."""
+        return cast(int, self.ts)
+
+
+class TicksPush(BaseModel):
+    """Ticks of one symbol, aggregated into 1m bars of your own series of it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    symbol: str = Field(max_length=64, description="e.g. EURUSD, BTC-USD (normalised)")
+    ticks: list[TickIn] = Field(min_length=1, max_length=TICKS_MAX_PER_PUSH)
+
+    @field_validator("symbol")
+    @classmethod
+    def _normalised(cls, value: str) -> str:
+        return normalize_symbol(value)
+
+
+class TicksResult(BaseModel):
+    """What a tick push did. ``closed_bars`` are the minutes this push closed (stored as 1m
+    bars); ``open_minute`` is the minute still collecting ticks."""
+
+    symbol: str
+    owner: str | None = Field(description="whose series: a user id, or null for the platform's")
+    accepted: int = Field(description="ticks applied to their minute")
+    late: int = Field(description="ticks of a minute already closed: not applied")
+    duplicates: int = Field(description="ticks whose id the open minute had already seen")
+    closed_bars: list[datetime] = Field(description="open times of the minutes this push closed")
+    open_minute: datetime | None = Field(description="open time of the minute still open")
 
 
 OwnerField = Annotated[

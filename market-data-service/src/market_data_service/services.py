@@ -14,6 +14,7 @@ from market_data_service.owners import SymbolDirectory
 from market_data_service.providers.coinbase import CoinbaseProvider
 from market_data_service.replay import ReplayManager
 from market_data_service.resample import Resampler
+from market_data_service.ticks import TickAggregator
 from market_data_service.window_cache import WindowCache
 
 
@@ -28,4 +29,5 @@ class MarketServices:
     imports: ImportRunner
     replays: ReplayManager
     directory: SymbolDirectory
+    ticks: TickAggregator
     coinbase: CoinbaseProvider | None = None
