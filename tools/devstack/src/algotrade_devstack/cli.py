@@ -7,6 +7,11 @@ from pathlib import Path
 
 import typer
 
+# The user's commands import the SDK and the engine only inside their functions, so that
+# `algotrade --help` stays quick.
+from algotrade_devstack.commands import account, agents, backtests, sessions, strategies
+from algotrade_devstack.commands import data as market
+
 app = typer.Typer(name="algotrade", help="AlgoTrade Beta2 command line", no_args_is_help=True)
 dev = typer.Typer(help="Run the platform on one machine without Docker", no_args_is_help=True)
 app.add_typer(dev, name="dev")
@@ -15,8 +20,36 @@ notifications = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(notifications, name="notifications")
-strategy = typer.Typer(help="Strategy graphs kept as files", no_args_is_help=True)
+strategy = typer.Typer(
+    help="Strategies: lint files offline, push, pull, list", no_args_is_help=True
+)
 app.add_typer(strategy, name="strategy")
+data = typer.Typer(help="Market data: import files of bars, list symbols", no_args_is_help=True)
+app.add_typer(data, name="data")
+backtest = typer.Typer(help="Backtests and sweeps, with progress", no_args_is_help=True)
+app.add_typer(backtest, name="backtest")
+session = typer.Typer(help="Forward sessions: start, list, watch live, stop", no_args_is_help=True)
+app.add_typer(session, name="session")
+agent = typer.Typer(help="The reference execution agent", no_args_is_help=True)
+app.add_typer(agent, name="agent")
+
+
+app.command("login")(account.login)
+app.command("whoami")(account.whoami)
+app.command("logout")(account.logout)
+strategy.command("push")(strategies.push)
+strategy.command("pull")(strategies.pull)
+strategy.command("list")(strategies.list_strategies)
+strategy.command("templates")(strategies.templates)
+data.command("import")(market.import_file)
+data.command("ls")(market.list_symbols)
+backtest.command("run")(backtests.run)
+backtest.command("sweep")(backtests.sweep)
+session.command("start")(sessions.start)
+session.command("ls")(sessions.list_sessions)
+session.command("watch")(sessions.watch)
+session.command("stop")(sessions.stop)
+agent.command("run")(agents.run)
 GATEWAY_OPTION = typer.Option("http://127.0.0.1:8000", envvar="ALGOTRADE_URL", help="the gateway")
 TOKEN_OPTION = typer.Option(
     ..., envvar="ALGOTRADE_TOKEN", help="an access token or API key", show_default=False
