@@ -12,25 +12,50 @@ import typer
 from algotrade_devstack.commands import account, agents, backtests, sessions, strategies
 from algotrade_devstack.commands import data as market
 
-app = typer.Typer(name="algotrade", help="AlgoTrade Beta2 command line", no_args_is_help=True)
-dev = typer.Typer(help="Run the platform on one machine without Docker", no_args_is_help=True)
+# Plain help (rich_markup_mode=None): rich's help panels cost ~200 ms of start-up per call.
+app = typer.Typer(
+    name="algotrade",
+    help="AlgoTrade Beta2 command line",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+dev = typer.Typer(
+    help="Run the platform on one machine without Docker",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 app.add_typer(dev, name="dev")
 notifications = typer.Typer(
     help="The notification service's message families (through the gateway)",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 app.add_typer(notifications, name="notifications")
 strategy = typer.Typer(
-    help="Strategies: lint files offline, push, pull, list", no_args_is_help=True
+    help="Strategies: lint files offline, push, pull, list",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 app.add_typer(strategy, name="strategy")
-data = typer.Typer(help="Market data: import files of bars, list symbols", no_args_is_help=True)
+data = typer.Typer(
+    help="Market data: import files of bars, list symbols",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 app.add_typer(data, name="data")
-backtest = typer.Typer(help="Backtests and sweeps, with progress", no_args_is_help=True)
+backtest = typer.Typer(
+    help="Backtests and sweeps, with progress", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(backtest, name="backtest")
-session = typer.Typer(help="Forward sessions: start, list, watch live, stop", no_args_is_help=True)
+session = typer.Typer(
+    help="Forward sessions: start, list, watch live, stop",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 app.add_typer(session, name="session")
-agent = typer.Typer(help="The reference execution agent", no_args_is_help=True)
+agent = typer.Typer(
+    help="The reference execution agent", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(agent, name="agent")
 
 
