@@ -5,6 +5,10 @@ paths the route table sends to it. Service documents are cached for ``cache_seco
 that is down keeps its last good document (or none yet) and is named in ``x-upstreams``, so
 ``/docs`` always loads. Component names that clash between services get the service's name as
 a prefix (``strategy-service.Problem``), with every ``$ref`` rewritten to match.
+
+Every operation also declares what the gateway itself may answer in front of it: a routed one
+what `api_gateway.proxy` refuses with before and around the service's own answer, and each of
+the gateway's own ``/api/...`` operations its rate limit (`api_gateway.api.deps`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from algotrade.openapi import PROBLEM_SCHEMA, declare_problems
 from api_gateway.proxy import Upstream
 from api_gateway.routing import RouteTable
 
@@ -34,6 +39,17 @@ _SECURITY_SCHEMES = {
     "APIKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
 }
 _GATEWAY_SECURITY: list[dict[str, list[str]]] = [{"HTTPBearer": []}, {"APIKeyHeader": []}]
+_RATE_LIMITED = {"429": "Too many requests: a rate limit said no (see Retry-After)"}
+"""What the gateway's own ``/api/...`` operations add: each counts against a rate limit."""
+_PROXY_PROBLEMS = {
+    "401": "Unauthorized: no credential, or not a valid one",
+    "403": "Forbidden: the credential lacks the scope this resource and method need",
+    **_RATE_LIMITED,
+    "502": "Bad gateway: the service refused the connection or failed to answer",
+    "503": "The service is unavailable (its circuit breaker is open), or so is rate limiting",
+    "504": "Gateway timeout: the service did not answer in time",
+}
+"""What the proxy may answer for any routed operation besides the service's own answers."""
 
 
 @dataclass
@@ -103,6 +119,12 @@ class MergedOpenAPI:
         paths: dict[str, Any] = merged.setdefault("paths", {})
         components: dict[str, Any] = merged.setdefault("components", {})
         components.setdefault("securitySchemes", {}).update(_SECURITY_SCHEMES)
+        # The gateway's own Problem: what the declarations below refer to.
+        components.setdefault("schemas", {}).setdefault("Problem", PROBLEM_SCHEMA)
+        for path, item in paths.items():
+            if path.startswith("/api/"):  # all but the probes
+                for operation in _operations(item):
+                    declare_problems(operation, _RATE_LIMITED)
         status: dict[str, Any] = {}
         for name, cached in self._cache.items():
             status[name] = {"status": "ok" if cached.error is None else "unavailable"}
@@ -118,12 +140,12 @@ class MergedOpenAPI:
                 if path in paths or not self._table.owns(name, path):
                     continue
                 item = _rewrite_refs(copy.deepcopy(item), renames)
-                for method, operation in item.items():
-                    if method in _HTTP_METHODS and isinstance(operation, dict):
-                        operation.setdefault("tags", [name])
-                        operation["security"] = _GATEWAY_SECURITY
-                        if "operationId" in operation:
-                            operation["operationId"] = f"{name}.{operation['operationId']}"
+                for operation in _operations(item):
+                    operation.setdefault("tags", [name])
+                    operation["security"] = _GATEWAY_SECURITY
+                    if "operationId" in operation:
+                        operation["operationId"] = f"{name}.{operation['operationId']}"
+                    declare_problems(operation, _PROXY_PROBLEMS)
                 paths[path] = item
                 added += 1
             for section, entries in document.get("components", {}).items():
@@ -146,6 +168,14 @@ class MergedOpenAPI:
                 merged.get("info", {}).get("description") or ""
             ) + note
         return merged
+
+
+def _operations(item: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        operation
+        for method, operation in item.items()
+        if method in _HTTP_METHODS and isinstance(operation, dict)
+    ]
 
 
 def _component_renames(
