@@ -9,20 +9,17 @@ seed so that a failure reproduces, and no coverage phase (it enumerates every bo
 every schema, unbounded by ``max-examples``).
 
 The error statuses the platform's machinery answers are declared on every operation in one
-place (`algotrade.openapi.platform_problems`, and the gateway's in `api_gateway.openapi`); the
-few an operation answers for reasons of its own and does not declare yet are in `UNDECLARED`.
+place (`algotrade.openapi.platform_problems`, and the gateway's in `api_gateway.openapi`); a
+status an operation answers for reasons of its own is declared on its route.
 """
 
 from __future__ import annotations
-
-from collections.abc import Mapping
 
 import httpx
 import pytest
 import schemathesis
 from fuzz_testkit import SERVICES, Platform, Target, documents, same_operations
-from schemathesis.checks import CheckContext, CheckFunction, not_a_server_error
-from schemathesis.core.transport import Response
+from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
@@ -38,56 +35,20 @@ CONFIG = schemathesis.Config.from_dict(
     }
 )
 
-# Statuses an operation answers for reasons of its own that its route does not declare (yet),
-# by document, then operation and status: each is its route owner's to declare in the route's
-# `responses`. Only these pairs pass the status check undeclared; every other status of the
-# same operations is still checked, and `test_every_undeclared_status_is_still_undeclared`
-# fails once one is declared, so that its entry goes.
-UNDECLARED: dict[str, dict[tuple[str, int], str]] = {
-    "api-gateway": {
-        ("POST /api/auth/login", 401): "a wrong email or password (`auth.login`)",
-        ("POST /api/auth/refresh", 401): "an unknown, spent, revoked or expired refresh token",
-        ("POST /api/auth/register", 409): "an account with this email exists (`auth.register`)",
-        ("POST /api/api-keys", 409): "the user holds the most active API keys allowed",
-    },
-}
-
-
-def status_code_conformance_except(known: Mapping[tuple[str, int], str]) -> CheckFunction:
-    """`status_code_conformance`, passing over the ``(operation, status)`` pairs of ``known``."""
-
-    def status_code_conformance_except_known(
-        ctx: CheckContext, response: Response, case: schemathesis.Case
-    ) -> bool | None:
-        if (case.operation.label, response.status_code) in known:
-            return None
-        return status_code_conformance(ctx, response, case)
-
-    return status_code_conformance_except_known
-
-
-CHECKS: dict[str, list[CheckFunction]] = {
-    name: [
-        not_a_server_error,
-        response_schema_conformance,
-        status_code_conformance_except(UNDECLARED.get(name, {})),
-    ]
-    for name in (*SERVICES, "api-gateway")
-}
+CHECKS = [not_a_server_error, response_schema_conformance, status_code_conformance]
 
 DOCUMENTS = documents()
 strategy_api = schemathesis.openapi.from_dict(DOCUMENTS["strategy-service"], config=CONFIG)
 market_data_api = schemathesis.openapi.from_dict(DOCUMENTS["market-data-service"], config=CONFIG)
 backtesting_api = schemathesis.openapi.from_dict(DOCUMENTS["backtesting-service"], config=CONFIG)
 notification_api = schemathesis.openapi.from_dict(DOCUMENTS["notification-service"], config=CONFIG)
+forward_test_api = schemathesis.openapi.from_dict(DOCUMENTS["forward-test-service"], config=CONFIG)
 analytics_api = schemathesis.openapi.from_dict(DOCUMENTS["analytics-service"], config=CONFIG)
 gateway_api = schemathesis.openapi.from_dict(DOCUMENTS["api-gateway"], config=CONFIG)
 
 
 def call_and_validate(case: schemathesis.Case, target: Target) -> None:
-    case.call_and_validate(
-        base_url=target.url, headers=dict(target.headers), checks=CHECKS[target.name]
-    )
+    case.call_and_validate(base_url=target.url, headers=dict(target.headers), checks=CHECKS)
 
 
 @pytest.mark.parametrize("service", [*SERVICES, "api-gateway"])
@@ -95,22 +56,6 @@ def test_the_fuzzed_documents_are_the_served_ones(service: str, platform: Platfo
     target = platform.gateway if service == "api-gateway" else platform.services[service]
     served = httpx.get(f"{target.url}/openapi.json", timeout=30).json()
     assert same_operations(served, DOCUMENTS[service])
-
-
-@pytest.mark.parametrize(
-    ("document", "label", "status"),
-    [
-        (document, label, status)
-        for document, pairs in UNDECLARED.items()
-        for label, status in pairs
-    ],
-)
-def test_every_undeclared_status_is_still_undeclared(
-    document: str, label: str, status: int
-) -> None:
-    method, path = label.split(" ", 1)
-    responses = DOCUMENTS[document]["paths"][path][method.lower()]["responses"]
-    assert str(status) not in responses, f"{label} declares {status} now: remove it from UNDECLARED"
 
 
 @strategy_api.parametrize()
@@ -126,6 +71,13 @@ def test_market_data_service_never_answers_5xx(case: schemathesis.Case, platform
 @backtesting_api.parametrize()
 def test_backtesting_service_never_answers_5xx(case: schemathesis.Case, platform: Platform) -> None:
     call_and_validate(case, platform.services["backtesting-service"])
+
+
+@forward_test_api.parametrize()
+def test_forward_test_service_never_answers_5xx(
+    case: schemathesis.Case, platform: Platform
+) -> None:
+    call_and_validate(case, platform.services["forward-test-service"])
 
 
 @notification_api.parametrize()

@@ -32,6 +32,7 @@ def _public(row: ApiKey) -> ApiKeyPublic:
     status_code=status.HTTP_201_CREATED,
     response_model=ApiKeyCreated,
     dependencies=[Depends(limit_by_principal("write"))],
+    responses={409: {"description": "you hold the most active API keys allowed"}},
 )
 async def create_api_key(
     body: ApiKeyCreate, principal: CurrentUser, session: SessionDep, gateway: ServicesDep

@@ -61,6 +61,7 @@ def _login_email(raw: str) -> str:
     status_code=status.HTTP_201_CREATED,
     response_model=UserPublic,
     dependencies=[Depends(limit_by_address("auth"))],
+    responses={409: {"description": "an account with this email exists"}},
 )
 async def register(body: UserCreate, session: SessionDep, gateway: ServicesDep) -> User:
     """Create an account. 409 when the email is taken; 422 lists every password rule broken."""
@@ -83,7 +84,12 @@ async def register(body: UserCreate, session: SessionDep, gateway: ServicesDep) 
     return user
 
 
-@router.post("/login", response_model=TokenPair, dependencies=[Depends(limit_by_address("auth"))])
+@router.post(
+    "/login",
+    response_model=TokenPair,
+    dependencies=[Depends(limit_by_address("auth"))],
+    responses={401: {"description": "a wrong email or password (the same answer for both)"}},
+)
 async def login(
     body: LoginRequest, session: SessionDep, gateway: ServicesDep, address: ClientAddress
 ) -> TokenPair:
@@ -114,7 +120,10 @@ async def login(
 
 
 @router.post(
-    "/refresh", response_model=TokenPair, dependencies=[Depends(limit_by_address("write"))]
+    "/refresh",
+    response_model=TokenPair,
+    dependencies=[Depends(limit_by_address("write"))],
+    responses={401: {"description": "an unknown, spent, revoked or expired refresh token"}},
 )
 async def refresh(body: RefreshRequest, session: SessionDep, gateway: ServicesDep) -> TokenPair:
     """Spend a refresh token for a new pair. Using a spent one again ends that session."""

@@ -168,6 +168,12 @@ _LATEST_PARAMETERS: list[dict[str, Any]] = [
     response_model=LatestBarsPublic,
     summary="Latest N bars (Redis window; history when the window is cold)",
     openapi_extra={"parameters": _LATEST_PARAMETERS},
+    # The principal is read in the body (a lane past FastAPI's dependencies), so the
+    # platform's problems cannot see that this route needs one: declared here.
+    responses={
+        401: {"description": "no valid credential"},
+        403: {"description": "the credential lacks market:read, or the series is not yours"},
+    },
 )
 async def latest_bars(request: Request) -> Response:
     """The newest ``limit`` bars, oldest first, straight from the Redis window (the stored
