@@ -32,7 +32,7 @@ lint: setup
 
 typecheck: setup
 	$(RUN) mypy shared/src/algotrade tools/devstack/src/algotrade_devstack tools/testkit/src/algotrade_testkit \
-		sdk/src/algotrade_sdk
+		sdk/src/algotrade_sdk sdk/src/algotrade_client
 
 unit: setup
 	$(RUN) pytest --ignore=tests/e2e
