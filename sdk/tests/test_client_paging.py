@@ -177,6 +177,7 @@ def test_new_version_instantiate_and_analytics_send_what_the_routes_take() -> No
         lambda request: httpx.Response(201, json={"id": "s2"}),
     )
     gateway.on("GET", "/api/analytics/backtests/j1", {"metrics": {}})
+    gateway.on("POST", "/api/strategies/s1/compile", {"plan_id": "p"})
     gateway.on(
         "GET",
         "/api/analytics/reports/backtest/j1.html",
@@ -187,7 +188,11 @@ def test_new_version_instantiate_and_analytics_send_what_the_routes_take() -> No
         client.strategies.instantiate("sma_cross", "mine", {"fast": 5})
         client.analytics.backtest("j1", confidence=0.99, points=100)
         assert client.analytics.report_html("backtest", "j1") == "<html>sheet</html>"
+        client.strategies.compile("s1", version=1, parameters={"fast": 7})
     patch, instantiate = (json.loads(r.content) for r in gateway.requests[:2])
+    compile_request = gateway.requests[-1]
+    assert json.loads(compile_request.content) == {"parameters": {"fast": 7}}
+    assert dict(compile_request.url.params) == {"version": "1"}
     assert patch == {"graph": {"nodes": []}, "expected_version": 1}
     assert instantiate == {"parameters": {"fast": 5}, "name": "mine"}
     assert dict(gateway.requests[2].url.params) == {"confidence": "0.99", "points": "100"}

@@ -77,6 +77,20 @@ class Strategies(Resource[R]):
         )
 
     @endpoint
+    def compile(
+        self,
+        strategy_id: str,
+        *,
+        version: int | None = None,
+        parameters: Mapping[str, float] | None = None,
+    ) -> Flow[JSON]:
+        """The plan summary of a version (default: the current one): warm-up, parameters,
+        signals, risk; with ``parameters``, of the plan re-resolved with those values."""
+        path = f"/api/strategies/{segment(strategy_id)}/compile"
+        body = {"parameters": dict(parameters)} if parameters else None
+        return (yield from self._call(calls.post(path, body, {"version": version})))
+
+    @endpoint
     def node_types(self) -> Flow[Rows]:
         """The node-type registry: ports, params, ranges, warm-up and docs of each type."""
         answer = yield from self._call(calls.get("/api/strategies/node-types"))
