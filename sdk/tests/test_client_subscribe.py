@@ -129,6 +129,16 @@ async def test_the_async_subscription_resumes_from_what_the_caller_saw(
     assert fake.subscribes == [{"type": "subscribe", "channel": CHANNEL, "resume_from": 12}]
 
 
+async def test_the_async_subscription_resumes_after_a_drop(
+    notifier: Callable[..., tuple[Notifier, str]],
+) -> None:
+    fake, url = notifier(first_connection_drops, resumed_then_closed)
+    async with AsyncClient(url, token=TOKEN) as client:
+        seqs = [m.get("seq") async for m in client.subscribe([CHANNEL]) if m["type"] == "event"]
+    assert seqs == [11, 12, 13]
+    assert fake.subscribes[-1] == {"type": "subscribe", "channel": CHANNEL, "resume_from": 12}
+
+
 def test_leaving_the_loop_closes_the_socket(
     notifier: Callable[..., tuple[Notifier, str]],
 ) -> None:
@@ -173,6 +183,26 @@ def test_a_refused_handshake_raises_the_problem(
         pytest.raises(Forbidden, match="lacks notifications:read"),
     ):
         next(iter(client.subscribe([CHANNEL])))
+
+
+def test_a_reconnection_refused_with_a_503_is_tried_again(
+    notifier: Callable[..., tuple[Notifier, str]],
+) -> None:
+    connections = 0
+
+    def restarting(connection: ServerConnection, request: Any) -> Response | None:
+        nonlocal connections
+        connections += 1
+        if connections != 2:
+            return None
+        body = json.dumps({"title": "Service unavailable", "status": 503, "detail": "breaker"})
+        return Response(503, "Service Unavailable", Headers(), body.encode())
+
+    fake, url = notifier(first_connection_drops, resumed_then_closed, process_request=restarting)
+    with Client(url, token=TOKEN) as client:
+        messages = list(client.subscribe([CHANNEL]))
+    assert connections == 3 and messages[-1]["seq"] == 13
+    assert fake.subscribes[-1] == {"type": "subscribe", "channel": CHANNEL, "resume_from": 12}
 
 
 def test_the_protocol_state_tracks_numbers_and_gives_up_after_its_attempts() -> None:

@@ -9,10 +9,11 @@ then the channel's ``event`` messages, each numbered (``seq``) per channel.
 the last number seen per channel, and what a close means. A dropped connection (an abnormal
 close, a restart, 4008 for a slow reader, 1013) is reopened after a backoff and every channel
 resumed from the last number seen (``resume_from``), so nothing is missed; a channel whose
-missed messages are no longer kept gets a ``gap`` message first. A normal close ends the
-iteration; 1008 (credentials refused) raises `Unauthorized`. `follow` and `afollow` are the
-blocking and the asyncio loops around it: every message is yielded, ``welcome`` and
-``subscribed`` included.
+missed messages are no longer kept gets a ``gap`` message first; a reconnection the gateway
+refuses with a 429 or a 5xx is tried again the same way. A normal close ends the iteration;
+1008 (credentials refused) raises `Unauthorized`, and a refused handshake its `ApiError`.
+`follow` and `afollow` are the blocking and the asyncio loops around it: every message is
+yielded, ``welcome`` and ``subscribed`` included.
 """
 
 from __future__ import annotations
@@ -129,6 +130,13 @@ class Subscription:
             )
         return self._backoff(f"closed with {code} {reason}".strip())
 
+    def refused(self, error: ApiError) -> float:
+        """After the gateway refused a connection: the seconds before the next try, when
+        resuming through a 429 or a 5xx (a service restarting); else ``error`` is raised."""
+        if self.connected_once and (error.status == 429 or error.status >= 500):
+            return self._backoff(str(error))
+        raise error
+
     def failed_to_connect(self, why: str) -> float:
         """After a connection attempt failed: the seconds before the next one, or
         `TransportError` (the first connection, or too many failures in a row)."""
@@ -195,7 +203,8 @@ def follow(
                 refresh()
                 refreshed = True
                 continue
-            raise error from None
+            time.sleep(state.refused(error))
+            continue
         except (OSError, TimeoutError, InvalidHandshake) as exc:
             time.sleep(state.failed_to_connect(f"{type(exc).__name__}: {exc}"))
             continue
@@ -253,7 +262,8 @@ async def afollow(
                 await refresh()
                 refreshed = True
                 continue
-            raise error from None
+            await asyncio.sleep(state.refused(error))
+            continue
         except (OSError, TimeoutError, InvalidHandshake) as exc:
             await asyncio.sleep(state.failed_to_connect(f"{type(exc).__name__}: {exc}"))
             continue
