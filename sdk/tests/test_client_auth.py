@@ -9,8 +9,9 @@ import json
 
 import httpx
 import pytest
-from algotrade_client import AsyncClient, Client, Unauthorized
 from client_fakes import SECRET_KEY, FakeGateway, problem
+
+from algotrade_client import AsyncClient, Client, Unauthorized
 
 PAIR_1 = {"access_token": "A1", "refresh_token": "R1", "token_type": "bearer"}
 PAIR_2 = {"access_token": "A2", "refresh_token": "R2", "token_type": "bearer"}

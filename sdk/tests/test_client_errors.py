@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from client_fakes import SECRET_KEY, SECRET_REFRESH, SECRET_TOKEN, FakeGateway, problem
+
 from algotrade_client import (
     ApiError,
     AsyncClient,
@@ -19,7 +21,6 @@ from algotrade_client import (
     Unauthorized,
     Unprocessable,
 )
-from client_fakes import SECRET_KEY, SECRET_REFRESH, SECRET_TOKEN, FakeGateway, problem
 
 
 @pytest.mark.parametrize(

@@ -6,11 +6,11 @@ from __future__ import annotations
 import httpx
 import numpy as np
 import pandas as pd
-from algotrade_client import AsyncClient, Client
 from client_fakes import FakeGateway
 
 from algotrade.bars import Bars
 from algotrade.columnar import ARROW_STREAM, encode_bars
+from algotrade_client import AsyncClient, Client
 
 DAY_MS = 86_400_000
 START_MS = 1_577_923_200_000  # 2020-01-02T00:00:00Z

@@ -9,8 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
-from algotrade_client import AsyncClient, Client
 from client_fakes import FakeGateway, Handler
+
+from algotrade_client import AsyncClient, Client
 
 TOKEN = "A1"
 

@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from algotrade_client import AsyncClient, Client, Forbidden, Unauthorized
-from algotrade_client.subscribe import Subscription, websocket_url
 from websockets.datastructures import Headers
 from websockets.http11 import Response
 from websockets.sync.server import Server, ServerConnection, serve
+
+from algotrade_client import AsyncClient, Client, Forbidden, Unauthorized
+from algotrade_client.subscribe import Subscription, websocket_url
 
 CHANNEL = "session:01J00000000000000000000000"
 TOKEN = "A1-token"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 
 import pytest
+
 from algotrade_client import AsyncClient, Client
 
 RESOURCES = ("auth", "strategies", "market", "backtests", "sessions", "agents", "analytics")

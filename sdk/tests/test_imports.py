@@ -12,7 +12,6 @@ import tomllib
 from pathlib import Path
 
 import algotrade_client
-
 import algotrade_sdk
 
 SDK = Path(__file__).resolve().parents[1]

@@ -14,9 +14,9 @@ from typing import Any
 
 import httpx
 import pytest
-from algotrade_client import AsyncClient, Client, Forbidden, NotFound, Unprocessable
 
 from algotrade.engine import Bars, compile_graph
+from algotrade_client import AsyncClient, Client, Forbidden, NotFound, Unprocessable
 from algotrade_testkit.graphs import sma_cross
 from backtesting_service.backtest import BacktestConfig, run_backtest
 
