@@ -113,6 +113,11 @@ class AgentOrders:
         except AlgoTradeError as exc:  # the agent is gone (deleted): say so on the order
             await self._mark(session_id, seq, state="failed", error=exc.detail)
             return
+        await self._set_unrouted(session_id, seq, command_id=queued.id, agent_state="queued")
+
+    async def _set_unrouted(self, session_id: str, seq: int, **values: Any) -> None:
+        """Set ``values`` on the order unless a command carries it already (whoever routed it
+        first wins: routing is idempotent, so a second router's values are the same)."""
         async with self._sessions.begin() as db:
             await db.execute(
                 update(orders_t)
@@ -121,7 +126,7 @@ class AgentOrders:
                     orders_t.c.seq == seq,
                     orders_t.c.command_id.is_(None),
                 )
-                .values(command_id=queued.id, agent_state="queued")
+                .values(**values)
             )
 
     async def _entry_ticket(self, session_id: str, seq: int) -> str | None:
@@ -144,16 +149,7 @@ class AgentOrders:
     async def _mark(
         self, session_id: str, seq: int, *, state: str, error: str | None = None
     ) -> None:
-        async with self._sessions.begin() as db:
-            await db.execute(
-                update(orders_t)
-                .where(
-                    orders_t.c.session_id == session_id,
-                    orders_t.c.seq == seq,
-                    orders_t.c.command_id.is_(None),
-                )
-                .values(agent_state=state, agent_error=error)
-            )
+        await self._set_unrouted(session_id, seq, agent_state=state, agent_error=error)
 
     async def settle(self, rows: Sequence[Any]) -> bool:
         """Orders still ``queued`` whose command ended without an ack (expired, or failed
@@ -238,24 +234,13 @@ class AgentOrders:
             if command.state == "executed" and ticket:
                 await self._release(row.session_id, exit_row.seq, ticket, route)
             else:
-                async with self._sessions.begin() as db:
-                    await db.execute(
-                        update(orders_t)
-                        .where(
-                            orders_t.c.session_id == row.session_id, orders_t.c.seq == exit_row.seq
-                        )
-                        .values(agent_state="skipped", agent_error=f"the entry was {command.state}")
-                    )
+                await self._mark(
+                    row.session_id,
+                    exit_row.seq,
+                    state="skipped",
+                    error=f"the entry was {command.state}",
+                )
 
     async def _release(self, session_id: str, seq: int, ticket: str, route: Route) -> None:
-        async with self._sessions.begin() as db:
-            await db.execute(
-                update(orders_t)
-                .where(
-                    orders_t.c.session_id == session_id,
-                    orders_t.c.seq == seq,
-                    orders_t.c.command_id.is_(None),  # not released by someone else already
-                )
-                .values(agent_state=None)
-            )
+        await self._set_unrouted(session_id, seq, agent_state=None)
         await self._enqueue(session_id, seq, self._close(session_id, seq, ticket), route)
