@@ -50,7 +50,11 @@ def user(
         "ALGOTRADE_CONFIG_DIR": str(tmp_path_factory.mktemp("cli-config")),
     }
     env.pop("ALGOTRADE_API_KEY", None)
-    return {"account": account, "env": env}
+    user = {"account": account, "env": env}
+    # Logged in once for the module: the tests may run in any order.
+    login = cli(user, "login", "--email", account.email, "--password", account.password)
+    assert login.returncode == 0, login.stdout + login.stderr
+    return user
 
 
 def cli(user: dict[str, Any], *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -69,8 +73,6 @@ def test_a_user_logs_in_pushes_a_file_and_runs_a_backtest_and_a_sweep(
     user: dict[str, Any], tmp_path: Path
 ) -> None:
     account: Account = user["account"]
-    login = cli(user, "login", "--email", account.email, "--password", account.password)
-    assert login.returncode == 0, login.stdout + login.stderr
     stored = Path(user["env"]["ALGOTRADE_CONFIG_DIR"]) / "credentials.json"
     assert stat.S_IMODE(stored.stat().st_mode) == 0o600
     assert account.password not in stored.read_text()
