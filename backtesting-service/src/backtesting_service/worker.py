@@ -41,9 +41,9 @@ from algotrade import backtest_events
 from algotrade.auth import InternalTokens
 from algotrade.bus import ConsumerRunner, ConsumerStalled, RetryPolicy
 from algotrade.engine import GraphInvalid, Plan, PlanDecodeError, compile_graph
-from algotrade.errors import DependencyUnavailable, EventError
+from algotrade.errors import EventError
 from algotrade.events import Envelope, default_registry
-from algotrade.service import Check, open_resources
+from algotrade.service import open_resources, wait_until_ready
 from backtesting_service import execution
 from backtesting_service.backtest import BacktestConfig, BacktestInvalid
 from backtesting_service.backtest.sweep import (
@@ -314,7 +314,7 @@ class Worker:
                     name=NAME, settings=settings, uses=("postgres", "kafka", "s3"), schema=SCHEMA
                 )
             )
-            await _until_ready(resources.checks["kafka"], settings.worker_kafka_wait_seconds)
+            await wait_until_ready(resources.checks["kafka"], settings.worker_kafka_wait_seconds)
             topics = resources.topics
             producer = resources.require_producer()
             bars = self._bars
@@ -385,22 +385,6 @@ class Worker:
                 self.processes,
             )
             yield runner
-
-
-async def _until_ready(check: Check, within_seconds: float) -> None:
-    """Wait for a dependency the worker cannot start without (Kafka: it joins a group)."""
-    last: Exception | None = None
-    try:
-        async with asyncio.timeout(within_seconds):
-            while True:
-                try:
-                    await check()
-                    return
-                except Exception as exc:
-                    last = exc
-                    await asyncio.sleep(0.5)
-    except TimeoutError:
-        raise DependencyUnavailable(f"not reachable within {within_seconds:.0f}s: {last}") from last
 
 
 class _RestartingPool(Executor):

@@ -53,9 +53,9 @@ from algotrade.bus import (
     event_headers,
 )
 from algotrade.engine import Plan
-from algotrade.errors import DependencyUnavailable, EventError
+from algotrade.errors import EventError
 from algotrade.events import Envelope, Topics, default_registry, new_event_id
-from algotrade.service import Check, open_resources
+from algotrade.service import open_resources, wait_until_ready
 from algotrade.simulation import ResolvedConfig
 from algotrade.simulation.live import BarOutcome, LiveBar, StaleBar
 from forward_test_service.agent_orders import AgentOrders, Route
@@ -572,7 +572,7 @@ class Worker:
                     schema=SCHEMA,
                 )
             )
-            await _until_ready(resources.checks["kafka"], settings.worker_kafka_wait_seconds)
+            await wait_until_ready(resources.checks["kafka"], settings.worker_kafka_wait_seconds)
             topics = resources.topics
             producer = resources.require_producer()
             redis = resources.require_redis()
@@ -627,19 +627,3 @@ class Worker:
             await runner.wait_started()
             logger.info("worker consuming %s as %s", topics.market_bars, settings.worker_group_id)
             yield applier
-
-
-async def _until_ready(check: Check, within_seconds: float) -> None:
-    """Wait for a dependency the worker cannot start without (Kafka: it joins a group)."""
-    last: Exception | None = None
-    try:
-        async with asyncio.timeout(within_seconds):
-            while True:
-                try:
-                    await check()
-                    return
-                except Exception as exc:
-                    last = exc
-                    await asyncio.sleep(0.5)
-    except TimeoutError:
-        raise DependencyUnavailable(f"not reachable within {within_seconds:.0f}s: {last}") from last

@@ -170,6 +170,23 @@ async def open_resources(
         yield resources
 
 
+async def wait_until_ready(check: Check, within_seconds: float) -> None:
+    """Wait for a dependency a worker cannot start without (Kafka: it joins a group); a
+    `DependencyUnavailable` naming the last failure after ``within_seconds``."""
+    last: Exception | None = None
+    try:
+        async with asyncio.timeout(within_seconds):
+            while True:
+                try:
+                    await check()
+                    return
+                except Exception as exc:
+                    last = exc
+                    await asyncio.sleep(0.5)
+    except TimeoutError:
+        raise DependencyUnavailable(f"not reachable within {within_seconds:.0f}s: {last}") from last
+
+
 def services_dependency(kind: type[S]) -> Callable[[Request], Awaitable[S]]:
     """The route dependency returning the service's domain objects (what its setup yielded).
 
