@@ -159,13 +159,7 @@ async def analytics(
         gateway = make_settings(Settings)  # holds the gateway's key: tokens as it mints them
         producer = EventProducer(settings.kafka_bootstrap, client_id="analytics-test")
         await producer.start()
-        store = ObjectStore(
-            bucket=settings.s3_bucket,
-            endpoint_url=settings.s3_endpoint,
-            region=settings.s3_region,
-            access_key=settings.s3_access_key.get_secret_value(),
-            secret_key=settings.s3_secret_key.get_secret_value(),
-        )
+        store = ObjectStore.from_settings(settings)
         try:
             async with serve_in_process(create_app(settings)) as client:
                 yield Analytics(

@@ -28,13 +28,7 @@ from .conftest import Service, csv_bars
 
 
 def store_of(settings: Settings) -> ObjectStore:
-    return ObjectStore(
-        bucket=settings.s3_bucket,
-        endpoint_url=settings.s3_endpoint,
-        region=settings.s3_region,
-        access_key=settings.s3_access_key.get_secret_value(),
-        secret_key=settings.s3_secret_key.get_secret_value(),
-    )
+    return ObjectStore.from_settings(settings)
 
 
 async def spy_bars(start: str, end: str) -> Bars:

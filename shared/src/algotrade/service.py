@@ -240,13 +240,7 @@ async def _build_clients(
     if "s3" in used:
         if not settings.is_local and settings.s3_secret_key.get_secret_value() == LOCAL_S3_SECRET:
             raise ConfigurationError("S3_SECRET_KEY is the local default outside local mode")
-        store = ObjectStore(
-            bucket=settings.s3_bucket,
-            endpoint_url=settings.s3_endpoint,
-            region=settings.s3_region,
-            access_key=settings.s3_access_key.get_secret_value(),
-            secret_key=settings.s3_secret_key.get_secret_value(),
-        )
+        store = ObjectStore.from_settings(settings)
         try:
             await store.ensure_bucket()
         except Exception as exc:  # readiness reports it; the service still starts

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import orjson
@@ -17,6 +17,9 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
 from algotrade.errors import NotFound
+
+if TYPE_CHECKING:
+    from algotrade.config import ServiceSettings
 
 
 class ObjectStore:
@@ -44,6 +47,17 @@ class ObjectStore:
                 read_timeout=30,
                 s3={"addressing_style": "path"},
             ),
+        )
+
+    @classmethod
+    def from_settings(cls, settings: ServiceSettings) -> ObjectStore:
+        """The bucket a service's settings name (``S3_*``)."""
+        return cls(
+            bucket=settings.s3_bucket,
+            endpoint_url=settings.s3_endpoint,
+            region=settings.s3_region,
+            access_key=settings.s3_access_key.get_secret_value(),
+            secret_key=settings.s3_secret_key.get_secret_value(),
         )
 
     async def ensure_bucket(self) -> None:
