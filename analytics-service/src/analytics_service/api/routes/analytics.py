@@ -4,6 +4,7 @@ app) or as a self-contained HTML tear sheet, and portfolio definitions."""
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import Path, Query, Response
@@ -45,34 +46,31 @@ HTML_HEADERS = {
 }
 
 
-@router.get("/sessions/{session_id}", summary="Performance and risk of one of your sessions")
-async def session_analytics(
-    session_id: RunId,
-    principal: ReaderDep,
-    services: ServicesDep,
-    options: OptionsDep,
-    benchmark: BenchmarkQuery = None,
-    points: Points = 2_000,
-) -> dict[str, Any]:
-    report = await reports.run_report(
-        services, principal.user_id, SESSION, session_id, options, benchmark
-    )
-    return reports.thin(report, points)
+def _run_analytics(kind: str) -> Callable[..., Awaitable[dict[str, Any]]]:
+    """The report route of one kind of run (sessions and backtests answer alike)."""
+
+    async def run_analytics(
+        run_id: RunId,
+        principal: ReaderDep,
+        services: ServicesDep,
+        options: OptionsDep,
+        benchmark: BenchmarkQuery = None,
+        points: Points = 2_000,
+    ) -> dict[str, Any]:
+        report = await reports.run_report(
+            services, principal.user_id, kind, run_id, options, benchmark
+        )
+        return reports.thin(report, points)
+
+    return run_analytics
 
 
-@router.get("/backtests/{backtest_id}", summary="Performance and risk of one of your backtests")
-async def backtest_analytics(
-    backtest_id: RunId,
-    principal: ReaderDep,
-    services: ServicesDep,
-    options: OptionsDep,
-    benchmark: BenchmarkQuery = None,
-    points: Points = 2_000,
-) -> dict[str, Any]:
-    report = await reports.run_report(
-        services, principal.user_id, BACKTEST, backtest_id, options, benchmark
-    )
-    return reports.thin(report, points)
+router.get("/sessions/{run_id}", summary="Performance and risk of one of your sessions")(
+    _run_analytics(SESSION)
+)
+router.get("/backtests/{run_id}", summary="Performance and risk of one of your backtests")(
+    _run_analytics(BACKTEST)
+)
 
 
 @router.post("/portfolios", status_code=201, summary="Define a portfolio of your runs")
