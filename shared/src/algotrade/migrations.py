@@ -101,3 +101,22 @@ def drop_platform_tables(schema: str) -> None:
 
     op.drop_table("processed_events", schema=schema)
     op.drop_table("outbox", schema=schema)
+
+
+def create_legacy_ids_table(schema: str) -> None:
+    """Create the ``legacy_ids`` table of a service that imports Beta1 rows (`algotrade.beta1`),
+    from the same definition the service maps, so the two cannot differ."""
+    from alembic import op
+
+    from algotrade.beta1 import legacy_ids_table
+    from algotrade.db import NAMING_CONVENTION
+
+    legacy_ids_table(MetaData(schema=schema, naming_convention=NAMING_CONVENTION)).create(
+        op.get_bind()
+    )
+
+
+def drop_legacy_ids_table(schema: str) -> None:
+    from alembic import op
+
+    op.drop_table("legacy_ids", schema=schema)
