@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
+from algotrade.beta1 import legacy_ids_table
 from algotrade.db import service_schema
 
 SCHEMA = service_schema("strategy")
@@ -69,7 +70,12 @@ class Strategy(Base):
 
 
 class StrategyVersion(Base):
-    """One saved graph. Never updated or deleted by the service."""
+    """One saved graph. Never updated or deleted by the service.
+
+    A version made by the API always compiles. Only the Beta1 import stores a *draft*: a graph
+    that could not be mapped or does not validate, kept with every problem and no plan, so the
+    author can fix it in the editor (saving makes the next, normal version).
+    """
 
     __tablename__ = "strategy_versions"
     __table_args__ = (
@@ -82,6 +88,11 @@ class StrategyVersion(Base):
     )
     n: Mapped[int] = mapped_column(Integer, primary_key=True)
     graph: Mapped[dict[str, Any]] = mapped_column(JSONB)
-    plan_id: Mapped[str] = mapped_column(String(PLAN_ID_LENGTH))
+    # None for a draft: a graph migrated from Beta1 that does not validate (see `problems`).
+    plan_id: Mapped[str | None] = mapped_column(String(PLAN_ID_LENGTH))
+    problems: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
     created_by: Mapped[str] = mapped_column(String(OWNER_LENGTH))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+legacy_ids = legacy_ids_table(Base.metadata)

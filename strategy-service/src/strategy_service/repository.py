@@ -72,7 +72,7 @@ async def list_live(
     sort: ListSort,
     limit: int,
     offset: int,
-) -> tuple[Sequence[Row[Strategy, str]], int]:
+) -> tuple[Sequence[Row[Strategy, str | None]], int]:
     """One page of ``(strategy, current plan id)`` and the total number of matches."""
     conditions = _live(owner_id)
     if q:
@@ -98,7 +98,7 @@ async def get_version(session: AsyncSession, strategy_id: str, n: int) -> Strate
 
 async def list_versions(
     session: AsyncSession, strategy_id: str, *, limit: int, offset: int
-) -> tuple[Sequence[Row[int, str, datetime, str]], int]:
+) -> tuple[Sequence[Row[int, str | None, datetime, str]], int]:
     """One page of version summaries, newest first, and the number of versions."""
     total = await session.scalar(
         select(func.count())

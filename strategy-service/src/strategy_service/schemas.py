@@ -89,7 +89,14 @@ class StrategyPublic(BaseModel):
     name: str
     description: str
     current_version: int
-    plan_id: str = Field(description="plan id of the current version")
+    plan_id: str | None = Field(
+        description="plan id of the current version; null when it is a draft (see `draft`)"
+    )
+    draft: bool = Field(
+        default=False,
+        description="the current version is a draft migrated from Beta1 that does not validate: "
+        "it cannot run until a fixed graph is saved as the next version",
+    )
     template: str | None = Field(description="key of the template it was made from, if any")
     created_at: datetime
     updated_at: datetime
@@ -111,7 +118,7 @@ class StrategiesPublic(BaseModel):
 
 class VersionSummaryPublic(BaseModel):
     n: int
-    plan_id: str
+    plan_id: str | None = Field(description="null for a draft, which has no plan")
     created_at: datetime
     created_by: str
 
@@ -119,6 +126,11 @@ class VersionSummaryPublic(BaseModel):
 class VersionPublic(VersionSummaryPublic):
     strategy_id: str
     graph: dict[str, Any]
+    problems: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="a draft's problems (each with `code`, `message` and, where it applies, "
+        "`node` and `port`); null for a normal version",
+    )
     plan: str | None = Field(
         default=None,
         description="the compiled plan (the engine's serialised form), with ?include=plan: the "

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from algotrade.engine import Plan
+from algotrade.errors import Conflict
 from strategy_service.authoring import Saved
 from strategy_service.models import Strategy, StrategyVersion
 from strategy_service.schemas import (
@@ -19,7 +20,7 @@ from strategy_service.schemas import (
 from strategy_service.templates import Template
 
 
-def strategy_public(strategy: Strategy, plan_id: str) -> StrategyPublic:
+def strategy_public(strategy: Strategy, plan_id: str | None) -> StrategyPublic:
     return StrategyPublic(
         id=strategy.id,
         owner_id=strategy.owner_id,
@@ -27,6 +28,7 @@ def strategy_public(strategy: Strategy, plan_id: str) -> StrategyPublic:
         description=strategy.description,
         current_version=strategy.current_version,
         plan_id=plan_id,
+        draft=plan_id is None,
         template=strategy.template_key,
         created_at=strategy.created_at,
         updated_at=strategy.updated_at,
@@ -51,7 +53,19 @@ def version_public(version: StrategyVersion) -> VersionPublic:
         created_at=version.created_at,
         created_by=version.created_by,
         graph=version.graph,
+        problems=version.problems,
     )
+
+
+def runnable_plan_id(version: StrategyVersion) -> str:
+    """The version's plan id; a draft (no plan) is refused with its problems (409)."""
+    if version.plan_id is None:
+        raise Conflict(
+            f"version {version.n} of strategy {version.strategy_id} is a draft migrated from "
+            "Beta1 that does not validate; fix it in the editor and save it as a new version",
+            errors=list(version.problems or []),
+        )
+    return version.plan_id
 
 
 def plan_summary(plan: Plan, graph: Mapping[str, Any]) -> PlanSummary:

@@ -26,6 +26,7 @@ from strategy_service.api.deps import (
 )
 from strategy_service.api.presenters import (
     plan_summary,
+    runnable_plan_id,
     saved_detail,
     strategy_detail,
     strategy_public,
@@ -210,6 +211,7 @@ async def list_versions(
     "/{strategy_id}/versions/{n}",
     response_model=VersionPublic,
     summary="One immutable version: its graph, plan id and, on request, its compiled plan",
+    responses={409: {"description": "`include=plan` on a draft, which has no plan"}},
 )
 async def get_version(
     strategy_id: StrategyIdDep,
@@ -233,8 +235,9 @@ async def get_version(
         raise NotFound(f"strategy {strategy_id} has no version {n}")
     public = version_public(version)
     if include == "plan":
+        plan_id = runnable_plan_id(version)
         await session.close()  # hand the connection back before a possible compilation
-        plan, _ = await services.plans.load(version.plan_id, version.graph)
+        plan, _ = await services.plans.load(plan_id, version.graph)
         public.plan = plan.to_bytes().decode()
     # A version never changes: its content may be cached for as long as the client likes.
     response.headers["ETag"] = f'"{strategy_id}.{n}{".plan" if include else ""}"'
@@ -246,7 +249,10 @@ async def get_version(
     "/{strategy_id}/compile",
     response_model=CompileResult,
     summary="Compile a version (default: the current one), optionally with other parameters",
-    responses={422: {"description": "unknown parameter or value out of range"}},
+    responses={
+        409: {"description": "the version is a draft, which has no plan"},
+        422: {"description": "unknown parameter or value out of range"},
+    },
 )
 async def compile_strategy(
     strategy_id: StrategyIdDep,
@@ -265,7 +271,7 @@ async def compile_strategy(
     saved = await repository.get_version(session, strategy_id, n)
     if saved is None:
         raise NotFound(f"strategy {strategy_id} has no version {n}")
-    graph, version_plan_id = saved.graph, saved.plan_id
+    graph, version_plan_id = saved.graph, runnable_plan_id(saved)
     await session.close()  # hand the connection back before the CPU-bound part
     plan, cached = await services.plans.load(version_plan_id, graph)
     overrides = body.parameters if body is not None else {}
