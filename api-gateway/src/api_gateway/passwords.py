@@ -3,6 +3,11 @@
 Hashing is deliberately slow and memory-hard, so it runs in a worker thread (argon2-cffi
 releases the GIL) behind a semaphore: a burst of logins must neither stall the event loop nor
 allocate ``memory_kib`` for every request at once.
+
+Users migrated from Beta1 keep Beta1's Werkzeug hash (``pbkdf2:sha256:<n>$salt$hex`` or
+``scrypt:<n>:<r>:<p>$salt$hex``) until their first login, which verifies it with Werkzeug's own
+``check_password_hash`` and replaces it with an argon2id hash (`needs_rehash` is true for any
+hash that is not today's argon2id).
 """
 
 from __future__ import annotations
@@ -14,12 +19,18 @@ from typing import Any
 from argon2 import PasswordHasher as Argon2Hasher
 from argon2 import Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from werkzeug.security import check_password_hash
 
 from algotrade.errors import ValidationFailed
 
 MIN_LENGTH = 10
 MAX_LENGTH = 128
 MIN_DISTINCT_CHARACTERS = 5
+
+# Bounds on a legacy hash's cost, so a stored hash cannot make one login burn minutes of CPU or
+# gigabytes of memory (Beta1 used Werkzeug's defaults, far below these).
+LEGACY_MAX_PBKDF2_ITERATIONS = 2_000_000
+LEGACY_MAX_SCRYPT_WORK = 2**20 * 8  # n * r * p; scrypt needs 128 * n * r * p bytes
 
 # Common passwords of ten or more characters (shorter ones already fail the length rule).
 COMMON_PASSWORDS = frozenset(
@@ -127,7 +138,29 @@ class PasswordHasher:
             return True
 
     def _verify(self, password_hash: str, password: str) -> bool:
+        if is_legacy_hash(password_hash):
+            return check_password_hash(password_hash, password)
         try:
             return self._hasher.verify(password_hash, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
+
+
+def is_legacy_hash(password_hash: str) -> bool:
+    """True for a Beta1 (Werkzeug) hash whose cost is within bounds; one beyond them is
+    treated as unverifiable, like any malformed hash."""
+    method = password_hash.split("$", 1)[0]
+    kind, _, args = method.partition(":")
+    try:
+        if kind == "pbkdf2":
+            digest, _, iterations = args.partition(":")
+            return (
+                digest in {"sha256", "sha512", ""}
+                and int(iterations or "600000") <= LEGACY_MAX_PBKDF2_ITERATIONS
+            )
+        if kind == "scrypt":
+            n, r, p = (int(v) for v in (args or "32768:8:1").split(":"))
+            return n * r * p <= LEGACY_MAX_SCRYPT_WORK
+    except ValueError:
+        return False
+    return False
