@@ -367,6 +367,7 @@ class StrategyImporter:
                     "owner_id": owner,
                     "deleted": deleted_at is not None,
                     "draft": plan_id is None,
+                    "plan_id": plan_id,
                     "checksum": graph_checksum(graph),
                 }
                 for legacy, new_id, owner, deleted_at, graph, plan_id in rows

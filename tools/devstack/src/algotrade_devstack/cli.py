@@ -57,6 +57,10 @@ agent = typer.Typer(
     help="The reference execution agent", no_args_is_help=True, rich_markup_mode=None
 )
 app.add_typer(agent, name="agent")
+migrate = typer.Typer(
+    help="Move another system's data into the platform", no_args_is_help=True, rich_markup_mode=None
+)
+app.add_typer(migrate, name="migrate")
 
 
 app.command("login")(account.login)
@@ -231,3 +235,31 @@ def notifications_set(
 
 if __name__ == "__main__":
     app()
+
+
+@migrate.command("beta1")
+def migrate_beta1(
+    source: Path = typer.Option(..., help="Beta1's SQLite database (strategies.db)"),
+    dry_run: bool = typer.Option(False, help="write nothing; print the full report"),
+    verify: bool = typer.Option(False, help="recompute every figure from the target"),
+    report: Path | None = typer.Option(None, help="write the report as JSON to this file"),
+    state_dir: Path = typer.Option(
+        Path(".algotrade"), help="an embedded stack's state dir (its infrastructure URLs)"
+    ),
+    batch_size: int = typer.Option(100, min=1, max=10_000, help="rows per transaction"),
+) -> None:
+    """Users, strategies, forward-test sessions and backtest results from Beta1, with an
+    integrity report; idempotent (a second run changes nothing) and resumable. Exits 1 when
+    anything would be lost without a reason."""
+    from algotrade_devstack.commands.migrate import beta1
+
+    raise typer.Exit(
+        beta1(
+            source,
+            dry_run=dry_run,
+            verify=verify,
+            report_path=report,
+            state_dir=state_dir.resolve(),
+            batch_size=batch_size,
+        )
+    )

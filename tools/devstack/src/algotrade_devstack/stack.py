@@ -83,6 +83,10 @@ FORWARD_WORKER_COMMAND = ["forward_test_service", "worker"]
 DATABASE_NAME = "algotrade"
 READY_MARK = "ALGOTRADE_READY"  # printed on its own line once every service is ready
 STATUS_FILE = "status.json"
+INFRA_ENV_FILE = "infra.env"
+INFRA_ENV_NAMES = frozenset({"DATABASE_URL", "REDIS_URL", "KAFKA_BOOTSTRAP", "S3_ENDPOINT"})
+"""The running stack's infrastructure URLs (mode 0600), for operator commands such as
+``algotrade migrate beta1`` that connect to the databases directly."""
 
 FIRST_BACKOFF = 0.5  # seconds before the first restart of a child that died
 MAX_BACKOFF = 30.0
@@ -482,6 +486,18 @@ class Stack:
             "infrastructure": [self.infra_status(p) for p in self.infra],
         }
 
+    def write_infra_env(self) -> None:
+        """``infra.env``: the infrastructure URLs every service gets, readable only by the
+        user who started the stack (a database URL may carry a password)."""
+        env = self.env()
+        lines = [f"{name}={env[name]}\n" for name in sorted(INFRA_ENV_NAMES)]
+        partial = self.state_dir / (INFRA_ENV_FILE + ".tmp")
+        partial.unlink(missing_ok=True)
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.writelines(lines)
+        partial.replace(self.state_dir / INFRA_ENV_FILE)
+
     def write_status(self) -> None:
         """Replace the status file atomically: a reader sees the old or the new, never half."""
         self._status_written = time.monotonic()
@@ -579,6 +595,16 @@ def launch(
             raise RuntimeError(f"the stack did not become ready:\n{tail(output, 60)}")
         time.sleep(0.25)
     return proc
+
+
+def read_infra_env(state_dir: Path) -> dict[str, str]:
+    """The infrastructure URLs of the stack that last ran from ``state_dir`` ({} if none)."""
+    try:
+        text = (state_dir / INFRA_ENV_FILE).read_text()
+    except FileNotFoundError:
+        return {}
+    pairs = (line.split("=", 1) for line in text.splitlines() if "=" in line)
+    return {name: value for name, value in pairs if name in INFRA_ENV_NAMES}
 
 
 def read_status(state_dir: Path) -> StackStatus | None:
@@ -766,6 +792,7 @@ def up(
     try:
         stack.write_status()
         stack.start_infra()
+        stack.write_infra_env()
         if stack.stop_requested.is_set():
             return 0
         stack.create_topics()

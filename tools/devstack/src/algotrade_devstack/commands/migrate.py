@@ -1,0 +1,70 @@
+"""``algotrade migrate beta1``: Beta1's SQLite database into the platform, with its report.
+
+Run where the services' packages are installed (the workspace, or an image holding them): it
+writes through each service's import entry point, straight to that service's database and S3,
+so the platform need not be running, and a running one serves the migrated rows at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import orjson
+from rich.console import Console
+
+from algotrade_devstack.beta1.migration import BATCH_SIZE
+
+
+def beta1(
+    source: Path,
+    *,
+    dry_run: bool,
+    verify: bool,
+    report_path: Path | None,
+    state_dir: Path,
+    batch_size: int = BATCH_SIZE,
+) -> int:
+    """Exit code: 0 when every row is migrated, present or skipped with a reason (and, with
+    ``verify``, the target matches); 1 when something would be lost; 2 for a bad source."""
+    from algotrade_devstack.beta1.report import print_report
+    from algotrade_devstack.beta1.source import read_beta1
+    from algotrade_devstack.beta1.targets import apply_infra_env
+    from algotrade_devstack.stack import read_infra_env
+
+    console = Console(stderr=True)
+    if not source.is_file():
+        console.print(f"[red]no such file[/]: {source}")
+        return 2
+    try:
+        data = read_beta1(source)
+    except sqlite3.DatabaseError as exc:
+        console.print(f"[red]{source} is not a Beta1 database[/]: {exc}")
+        return 2
+    apply_infra_env(read_infra_env(state_dir))
+    report = asyncio.run(_run(data, str(source), dry_run, verify, batch_size))
+    if report_path is not None:
+        report_path.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    print_report(report, console)
+    return 1 if report["lost"] else 0
+
+
+async def _run(
+    data: Any, source: str, dry_run: bool, verify: bool, batch_size: int
+) -> dict[str, Any]:
+    from algotrade_devstack.beta1.migration import migrate
+    from algotrade_devstack.beta1.report import build_report
+    from algotrade_devstack.beta1.targets import open_targets
+    from algotrade_devstack.beta1.verify import verify as verify_target
+
+    def progress(kind: str, done: int, total: int) -> None:
+        print(f"{kind}s {done}/{total}", flush=True)
+
+    async with open_targets() as targets:
+        result = await migrate(
+            data, targets, dry_run=dry_run, batch_size=batch_size, progress=progress
+        )
+        verification = await verify_target(data, targets) if verify and not dry_run else None
+    return build_report(source, data, result, verification)
