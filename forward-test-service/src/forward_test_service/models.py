@@ -8,6 +8,11 @@ worker reads only what changed on a series since it last looked. Fills (``sessio
 closed trades (``session_trades``), equity points and recorded gaps and corrections are keyed
 by session and a sequence number or bar time, so a bar applied again after a crash writes
 nothing twice.
+
+A session migrated from Beta1 (`forward_test_service.beta1`) is history: stopped, without a
+compiled plan, and without a strategy when Beta1's was not migrated (or a ``plan_id`` when it
+became a draft). The ``runnable`` check keeps such a row out of every worker: only a row with a
+plan can be running or paused. ``legacy_ids`` maps each Beta1 session and trade to its row.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from algotrade.beta1 import legacy_ids_table
 from algotrade.db import service_schema
 
 SCHEMA = service_schema("forward")
@@ -54,10 +60,12 @@ sessions = Table(
     Column("id", String(26), primary_key=True),
     Column("user_id", String(100), nullable=False),
     Column("status", String(16), nullable=False),
-    Column("strategy_id", String(100), nullable=False),
-    Column("strategy_version", Integer, nullable=False),
-    Column("plan_id", String(64), nullable=False),
-    Column("plan", Text, nullable=False),  # Plan.to_bytes() text, params applied
+    # NULL only in a session migrated from Beta1: strategy_id and strategy_version when its
+    # strategy was not migrated, plan_id also when it became a draft, plan always.
+    Column("strategy_id", String(100)),
+    Column("strategy_version", Integer),
+    Column("plan_id", String(64)),
+    Column("plan", Text),  # Plan.to_bytes() text, params applied
     Column("params", JSONB, nullable=False),
     Column("symbol", String(32), nullable=False),
     Column("timeframe", String(8), nullable=False),
@@ -83,6 +91,7 @@ sessions = Table(
     Column("stopped_at", DateTime(timezone=True)),
     Column("deleted_at", DateTime(timezone=True)),
     CheckConstraint("status IN ('running', 'paused', 'stopped', 'failed')", name="status"),
+    CheckConstraint("status IN ('stopped', 'failed') OR plan IS NOT NULL", name="runnable"),
 )
 Index("ix_sessions_user_id_id", sessions.c.user_id, sessions.c.id)
 Index("ix_sessions_series_key_revision", sessions.c.series_key, sessions.c.revision)
@@ -207,3 +216,7 @@ agent_commands = Table(
     Column("ended_ms", BigInteger, nullable=False),
     CheckConstraint("outcome IN ('executed', 'rejected', 'failed', 'expired')", name="outcome"),
 )
+
+legacy_ids = legacy_ids_table(metadata)
+"""Beta1 rows imported: kind ``session`` (new_id: the session id) and ``trade`` (new_id:
+``<session id>/trades/<seq>``, or ``<session id>/orders/<seq>`` for a trade still open)."""

@@ -80,9 +80,14 @@ class SessionCreate(BaseModel):
 class SessionPublic(BaseModel):
     id: str
     status: SessionStatus
-    strategy_id: str
-    version: int
-    plan_id: str
+    strategy_id: str | None = Field(
+        description="null only for a session migrated from Beta1 whose strategy was not migrated"
+    )
+    version: int | None = Field(description="null exactly when strategy_id is")
+    plan_id: str | None = Field(
+        description="null for a session migrated from Beta1 whose strategy has no runnable "
+        "version (not migrated, or a draft): it cannot be restarted"
+    )
     params: dict[str, float]
     symbol: str
     timeframe: Timeframe

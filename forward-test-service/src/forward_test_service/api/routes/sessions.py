@@ -1,5 +1,5 @@
-"""``/api/sessions``: start, list, read, pause, resume, stop and delete forward-test sessions;
-their trades, fills and equity curve."""
+"""``/api/sessions``: start, list, read, pause, resume, stop, restart and delete forward-test
+sessions; their trades, fills and equity curve."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import numpy as np
 from fastapi import Query
+from pydantic import ValidationError
 from sqlalchemy import Row
 
 from algotrade.bars import normalize_symbol
@@ -14,12 +15,15 @@ from algotrade.bounds import OFFSET_MAX as MAX_OFFSET
 from algotrade.bounds import PAGE_MAX as MAX_PAGE
 from algotrade.downsample import lttb_indices
 from algotrade.engine import Plan
-from algotrade.errors import ValidationFailed
+from algotrade.errors import Conflict, ValidationFailed
 from algotrade.events import ULID_PATTERN as SESSION_ID_PATTERN
 from algotrade.simulation import ResolvedConfig
 from algotrade.strict_json import api_router
 from forward_test_service.api.deps import ReaderDep, ServicesDep, WriterDep
 from forward_test_service.api.views import PROBLEMS, ms_time, session_public
+from forward_test_service.errors import SessionInvalid
+from forward_test_service.market import PLATFORM
+from forward_test_service.models import ACTIVE
 from forward_test_service.schemas import (
     EquityPublic,
     OrdersPage,
@@ -47,9 +51,14 @@ async def create_session(
     """Validates the strategy version (its compiled plan), parameters, config and that the
     series has bars; applies the plan's warm-up length of the newest bars; then stores the
     session and announces it (``session.started``). Workers apply each new closed bar."""
+    return await _start(services, principal.user_id, body)
+
+
+async def _start(services: SessionServices, user_id: str, body: SessionCreate) -> dict[str, Any]:
+    """The one way a session starts: submission checks, the per-user limit, the events."""
     if body.agent_id is not None:  # one of the user's agents, or a 422 naming it
-        await services.agents.require_own_agent(principal.user_id, body.agent_id)
-    new = await services.submission.session(principal.user_id, body)
+        await services.agents.require_own_agent(user_id, body.agent_id)
+    new = await services.submission.session(user_id, body)
     row = await services.sessions.create(new, limit=services.settings.max_running_sessions_per_user)
     return session_public(row)
 
@@ -172,6 +181,33 @@ async def stop_session(
     session_id: str, principal: WriterDep, services: ServicesDep
 ) -> dict[str, Any]:
     return await _control(services, principal.user_id, session_id, "stop")
+
+
+@router.post(
+    "/{session_id}/restart",
+    status_code=201,
+    response_model=SessionPublic,
+    summary="Start a new session with a stopped or failed session's settings",
+    responses={
+        **PROBLEMS,
+        409: {
+            **PROBLEMS[409],
+            "description": "the session is still running or paused, or its strategy cannot "
+            "run (a session migrated from Beta1 whose strategy was not migrated or is a draft), "
+            "or the running-session limit is reached",
+        },
+    },
+)
+async def restart_session(
+    session_id: str, principal: WriterDep, services: ServicesDep
+) -> dict[str, Any]:
+    """A new session (the old one stays as it is) with the same strategy version, symbol,
+    series, timeframe, capital, execution config and parameters (and agent, in agent mode),
+    submitted exactly as ``POST /api/sessions`` submits one: the strategy and the series must
+    still be readable, it is warmed up from today's history, counts against the limit and
+    announces itself."""
+    row = await services.sessions.get(principal.user_id, session_id)
+    return await _start(services, principal.user_id, _restart_request(row))
 
 
 @router.delete(
@@ -300,6 +336,70 @@ async def get_equity(
             )
         ],
     }
+
+
+def _restart_request(row: Row[Any]) -> SessionCreate:
+    """The request that starts ``row`` again; 409 when it is active or cannot run."""
+    if row.status in ACTIVE:
+        raise Conflict(
+            f"session {row.id} is {row.status}; stop it before starting it again",
+            errors=[
+                {
+                    "loc": ["path", "session_id"],
+                    "code": f"session_{row.status}",
+                    "message": f"a {row.status} session cannot restart",
+                }
+            ],
+        )
+    if row.strategy_id is None or row.strategy_version is None or row.plan_id is None:
+        why = (
+            "its Beta1 strategy was not migrated"
+            if row.strategy_id is None
+            else f"strategy {row.strategy_id} version {row.strategy_version} is a draft "
+            "migrated from Beta1 (fix it in the editor, then start a session of the new version)"
+        )
+        raise Conflict(
+            f"session {row.id} cannot restart: {why}",
+            errors=[
+                {
+                    "loc": ["path", "session_id"],
+                    "code": "no_runnable_strategy",
+                    "message": f"the session has no strategy that can run: {why}",
+                }
+            ],
+        )
+    beta1 = (row.summary or {}).get("beta1") or {}
+    # The series it followed: its owner's, or the platform's ("" in the row); a Beta1 session
+    # whose series was not found at import resolves as a new one would.
+    owner = row.owner or (None if beta1 and not beta1.get("series_found") else PLATFORM)
+    try:
+        return SessionCreate.model_validate(
+            {
+                "strategy_id": row.strategy_id,
+                "version": row.strategy_version,
+                "symbol": row.symbol,
+                "timeframe": row.timeframe,
+                "owner": owner,
+                "capital": float(row.capital),
+                "config": row.config.get("config", row.config),
+                "params": {name: float(value) for name, value in (row.params or {}).items()},
+                "mode": row.mode,
+                "agent_id": row.agent_id,
+                "agent_symbol": row.agent_symbol if row.agent_id else None,
+            }
+        )
+    except ValidationError as exc:  # a migrated session's Beta1 values today's rules refuse
+        raise SessionInvalid(
+            f"session {row.id} cannot restart: its settings are not valid for a new session",
+            errors=[
+                {
+                    "loc": ["session", *map(str, e["loc"])],
+                    "code": e["type"],
+                    "message": e["msg"],
+                }
+                for e in exc.errors()
+            ],
+        ) from None
 
 
 def _trade(r: Row[Any]) -> dict[str, Any]:
