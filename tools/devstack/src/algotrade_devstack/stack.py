@@ -85,8 +85,8 @@ READY_MARK = "ALGOTRADE_READY"  # printed on its own line once every service is 
 STATUS_FILE = "status.json"
 INFRA_ENV_FILE = "infra.env"
 INFRA_ENV_NAMES = frozenset({"DATABASE_URL", "REDIS_URL", "KAFKA_BOOTSTRAP", "S3_ENDPOINT"})
-"""The running stack's infrastructure URLs (mode 0600), for operator commands such as
-``algotrade migrate beta1`` that connect to the databases directly."""
+"""The running stack's infrastructure and service URLs (mode 0600), for operator commands such
+as ``algotrade migrate beta1`` that connect to the databases directly."""
 
 FIRST_BACKOFF = 0.5  # seconds before the first restart of a child that died
 MAX_BACKOFF = 30.0
@@ -490,7 +490,8 @@ class Stack:
         """``infra.env``: the infrastructure URLs every service gets, readable only by the
         user who started the stack (a database URL may carry a password)."""
         env = self.env()
-        lines = [f"{name}={env[name]}\n" for name in sorted(INFRA_ENV_NAMES)]
+        names = sorted(INFRA_ENV_NAMES) + [service_url_env(name) for name in SERVICES]
+        lines = [f"{name}={env[name]}\n" for name in names]
         partial = self.state_dir / (INFRA_ENV_FILE + ".tmp")
         partial.unlink(missing_ok=True)
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -603,8 +604,9 @@ def read_infra_env(state_dir: Path) -> dict[str, str]:
         text = (state_dir / INFRA_ENV_FILE).read_text()
     except FileNotFoundError:
         return {}
+    known = INFRA_ENV_NAMES | {service_url_env(name) for name in SERVICES}
     pairs = (line.split("=", 1) for line in text.splitlines() if "=" in line)
-    return {name: value for name, value in pairs if name in INFRA_ENV_NAMES}
+    return {name: value for name, value in pairs if name in known}
 
 
 def read_status(state_dir: Path) -> StackStatus | None:

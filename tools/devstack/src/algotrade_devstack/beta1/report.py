@@ -27,7 +27,16 @@ from algotrade_devstack.beta1.verify import Verification
 def build_report(
     source: str, data: Beta1Data, result: Result, verification: Verification | None = None
 ) -> dict[str, Any]:
-    skipped_by_kind: Counter[str] = Counter(s.kind for s in data.skipped)
+    skipped = [
+        {"kind": s.kind, "legacy_id": s.legacy_id, "code": s.code, "reason": s.reason}
+        for s in data.skipped
+    ] + [
+        {"kind": o.kind, "legacy_id": o.legacy_id, "code": "refused", "reason": o.reason}
+        for kind in result.outcomes.values()
+        for o in kind.values()
+        if o.state == "skipped"
+    ]
+    skipped_by_kind: Counter[str] = Counter(s["kind"] for s in skipped)
     tables: dict[str, dict[str, int]] = {}
     lost: list[dict[str, Any]] = []
     for kind in get_args(Kind):
@@ -52,15 +61,18 @@ def build_report(
     if verification is not None:
         lost.extend(verification.problems)
 
-    # Per user, both sides.
+    # Per user, both sides (rows an importer refused, with their reason, on neither).
+    refused = {(s["kind"], s["legacy_id"]) for s in skipped}
     source_counts: dict[int, Counter[str]] = defaultdict(Counter)
     for strategy in data.strategies:
         source_counts[strategy.user_id]["strategies"] += 1
     for session in data.sessions:
-        source_counts[session.user_id]["sessions"] += 1
-        source_counts[session.user_id]["trades"] += len(session.trades)
+        if ("session", session.legacy_id) not in refused:
+            source_counts[session.user_id]["sessions"] += 1
+            source_counts[session.user_id]["trades"] += len(session.trades)
     for backtest in data.backtests:
-        source_counts[backtest.user_id]["backtests"] += 1
+        if ("backtest", str(backtest.legacy_id)) not in refused:
+            source_counts[backtest.user_id]["backtests"] += 1
     target_counts = _target_counts(data, result, verification)
     users = []
     for user in data.users:
@@ -128,10 +140,7 @@ def build_report(
         "verified": verification is not None,
         "changed": any(o.state == "migrated" for k in result.outcomes.values() for o in k.values()),
         "tables": tables,
-        "skipped": [
-            {"kind": s.kind, "legacy_id": s.legacy_id, "code": s.code, "reason": s.reason}
-            for s in data.skipped
-        ],
+        "skipped": skipped,
         "flagged": flagged,
         "users": users,
         "sessions": sessions,
@@ -145,7 +154,10 @@ def _target_counts(
 ) -> dict[int, Counter[str]]:
     counts: dict[int, Counter[str]] = defaultdict(Counter)
     if verification is None:  # what the importers reported
-        held = {k: set(v) for k, v in result.outcomes.items()}
+        held = {
+            k: {legacy for legacy, o in v.items() if o.state != "skipped"}
+            for k, v in result.outcomes.items()
+        }
         for strategy in data.strategies:
             if str(strategy.legacy_id) in held["strategy"]:
                 counts[strategy.user_id]["strategies"] += 1

@@ -332,8 +332,15 @@ def _read(db: sqlite3.Connection) -> Beta1Data:
             strategy_id = None
         timeframe = TIMEFRAME_SPELLINGS.get(str(row["timeframe"] or "").strip())
         if timeframe is None:
-            timeframe = str(row["timeframe"] or "?")[:8]
-            flags.append(f"timeframe {row['timeframe']!r} is not one Beta2 knows")
+            skipped.append(
+                Skip(
+                    "session",
+                    legacy,
+                    f"timeframe {row['timeframe']!r} is none of {', '.join(TIMEFRAMES)}",
+                    "timeframe_unknown",
+                )
+            )
+            continue
         capital = _number(row["initial_capital"])
         current = _number(row["current_capital"])
         if capital is None:

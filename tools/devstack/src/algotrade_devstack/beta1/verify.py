@@ -31,7 +31,14 @@ def same(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=TOLERANCE, abs_tol=TOLERANCE)
 
 
-async def verify(data: Beta1Data, targets: Targets, *, chunk: int = 500) -> Verification:
+async def verify(
+    data: Beta1Data,
+    targets: Targets,
+    *,
+    refused: frozenset[tuple[str, str]] = frozenset(),
+    chunk: int = 500,
+) -> Verification:
+    """``refused``: (kind, Beta1 id) of rows an importer skipped with a reason."""
     from strategy_service.beta1 import map_graph
 
     async def held(importer: Any, ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -70,6 +77,8 @@ async def verify(data: Beta1Data, targets: Targets, *, chunk: int = 500) -> Veri
         elif target["owner_id"] != owner[str(strategy.user_id)]:
             lost("strategy", key, "owned by another account than its Beta1 user's")
     for session in data.sessions:
+        if ("session", session.legacy_id) in refused:
+            continue
         target = result.sessions.get(session.legacy_id)
         if target is None:
             lost("session", session.legacy_id, "not in the target")
@@ -91,6 +100,8 @@ async def verify(data: Beta1Data, targets: Targets, *, chunk: int = 500) -> Veri
             lost("session", session.legacy_id, "owned by another account than its Beta1 user's")
     for backtest in data.backtests:
         key = str(backtest.legacy_id)
+        if ("backtest", key) in refused:
+            continue
         target = result.backtests.get(key)
         if target is None:
             lost("backtest", key, "not in the target")

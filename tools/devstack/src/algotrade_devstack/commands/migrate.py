@@ -31,8 +31,7 @@ def beta1(
     ``verify``, the target matches); 1 when something would be lost; 2 for a bad source."""
     from algotrade_devstack.beta1.report import print_report
     from algotrade_devstack.beta1.source import read_beta1
-    from algotrade_devstack.beta1.targets import apply_infra_env
-    from algotrade_devstack.stack import read_infra_env
+    from algotrade_devstack.beta1.targets import apply_stack_env
 
     console = Console(stderr=True)
     if not source.is_file():
@@ -43,7 +42,7 @@ def beta1(
     except sqlite3.DatabaseError as exc:
         console.print(f"[red]{source} is not a Beta1 database[/]: {exc}")
         return 2
-    apply_infra_env(read_infra_env(state_dir))
+    apply_stack_env(state_dir)
     report = asyncio.run(_run(data, str(source), dry_run, verify, batch_size))
     if report_path is not None:
         report_path.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
@@ -66,5 +65,13 @@ async def _run(
         result = await migrate(
             data, targets, dry_run=dry_run, batch_size=batch_size, progress=progress
         )
-        verification = await verify_target(data, targets) if verify and not dry_run else None
+        refused = frozenset(
+            (o.kind, o.legacy_id)
+            for outcomes in result.outcomes.values()
+            for o in outcomes.values()
+            if o.state == "skipped"
+        )
+        verification = (
+            await verify_target(data, targets, refused=refused) if verify and not dry_run else None
+        )
     return build_report(source, data, result, verification)
