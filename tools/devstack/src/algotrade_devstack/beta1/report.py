@@ -31,7 +31,7 @@ def build_report(
         {"kind": s.kind, "legacy_id": s.legacy_id, "code": s.code, "reason": s.reason}
         for s in data.skipped
     ] + [
-        {"kind": o.kind, "legacy_id": o.legacy_id, "code": "refused", "reason": o.reason}
+        {"kind": o.kind, "legacy_id": o.legacy_id, "code": "refused", "reason": o.reason or ""}
         for kind in result.outcomes.values()
         for o in kind.values()
         if o.state == "skipped"
