@@ -271,7 +271,7 @@ class JobStore:
     async def complete_backtest(self, job: Row[Any], summary: dict[str, Any], bars: int) -> bool:
         """running -> completed with its summary; False if it was cancelled meanwhile."""
         async with self._sessions.begin() as session:
-            done = await self._complete(session, job, _job_summary(summary), bars)
+            done = await self._complete(session, job, job_summary(summary), bars)
         self._wake()
         return done
 
@@ -414,6 +414,14 @@ class JobStore:
         ).first()
         if row is None:
             return False
+        await self.stage_completed(session, job, summary)
+        return True
+
+    async def stage_completed(
+        self, session: AsyncSession, job: Row[Any], summary: dict[str, Any]
+    ) -> None:
+        """Stage ``backtest.completed`` for ``job`` in the caller's transaction (also used for
+        the jobs the Beta1 import stores completed, so analytics sees them like native ones)."""
         await self._stage(
             session,
             self._topics.backtest_events,
@@ -432,7 +440,6 @@ class JobStore:
             job.user_id,
             key=job.id,
         )
-        return True
 
     async def _stage_progress(
         self, session: AsyncSession, job: Row[Any], progress: float, chunks_done: int
@@ -477,7 +484,7 @@ class JobStore:
             self._relay.wake()
 
 
-def _job_summary(summary: dict[str, Any]) -> dict[str, Any]:
+def job_summary(summary: dict[str, Any]) -> dict[str, Any]:
     """What the jobs table keeps of a backtest's summary (the full one is in S3)."""
     keep = ("metrics", "open_positions", "calendar", "units", "timeframe", "periods_per_year")
     return {key: summary[key] for key in keep if key in summary} | {"trades": summary.get("trades")}

@@ -3,7 +3,8 @@
 ``jobs`` holds every backtest and sweep with its status; ``sweep_chunks`` tracks which chunks
 of a sweep are stored (a chunk is marked done once, which is what makes a redelivered chunk
 harmless); ``sweep_results`` holds one row of metrics per combination for ranking. Full results
-(equity, trades) live in S3.
+(equity, trades) live in S3. ``legacy_ids`` maps each Beta1 backtest to the job it became
+(`backtesting_service.beta1`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from algotrade.beta1 import legacy_ids_table
 from algotrade.db import service_schema
 
 SCHEMA = service_schema("backtest")
@@ -49,7 +51,9 @@ jobs = Table(
     Column("status", String(16), nullable=False),
     Column("strategy_id", String(100)),
     Column("strategy_version", Integer),
-    Column("plan_id", String(64), nullable=False),
+    # None only for a backtest migrated from Beta1 that ran no Beta2 plan (no strategy, or a
+    # strategy migrated as a draft).
+    Column("plan_id", String(64)),
     Column("symbol", String(32), nullable=False),
     Column("timeframe", String(8), nullable=False),
     Column("start_at", DateTime(timezone=True), nullable=False),
@@ -97,3 +101,5 @@ sweep_results = Table(
     Column("metrics", JSONB, nullable=False),
     Column("folds", JSONB, nullable=False),
 )
+
+legacy_ids = legacy_ids_table(metadata)

@@ -94,7 +94,10 @@ class JobPublic(BaseModel):
     timeframe: Timeframe
     start: datetime
     end: datetime
-    plan_id: str
+    plan_id: str | None = Field(
+        description="the compiled plan that ran; null only for a backtest migrated from Beta1 "
+        "whose strategy has no plan in Beta2 (see `summary.beta1`)"
+    )
     config: dict[str, Any]
     config_id: str
     combinations: int
