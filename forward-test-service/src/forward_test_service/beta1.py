@@ -72,6 +72,7 @@ from ulid import ULID
 
 from algotrade.bars import SYMBOL_MAX_LENGTH, TIMEFRAME_SECONDS, normalize_symbol, series_key
 from algotrade.beta1 import SOURCE, Outcome, SessionRecord, TradeRecord
+from algotrade.epoch import ms_from_datetime
 from algotrade.events import new_event_id
 from algotrade.simulation import BacktestConfig, ResolvedConfig
 from forward_test_service import models
@@ -347,7 +348,7 @@ class SessionImporter:
             (t for t in record.trades if t.exit_price is None),
             key=lambda t: (t.entry_ms, t.legacy_id),
         )
-        stopped_ms = int(stopped.timestamp() * 1000)
+        stopped_ms = ms_from_datetime(stopped)
         trades, orders, trade_ids = [], [], []
         for seq, trade in enumerate(closed, start=1):
             extra: list[str] = []

@@ -20,6 +20,7 @@ import orjson
 
 from algotrade.bars import TIMEFRAMES
 from algotrade.beta1 import EquityPoint, Kind, TradeRecord
+from algotrade.epoch import datetime_from_seconds, ms_from_datetime
 from api_gateway.beta1 import stand_in_email
 from api_gateway.schemas import normalise_email
 
@@ -165,13 +166,13 @@ def _from_epoch(seconds: float) -> datetime | None:
     if seconds > 1e11:  # milliseconds
         seconds /= 1000
     try:
-        return datetime.fromtimestamp(seconds, UTC)
+        return datetime_from_seconds(seconds)
     except (OverflowError, OSError, ValueError):
         return None
 
 
 def to_ms(moment: datetime | None) -> int | None:
-    return None if moment is None else int(moment.timestamp() * 1000)
+    return None if moment is None else ms_from_datetime(moment)
 
 
 def _number(value: object) -> float | None:
