@@ -55,11 +55,12 @@ async def _run(
 ) -> dict[str, Any]:
     from algotrade_devstack.beta1.migration import migrate
     from algotrade_devstack.beta1.report import build_report
+    from algotrade_devstack.beta1.source import TABLES
     from algotrade_devstack.beta1.targets import open_targets
     from algotrade_devstack.beta1.verify import verify as verify_target
 
     def progress(kind: str, done: int, total: int) -> None:
-        print(f"{kind}s {done}/{total}", flush=True)
+        print(f"{TABLES[kind]} {done}/{total}", flush=True)
 
     async with open_targets() as targets:
         result = await migrate(
