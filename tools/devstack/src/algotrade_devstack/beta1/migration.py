@@ -50,7 +50,7 @@ class Result:
     dry_run: bool
 
 
-Progress = Callable[[str, int, int], None]
+Progress = Callable[[Kind, int, int], None]
 
 
 def _batches(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:

@@ -53,13 +53,14 @@ def beta1(
 async def _run(
     data: Any, source: str, dry_run: bool, verify: bool, batch_size: int
 ) -> dict[str, Any]:
+    from algotrade.beta1 import Kind
     from algotrade_devstack.beta1.migration import migrate
     from algotrade_devstack.beta1.report import build_report
     from algotrade_devstack.beta1.source import TABLES
     from algotrade_devstack.beta1.targets import open_targets
     from algotrade_devstack.beta1.verify import verify as verify_target
 
-    def progress(kind: str, done: int, total: int) -> None:
+    def progress(kind: Kind, done: int, total: int) -> None:
         print(f"{TABLES[kind]} {done}/{total}", flush=True)
 
     async with open_targets() as targets:
