@@ -150,7 +150,8 @@ class BacktestImporter:
             await self._write_results(claimed)
             for migrated in claimed:
                 row = await _insert_job(session, migrated)
-                await self._jobs.stage_completed(session, row, row.summary)
+                # The summary as computed: JSONB would hand back a huge float as an integer.
+                await self._jobs.stage_completed(session, row, migrated.row_summary)
                 outcomes[migrated.legacy_id] = migrated.outcome()
         return [outcomes[str(r.legacy_id)] for r in records]
 

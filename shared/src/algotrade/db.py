@@ -8,6 +8,7 @@ a `ServiceSchema`: its declarative base plus the two tables every service has, `
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -49,8 +50,24 @@ NAMING_CONVENTION = {
 def build_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     """An asyncpg engine; plain ``postgresql://`` URLs are accepted and given the driver."""
     return create_async_engine(
-        asyncpg_url(url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        asyncpg_url(url),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        json_deserializer=load_json,
     )
+
+
+def _integer_or_float(text: str) -> int | float:
+    # JSONB keeps numbers as `numeric` and prints 9.2e26 as 922936569621772700000000000: read
+    # back as an integer it would no longer fit a 64-bit JSON encoder (orjson) or a client.
+    number = int(text)
+    return number if -(2**63) <= number < 2**63 else float(number)
+
+
+def load_json(text: str) -> Any:
+    """JSON from a JSON/JSONB column, integers beyond 64 bits read as the floats they were."""
+    return json.loads(text, parse_int=_integer_or_float)
 
 
 def asyncpg_url(url: str) -> str:
