@@ -12,6 +12,7 @@ import httpx
 from algotrade.auth import InternalTokens
 from algotrade.engine import Plan, PlanDecodeError
 from algotrade.errors import DependencyUnavailable
+from algotrade.problems import problem_detail
 from backtesting_service.backtest import BacktestInvalid
 
 logger = logging.getLogger(__name__)
@@ -73,13 +74,15 @@ class HttpStrategySource:
         if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
             # The strategy service refused what the caller asked for: the caller's error, a
             # 4xx here too, never a 503 that would count against this service.
+            detail = problem_detail(response.content)
             raise BacktestInvalid(
-                f"the strategy service refused strategy {strategy_id!r} version {version}",
+                f"the strategy service refused strategy {strategy_id!r} version {version}"
+                + (f": {detail}" if detail else ""),
                 errors=[
                     {
                         "loc": ["body", "version"],
                         "code": "strategy_refused",
-                        "message": f"strategy service answered {response.status_code}",
+                        "message": detail or f"strategy service answered {response.status_code}",
                     }
                 ],
             )

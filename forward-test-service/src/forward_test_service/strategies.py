@@ -13,6 +13,7 @@ import httpx
 from algotrade.auth import InternalTokens
 from algotrade.engine import Plan, PlanDecodeError
 from algotrade.errors import DependencyUnavailable
+from algotrade.problems import problem_detail
 from forward_test_service.errors import SessionInvalid, invalid
 
 logger = logging.getLogger(__name__)
@@ -88,11 +89,13 @@ class HttpStrategySource:
         if response.status_code in (403, 404, 422):
             raise unknown_strategy(strategy_id, version)
         if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
+            detail = problem_detail(response.content)
             raise invalid(
                 "version",
                 "strategy_refused",
-                f"strategy service answered {response.status_code}",
-                f"the strategy service refused strategy {strategy_id!r}",
+                detail or f"strategy service answered {response.status_code}",
+                f"the strategy service refused strategy {strategy_id!r}"
+                + (f": {detail}" if detail else ""),
             )
         if response.status_code != 200:
             logger.warning("strategy service answered %d", response.status_code)

@@ -136,3 +136,14 @@ def unavailable_response(what: str, error: BaseException) -> Response:
         f"{what} is unavailable ({type(error).__name__})",
         code=DependencyUnavailable.code,
     )
+
+
+def problem_detail(body: bytes, *, limit: int = 500) -> str | None:
+    """The ``detail`` of another service's problem+json answer, for relaying a refusal to the
+    caller in words (None when the body is not a problem)."""
+    try:
+        problem = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    detail = problem.get("detail") if isinstance(problem, dict) else None
+    return detail[:limit] if isinstance(detail, str) and detail else None
