@@ -233,10 +233,6 @@ def notifications_set(
     typer.echo(f"{change['family']}: {change['previous']} -> {change['mode']}")
 
 
-if __name__ == "__main__":
-    app()
-
-
 @migrate.command("beta1")
 def migrate_beta1(
     source: Path = typer.Option(..., help="Beta1's SQLite database (strategies.db)"),
@@ -263,3 +259,7 @@ def migrate_beta1(
             batch_size=batch_size,
         )
     )
+
+
+if __name__ == "__main__":
+    app()
