@@ -90,6 +90,12 @@ class Sessions(Resource[R]):
         return (yield from self._call(calls.post(f"/api/sessions/{segment(session_id)}/stop")))
 
     @endpoint
+    def restart(self, session_id: str) -> Flow[JSON]:
+        """A new session with a stopped (or migrated) session's strategy, symbol, timeframe,
+        capital and config; 409 when it is still active or has no runnable strategy."""
+        return (yield from self._call(calls.post(f"/api/sessions/{segment(session_id)}/restart")))
+
+    @endpoint
     def delete(self, session_id: str) -> Flow[None]:
         """Stop and delete the session: it answers 404 from then on."""
         yield from self._call(calls.delete(f"/api/sessions/{segment(session_id)}"))
