@@ -15,10 +15,9 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from algotrade.beta1 import SOURCE, Outcome, UserRecord
+from algotrade.beta1 import Outcome, UserRecord, claim, imported
 from algotrade.events import new_event_id
 from api_gateway.models import User, legacy_ids
 
@@ -59,11 +58,7 @@ class UserImporter:
             rows = await session.execute(
                 select(legacy_ids.c.legacy_id, User.id, User.email, User.is_active)
                 .join(User, User.id == legacy_ids.c.new_id)
-                .where(
-                    legacy_ids.c.source == SOURCE,
-                    legacy_ids.c.kind == KIND,
-                    legacy_ids.c.legacy_id.in_(list(ids)),
-                )
+                .where(imported(legacy_ids, KIND, ids))
             )
             return {
                 legacy: {"new_id": new_id, "email": email, "is_active": active}
@@ -75,11 +70,7 @@ async def _present(session: AsyncSession, ids: Sequence[str]) -> dict[str, Outco
     rows = await session.execute(
         select(legacy_ids.c.legacy_id, legacy_ids.c.new_id, legacy_ids.c.flags, User.email)
         .join(User, User.id == legacy_ids.c.new_id)
-        .where(
-            legacy_ids.c.source == SOURCE,
-            legacy_ids.c.kind == KIND,
-            legacy_ids.c.legacy_id.in_(list(ids)),
-        )
+        .where(imported(legacy_ids, KIND, ids))
     )
     return {
         legacy: Outcome(
@@ -104,15 +95,7 @@ async def _save(session: AsyncSession, record: UserRecord, taken: set[str]) -> O
     taken.add(email)
     if record.password_hash is None:
         flags.append("no password in Beta1: the user must set one")
-    claimed = await session.execute(
-        insert(legacy_ids)
-        .values(
-            source=SOURCE, kind=KIND, legacy_id=str(record.legacy_id), new_id=user_id, flags=flags
-        )
-        .on_conflict_do_nothing()
-        .returning(legacy_ids.c.new_id)
-    )
-    if claimed.first() is None:  # a concurrent run got there first
+    if not await claim(session, legacy_ids, KIND, str(record.legacy_id), user_id, flags):
         return (await _present(session, [str(record.legacy_id)]))[str(record.legacy_id)]
     created = record.created_at or func.now()
     session.add(

@@ -44,14 +44,21 @@ import numpy.typing as npt
 import orjson
 import pyarrow as pa
 from sqlalchemy import Row, func, insert, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ulid import ULID
 
 from algotrade import epoch
 from algotrade.bars import MAX_TS_MS, MIN_TS_MS, SYMBOL_MAX_LENGTH, TIMEFRAME_SECONDS
 from algotrade.bars import normalize_symbol as normalise_symbol
-from algotrade.beta1 import SOURCE, BacktestRecord, EquityPoint, Outcome, TradeRecord
+from algotrade.beta1 import (
+    SOURCE,
+    BacktestRecord,
+    EquityPoint,
+    Outcome,
+    TradeRecord,
+    claim,
+    imported,
+)
 from algotrade.errors import NotFound
 from algotrade.events import Topics, new_event_id
 from algotrade.metrics import compute_metrics, periods_per_year
@@ -167,11 +174,7 @@ class BacktestImporter:
                 await session.execute(
                     select(id_map.c.legacy_id, jobs.c.id, jobs.c.user_id, jobs.c.plan_id)
                     .join(jobs, jobs.c.id == id_map.c.new_id)
-                    .where(
-                        id_map.c.source == SOURCE,
-                        id_map.c.kind == KIND,
-                        id_map.c.legacy_id.in_(list(legacy_ids)),
-                    )
+                    .where(imported(id_map, KIND, legacy_ids))
                 )
             ).all()
         limit = asyncio.Semaphore(WRITES_AT_ONCE)
@@ -217,11 +220,7 @@ async def _present(session: AsyncSession, ids: Sequence[str]) -> dict[str, Outco
             id_map.c.new_id,
             id_map.c.checksum,
             id_map.c.flags,
-        ).where(
-            id_map.c.source == SOURCE,
-            id_map.c.kind == KIND,
-            id_map.c.legacy_id.in_(list(ids)),
-        )
+        ).where(imported(id_map, KIND, ids))
     )
     return {
         legacy: Outcome(
@@ -238,20 +237,15 @@ async def _present(session: AsyncSession, ids: Sequence[str]) -> dict[str, Outco
 
 async def _claim(session: AsyncSession, migrated: MigratedBacktest) -> bool:
     """Record the mapping; False when another run holds it (this run then writes nothing)."""
-    claimed = await session.execute(
-        pg_insert(id_map)
-        .values(
-            source=SOURCE,
-            kind=KIND,
-            legacy_id=migrated.legacy_id,
-            new_id=migrated.job_id,
-            checksum=migrated.checksum,
-            flags=list(migrated.flags),
-        )
-        .on_conflict_do_nothing()
-        .returning(id_map.c.new_id)
+    return await claim(
+        session,
+        id_map,
+        KIND,
+        migrated.legacy_id,
+        migrated.job_id,
+        migrated.flags,
+        migrated.checksum,
     )
-    return claimed.first() is not None
 
 
 async def _insert_job(session: AsyncSession, migrated: MigratedBacktest) -> Row[Any]:

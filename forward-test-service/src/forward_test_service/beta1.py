@@ -71,7 +71,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ulid import ULID
 
 from algotrade.bars import SYMBOL_MAX_LENGTH, TIMEFRAME_SECONDS, normalize_symbol, series_key
-from algotrade.beta1 import SOURCE, Outcome, SessionRecord, TradeRecord
+from algotrade.beta1 import SOURCE, Outcome, SessionRecord, TradeRecord, claim, imported
 from algotrade.epoch import ms_from_datetime
 from algotrade.events import new_event_id
 from algotrade.simulation import BacktestConfig, ResolvedConfig
@@ -269,11 +269,7 @@ class SessionImporter:
             .join(sessions_t, sessions_t.c.id == legacy.c.new_id)
             .outerjoin(closed, closed.c.session_id == sessions_t.c.id)
             .outerjoin(still_open, still_open.c.session_id == sessions_t.c.id)
-            .where(
-                legacy.c.source == SOURCE,
-                legacy.c.kind == SESSION,
-                legacy.c.legacy_id.in_([str(i) for i in legacy_ids]),
-            )
+            .where(imported(legacy, SESSION, [str(i) for i in legacy_ids]))
         )
         async with self._sessions() as session:
             rows = (await session.execute(query)).all()
@@ -469,9 +465,7 @@ async def _present(session: AsyncSession, ids: Sequence[str]) -> dict[str, Outco
         return {}
     rows = await session.execute(
         select(legacy_ids.c.legacy_id, legacy_ids.c.new_id, legacy_ids.c.flags).where(
-            legacy_ids.c.source == SOURCE,
-            legacy_ids.c.kind == SESSION,
-            legacy_ids.c.legacy_id.in_(list(ids)),
+            imported(legacy_ids, SESSION, ids)
         )
     )
     return {
@@ -484,19 +478,8 @@ async def _present(session: AsyncSession, ids: Sequence[str]) -> dict[str, Outco
 
 async def _save(session: AsyncSession, plan: _Planned) -> Outcome:
     legacy_id = plan.record.legacy_id
-    claimed = await session.execute(
-        pg_insert(legacy_ids)
-        .values(
-            source=SOURCE,
-            kind=SESSION,
-            legacy_id=legacy_id,
-            new_id=plan.session_id,
-            flags=plan.flags,
-        )
-        .on_conflict_do_nothing()
-        .returning(legacy_ids.c.new_id)
-    )
-    if claimed.first() is None:  # earlier in this batch, or a concurrent run got there first
+    if not await claim(session, legacy_ids, SESSION, legacy_id, plan.session_id, plan.flags):
+        # earlier in this batch, or a concurrent run got there first
         return (await _present(session, [legacy_id]))[legacy_id]
     await session.execute(sessions_t.insert().values(**plan.session))
     if plan.trades:

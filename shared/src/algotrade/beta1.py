@@ -10,12 +10,14 @@ interrupted run resumes where its last committed batch ended.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, Literal
 
-from sqlalchemy import Column, DateTime, MetaData, String, Table, func
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import Column, ColumnElement, DateTime, MetaData, String, Table, and_, func
+from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
 SOURCE: Final = "beta1"
 
@@ -38,6 +40,40 @@ def legacy_ids_table(metadata: MetaData) -> Table:
         Column("flags", JSONB, nullable=False),  # problems found on the way, [] when none
         Column("migrated_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
     )
+
+
+def imported(table: Table, kind: Kind, legacy_ids: Sequence[str]) -> ColumnElement[bool]:
+    """The ``legacy_ids`` rows of ``kind`` for these Beta1 ids (a where-clause)."""
+    return and_(
+        table.c.source == SOURCE, table.c.kind == kind, table.c.legacy_id.in_(list(legacy_ids))
+    )
+
+
+async def claim(
+    session: AsyncSession,
+    table: Table,
+    kind: Kind,
+    legacy_id: str,
+    new_id: str,
+    flags: Sequence[str],
+    checksum: str | None = None,
+) -> bool:
+    """Record in the caller's transaction that ``legacy_id`` becomes ``new_id``; False when an
+    earlier or concurrent run holds it, and the caller writes nothing for it."""
+    claimed = await session.execute(
+        insert(table)
+        .values(
+            source=SOURCE,
+            kind=kind,
+            legacy_id=legacy_id,
+            new_id=new_id,
+            checksum=checksum,
+            flags=list(flags),
+        )
+        .on_conflict_do_nothing()
+        .returning(table.c.new_id)
+    )
+    return claimed.first() is not None
 
 
 @dataclass(frozen=True, slots=True)

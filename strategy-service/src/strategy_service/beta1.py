@@ -21,10 +21,9 @@ from typing import Any, Final
 import orjson
 from anyio import to_thread
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from algotrade.beta1 import SOURCE, Outcome, StrategyRecord
+from algotrade.beta1 import Outcome, StrategyRecord, claim, imported
 from algotrade.engine import GraphInvalid, compile_graph
 from algotrade.events import new_event_id
 from strategy_service.models import Strategy, StrategyVersion, legacy_ids
@@ -355,11 +354,7 @@ class StrategyImporter:
                     StrategyVersion,
                     (StrategyVersion.strategy_id == Strategy.id) & (StrategyVersion.n == 1),
                 )
-                .where(
-                    legacy_ids.c.source == SOURCE,
-                    legacy_ids.c.kind == KIND,
-                    legacy_ids.c.legacy_id.in_(list(ids)),
-                )
+                .where(imported(legacy_ids, KIND, ids))
             )
             return {
                 legacy: {
@@ -392,11 +387,7 @@ async def _present(session: AsyncSession, ids: Sequence[str]) -> dict[str, Outco
             StrategyVersion,
             (StrategyVersion.strategy_id == legacy_ids.c.new_id) & (StrategyVersion.n == 1),
         )
-        .where(
-            legacy_ids.c.source == SOURCE,
-            legacy_ids.c.kind == KIND,
-            legacy_ids.c.legacy_id.in_(list(ids)),
-        )
+        .where(imported(legacy_ids, KIND, ids))
     )
     return {
         legacy: Outcome(
@@ -420,20 +411,9 @@ async def _save(session: AsyncSession, record: StrategyRecord, mapped: MappedGra
         flags.append(
             f"draft: {len(mapped.problems)} problem(s), first: {mapped.problems[0]['message']}"
         )
-    claimed = await session.execute(
-        insert(legacy_ids)
-        .values(
-            source=SOURCE,
-            kind=KIND,
-            legacy_id=str(record.legacy_id),
-            new_id=strategy_id,
-            checksum=mapped.checksum,
-            flags=flags,
-        )
-        .on_conflict_do_nothing()
-        .returning(legacy_ids.c.new_id)
-    )
-    if claimed.first() is None:  # a concurrent run got there first
+    if not await claim(
+        session, legacy_ids, KIND, str(record.legacy_id), strategy_id, flags, mapped.checksum
+    ):  # a concurrent run got there first
         present = await _present(session, [str(record.legacy_id)])
         return present[str(record.legacy_id)]
     session.add(
