@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from algotrade_devstack.beta1.source import parse_time, read_beta1, read_trade
+from algotrade_devstack.beta1.source import parse_ms, parse_time, read_beta1, read_trade
 
 MOMENT = datetime(2023, 4, 5, 6, 7, 8, tzinfo=UTC)
 
@@ -28,6 +28,7 @@ MOMENT = datetime(2023, 4, 5, 6, 7, 8, tzinfo=UTC)
 )
 def test_every_beta1_time_spelling_reads_as_the_same_utc_moment(text: object) -> None:
     assert parse_time(text) == MOMENT
+    assert parse_ms(text) == parse_ms(int(MOMENT.timestamp())) == 1_680_674_828_000
 
 
 @pytest.mark.parametrize("text", [None, "", "yesterday", "nan", "2023-13-45 00:00:00", True])

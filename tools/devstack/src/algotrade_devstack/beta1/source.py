@@ -20,7 +20,7 @@ import orjson
 
 from algotrade.bars import TIMEFRAMES
 from algotrade.beta1 import EquityPoint, Kind, TradeRecord
-from algotrade.epoch import datetime_from_seconds, ms_from_datetime
+from algotrade.epoch import datetime_from_seconds, ms_from_datetime, ms_from_seconds
 from api_gateway.beta1 import stand_in_email
 from api_gateway.schemas import normalise_email
 
@@ -173,6 +173,14 @@ def _from_epoch(seconds: float) -> datetime | None:
 
 def to_ms(moment: datetime | None) -> int | None:
     return None if moment is None else ms_from_datetime(moment)
+
+
+def parse_ms(value: object) -> int | None:
+    """`parse_time` as epoch milliseconds; whole epoch seconds (most of Beta1's equity curves)
+    skip the datetime on the way."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**11:
+        return ms_from_seconds(value)
+    return to_ms(parse_time(value))
 
 
 def _number(value: object) -> float | None:
@@ -442,11 +450,11 @@ def _backtest(row: dict[str, Any], legacy_id: int, strategy_ids: set[int]) -> Be
             if isinstance(point, list) and len(point) == 2
             else (None, None)
         )
-        moment, number = parse_time(at), _number(value)
-        if moment is None or number is None:
+        ts_ms, number = parse_ms(at), _number(value)
+        if ts_ms is None or number is None:
             unreadable += 1
         else:
-            equity.append(EquityPoint(to_ms(moment) or 0, number))
+            equity.append(EquityPoint(ts_ms, number))
     if unreadable:
         flags.append(f"{unreadable} equity point(s) unreadable: left out")
     num_trades = row["num_trades"]
