@@ -7,11 +7,13 @@ Dict- and list-valued settings are read from the environment as JSON, e.g.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from algotrade.config import SERVICE_PORTS, ServiceSettings
+from api_gateway.webapp import default_web_dist
 
 RouteClass = Literal["auth", "read", "write", "backtest_submit"]
 
@@ -136,6 +138,9 @@ class Settings(ServiceSettings):
     cors_origins: list[str] = Field(
         default_factory=lambda: ["http://localhost:5173", "http://127.0.0.1:5173"]
     )
+
+    # The built web app, served at / (`api_gateway.webapp`).
+    web_dist_dir: Path = Field(default_factory=default_web_dist)
 
     @field_validator("rate_limits")
     @classmethod

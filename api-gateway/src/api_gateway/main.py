@@ -32,6 +32,7 @@ from api_gateway.ratelimit import LoginThrottle, RateLimiter, RedisHealth
 from api_gateway.routing import WEBSOCKET_RULE, RouteTable
 from api_gateway.services import Gateway
 from api_gateway.tokens import AccessTokens, InternalTokens, RefreshTokens
+from api_gateway.webapp import WebAppRoute
 from api_gateway.websocket import WebSocketProxy
 
 NAME = "api-gateway"
@@ -66,6 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_gateway_handlers(app)
     app.add_api_route("/openapi.json", _openapi, methods=["GET"], include_in_schema=False)
     app.add_api_route("/docs", _docs, methods=["GET"], include_in_schema=False)
+    # Last: the web app answers the GET paths no route above claims (never /api, /ws, /docs).
+    app.router.routes.append(WebAppRoute(settings.web_dist_dir))
     # Before anything reads a credential; inside CORS so that a browser can read the 431.
     app.add_middleware(CredentialHeaderLimit, max_bytes=settings.max_credential_header_bytes)
     app.add_middleware(
