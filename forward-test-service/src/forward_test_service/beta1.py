@@ -21,9 +21,9 @@ or ``beta1:<status>`` otherwise; ``beta1`` keeps the Beta1 status and raw settin
 
 Nothing is announced on ``session.events``: the events say what a session does now, so a
 migrated one would notify its owner of a "stop" that happened long ago (notification service)
-and reach analytics as live activity with the migration time, while analytics imports the same
-Beta1 records into its own schema through its own entry point. No worker needs waking either:
-the row is stopped.
+and reach analytics as live activity at the migration time. So analytics has no report of a
+migrated session (its trades are served here). No worker needs waking either: the row is
+stopped.
 
 Beta1 settings → execution config (`algotrade.simulation.BacktestConfig`)
 --------------------------------------------------------------------------
