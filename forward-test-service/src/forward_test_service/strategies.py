@@ -1,31 +1,19 @@
-"""Strategy versions with their compiled plans, read from the strategy service's API (never
-from its tables), as the session's user may read them."""
+"""Strategy versions with their compiled plans, as the session's user may read them: the shared
+`algotrade.strategy_client`, its refusals as this service's 422s."""
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass
-from typing import Any, Protocol
-from urllib.parse import quote
+from typing import Protocol
 
-import httpx
-
-from algotrade.auth import InternalTokens
-from algotrade.engine import Plan, PlanDecodeError
-from algotrade.errors import DependencyUnavailable
-from algotrade.problems import problem_detail
+from algotrade.strategy_client import (
+    StrategyClient,
+    StrategyRefused,
+    StrategyUnknown,
+    StrategyVersion,
+)
 from forward_test_service.errors import SessionInvalid, invalid
 
-logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class StrategyVersion:
-    """A saved version: its number, graph and, when the source has it, its compiled plan."""
-
-    version: int
-    graph: dict[str, Any]
-    plan: Plan | None = None
+__all__ = ["HttpStrategySource", "StrategySource", "StrategyVersion"]
 
 
 class StrategySource(Protocol):
@@ -45,79 +33,19 @@ def unknown_strategy(strategy_id: str, version: int | None) -> SessionInvalid:
     )
 
 
-class HttpStrategySource:
-    """``GET {base}/api/strategies/{id}/versions/{n}?include=plan``: the plan comes from the
-    strategy service's plan cache, so a version is compiled once however many sessions run it.
-    Without a version, ``GET {base}/api/strategies/{id}`` names the current one first."""
-
-    def __init__(self, client: httpx.AsyncClient, base_url: str, tokens: InternalTokens) -> None:
-        self._client = client
-        self._base = base_url.rstrip("/")
-        self._tokens = tokens
-
+class HttpStrategySource(StrategyClient):
     async def version(self, user_id: str, strategy_id: str, version: int | None) -> StrategyVersion:
-        headers = {"authorization": f"Bearer {self._tokens.for_user(user_id, 'strategies:read')}"}
-        base = f"{self._base}/api/strategies/{quote(strategy_id, safe='')}"
-        if version is None:
-            current = await self._get(base, {}, headers, strategy_id, version)
-            number = current.get("current_version")
-            if isinstance(number, bool) or not isinstance(number, int):
-                raise DependencyUnavailable("the strategy service's answer has no current_version")
-            version = number
-        body = await self._get(
-            f"{base}/versions/{version}", {"include": "plan"}, headers, strategy_id, version
-        )
-        graph = body.get("graph")
-        if not isinstance(graph, dict):
-            raise DependencyUnavailable("the strategy service's answer has no graph")
-        return StrategyVersion(version=version, graph=graph, plan=_plan_of(body))
-
-    async def _get(
-        self,
-        url: str,
-        params: dict[str, str],
-        headers: dict[str, str],
-        strategy_id: str,
-        version: int | None,
-    ) -> dict[str, Any]:
         try:
-            response = await self._client.get(url, params=params, headers=headers)
-        except httpx.HTTPError as exc:
-            raise DependencyUnavailable(
-                f"the strategy service is unreachable ({type(exc).__name__})"
-            ) from None
-        if response.status_code in (403, 404, 422):
-            raise unknown_strategy(strategy_id, version)
-        if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
-            detail = problem_detail(response.content)
+            return await super().version(user_id, strategy_id, version)
+        except StrategyUnknown:
+            raise unknown_strategy(strategy_id, version) from None
+        except StrategyRefused as exc:
+            if exc.status == 422:  # an id the strategy service cannot even look up
+                raise unknown_strategy(strategy_id, version) from None
             raise invalid(
                 "version",
                 "strategy_refused",
-                detail or f"strategy service answered {response.status_code}",
+                str(exc),
                 f"the strategy service refused strategy {strategy_id!r}"
-                + (f": {detail}" if detail else ""),
-            )
-        if response.status_code != 200:
-            logger.warning("strategy service answered %d", response.status_code)
-            raise DependencyUnavailable(f"the strategy service answered {response.status_code}")
-        body = response.json()
-        if not isinstance(body, dict):
-            raise DependencyUnavailable("the strategy service's answer is not an object")
-        return body
-
-
-def _plan_of(body: dict[str, Any]) -> Plan | None:
-    """The version's compiled plan when the answer carries one that is the version's own
-    (same ``plan_id``); None otherwise, and the caller compiles the graph."""
-    stored = body.get("plan")
-    if not isinstance(stored, str):
-        return None
-    try:
-        plan = Plan.from_bytes(stored.encode())
-    except PlanDecodeError as exc:
-        logger.warning("the strategy service's plan is unusable, compiling: %s", exc)
-        return None
-    if plan.plan_id != body.get("plan_id"):
-        logger.warning("the strategy service's plan is not the version's, compiling")
-        return None
-    return plan
+                + (f": {exc.detail}" if exc.detail else ""),
+            ) from None
