@@ -13,9 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ValidationError
 from rich.console import Console
+from sqlalchemy.exc import DBAPIError
 
+from algotrade.errors import AlgoTradeError
 from algotrade_devstack.beta1.migration import BATCH_SIZE
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:500] or type(exc).__name__
 
 
 def beta1(
@@ -28,7 +36,8 @@ def beta1(
     batch_size: int = BATCH_SIZE,
 ) -> int:
     """Exit code: 0 when every row is migrated, present or skipped with a reason (and, with
-    ``verify``, the target matches); 1 when something would be lost; 2 for a bad source."""
+    ``verify``, the target matches); 1 when something would be lost; 2 for a bad source; 3
+    when the platform could not be reached or configured (nothing is lost: run it again)."""
     from algotrade_devstack.beta1.report import print_report
     from algotrade_devstack.beta1.source import read_beta1
     from algotrade_devstack.beta1.targets import apply_stack_env
@@ -43,7 +52,23 @@ def beta1(
         console.print(f"[red]{source} is not a Beta1 database[/]: {exc}")
         return 2
     apply_stack_env(state_dir)
-    report = asyncio.run(_run(data, str(source), dry_run, verify, batch_size))
+    try:
+        report = asyncio.run(_run(data, str(source), dry_run, verify, batch_size))
+    except (
+        AlgoTradeError,
+        OSError,
+        DBAPIError,
+        ValidationError,
+        BotoCoreError,
+        ClientError,
+    ) as exc:
+        # What was committed stays committed: running the command again resumes.
+        console.print(
+            f"[red]the migration stopped[/]: {_one_line(exc)}\n"
+            f"Is the platform running (make run), or its environment set (DATABASE_URL, ...)? "
+            f"Batches already written are kept; run the command again to resume."
+        )
+        return 3
     if report_path is not None:
         report_path.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     print_report(report, console)
