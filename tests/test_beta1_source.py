@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -131,3 +132,22 @@ def test_orphans_and_duplicate_emails_are_reported_not_dropped(tmp_path: Path) -
     assert session.strategy_id is None and session.timeframe == "1h"
     assert session.initial_capital == 900 and len(session.trades) == 1
     assert any("defaults used" in f for f in session.flags)
+
+
+def test_an_unreachable_platform_is_a_clear_exit_3_and_a_bad_source_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from algotrade_devstack.commands.migrate import beta1
+    from algotrade_testkit.beta1_db import build_beta1_db
+
+    for name in list(os.environ):
+        if name.startswith(("INTERNAL_JWT_", "DATABASE_URL", "S3_", "KAFKA_", "REDIS_")):
+            monkeypatch.delenv(name)
+    source = tmp_path / "strategies.db"
+    build_beta1_db(source, seed=3, users=2)
+    options = {"dry_run": True, "verify": False, "report_path": None, "state_dir": tmp_path}
+    assert beta1(source, **options) == 3
+    assert "run the command again to resume" in capsys.readouterr().err
+    (tmp_path / "junk.db").write_bytes(b"not a database" * 100)
+    assert beta1(tmp_path / "junk.db", **options) == 2
+    assert beta1(tmp_path / "missing.db", **options) == 2
