@@ -12,12 +12,13 @@ stand-in address instead, and the report says so.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any, Final
 
-from sqlalchemy import func, select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from algotrade.beta1 import Outcome, UserRecord, claim, imported
+from algotrade.beta1 import Claim, Outcome, UserRecord, claim_many, imported
 from algotrade.events import new_event_id
 from api_gateway.models import User, legacy_ids
 
@@ -49,8 +50,7 @@ class UserImporter:
                 ).all()
             )
             outcomes = dict(present)
-            for record in todo:
-                outcomes[str(record.legacy_id)] = await _save(session, record, taken)
+            outcomes.update(await _save_all(session, todo, taken))
         return [outcomes[str(r.legacy_id)] for r in records]
 
     async def inventory(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -85,34 +85,51 @@ async def _present(session: AsyncSession, ids: Sequence[str]) -> dict[str, Outco
     }
 
 
-async def _save(session: AsyncSession, record: UserRecord, taken: set[str]) -> Outcome:
-    user_id = new_event_id()
-    flags = list(record.flags)
-    email = record.email
-    if email in taken:
-        email = stand_in_email(record.legacy_id)
-        flags.append(f"email {record.email} belongs to a Beta2 account; log in as {email}")
-    taken.add(email)
-    if record.password_hash is None:
-        flags.append("no password in Beta1: the user must set one")
-    if not await claim(session, legacy_ids, KIND, str(record.legacy_id), user_id, flags):
-        return (await _present(session, [str(record.legacy_id)]))[str(record.legacy_id)]
-    created = record.created_at or func.now()
-    session.add(
-        User(
-            id=user_id,
-            email=email,
-            password_hash=record.password_hash or NO_PASSWORD,
-            is_active=record.is_active,
-            created_at=created,
-            password_changed_at=created,
+async def _save_all(
+    session: AsyncSession, todo: Sequence[UserRecord], taken: set[str]
+) -> dict[str, Outcome]:
+    """Claim every Beta1 id, then create the accounts this run holds in one statement."""
+    outcomes: dict[str, Outcome] = {}
+    for record in todo:
+        flags = list(record.flags)
+        email = record.email
+        if email in taken:
+            email = stand_in_email(record.legacy_id)
+            flags.append(f"email {record.email} belongs to a Beta2 account; log in as {email}")
+        taken.add(email)
+        if record.password_hash is None:
+            flags.append("no password in Beta1: the user must set one")
+        outcomes[str(record.legacy_id)] = Outcome(
+            kind=KIND,
+            legacy_id=str(record.legacy_id),
+            state="migrated",
+            new_id=new_event_id(),
+            flags=tuple(flags),
+            detail={"email": email},
         )
+    claimed = await claim_many(
+        session,
+        legacy_ids,
+        KIND,
+        [Claim(o.legacy_id, o.new_id or "", o.flags) for o in outcomes.values()],
     )
-    return Outcome(
-        kind=KIND,
-        legacy_id=str(record.legacy_id),
-        state="migrated",
-        new_id=user_id,
-        flags=tuple(flags),
-        detail={"email": email},
-    )
+    now = datetime.now(UTC)
+    accounts = [
+        {
+            "id": outcomes[str(r.legacy_id)].new_id,
+            "email": outcomes[str(r.legacy_id)].detail["email"],
+            "password_hash": r.password_hash or NO_PASSWORD,
+            "roles": ["user"],
+            "is_active": r.is_active,
+            "created_at": r.created_at or now,
+            "password_changed_at": r.created_at or now,
+        }
+        for r in todo
+        if str(r.legacy_id) in claimed
+    ]
+    if accounts:
+        await session.execute(insert(User), accounts)
+    taken_by_others = [legacy for legacy in outcomes if legacy not in claimed]
+    if taken_by_others:  # a concurrent run got there first
+        outcomes.update(await _present(session, taken_by_others))
+    return outcomes

@@ -77,6 +77,42 @@ async def claim(
 
 
 @dataclass(frozen=True, slots=True)
+class Claim:
+    legacy_id: str
+    new_id: str
+    flags: Sequence[str] = ()
+    checksum: str | None = None
+
+
+async def claim_many(
+    session: AsyncSession, table: Table, kind: Kind, claims: Sequence[Claim]
+) -> set[str]:
+    """`claim` for many rows in one statement: the Beta1 ids this run now holds (the others
+    are held by an earlier or concurrent run, and the caller writes nothing for them)."""
+    if not claims:
+        return set()
+    result = await session.execute(
+        insert(table)
+        .values(
+            [
+                {
+                    "source": SOURCE,
+                    "kind": kind,
+                    "legacy_id": c.legacy_id,
+                    "new_id": c.new_id,
+                    "checksum": c.checksum,
+                    "flags": list(c.flags),
+                }
+                for c in claims
+            ]
+        )
+        .on_conflict_do_nothing()
+        .returning(table.c.legacy_id)
+    )
+    return {row[0] for row in result}
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """What became of one Beta1 row."""
 

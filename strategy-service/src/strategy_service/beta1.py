@@ -16,14 +16,15 @@ import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import orjson
 from anyio import to_thread
-from sqlalchemy import func, select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from algotrade.beta1 import Outcome, StrategyRecord, claim, imported
+from algotrade.beta1 import Claim, Outcome, StrategyRecord, claim_many, imported
 from algotrade.engine import GraphInvalid, compile_graph
 from algotrade.events import new_event_id
 from strategy_service.models import Strategy, StrategyVersion, legacy_ids
@@ -333,8 +334,7 @@ class StrategyImporter:
             todo = [r for r in records if str(r.legacy_id) not in present]
             mapped = await to_thread.run_sync(_map_all, todo) if todo else []
             outcomes: dict[str, Outcome] = dict(present)
-            for record, graph in zip(todo, mapped, strict=True):
-                outcomes[str(record.legacy_id)] = await _save(session, record, graph)
+            outcomes.update(await _save_all(session, list(zip(todo, mapped, strict=True))))
         return [outcomes[str(r.legacy_id)] for r in records]
 
     async def inventory(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -403,49 +403,65 @@ async def _present(session: AsyncSession, ids: Sequence[str]) -> dict[str, Outco
     }
 
 
-async def _save(session: AsyncSession, record: StrategyRecord, mapped: MappedGraph) -> Outcome:
-    strategy_id = new_event_id()
-    created = record.created_at or func.now()
-    flags = list(record.flags)
-    if mapped.plan_id is None:
-        flags.append(
-            f"draft: {len(mapped.problems)} problem(s), first: {mapped.problems[0]['message']}"
+async def _save_all(
+    session: AsyncSession, todo: Sequence[tuple[StrategyRecord, MappedGraph]]
+) -> dict[str, Outcome]:
+    """Claim every Beta1 id, then write the strategies this run holds, each table in one
+    statement (a batch costs a few round trips, not a few per strategy)."""
+    now = datetime.now(UTC)
+    outcomes: dict[str, Outcome] = {}
+    for record, mapped in todo:
+        flags = list(record.flags)
+        if mapped.plan_id is None:
+            first = mapped.problems[0]["message"]
+            flags.append(f"draft: {len(mapped.problems)} problem(s), first: {first}")
+        outcomes[str(record.legacy_id)] = Outcome(
+            kind=KIND,
+            legacy_id=str(record.legacy_id),
+            state="migrated",
+            new_id=new_event_id(),
+            flags=tuple(flags),
+            checksum=mapped.checksum,
+            detail={"version": 1, "plan_id": mapped.plan_id},
         )
-    if not await claim(
-        session, legacy_ids, KIND, str(record.legacy_id), strategy_id, flags, mapped.checksum
-    ):  # a concurrent run got there first
-        present = await _present(session, [str(record.legacy_id)])
-        return present[str(record.legacy_id)]
-    session.add(
-        Strategy(
-            id=strategy_id,
-            owner_id=record.owner_id,
-            name=record.name,
-            description=record.description,
-            current_version=1,
-            created_at=created,
-            updated_at=record.updated_at or created,
-            deleted_at=(record.updated_at or func.now()) if record.deleted else None,
-        )
+    claimed = await claim_many(
+        session,
+        legacy_ids,
+        KIND,
+        [Claim(o.legacy_id, o.new_id or "", o.flags, o.checksum) for o in outcomes.values()],
     )
-    await session.flush()  # the strategy row before its version (foreign key)
-    session.add(
-        StrategyVersion(
-            strategy_id=strategy_id,
-            n=1,
-            graph=mapped.graph,
-            plan_id=mapped.plan_id,
-            problems=mapped.problems or None,
-            created_by=record.owner_id,
-            created_at=created,
-        )
-    )
-    return Outcome(
-        kind=KIND,
-        legacy_id=str(record.legacy_id),
-        state="migrated",
-        new_id=strategy_id,
-        flags=tuple(flags),
-        checksum=mapped.checksum,
-        detail={"version": 1, "plan_id": mapped.plan_id},
-    )
+    mine = [(r, m, outcomes[str(r.legacy_id)]) for r, m in todo if str(r.legacy_id) in claimed]
+    if mine:
+        strategies = []
+        versions = []
+        for record, mapped, outcome in mine:
+            created = record.created_at or now
+            strategies.append(
+                {
+                    "id": outcome.new_id,
+                    "owner_id": record.owner_id,
+                    "name": record.name,
+                    "description": record.description,
+                    "current_version": 1,
+                    "created_at": created,
+                    "updated_at": record.updated_at or created,
+                    "deleted_at": (record.updated_at or now) if record.deleted else None,
+                }
+            )
+            versions.append(
+                {
+                    "strategy_id": outcome.new_id,
+                    "n": 1,
+                    "graph": mapped.graph,
+                    "plan_id": mapped.plan_id,
+                    "problems": mapped.problems or None,
+                    "created_by": record.owner_id,
+                    "created_at": created,
+                }
+            )
+        await session.execute(insert(Strategy), strategies)
+        await session.execute(insert(StrategyVersion), versions)
+    taken = [o.legacy_id for o in outcomes.values() if o.legacy_id not in claimed]
+    if taken:  # a concurrent run got there first
+        outcomes.update(await _present(session, taken))
+    return outcomes
