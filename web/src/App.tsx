@@ -1,0 +1,81 @@
+/** The app shell: the signed-in layout and the page for the current path. */
+import { useQuery } from "@tanstack/react-query";
+import { useEffect } from "react";
+import { unwrap } from "./api/client";
+import { AuthPage } from "./auth/AuthPage";
+import { useSession } from "./auth/session";
+import { EditorPage } from "./editor/EditorPage";
+import { Link, match, navigate, useLocation } from "./router";
+import { StrategiesPage } from "./strategies/StrategiesPage";
+import { Loading } from "./ui/ErrorBox";
+
+export function App() {
+  const session = useSession();
+  const { pathname } = useLocation();
+  const publicPage = pathname === "/login" || pathname === "/signup";
+
+  useEffect(() => {
+    if (session.resuming) return;
+    if (!session.signedIn && !publicPage) {
+      const next = pathname === "/" ? "" : `?next=${encodeURIComponent(pathname + location.search)}`;
+      navigate(`/login${next}`, { replace: true });
+    } else if (session.signedIn && (publicPage || pathname === "/")) {
+      navigate("/strategies", { replace: true });
+    }
+  }, [session.signedIn, session.resuming, publicPage, pathname]);
+
+  if (session.resuming) return <Loading what="your session" />;
+  if (pathname === "/login") return <AuthPage mode="login" />;
+  if (pathname === "/signup") return <AuthPage mode="signup" />;
+  if (!session.signedIn) return null;
+  return (
+    <div className="shell">
+      <TopBar />
+      <main>
+        <Page pathname={pathname} />
+      </main>
+    </div>
+  );
+}
+
+function Page({ pathname }: { pathname: string }) {
+  if (pathname === "/strategies" || pathname === "/") return <StrategiesPage />;
+  if (match("/strategies/new", pathname)) return <EditorPage />;
+  const version = match("/strategies/:id/versions/:n", pathname);
+  if (version) return <EditorPage strategyId={version.id} version={Number(version.n)} />;
+  const strategy = match("/strategies/:id", pathname);
+  if (strategy) return <EditorPage strategyId={strategy.id} />;
+  return (
+    <div className="page">
+      <div className="error-box" role="alert">
+        <strong>Not found</strong>
+        <div>There is no page at {pathname}.</div>
+      </div>
+      <Link to="/strategies">Back to your strategies</Link>
+    </div>
+  );
+}
+
+function TopBar() {
+  const session = useSession();
+  const me = useQuery({
+    queryKey: ["me"],
+    queryFn: () => unwrap(session.api.GET("/api/auth/me")),
+    staleTime: 5 * 60_000,
+  });
+  return (
+    <header className="topbar">
+      <Link to="/strategies" className="brand">
+        AlgoTrade
+      </Link>
+      <nav>
+        <Link to="/strategies">Strategies</Link>
+      </nav>
+      <span className="spacer" />
+      <span className="muted">{me.data?.email}</span>
+      <button type="button" onClick={() => void session.logOut().then(() => navigate("/login"))}>
+        Log out
+      </button>
+    </header>
+  );
+}
