@@ -41,7 +41,8 @@ class UserImporter:
         gives duplicates in Beta1 their stand-in)."""
         async with self._sessions.begin() as session:
             present = await _present(session, [str(r.legacy_id) for r in records])
-            todo = [r for r in records if str(r.legacy_id) not in present]
+            unique = {str(r.legacy_id): r for r in reversed(records)}  # the first of each id
+            todo = [r for legacy, r in reversed(unique.items()) if legacy not in present]
             taken = set(
                 (
                     await session.scalars(

@@ -71,7 +71,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ulid import ULID
 
 from algotrade.bars import SYMBOL_MAX_LENGTH, TIMEFRAME_SECONDS, normalize_symbol, series_key
-from algotrade.beta1 import SOURCE, Outcome, SessionRecord, TradeRecord, claim, imported
+from algotrade.beta1 import (
+    SOURCE,
+    Claim,
+    Outcome,
+    SessionRecord,
+    TradeRecord,
+    claim_many,
+    imported,
+)
 from algotrade.epoch import ms_from_datetime
 from algotrade.events import new_event_id
 from algotrade.simulation import BacktestConfig, ResolvedConfig
@@ -230,8 +238,9 @@ class SessionImporter:
                 planned.append((k, plan))
         if planned:
             async with self._sessions.begin() as session:
-                for k, plan in planned:
-                    outcomes[k] = await _save(session, plan)
+                saved = await _save_all(session, [plan for _, plan in planned])
+            for k, plan in planned:
+                outcomes[k] = saved[plan.record.legacy_id]
         return [outcomes[k] for k in range(len(records))]
 
     async def inventory(self, legacy_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -476,27 +485,47 @@ async def _present(session: AsyncSession, ids: Sequence[str]) -> dict[str, Outco
     }
 
 
-async def _save(session: AsyncSession, plan: _Planned) -> Outcome:
-    legacy_id = plan.record.legacy_id
-    if not await claim(session, legacy_ids, SESSION, legacy_id, plan.session_id, plan.flags):
-        # earlier in this batch, or a concurrent run got there first
-        return (await _present(session, [legacy_id]))[legacy_id]
-    await session.execute(sessions_t.insert().values(**plan.session))
-    if plan.trades:
-        await session.execute(trades_t.insert(), plan.trades)
-    if plan.orders:
-        await session.execute(orders_t.insert(), plan.orders)
-    if plan.trade_ids:
-        # A Beta1 trade id met twice keeps its first mapping.
-        await session.execute(pg_insert(legacy_ids).on_conflict_do_nothing(), plan.trade_ids)
-    return Outcome(
-        kind=SESSION,
-        legacy_id=legacy_id,
-        state="migrated",
-        new_id=plan.session_id,
-        flags=tuple(plan.flags),
-        detail=plan.detail,
+async def _save_all(session: AsyncSession, plans: Sequence[_Planned]) -> dict[str, Outcome]:
+    """Claim every Beta1 id, then write the sessions this run holds with their trades, orders
+    and trade ids, each table in one statement."""
+    first: dict[str, _Planned] = {}
+    for plan in plans:  # the same Beta1 id twice in a batch: the first is the one written
+        first.setdefault(plan.record.legacy_id, plan)
+    claimed = await claim_many(
+        session,
+        legacy_ids,
+        SESSION,
+        [Claim(legacy, plan.session_id, plan.flags) for legacy, plan in first.items()],
     )
+    mine = [plan for legacy, plan in first.items() if legacy in claimed]
+    if mine:
+        # Multi-row VALUES, not executemany: a row's revision is a SQL expression (nextval).
+        await session.execute(sessions_t.insert().values([plan.session for plan in mine]))
+        for rows, table in (
+            ([t for plan in mine for t in plan.trades], trades_t),
+            ([o for plan in mine for o in plan.orders], orders_t),
+        ):
+            if rows:
+                await session.execute(table.insert(), rows)
+        trade_ids = [t for plan in mine for t in plan.trade_ids]
+        if trade_ids:
+            # A Beta1 trade id met twice keeps its first mapping.
+            await session.execute(pg_insert(legacy_ids).on_conflict_do_nothing(), trade_ids)
+    outcomes = {
+        plan.record.legacy_id: Outcome(
+            kind=SESSION,
+            legacy_id=plan.record.legacy_id,
+            state="migrated",
+            new_id=plan.session_id,
+            flags=tuple(plan.flags),
+            detail=plan.detail,
+        )
+        for plan in mine
+    }
+    taken = [legacy for legacy in first if legacy not in claimed]
+    if taken:  # a concurrent run got there first
+        outcomes.update(await _present(session, taken))
+    return outcomes
 
 
 def _closed_trade(trade: TradeRecord, stopped_ms: int, flags: list[str]) -> dict[str, Any]:

@@ -331,7 +331,8 @@ class StrategyImporter:
     async def import_batch(self, records: Sequence[StrategyRecord]) -> list[Outcome]:
         async with self._sessions.begin() as session:
             present = await _present(session, [str(r.legacy_id) for r in records])
-            todo = [r for r in records if str(r.legacy_id) not in present]
+            unique = {str(r.legacy_id): r for r in reversed(records)}  # the first of each id
+            todo = [r for legacy, r in reversed(unique.items()) if legacy not in present]
             mapped = await to_thread.run_sync(_map_all, todo) if todo else []
             outcomes: dict[str, Outcome] = dict(present)
             outcomes.update(await _save_all(session, list(zip(todo, mapped, strict=True))))
