@@ -56,6 +56,7 @@ and flagged.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -174,6 +175,10 @@ def _number(raw: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
+LOOKUPS_AT_ONCE: Final = 8
+"""Market data lookups a batch makes at once (one per series not seen before)."""
+
+
 @dataclass(frozen=True)
 class _Series:
     """What the market data service says of a series: its owner and newest open times."""
@@ -227,11 +232,18 @@ class SessionImporter:
         outcomes: dict[int, Outcome] = {}
         planned: list[tuple[int, _Planned]] = []
         migrated_at = datetime.now(UTC)
+        lookups = asyncio.Semaphore(LOOKUPS_AT_ONCE)
+
+        async def plan_of(record: SessionRecord) -> _Planned | Outcome:
+            async with lookups:  # each may ask the market data service about its series
+                return await self._plan(record, migrated_at)
+
+        todo = [(k, r) for k, r in enumerate(records) if r.legacy_id not in present]
+        plans = await asyncio.gather(*(plan_of(r) for _, r in todo))
         for k, record in enumerate(records):
             if record.legacy_id in present:
                 outcomes[k] = present[record.legacy_id]
-                continue
-            plan = await self._plan(record, migrated_at)
+        for (k, _), plan in zip(todo, plans, strict=True):
             if isinstance(plan, Outcome):
                 outcomes[k] = plan
             else:
