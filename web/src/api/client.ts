@@ -20,11 +20,13 @@ export function createApi(tokens: TokenStore, baseUrl = "") {
       const token = tokens.refresh();
       if (token === null) return false;
       try {
-        const response = await fetch(`${baseUrl}/api/auth/refresh`, {
-          method: "POST",
-          headers: { "Content-Type": "application/json" },
-          body: JSON.stringify({ refresh_token: token }),
-        });
+        const response = await fetch(
+          new Request(new URL("/api/auth/refresh", baseUrl || location.origin), {
+            method: "POST",
+            headers: { "Content-Type": "application/json" },
+            body: JSON.stringify({ refresh_token: token }),
+          }),
+        );
         if (!response.ok) {
           tokens.clear();
           return false;
@@ -41,7 +43,7 @@ export function createApi(tokens: TokenStore, baseUrl = "") {
   }
 
   async function authedFetch(input: Request): Promise<Response> {
-    const isAuthPath = AUTH_PATHS.some((p) => new URL(input.url, location.href).pathname === p);
+    const isAuthPath = AUTH_PATHS.some((p) => new URL(input.url).pathname === p);
     const send = (request: Request) => {
       const access = tokens.access();
       if (access !== null && !isAuthPath) request.headers.set("Authorization", `Bearer ${access}`);
