@@ -21,7 +21,7 @@ const json = (status: number, body: unknown, type = "application/json") =>
 const pair = (n: number) => ({
   access_token: `access-${n}`,
   refresh_token: `refresh-${n}`,
-  token_type: "bearer",
+  token_type: "bearer" as const,
   expires_in: 900,
   refresh_expires_in: 2_592_000,
 });

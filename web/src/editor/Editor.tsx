@@ -91,6 +91,7 @@ export function Editor({ catalog, source }: { catalog: Catalog; source: EditorSo
   const history = useRef(new History<Snapshot>());
   const clipboard = useRef<{ clip: Clip; pastes: number } | null>(null);
   const wrapper = useRef<HTMLDivElement>(null);
+  const hintTimer = useRef<number | undefined>(undefined);
   const flow = useReactFlow<FlowNode, FlowEdge>();
   const save = useSaveStrategy();
   const queryClient = useQueryClient();
@@ -170,7 +171,7 @@ export function Editor({ catalog, source }: { catalog: Catalog; source: EditorSo
           const center = box
             ? flow.screenToFlowPosition({ x: box.left + box.width / 2, y: box.top + box.height / 2 })
             : { x: 0, y: 0 };
-          return { x: center.x + (taken.size % 5) * 20, y: center.y + (taken.size % 5) * 20 };
+          return freeSpot(center, state.current.nodes);
         })();
       const node: FlowNode = {
         id,
@@ -333,7 +334,7 @@ export function Editor({ catalog, source }: { catalog: Catalog; source: EditorSo
               type="button"
               className="primary"
               onClick={onSave}
-              disabled={save.isPending || invalid || (!dirty && source.id !== undefined)}
+              disabled={save.isPending || checking || invalid || (!dirty && source.id !== undefined)}
               title={invalid ? "Fix the problems first: the service stores only valid graphs" : undefined}
             >
               {save.isPending ? "Saving…" : source.id === undefined ? "Save strategy" : `Save as version ${nextVersion}`}
@@ -363,6 +364,11 @@ export function Editor({ catalog, source }: { catalog: Catalog; source: EditorSo
                 onEdgesChange={onEdgesChange}
                 onConnect={onConnect}
                 onConnectStart={() => setHint(null)}
+                onConnectEnd={() => {
+                  // Leave a refusal's reason up long enough to be read.
+                  window.clearTimeout(hintTimer.current);
+                  hintTimer.current = window.setTimeout(() => setHint(null), 2500);
+                }}
                 isValidConnection={isValidConnection}
                 onNodeDragStart={record}
                 connectionMode={ConnectionMode.Strict}
@@ -405,6 +411,19 @@ export function Editor({ catalog, source }: { catalog: Catalog; source: EditorSo
       </ProblemsContext.Provider>
     </CatalogContext.Provider>
   );
+}
+
+/** Near `around`, the first spot (going down) where a new node covers no other node. */
+function freeSpot(around: { x: number; y: number }, nodes: readonly FlowNode[]): { x: number; y: number } {
+  const [w, h] = [200, 100];
+  const spot = { x: around.x - w / 2, y: around.y - h / 2 };
+  const covers = (n: FlowNode) => {
+    const nw = n.measured?.width ?? w;
+    const nh = n.measured?.height ?? h;
+    return spot.x < n.position.x + nw && n.position.x < spot.x + w && spot.y < n.position.y + nh && n.position.y < spot.y + h;
+  };
+  for (let i = 0; i < 50 && nodes.some(covers); i++) spot.y += 40;
+  return spot;
 }
 
 function focusNode(
