@@ -52,6 +52,7 @@ async def test_index_is_served_at_the_root_revalidated_with_a_csp(
     assert response.headers["cache-control"] == REVALIDATE
     assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
     assert "script-src 'self'" in CONTENT_SECURITY_POLICY
+    assert "unsafe-inline" not in CONTENT_SECURITY_POLICY
     assert response.headers["x-content-type-options"] == "nosniff"
 
 
