@@ -18,9 +18,9 @@ export function App() {
     if (session.resuming) return;
     if (!session.signedIn && !publicPage) {
       const next = pathname === "/" ? "" : `?next=${encodeURIComponent(pathname + location.search)}`;
-      navigate(`/login${next}`, { replace: true });
+      navigate(`/login${next}`, { replace: true, force: true });
     } else if (session.signedIn && (publicPage || pathname === "/")) {
-      navigate("/strategies", { replace: true });
+      navigate("/strategies", { replace: true, force: true });
     }
   }, [session.signedIn, session.resuming, publicPage, pathname]);
 
@@ -73,7 +73,13 @@ function TopBar() {
       </nav>
       <span className="spacer" />
       <span className="muted">{me.data?.email}</span>
-      <button type="button" onClick={() => void session.logOut().then(() => navigate("/login"))}>
+      <button
+        type="button"
+        onClick={() => {
+          navigate("/strategies"); // asks first when the editor has unsaved changes
+          if (location.pathname === "/strategies") void session.logOut().then(() => navigate("/login", { force: true }));
+        }}
+      >
         Log out
       </button>
     </header>

@@ -5,8 +5,15 @@
 import { useEffect, useState, type AnchorHTMLAttributes, type MouseEvent } from "react";
 
 const listeners = new Set<() => void>();
+let guard: (() => boolean) | null = null;
 
-export function navigate(to: string, { replace = false } = {}): void {
+/** While set, every in-app navigation asks `allow` first (unsaved edits); null removes it. */
+export function setNavigationGuard(allow: (() => boolean) | null): void {
+  guard = allow;
+}
+
+export function navigate(to: string, { replace = false, force = false } = {}): void {
+  if (!force && guard !== null && !guard()) return;
   if (replace) history.replaceState(null, "", to);
   else history.pushState(null, "", to);
   listeners.forEach((l) => l());

@@ -43,7 +43,7 @@ import { checkConnection, type NodeRef } from "./ports";
 import { placeProblems, type GraphProblem } from "./problems";
 import { StrategyNode } from "./StrategyNode";
 import { VersionsPanel } from "./VersionsPanel";
-import { navigate } from "../router";
+import { navigate, setNavigationGuard } from "../router";
 import { useSaveStrategy, useValidation } from "../strategies/queries";
 import { ErrorBox } from "../ui/ErrorBox";
 
@@ -250,6 +250,13 @@ export function Editor({ catalog, source }: { catalog: Catalog; source: EditorSo
     return () => window.removeEventListener("keydown", onKey);
   }, [deleteSelection, undo, redo, copy, paste]);
 
+  // Unsaved edits: leaving the page, by the browser or by a link, asks first.
+  const dirtyRef = useRef(dirty);
+  dirtyRef.current = dirty;
+  useEffect(() => {
+    setNavigationGuard(() => !dirtyRef.current || window.confirm("Leave this strategy? Your unsaved changes will be lost."));
+    return () => setNavigationGuard(null);
+  }, []);
   useEffect(() => {
     if (!dirty) return;
     const warn = (e: BeforeUnloadEvent) => e.preventDefault();
@@ -290,7 +297,7 @@ export function Editor({ catalog, source }: { catalog: Catalog; source: EditorSo
         onSuccess: (saved) => {
           setDirty(false);
           void queryClient.invalidateQueries({ queryKey: ["version", saved.id] });
-          navigate(`/strategies/${saved.id}`, { replace: source.id !== undefined });
+          navigate(`/strategies/${saved.id}`, { replace: source.id !== undefined, force: true });
         },
       },
     );
