@@ -29,11 +29,13 @@ import {
   flowToGraph,
   freshNodeId,
   graphToFlow,
+  isParamRef,
   semanticGraph,
   type FlowEdge,
   type FlowNode,
   type ParamValue,
   type StrategyGraph,
+  type Tunable,
 } from "./graph";
 import { History } from "./history";
 import { layeredLayout } from "./layout";
@@ -42,6 +44,7 @@ import { ParamsPanel } from "./ParamsPanel";
 import { checkConnection, type NodeRef } from "./ports";
 import { placeProblems, type GraphProblem } from "./problems";
 import { StrategyNode } from "./StrategyNode";
+import { TunablesPanel } from "./TunablesPanel";
 import { VersionsPanel } from "./VersionsPanel";
 import { navigate, setNavigationGuard } from "../router";
 import { useSaveStrategy, useValidation } from "../strategies/queries";
@@ -61,6 +64,7 @@ export interface EditorSource {
 interface Snapshot {
   nodes: FlowNode[];
   edges: FlowEdge[];
+  parameters: Record<string, Tunable> | undefined;
 }
 
 const NODE_TYPES = { strategy: StrategyNode };
@@ -85,6 +89,7 @@ export function Editor({ catalog, source }: { catalog: Catalog; source: EditorSo
   const [nodes, setNodes] = useState<FlowNode[]>(initial.nodes);
   const [edges, setEdges] = useState<FlowEdge[]>(initial.edges);
   const [extras] = useState(initial.extras);
+  const [parameters, setParameters] = useState(initial.extras.parameters);
   const [name, setName] = useState(source.name);
   const [dirty, setDirty] = useState(false);
   const [hint, setHint] = useState<string | null>(null);
@@ -97,8 +102,8 @@ export function Editor({ catalog, source }: { catalog: Catalog; source: EditorSo
   const queryClient = useQueryClient();
 
   // Latest state for the callbacks below, which React Flow keeps across renders.
-  const state = useRef<Snapshot>({ nodes, edges });
-  state.current = { nodes, edges };
+  const state = useRef<Snapshot>({ nodes, edges, parameters });
+  state.current = { nodes, edges, parameters };
 
   const record = useCallback(() => {
     history.current.record(state.current);
@@ -109,11 +114,24 @@ export function Editor({ catalog, source }: { catalog: Catalog; source: EditorSo
     if (snapshot === undefined) return;
     setNodes(snapshot.nodes);
     setEdges(snapshot.edges);
+    setParameters(snapshot.parameters);
     setDirty(true);
   }, []);
 
   // -- the graph and its problems ------------------------------------------------------------
-  const graph = useMemo(() => flowToGraph(nodes, edges, extras), [nodes, edges, extras]);
+  const graph = useMemo(
+    () => flowToGraph(nodes, edges, { ...extras, parameters }),
+    [nodes, edges, extras, parameters],
+  );
+  const tunableUses = useMemo(() => {
+    const uses = new Map<string, number>();
+    for (const n of nodes) {
+      for (const v of Object.values(n.data.params)) {
+        if (isParamRef(v)) uses.set(v.$param, (uses.get(v.$param) ?? 0) + 1);
+      }
+    }
+    return uses;
+  }, [nodes]);
   const validationKey = useDebounced(JSON.stringify(semanticGraph(graph)), VALIDATE_AFTER_MS);
   const validatedGraph = useMemo(() => JSON.parse(validationKey) as StrategyGraph, [validationKey]);
   const validation = useValidation(validatedGraph, validationKey);
@@ -402,13 +420,25 @@ export function Editor({ catalog, source }: { catalog: Catalog; source: EditorSo
                 <ParamsPanel
                   node={single}
                   catalog={catalog}
-                  tunables={extras.parameters ?? {}}
+                  tunables={parameters ?? {}}
                   problems={placed.byNode.get(single.id) ?? []}
                   onBeginEdit={record}
                   onParam={(param, value) => setParam(single.id, param, value)}
                 />
               ) : (
-                <ProblemsList problems={allProblems} draftProblems={source.draftProblems} onFocus={(id) => focusNode(flow, setNodes, id)} />
+                <>
+                  <ProblemsList
+                    problems={allProblems}
+                    draftProblems={source.draftProblems}
+                    onFocus={(id) => focusNode(flow, setNodes, id)}
+                  />
+                  <TunablesPanel
+                    parameters={parameters ?? {}}
+                    uses={tunableUses}
+                    onBeginEdit={record}
+                    onChange={(next) => (setParameters(next), setDirty(true))}
+                  />
+                </>
               )}
               {source.id !== undefined && <VersionsPanel strategyId={source.id} viewing={source.viewingVersion} />}
               <KeyboardHelp />

@@ -6,6 +6,7 @@ import { layeredLayout } from "./layout";
 import { readParam } from "./params";
 import { parseStoredProblems, placeProblems } from "./problems";
 import { catalog } from "./testdata/catalog";
+import { tunableNameProblem } from "./TunablesPanel";
 
 describe("undo and redo", () => {
   it("walks back and forth through recorded states", () => {
@@ -150,5 +151,14 @@ describe("the palette", () => {
     expect(categories).toEqual(["source", "indicator", "math", "compare", "logic", "signal", "risk"]);
     const signals = catalog.byCategory().find(([c]) => c === "signal")![1].map((s) => s.type);
     expect(signals).toEqual(["enter_long", "enter_short", "exit_long", "exit_short"]);
+  });
+});
+
+describe("tunable names", () => {
+  it("are identifiers, unique in the graph", () => {
+    expect(tunableNameProblem("fast", {})).toBeNull();
+    expect(tunableNameProblem("fast", { fast: { default: 1, min: 1, max: 2 } })).toContain("already");
+    expect(tunableNameProblem("2fast", {})).not.toBeNull();
+    expect(tunableNameProblem("fast-ma", {})).not.toBeNull();
   });
 });
