@@ -3,7 +3,6 @@
  * hands the graph to `Editor`, which owns the canvas until it is saved.
  */
 import { ReactFlowProvider } from "@xyflow/react";
-import type { Catalog } from "./catalog";
 import { Editor, type EditorSource } from "./Editor";
 import type { StrategyGraph } from "./graph";
 import { parseStoredProblems } from "./problems";
@@ -38,7 +37,7 @@ export function EditorPage({ strategyId, version }: { strategyId?: string; versi
   if (strategyId !== undefined && (!strategy.data || (n !== undefined && !versionQuery.data))) {
     return <Loading what="strategy" />;
   }
-  const source = editorSource(catalog.data, strategy.data, versionQuery.data, n);
+  const source = editorSource(strategy.data, versionQuery.data, n);
   return (
     <ReactFlowProvider>
       <Editor key={source.key} catalog={catalog.data} source={source} />
@@ -47,7 +46,6 @@ export function EditorPage({ strategyId, version }: { strategyId?: string; versi
 }
 
 function editorSource(
-  _catalog: Catalog,
   strategy: ReturnType<typeof useStrategy>["data"],
   version: ReturnType<typeof useVersion>["data"],
   n: number | undefined,

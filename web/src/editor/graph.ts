@@ -7,7 +7,6 @@
  * know) is carried through unchanged, so that opening and saving a graph loses nothing.
  */
 import type { Edge, Node } from "@xyflow/react";
-import type { Catalog } from "./catalog";
 import { layeredLayout } from "./layout";
 
 export type ParamRef = { $param: string };
@@ -106,7 +105,7 @@ function readPositions(meta: Record<string, unknown>): Map<string, Position> {
   return positions;
 }
 
-export function graphToFlow(graph: StrategyGraph, _catalog?: Catalog): FlowGraph {
+export function graphToFlow(graph: StrategyGraph): FlowGraph {
   const meta = { ...(graph.meta ?? {}) };
   const ids = new Set(graph.nodes.map((n) => n.id));
   const edges: FlowEdge[] = [];
