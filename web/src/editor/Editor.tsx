@@ -30,6 +30,7 @@ import {
   freshNodeId,
   graphToFlow,
   isParamRef,
+  renameNodeId,
   semanticGraph,
   type FlowEdge,
   type FlowNode,
@@ -68,6 +69,8 @@ interface Snapshot {
 }
 
 const NODE_TYPES = { strategy: StrategyNode };
+/** Copied nodes outlive the editor, so they can be pasted into another strategy. */
+const clipboard: { current: { clip: Clip; pastes: number } | null } = { current: null };
 const VALIDATE_AFTER_MS = 350;
 
 function useDebounced<T>(value: T, ms: number): T {
@@ -94,7 +97,6 @@ export function Editor({ catalog, source }: { catalog: Catalog; source: EditorSo
   const [dirty, setDirty] = useState(false);
   const [hint, setHint] = useState<string | null>(null);
   const history = useRef(new History<Snapshot>());
-  const clipboard = useRef<{ clip: Clip; pastes: number } | null>(null);
   const wrapper = useRef<HTMLDivElement>(null);
   const hintTimer = useRef<number | undefined>(undefined);
   const flow = useReactFlow<FlowNode, FlowEdge>();
@@ -282,6 +284,16 @@ export function Editor({ catalog, source }: { catalog: Catalog; source: EditorSo
     return () => window.removeEventListener("beforeunload", warn);
   }, [dirty]);
 
+  const renameNode = useCallback(
+    (from: string, to: string) => {
+      record();
+      const renamed = renameNodeId(state.current.nodes, state.current.edges, from, to);
+      setNodes(renamed.nodes);
+      setEdges(renamed.edges);
+    },
+    [record],
+  );
+
   const setParam = useCallback((nodeId: string, param: string, value: ParamValue | undefined) => {
     setDirty(true);
     setNodes((current) =>
@@ -424,6 +436,8 @@ export function Editor({ catalog, source }: { catalog: Catalog; source: EditorSo
                   problems={placed.byNode.get(single.id) ?? []}
                   onBeginEdit={record}
                   onParam={(param, value) => setParam(single.id, param, value)}
+                  onRename={(to) => renameNode(single.id, to)}
+                  takenIds={nodeIds}
                 />
               ) : (
                 <>

@@ -1,7 +1,7 @@
 /** The selected node: its doc, its params with ranges and docs, its ports, its problems. */
 import { useEffect, useState } from "react";
 import type { Catalog, ParamSpec } from "./catalog";
-import { isParamRef, type FlowNode, type ParamValue, type Tunable } from "./graph";
+import { isParamRef, nodeIdProblem, type FlowNode, type ParamValue, type Tunable } from "./graph";
 import { rangeText, readParam } from "./params";
 import type { GraphProblem } from "./problems";
 
@@ -13,15 +13,16 @@ interface Props {
   /** Called before the first change of an editing gesture (for undo). */
   onBeginEdit: () => void;
   onParam: (name: string, value: ParamValue | undefined) => void;
+  onRename: (id: string) => void;
+  takenIds: ReadonlySet<string>;
 }
 
-export function ParamsPanel({ node, catalog, tunables, problems, onBeginEdit, onParam }: Props) {
+export function ParamsPanel({ node, catalog, tunables, problems, onBeginEdit, onParam, onRename, takenIds }: Props) {
   const spec = catalog.get(node.data.nodeType);
   return (
     <div className="params-panel">
-      <h2>
-        {node.data.nodeType} <small>{node.id}</small>
-      </h2>
+      <h2>{node.data.nodeType}</h2>
+      <NodeIdField key={node.id} id={node.id} takenIds={takenIds} onRename={onRename} />
       {spec === undefined ? (
         <p className="warning">
           The catalog has no node type <code>{node.data.nodeType}</code> (a Beta1 leftover?). Replace it with a node from
@@ -84,6 +85,38 @@ export function ParamsPanel({ node, catalog, tunables, problems, onBeginEdit, on
           </dl>
         </>
       )}
+    </div>
+  );
+}
+
+function NodeIdField({
+  id,
+  takenIds,
+  onRename,
+}: {
+  id: string;
+  takenIds: ReadonlySet<string>;
+  onRename: (id: string) => void;
+}) {
+  const [text, setText] = useState(id);
+  const problem = text === id ? null : nodeIdProblem(text, takenIds);
+  const commit = () => {
+    if (text !== id && problem === null) onRename(text);
+    else setText(id);
+  };
+  return (
+    <div className="param-field">
+      <label>
+        <span className="param-name">id</span>
+        <input
+          value={text}
+          aria-invalid={problem !== null}
+          onChange={(e) => setText(e.target.value)}
+          onBlur={commit}
+          onKeyDown={(e) => e.key === "Enter" && commit()}
+        />
+      </label>
+      {problem && <div className="param-error">{problem}</div>}
     </div>
   );
 }

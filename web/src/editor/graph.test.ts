@@ -4,6 +4,8 @@ import {
   freshNodeId,
   graphToFlow,
   NODE_ID,
+  nodeIdProblem,
+  renameNodeId,
   semanticGraph,
   type StrategyGraph,
 } from "./graph";
@@ -142,5 +144,31 @@ describe("node ids", () => {
     expect(freshNodeId("sma", new Set(["sma", "sma_2"]))).toBe("sma_3");
     expect(freshNodeId("3d-thing", new Set())).toBe("n_3d_thing");
     for (const id of ["sma", "sma_3", "n_3d_thing"]) expect(NODE_ID.test(id)).toBe(true);
+  });
+});
+
+describe("renaming a node", () => {
+  it("renames its edges and keeps everything else", () => {
+    const flow = graphToFlow(emaCross);
+    const renamed = renameNodeId(flow.nodes, flow.edges, "fast", "quick");
+    expect(renamed.nodes.map((n) => n.id)).toEqual(["close", "quick", "slow", "golden", "buy"]);
+    const graph = flowToGraph(renamed.nodes, renamed.edges, flow.extras);
+    expect(graph.edges).toEqual([
+      { from: "close.out", to: "quick.in" },
+      { from: "close.out", to: "slow.in" },
+      { from: "quick.out", to: "golden.a" },
+      { from: "slow.out", to: "golden.b" },
+      { from: "golden.out", to: "buy.in" },
+    ]);
+    expect(renamed.edges[0]!.id).toBe("close.out->quick.in");
+    expect((graph.meta!.positions as Record<string, unknown>).quick).toEqual({ x: 250, y: -60 });
+  });
+
+  it("refuses ids the engine would refuse and ids already taken", () => {
+    const taken = new Set(["close", "fast"]);
+    expect(nodeIdProblem("fast_ma", taken)).toBeNull();
+    expect(nodeIdProblem("fast", taken)).toContain("another node");
+    expect(nodeIdProblem("9lives", taken)).not.toBeNull();
+    expect(nodeIdProblem("has space", taken)).not.toBeNull();
   });
 });

@@ -181,3 +181,28 @@ export function freshNodeId(base: string, taken: ReadonlySet<string>): string {
     if (!taken.has(candidate)) return candidate;
   }
 }
+
+/** Why `id` cannot name a node among `taken` (null when it can). */
+export function nodeIdProblem(id: string, taken: ReadonlySet<string>): string | null {
+  if (!NODE_ID.test(id)) return "letters, digits and _, not starting with a digit (at most 64)";
+  if (taken.has(id)) return `another node is called '${id}'`;
+  return null;
+}
+
+/** The nodes and edges with node `from` called `to` (edges and their ids follow). */
+export function renameNodeId(
+  nodes: readonly FlowNode[],
+  edges: readonly FlowEdge[],
+  from: string,
+  to: string,
+): { nodes: FlowNode[]; edges: FlowEdge[] } {
+  const name = (id: string) => (id === from ? to : id);
+  return {
+    nodes: nodes.map((n) => (n.id === from ? { ...n, id: to } : n)),
+    edges: edges.map((e) =>
+      e.source === from || e.target === from
+        ? { ...flowEdge(name(e.source), e.sourceHandle ?? "out", name(e.target), e.targetHandle ?? "in"), selected: e.selected }
+        : e,
+    ),
+  };
+}
