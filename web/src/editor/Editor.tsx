@@ -378,6 +378,9 @@ export function Editor({ catalog, source }: { catalog: Catalog; source: EditorSo
             </button>
           </div>
           {save.error && <ErrorBox error={save.error} />}
+          {validation.error && !validation.isFetching && (
+            <ErrorBox error={validation.error} onRetry={() => void validation.refetch()} />
+          )}
           {source.draftProblems.length > 0 && (
             <div className="draft-banner">
               This version is a <b>draft migrated from Beta1</b>: it cannot run until a fixed graph is saved as version{" "}
@@ -496,7 +499,7 @@ function ValidationStatus({
   report: { valid: boolean; problems: unknown[]; summary?: { warmup: number } | null } | undefined;
   error: unknown;
 }) {
-  if (error) return <span className="status status-error">validation failed: see below</span>;
+  if (error) return <span className="status status-error">not validated: see the error below</span>;
   if (report === undefined) return <span className="status">checking…</span>;
   const text = report.valid
     ? `valid · warm-up ${report.summary?.warmup ?? 0} bars`
