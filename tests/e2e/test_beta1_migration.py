@@ -25,8 +25,9 @@ from algotrade_testkit.beta1_db import Beta1Truth, build_beta1_db
 from .conftest import REPO, RunningStack
 
 CLI = [sys.executable, "-m", "algotrade_devstack.cli", "migrate", "beta1"]
-USERS = 100  # with ~7 strategies, 5 sessions (8 trades each) and 3 backtests per user
-BATCH = 50
+USERS = 60  # with ~7 strategies, 5 sessions (8 trades each) and 3 backtests per user;
+# bench/bench_migration.py runs 300
+BATCH = 30
 # Everything the command must learn from the stack's state dir, not from this process.
 INHERITED = ("DATABASE_URL", "REDIS_URL", "KAFKA_BOOTSTRAP", "S3_ENDPOINT", "INTERNAL_JWT_")
 
