@@ -56,9 +56,10 @@ SECURITY_HEADERS = {
 
 NOT_BUILT_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>AlgoTrade: web app not built</title></head>
-<body style="font-family: sans-serif; max-width: 40rem; margin: 4rem auto">
+<body>
 <h1>The web app is not built</h1>
-<p>The gateway serves the app from <code>{dist}</code>, which has no <code>index.html</code>.</p>
+<p>The gateway found no build of the app (<code>WEB_DIST_DIR</code>, default
+<code>web/dist</code>).</p>
 <p>Build it with <code>make web</code> (<code>make run</code> builds it when its sources
 changed). The API is up: see <a href="/docs">/docs</a>.</p>
 </body></html>
@@ -97,7 +98,7 @@ class WebAppRoute(Route):
         index = dist / "index.html"
         if not index.is_file():
             return HTMLResponse(
-                NOT_BUILT_PAGE.format(dist=dist),
+                NOT_BUILT_PAGE,  # the server's paths are not the visitor's business
                 status_code=404,
                 headers={"Cache-Control": REVALIDATE, **SECURITY_HEADERS},
             )
