@@ -305,3 +305,43 @@ def _committed_is(bootstrap: str, topic: str, partition: int, offset: int) -> Ca
         return (await committed(bootstrap, "slow-group", topic)).get(partition) == offset
 
     return check
+
+
+async def test_a_runner_started_while_the_broker_is_down_joins_once_it_is_back(
+    kafka_broker_factory: Callable[[], Any],
+    topic_prefix: str,
+    engine: AsyncEngine,
+    schema: ServiceSchema,
+) -> None:
+    """A worker restarted while the broker restarts: its consumer's first start fails. The
+    runner keeps trying instead of ending, and `wait_started` returns once it joined."""
+    broker = kafka_broker_factory()
+    topic = Topics(topic_prefix).strategy_events
+    producer = EventProducer(broker.bootstrap, client_id="t")
+    await producer.start()
+    applier = Applier(engine, schema)
+    consumer = ConsumerRunner(
+        bootstrap=broker.bootstrap,
+        topics=[topic],
+        group_id="late-joiners",
+        handler=applier,
+        producer=producer,
+        registry=default_registry,
+        retry=RetryPolicy(max_attempts=3, initial_backoff=0.1, max_backoff=1.0),
+        consumer_options=FAST_GROUP,
+    )
+    broker.kill()
+    task = asyncio.create_task(consumer.run())
+    try:
+        await asyncio.sleep(1)  # a few failed starts
+        assert not task.done(), "the runner gave up while the broker was down"
+        await asyncio.to_thread(broker.start)
+        await asyncio.wait_for(consumer.wait_started(), 90)
+        for n in range(5):
+            await producer.publish(topic, ping(n, KEYS[n]))
+        await wait_for(lambda: applier.applied_count >= 5, within=60)
+    finally:
+        await consumer.stop()
+        await task
+        await producer.stop()
+    assert sorted(n for ns in applier.applied.values() for n in ns) == list(range(5))

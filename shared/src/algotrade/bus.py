@@ -21,6 +21,9 @@ Policy, in one place (compare quix-streams' error callbacks):
   stops working on that partition's batch, and a commit that fails because of the move (or a
   broker outage) is logged, not raised: the next owner resumes from the last committed offset
   and skips what was already applied. An offset past an unfinished message is never committed.
+- A consumer that cannot reach Kafka when it starts keeps trying, with the retry backoff, until
+  it joins or is stopped: a worker restarted while the broker restarts must not wait for a
+  consumer that gave up. `ConsumerRunner.wait_started` returns once it joined or `run` ended.
 - `ConsumerRunner.stop` finishes the in-flight message, commits, then leaves the group.
 - With a ``batch_handler``, the valid messages a fetch brought for one partition are handed to
   it at once (one transaction for many events, say). If it raises, nothing of the batch is
@@ -254,18 +257,17 @@ class ConsumerRunner:
         self._on_give_up = on_give_up
         self._batch_handler = batch_handler
         self._stall_seconds = stall_seconds
-        options: dict[str, Any] = {"auto_offset_reset": "earliest", **(consumer_options or {})}
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
-            group_id=group_id,
-            enable_auto_commit=False,
-            max_poll_records=max_batch,
-            **options,
-        )
+        self._bootstrap = bootstrap
+        self._topics = topics
+        self._max_batch = max_batch
+        self._options: dict[str, Any] = {
+            "auto_offset_reset": "earliest",
+            **(consumer_options or {}),
+        }
         # Counts revocations: a batch fetched before one may no longer be ours to commit.
         self._revocations = 0
-        self._consumer.subscribe(topics, listener=_CountRevocations(self))
         self._group_id = group_id
+        self._consumer = self._new_consumer()
         self._handler = handler
         self._producer = producer
         self._registry = registry
@@ -274,12 +276,58 @@ class ConsumerRunner:
         self._sleep = sleep
         self._stopping = asyncio.Event()
         self._started = asyncio.Event()
+        self._ended = asyncio.Event()
         self.stats = ConsumerStats()
+
+    def _new_consumer(self) -> AIOKafkaConsumer:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            group_id=self._group_id,
+            enable_auto_commit=False,
+            max_poll_records=self._max_batch,
+            **self._options,
+        )
+        consumer.subscribe(self._topics, listener=_CountRevocations(self))
+        return consumer
 
     async def run(self) -> None:
         """Consume until `stop` is called. Start it as a task; await `stop` to end it."""
-        await self._consumer.start()
-        self._started.set()
+        try:
+            if await self._start():
+                await self._consume()
+        finally:
+            self._ended.set()
+
+    async def _start(self) -> bool:
+        """Start the consumer, retrying while Kafka cannot be reached; False if stopped first.
+
+        A failed start leaves an aiokafka consumer that cannot be started again, so each try
+        gets a new one.
+        """
+        delay = self._retry.initial_backoff
+        while not self._stopping.is_set():
+            try:
+                await self._consumer.start()
+            except KafkaError as exc:
+                await self._consumer.stop()
+                logger.warning(
+                    "group %s cannot start consuming %s (%r); retrying in %.1fs",
+                    self._group_id,
+                    self._topics,
+                    exc,
+                    delay,
+                )
+                self._consumer = self._new_consumer()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), delay)
+                delay = min(delay * 2, self._retry.max_backoff)
+                continue
+            self._started.set()
+            return True
+        await self._consumer.stop()
+        return False
+
+    async def _consume(self) -> None:
         unassigned_since: float | None = asyncio.get_running_loop().time()
         try:
             while not self._stopping.is_set():
@@ -317,7 +365,15 @@ class ConsumerRunner:
         return unassigned_since
 
     async def wait_started(self) -> None:
-        await self._started.wait()
+        """Return once the consumer joined its group, or once `run` ended without joining
+        (stopped, or failed: the caller finds why in its task)."""
+        started = asyncio.ensure_future(self._started.wait())
+        ended = asyncio.ensure_future(self._ended.wait())
+        try:
+            await asyncio.wait({started, ended}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            started.cancel()
+            ended.cancel()
 
     async def stop(self) -> None:
         self._stopping.set()
@@ -534,7 +590,7 @@ def _where(record: ConsumerRecord[Any, Any]) -> dict[str, Any]:
 @contextlib.asynccontextmanager
 async def consuming(make_runner: Callable[[], ConsumerRunner], *, name: str) -> AsyncIterator[None]:
     """A service's event consumer for as long as the block runs: a runner that ends by itself
-    (Kafka away at start, a group that stalled) is replaced by a new one from
+    (a group that stalled, an unexpected error) is replaced by a new one from
     ``make_runner``, after a pause that doubles (0.5 s to 30 s) while runners keep ending."""
     stop = asyncio.Event()
     task = asyncio.create_task(_keep_consuming(make_runner, stop), name=name)
