@@ -15,11 +15,9 @@ import psutil
 
 from algotrade.config import SERVICE_PORTS
 from algotrade_devstack.infra import port_bindable
-from algotrade_devstack.stack import StackStatus, launch, read_status
+from algotrade_devstack.stack import INFRA_ENV_NAMES, StackStatus, launch, read_status
 
 READY_WITHIN = 90.0
-# The stack provides these itself; a value in the test run's environment would replace them.
-INFRA_ENV = frozenset({"DATABASE_URL", "REDIS_URL", "KAFKA_BOOTSTRAP", "S3_ENDPOINT"})
 
 
 def free_base_port() -> int:
@@ -89,7 +87,8 @@ def start_stack(
     ``cwd`` (the repository); ``env`` adds to the test run's environment."""
     state_dir = tmp_path / "state"
     base = free_base_port()
-    child_env = {k: v for k, v in os.environ.items() if k not in INFRA_ENV} | (env or {})
+    # The stack provides these itself; a value in the test run's environment would replace them.
+    child_env = {k: v for k, v in os.environ.items() if k not in INFRA_ENV_NAMES} | (env or {})
     output = tmp_path / "stack.out"
     started = time.monotonic()
     proc = launch(
