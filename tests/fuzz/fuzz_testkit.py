@@ -14,10 +14,8 @@ import importlib
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any
 
-import httpx
 import uvicorn
 from starlette.types import ASGIApp
 
@@ -70,34 +68,12 @@ def build_app(service: str, **settings: Any) -> Any:
 @functools.cache
 def documents() -> dict[str, dict[str, Any]]:
     """The OpenAPI document of each service in `SERVICES` and the gateway's merged one."""
-    from api_gateway.openapi import MergedOpenAPI
-    from api_gateway.routing import RouteTable
+    from api_gateway.openapi import merge_in_process
 
     apps = {name: build_app(name) for name in PACKAGES if name != "api-gateway"}
     gateway = build_app("api-gateway")
-
-    async def merged() -> dict[str, Any]:
-        clients = {
-            name: httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s")
-            for name, app in apps.items()
-        }
-        try:
-            # MergedOpenAPI only reads an upstream's `client` (the gateway's own calls).
-            upstreams: Any = {n: SimpleNamespace(client=c) for n, c in clients.items()}
-            openapi = MergedOpenAPI(
-                own=gateway.openapi,
-                upstreams=upstreams,
-                table=RouteTable(),
-                cache_seconds=60,
-                fetch_timeout=30,
-            )
-            return await openapi.document()
-        finally:
-            for client in clients.values():
-                await client.aclose()
-
     docs = {name: apps[name].openapi() for name in SERVICES}
-    docs["api-gateway"] = asyncio.run(merged())
+    docs["api-gateway"] = asyncio.run(merge_in_process(gateway.openapi, apps))
     return docs
 
 

@@ -24,10 +24,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
-
-import httpx
 
 WEB = Path(__file__).resolve().parents[1]
 SCHEMA_TS = WEB / "src" / "api" / "schema.d.ts"
@@ -53,33 +50,10 @@ def _app(package: str) -> Any:
 
 def merged_openapi() -> dict[str, Any]:
     """The document the gateway serves at ``/openapi.json`` with every service up."""
-    from api_gateway.openapi import MergedOpenAPI
-    from api_gateway.routing import RouteTable
+    from api_gateway.openapi import merge_in_process
 
     apps = {name: _app(package) for name, package in SERVICES.items()}
-    gateway = _app("api_gateway")
-
-    async def merge() -> dict[str, Any]:
-        clients = {
-            name: httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s")
-            for name, app in apps.items()
-        }
-        try:
-            # MergedOpenAPI only reads an upstream's `client`.
-            upstreams: Any = {name: SimpleNamespace(client=c) for name, c in clients.items()}
-            merged = MergedOpenAPI(
-                own=gateway.openapi,
-                upstreams=upstreams,
-                table=RouteTable(),
-                cache_seconds=60,
-                fetch_timeout=30,
-            )
-            return await merged.document()
-        finally:
-            for client in clients.values():
-                await client.aclose()
-
-    return asyncio.run(merge())
+    return asyncio.run(merge_in_process(_app("api_gateway").openapi, apps))
 
 
 def openapi_text(document: dict[str, Any]) -> str:

@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -208,3 +209,24 @@ def _rewrite_refs(node: Any, renames: dict[tuple[str, str], str]) -> Any:
         for value in node:
             _rewrite_refs(value, renames)
     return node
+
+
+async def merge_in_process(
+    own: Callable[[], dict[str, Any]], apps: dict[str, Any]
+) -> dict[str, Any]:
+    """The merged document for service apps served in this process (no network): what tools
+    (the web app's type generator) and the fuzz tests read instead of a running stack."""
+    clients = {
+        name: httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://s")
+        for name, app in apps.items()
+    }
+    try:
+        # MergedOpenAPI only reads an upstream's `client` (the gateway's own calls).
+        upstreams: Any = {name: SimpleNamespace(client=c) for name, c in clients.items()}
+        merged = MergedOpenAPI(
+            own=own, upstreams=upstreams, table=RouteTable(), cache_seconds=60, fetch_timeout=30
+        )
+        return await merged.document()
+    finally:
+        for client in clients.values():
+            await client.aclose()
