@@ -1,13 +1,20 @@
 /** The app shell: the signed-in layout and the page for the current path. */
 import { useQuery } from "@tanstack/react-query";
-import { useEffect } from "react";
+import { lazy, useEffect } from "react";
 import { unwrap } from "./api/client";
 import { AuthPage } from "./auth/AuthPage";
+import { BacktestsPage } from "./backtests/BacktestsPage";
+import { LaunchPage } from "./backtests/LaunchPage";
 import { useSession } from "./auth/session";
 import { EditorPage } from "./editor/EditorPage";
 import { Link, match, navigate, useLocation } from "./router";
 import { StrategiesPage } from "./strategies/StrategiesPage";
 import { Loading } from "./ui/ErrorBox";
+import { PageBoundary } from "./ui/PageBoundary";
+
+// Pages with charts load on demand: the charting library stays out of the initial bundle.
+const BacktestPage = lazy(() => import("./backtests/BacktestPage"));
+const SweepPage = lazy(() => import("./backtests/SweepPage"));
 
 export function App() {
   const session = useSession();
@@ -45,6 +52,23 @@ function Page({ pathname }: { pathname: string }) {
   if (version) return <EditorPage strategyId={version.id} version={Number(version.n)} />;
   const strategy = match("/strategies/:id", pathname);
   if (strategy) return <EditorPage strategyId={strategy.id} />;
+  if (pathname === "/backtests") return <BacktestsPage />;
+  if (pathname === "/backtests/new") return <LaunchPage kind="backtest" />;
+  if (pathname === "/backtests/sweeps/new") return <LaunchPage kind="sweep" />;
+  const sweep = match("/backtests/sweeps/:id", pathname);
+  if (sweep)
+    return (
+      <PageBoundary what="the sweep page">
+        <SweepPage key={sweep.id} jobId={sweep.id!} />
+      </PageBoundary>
+    );
+  const backtest = match("/backtests/:id", pathname);
+  if (backtest)
+    return (
+      <PageBoundary what="the backtest page">
+        <BacktestPage key={backtest.id} jobId={backtest.id!} />
+      </PageBoundary>
+    );
   return (
     <div className="page">
       <div className="error-box" role="alert">
@@ -70,6 +94,7 @@ function TopBar() {
       </Link>
       <nav>
         <Link to="/strategies">Strategies</Link>
+        <Link to="/backtests">Backtests</Link>
       </nav>
       <span className="spacer" />
       <span className="muted">{me.data?.email}</span>

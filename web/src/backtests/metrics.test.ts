@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { formatMetric, metricRows } from "./metrics";
+import { formatMetric, metricRows, summaryMetrics } from "./metrics";
 
 describe("formatMetric", () => {
   it("shows fractions as percentages, counts whole and undefined values as a dash", () => {
@@ -19,5 +19,13 @@ describe("metricRows", () => {
       "alpha",
       "zeta",
     ]);
+  });
+});
+
+describe("summaryMetrics", () => {
+  it("finds the metrics in a job's summary, or none", () => {
+    expect(summaryMetrics({ metrics: { sharpe: 1 }, calendar: "24x7" })).toEqual({ sharpe: 1 });
+    expect(summaryMetrics({ calendar: "24x7" })).toBeNull();
+    expect(summaryMetrics(null)).toBeNull();
   });
 });

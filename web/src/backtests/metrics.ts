@@ -69,3 +69,9 @@ export function metricRows(summary: Record<string, unknown> | null | undefined):
   };
   return rows.sort(([a], [b]) => rank(a) - rank(b) || a.localeCompare(b));
 }
+
+/** The metrics in a job's summary (`summary.metrics`; a sweep's are its best combination's). */
+export function summaryMetrics(summary: Record<string, unknown> | null | undefined): Record<string, unknown> | null {
+  const metrics = summary?.metrics;
+  return typeof metrics === "object" && metrics !== null && !Array.isArray(metrics) ? (metrics as Record<string, unknown>) : null;
+}

@@ -1,0 +1,56 @@
+import { describe, expect, it } from "vitest";
+import { dateRange, defaultRange, paramValues, sweepSpace, valuesInRange } from "./form";
+
+describe("dateRange", () => {
+  it("turns two included UTC days into start and an exclusive end", () => {
+    expect(dateRange("2024-01-01", "2024-01-31")).toEqual({
+      start: "2024-01-01T00:00:00.000Z",
+      end: "2024-02-01T00:00:00.000Z",
+    });
+  });
+  it("is null for a missing day or a reversed range", () => {
+    expect(dateRange("", "2024-01-31")).toBeNull();
+    expect(dateRange("2024-02-01", "2024-01-31")).toBeNull();
+  });
+});
+
+describe("defaultRange", () => {
+  it("takes the last year of the data, or all of it when shorter", () => {
+    expect(defaultRange("2020-01-01T00:00:00Z", "2024-06-30T23:00:00Z")).toEqual({ from: "2023-07-01", to: "2024-06-30" });
+    expect(defaultRange("2024-06-01T00:00:00Z", "2024-06-30T23:00:00Z")).toEqual({ from: "2024-06-01", to: "2024-06-30" });
+  });
+});
+
+describe("paramValues", () => {
+  const tunables = { fast: { default: 10, min: 2, max: 50 }, slow: { default: 30, min: 10, max: 200 } };
+  it("sends only the values that differ from the default", () => {
+    expect(paramValues(tunables, { fast: "12", slow: "30" })).toEqual({ params: { fast: 12 }, errors: {} });
+    expect(paramValues(tunables, {})).toEqual({ params: {}, errors: {} });
+  });
+  it("names a value that is not a number or is out of range", () => {
+    expect(paramValues(tunables, { fast: "x", slow: "500" }).errors).toEqual({ fast: "not a number", slow: "outside 10…200" });
+  });
+});
+
+describe("sweep ranges", () => {
+  it("counts both ends of a range", () => {
+    expect(valuesInRange(5, 20, 5)).toBe(4);
+    expect(valuesInRange(0.1, 0.3, 0.1)).toBe(3);
+    expect(valuesInRange(5, 5, 1)).toBe(1);
+    expect(valuesInRange(5, 4, 1)).toBe(0);
+  });
+  it("builds the search space of the enabled rows and the grid's size", () => {
+    const space = sweepSpace({
+      fast: { enabled: true, min: "5", max: "20", step: "5" },
+      slow: { enabled: true, min: "20", max: "60", step: "10" },
+      stop: { enabled: false, min: "1", max: "3", step: "1" },
+    });
+    expect(space.parameters).toEqual({ fast: { min: 5, max: 20, step: 5 }, slow: { min: 20, max: 60, step: 10 } });
+    expect(space.combinations).toBe(20);
+    expect(space.errors).toEqual({});
+  });
+  it("names a bad row and counts nothing without rows", () => {
+    expect(sweepSpace({ fast: { enabled: true, min: "5", max: "1", step: "1" } }).errors).toEqual({ fast: "max is below min" });
+    expect(sweepSpace({}).combinations).toBe(0);
+  });
+});

@@ -1,0 +1,130 @@
+/**
+ * The chart components, over lightweight-charts. Only pages loaded lazily import this module,
+ * so the library stays out of the initial bundle. Times are UTC.
+ */
+import {
+  AreaSeries,
+  CandlestickSeries,
+  ColorType,
+  createChart,
+  createSeriesMarkers,
+  LineSeries,
+  type IChartApi,
+  type ISeriesApi,
+  type SeriesType,
+  type UTCTimestamp,
+} from "lightweight-charts";
+import { useEffect, useRef } from "react";
+import type { TimeValue, TradeMarker } from "./series";
+import { strictlyAscending } from "./series";
+
+export interface Candle {
+  time: number;
+  open: number;
+  high: number;
+  low: number;
+  close: number;
+}
+
+const BASE_OPTIONS = {
+  autoSize: true,
+  layout: { background: { type: ColorType.Solid, color: "#ffffff" }, textColor: "#1d2330", fontSize: 11 },
+  grid: { vertLines: { color: "#eef0f3" }, horzLines: { color: "#eef0f3" } },
+  rightPriceScale: { borderColor: "#d8dce3" },
+  timeScale: { borderColor: "#d8dce3", timeVisible: true, secondsVisible: false },
+};
+
+/**
+ * A chart in a div that lives as long as the component; `build` adds the series once, `update`
+ * gives them their data on every change of `deps` (the view is fitted to the data the first time
+ * only, so a live chart keeps the user's zoom).
+ */
+function useChart<S>(
+  build: (chart: IChartApi) => S,
+  update: (series: S, chart: IChartApi) => boolean,
+  deps: unknown[],
+) {
+  const container = useRef<HTMLDivElement>(null);
+  const state = useRef<{ chart: IChartApi; series: S; fitted: boolean } | null>(null);
+  useEffect(() => {
+    const chart = createChart(container.current!, BASE_OPTIONS);
+    state.current = { chart, series: build(chart), fitted: false };
+    return () => {
+      chart.remove();
+      state.current = null;
+    };
+    // built once; the data flows through update
+  }, []);
+  useEffect(() => {
+    const s = state.current;
+    if (s === null) return;
+    const hasData = update(s.series, s.chart);
+    if (hasData && !s.fitted) {
+      s.chart.timeScale().fitContent();
+      s.fitted = true;
+    }
+  }, deps);
+  return container;
+}
+
+const asTime = (t: number) => t as UTCTimestamp;
+
+/** Candles with the trades' fills as markers. */
+export function PriceChart({ candles, markers, label }: { candles: Candle[]; markers: TradeMarker[]; label: string }) {
+  const ref = useChart(
+    (chart) => {
+      const series = chart.addSeries(CandlestickSeries, {
+        upColor: "#16a34a",
+        downColor: "#dc2626",
+        borderVisible: false,
+        wickUpColor: "#16a34a",
+        wickDownColor: "#dc2626",
+      });
+      return { series, markers: createSeriesMarkers(series, []) };
+    },
+    ({ series, markers: plugin }) => {
+      series.setData(strictlyAscending(candles).map((c) => ({ ...c, time: asTime(c.time) })));
+      plugin.setMarkers(markers.map((m) => ({ ...m, time: asTime(m.time) })));
+      return candles.length > 0;
+    },
+    [candles, markers],
+  );
+  return <div ref={ref} className="chart chart-price" data-testid="price-chart" role="img" aria-label={label} />;
+}
+
+/** A line (equity) or an area hanging below zero (drawdown, in percent). */
+export function ValueChart({
+  points,
+  kind,
+  label,
+  testId,
+}: {
+  points: TimeValue[];
+  kind: "equity" | "drawdown";
+  label: string;
+  testId: string;
+}) {
+  const ref = useChart<ISeriesApi<SeriesType>>(
+    (chart) =>
+      kind === "equity"
+        ? chart.addSeries(LineSeries, { color: "#2563eb", lineWidth: 2, priceLineVisible: false })
+        : chart.addSeries(AreaSeries, {
+            lineColor: "#c62828",
+            topColor: "rgba(198, 40, 40, 0.05)",
+            bottomColor: "rgba(198, 40, 40, 0.35)",
+            lineWidth: 1,
+            priceLineVisible: false,
+            priceFormat: { type: "custom", formatter: (v: number) => `${v.toFixed(2)} %` },
+          }),
+    (series) => {
+      const data = strictlyAscending(points).map((p) => ({
+        time: asTime(p.time),
+        value: kind === "drawdown" ? -p.value * 100 : p.value,
+      }));
+      series.setData(data);
+      return data.length > 0;
+    },
+    [points, kind],
+  );
+  return <div ref={ref} className={`chart chart-${kind}`} data-testid={testId} role="img" aria-label={label} />;
+}
