@@ -5,6 +5,8 @@ import { unwrap } from "./api/client";
 import { AuthPage } from "./auth/AuthPage";
 import { BacktestsPage } from "./backtests/BacktestsPage";
 import { LaunchPage } from "./backtests/LaunchPage";
+import { NewSessionPage } from "./sessions/NewSessionPage";
+import { SessionsPage } from "./sessions/SessionsPage";
 import { useSession } from "./auth/session";
 import { EditorPage } from "./editor/EditorPage";
 import { Link, match, navigate, useLocation } from "./router";
@@ -15,6 +17,7 @@ import { PageBoundary } from "./ui/PageBoundary";
 // Pages with charts load on demand: the charting library stays out of the initial bundle.
 const BacktestPage = lazy(() => import("./backtests/BacktestPage"));
 const SweepPage = lazy(() => import("./backtests/SweepPage"));
+const SessionPage = lazy(() => import("./sessions/SessionPage"));
 
 export function App() {
   const session = useSession();
@@ -62,6 +65,15 @@ function Page({ pathname }: { pathname: string }) {
         <SweepPage key={sweep.id} jobId={sweep.id!} />
       </PageBoundary>
     );
+  if (pathname === "/sessions") return <SessionsPage />;
+  if (pathname === "/sessions/new") return <NewSessionPage />;
+  const liveSession = match("/sessions/:id", pathname);
+  if (liveSession)
+    return (
+      <PageBoundary what="the session page">
+        <SessionPage key={liveSession.id} sessionId={liveSession.id!} />
+      </PageBoundary>
+    );
   const backtest = match("/backtests/:id", pathname);
   if (backtest)
     return (
@@ -95,6 +107,7 @@ function TopBar() {
       <nav>
         <Link to="/strategies">Strategies</Link>
         <Link to="/backtests">Backtests</Link>
+        <Link to="/sessions">Live</Link>
       </nav>
       <span className="spacer" />
       <span className="muted">{me.data?.email}</span>

@@ -47,7 +47,7 @@ import { placeProblems, type GraphProblem } from "./problems";
 import { StrategyNode } from "./StrategyNode";
 import { TunablesPanel } from "./TunablesPanel";
 import { VersionsPanel } from "./VersionsPanel";
-import { navigate, setNavigationGuard } from "../router";
+import { Link, navigate, setNavigationGuard } from "../router";
 import { useSaveStrategy, useValidation } from "../strategies/queries";
 import { ErrorBox } from "../ui/ErrorBox";
 
@@ -376,6 +376,22 @@ export function Editor({ catalog, source }: { catalog: Catalog; source: EditorSo
             >
               {save.isPending ? "Saving…" : source.id === undefined ? "Save strategy" : `Save as version ${nextVersion}`}
             </button>
+            {source.id !== undefined && source.currentVersion !== undefined && (
+              <>
+                <Link
+                  to={`/backtests/new?strategy=${source.id}&version=${source.viewingVersion ?? source.currentVersion}`}
+                  title="Backtest the saved version shown (unsaved edits are not part of it)"
+                >
+                  Backtest
+                </Link>
+                <Link
+                  to={`/sessions/new?strategy=${source.id}&version=${source.viewingVersion ?? source.currentVersion}`}
+                  title="Start a live paper session of the saved version shown"
+                >
+                  Go live
+                </Link>
+              </>
+            )}
           </div>
           {save.error && <ErrorBox error={save.error} />}
           {validation.error && !validation.isFetching && (

@@ -50,7 +50,13 @@ export function StrategiesPage() {
                   </td>
                   <td>v{s.current_version}</td>
                   <td>{new Date(s.updated_at).toLocaleString()}</td>
-                  <td>
+                  <td className="row-actions">
+                    <Link to={`/backtests/new?strategy=${s.id}`} aria-label={`Backtest ${s.name}`}>
+                      Backtest
+                    </Link>
+                    <Link to={`/sessions/new?strategy=${s.id}`} aria-label={`Go live with ${s.name}`}>
+                      Go live
+                    </Link>
                     <button
                       type="button"
                       className="danger"

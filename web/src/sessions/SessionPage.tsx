@@ -1,0 +1,166 @@
+/**
+ * One live session: its account (position, cash, equity), the equity and drawdown growing bar
+ * by bar, its metrics and trades, and pause, resume and stop. Updates come from the WebSocket
+ * channel `session:{id}` when it is up, else from polling (see live.ts). Loaded lazily (charts).
+ */
+import { useQueryClient } from "@tanstack/react-query";
+import { useCallback, useEffect, useMemo, useState } from "react";
+import { useSession } from "../auth/session";
+import { MetricsTable } from "../backtests/MetricsTable";
+import { TradesTable } from "../backtests/TradesTable";
+import { ValueChart } from "../charts/Charts";
+import { drawdownSeries, toSeconds } from "../charts/series";
+import { Link } from "../router";
+import { ErrorBox, Loading } from "../ui/ErrorBox";
+import { StatusBadge } from "../ui/Status";
+import { useLiveChannel } from "./live";
+import { SESSION_POLL_MS, useLiveSession, useSessionAction, useSessionEquity, useSessionTrades, type LiveSession } from "./queries";
+import { formatMoney } from "./SessionsPage";
+
+export default function SessionPage({ sessionId }: { sessionId: string }) {
+  const { tokens } = useSession();
+  const client = useQueryClient();
+  const refetch = useCallback(() => void client.invalidateQueries({ queryKey: ["session", sessionId] }), [client, sessionId]);
+  // Polling slows down while the socket is up (the socket's state is known after the query).
+  const [live, setLive] = useState(false);
+  const session = useLiveSession(sessionId, live);
+  const status = session.data?.status;
+  const finished = status === "stopped" || status === "failed";
+  const liveState = useLiveChannel(tokens, status !== undefined && !finished ? `session:${sessionId}` : null, refetch);
+  useEffect(() => setLive(liveState === "live"), [liveState]);
+  const equity = useSessionEquity(sessionId, status, live);
+  const trades = useSessionTrades(sessionId, status, live);
+  const action = useSessionAction(sessionId);
+
+  const equityPoints = useMemo(() => (equity.data?.points ?? []).map((p) => ({ time: toSeconds(p.ts), value: p.equity })), [equity.data]);
+  const drawdown = useMemo(() => drawdownSeries(equityPoints, session.data?.capital), [equityPoints, session.data?.capital]);
+
+  if (session.error) return <div className="page"><ErrorBox error={session.error} onRetry={() => void session.refetch()} /></div>;
+  if (session.isPending) return <Loading what="the session" />;
+  const s = session.data;
+  return (
+    <div className="page page-wide">
+      <div className="section-head">
+        <h1>
+          {s.symbol} <span className="muted small">{s.timeframe} · {s.mode} · {s.id}</span>
+        </h1>
+        <StatusBadge status={s.status} />
+        {s.status === "running" && (
+          <button type="button" data-testid="session-pause" disabled={action.isPending} onClick={() => action.mutate("pause")}>
+            Pause
+          </button>
+        )}
+        {s.status === "paused" && (
+          <button type="button" data-testid="session-resume" disabled={action.isPending} onClick={() => action.mutate("resume")}>
+            Resume
+          </button>
+        )}
+        {(s.status === "running" || s.status === "paused") && (
+          <button
+            type="button"
+            className="danger"
+            data-testid="session-stop"
+            disabled={action.isPending}
+            onClick={() => {
+              if (window.confirm("Stop this session? A stopped session cannot be resumed.")) action.mutate("stop");
+            }}
+          >
+            Stop
+          </button>
+        )}
+      </div>
+      <p className="facts">
+        {s.strategy_id && (
+          <span>
+            strategy <Link to={`/strategies/${s.strategy_id}${s.version !== null ? `/versions/${s.version}` : ""}`}>v{s.version}</Link>
+          </span>
+        )}
+        <span>started {new Date(s.created_at).toLocaleString()}</span>
+        {Object.keys(s.params).length > 0 && (
+          <span>
+            params <code>{JSON.stringify(s.params)}</code>
+          </span>
+        )}
+        <span className="muted live-note" data-testid="live-updates">
+          {s.status === "stopped" || s.status === "failed"
+            ? "finished"
+            : live
+              ? "live updates (WebSocket)"
+              : liveState === "connecting"
+                ? "connecting…"
+                : `refreshing every ${SESSION_POLL_MS / 1000} s`}
+        </span>
+      </p>
+      {action.error && <ErrorBox error={action.error} />}
+      {s.status === "failed" && (
+        <div className="error-box" role="alert">
+          <strong>The session failed</strong>
+          <div>{s.error ?? "no reason was recorded"}</div>
+        </div>
+      )}
+      <Account session={s} />
+      <section className="chart-pair">
+        <div>
+          <h2>
+            Equity <span className="muted small">UTC</span>
+          </h2>
+          {equity.error && <ErrorBox error={equity.error} onRetry={() => void equity.refetch()} />}
+          {equity.isPending ? <Loading what="the equity" /> : <ValueChart points={equityPoints} kind="equity" label="Equity curve" testId="equity-chart" />}
+        </div>
+        <div>
+          <h2>Drawdown</h2>
+          {equity.isPending ? <Loading what="the drawdown" /> : <ValueChart points={drawdown} kind="drawdown" label="Drawdown" testId="drawdown-chart" />}
+        </div>
+      </section>
+      {equity.data && equity.data.points.length === 0 && <p className="muted">No bar applied yet: the curve starts with the next closed bar.</p>}
+      <section>
+        <h2>Metrics</h2>
+        <MetricsTable summary={s.metrics} />
+      </section>
+      <section>
+        <h2>Trades {trades.data && <span className="muted small">{trades.data.total.toLocaleString()}</span>}</h2>
+        {trades.error && <ErrorBox error={trades.error} onRetry={() => void trades.refetch()} />}
+        {trades.isPending ? (
+          <Loading what="the trades" />
+        ) : (
+          trades.data && (
+            <>
+              <TradesTable trades={trades.data.trades} total={trades.data.trades.length} />
+              {trades.data.total > trades.data.trades.length && (
+                <p className="muted small">The latest {trades.data.trades.length} of {trades.data.total.toLocaleString()} trades.</p>
+              )}
+            </>
+          )
+        )}
+      </section>
+    </div>
+  );
+}
+
+function Account({ session: s }: { session: LiveSession }) {
+  const pnl = s.equity - s.capital;
+  const stats: [string, string, string?][] = [
+    ["Position", `${Number(s.position.toPrecision(6))}`, "session-position"],
+    ["Equity", formatMoney(s.equity), "session-equity"],
+    ["P&L", `${formatMoney(pnl)} (${((pnl / s.capital) * 100).toFixed(2)} %)`],
+    ["Cash", formatMoney(s.cash)],
+    ["Capital", formatMoney(s.capital)],
+    ["Bars applied", s.bars_applied.toLocaleString()],
+    ["Warm-up", s.warmed_up ? "done" : `${s.warmup} bars`],
+    ["Last bar (UTC)", s.last_bar_time ? s.last_bar_time.replace("T", " ").slice(0, 16) : "—"],
+    ["Lag", s.lag_seconds === null ? "—" : `${Math.round(s.lag_seconds)} s`],
+    ["Gaps / corrections", `${s.gaps} / ${s.corrections}`],
+  ];
+  return (
+    <div className="stat-grid" aria-label="Account">
+      {stats.map(([label, value, testId]) => (
+        <div key={label} className="stat">
+          <div className="stat-label">{label}</div>
+          <div className="stat-value" data-testid={testId}>
+            {value}
+          </div>
+        </div>
+      ))}
+    </div>
+  );
+}

@@ -1,0 +1,103 @@
+/** Server state of live (forward-test) sessions (TanStack Query). */
+import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { unwrap } from "../api/client";
+import type { components } from "../api/schema";
+import { useApi } from "../auth/session";
+
+export type LiveSession = components["schemas"]["SessionPublic"];
+export type SessionCreate = components["schemas"]["SessionCreate"];
+export type SessionTrade = components["schemas"]["forward-test-service.TradePublic"];
+
+/** Polling while nothing is pushed: running sessions move with every bar. */
+export const SESSION_POLL_MS = 5000;
+/** Polling while the WebSocket is up: only a safety net. */
+export const SESSION_POLL_LIVE_MS = 30_000;
+/** The session page lists the latest trades, at most this many. */
+export const SESSION_TRADES = 500;
+
+function interval(status: LiveSession["status"] | undefined, live: boolean): number | false {
+  if (status === "stopped" || status === "failed") return false;
+  return live ? SESSION_POLL_LIVE_MS : status === "paused" ? 15_000 : SESSION_POLL_MS;
+}
+
+export function useSessions(status?: LiveSession["status"]) {
+  const api = useApi();
+  return useQuery({
+    queryKey: ["sessions", status ?? "all"],
+    queryFn: () => unwrap(api.GET("/api/sessions", { params: { query: { status, limit: 100 } } })),
+    refetchInterval: (q) => (q.state.data?.items.some((s) => s.status === "running") ? 10_000 : false),
+  });
+}
+
+export function useLiveSession(id: string, live: boolean) {
+  const api = useApi();
+  return useQuery({
+    queryKey: ["session", id],
+    queryFn: () => unwrap(api.GET("/api/sessions/{session_id}", { params: { path: { session_id: id } } })),
+    refetchInterval: (q) => interval(q.state.data?.status, live),
+  });
+}
+
+export function useSessionEquity(id: string, status: LiveSession["status"] | undefined, live: boolean) {
+  const api = useApi();
+  return useQuery({
+    queryKey: ["session", id, "equity"],
+    queryFn: () =>
+      unwrap(api.GET("/api/sessions/{session_id}/equity", { params: { path: { session_id: id }, query: { points: 2000 } } })),
+    enabled: status !== undefined,
+    refetchInterval: interval(status, live),
+  });
+}
+
+/** The latest SESSION_TRADES closed trades (in order) and how many there are. */
+export function useSessionTrades(id: string, status: LiveSession["status"] | undefined, live: boolean) {
+  const api = useApi();
+  return useQuery({
+    queryKey: ["session", id, "trades"],
+    queryFn: async () => {
+      const get = (offset: number) =>
+        unwrap(
+          api.GET("/api/sessions/{session_id}/trades", {
+            params: { path: { session_id: id }, query: { offset, limit: SESSION_TRADES } },
+          }),
+        );
+      let page = await get(0);
+      if (page.total > SESSION_TRADES) page = await get(page.total - SESSION_TRADES);
+      return page;
+    },
+    enabled: status !== undefined,
+    refetchInterval: interval(status, live),
+  });
+}
+
+export function useCreateSession() {
+  const api = useApi();
+  const client = useQueryClient();
+  return useMutation({
+    mutationFn: (body: SessionCreate) => unwrap(api.POST("/api/sessions", { body })),
+    onSuccess: (s) => {
+      client.setQueryData(["session", s.id], s);
+      void client.invalidateQueries({ queryKey: ["sessions"] });
+    },
+  });
+}
+
+export type SessionAction = "pause" | "resume" | "stop";
+
+export function useSessionAction(id: string) {
+  const api = useApi();
+  const client = useQueryClient();
+  return useMutation({
+    mutationFn: (action: SessionAction) => {
+      const params = { params: { path: { session_id: id } } };
+      if (action === "pause") return unwrap(api.POST("/api/sessions/{session_id}/pause", params));
+      if (action === "resume") return unwrap(api.POST("/api/sessions/{session_id}/resume", params));
+      return unwrap(api.POST("/api/sessions/{session_id}/stop", params));
+    },
+    onSuccess: (s) => client.setQueryData(["session", id], s),
+    onSettled: () => {
+      void client.invalidateQueries({ queryKey: ["session", id] });
+      void client.invalidateQueries({ queryKey: ["sessions"] });
+    },
+  });
+}
