@@ -15,6 +15,9 @@ import { MetricsTable } from "./MetricsTable";
 import { TradesTable } from "./TradesTable";
 import { isActive, MAX_BARS, useBars, useCancelJob, useEquity, useJob, useJobTrades, type Job } from "./queries";
 
+/** Up to this many trades, each marker names its price; beyond, arrows only. */
+const MARKER_LABELS = 12;
+
 export default function BacktestPage({ jobId }: { jobId: string }) {
   const job = useJob(jobId);
   const cancel = useCancelJob();
@@ -70,7 +73,10 @@ function Results({ job }: { job: Job }) {
     [bars.data],
   );
   const markers = useMemo(
-    () => (trades.data && candles.length > 0 ? tradeMarkers(trades.data.trades, candles.map((c) => c.time)) : []),
+    () =>
+      trades.data && candles.length > 0
+        ? tradeMarkers(trades.data.trades, candles.map((c) => c.time), { labels: trades.data.trades.length <= MARKER_LABELS })
+        : [],
     [trades.data, candles],
   );
   const equityPoints = useMemo(() => (equity.data?.points ?? []).map((p) => ({ time: toSeconds(p.ts), value: p.equity })), [equity.data]);
@@ -78,18 +84,20 @@ function Results({ job }: { job: Job }) {
 
   return (
     <div className="results">
-      <section>
-        <h2>Metrics</h2>
-        <MetricsTable summary={summaryMetrics(job.summary)} />
-      </section>
-      <section>
-        <h2>
-          Price and trades <span className="muted small">UTC</span>
-        </h2>
-        {bars.error && <ErrorBox error={bars.error} onRetry={() => void bars.refetch()} />}
-        {trades.error && <ErrorBox error={trades.error} onRetry={() => void trades.refetch()} />}
-        {bars.isPending ? <Loading what="the bars" /> : <PriceChart candles={candles} markers={markers} label={`${job.symbol} candles with trades`} />}
-        {bars.data?.truncated && <p className="muted small">The first {MAX_BARS.toLocaleString()} bars are drawn.</p>}
+      <section className="metrics-and-price">
+        <div>
+          <h2>Metrics</h2>
+          <MetricsTable summary={summaryMetrics(job.summary)} />
+        </div>
+        <div>
+          <h2>
+            Price and trades <span className="muted small">UTC</span>
+          </h2>
+          {bars.error && <ErrorBox error={bars.error} onRetry={() => void bars.refetch()} />}
+          {trades.error && <ErrorBox error={trades.error} onRetry={() => void trades.refetch()} />}
+          {bars.isPending ? <Loading what="the bars" /> : <PriceChart candles={candles} markers={markers} label={`${job.symbol} candles with trades`} />}
+          {bars.data?.truncated && <p className="muted small">The first {MAX_BARS.toLocaleString()} bars are drawn.</p>}
+        </div>
       </section>
       <section className="chart-pair">
         <div>

@@ -31,7 +31,8 @@ const BASE_OPTIONS = {
   layout: { background: { type: ColorType.Solid, color: "#ffffff" }, textColor: "#1d2330", fontSize: 11 },
   grid: { vertLines: { color: "#eef0f3" }, horzLines: { color: "#eef0f3" } },
   rightPriceScale: { borderColor: "#d8dce3" },
-  timeScale: { borderColor: "#d8dce3", timeVisible: true, secondsVisible: false },
+  // a small minimum spacing lets "fit" show a whole run of thousands of bars in a narrow chart
+  timeScale: { borderColor: "#d8dce3", timeVisible: true, secondsVisible: false, minBarSpacing: 0.01 },
 };
 
 /**
@@ -89,7 +90,12 @@ export function PriceChart({ candles, markers, label }: { candles: Candle[]; mar
     },
     [candles, markers],
   );
-  return <div ref={ref} className="chart chart-price" data-testid="price-chart" role="img" aria-label={label} />;
+  return (
+    <div className="chart-frame" data-testid="price-chart">
+      <div ref={ref} className="chart chart-price" role="img" aria-label={label} />
+      {candles.length === 0 && <div className="chart-empty">No bars in this range</div>}
+    </div>
+  );
 }
 
 /** A line (equity) or an area hanging below zero (drawdown, in percent). */
@@ -126,5 +132,10 @@ export function ValueChart({
     },
     [points, kind],
   );
-  return <div ref={ref} className={`chart chart-${kind}`} data-testid={testId} role="img" aria-label={label} />;
+  return (
+    <div className="chart-frame" data-testid={testId}>
+      <div ref={ref} className={`chart chart-${kind}`} role="img" aria-label={label} />
+      {points.length === 0 && <div className="chart-empty">No points yet</div>}
+    </div>
+  );
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { drawdownSeries, snapToBar, strictlyAscending, toSeconds, tradeMarkers, type TradeLike } from "./series";
+import { drawdownSeries, formatDuration, snapToBar, strictlyAscending, toSeconds, tradeMarkers, type TradeLike } from "./series";
 
 const T0 = toSeconds("2024-01-01T00:00:00Z");
 const H = 3600;
@@ -89,6 +89,10 @@ describe("tradeMarkers", () => {
     expect(tradeMarkers([long, short]).map((m) => m.time - T0)).toEqual([H, 2 * H, 3 * H, 5 * H]);
   });
 
+  it("can leave the labels out", () => {
+    expect(tradeMarkers([long], undefined, { labels: false }).map((m) => m.text)).toEqual(["", ""]);
+  });
+
   it("leaves out an open trade's exit", () => {
     expect(tradeMarkers([{ ...long, is_open: true }])).toHaveLength(1);
   });
@@ -103,5 +107,15 @@ describe("tradeMarkers", () => {
       [4 * H, "Sell"],
       [8 * H, "Buy"], // late's entry, inside the last bar; its exit is past it
     ]);
+  });
+});
+
+describe("formatDuration", () => {
+  it("picks the unit that reads best", () => {
+    expect(formatDuration(42.4)).toBe("42 s");
+    expect(formatDuration(17 * 60 + 5)).toBe("17 min");
+    expect(formatDuration(5 * 3600 + 3 * 60)).toBe("5 h 3 min");
+    expect(formatDuration(2119 * 86_400 + 4 * 3600)).toBe("2,119 d 4 h");
+    expect(formatDuration(-1)).toBe("0 s");
   });
 });

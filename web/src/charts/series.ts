@@ -82,11 +82,17 @@ export function snapToBar(barTimes: readonly number[], t: number): number | null
  * One marker per fill: a buy (a long's entry, a short's exit) is an up arrow under the bar, a
  * sell an arrow down over it. An open trade has no exit marker. Markers are sorted by time (the
  * library wants them so); with `barTimes`, each is snapped onto its bar and fills outside the
- * bars shown are left out.
+ * bars shown are left out. Without `labels` the arrows carry no text (many trades would bury
+ * the candles under their prices).
  */
-export function tradeMarkers(trades: readonly TradeLike[], barTimes?: readonly number[]): TradeMarker[] {
+export function tradeMarkers(
+  trades: readonly TradeLike[],
+  barTimes?: readonly number[],
+  { labels = true }: { labels?: boolean } = {},
+): TradeMarker[] {
   const markers: TradeMarker[] = [];
-  const add = (iso: string, buy: boolean, text: string) => {
+  const add = (iso: string, buy: boolean, label: string) => {
+    const text = labels ? label : "";
     let time: number | null = toSeconds(iso);
     if (barTimes !== undefined) {
       const last = barTimes[barTimes.length - 1];
@@ -115,4 +121,13 @@ function barStep(barTimes: readonly number[]): number {
 
 export function formatPrice(p: number): string {
   return Math.abs(p) >= 1000 ? p.toFixed(2) : Number(p.toPrecision(6)).toString();
+}
+
+/** A duration for people: "42 s", "17 min", "5 h 3 min", "12 d 4 h". */
+export function formatDuration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min`;
+  if (s < 86_400) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+  return `${Math.floor(s / 86_400).toLocaleString("en-US")} d ${Math.floor((s % 86_400) / 3600)} h`;
 }

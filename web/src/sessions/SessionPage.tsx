@@ -9,7 +9,7 @@ import { useSession } from "../auth/session";
 import { MetricsTable } from "../backtests/MetricsTable";
 import { TradesTable } from "../backtests/TradesTable";
 import { ValueChart } from "../charts/Charts";
-import { drawdownSeries, toSeconds } from "../charts/series";
+import { drawdownSeries, formatDuration, toSeconds } from "../charts/series";
 import { Link } from "../router";
 import { ErrorBox, Loading } from "../ui/ErrorBox";
 import { StatusBadge } from "../ui/Status";
@@ -112,7 +112,9 @@ export default function SessionPage({ sessionId }: { sessionId: string }) {
           {equity.isPending ? <Loading what="the drawdown" /> : <ValueChart points={drawdown} kind="drawdown" label="Drawdown" testId="drawdown-chart" />}
         </div>
       </section>
-      {equity.data && equity.data.points.length === 0 && <p className="muted">No bar applied yet: the curve starts with the next closed bar.</p>}
+      {equity.data && equity.data.points.length === 0 && (
+        <p className="muted">No bar applied since the start: the curves begin with the next closed bar of the series.</p>
+      )}
       <section>
         <h2>Metrics</h2>
         <MetricsTable summary={s.metrics} />
@@ -148,7 +150,7 @@ function Account({ session: s }: { session: LiveSession }) {
     ["Bars applied", s.bars_applied.toLocaleString()],
     ["Warm-up", s.warmed_up ? "done" : `${s.warmup} bars`],
     ["Last bar (UTC)", s.last_bar_time ? s.last_bar_time.replace("T", " ").slice(0, 16) : "—"],
-    ["Lag", s.lag_seconds === null ? "—" : `${Math.round(s.lag_seconds)} s`],
+    ["Lag", s.lag_seconds === null ? "—" : formatDuration(s.lag_seconds)],
     ["Gaps / corrections", `${s.gaps} / ${s.corrections}`],
   ];
   return (
