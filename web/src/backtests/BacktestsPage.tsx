@@ -3,6 +3,7 @@ import { useState } from "react";
 import { Link, navigate } from "../router";
 import { ErrorBox, Loading } from "../ui/ErrorBox";
 import { ProgressBar, StatusBadge } from "../ui/Status";
+import { lastDay } from "./form";
 import { formatMetric, summaryMetrics } from "./metrics";
 import { isActive, useJobs, type Job } from "./queries";
 
@@ -64,7 +65,7 @@ export function BacktestsPage() {
                     {job.symbol} <span className="muted">{job.timeframe}</span>
                   </td>
                   <td className="small">
-                    {job.start.slice(0, 10)} → {job.end.slice(0, 10)}
+                    {job.start.slice(0, 10)} → {lastDay(job.end)}
                   </td>
                   <td>
                     <StatusBadge status={job.status} testId={`status-${job.id}`} />

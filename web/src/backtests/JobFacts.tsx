@@ -1,5 +1,6 @@
 /** What a job ran: symbol, timeframe, range, strategy version, bars and execution config. */
 import { Link } from "../router";
+import { lastDay } from "./form";
 import type { Job } from "./queries";
 
 export function JobFacts({ job }: { job: Job }) {
@@ -9,7 +10,7 @@ export function JobFacts({ job }: { job: Job }) {
         {job.symbol} <span className="muted">{job.timeframe}</span>
       </span>
       <span>
-        {job.start.slice(0, 10)} → {job.end.slice(0, 10)} <span className="muted">(end excluded, UTC)</span>
+        {job.start.slice(0, 10)} → {lastDay(job.end)} <span className="muted">(UTC days)</span>
       </span>
       {job.strategy_id && (
         <span>

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { dateRange, defaultRange, paramValues, sweepSpace, valuesInRange } from "./form";
+import { dateRange, defaultRange, lastDay, paramValues, sweepSpace, valuesInRange } from "./form";
 
 describe("dateRange", () => {
   it("turns two included UTC days into start and an exclusive end", () => {
@@ -52,5 +52,12 @@ describe("sweep ranges", () => {
   it("names a bad row and counts nothing without rows", () => {
     expect(sweepSpace({ fast: { enabled: true, min: "5", max: "1", step: "1" } }).errors).toEqual({ fast: "max is below min" });
     expect(sweepSpace({}).combinations).toBe(0);
+  });
+});
+
+describe("lastDay", () => {
+  it("shows the last day included: the day before a midnight end", () => {
+    expect(lastDay("2021-04-01T00:00:00Z")).toBe("2021-03-31");
+    expect(lastDay("2021-04-01T15:00:00Z")).toBe("2021-04-01");
   });
 });

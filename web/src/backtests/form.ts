@@ -99,3 +99,12 @@ export function sweepSpace(rows: Record<string, SweepRange>): {
   }
   return { parameters, combinations: Object.keys(parameters).length === 0 ? 0 : combinations, errors };
 }
+
+/**
+ * The last day a run covers, for display: its exclusive `end` minus a day when that end is a
+ * midnight (what the form sends), else the end's own day.
+ */
+export function lastDay(end: string): string {
+  const ms = Date.parse(end);
+  return isoDay(new Date(ms % DAY_MS === 0 ? ms - DAY_MS : ms).toISOString());
+}

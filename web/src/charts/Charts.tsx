@@ -3,7 +3,7 @@
  * so the library stays out of the initial bundle. Times are UTC.
  */
 import {
-  AreaSeries,
+  BaselineSeries,
   CandlestickSeries,
   ColorType,
   createChart,
@@ -98,7 +98,7 @@ export function PriceChart({ candles, markers, label }: { candles: Candle[]; mar
   );
 }
 
-/** A line (equity) or an area hanging below zero (drawdown, in percent). */
+/** A line (equity) or an area hanging from zero (drawdown, in percent). */
 export function ValueChart({
   points,
   kind,
@@ -114,10 +114,15 @@ export function ValueChart({
     (chart) =>
       kind === "equity"
         ? chart.addSeries(LineSeries, { color: "#2563eb", lineWidth: 2, priceLineVisible: false })
-        : chart.addSeries(AreaSeries, {
-            lineColor: "#c62828",
-            topColor: "rgba(198, 40, 40, 0.05)",
-            bottomColor: "rgba(198, 40, 40, 0.35)",
+        : // filled between the curve and zero, so no drawdown shows as no fill
+          chart.addSeries(BaselineSeries, {
+            baseValue: { type: "price", price: 0 },
+            topLineColor: "#c62828",
+            topFillColor1: "rgba(198, 40, 40, 0)",
+            topFillColor2: "rgba(198, 40, 40, 0)",
+            bottomLineColor: "#c62828",
+            bottomFillColor1: "rgba(198, 40, 40, 0.1)",
+            bottomFillColor2: "rgba(198, 40, 40, 0.4)",
             lineWidth: 1,
             priceLineVisible: false,
             priceFormat: { type: "custom", formatter: (v: number) => `${v.toFixed(2)} %` },
