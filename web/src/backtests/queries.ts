@@ -17,7 +17,7 @@ export type SweepResult = components["schemas"]["SweepResultPublic"];
 /** How often a job still queued or running is asked again; finished ones are not. */
 export const JOB_POLL_MS = 2000;
 /** At most this many bars and trades are drawn (pages of the API fetched in turn). */
-export const MAX_BARS = 5000;
+export const MAX_BARS = 10_000;
 export const MAX_TRADES = 5000;
 
 export function isActive(status: Job["status"] | undefined): boolean {

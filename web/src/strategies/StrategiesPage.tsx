@@ -50,23 +50,25 @@ export function StrategiesPage() {
                   </td>
                   <td>v{s.current_version}</td>
                   <td>{new Date(s.updated_at).toLocaleString()}</td>
-                  <td className="row-actions">
-                    <Link to={`/backtests/new?strategy=${s.id}`} aria-label={`Backtest ${s.name}`}>
-                      Backtest
-                    </Link>
-                    <Link to={`/sessions/new?strategy=${s.id}`} aria-label={`Go live with ${s.name}`}>
-                      Go live
-                    </Link>
-                    <button
-                      type="button"
-                      className="danger"
-                      disabled={remove.isPending}
-                      onClick={() => {
-                        if (window.confirm(`Delete "${s.name}"?`)) remove.mutate({ id: s.id, version: s.current_version });
-                      }}
-                    >
-                      Delete
-                    </button>
+                  <td>
+                    <div className="row-actions">
+                      <Link to={`/backtests/new?strategy=${s.id}`} aria-label={`Backtest ${s.name}`}>
+                        Backtest
+                      </Link>
+                      <Link to={`/sessions/new?strategy=${s.id}`} aria-label={`Go live with ${s.name}`}>
+                        Go live
+                      </Link>
+                      <button
+                        type="button"
+                        className="danger"
+                        disabled={remove.isPending}
+                        onClick={() => {
+                          if (window.confirm(`Delete "${s.name}"?`)) remove.mutate({ id: s.id, version: s.current_version });
+                        }}
+                      >
+                        Delete
+                      </button>
+                    </div>
                   </td>
                 </tr>
               ))}
