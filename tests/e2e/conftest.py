@@ -28,6 +28,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from _pytest.nodeid import NodeId
 
 from algotrade_devstack.infra import port_bindable
 from algotrade_testkit.stack import RunningStack
@@ -35,6 +36,7 @@ from algotrade_testkit.stack import start_stack as start_stack_from
 
 REPO = Path(__file__).resolve().parents[2]
 SMOKE_TEST = "test_stack_smoke.py"
+GROUP = "e2e-stack"  # the pytest-xdist group of every end-to-end test
 HEALTHY_WITHIN = 60.0  # a teardown's wait for a child that the module's test had killed
 
 __all__ = ["REPO", "RunningStack", "SharedStack", "start_stack"]
@@ -160,13 +162,19 @@ def own_client_address() -> str | None:
     return fresh_client_address()
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The end-to-end tests share one stack, so they run in one process (one pytest-xdist
     group), and the smoke test, which stops the shared stack, after the others."""
     e2e = Path(__file__).parent
     for item in items:
         if item.path.is_relative_to(e2e):
-            item.add_marker(pytest.mark.xdist_group("e2e-stack"))
+            item.add_marker(pytest.mark.xdist_group(GROUP))
+            if config.getoption("loadgroup", default=False) and "@" not in item.nodeid:
+                # pytest-xdist 3.8 groups by an "@group" suffix it writes to `item._nodeid`,
+                # which pytest 9.2 no longer reads (pytest-xdist#1386): without this, every
+                # worker ran end-to-end tests on a stack of its own, and a module's tests
+                # could land on two workers (its module fixtures twice, on two stacks).
+                item._id = NodeId.parse(f"{item.nodeid}@{GROUP}")  # type: ignore[attr-defined]
     smoke = [i for i in items if i.path.name == SMOKE_TEST and i.path.parent == e2e]
     if not smoke:
         return
