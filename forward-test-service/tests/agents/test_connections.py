@@ -113,9 +113,10 @@ async def test_malformed_and_hostile_heartbeats_are_problems(desk: Desk) -> None
 
 @pytest.fixture
 async def roomy_desk(serve_desk: Callable[..., Any]) -> AsyncIterator[Desk]:
-    """The service with a Redis connection per agent of the flood below: with the default pool
-    (100, a 5 s wait for a free one) a loaded CI machine timed the queue out (503s)."""
-    async with serve_desk(redis_max_connections=1_000) as desk:
+    """The service with the default pool (100 connections) but a longer wait for a free one:
+    with the default 5 s wait a loaded CI machine timed the flood's queue out (503s), and a
+    connection per agent (1,000 opened at once) was refused by Redis instead."""
+    async with serve_desk(redis_pool_wait_seconds=120) as desk:
         yield desk
 
 

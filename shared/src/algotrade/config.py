@@ -52,7 +52,9 @@ class ServiceSettings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1, le=200)
     redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
     redis_max_connections: int = Field(default=100, ge=1, le=10_000)
-    """Pooled connections per process; beyond, a command waits for one (up to 5 s)."""
+    """Pooled connections per process; beyond, a command waits for one."""
+    redis_pool_wait_seconds: float = Field(default=5.0, gt=0, le=300)
+    """How long a command waits for a free pooled connection (then the request is a 503)."""
     redis_prefix: str = ""
     kafka_bootstrap: str = "127.0.0.1:9092"
     kafka_topic_prefix: str = ""

@@ -223,7 +223,7 @@ async def _build_clients(
         pool = BlockingConnectionPool.from_url(
             settings.redis_url.get_secret_value(),
             max_connections=settings.redis_max_connections,
-            timeout=5,
+            timeout=settings.redis_pool_wait_seconds,
             socket_connect_timeout=2,
             socket_timeout=5,
         )
