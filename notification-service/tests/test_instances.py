@@ -60,9 +60,12 @@ async def instances(
     producer = EventProducer(kafka_bootstrap, client_id="test-events")
     await producer.start()
     try:
+        # No protocol keepalive: uvicorn's (a ping every 20 s, 20 s for its pong) would close
+        # the stalled client below as 1011 before its queue's grace when a loaded machine is
+        # slow to push it the flood; the grace is what the tests check.
         async with (
-            serve_on_port(create_app(one)) as url_one,
-            serve_on_port(create_app(two)) as url_two,
+            serve_on_port(create_app(one), ws_ping_interval=None) as url_one,
+            serve_on_port(create_app(two), ws_ping_interval=None) as url_two,
         ):
             ports = [int(url.rsplit(":", 1)[1]) for url in (url_one, url_two)]
             yield ports, minting, producer

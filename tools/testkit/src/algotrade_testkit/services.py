@@ -56,9 +56,10 @@ async def serve_in_process(
 
 
 @asynccontextmanager
-async def serve_on_port(app: ASGIApp) -> AsyncIterator[str]:
+async def serve_on_port(app: ASGIApp, **options: Any) -> AsyncIterator[str]:
     """Run ``app`` behind a real uvicorn server on a free loopback port (real sockets, for
-    WebSockets and for services calling each other); yields its base URL."""
+    WebSockets and for services calling each other); yields its base URL. ``options`` go to
+    `uvicorn.Config`."""
     import asyncio
 
     import uvicorn
@@ -67,7 +68,9 @@ async def serve_on_port(app: ASGIApp) -> AsyncIterator[str]:
 
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", **options
+        )
     )
     task = asyncio.create_task(server.serve())
     while not server.started:
