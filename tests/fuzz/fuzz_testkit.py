@@ -83,6 +83,9 @@ def same_operations(served: dict[str, Any], fuzzed: dict[str, Any]) -> bool:
     return all(served.get(k) == fuzzed.get(k) for k in ("paths", "components"))
 
 
+START_SECONDS = 180  # seven apps in one event loop, on a loaded two-core machine
+
+
 class ServersThread:
     """uvicorn servers for ``apps`` (name -> (app, port)), all in one event loop on a thread
     of their own: schemathesis drives synchronous test functions, which would block the test's
@@ -122,9 +125,13 @@ class ServersThread:
 
     def __enter__(self) -> ServersThread:
         self._thread.start()
-        if not self._ready.wait(timeout=90) or self._error is not None:
+        started = self._ready.wait(timeout=START_SECONDS)
+        if not started or self._error is not None:
             self.__exit__()
-            raise RuntimeError("the fuzzed services did not start") from self._error
+            # The cause in the message itself: a report's one-line summary of each error is
+            # often all a CI log keeps.
+            why = repr(self._error) if started else f"not ready within {START_SECONDS} s"
+            raise RuntimeError(f"the fuzzed services did not start: {why}") from self._error
         return self
 
     def __exit__(self, *exc: object) -> None:
