@@ -15,6 +15,15 @@ export default defineConfig({
       "/ws": { target: gateway.replace(/^http/, "ws"), ws: true },
     },
   },
-  build: { sourcemap: false, chunkSizeWarningLimit: 1000 },
+  build: {
+    sourcemap: false,
+    chunkSizeWarningLimit: 1000,
+    rollupOptions: {
+      output: {
+        // the charting library gets a chunk of its own, named for it, loaded by the chart pages only
+        manualChunks: (id: string) => (/node_modules\/(lightweight-charts|fancy-canvas)\//.test(id) ? "charts" : undefined),
+      },
+    },
+  },
   test: { include: ["src/**/*.test.ts"], environment: "node" },
 });
