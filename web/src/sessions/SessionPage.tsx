@@ -8,13 +8,21 @@ import { useCallback, useEffect, useMemo, useState } from "react";
 import { useSession } from "../auth/session";
 import { MetricsTable } from "../backtests/MetricsTable";
 import { TradesTable } from "../backtests/TradesTable";
-import { ValueChart } from "../charts/Charts";
-import { drawdownSeries, formatDuration, toSeconds } from "../charts/series";
+import { PriceChart, ValueChart, type Candle } from "../charts/Charts";
+import { drawdownSeries, formatDuration, toSeconds, tradeMarkers } from "../charts/series";
 import { Link } from "../router";
 import { ErrorBox, Loading } from "../ui/ErrorBox";
 import { StatusBadge } from "../ui/Status";
 import { useLiveChannel } from "./live";
-import { SESSION_POLL_MS, useLiveSession, useSessionAction, useSessionEquity, useSessionTrades, type LiveSession } from "./queries";
+import {
+  SESSION_POLL_MS,
+  useLiveSession,
+  useSessionAction,
+  useSessionBars,
+  useSessionEquity,
+  useSessionTrades,
+  type LiveSession,
+} from "./queries";
 import { formatMoney } from "./SessionsPage";
 
 export default function SessionPage({ sessionId }: { sessionId: string }) {
@@ -34,6 +42,18 @@ export default function SessionPage({ sessionId }: { sessionId: string }) {
 
   const equityPoints = useMemo(() => (equity.data?.points ?? []).map((p) => ({ time: toSeconds(p.ts), value: p.equity })), [equity.data]);
   const drawdown = useMemo(() => drawdownSeries(equityPoints, session.data?.capital), [equityPoints, session.data?.capital]);
+  const bars = useSessionBars(session.data, equity.data?.points[0]?.ts, live);
+  const candles = useMemo<Candle[]>(
+    () => (bars.data ?? []).map((b) => ({ time: toSeconds(b.ts), open: b.open, high: b.high, low: b.low, close: b.close })),
+    [bars.data],
+  );
+  const markers = useMemo(
+    () =>
+      trades.data && candles.length > 0
+        ? tradeMarkers(trades.data.trades, candles.map((c) => c.time), { labels: trades.data.trades.length <= 12 })
+        : [],
+    [trades.data, candles],
+  );
 
   if (session.error) return <div className="page"><ErrorBox error={session.error} onRetry={() => void session.refetch()} /></div>;
   if (session.isPending) return <Loading what="the session" />;
@@ -114,6 +134,15 @@ export default function SessionPage({ sessionId }: { sessionId: string }) {
       </section>
       {equity.data && equity.data.points.length === 0 && (
         <p className="muted">No bar applied since the start: the curves begin with the next closed bar of the series.</p>
+      )}
+      {equityPoints.length > 0 && (
+        <section>
+          <h2>
+            Price and closed trades <span className="muted small">since the first bar applied, UTC</span>
+          </h2>
+          {bars.error && <ErrorBox error={bars.error} onRetry={() => void bars.refetch()} />}
+          {bars.isPending ? <Loading what="the bars" /> : <PriceChart candles={candles} markers={markers} label={`${s.symbol} candles with trades`} />}
+        </section>
       )}
       <section>
         <h2>Metrics</h2>

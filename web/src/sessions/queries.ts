@@ -7,6 +7,7 @@ import { useApi } from "../auth/session";
 export type LiveSession = components["schemas"]["SessionPublic"];
 export type SessionCreate = components["schemas"]["SessionCreate"];
 export type SessionTrade = components["schemas"]["forward-test-service.TradePublic"];
+type Bar = components["schemas"]["BarPublic"];
 
 /** Polling while nothing is pushed: running sessions move with every bar. */
 export const SESSION_POLL_MS = 5000;
@@ -99,5 +100,39 @@ export function useSessionAction(id: string) {
       void client.invalidateQueries({ queryKey: ["session", id] });
       void client.invalidateQueries({ queryKey: ["sessions"] });
     },
+  });
+}
+
+/** Bars drawn under a session's trades: the series it follows, from `start`, at most this many. */
+export const SESSION_BARS = 5000;
+
+/**
+ * The bars of the session's series from `start` (its first applied bar) on, refetched with the
+ * session (same key prefix: a pushed event refreshes them too).
+ */
+export function useSessionBars(session: LiveSession | undefined, start: string | undefined, live: boolean) {
+  const api = useApi();
+  return useQuery({
+    queryKey: ["session", session?.id, "bars", start],
+    queryFn: async () => {
+      const bars: Bar[] = [];
+      let cursor: string | null = null;
+      do {
+        // JSON unless Arrow is asked for (the schema lists both answers)
+        const page = (await unwrap(
+          api.GET("/api/market/symbols/{symbol}/bars", {
+            params: {
+              path: { symbol: session!.symbol },
+              query: { timeframe: session!.timeframe, start, cursor, limit: 1000, owner: session!.owner ?? "platform" },
+            },
+          }),
+        )) as components["schemas"]["BarsPage"];
+        bars.push(...page.bars);
+        cursor = page.next_cursor;
+      } while (cursor !== null && bars.length < SESSION_BARS);
+      return bars;
+    },
+    enabled: session !== undefined && start !== undefined,
+    refetchInterval: interval(session?.status, live),
   });
 }
