@@ -72,3 +72,8 @@ export function asProblem(error: unknown): Problem {
     detail: error instanceof Error ? error.message : String(error),
   };
 }
+
+/** A 404: asking again will not help (the page offers no retry). */
+export function isNotFound(error: unknown): boolean {
+  return error instanceof ApiError && error.status === 404;
+}

@@ -7,6 +7,7 @@ import { useMemo } from "react";
 import { PriceChart, ValueChart, type Candle } from "../charts/Charts";
 import { toSeconds, tradeMarkers } from "../charts/series";
 import { Link } from "../router";
+import { isNotFound } from "../api/problem";
 import { ErrorBox, Loading } from "../ui/ErrorBox";
 import { ProgressBar, StatusBadge } from "../ui/Status";
 import { summaryMetrics } from "./metrics";
@@ -21,7 +22,13 @@ const MARKER_LABELS = 12;
 export default function BacktestPage({ jobId }: { jobId: string }) {
   const job = useJob(jobId);
   const cancel = useCancelJob();
-  if (job.error) return <div className="page"><ErrorBox error={job.error} onRetry={() => void job.refetch()} /></div>;
+  if (job.error)
+    return (
+      <div className="page">
+        <ErrorBox error={job.error} onRetry={isNotFound(job.error) ? undefined : () => void job.refetch()} />
+        <Link to="/backtests">Back to your backtests</Link>
+      </div>
+    );
   if (job.isPending) return <Loading what="the backtest" />;
   const j = job.data;
   if (j.kind === "sweep") {

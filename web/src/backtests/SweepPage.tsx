@@ -4,7 +4,8 @@
  * backtest of any combination in one click (to see its trades and curves).
  */
 import { useMemo, useState } from "react";
-import { navigate } from "../router";
+import { Link, navigate } from "../router";
+import { isNotFound } from "../api/problem";
 import { ErrorBox, Loading } from "../ui/ErrorBox";
 import { ProgressBar, StatusBadge } from "../ui/Status";
 import { JobFacts } from "./JobFacts";
@@ -31,7 +32,13 @@ export default function SweepPage({ jobId }: { jobId: string }) {
   const metric = sort ?? (typeof job?.summary?.metric === "string" ? job.summary.metric : "sharpe");
   const results = useSweepResults(jobId, metric, job !== undefined && job.status !== "queued", isActive(job?.status));
 
-  if (sweep.error) return <div className="page"><ErrorBox error={sweep.error} onRetry={() => void sweep.refetch()} /></div>;
+  if (sweep.error)
+    return (
+      <div className="page">
+        <ErrorBox error={sweep.error} onRetry={isNotFound(sweep.error) ? undefined : () => void sweep.refetch()} />
+        <Link to="/backtests">Back to your backtests</Link>
+      </div>
+    );
   if (sweep.isPending || job === undefined) return <Loading what="the sweep" />;
   return (
     <div className="page page-wide">

@@ -11,6 +11,7 @@ import { TradesTable } from "../backtests/TradesTable";
 import { PriceChart, ValueChart, type Candle } from "../charts/Charts";
 import { drawdownSeries, formatDuration, toSeconds, tradeMarkers } from "../charts/series";
 import { Link } from "../router";
+import { isNotFound } from "../api/problem";
 import { ErrorBox, Loading } from "../ui/ErrorBox";
 import { StatusBadge } from "../ui/Status";
 import { useLiveChannel } from "./live";
@@ -55,7 +56,13 @@ export default function SessionPage({ sessionId }: { sessionId: string }) {
     [trades.data, candles],
   );
 
-  if (session.error) return <div className="page"><ErrorBox error={session.error} onRetry={() => void session.refetch()} /></div>;
+  if (session.error)
+    return (
+      <div className="page">
+        <ErrorBox error={session.error} onRetry={isNotFound(session.error) ? undefined : () => void session.refetch()} />
+        <Link to="/sessions">Back to your sessions</Link>
+      </div>
+    );
   if (session.isPending) return <Loading what="the session" />;
   const s = session.data;
   return (
