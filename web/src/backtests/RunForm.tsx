@@ -14,6 +14,7 @@ import {
   defaultSweepRange,
   paramValues,
   sweepSpace,
+  symbolChoices,
   TIMEFRAMES,
   type SweepRange,
   type Timeframe,
@@ -93,11 +94,12 @@ export function RunForm({
   useEffect(() => {
     if (strategyId === "" && strategies.data?.data[0]) setStrategyId(strategies.data.data[0].id);
   }, [strategyId, strategies.data]);
-  const symbolInfo = symbols.data?.symbols.find((s) => s.symbol === symbol);
+  const choices = useMemo(() => symbolChoices(symbols.data?.symbols ?? []), [symbols.data]);
+  const symbolInfo = choices.find((s) => s.symbol === symbol);
   useEffect(() => {
-    const first = symbols.data?.symbols[0];
+    const first = choices[0];
     if (symbol === "" && first) setSymbol(first.symbol);
-  }, [symbol, symbols.data]);
+  }, [symbol, choices]);
   const series = symbolInfo?.timeframes.find((t) => t.timeframe === timeframe);
   useEffect(() => {
     if (symbolInfo && !series && symbolInfo.timeframes[0]) setTimeframe(symbolInfo.timeframes[0].timeframe);
@@ -202,8 +204,8 @@ export function RunForm({
         {versions.error && <ErrorBox error={versions.error} onRetry={() => void versions.refetch()} />}
         <Field label="Symbol">
           <select name="symbol" value={symbol} onChange={(e) => setSymbol(e.target.value)}>
-            {symbols.data?.symbols.map((s) => (
-              <option key={`${s.symbol}-${s.owner ?? "platform"}`} value={s.symbol}>
+            {choices.map((s) => (
+              <option key={s.symbol} value={s.symbol}>
                 {s.symbol}
                 {s.access !== "owner" ? ` (${s.access})` : ""}
               </option>

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { dateRange, defaultRange, lastDay, paramValues, sweepSpace, valuesInRange } from "./form";
+import { dateRange, defaultRange, lastDay, paramValues, sweepSpace, symbolChoices, valuesInRange } from "./form";
 
 describe("dateRange", () => {
   it("turns two included UTC days into start and an exclusive end", () => {
@@ -59,5 +59,20 @@ describe("lastDay", () => {
   it("shows the last day included: the day before a midnight end", () => {
     expect(lastDay("2021-04-01T00:00:00Z")).toBe("2021-03-31");
     expect(lastDay("2021-04-01T15:00:00Z")).toBe("2021-04-01");
+  });
+});
+
+describe("symbolChoices", () => {
+  it("keeps the series a run reads for each name: own, else shared, else the platform's", () => {
+    const choices = symbolChoices([
+      { symbol: "SPY", access: "public" as const, owner: null },
+      { symbol: "BTC-USD", access: "shared" as const, owner: "u2" },
+      { symbol: "SPY", access: "owner" as const, owner: "me" },
+      { symbol: "BTC-USD", access: "public" as const, owner: null },
+    ]);
+    expect(choices.map((c) => [c.symbol, c.access])).toEqual([
+      ["BTC-USD", "shared"],
+      ["SPY", "owner"],
+    ]);
   });
 });

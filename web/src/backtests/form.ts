@@ -108,3 +108,18 @@ export function lastDay(end: string): string {
   const ms = Date.parse(end);
   return isoDay(new Date(ms % DAY_MS === 0 ? ms - DAY_MS : ms).toISOString());
 }
+
+const ACCESS_RANK = { owner: 0, shared: 1, public: 2 } as const;
+
+/**
+ * One entry per symbol name, the series a run would read: your own, else one shared with you,
+ * else the platform's (the API's default resolution, docs/market-data.md "Owners"); by name.
+ */
+export function symbolChoices<S extends { symbol: string; access: keyof typeof ACCESS_RANK }>(symbols: readonly S[]): S[] {
+  const best = new Map<string, S>();
+  for (const s of symbols) {
+    const current = best.get(s.symbol);
+    if (current === undefined || ACCESS_RANK[s.access] < ACCESS_RANK[current.access]) best.set(s.symbol, s);
+  }
+  return [...best.values()].sort((a, b) => a.symbol.localeCompare(b.symbol));
+}
