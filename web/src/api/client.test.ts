@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { createTokenStore } from "../auth/tokens";
-import { createApi, unwrap } from "./client";
+import { createApi, refreshRefused, unwrap } from "./client";
 import { ApiError } from "./problem";
 
 const BASE = "http://gw";
@@ -114,6 +114,81 @@ describe("the API client", () => {
     expect(error).toBeInstanceOf(ApiError);
     expect((error as ApiError).problem).toMatchObject({ title: "Unauthorized", detail: "expired", status: 401 });
     expect(tokens.refresh()).toBeNull();
+  });
+
+  it("keeps the session when the refresh is rate limited, and the request fails with that problem", async () => {
+    const gateway = fakeGateway("Bearer access-2"); // access-1 has expired
+    const limited = vi.fn(async (request: Request) =>
+      new URL(request.url).pathname === "/api/auth/refresh"
+        ? json(429, { type: "about:blank", title: "Too Many Requests", status: 429, detail: "slow down", code: "rate_limited" }, "application/problem+json")
+        : gateway.fetch(request),
+    );
+    vi.stubGlobal("fetch", limited);
+    const tokens = createTokenStore(memoryStorage());
+    tokens.set(pair(1));
+    const api = createApi(tokens, BASE);
+    const error = await unwrap(api.GET("/api/strategies")).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ApiError);
+    expect((error as ApiError).problem).toMatchObject({ status: 429, title: "Too Many Requests", detail: "slow down" });
+    expect(tokens.refresh()).toBe("refresh-1"); // still signed in
+    // once the gateway answers again, the same refresh token works
+    vi.stubGlobal("fetch", gateway.fetch);
+    await unwrap(api.GET("/api/strategies"));
+    expect(tokens.access()).toBe("access-2");
+  });
+
+  it("keeps the session when the refresh meets a 5xx or no network, and says so", async () => {
+    const tokens = createTokenStore(memoryStorage());
+    tokens.set(pair(1));
+    const api = createApi(tokens, BASE);
+    const expired = json(401, { type: "about:blank", title: "Unauthorized", status: 401, detail: "expired" }, "application/problem+json");
+    vi.stubGlobal(
+      "fetch",
+      vi.fn(async (request: Request) =>
+        new URL(request.url).pathname === "/api/auth/refresh"
+          ? new Response("upstream down", { status: 503, statusText: "Service Unavailable" })
+          : expired.clone(),
+      ),
+    );
+    const down = await unwrap(api.GET("/api/strategies")).catch((e: unknown) => e);
+    expect((down as ApiError).problem).toMatchObject({ status: 503, title: "Service Unavailable", detail: "upstream down" });
+    expect(tokens.refresh()).toBe("refresh-1");
+
+    vi.stubGlobal(
+      "fetch",
+      vi.fn(async (request: Request) =>
+        new URL(request.url).pathname === "/api/auth/refresh" ? Promise.reject(new TypeError("Failed to fetch")) : expired.clone(),
+      ),
+    );
+    const offline = await unwrap(api.GET("/api/strategies")).catch((e: unknown) => e);
+    expect((offline as ApiError).problem).toMatchObject({ status: 0, title: "The gateway cannot be reached" });
+    expect(tokens.refresh()).toBe("refresh-1");
+  });
+
+  it("signs out when the stored refresh token is not one the gateway accepts (422 on it)", async () => {
+    vi.stubGlobal(
+      "fetch",
+      vi.fn(async () =>
+        json(
+          422,
+          { type: "about:blank", title: "Unprocessable Entity", status: 422, detail: "invalid request", errors: [{ loc: ["body", "refresh_token"], msg: "too long" }] },
+          "application/problem+json",
+        ),
+      ),
+    );
+    const storage = memoryStorage();
+    storage.setItem("algotrade.refresh_token", "x".repeat(500));
+    const tokens = createTokenStore(storage);
+    await createApi(tokens, BASE).GET("/api/strategies").catch(() => undefined);
+    expect(tokens.refresh()).toBeNull();
+  });
+
+  it("tells a refused refresh from a failed one", () => {
+    expect(refreshRefused(401, { title: "Unauthorized", status: 401 })).toBe(true);
+    expect(refreshRefused(429, { title: "Too Many Requests", status: 429 })).toBe(false);
+    expect(refreshRefused(500, "boom")).toBe(false);
+    expect(refreshRefused(502, { title: "Bad Gateway", status: 502 })).toBe(false);
+    expect(refreshRefused(422, { title: "x", status: 422, errors: [{ loc: ["body", "email"] }] })).toBe(false);
   });
 
   it("never sends the access token to the auth routes", async () => {
