@@ -2,6 +2,7 @@
 import { useQuery } from "@tanstack/react-query";
 import { lazy, useEffect } from "react";
 import { unwrap } from "./api/client";
+import { ApiKeysPage } from "./apikeys/ApiKeysPage";
 import { AuthPage } from "./auth/AuthPage";
 import { BacktestsPage } from "./backtests/BacktestsPage";
 import { LaunchPage } from "./backtests/LaunchPage";
@@ -65,6 +66,7 @@ function Page({ pathname }: { pathname: string }) {
         <SweepPage key={sweep.id} jobId={sweep.id!} />
       </PageBoundary>
     );
+  if (pathname === "/settings/api-keys") return <ApiKeysPage />;
   if (pathname === "/sessions") return <SessionsPage />;
   if (pathname === "/sessions/new") return <NewSessionPage />;
   const liveSession = match("/sessions/:id", pathname);
@@ -110,6 +112,7 @@ function TopBar() {
         <Link to="/sessions">Live</Link>
       </nav>
       <span className="spacer" />
+      <Link to="/settings/api-keys">API keys</Link>
       <span className="muted">{me.data?.email}</span>
       <button
         type="button"
