@@ -19,6 +19,9 @@ import { PageBoundary } from "./ui/PageBoundary";
 const BacktestPage = lazy(() => import("./backtests/BacktestPage"));
 const SweepPage = lazy(() => import("./backtests/SweepPage"));
 const SessionPage = lazy(() => import("./sessions/SessionPage"));
+// The agents, data and analytics pages are not needed at sign-in: they load when first opened.
+const AgentsPage = lazy(() => import("./agents/AgentsPage"));
+const AgentPage = lazy(() => import("./agents/AgentPage"));
 
 export function App() {
   const session = useSession();
@@ -67,6 +70,19 @@ function Page({ pathname }: { pathname: string }) {
       </PageBoundary>
     );
   if (pathname === "/settings/api-keys") return <ApiKeysPage />;
+  if (pathname === "/agents")
+    return (
+      <PageBoundary what="the agents">
+        <AgentsPage />
+      </PageBoundary>
+    );
+  const agent = match("/agents/:id", pathname);
+  if (agent)
+    return (
+      <PageBoundary what="the agent">
+        <AgentPage key={agent.id} agentId={agent.id!} />
+      </PageBoundary>
+    );
   if (pathname === "/sessions") return <SessionsPage />;
   if (pathname === "/sessions/new") return <NewSessionPage />;
   const liveSession = match("/sessions/:id", pathname);
@@ -110,6 +126,7 @@ function TopBar() {
         <Link to="/strategies">Strategies</Link>
         <Link to="/backtests">Backtests</Link>
         <Link to="/sessions">Live</Link>
+        <Link to="/agents">Agents</Link>
       </nav>
       <span className="spacer" />
       <Link to="/settings/api-keys">API keys</Link>

@@ -1,0 +1,391 @@
+/**
+ * One agent: its connection and health score with the components it is made of, the positions
+ * the platform records for its account, its last trade sync, and its commands (those queued
+ * from this tab; see agents.ts for why the agent's own command list is not read) with a form to
+ * queue one. Updates come from the agent's WebSocket channel (`agent:{id}`) when it is up, else
+ * from polling.
+ */
+import { useQueryClient } from "@tanstack/react-query";
+import { useCallback, useEffect, useState, type FormEvent } from "react";
+import { isNotFound } from "../api/problem";
+import { useSession } from "../auth/session";
+import { Link, navigate } from "../router";
+import { useLiveChannel } from "../sessions/live";
+import { ErrorBox, Loading } from "../ui/ErrorBox";
+import {
+  commandBody,
+  commandProblems,
+  connectionTone,
+  EMPTY_COMMAND,
+  formatAge,
+  healthTone,
+  trackCommand,
+  trackedCommands,
+  type CommandDraft,
+} from "./agents";
+import {
+  AGENT_POLL_MS,
+  useAgent,
+  useAgentCommands,
+  useAgentPositions,
+  useAgentsStatus,
+  useDeleteAgent,
+  useQueueCommand,
+  type Agent,
+} from "./queries";
+
+const storage = () => (typeof sessionStorage === "undefined" ? null : sessionStorage);
+
+export default function AgentPage({ agentId }: { agentId: string }) {
+  const { tokens } = useSession();
+  const client = useQueryClient();
+  const refetch = useCallback(() => {
+    void client.invalidateQueries({ queryKey: ["agent", agentId] });
+    void client.invalidateQueries({ queryKey: ["agents", "status"] });
+  }, [client, agentId]);
+  const [live, setLive] = useState(false);
+  const agent = useAgent(agentId, live);
+  const liveState = useLiveChannel(tokens, agent.data ? `agent:${agentId}` : null, refetch);
+  useEffect(() => setLive(liveState === "live"), [liveState]);
+  const positions = useAgentPositions(agentId, live);
+  const status = useAgentsStatus(live);
+  const remove = useDeleteAgent();
+
+  if (agent.error)
+    return (
+      <div className="page">
+        <ErrorBox error={agent.error} onRetry={isNotFound(agent.error) ? undefined : () => void agent.refetch()} />
+        <Link to="/agents">Back to your agents</Link>
+      </div>
+    );
+  if (agent.isPending) return <Loading what="the agent" />;
+  const a = agent.data;
+  const lastSync = status.data?.agents.find((s) => s.id === agentId)?.last_sync ?? null;
+  return (
+    <div className="page page-wide">
+      <div className="section-head">
+        <h1>
+          {a.name} <span className="muted small">{a.platform} · {a.id}</span>
+        </h1>
+        <span className={`status ${connectionTone(a.connection?.state)}`} data-testid="agent-state" role="status">
+          {a.connection?.state ?? "offline"}
+        </span>
+        <button
+          type="button"
+          className="danger"
+          data-testid="agent-delete"
+          disabled={remove.isPending}
+          onClick={() => {
+            if (window.confirm(`Forget “${a.name}”? Its queued commands are dropped; revoke its key under API keys.`))
+              remove.mutate(a.id, { onSuccess: () => navigate("/agents") });
+          }}
+        >
+          Forget
+        </button>
+      </div>
+      <p className="facts">
+        <span>
+          {a.broker} {a.account_number} <span className="muted">{a.currency}</span>
+        </span>
+        <span>heartbeat every {a.heartbeat_seconds} s</span>
+        <span>registered {new Date(a.created_at).toLocaleString()}</span>
+        <span className="muted live-note" data-testid="live-updates">
+          {live ? "live updates (WebSocket)" : liveState === "connecting" ? "connecting…" : `refreshing every ${AGENT_POLL_MS / 1000} s`}
+        </span>
+      </p>
+      {remove.error && <ErrorBox error={remove.error} />}
+      {a.sync_overdue && (
+        <div className="error-box" role="alert">
+          <strong>Trade sync overdue</strong>
+          <div>The agent is connected but has not synced its trades for 90 s (it should every 30 s).</div>
+        </div>
+      )}
+      <Connection agent={a} />
+      <section>
+        <h2>Positions {positions.data && <span className="muted small">{positions.data.count}</span>}</h2>
+        {positions.error && <ErrorBox error={positions.error} onRetry={() => void positions.refetch()} />}
+        {positions.isPending ? <Loading what="the positions" /> : positions.data && <Positions rows={positions.data.data} />}
+      </section>
+      <section>
+        <h2>Last trade sync</h2>
+        {status.error && <ErrorBox error={status.error} onRetry={() => void status.refetch()} />}
+        {status.isPending ? <Loading what="the last sync" /> : <LastSync sync={lastSync} />}
+      </section>
+      <Commands agentId={agentId} live={live} />
+    </div>
+  );
+}
+
+function Connection({ agent: a }: { agent: Agent }) {
+  const c = a.connection;
+  const ms = (v: number | null | undefined) => (v === null || v === undefined ? "—" : `${Math.round(v)} ms`);
+  const stats: [string, string, string?][] = [
+    ["Health", a.health ? `${a.health.score} / 100` : "—", "agent-health"],
+    ["Last heartbeat", c?.last_heartbeat_at ? `${formatAge(Date.now() - new Date(c.last_heartbeat_at).getTime())} ago` : "never"],
+    ["Heartbeats", c ? c.heartbeats.toLocaleString() : "0"],
+    ["Interval", ms(c?.interval_ms)],
+    ["Jitter", ms(c?.jitter_ms)],
+    ["Latency", ms(c?.latency_ms)],
+    ["Clock offset", ms(c?.clock_offset_ms)],
+  ];
+  const account = c?.account ?? null;
+  return (
+    <>
+      <div className="stat-grid" aria-label="Connection">
+        {stats.map(([label, value, testId]) => (
+          <div key={label} className="stat">
+            <div className="stat-label">{label}</div>
+            <div className="stat-value" data-testid={testId}>
+              {value}
+            </div>
+          </div>
+        ))}
+      </div>
+      {a.health && (
+        <table className="table metrics-table" aria-label="Health components" data-testid="agent-health-components">
+          <thead>
+            <tr>
+              <th>Component</th>
+              <th className="num">Points</th>
+              <th className="num">Weight</th>
+            </tr>
+          </thead>
+          <tbody>
+            {Object.entries(a.health.components).map(([name, points]) => (
+              <tr key={name}>
+                <th scope="row">{name}</th>
+                <td className="num">
+                  <span className={`status ${healthTone(points)}`}>{points}</span>
+                </td>
+                <td className="num">{Math.round((a.health!.weights[name] ?? 0) * 100)} %</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      {account && (
+        <p className="facts" aria-label="Account as last reported" data-testid="agent-account">
+          {Object.entries(account).map(([k, v]) => (
+            <span key={k}>
+              <span className="muted">{k.replace(/_/g, " ")}</span> {typeof v === "number" ? v.toLocaleString() : String(v)}
+            </span>
+          ))}
+        </p>
+      )}
+    </>
+  );
+}
+
+const num = (v: unknown) => (typeof v === "number" ? v.toLocaleString("en-US", { maximumFractionDigits: 6 }) : v === null || v === undefined ? "—" : String(v));
+
+function Positions({ rows }: { rows: Record<string, unknown>[] }) {
+  if (rows.length === 0) return <p className="muted">No open positions on record.</p>;
+  return (
+    <table className="table" data-testid="agent-positions">
+      <thead>
+        <tr>
+          <th>Ticket</th>
+          <th>Symbol</th>
+          <th>Side</th>
+          <th className="num">Volume</th>
+          <th className="num">Open price</th>
+          <th className="num">SL</th>
+          <th className="num">TP</th>
+          <th>Opened (UTC)</th>
+        </tr>
+      </thead>
+      <tbody>
+        {rows.map((p) => (
+          <tr key={String(p.ticket)}>
+            <td>
+              <code>{String(p.ticket)}</code>
+            </td>
+            <td>{String(p.symbol ?? "")}</td>
+            <td>{String(p.side ?? "")}</td>
+            <td className="num">{num(p.volume)}</td>
+            <td className="num">{num(p.open_price)}</td>
+            <td className="num">{num(p.sl)}</td>
+            <td className="num">{num(p.tp)}</td>
+            <td className="small">{typeof p.opened_at_ms === "number" ? new Date(p.opened_at_ms).toISOString().replace("T", " ").slice(0, 16) : "—"}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+function LastSync({ sync }: { sync: Record<string, unknown> | null }) {
+  if (sync === null) return <p className="muted">No trade sync yet.</p>;
+  const at = typeof sync.synced_at_ms === "number" ? sync.synced_at_ms : null;
+  const rows: [string, unknown][] = [
+    ["Synced", at === null ? "—" : `${new Date(at).toISOString().replace("T", " ").slice(0, 19)} UTC (${formatAge(Date.now() - at)} ago)`],
+    ["Positions", sync.positions],
+    ["Matched", sync.matched],
+    ["Conflicts", sync.conflicts],
+    ["Missing on the platform", sync.missing_on_platform],
+    ["Adopted (unknown to the server)", sync.unknown_to_server],
+    ["Diverging", sync.diverging],
+    ["Syncs so far", sync.count],
+  ];
+  return (
+    <table className="table metrics-table" aria-label="Last trade sync" data-testid="agent-last-sync">
+      <tbody>
+        {rows.map(([label, value]) => (
+          <tr key={label}>
+            <th scope="row">{label}</th>
+            <td className="num">{num(value)}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+function Commands({ agentId, live }: { agentId: string; live: boolean }) {
+  const [ids, setIds] = useState(() => trackedCommands(storage(), agentId));
+  const commands = useAgentCommands(agentId, ids, live);
+  const queue = useQueueCommand(agentId);
+  const [draft, setDraft] = useState<CommandDraft>(EMPTY_COMMAND);
+  const problems = commandProblems(draft);
+  const set = (patch: Partial<CommandDraft>) => setDraft((d) => ({ ...d, ...patch }));
+  const submit = (e: FormEvent) => {
+    e.preventDefault();
+    if (problems.length > 0) return;
+    if ((draft.kind === "open" || draft.kind === "close_all") && !window.confirm(`Send “${draft.kind}” to the terminal? It trades the real account.`)) return;
+    queue.mutate(commandBody(draft), {
+      onSuccess: (command) => {
+        setIds(trackCommand(storage(), agentId, command.id));
+        setDraft((d) => ({ ...EMPTY_COMMAND, kind: d.kind }));
+      },
+    });
+  };
+  const k = draft.kind;
+  return (
+    <section>
+      <h2>Commands</h2>
+      <p className="muted small">
+        The commands queued from this tab, most recent first. The agent's own command list is not read here: reading it hands
+        the commands to the reader instead of the terminal.
+      </p>
+      <form className="run-form" onSubmit={submit} aria-label="Queue a command" data-testid="queue-command-form">
+        <fieldset>
+          <legend>Queue a command</legend>
+          <label className="field">
+            <span className="field-label">Kind</span>
+            <select value={k} onChange={(e) => set({ kind: e.target.value as CommandDraft["kind"] })} aria-label="Command kind">
+              <option value="info">info (a message)</option>
+              <option value="open">open</option>
+              <option value="modify">modify</option>
+              <option value="close">close</option>
+              <option value="close_all">close all</option>
+            </select>
+          </label>
+          {k === "open" && (
+            <>
+              <label className="field">
+                <span className="field-label">Symbol</span>
+                <input value={draft.symbol} onChange={(e) => set({ symbol: e.target.value })} aria-label="Command symbol" />
+              </label>
+              <label className="field">
+                <span className="field-label">Side</span>
+                <select value={draft.side} onChange={(e) => set({ side: e.target.value as CommandDraft["side"] })} aria-label="Side">
+                  <option value="buy">buy</option>
+                  <option value="sell">sell</option>
+                </select>
+              </label>
+              <label className="field">
+                <span className="field-label">Volume</span>
+                <input value={draft.volume} onChange={(e) => set({ volume: e.target.value })} aria-label="Volume" className="narrow" inputMode="decimal" />
+              </label>
+            </>
+          )}
+          {(k === "close" || k === "modify") && (
+            <label className="field">
+              <span className="field-label">Ticket</span>
+              <input value={draft.ticket} onChange={(e) => set({ ticket: e.target.value })} aria-label="Ticket" />
+            </label>
+          )}
+          {(k === "open" || k === "modify") && (
+            <>
+              <label className="field">
+                <span className="field-label">Stop loss</span>
+                <input value={draft.sl} onChange={(e) => set({ sl: e.target.value })} aria-label="Stop loss" className="narrow" inputMode="decimal" />
+              </label>
+              <label className="field">
+                <span className="field-label">Take profit</span>
+                <input value={draft.tp} onChange={(e) => set({ tp: e.target.value })} aria-label="Take profit" className="narrow" inputMode="decimal" />
+              </label>
+            </>
+          )}
+          {k === "info" && (
+            <label className="field grow">
+              <span className="field-label">Message</span>
+              <input value={draft.message} onChange={(e) => set({ message: e.target.value })} aria-label="Message" maxLength={1000} />
+            </label>
+          )}
+          {problems.length > 0 && <p className="form-problems">Needs {problems.join(", ")}.</p>}
+          {queue.error && <ErrorBox error={queue.error} />}
+          <div className="form-actions">
+            <button type="submit" className="primary" disabled={problems.length > 0 || queue.isPending} data-testid="queue-command">
+              {queue.isPending ? "Queueing…" : "Queue"}
+            </button>
+          </div>
+        </fieldset>
+      </form>
+      {ids.length === 0 ? (
+        <p className="muted">No command queued from this tab.</p>
+      ) : (
+        <table className="table" data-testid="agent-commands">
+          <thead>
+            <tr>
+              <th>Command</th>
+              <th>Kind</th>
+              <th>State</th>
+              <th className="num">Attempts</th>
+              <th>Details</th>
+              <th>Result</th>
+            </tr>
+          </thead>
+          <tbody>
+            {ids.map((id, i) => {
+              const q = commands[i]!;
+              if (q.error)
+                return (
+                  <tr key={id}>
+                    <td>
+                      <code>{id}</code>
+                    </td>
+                    <td colSpan={5}>
+                      <ErrorBox error={q.error} />
+                    </td>
+                  </tr>
+                );
+              const c = q.data;
+              return (
+                <tr key={id} data-testid={`command-${id}`}>
+                  <td>
+                    <code>{id}</code>
+                    {c && <div className="muted small">{new Date(c.created_at_ms).toLocaleString()}</div>}
+                  </td>
+                  <td>{c?.kind ?? "…"}</td>
+                  <td>
+                    {c && (
+                      <span className={`status ${c.state === "executed" ? "status-ok" : c.state === "queued" || c.state === "leased" ? "status-waiting" : "status-error"}`} data-testid={`command-state-${id}`}>
+                        {c.state}
+                      </span>
+                    )}
+                  </td>
+                  <td className="num">{c?.attempts ?? ""}</td>
+                  <td className="small">
+                    {c && [c.symbol, c.side, c.volume, c.ticket && `#${c.ticket}`, c.sl !== null && c.sl !== undefined && `sl ${c.sl}`, c.tp !== null && c.tp !== undefined && `tp ${c.tp}`, c.message].filter(Boolean).join(" ")}
+                  </td>
+                  <td className="small">{c?.result ? <code>{JSON.stringify(c.result)}</code> : ""}</td>
+                </tr>
+              );
+            })}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
+}

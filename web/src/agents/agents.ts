@@ -1,0 +1,144 @@
+/**
+ * Agents as their pages show them: the connection states in order, a register form's and a
+ * command form's problems, the body of a queued command, and the commands this tab queued.
+ *
+ * Why commands are tracked here: the only list of an agent's commands,
+ * `GET /api/agents/{id}/commands`, is the agent's own long-poll, and it *leases* what it
+ * returns; a page polling it would take the commands away from the terminal. So the page lists
+ * the commands queued from it, read one by one (`GET .../commands/{command_id}`, read-only),
+ * and the counts of `GET /api/agents/status`.
+ */
+import type { components } from "../api/schema";
+
+export type CommandCreate = components["schemas"]["CommandCreate"];
+export type CommandKind = CommandCreate["kind"];
+export type AgentCreate = components["schemas"]["AgentCreate"];
+
+export const CONNECTION_STATES = ["healthy", "degraded", "stale", "offline"] as const;
+
+/** A health score's colour: good from 80, poor under 50. */
+export function healthTone(score: number | undefined): "status-ok" | "status-waiting" | "status-error" | "status-muted" {
+  if (score === undefined) return "status-muted";
+  return score >= 80 ? "status-ok" : score >= 50 ? "status-waiting" : "status-error";
+}
+
+export function connectionTone(state: string | undefined): string {
+  return state === "healthy" ? "status-ok" : state === "degraded" ? "status-waiting" : state === "stale" ? "status-error" : "status-muted";
+}
+
+export interface AgentDraft {
+  name: string;
+  platform: AgentCreate["platform"];
+  account_number: string;
+  broker: string;
+  currency: string;
+  heartbeat_seconds: string;
+}
+
+export const EMPTY_AGENT: AgentDraft = { name: "", platform: "mt5", account_number: "", broker: "", currency: "USD", heartbeat_seconds: "5" };
+
+/** What the register form still lacks; empty when `agentBody` can be sent. */
+export function agentProblems(d: AgentDraft): string[] {
+  const p: string[] = [];
+  if (d.name.trim() === "" || d.name.trim().length > 100) p.push("a name (1 to 100 characters)");
+  if (d.account_number.trim() === "" || d.account_number.trim().length > 64) p.push("an account number (1 to 64 characters)");
+  if (d.broker.trim() === "" || d.broker.trim().length > 100) p.push("a broker (1 to 100 characters)");
+  if (!/^[A-Z]{3,8}$/.test(d.currency.trim())) p.push("a currency code (3 to 8 capital letters)");
+  const beat = Number(d.heartbeat_seconds);
+  if (d.heartbeat_seconds.trim() === "" || !Number.isFinite(beat) || beat < 1 || beat > 300) p.push("a heartbeat of 1 to 300 s");
+  return p;
+}
+
+export function agentBody(d: AgentDraft): AgentCreate {
+  return {
+    name: d.name.trim(),
+    platform: d.platform,
+    account_number: d.account_number.trim(),
+    broker: d.broker.trim(),
+    currency: d.currency.trim(),
+    heartbeat_seconds: Number(d.heartbeat_seconds),
+  };
+}
+
+export interface CommandDraft {
+  kind: CommandKind;
+  symbol: string;
+  side: "buy" | "sell";
+  volume: string;
+  ticket: string;
+  sl: string;
+  tp: string;
+  message: string;
+}
+
+export const EMPTY_COMMAND: CommandDraft = { kind: "info", symbol: "", side: "buy", volume: "", ticket: "", sl: "", tp: "", message: "" };
+
+const positive = (v: string) => v.trim() !== "" && Number.isFinite(Number(v)) && Number(v) > 0;
+const priceOrEmpty = (v: string) => v.trim() === "" || (Number.isFinite(Number(v)) && Number(v) >= 0);
+
+/** What a command of its kind still lacks (the fields the service requires of each kind). */
+export function commandProblems(d: CommandDraft): string[] {
+  const p: string[] = [];
+  if (d.kind === "open") {
+    if (!/^[A-Za-z0-9_.:/#+-][A-Za-z0-9_.:/#+ -]{0,63}$/.test(d.symbol.trim())) p.push("a symbol");
+    if (!positive(d.volume)) p.push("a volume above 0");
+  }
+  if ((d.kind === "close" || d.kind === "modify") && !/^[A-Za-z0-9_.:-]{1,64}$/.test(d.ticket.trim())) p.push("a ticket");
+  if (d.kind === "open" || d.kind === "modify") {
+    if (!priceOrEmpty(d.sl)) p.push("a stop loss of 0 or more, or none");
+    if (!priceOrEmpty(d.tp)) p.push("a take profit of 0 or more, or none");
+  }
+  if (d.kind === "modify" && d.sl.trim() === "" && d.tp.trim() === "") p.push("a stop loss or a take profit");
+  if (d.kind === "info" && (d.message.trim() === "" || d.message.length > 1000)) p.push("a message (up to 1,000 characters)");
+  return p;
+}
+
+/** The request for a command draft: only the fields of its kind. */
+export function commandBody(d: CommandDraft): CommandCreate {
+  const num = (v: string) => (v.trim() === "" ? null : Number(v));
+  switch (d.kind) {
+    case "open":
+      return { kind: "open", symbol: d.symbol.trim(), side: d.side, volume: Number(d.volume), sl: num(d.sl), tp: num(d.tp) };
+    case "close":
+      return { kind: "close", ticket: d.ticket.trim() };
+    case "modify":
+      return { kind: "modify", ticket: d.ticket.trim(), sl: num(d.sl), tp: num(d.tp) };
+    case "info":
+      return { kind: "info", message: d.message.trim() };
+    case "close_all":
+      return { kind: "close_all" };
+  }
+}
+
+/** A command is still moving while queued or leased; ended ones need no more polling. */
+export function commandPending(state: string): boolean {
+  return state === "queued" || state === "leased";
+}
+
+type IdStore = Pick<Storage, "getItem" | "setItem">;
+export const TRACKED_COMMANDS = 50;
+
+/** The commands queued from this tab for `agentId`, newest first (at most TRACKED_COMMANDS). */
+export function trackedCommands(storage: IdStore | null, agentId: string): string[] {
+  try {
+    const ids: unknown = JSON.parse(storage?.getItem(`algotrade.agent-commands.${agentId}`) ?? "[]");
+    return Array.isArray(ids) ? ids.filter((id): id is string => typeof id === "string") : [];
+  } catch {
+    return [];
+  }
+}
+
+export function trackCommand(storage: IdStore | null, agentId: string, commandId: string): string[] {
+  const ids = [commandId, ...trackedCommands(storage, agentId).filter((id) => id !== commandId)].slice(0, TRACKED_COMMANDS);
+  storage?.setItem(`algotrade.agent-commands.${agentId}`, JSON.stringify(ids));
+  return ids;
+}
+
+/** Milliseconds as a short age: "4 s", "3 min", "2 h", "5 d". */
+export function formatAge(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 90) return `${s} s`;
+  if (s < 90 * 60) return `${Math.round(s / 60)} min`;
+  if (s < 36 * 3600) return `${Math.round(s / 3600)} h`;
+  return `${Math.round(s / 86400)} d`;
+}
