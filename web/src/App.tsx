@@ -22,6 +22,7 @@ const SessionPage = lazy(() => import("./sessions/SessionPage"));
 // The agents, data and analytics pages are not needed at sign-in: they load when first opened.
 const AgentsPage = lazy(() => import("./agents/AgentsPage"));
 const AgentPage = lazy(() => import("./agents/AgentPage"));
+const DataPage = lazy(() => import("./data/DataPage"));
 
 export function App() {
   const session = useSession();
@@ -70,6 +71,12 @@ function Page({ pathname }: { pathname: string }) {
       </PageBoundary>
     );
   if (pathname === "/settings/api-keys") return <ApiKeysPage />;
+  if (pathname === "/data")
+    return (
+      <PageBoundary what="the data page">
+        <DataPage />
+      </PageBoundary>
+    );
   if (pathname === "/agents")
     return (
       <PageBoundary what="the agents">
@@ -127,6 +134,7 @@ function TopBar() {
         <Link to="/backtests">Backtests</Link>
         <Link to="/sessions">Live</Link>
         <Link to="/agents">Agents</Link>
+        <Link to="/data">Data</Link>
       </nav>
       <span className="spacer" />
       <Link to="/settings/api-keys">API keys</Link>
