@@ -23,6 +23,8 @@ const SessionPage = lazy(() => import("./sessions/SessionPage"));
 const AgentsPage = lazy(() => import("./agents/AgentsPage"));
 const AgentPage = lazy(() => import("./agents/AgentPage"));
 const DataPage = lazy(() => import("./data/DataPage"));
+const TearSheetPage = lazy(() => import("./analytics/TearSheetPage"));
+const PortfoliosPage = lazy(() => import("./analytics/PortfoliosPage"));
 
 export function App() {
   const session = useSession();
@@ -71,6 +73,21 @@ function Page({ pathname }: { pathname: string }) {
       </PageBoundary>
     );
   if (pathname === "/settings/api-keys") return <ApiKeysPage />;
+  const tearSheet = match("/analytics/:kind/:id", pathname);
+  if (tearSheet && (tearSheet.kind === "backtests" || tearSheet.kind === "sessions" || tearSheet.kind === "portfolios")) {
+    const kind = tearSheet.kind === "backtests" ? "backtest" : tearSheet.kind === "sessions" ? "session" : "portfolio";
+    return (
+      <PageBoundary what="the tear sheet">
+        <TearSheetPage key={`${kind}/${tearSheet.id}`} kind={kind} id={tearSheet.id!} />
+      </PageBoundary>
+    );
+  }
+  if (pathname === "/analytics/portfolios" || pathname === "/analytics")
+    return (
+      <PageBoundary what="your portfolios">
+        <PortfoliosPage />
+      </PageBoundary>
+    );
   if (pathname === "/data")
     return (
       <PageBoundary what="the data page">
@@ -135,6 +152,7 @@ function TopBar() {
         <Link to="/sessions">Live</Link>
         <Link to="/agents">Agents</Link>
         <Link to="/data">Data</Link>
+        <Link to="/analytics/portfolios">Analytics</Link>
       </nav>
       <span className="spacer" />
       <Link to="/settings/api-keys">API keys</Link>

@@ -51,6 +51,11 @@ export default function BacktestPage({ jobId }: { jobId: string }) {
             Cancel
           </button>
         )}
+        {j.status === "completed" && (
+          <Link to={`/analytics/backtests/${j.id}`} data-testid="tear-sheet-link">
+            Tear sheet
+          </Link>
+        )}
         {j.strategy_id && (
           <Link to={`/backtests/new?strategy=${j.strategy_id}${j.version !== null ? `&version=${j.version}` : ""}`}>Run again…</Link>
         )}

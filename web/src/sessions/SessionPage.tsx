@@ -72,6 +72,9 @@ export default function SessionPage({ sessionId }: { sessionId: string }) {
           {s.symbol} <span className="muted small">{s.timeframe} · {s.mode} · {s.id}</span>
         </h1>
         <StatusBadge status={s.status} />
+        <Link to={`/analytics/sessions/${s.id}`} data-testid="tear-sheet-link">
+          Tear sheet
+        </Link>
         {s.status === "running" && (
           <button type="button" data-testid="session-pause" disabled={action.isPending} onClick={() => action.mutate("pause")}>
             Pause
