@@ -142,7 +142,7 @@ function Connection({ agent: a }: { agent: Agent }) {
         ))}
       </div>
       {a.health && (
-        <table className="table metrics-table" aria-label="Health components" data-testid="agent-health-components">
+        <table className="table metrics-table plain-labels" aria-label="Health components" data-testid="agent-health-components">
           <thead>
             <tr>
               <th>Component</th>
@@ -228,7 +228,7 @@ function LastSync({ sync }: { sync: Record<string, unknown> | null }) {
     ["Syncs so far", sync.count],
   ];
   return (
-    <table className="table metrics-table" aria-label="Last trade sync" data-testid="agent-last-sync">
+    <table className="table metrics-table plain-labels" aria-label="Last trade sync" data-testid="agent-last-sync">
       <tbody>
         {rows.map(([label, value]) => (
           <tr key={label}>

@@ -226,7 +226,7 @@ function Histogram({ report }: { report: Report }) {
       {counts.map((c, i) => (
         <div
           key={i}
-          className={`histogram-bar ${(edges[i] ?? 0) < 0 ? "loss-bar" : "gain-bar"}`}
+          className={`histogram-bar ${(edges[i] ?? 0) + (edges[i + 1] ?? 0) < 0 ? "loss-bar" : "gain-bar"}`}
           style={{ height: `${(c / most) * 100}%` }}
           title={`${percent(edges[i] ?? null, 3)} to ${percent(edges[i + 1] ?? null, 3)}: ${c}`}
         />
