@@ -19,7 +19,7 @@ export function LaunchPage({ kind }: { kind: "backtest" | "sweep" }) {
       config: r.config,
     };
     if (kind === "sweep")
-      sweep.mutate({ ...common, search: r.search, metric: r.metric }, { onSuccess: (job) => navigate(`/backtests/sweeps/${job.id}`) });
+      sweep.mutate({ ...common, search: r.search, metric: r.metric, walk_forward: r.walk_forward ?? null }, { onSuccess: (job) => navigate(`/backtests/sweeps/${job.id}`) });
     else backtest.mutate({ ...common, params: r.params }, { onSuccess: (job) => navigate(`/backtests/${job.id}`) });
   };
   const version = search.get("version");

@@ -18,6 +18,9 @@ import {
   TIMEFRAMES,
   type SweepRange,
   type Timeframe,
+  type WalkForwardFields,
+  type WalkForwardSpec,
+  walkForwardSpec,
 } from "./form";
 import { LOWER_IS_BETTER, METRIC_ORDER, metricLabel } from "./metrics";
 import type { BacktestConfig } from "./queries";
@@ -39,6 +42,7 @@ export interface RunRequest {
   /** sweep */
   search?: { method: "grid" | "random"; parameters: Record<string, { min: number; max: number; step: number }>; samples?: number };
   metric?: string;
+  walk_forward?: WalkForwardSpec | null;
   /** session */
   capital?: number;
 }
@@ -79,6 +83,7 @@ export function RunForm({
   const [ranges, setRanges] = useState<Record<string, SweepRange>>({});
   const [method, setMethod] = useState<"grid" | "random">("grid");
   const [samples, setSamples] = useState("100");
+  const [walk, setWalk] = useState<WalkForwardFields>({ enabled: false, train: "500", test: "100", step: "" });
   const [metric, setMetric] = useState("sharpe");
   const [capital, setCapital] = useState("100000");
   const [config, setConfig] = useState({
@@ -120,6 +125,7 @@ export function RunForm({
 
   const values = paramValues(tunables, typedParams);
   const space = sweepSpace(ranges);
+  const walkForward = walkForwardSpec(walk);
   const range = kind === "session" ? null : dateRange(from, to);
   const numbers = {
     fee_bps: Number(config.fee_bps),
@@ -142,6 +148,7 @@ export function RunForm({
       problems.push(`the grid has ${space.combinations.toLocaleString()} combinations; at most ${MAX_COMBINATIONS.toLocaleString()}`);
     if (method === "random" && !(Number(samples) >= 1 && Number(samples) <= MAX_COMBINATIONS))
       problems.push(`samples: 1 to ${MAX_COMBINATIONS.toLocaleString()}`);
+    if (walkForward.error) problems.push(walkForward.error);
   }
 
   const submit = (e: FormEvent) => {
@@ -166,6 +173,7 @@ export function RunForm({
       request.params = {};
       request.metric = metric;
       request.search = { method, parameters: space.parameters, ...(method === "random" ? { samples: Number(samples) } : {}) };
+      if (walkForward.spec) request.walk_forward = walkForward.spec;
     }
     onSubmit(request);
   };
@@ -331,6 +339,30 @@ export function RunForm({
                 ))}
               </select>
             </Field>
+          </div>
+          <div className="field-row">
+            <label className="checkbox">
+              <input
+                type="checkbox"
+                name="walk_forward"
+                checked={walk.enabled}
+                onChange={(e) => setWalk({ ...walk, enabled: e.target.checked })}
+              />{" "}
+              Walk-forward
+            </label>
+            {walk.enabled && (
+              <>
+                <Field label="Train (bars)" hint="each fold picks its best combination on these bars">
+                  <input name="wf_train" inputMode="numeric" value={walk.train} onChange={(e) => setWalk({ ...walk, train: e.target.value })} />
+                </Field>
+                <Field label="Test (bars)" hint="…and reports it on the next ones">
+                  <input name="wf_test" inputMode="numeric" value={walk.test} onChange={(e) => setWalk({ ...walk, test: e.target.value })} />
+                </Field>
+                <Field label="Step (bars)" hint="blank: the test length (test windows tile the range)">
+                  <input name="wf_step" inputMode="numeric" value={walk.step} onChange={(e) => setWalk({ ...walk, step: e.target.value })} />
+                </Field>
+              </>
+            )}
           </div>
         </fieldset>
       )}

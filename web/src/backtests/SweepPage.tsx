@@ -11,6 +11,7 @@ import { ProgressBar, StatusBadge } from "../ui/Status";
 import { JobFacts } from "./JobFacts";
 import { cellColour, heatmapMatrix, sweptParameters } from "./heatmap";
 import { formatMetric, LOWER_IS_BETTER, METRIC_ORDER, metricLabel } from "./metrics";
+import { walkForwardReport } from "./walkforward";
 import {
   isActive,
   useCancelJob,
@@ -96,7 +97,71 @@ export default function SweepPage({ jobId }: { jobId: string }) {
         </>
       )}
       {results.data && results.data.results.length === 0 && !isActive(job.status) && <p className="muted">No results.</p>}
+      <WalkForward summary={job.summary} />
     </div>
+  );
+}
+
+/** Per fold: the combination that was best on the train bars, and how it did on the test bars. */
+function WalkForward({ summary }: { summary: Record<string, unknown> | null | undefined }) {
+  const report = walkForwardReport(summary);
+  if (report === null) return null;
+  const params = [...new Set(report.folds.flatMap((f) => Object.keys(f.best?.params ?? {})))].sort();
+  return (
+    <section>
+      <h2>Walk-forward</h2>
+      <p className="muted">
+        Each fold picks the best combination by {metricLabel(report.metric)} on its train bars and runs it on the test bars that
+        follow. Out-of-sample return, compounded over the test windows:{" "}
+        <b data-testid="walk-forward-oos">{formatMetric("total_return", report.outOfSampleReturn)}</b>
+      </p>
+      <div className="table-scroll">
+        <table className="table" data-testid="walk-forward-table" aria-label="Walk-forward folds">
+          <thead>
+            <tr>
+              <th>Fold</th>
+              <th>Train bars</th>
+              <th>Test bars</th>
+              {params.map((p) => (
+                <th key={p}>{p}</th>
+              ))}
+              <th className="num">Train {metricLabel(report.metric)}</th>
+              <th className="num">Test return</th>
+              <th className="num">Test sharpe</th>
+              <th className="num">Test trades</th>
+            </tr>
+          </thead>
+          <tbody>
+            {report.folds.map((f) => (
+              <tr key={f.fold}>
+                <td>{f.fold + 1}</td>
+                <td>
+                  {f.train[0]}–{f.train[1] - 1}
+                </td>
+                <td>
+                  {f.test[0]}–{f.test[1] - 1}
+                </td>
+                {f.best === null ? (
+                  <td colSpan={params.length + 4} className="muted">
+                    no combination had a {metricLabel(report.metric)} on the train bars
+                  </td>
+                ) : (
+                  <>
+                    {params.map((p) => (
+                      <td key={p}>{f.best!.params[p] ?? "—"}</td>
+                    ))}
+                    <td className="num">{formatMetric(report.metric, f.best.train)}</td>
+                    <td className="num">{formatMetric("total_return", f.best.test.total_return)}</td>
+                    <td className="num">{formatMetric("sharpe", f.best.test.sharpe)}</td>
+                    <td className="num">{formatMetric("trade_count", f.best.test.trade_count)}</td>
+                  </>
+                )}
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+    </section>
   );
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { dateRange, defaultRange, lastDay, paramValues, sweepSpace, symbolChoices, valuesInRange } from "./form";
+import { dateRange, defaultRange, lastDay, paramValues, sweepSpace, symbolChoices, valuesInRange, walkForwardSpec } from "./form";
 
 describe("dateRange", () => {
   it("turns two included UTC days into start and an exclusive end", () => {
@@ -74,5 +74,27 @@ describe("symbolChoices", () => {
       ["BTC-USD", "shared"],
       ["SPY", "owner"],
     ]);
+  });
+});
+
+describe("walkForwardSpec", () => {
+  const on = { enabled: true, train: "200", test: "50", step: "" };
+  it("is null when off, whatever the fields hold", () => {
+    expect(walkForwardSpec({ ...on, enabled: false, train: "x" })).toEqual({ spec: null, error: null });
+  });
+  it("sends train and test, and the step only when given", () => {
+    expect(walkForwardSpec(on).spec).toEqual({ train_bars: 200, test_bars: 50 });
+    expect(walkForwardSpec({ ...on, step: "25" }).spec).toEqual({ train_bars: 200, test_bars: 50, step_bars: 25 });
+  });
+  it("refuses what is not a whole number of bars ≥ 1", () => {
+    for (const bad of [{ train: "0" }, { test: "-5" }, { train: "1.5" }, { test: "" }, { step: "0" }, { step: "abc" }]) {
+      const result = walkForwardSpec({ ...on, ...bad });
+      expect(result.spec).toBeNull();
+      expect(result.error).toMatch(/walk-forward/);
+    }
+  });
+  it("refuses windows longer than the range", () => {
+    expect(walkForwardSpec(on, 249).error).toMatch(/250 bars; the range has 249/);
+    expect(walkForwardSpec(on, 250).spec).not.toBeNull();
   });
 });

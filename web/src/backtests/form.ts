@@ -123,3 +123,36 @@ export function symbolChoices<S extends { symbol: string; access: keyof typeof A
   }
   return [...best.values()].sort((a, b) => a.symbol.localeCompare(b.symbol));
 }
+
+/** The walk-forward fields as typed: off, or train/test (and an optional step) in bars. */
+export interface WalkForwardFields {
+  enabled: boolean;
+  train: string;
+  test: string;
+  step: string;
+}
+
+export interface WalkForwardSpec {
+  train_bars: number;
+  test_bars: number;
+  step_bars?: number;
+}
+
+/**
+ * The sweep's `walk_forward` (null when off), or what is wrong with the fields. `bars`, when
+ * known, is how many bars the range holds: one train window and one test window must fit.
+ */
+export function walkForwardSpec(
+  fields: WalkForwardFields,
+  bars?: number,
+): { spec: WalkForwardSpec | null; error: string | null } {
+  if (!fields.enabled) return { spec: null, error: null };
+  const whole = (text: string) => (/^\d+$/.test(text.trim()) ? Number(text.trim()) : NaN);
+  const [train, test] = [whole(fields.train), whole(fields.test)];
+  const step = fields.step.trim() === "" ? undefined : whole(fields.step);
+  if (!(train >= 1) || !(test >= 1)) return { spec: null, error: "walk-forward: train and test are whole numbers of bars ≥ 1" };
+  if (step !== undefined && !(step >= 1)) return { spec: null, error: "walk-forward: the step is a whole number of bars ≥ 1" };
+  if (bars !== undefined && train + test > bars)
+    return { spec: null, error: `walk-forward: one train and one test window take ${train + test} bars; the range has ${bars}` };
+  return { spec: { train_bars: train, test_bars: test, ...(step !== undefined ? { step_bars: step } : {}) }, error: null };
+}
