@@ -3,6 +3,7 @@ import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { unwrap } from "../api/client";
 import type { components } from "../api/schema";
 import { useApi } from "../auth/session";
+import { refetchEvery, type Cadence } from "../live/cutover";
 
 export type LiveSession = components["schemas"]["SessionPublic"];
 export type SessionCreate = components["schemas"]["SessionCreate"];
@@ -11,14 +12,16 @@ type Bar = components["schemas"]["BarPublic"];
 
 /** Polling while nothing is pushed: running sessions move with every bar. */
 export const SESSION_POLL_MS = 5000;
-/** Polling while the WebSocket is up: only a safety net. */
-export const SESSION_POLL_LIVE_MS = 30_000;
+/** Polling of what no push carries (metrics, lag, gaps) while the rest is pushed live. */
+export const SESSION_POLL_SAFETY_MS = 30_000;
 /** The session page lists the latest trades, at most this many. */
 export const SESSION_TRADES = 500;
 
-function interval(status: LiveSession["status"] | undefined, live: boolean): number | false {
+/** A source's polling: by its cadence under the cutover (live/cutover.ts), slower while paused,
+ * none once the session has ended. */
+function interval(status: LiveSession["status"] | undefined, cadence: Cadence): number | false {
   if (status === "stopped" || status === "failed") return false;
-  return live ? SESSION_POLL_LIVE_MS : status === "paused" ? 15_000 : SESSION_POLL_MS;
+  return refetchEvery(cadence, status === "paused" ? 15_000 : SESSION_POLL_MS, SESSION_POLL_SAFETY_MS);
 }
 
 export function useSessions(status?: LiveSession["status"]) {
@@ -30,28 +33,28 @@ export function useSessions(status?: LiveSession["status"]) {
   });
 }
 
-export function useLiveSession(id: string, live: boolean) {
+export function useLiveSession(id: string, cadence: Cadence) {
   const api = useApi();
   return useQuery({
     queryKey: ["session", id],
     queryFn: () => unwrap(api.GET("/api/sessions/{session_id}", { params: { path: { session_id: id } } })),
-    refetchInterval: (q) => interval(q.state.data?.status, live),
+    refetchInterval: (q) => interval(q.state.data?.status, cadence),
   });
 }
 
-export function useSessionEquity(id: string, status: LiveSession["status"] | undefined, live: boolean) {
+export function useSessionEquity(id: string, status: LiveSession["status"] | undefined, cadence: Cadence) {
   const api = useApi();
   return useQuery({
     queryKey: ["session", id, "equity"],
     queryFn: () =>
       unwrap(api.GET("/api/sessions/{session_id}/equity", { params: { path: { session_id: id }, query: { points: 2000 } } })),
     enabled: status !== undefined,
-    refetchInterval: interval(status, live),
+    refetchInterval: interval(status, cadence),
   });
 }
 
 /** The latest SESSION_TRADES closed trades (in order) and how many there are. */
-export function useSessionTrades(id: string, status: LiveSession["status"] | undefined, live: boolean) {
+export function useSessionTrades(id: string, status: LiveSession["status"] | undefined, cadence: Cadence) {
   const api = useApi();
   return useQuery({
     queryKey: ["session", id, "trades"],
@@ -67,7 +70,7 @@ export function useSessionTrades(id: string, status: LiveSession["status"] | und
       return page;
     },
     enabled: status !== undefined,
-    refetchInterval: interval(status, live),
+    refetchInterval: interval(status, cadence),
   });
 }
 
@@ -107,10 +110,10 @@ export function useSessionAction(id: string) {
 export const SESSION_BARS = 5000;
 
 /**
- * The bars of the session's series from `start` (its first applied bar) on, refetched with the
- * session (same key prefix: a pushed event refreshes them too).
+ * The bars of the session's series from `start` (its first applied bar) on. Not polled: the page
+ * refetches them when the session has applied another bar (same key prefix as the session's).
  */
-export function useSessionBars(session: LiveSession | undefined, start: string | undefined, live: boolean) {
+export function useSessionBars(session: LiveSession | undefined, start: string | undefined) {
   const api = useApi();
   return useQuery({
     queryKey: ["session", session?.id, "bars", start],
@@ -133,6 +136,5 @@ export function useSessionBars(session: LiveSession | undefined, start: string |
       return bars;
     },
     enabled: session !== undefined && start !== undefined,
-    refetchInterval: interval(session?.status, live),
   });
 }
