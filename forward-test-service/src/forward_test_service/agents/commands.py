@@ -18,6 +18,10 @@ survives a restart of the service (Redis keeps an append-only file).
 - **Idempotency**: enqueueing an intent key already used for this agent returns the first
   command. The agent stamps the key on the order it places, so a command delivered again after
   a lost ack is recognised and acked instead of executed twice.
+- **History**: every id is also kept in a ``history`` sorted set by the agent's enqueue number,
+  which the owner's list (`CommandQueue.page`) reads newest first without touching the queue:
+  the agent's own poll is the only read that leases. The history holds the newest
+  ``history_max`` commands whose hash still exists (an ended one is kept ``ended_ttl_ms``).
 
 Each ended command is appended to the journal (`forward_test_service.agents.journal`), which
 records it in PostgreSQL and announces it on ``agent.events.v1``. Enqueueing publishes the agent
@@ -56,8 +60,11 @@ if not owner then return {'unknown'} end
 if owner ~= ARGV[1] then return {'foreign'} end
 """
 
-# KEYS: meta, idempotency, command, ready, stats
-# ARGV: user, command id, score, idempotency ttl ms, channel, agent id, field, value, ...
+# KEYS: meta, idempotency, command, ready, stats, history
+# ARGV: user, command id, score, idempotency ttl ms, channel, agent id, command key prefix,
+#       history max, field, value, ...
+# The history (the owner's list) is numbered by the agent's enqueue counter, so that it is in
+# enqueue order even within a millisecond; the oldest ids whose command expired are pruned here.
 _ENQUEUE = (
     _OWNER_CHECK
     + """
@@ -65,13 +72,58 @@ local existing = redis.call('GET', KEYS[2])
 if existing then return {'existing', existing} end
 local t = redis.call('TIME')
 redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[4])
-redis.call('HSET', KEYS[3], 'created_us', t[1] .. string.format('%06d', t[2]), unpack(ARGV, 7))
+redis.call('HSET', KEYS[3], 'created_us', t[1] .. string.format('%06d', t[2]), unpack(ARGV, 9))
 redis.call('ZADD', KEYS[4], ARGV[3], ARGV[2])
-redis.call('HINCRBY', KEYS[5], 'enqueued', 1)
+local number = redis.call('HINCRBY', KEYS[5], 'enqueued', 1)
+redis.call('ZADD', KEYS[6], number, ARGV[2])
+for _ = 1, 16 do
+  local oldest = redis.call('ZRANGE', KEYS[6], 0, 0)
+  if #oldest == 0 or redis.call('EXISTS', ARGV[7] .. oldest[1]) == 1 then break end
+  redis.call('ZREM', KEYS[6], oldest[1])
+end
+redis.call('ZREMRANGEBYRANK', KEYS[6], 0, -(tonumber(ARGV[8]) + 1))
 redis.call('PUBLISH', ARGV[5], ARGV[6])
 return {'created', ARGV[2]}
 """
 )
+
+# Read-only: a page of the history, newest first, optionally of some states only.
+# KEYS: history
+# ARGV: command key prefix, before (an enqueue number, '' for the newest), limit, scan cap,
+#       states (comma-separated, '' for all)
+# Answers {commands, next}: ``next`` is the number to read before for the next page ('' when
+# none is left). At most ``scan cap`` ids are looked at, so a filter matching nothing does not
+# walk a long history in one script: the page then holds fewer than ``limit`` with a ``next``.
+_PAGE = """
+local below = '+inf'
+if ARGV[2] ~= '' then below = '(' .. ARGV[2] end
+local wanted = {}
+local any = ARGV[5] == ''
+for state in string.gmatch(ARGV[5], '[^,]+') do wanted[state] = true end
+local limit = tonumber(ARGV[3])
+local cap = tonumber(ARGV[4])
+local out = {}
+local last_out = ''
+local looked = 0
+while looked < cap do
+  local batch = redis.call(
+    'ZREVRANGEBYSCORE', KEYS[1], below, '-inf', 'WITHSCORES', 'LIMIT', 0,
+    math.min(100, cap - looked))
+  if #batch == 0 then return {out, ''} end
+  for i = 1, #batch, 2 do
+    local key = ARGV[1] .. batch[i]
+    local state = redis.call('HGET', key, 'state')
+    if state and (any or wanted[state]) then
+      if #out == limit then return {out, last_out} end
+      table.insert(out, redis.call('HGETALL', key))
+      last_out = batch[i + 1]
+    end
+    looked = looked + 1
+    below = '(' .. batch[i + 1]
+  end
+end
+return {out, string.sub(below, 2)}
+"""
 
 # Appends an ended command to the journal; `h` is its hash as a table.
 _ENDED = """
@@ -142,7 +194,9 @@ while #out < tonumber(ARGV[4]) do
       ended(key, h, 'expired', now, KEYS[7], KEYS[5], ttl)
     else
       local attempts = tonumber(h.attempts or '0') + 1
-      redis.call('HSET', key, 'state', 'leased', 'attempts', attempts, 'leased_until', now + lease)
+      redis.call(
+        'HSET', key, 'state', 'leased', 'attempts', attempts, 'leased_ms', now,
+        'leased_until', now + lease)
       redis.call('ZADD', KEYS[4], now + lease, cid)
       if attempts == 1 then
         redis.call('LPUSH', KEYS[6], now_us - tonumber(h.created_us))
@@ -242,6 +296,13 @@ class Leased:
 
 
 @dataclass(frozen=True)
+class CommandsPage:
+    commands: list[CommandPublic]
+    next_before: int | None
+    """The enqueue number to read before for the next page; None when none is left."""
+
+
+@dataclass(frozen=True)
 class QueuePolicy:
     lease_ms: int = 30_000
     max_attempts: int = 5
@@ -249,6 +310,10 @@ class QueuePolicy:
     backoff_max_ms: int = 60_000
     ended_ttl_ms: int = 7 * 24 * 3600 * 1000
     """How long an ended command stays readable (and its idempotency key remembered)."""
+    history_max: int = 10_000
+    """How many of an agent's newest commands its owner's list can reach."""
+    history_scan: int = 1_000
+    """How many commands one read of the list looks at, at most (a filter skips the rest)."""
 
 
 def queue_policy(settings: Any) -> QueuePolicy:
@@ -270,6 +335,8 @@ def command_public(agent_id: str, h: Mapping[str, str]) -> CommandPublic:
     body = orjson.loads(h.get("body", "{}"))
     result = h.get("result")
     leased = h.get("leased_until")
+    leased_at = h.get("leased_ms")
+    ended_at = h.get("ended_ms")
     return CommandPublic(
         id=h["id"],
         agent_id=agent_id,
@@ -281,6 +348,9 @@ def command_public(agent_id: str, h: Mapping[str, str]) -> CommandPublic:
         created_at_ms=int(h["created_ms"]),
         expires_at_ms=int(h["expires_ms"]),
         leased_until_ms=int(leased) if leased else None,
+        leased_at_ms=int(leased_at) if leased_at else None,
+        ended_at_ms=int(ended_at) if ended_at else None,
+        error=h.get("error") or None,
         session_id=h.get("session_id") or None,
         result=orjson.loads(result) if result else None,
         **body,
@@ -306,6 +376,7 @@ class CommandQueue:
         self._enqueue = redis.register_script(_ENQUEUE)
         self._lease = redis.register_script(_LEASE)
         self._ack = redis.register_script(_ACK)
+        self._page = redis.register_script(_PAGE)
 
     def keys(self, agent_id: str) -> AgentKeys:
         return AgentKeys.of(self._prefix, agent_id)
@@ -349,7 +420,14 @@ class CommandQueue:
         }
         flat = [item for pair in fields.items() for item in pair]
         reply = await self._enqueue(
-            keys=[k.meta, k.idempotency(idem), k.command(command_id), k.ready, k.stats],
+            keys=[
+                k.meta,
+                k.idempotency(idem),
+                k.command(command_id),
+                k.ready,
+                k.stats,
+                k.history,
+            ],
             args=[
                 user_id,
                 command_id,
@@ -357,6 +435,8 @@ class CommandQueue:
                 self.policy.ended_ttl_ms,
                 self._shared.wake_channel,
                 agent_id,
+                k.command_prefix,
+                self.policy.history_max,
                 *flat,
             ],
         )
@@ -445,6 +525,34 @@ class CommandQueue:
         if not h or h.get("user_id") != user_id:
             raise NotFound("no such command for this agent (ended commands are kept 7 days)")
         return command_public(agent_id, h)
+
+    async def page(
+        self,
+        agent_id: str,
+        *,
+        limit: int,
+        before: int | None = None,
+        states: Sequence[str] = (),
+    ) -> CommandsPage:
+        """The agent's commands, newest first, read-only: nothing is leased, expired or put
+        back (a lease that ran out still shows ``leased`` until the agent's next poll settles
+        it). The caller checks that the agent is the user's."""
+        k = self.keys(agent_id)
+        commands, after = await self._page(
+            keys=[k.history],
+            args=[
+                k.command_prefix,
+                "" if before is None else before,
+                limit,
+                self.policy.history_scan,
+                ",".join(states),
+            ],
+        )
+        next_before = text(after)
+        return CommandsPage(
+            [command_public(agent_id, _pairs(raw)) for raw in commands],
+            int(next_before) if next_before else None,
+        )
 
     async def stats(self, agent_ids: list[str]) -> list[QueueStats]:
         """Each agent's queue: pending and leased counts, ended counters, delivery samples

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import orjson
@@ -29,6 +29,7 @@ from algotrade.errors import Forbidden, NotFound
 from forward_test_service.agents.commands import (
     AgentUnknownInRedis,
     CommandQueue,
+    CommandsPage,
     QueueStats,
     summarize,
 )
@@ -251,6 +252,19 @@ class AgentDesk:
     async def command(self, principal: Principal, agent_id: str, command_id: str) -> CommandPublic:
         require_agent(principal, agent_id)
         return await self.queue.get(agent_id, principal.user_id, command_id)
+
+    async def commands(
+        self,
+        principal: Principal,
+        agent_id: str,
+        *,
+        limit: int,
+        before: int | None,
+        states: Sequence[str],
+    ) -> CommandsPage:
+        """A page of the agent's commands, newest first; read-only, unlike the agent's poll."""
+        await self.agent(principal, agent_id)  # ownership from PostgreSQL: 404 for another's
+        return await self.queue.page(agent_id, limit=limit, before=before, states=states)
 
     async def positions(self, principal: Principal, agent_id: str) -> list[dict[str, Any]]:
         await self.agent(principal, agent_id)

@@ -43,6 +43,13 @@ class AgentKeys:
         return self.base + "leased"
 
     @property
+    def history(self) -> str:
+        """Sorted set of every command id by enqueue number (newest highest): the owner's
+        read-only list of the queue. Ids of commands whose hash expired are skipped on read and
+        pruned at the next enqueue."""
+        return self.base + "history"
+
+    @property
     def stats(self) -> str:
         """Hash of command counters: enqueued, executed, rejected, failed, expired."""
         return self.base + "stats"

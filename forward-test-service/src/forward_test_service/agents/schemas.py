@@ -185,6 +185,10 @@ class CommandPublic(BaseModel):
     created_at_ms: int
     expires_at_ms: int
     leased_until_ms: int | None = None
+    leased_at_ms: int | None = Field(default=None, description="when it was last leased")
+    ended_at_ms: int | None = Field(
+        default=None, description="when it ended: acknowledged, failed or expired"
+    )
     symbol: str | None = None
     side: Side | None = None
     volume: float | None = None
@@ -194,6 +198,16 @@ class CommandPublic(BaseModel):
     message: str | None = None
     session_id: str | None = None
     result: dict[str, Any] | None = None
+    error: str | None = Field(
+        default=None, description="why it failed without an ack (its retries ran out)"
+    )
+
+
+class CommandsPublic(BaseModel):
+    """A page of the agent's commands, newest first (read-only: nothing is leased)."""
+
+    items: list[CommandPublic]
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next page")
 
 
 class CommandsLeased(BaseModel):

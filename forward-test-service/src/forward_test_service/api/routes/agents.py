@@ -1,5 +1,5 @@
 """``/api/agents``: register execution agents, and the agent protocol itself (heartbeat,
-command long-poll and acks, trade sync), plus the user's view (commands, positions, status).
+command long-poll and acks, trade sync), plus the user's view (the command list, positions, status).
 
 The protocol is written up for agent authors in docs/agents.md.
 """
@@ -23,6 +23,8 @@ from forward_test_service.agents.schemas import (
     CommandCreate,
     CommandPublic,
     CommandsLeased,
+    CommandsPublic,
+    CommandState,
     Heartbeat,
     HeartbeatAnswer,
     PositionsPublic,
@@ -159,6 +161,43 @@ async def read_command(
     agent_id: AgentId, command_id: CommandId, principal: AgentReaderDep, services: ServicesDep
 ) -> CommandPublic:
     return await services.agents.command(principal, agent_id, command_id)
+
+
+@router.get(
+    "/{agent_id}/queue",
+    response_model=CommandsPublic,
+    summary="The agent's commands, newest first, for its owner (read-only: leases nothing)",
+    responses=PROBLEMS,
+)
+async def list_commands(
+    agent_id: AgentId,
+    principal: AgentReaderDep,
+    services: ServicesDep,
+    state: Annotated[
+        list[CommandState] | None, Query(description="only these states (repeat the parameter)")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: Annotated[
+        str | None,
+        Query(pattern=r"^[0-9]{1,18}$", description="next_cursor of the previous page"),
+    ] = None,
+) -> CommandsPublic:
+    """Queued, leased and ended commands (ended ones are kept 7 days), each with its payload,
+    state, times and result. Unlike the agent's ``GET .../commands`` this never leases, expires
+    or puts back a command: a lease that ran out shows ``leased`` until the agent polls. A page
+    can hold fewer than ``limit`` commands and still have a ``next_cursor`` (a filter looks at
+    1,000 commands per page at most): follow it until it is null."""
+    page = await services.agents.commands(
+        principal,
+        agent_id,
+        limit=limit,
+        before=int(cursor) if cursor is not None else None,
+        states=sorted(set(state or ())),
+    )
+    return CommandsPublic(
+        items=page.commands,
+        next_cursor=str(page.next_before) if page.next_before is not None else None,
+    )
 
 
 @router.post(
