@@ -79,6 +79,25 @@ async def test_key_scopes_limit_what_it_may_do(
         assert "scope" in response.json()["detail"]
 
 
+async def test_an_agents_command_list_needs_a_key_that_reads_agents(
+    identity_client: httpx.AsyncClient, session_headers: dict[str, str]
+) -> None:
+    path = "/api/agents/01J0000000000000000000000A/queue"
+    reader = {
+        "X-API-Key": (await _create(identity_client, session_headers, ["agents:read"]))["key"]
+    }
+    forwarded = await identity_client.get(path, params={"state": "queued"}, headers=reader)
+    assert forwarded.status_code == 200, forwarded.text
+    assert forwarded.json()["path"] == path
+    assert forwarded.json()["principal"]["scopes"] == ["agents:read"]
+    writer = await _create(identity_client, session_headers, ["agents:write", "sessions:read"])
+    refused = await identity_client.get(path, headers={"X-API-Key": writer["key"]})
+    assert refused.status_code == 403
+    assert "scope" in refused.json()["detail"]
+    signed_in = await identity_client.get(path, headers=session_headers)
+    assert signed_in.status_code == 200, signed_in.text
+
+
 async def test_revoked_or_forged_keys_fail(
     identity_client: httpx.AsyncClient, session_headers: dict[str, str]
 ) -> None:

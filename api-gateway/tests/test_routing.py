@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from api_gateway.routing import ROUTE_TABLE, RouteTable, has_dot_segments
+from api_gateway.routing import ROUTE_TABLE, RouteTable, gateway_owned, has_dot_segments
+
+AGENT = "01J0000000000000000000000A"
 
 
 def test_each_prefix_goes_to_its_service() -> None:
@@ -36,6 +38,16 @@ def test_scopes_and_classes_follow_the_method() -> None:
     assert backtests.route_class("DELETE") == "write"
     assert market.route_class("POST") == "write"
     assert market.route_class("HEAD") == "read"
+
+
+def test_an_agents_command_list_is_forwarded_and_needs_agents_read() -> None:
+    # The owner's read-only list; the agent's own long-poll (``.../commands``) leases.
+    rule = RouteTable().resolve(f"/api/agents/{AGENT}/queue")
+    assert rule is not None and rule.upstream == "forward-test-service"
+    assert rule.required_scope("GET") == "agents:read"
+    assert rule.route_class("GET") == "read"
+    assert not gateway_owned("GET", f"/api/agents/{AGENT}/queue")
+    assert gateway_owned("POST", f"/api/agents/{AGENT}/keys")
 
 
 def test_dot_segments_are_detected() -> None:
