@@ -2,15 +2,15 @@
  * One agent: its connection and health score with the components it is made of, the positions
  * the platform records for its account, its last trade sync, and its commands (those queued
  * from this tab; see agents.ts for why the agent's own command list is not read) with a form to
- * queue one. Updates come from the agent's WebSocket channel (`agent:{id}`) when it is up, else
- * from polling.
+ * queue one. Updates follow the notification cutover of its channel (`agent:{id}`, family
+ * `agents`; live/agent.ts): pushed while the family is live, polled otherwise.
  */
-import { useQueryClient } from "@tanstack/react-query";
-import { useCallback, useEffect, useState, type FormEvent } from "react";
+import { useState, type FormEvent } from "react";
 import { isNotFound } from "../api/problem";
 import { useSession } from "../auth/session";
 import { Link, navigate } from "../router";
-import { useLiveChannel } from "../sessions/live";
+import { AGENT_FAMILIES, useAgentCutover } from "../live/agent";
+import { LivePanel } from "../live/LivePanel";
 import { ErrorBox, Loading } from "../ui/ErrorBox";
 import {
   commandBody,
@@ -38,17 +38,11 @@ const storage = () => (typeof sessionStorage === "undefined" ? null : sessionSto
 
 export default function AgentPage({ agentId }: { agentId: string }) {
   const { tokens } = useSession();
-  const client = useQueryClient();
-  const refetch = useCallback(() => {
-    void client.invalidateQueries({ queryKey: ["agent", agentId] });
-    void client.invalidateQueries({ queryKey: ["agents", "status"] });
-  }, [client, agentId]);
-  const [live, setLive] = useState(false);
+  const cut = useAgentCutover(tokens, agentId);
+  const live = cut.cadenceOf("agent") !== "poll"; // the agents family is pushed: a slow refresh only
   const agent = useAgent(agentId, live);
-  const liveState = useLiveChannel(tokens, agent.data ? `agent:${agentId}` : null, refetch);
-  useEffect(() => setLive(liveState === "live"), [liveState]);
-  const positions = useAgentPositions(agentId, live);
-  const status = useAgentsStatus(live);
+  const positions = useAgentPositions(agentId, false); // on no channel: always polled
+  const status = useAgentsStatus(false);
   const remove = useDeleteAgent();
 
   if (agent.error)
@@ -89,10 +83,8 @@ export default function AgentPage({ agentId }: { agentId: string }) {
         </span>
         <span>heartbeat every {a.heartbeat_seconds} s</span>
         <span>registered {new Date(a.created_at).toLocaleString()}</span>
-        <span className="muted live-note" data-testid="live-updates">
-          {live ? "live updates (WebSocket)" : liveState === "connecting" ? "connecting…" : `refreshing every ${AGENT_POLL_MS / 1000} s`}
-        </span>
       </p>
+      <LivePanel cut={cut} families={AGENT_FAMILIES} pollSeconds={AGENT_POLL_MS / 1000} />
       {remove.error && <ErrorBox error={remove.error} />}
       {a.sync_overdue && (
         <div className="error-box" role="alert">

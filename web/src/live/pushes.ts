@@ -167,7 +167,7 @@ export function applyToCommand(c: Command, e: PushedEvent): Command | null {
 
 /**
  * An agent push against the REST answers fetched after it: `agent` (GET /api/agents/{id}) and
- * `command:{id}` (a command queued from this tab; `tracked`: their ids).
+ * `command:{id}` (a command the page shows; `tracked`: their ids).
  */
 export function checkAgentPush(e: PushedEvent, fresh: Record<string, unknown>, tracked: ReadonlySet<string>): Verdict {
   const p = e.payload;
@@ -184,7 +184,7 @@ export function checkAgentPush(e: PushedEvent, fresh: Record<string, unknown>, t
   }
   const id = endedCommand(e);
   if (id !== null) {
-    if (!tracked.has(id)) return { kind: "unchecked" }; // not queued from this tab: the page does not read it
+    if (!tracked.has(id)) return { kind: "unchecked" }; // a command the page does not show
     const c = fresh[`command:${id}`] as Command | undefined;
     if (c === undefined) return { kind: "wait" };
     const { outcome, command_id: _id, agent_id: _agent, error: _error, price: _price, ...rest } = p;

@@ -5,7 +5,7 @@
  * cadence of each REST source it shows, and the ledger of pushes, polls and shadow differences
  * the Live data panel shows.
  */
-import { useQuery, useQueryClient } from "@tanstack/react-query";
+import { useQuery, useQueryClient, type QueryClient } from "@tanstack/react-query";
 import { useCallback, useEffect, useRef, useState } from "react";
 import { unwrap } from "../api/client";
 import type { TokenStore } from "../auth/tokens";
@@ -50,6 +50,9 @@ export type CutoverOptions<S extends string> = {
   /** `session:{id}`, `agent:{id}`; null: nothing to follow (finished, not loaded yet). */
   channel: string | null;
   sources: Record<S, Source>;
+  /** The query key of each source; its cached answer and `dataUpdatedAt` are read each render
+   * (the page re-renders whenever one of its queries changes). */
+  keys: Record<S, readonly unknown[]>;
   /** Show a live push (update the query cache). */
   apply: (event: PushedEvent, family: Family) => void;
   /** How a shadow push compares with the REST answers fetched after it (by source name). */
@@ -63,8 +66,6 @@ export type Cutover<S extends string> = {
   socket: SocketState;
   cadenceOf: (source: S) => Cadence;
   ledger: Ledger;
-  sources: Record<S, Source>;
-  setLedger: (change: (l: Ledger) => Ledger) => void;
 };
 
 export function useCutover<S extends string>(options: CutoverOptions<S>): Cutover<S> {
@@ -166,23 +167,33 @@ export function useCutover<S extends string>(options: CutoverOptions<S>): Cutove
   }, [tokens, channel, client]);
 
   const cadenceOf = useCallback((source: S) => cadence(sources[source], modes, socket), [sources, modes, socket]);
-  return { modes, socket, cadenceOf, ledger, sources, setLedger };
+  useRestAnswers(client, options.keys, sources, setLedger);
+  return { modes, socket, cadenceOf, ledger };
 }
 
 /**
- * Feed the page's REST answers (by source; `at`: the query's `dataUpdatedAt`, which pushes
- * applied with `setQueryData(…, { updatedAt })` leave alone) to the cutover: each new one counts
- * as a poll of its families and settles the shadow pushes waiting for it.
+ * Each new REST answer of a source (its query's `dataUpdatedAt`, which pushes applied with
+ * `setQueryData(…, { updatedAt })` leave alone) counts as a poll of its families and settles the
+ * shadow pushes waiting for it.
  */
-export function useRestAnswers<S extends string>(cut: Cutover<S>, answers: Partial<Record<S, { data: unknown; at: number }>>) {
-  const { sources, setLedger } = cut;
+function useRestAnswers<S extends string>(
+  client: QueryClient,
+  keys: Record<S, readonly unknown[]>,
+  sources: Record<S, Source>,
+  setLedger: (change: (l: Ledger) => Ledger) => void,
+) {
+  const answers: RestAnswers = {};
+  for (const [name, key] of Object.entries<readonly unknown[]>(keys)) {
+    const state = client.getQueryState(key);
+    if (state?.data !== undefined) answers[name] = { data: state.data, at: state.dataUpdatedAt };
+  }
   const seenAt = useRef<Record<string, number>>({});
-  const atKey = Object.entries(answers as Record<string, { at: number } | undefined>)
+  const atKey = Object.entries(answers)
     .map(([name, a]) => `${name}:${a?.at ?? 0}`)
     .join(",");
   useEffect(() => {
     const fresh: string[] = [];
-    for (const [name, a] of Object.entries(answers as RestAnswers))
+    for (const [name, a] of Object.entries(answers))
       if (a !== undefined && a.at > 0 && seenAt.current[name] !== a.at) {
         seenAt.current[name] = a.at;
         fresh.push(name);
@@ -190,7 +201,7 @@ export function useRestAnswers<S extends string>(cut: Cutover<S>, answers: Parti
     if (fresh.length === 0) return;
     setLedger((l) => {
       const polled = fresh.reduce((acc, name) => recordPoll(acc, (sources as Record<string, Source>)[name]?.families ?? []), l);
-      return settle(polled, answers as RestAnswers, Date.now());
+      return settle(polled, answers, Date.now());
     });
     // eslint-disable-next-line react-hooks/exhaustive-deps -- keyed on the answers' times
   }, [atKey]);

@@ -5,7 +5,7 @@
  * live, polled otherwise and whenever the socket is down. Loaded lazily (charts).
  */
 import { useQueryClient } from "@tanstack/react-query";
-import { useCallback, useEffect, useMemo, useRef } from "react";
+import { useEffect, useMemo, useRef } from "react";
 import { useSession } from "../auth/session";
 import { MetricsTable } from "../backtests/MetricsTable";
 import { TradesTable } from "../backtests/TradesTable";
@@ -15,10 +15,8 @@ import { Link } from "../router";
 import { isNotFound } from "../api/problem";
 import { ErrorBox, Loading } from "../ui/ErrorBox";
 import { StatusBadge } from "../ui/Status";
-import type { Family, PushedEvent, Source } from "../live/cutover";
 import { LivePanel } from "../live/LivePanel";
-import { applyToEquity, applyToSession, applyToTrades, checkSessionPush } from "../live/pushes";
-import { useCutover, useRestAnswers } from "../live/useCutover";
+import { SESSION_FAMILIES, useSessionCutover } from "../live/session";
 import {
   SESSION_POLL_MS,
   SESSION_TRADES,
@@ -30,62 +28,15 @@ import {
   type LiveSession,
 } from "./queries";
 import { formatMoney } from "./SessionsPage";
-import type { components } from "../api/schema";
-
-/** The page's REST sources and the families their data belongs to (docs/notifications.md). */
-const SOURCES: Record<"session" | "equity" | "trades", Source> = {
-  session: { families: ["sessions", "account"], complete: false }, // metrics, lag, gaps: in no push
-  equity: { families: ["account"], complete: true },
-  trades: { families: ["positions"], complete: true },
-};
-/** The families of a session's channel, as the Live data panel lists them. */
-const FAMILIES: Family[] = ["sessions", "account", "positions", "orders"];
-
-type EquityPage = components["schemas"]["forward-test-service.EquityPublic"];
-type TradesPage = components["schemas"]["forward-test-service.TradesPage"];
 
 export default function SessionPage({ sessionId }: { sessionId: string }) {
   const { tokens } = useSession();
   const client = useQueryClient();
   const key = useMemo(() => ["session", sessionId], [sessionId]);
-  const resync = useCallback(() => void client.invalidateQueries({ queryKey: key }), [client, key]);
-  // A push shown live changes the cached REST data in place; `updatedAt` stays the last fetch's,
-  // so that the cutover counts only REST answers as polls.
-  const apply = useCallback(
-    (event: PushedEvent) => {
-      const update = <T,>(k: unknown[], change: (old: T) => T | null) => {
-        const state = client.getQueryState<T>(k);
-        if (state?.data === undefined) return;
-        const next = change(state.data);
-        if (next !== null) client.setQueryData<T>(k, next, { updatedAt: state.dataUpdatedAt });
-      };
-      update<LiveSession>(key, (s) => applyToSession(s, event));
-      update<EquityPage>([...key, "equity"], (p) => applyToEquity(p, event));
-      update<TradesPage>([...key, "trades"], (p) => applyToTrades(p, event, SESSION_TRADES));
-    },
-    [client, key],
-  );
-  const check = useCallback((event: PushedEvent) => (fresh: Record<string, unknown>) => checkSessionPush(event, fresh), []);
-  // Read from the cache: the cutover decides the queries' cadence, so it comes before them (the
-  // page re-renders on every change of the session query below).
-  const status = client.getQueryData<LiveSession>(key)?.status;
-  const finished = status === "stopped" || status === "failed";
-  const cut = useCutover({
-    tokens,
-    channel: status !== undefined && !finished ? `session:${sessionId}` : null,
-    sources: SOURCES,
-    apply,
-    check,
-    resync,
-  });
+  const cut = useSessionCutover(tokens, sessionId, SESSION_TRADES);
   const session = useLiveSession(sessionId, cut.cadenceOf("session"));
   const equity = useSessionEquity(sessionId, session.data?.status, cut.cadenceOf("equity"));
   const trades = useSessionTrades(sessionId, session.data?.status, cut.cadenceOf("trades"));
-  useRestAnswers(cut, {
-    session: session.data && { data: session.data, at: session.dataUpdatedAt },
-    equity: equity.data && { data: equity.data, at: equity.dataUpdatedAt },
-    trades: trades.data && { data: trades.data, at: trades.dataUpdatedAt },
-  });
   const action = useSessionAction(sessionId);
 
   const equityPoints = useMemo(() => (equity.data?.points ?? []).map((p) => ({ time: toSeconds(p.ts), value: p.equity })), [equity.data]);
@@ -173,7 +124,7 @@ export default function SessionPage({ sessionId }: { sessionId: string }) {
           </span>
         )}
       </p>
-      {s.status !== "stopped" && s.status !== "failed" && <LivePanel cut={cut} families={FAMILIES} pollSeconds={SESSION_POLL_MS / 1000} />}
+      {s.status !== "stopped" && s.status !== "failed" && <LivePanel cut={cut} families={SESSION_FAMILIES} pollSeconds={SESSION_POLL_MS / 1000} />}
       {action.error && <ErrorBox error={action.error} />}
       {s.status === "failed" && (
         <div className="error-box" role="alert">
