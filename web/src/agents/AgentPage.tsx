@@ -1,40 +1,26 @@
 /**
  * One agent: its connection and health score with the components it is made of, the positions
- * the platform records for its account, its last trade sync, and its commands (those queued
- * from this tab; see agents.ts for why the agent's own command list is not read) with a form to
+ * the platform records for its account, its last trade sync, and its commands (CommandQueue.tsx:
+ * the agent's command list, read-only, polled every few seconds) with a form to
  * queue one. Updates follow the notification cutover of its channel (`agent:{id}`, family
  * `agents`; live/agent.ts): pushed while the family is live, polled otherwise.
  */
-import { useState, type FormEvent } from "react";
 import { isNotFound } from "../api/problem";
 import { useSession } from "../auth/session";
 import { Link, navigate } from "../router";
 import { AGENT_FAMILIES, useAgentCutover } from "../live/agent";
 import { LivePanel } from "../live/LivePanel";
 import { ErrorBox, Loading } from "../ui/ErrorBox";
-import {
-  commandBody,
-  commandProblems,
-  connectionTone,
-  EMPTY_COMMAND,
-  formatAge,
-  healthTone,
-  trackCommand,
-  trackedCommands,
-  type CommandDraft,
-} from "./agents";
+import { connectionTone, formatAge, healthTone } from "./agents";
+import { CommandQueue } from "./CommandQueue";
 import {
   AGENT_POLL_MS,
   useAgent,
-  useAgentCommands,
   useAgentPositions,
   useAgentsStatus,
   useDeleteAgent,
-  useQueueCommand,
   type Agent,
 } from "./queries";
-
-const storage = () => (typeof sessionStorage === "undefined" ? null : sessionStorage);
 
 export default function AgentPage({ agentId }: { agentId: string }) {
   const { tokens } = useSession();
@@ -103,7 +89,7 @@ export default function AgentPage({ agentId }: { agentId: string }) {
         {status.error && <ErrorBox error={status.error} onRetry={() => void status.refetch()} />}
         {status.isPending ? <Loading what="the last sync" /> : <LastSync sync={lastSync} />}
       </section>
-      <Commands agentId={agentId} live={live} />
+      <CommandQueue agentId={agentId} />
     </div>
   );
 }
@@ -230,154 +216,5 @@ function LastSync({ sync }: { sync: Record<string, unknown> | null }) {
         ))}
       </tbody>
     </table>
-  );
-}
-
-function Commands({ agentId, live }: { agentId: string; live: boolean }) {
-  const [ids, setIds] = useState(() => trackedCommands(storage(), agentId));
-  const commands = useAgentCommands(agentId, ids, live);
-  const queue = useQueueCommand(agentId);
-  const [draft, setDraft] = useState<CommandDraft>(EMPTY_COMMAND);
-  const problems = commandProblems(draft);
-  const set = (patch: Partial<CommandDraft>) => setDraft((d) => ({ ...d, ...patch }));
-  const submit = (e: FormEvent) => {
-    e.preventDefault();
-    if (problems.length > 0) return;
-    if ((draft.kind === "open" || draft.kind === "close_all") && !window.confirm(`Send “${draft.kind}” to the terminal? It trades the real account.`)) return;
-    queue.mutate(commandBody(draft), {
-      onSuccess: (command) => {
-        setIds(trackCommand(storage(), agentId, command.id));
-        setDraft((d) => ({ ...EMPTY_COMMAND, kind: d.kind }));
-      },
-    });
-  };
-  const k = draft.kind;
-  return (
-    <section>
-      <h2>Commands</h2>
-      <p className="muted small">
-        The commands queued from this tab, most recent first. The agent's own command list is not read here: reading it hands
-        the commands to the reader instead of the terminal.
-      </p>
-      <form className="run-form" onSubmit={submit} aria-label="Queue a command" data-testid="queue-command-form">
-        <fieldset>
-          <legend>Queue a command</legend>
-          <label className="field">
-            <span className="field-label">Kind</span>
-            <select value={k} onChange={(e) => set({ kind: e.target.value as CommandDraft["kind"] })} aria-label="Command kind">
-              <option value="info">info (a message)</option>
-              <option value="open">open</option>
-              <option value="modify">modify</option>
-              <option value="close">close</option>
-              <option value="close_all">close all</option>
-            </select>
-          </label>
-          {k === "open" && (
-            <>
-              <label className="field">
-                <span className="field-label">Symbol</span>
-                <input value={draft.symbol} onChange={(e) => set({ symbol: e.target.value })} aria-label="Command symbol" />
-              </label>
-              <label className="field">
-                <span className="field-label">Side</span>
-                <select value={draft.side} onChange={(e) => set({ side: e.target.value as CommandDraft["side"] })} aria-label="Side">
-                  <option value="buy">buy</option>
-                  <option value="sell">sell</option>
-                </select>
-              </label>
-              <label className="field">
-                <span className="field-label">Volume</span>
-                <input value={draft.volume} onChange={(e) => set({ volume: e.target.value })} aria-label="Volume" className="narrow" inputMode="decimal" />
-              </label>
-            </>
-          )}
-          {(k === "close" || k === "modify") && (
-            <label className="field">
-              <span className="field-label">Ticket</span>
-              <input value={draft.ticket} onChange={(e) => set({ ticket: e.target.value })} aria-label="Ticket" />
-            </label>
-          )}
-          {(k === "open" || k === "modify") && (
-            <>
-              <label className="field">
-                <span className="field-label">Stop loss</span>
-                <input value={draft.sl} onChange={(e) => set({ sl: e.target.value })} aria-label="Stop loss" className="narrow" inputMode="decimal" />
-              </label>
-              <label className="field">
-                <span className="field-label">Take profit</span>
-                <input value={draft.tp} onChange={(e) => set({ tp: e.target.value })} aria-label="Take profit" className="narrow" inputMode="decimal" />
-              </label>
-            </>
-          )}
-          {k === "info" && (
-            <label className="field grow">
-              <span className="field-label">Message</span>
-              <input value={draft.message} onChange={(e) => set({ message: e.target.value })} aria-label="Message" maxLength={1000} />
-            </label>
-          )}
-          {problems.length > 0 && <p className="form-problems">Needs {problems.join(", ")}.</p>}
-          {queue.error && <ErrorBox error={queue.error} />}
-          <div className="form-actions">
-            <button type="submit" className="primary" disabled={problems.length > 0 || queue.isPending} data-testid="queue-command">
-              {queue.isPending ? "Queueing…" : "Queue"}
-            </button>
-          </div>
-        </fieldset>
-      </form>
-      {ids.length === 0 ? (
-        <p className="muted">No command queued from this tab.</p>
-      ) : (
-        <table className="table" data-testid="agent-commands">
-          <thead>
-            <tr>
-              <th>Command</th>
-              <th>Kind</th>
-              <th>State</th>
-              <th className="num">Attempts</th>
-              <th>Details</th>
-              <th>Result</th>
-            </tr>
-          </thead>
-          <tbody>
-            {ids.map((id, i) => {
-              const q = commands[i]!;
-              if (q.error)
-                return (
-                  <tr key={id}>
-                    <td>
-                      <code>{id}</code>
-                    </td>
-                    <td colSpan={5}>
-                      <ErrorBox error={q.error} />
-                    </td>
-                  </tr>
-                );
-              const c = q.data;
-              return (
-                <tr key={id} data-testid={`command-${id}`}>
-                  <td>
-                    <code>{id}</code>
-                    {c && <div className="muted small">{new Date(c.created_at_ms).toLocaleString()}</div>}
-                  </td>
-                  <td>{c?.kind ?? "…"}</td>
-                  <td>
-                    {c && (
-                      <span className={`status ${c.state === "executed" ? "status-ok" : c.state === "queued" || c.state === "leased" ? "status-waiting" : "status-error"}`} data-testid={`command-state-${id}`}>
-                        {c.state}
-                      </span>
-                    )}
-                  </td>
-                  <td className="num">{c?.attempts ?? ""}</td>
-                  <td className="small">
-                    {c && [c.symbol, c.side, c.volume, c.ticket && `#${c.ticket}`, c.sl !== null && c.sl !== undefined && `sl ${c.sl}`, c.tp !== null && c.tp !== undefined && `tp ${c.tp}`, c.message].filter(Boolean).join(" ")}
-                  </td>
-                  <td className="small">{c?.result ? <code>{JSON.stringify(c.result)}</code> : ""}</td>
-                </tr>
-              );
-            })}
-          </tbody>
-        </table>
-      )}
-    </section>
   );
 }

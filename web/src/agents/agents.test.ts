@@ -3,12 +3,16 @@ import {
   agentBody,
   agentProblems,
   commandBody,
+  commandOutcome,
   commandPending,
   commandProblems,
+  commandSummary,
+  commandTone,
   EMPTY_AGENT,
   EMPTY_COMMAND,
   formatAge,
   healthTone,
+  QUEUE_FILTERS,
   trackCommand,
   trackedCommands,
   TRACKED_COMMANDS,
@@ -56,6 +60,19 @@ describe("agents", () => {
     expect(commandBody({ ...draft, kind: "close_all" })).toEqual({ kind: "close_all" });
     expect(commandPending("leased")).toBe(true);
     expect(commandPending("expired")).toBe(false);
+  });
+
+  it("shows a listed command's request, state and outcome in a line each", () => {
+    expect(commandSummary({ symbol: "EURUSD", side: "buy", volume: 0.1, sl: 1.05, tp: null })).toBe("EURUSD buy 0.1 sl 1.05");
+    expect(commandSummary({ ticket: "42", sl: 0, tp: 1.1 })).toBe("#42 sl 0 tp 1.1");
+    expect(commandSummary({ message: "hello" })).toBe("hello");
+    expect(commandOutcome({ result: { ticket: "T1", price: 1.0841, volume: 0.1 } })).toBe("#T1 @ 1.0841 vol 0.1");
+    expect(commandOutcome({ result: { error: "TRADE_RETCODE_NO_MONEY" } })).toBe("TRADE_RETCODE_NO_MONEY");
+    expect(commandOutcome({ result: null, error: "not acknowledged after 5 deliveries" })).toBe("not acknowledged after 5 deliveries");
+    expect(commandOutcome({ result: null })).toBe("");
+    expect([commandTone("executed"), commandTone("leased"), commandTone("expired")]).toEqual(["status-ok", "status-waiting", "status-error"]);
+    expect(QUEUE_FILTERS.pending).toEqual(["queued", "leased"]);
+    expect(QUEUE_FILTERS.all).toEqual([]);
   });
 
   it("remembers the commands queued from this tab, newest first and bounded", () => {

@@ -1,18 +1,18 @@
 /**
  * Agents as their pages show them: the connection states in order, a register form's and a
- * command form's problems, the body of a queued command, and the commands this tab queued.
+ * command form's problems, the body of a queued command, and how the command list shows each.
  *
- * Why commands are tracked here: the only list of an agent's commands,
- * `GET /api/agents/{id}/commands`, is the agent's own long-poll, and it *leases* what it
- * returns; a page polling it would take the commands away from the terminal. So the page lists
- * the commands queued from it, read one by one (`GET .../commands/{command_id}`, read-only),
- * and the counts of `GET /api/agents/status`.
+ * The page lists an agent's commands with `GET /api/agents/{id}/queue`, the owner's read-only
+ * list. It never reads `GET /api/agents/{id}/commands`: that is the agent's own long-poll, and
+ * it *leases* what it returns, so a page polling it would take the commands from the terminal.
  */
 import type { components } from "../api/schema";
 
 export type CommandCreate = components["schemas"]["CommandCreate"];
 export type CommandKind = CommandCreate["kind"];
 export type AgentCreate = components["schemas"]["AgentCreate"];
+type Command = components["schemas"]["CommandPublic"];
+export type CommandState = Command["state"];
 
 export const CONNECTION_STATES = ["healthy", "degraded", "stale", "offline"] as const;
 
@@ -115,6 +115,52 @@ export function commandPending(state: string): boolean {
   return state === "queued" || state === "leased";
 }
 
+/** The command list's filters: each a set of states (`state=` repeated), "all" none. */
+export const QUEUE_FILTERS = {
+  all: [],
+  pending: ["queued", "leased"],
+  executed: ["executed"],
+  rejected: ["rejected"],
+  failed: ["failed"],
+  expired: ["expired"],
+} as const satisfies Record<string, readonly CommandState[]>;
+export type QueueFilter = keyof typeof QUEUE_FILTERS;
+
+export function commandTone(state: CommandState): "status-ok" | "status-waiting" | "status-error" {
+  return state === "executed" ? "status-ok" : commandPending(state) ? "status-waiting" : "status-error";
+}
+
+/** What a command asks, in a line: "EURUSD buy 0.1 sl 1.05", "#42 tp 1.1", the message. */
+export function commandSummary(c: Pick<Command, "symbol" | "side" | "volume" | "ticket" | "sl" | "tp" | "message">): string {
+  const has = <T,>(v: T | null | undefined): v is T => v !== null && v !== undefined;
+  return [
+    c.symbol,
+    c.side,
+    has(c.volume) ? String(c.volume) : null,
+    c.ticket ? `#${c.ticket}` : null,
+    has(c.sl) ? `sl ${c.sl}` : null,
+    has(c.tp) ? `tp ${c.tp}` : null,
+    c.message,
+  ]
+    .filter((part): part is string => has(part) && part !== "")
+    .join(" ");
+}
+
+/** What came back: the terminal's ticket, price and volume, or the error. */
+export function commandOutcome(c: Pick<Command, "result" | "error">): string {
+  const r = c.result ?? {};
+  const parts = [
+    typeof r.ticket === "string" ? `#${r.ticket}` : null,
+    typeof r.price === "number" ? `@ ${r.price}` : null,
+    typeof r.volume === "number" ? `vol ${r.volume}` : null,
+    typeof r.error === "string" ? r.error : null,
+    c.error ?? null,
+  ];
+  return parts.filter((part): part is string => part !== null && part !== "").join(" ");
+}
+
+// The commands queued from this tab. The page lists the agent's queue instead; the ids are
+// still kept for the notification cutover's check of command pushes (live/agent.ts).
 type IdStore = Pick<Storage, "getItem" | "setItem">;
 export const TRACKED_COMMANDS = 50;
 

@@ -1,13 +1,14 @@
 /** Server state of execution agents (TanStack Query). Polled; an agent's page also listens on
  * its WebSocket channel (`agent:{id}`) and refetches on every event. */
-import { useMutation, useQueries, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useInfiniteQuery, useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { unwrap } from "../api/client";
 import type { components } from "../api/schema";
 import { useApi } from "../auth/session";
-import { commandPending, type AgentCreate, type CommandCreate } from "./agents";
+import type { AgentCreate, CommandCreate, CommandState } from "./agents";
 
 export type Agent = components["schemas"]["AgentPublic"];
 export type AgentCommand = components["schemas"]["CommandPublic"];
+export type AgentCommandsPage = components["schemas"]["CommandsPublic"];
 export type AgentsStatus = components["schemas"]["SystemStatus"];
 
 /** Polling while nothing is pushed: a heartbeat comes every few seconds. */
@@ -47,17 +48,35 @@ export function useAgentPositions(id: string, live: boolean) {
   });
 }
 
-/** The given commands of an agent, each read on its own; pending ones are polled. */
-export function useAgentCommands(agentId: string, ids: string[], live: boolean) {
+/** A page of the command list: the most a page may hold. */
+export const QUEUE_PAGE = 50;
+
+/**
+ * The agent's commands, newest first (`GET /api/agents/{id}/queue`, read-only: it leases
+ * nothing), of the given states; older pages on demand. Polled every few seconds whatever the
+ * WebSocket does. Each command is also put in its own query (`["agent", id, "command", cid]`),
+ * where the notification cutover reads and updates it.
+ */
+export function useAgentQueue(agentId: string, states: readonly CommandState[]) {
   const api = useApi();
-  return useQueries({
-    queries: ids.map((id) => ({
-      queryKey: ["agent", agentId, "command", id],
-      queryFn: () =>
-        unwrap(api.GET("/api/agents/{agent_id}/commands/{command_id}", { params: { path: { agent_id: agentId, command_id: id } } })),
-      refetchInterval: (q: { state: { data?: AgentCommand } }) =>
-        q.state.data === undefined || commandPending(q.state.data.state) ? (live ? AGENT_POLL_LIVE_MS : AGENT_POLL_MS) : false,
-    })),
+  const client = useQueryClient();
+  return useInfiniteQuery({
+    queryKey: ["agent", agentId, "queue", [...states]],
+    initialPageParam: undefined as string | undefined,
+    queryFn: async ({ pageParam }) => {
+      const page = await unwrap(
+        api.GET("/api/agents/{agent_id}/queue", {
+          params: {
+            path: { agent_id: agentId },
+            query: { limit: QUEUE_PAGE, cursor: pageParam, state: states.length > 0 ? [...states] : undefined },
+          },
+        }),
+      );
+      for (const command of page.items) client.setQueryData(["agent", agentId, "command", command.id], command);
+      return page;
+    },
+    getNextPageParam: (last: AgentCommandsPage) => last.next_cursor ?? undefined,
+    refetchInterval: AGENT_POLL_MS,
   });
 }
 
@@ -79,7 +98,10 @@ export function useQueueCommand(agentId: string) {
   return useMutation({
     mutationFn: (body: CommandCreate) => unwrap(api.POST("/api/agents/{agent_id}/commands", { params: { path: { agent_id: agentId } }, body })),
     onSuccess: (command) => client.setQueryData(["agent", agentId, "command", command.id], command),
-    onSettled: () => void client.invalidateQueries({ queryKey: ["agents", "status"] }),
+    onSettled: () => {
+      void client.invalidateQueries({ queryKey: ["agent", agentId, "queue"] });
+      void client.invalidateQueries({ queryKey: ["agents", "status"] });
+    },
   });
 }
 
