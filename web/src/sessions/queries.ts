@@ -3,7 +3,7 @@ import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { unwrap } from "../api/client";
 import type { components } from "../api/schema";
 import { useApi } from "../auth/session";
-import { refetchEvery, type Cadence } from "../live/cutover";
+import type { Cadence } from "../live/cutover"; // a type only: the sessions list is in the initial bundle
 
 export type LiveSession = components["schemas"]["SessionPublic"];
 export type SessionCreate = components["schemas"]["SessionCreate"];
@@ -21,7 +21,8 @@ export const SESSION_TRADES = 500;
  * none once the session has ended. */
 function interval(status: LiveSession["status"] | undefined, cadence: Cadence): number | false {
   if (status === "stopped" || status === "failed") return false;
-  return refetchEvery(cadence, status === "paused" ? 15_000 : SESSION_POLL_MS, SESSION_POLL_SAFETY_MS);
+  if (cadence === "pushed") return false;
+  return cadence === "safety" ? SESSION_POLL_SAFETY_MS : status === "paused" ? 15_000 : SESSION_POLL_MS;
 }
 
 export function useSessions(status?: LiveSession["status"]) {
