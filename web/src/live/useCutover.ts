@@ -13,6 +13,7 @@ import { useApi } from "../auth/session";
 import {
   cadence,
   emptyLedger,
+  FAMILIES,
   pushUse,
   readMessage,
   readModes,
@@ -83,7 +84,7 @@ export function useCutover<S extends string>(options: CutoverOptions<S>): Cutove
   const seenModes = useRef<string | null>(null);
   useEffect(() => {
     if (modes === undefined) return;
-    const key = JSON.stringify(modes);
+    const key = FAMILIES.map((f) => modes[f] ?? "-").join(",");
     if (seenModes.current !== null && seenModes.current !== key) latest.current.options.resync();
     seenModes.current = key;
   }, [modes]);
