@@ -2,7 +2,8 @@
  * An agent's commands: a form to queue one, and the agent's command list from
  * `GET /api/agents/{id}/queue` (queued, leased and ended commands, newest first, filtered by
  * state, older pages on demand), polled every few seconds. The list is the owner's read-only
- * view: unlike the agent's own poll it leases nothing.
+ * view: unlike the agent's own poll it leases nothing. A command's pushed outcome (under the
+ * notification cutover) shows at once, written into that command's own query.
  */
 import { useState, type FormEvent } from "react";
 import { ErrorBox, Loading } from "../ui/ErrorBox";
@@ -18,7 +19,7 @@ import {
   type CommandDraft,
   type QueueFilter,
 } from "./agents";
-import { AGENT_POLL_MS, useAgentQueue, useQueueCommand, type AgentCommand } from "./queries";
+import { AGENT_POLL_MS, useAgentQueue, useListedCommands, useQueueCommand, type AgentCommand } from "./queries";
 
 const storage = () => (typeof sessionStorage === "undefined" ? null : sessionStorage);
 
@@ -27,7 +28,7 @@ const time = (ms: number | null | undefined) => (ms === null || ms === undefined
 export function CommandQueue({ agentId }: { agentId: string }) {
   const [filter, setFilter] = useState<QueueFilter>("all");
   const queue = useAgentQueue(agentId, QUEUE_FILTERS[filter]);
-  const commands = queue.data?.pages.flatMap((page) => page.items) ?? [];
+  const commands = useListedCommands(agentId, queue.data?.pages.flatMap((page) => page.items) ?? []);
   return (
     <section>
       <h2>Commands</h2>

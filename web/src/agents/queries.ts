@@ -1,6 +1,6 @@
 /** Server state of execution agents (TanStack Query). Polled; an agent's page also listens on
  * its WebSocket channel (`agent:{id}`) and refetches on every event. */
-import { useInfiniteQuery, useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useInfiniteQuery, useMutation, useQueries, useQuery, useQueryClient } from "@tanstack/react-query";
 import { unwrap } from "../api/client";
 import type { components } from "../api/schema";
 import { useApi } from "../auth/session";
@@ -78,6 +78,24 @@ export function useAgentQueue(agentId: string, states: readonly CommandState[]) 
     getNextPageParam: (last: AgentCommandsPage) => last.next_cursor ?? undefined,
     refetchInterval: AGENT_POLL_MS,
   });
+}
+
+/**
+ * The listed commands as their own queries hold them: the list's poll writes them, and so does
+ * a live push of a command's outcome (live/agent.ts), which then shows before the next poll.
+ * Never fetched from here.
+ */
+export function useListedCommands(agentId: string, listed: AgentCommand[]): AgentCommand[] {
+  const api = useApi();
+  const cached = useQueries({
+    queries: listed.map((c) => ({
+      queryKey: ["agent", agentId, "command", c.id],
+      queryFn: () =>
+        unwrap(api.GET("/api/agents/{agent_id}/commands/{command_id}", { params: { path: { agent_id: agentId, command_id: c.id } } })),
+      enabled: false,
+    })),
+  });
+  return listed.map((c, i) => cached[i]?.data ?? c);
 }
 
 export function useRegisterAgent() {
