@@ -161,3 +161,47 @@ async def test_a_refused_registration_creates_no_agent_and_no_key(gateway: Gatew
         "/api/agents/01J0000000000000000000000A/keys", headers=user
     )
     assert other_users_agent.status_code == 404
+
+
+async def test_the_owner_reads_the_command_list_through_the_gateway_without_leasing(
+    gateway: Gateway,
+) -> None:
+    user = await gateway.user()
+    agent = (await gateway.client.post("/api/agents", json=AGENT, headers=user)).json()
+    as_agent = {"X-API-Key": agent["api_key"]}
+    queue = f"/api/agents/{agent['id']}/queue"
+    queued = await gateway.client.post(
+        f"/api/agents/{agent['id']}/commands",
+        json={"kind": "info", "message": "hello"},
+        headers=user,
+    )
+    assert queued.status_code == 201, queued.text
+
+    listed = await gateway.client.get(queue, params={"state": "queued"}, headers=user)
+    assert listed.status_code == 200, listed.text
+    assert [(c["id"], c["state"]) for c in listed.json()["items"]] == [
+        (queued.json()["id"], "queued")
+    ]
+    # Reading leased nothing: the agent's poll still gets the command.
+    polled = await gateway.client.get(f"/api/agents/{agent['id']}/commands", headers=as_agent)
+    assert [c["id"] for c in polled.json()["data"]] == [queued.json()["id"]]
+    own = await gateway.client.get(queue, headers=as_agent)
+    assert [c["state"] for c in own.json()["items"]] == ["leased"]
+
+    # An API key reads it with agents:read only; another user's request is a 404.
+    for scopes, status in ((["agents:read"], 200), (["agents:write", "sessions:read"], 403)):
+        made = await gateway.client.post(
+            "/api/api-keys", json={"name": "reader", "scopes": scopes}, headers=user
+        )
+        answer = await gateway.client.get(queue, headers={"X-API-Key": made.json()["key"]})
+        assert answer.status_code == status, (scopes, answer.text)
+    stranger = await gateway.client.get(queue, headers=await gateway.user())
+    assert stranger.status_code == 404
+    assert stranger.headers["content-type"] == "application/problem+json"
+    bad = await gateway.client.get(queue, params={"limit": 0}, headers=user)
+    assert bad.status_code == 422
+    assert bad.headers["content-type"] == "application/problem+json"
+
+    # The gateway's merged OpenAPI documents it.
+    document = (await gateway.client.get("/openapi.json")).json()
+    assert "get" in document["paths"]["/api/agents/{agent_id}/queue"]
