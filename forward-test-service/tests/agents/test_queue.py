@@ -7,8 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from redis.asyncio import Redis
 
+from algotrade.events import new_event_id
 from algotrade_testkit.services import internal_token
+from forward_test_service.agents.commands import CommandQueue, QueuePolicy
+from forward_test_service.agents.schemas import CommandCreate
 
 from .conftest import Desk
 
@@ -151,3 +155,34 @@ async def test_bad_query_parameters_are_problems(desk: Desk) -> None:
         assert locations == [["query", name]], answer.text
     bad_id = await desk.client.get("/api/agents/not-an-id/queue", headers=desk.user())
     assert bad_id.status_code == 422
+
+
+async def test_the_history_keeps_the_newest_commands_whose_record_still_exists(
+    redis_client: Redis, redis_prefix: str
+) -> None:
+    queue = CommandQueue(redis_client, redis_prefix, QueuePolicy(history_max=3, history_scan=2))
+    agent = new_event_id()
+    keys = queue.keys(agent)
+    await redis_client.hset(keys.meta, "user_id", "alice")  # type: ignore[misc]
+    ids = []
+    for i in range(5):
+        command, _ = await queue.enqueue(agent, "alice", CommandCreate(kind="info", message=f"{i}"))
+        ids.append(command.id)
+    # At most history_max; a page looks at history_scan ids at most, then hands a cursor on.
+    assert await redis_client.zcard(keys.history) == 3
+    first = await queue.page(agent, limit=10)
+    assert [c.id for c in first.commands] == [ids[4], ids[3]]
+    assert first.next_before is not None
+    rest = await queue.page(agent, limit=10, before=first.next_before)
+    assert ([c.id for c in rest.commands], rest.next_before) == ([ids[2]], None)
+    none = await queue.page(agent, limit=10, states=["executed"])
+    assert none.commands == [] and none.next_before is not None
+
+    # A command whose record expired is skipped, and pruned by the next enqueue.
+    await redis_client.delete(keys.command(ids[2]))
+    assert [
+        c.id for c in (await queue.page(agent, limit=1, before=first.next_before)).commands
+    ] == []
+    await queue.enqueue(agent, "alice", CommandCreate(kind="info", message="5"))
+    history = await redis_client.zrange(keys.history, 0, -1)
+    assert ids[2].encode() not in history and len(history) == 3
