@@ -19,7 +19,9 @@ export type SessionSource = "session" | "equity" | "trades";
 /** The page's REST sources and the families their data belongs to (docs/notifications.md). */
 const SOURCES: Record<SessionSource, Source> = {
   session: { families: ["sessions", "account"], complete: false }, // metrics, lag, gaps: in no push
-  equity: { families: ["account"], complete: true },
+  // session.equity is sent at most once a second per session with every point since the last:
+  // after a burst of bars (a replay) the last points wait for the next bar, so a slow refresh stays
+  equity: { families: ["account"], complete: false },
   trades: { families: ["positions"], complete: true },
 };
 /** The families of a session's channel, as the Live data panel lists them. */
