@@ -55,6 +55,8 @@ class ServiceSettings(BaseSettings):
     """Pooled connections per process; beyond, a command waits for one."""
     redis_pool_wait_seconds: float = Field(default=5.0, gt=0, le=300)
     """How long a command waits for a free pooled connection (then the request is a 503)."""
+    redis_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    """How long a command waits for Redis's answer before Redis counts as unavailable."""
     redis_prefix: str = ""
     kafka_bootstrap: str = "127.0.0.1:9092"
     kafka_topic_prefix: str = ""

@@ -225,7 +225,7 @@ async def _build_clients(
             max_connections=settings.redis_max_connections,
             timeout=settings.redis_pool_wait_seconds,
             socket_connect_timeout=2,
-            socket_timeout=5,
+            socket_timeout=settings.redis_timeout_seconds,
         )
         redis = Redis(connection_pool=pool)
         stack.push_async_callback(redis.aclose)
