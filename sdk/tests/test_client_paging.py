@@ -78,6 +78,17 @@ async def test_sessions_are_read_across_cursor_pages_with_their_filter() -> None
     assert all(p["status"] == "running" for p in params)
 
 
+def test_an_agents_commands_are_read_across_cursor_pages_with_their_filter() -> None:
+    commands = [{"id": f"C{i:03d}", "state": "queued"} for i in range(150)]
+    gateway = FakeGateway()
+    gateway.on("GET", "/api/agents/a1/queue", cursor_listing(commands, 100))
+    with Client(token=TOKEN, transport=gateway.transport()) as client:
+        assert client.agents.commands("a1", state="queued") == commands
+    params = gateway.params("/api/agents/a1/queue")
+    assert [p.get("cursor") for p in params] == [None, "C099"]
+    assert all(p["state"] == "queued" and p["limit"] == "100" for p in params)
+
+
 def job_sequence(*statuses: tuple[str, float]) -> Handler:
     """A job that answers each (status, progress) in turn, then stays at the last."""
     answers = [{"id": "j1", "kind": "backtest", "status": s, "progress": p} for s, p in statuses]

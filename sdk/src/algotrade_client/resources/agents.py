@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from algotrade_client import calls
 from algotrade_client.calls import JSON, Flow, Rows, segment
 from algotrade_client.endpoints import Resource, endpoint
+from algotrade_client.paging import cursor_pages
 
 R = TypeVar("R")
 
@@ -29,6 +30,18 @@ class Agents(Resource[R]):
     @endpoint
     def get(self, agent_id: str) -> Flow[JSON]:
         return (yield from self._call(calls.get(f"/api/agents/{segment(agent_id)}")))
+
+    @endpoint
+    def commands(self, agent_id: str, *, state: str | None = None) -> Flow[Rows]:
+        """The agent's commands (every page), newest first: queued, leased and ended ones
+        (ended ones are kept 7 days), with their state, times and result; ``state`` keeps one
+        state only. Read-only: unlike the agent's own poll, it leases nothing."""
+        path = f"/api/agents/{segment(agent_id)}/queue"
+
+        def page(cursor: str | None) -> Flow[JSON]:
+            return self._call(calls.get(path, {"state": state, "limit": 100, "cursor": cursor}))
+
+        return (yield from cursor_pages(page))
 
     @endpoint
     def status(self) -> Flow[JSON]:
