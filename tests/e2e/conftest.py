@@ -31,6 +31,7 @@ import pytest
 from _pytest.nodeid import NodeId
 
 from algotrade_devstack.infra import port_bindable
+from algotrade_devstack.journey import Journey
 from algotrade_testkit.stack import RunningStack
 from algotrade_testkit.stack import start_stack as start_stack_from
 
@@ -153,6 +154,22 @@ def fresh_client_address() -> str | None:
 def client_address() -> str | None:
     """The module's own address to connect to the gateway from (`fresh_client_address`)."""
     return fresh_client_address()
+
+
+@pytest.fixture(scope="module")
+def walk(
+    stack: RunningStack, client_address: str | None, request: pytest.FixtureRequest
+) -> Iterator[Journey]:
+    """The module's client of the gateway (`Journey`), from the module's own address; it
+    narrates each step under the module's name."""
+    name = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
+    journey = Journey(
+        stack.url(), say=lambda line: print(f"  {name}: {line}"), local_address=client_address
+    )
+    try:
+        yield journey
+    finally:
+        journey.close()
 
 
 @pytest.fixture

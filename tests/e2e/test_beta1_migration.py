@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -117,15 +116,6 @@ def resumed(
     done, report = migrate(stack, beta1[0])
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return report
-
-
-@pytest.fixture(scope="module")
-def walk(stack: RunningStack, client_address: str | None) -> Iterator[Journey]:
-    journey = Journey(stack.url(), say=print, local_address=client_address)
-    try:
-        yield journey
-    finally:
-        journey.close()
 
 
 def test_an_interrupted_migration_resumes_and_accounts_for_every_row(

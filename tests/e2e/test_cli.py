@@ -11,7 +11,6 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +25,6 @@ from algotrade_testkit.graphs import sma_cross
 from .conftest import REPO, RunningStack
 
 CLI = [sys.executable, "-m", "algotrade_devstack.cli"]
-
-
-@pytest.fixture(scope="module")
-def walk(stack: RunningStack, client_address: str | None) -> Iterator[Journey]:
-    journey = Journey(
-        stack.url(), say=lambda line: print(f"  cli: {line}"), local_address=client_address
-    )
-    try:
-        yield journey
-    finally:
-        journey.close()
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ and final equity equal a backtest of the same strategy version, config and bars.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,22 +16,11 @@ from algotrade_devstack.journey import Account, Journey
 from algotrade_testkit.bars import push_rows
 from algotrade_testkit.graphs import sma_cross
 
-from .conftest import REPO, RunningStack
+from .conftest import REPO
 
 BARS = 400
 SOURCE, TARGET = "BTC-USD", "BTC-USD.RFWD"
 CONFIG = {"fee_bps": 10.0, "slippage_bps": 5.0, "calendar": "24x7"}
-
-
-@pytest.fixture(scope="module")
-def walk(stack: RunningStack, client_address: str | None) -> Iterator[Journey]:
-    journey = Journey(
-        stack.url(), say=lambda line: print(f"  forward: {line}"), local_address=client_address
-    )
-    try:
-        yield journey
-    finally:
-        journey.close()
 
 
 def iso(ms: int) -> str:

@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,17 +29,6 @@ from .conftest import REPO, RunningStack
 
 TIMEFRAME = "4h"
 WARM = 30  # bars in history before the session starts
-
-
-@pytest.fixture(scope="module")
-def walk(stack: RunningStack, client_address: str | None) -> Iterator[Journey]:
-    journey = Journey(
-        stack.url(), say=lambda line: print(f"  notify: {line}"), local_address=client_address
-    )
-    try:
-        yield journey
-    finally:
-        journey.close()
 
 
 class Socket:

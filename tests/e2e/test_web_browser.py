@@ -65,15 +65,6 @@ def web_build() -> None:
     )
 
 
-@pytest.fixture(scope="module")
-def walk(stack: RunningStack, client_address: str | None) -> Iterator[Journey]:
-    journey = Journey(stack.url(), say=print, local_address=client_address)
-    try:
-        yield journey
-    finally:
-        journey.close()
-
-
 @pytest.fixture
 def page(browser_path: str, web_build: None, stack: RunningStack) -> Iterator[Any]:
     with playwright.sync_playwright() as p:
