@@ -22,7 +22,7 @@ import {
   type WalkForwardSpec,
   walkForwardSpec,
 } from "./form";
-import { LOWER_IS_BETTER, METRIC_ORDER, metricLabel } from "./metrics";
+import { MetricOptions } from "./MetricOptions";
 import type { BacktestConfig } from "./queries";
 import { useSymbols } from "./queries";
 
@@ -331,12 +331,7 @@ export function RunForm({
             )}
             <Field label="Rank by">
               <select name="metric" value={metric} onChange={(e) => setMetric(e.target.value)}>
-                {METRIC_ORDER.map((m) => (
-                  <option key={m} value={m}>
-                    {metricLabel(m)}
-                    {LOWER_IS_BETTER.has(m) ? " (lower is better)" : ""}
-                  </option>
-                ))}
+                <MetricOptions />
               </select>
             </Field>
           </div>

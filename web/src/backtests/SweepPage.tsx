@@ -10,7 +10,8 @@ import { ErrorBox, Loading } from "../ui/ErrorBox";
 import { ProgressBar, StatusBadge } from "../ui/Status";
 import { JobFacts } from "./JobFacts";
 import { cellColour, heatmapMatrix, sweptParameters } from "./heatmap";
-import { formatMetric, LOWER_IS_BETTER, METRIC_ORDER, metricLabel } from "./metrics";
+import { formatMetric, metricLabel } from "./metrics";
+import { MetricOptions } from "./MetricOptions";
 import { walkForwardReport } from "./walkforward";
 import {
   isActive,
@@ -78,12 +79,7 @@ export default function SweepPage({ jobId }: { jobId: string }) {
               <label>
                 Rank by{" "}
                 <select aria-label="Rank by" value={metric} onChange={(e) => setSort(e.target.value)}>
-                  {METRIC_ORDER.map((m) => (
-                    <option key={m} value={m}>
-                      {metricLabel(m)}
-                      {LOWER_IS_BETTER.has(m) ? " (lower is better)" : ""}
-                    </option>
-                  ))}
+                  <MetricOptions />
                 </select>
               </label>
             </div>
@@ -270,11 +266,7 @@ function Heatmap({ results, initialMetric }: { results: SweepResult[]; initialMe
         <label>
           metric{" "}
           <select aria-label="Heatmap metric" value={metric} onChange={(e) => setMetric(e.target.value)}>
-            {METRIC_ORDER.map((m) => (
-              <option key={m} value={m}>
-                {metricLabel(m)}
-              </option>
-            ))}
+            <MetricOptions />
           </select>
         </label>
       </div>
