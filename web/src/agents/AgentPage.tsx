@@ -21,6 +21,7 @@ import {
   useDeleteAgent,
   type Agent,
 } from "./queries";
+import { StatGrid, type Stat } from "../ui/StatGrid";
 
 export default function AgentPage({ agentId }: { agentId: string }) {
   const { tokens } = useSession();
@@ -97,7 +98,7 @@ export default function AgentPage({ agentId }: { agentId: string }) {
 function Connection({ agent: a }: { agent: Agent }) {
   const c = a.connection;
   const ms = (v: number | null | undefined) => (v === null || v === undefined ? "—" : `${Math.round(v)} ms`);
-  const stats: [string, string, string?][] = [
+  const stats: Stat[] = [
     ["Health", a.health ? `${a.health.score} / 100` : "—", "agent-health"],
     ["Last heartbeat", c?.last_heartbeat_at ? `${formatAge(Date.now() - new Date(c.last_heartbeat_at).getTime())} ago` : "never"],
     ["Heartbeats", c ? c.heartbeats.toLocaleString() : "0"],
@@ -109,16 +110,7 @@ function Connection({ agent: a }: { agent: Agent }) {
   const account = c?.account ?? null;
   return (
     <>
-      <div className="stat-grid" aria-label="Connection">
-        {stats.map(([label, value, testId]) => (
-          <div key={label} className="stat">
-            <div className="stat-label">{label}</div>
-            <div className="stat-value" data-testid={testId}>
-              {value}
-            </div>
-          </div>
-        ))}
-      </div>
+      <StatGrid label="Connection" stats={stats} />
       {a.health && (
         <table className="table metrics-table plain-labels" aria-label="Health components" data-testid="agent-health-components">
           <thead>

@@ -8,6 +8,7 @@ import { ErrorBox, Loading } from "../ui/ErrorBox";
 import { SecretOnce } from "../ui/SecretOnce";
 import { agentBody, agentProblems, connectionTone, EMPTY_AGENT, formatAge, healthTone, type AgentDraft } from "./agents";
 import { AGENT_POLL_MS, useAgents, useAgentsStatus, useRegisterAgent, type Agent } from "./queries";
+import { StatGrid, type Stat } from "../ui/StatGrid";
 
 export default function AgentsPage() {
   const agents = useAgents();
@@ -115,7 +116,7 @@ export default function AgentsPage() {
 function StatusSummary({ status }: { status: NonNullable<ReturnType<typeof useAgentsStatus>["data"]> }) {
   const c = status.commands;
   const ms = (v: number | null) => (v === null ? "—" : `${Math.round(v)} ms`);
-  const stats: [string, string][] = [
+  const stats: Stat[] = [
     ["Agents", String(status.connections.total ?? 0)],
     ["Healthy / degraded", `${String(status.connections.healthy ?? 0)} / ${String(status.connections.degraded ?? 0)}`],
     ["Stale / offline", `${String(status.connections.stale ?? 0)} / ${String(status.connections.offline ?? 0)}`],
@@ -125,14 +126,7 @@ function StatusSummary({ status }: { status: NonNullable<ReturnType<typeof useAg
     ["Delivery p50 / p99", `${ms(c.delivery_ms_p50)} / ${ms(c.delivery_ms_p99)}`],
   ];
   return (
-    <div className="stat-grid" aria-label="Agents status" data-testid="agents-status">
-      {stats.map(([label, value]) => (
-        <div key={label} className="stat">
-          <div className="stat-label">{label}</div>
-          <div className="stat-value">{value}</div>
-        </div>
-      ))}
-    </div>
+    <StatGrid label="Agents status" stats={stats} testId="agents-status" />
   );
 }
 

@@ -15,13 +15,10 @@ import {
   commandTone,
   EMPTY_COMMAND,
   QUEUE_FILTERS,
-  trackCommand,
   type CommandDraft,
   type QueueFilter,
 } from "./agents";
 import { AGENT_POLL_MS, useAgentQueue, useListedCommands, useQueueCommand, type AgentCommand } from "./queries";
-
-const storage = () => (typeof sessionStorage === "undefined" ? null : sessionStorage);
 
 const time = (ms: number | null | undefined) => (ms === null || ms === undefined ? "—" : new Date(ms).toLocaleTimeString());
 
@@ -118,8 +115,7 @@ function QueueForm({ agentId }: { agentId: string }) {
     if (problems.length > 0) return;
     if ((draft.kind === "open" || draft.kind === "close_all") && !window.confirm(`Send “${draft.kind}” to the terminal? It trades the real account.`)) return;
     queue.mutate(commandBody(draft), {
-      onSuccess: (command) => {
-        trackCommand(storage(), agentId, command.id); // for the cutover's check of command pushes
+      onSuccess: () => {
         setDraft((d) => ({ ...EMPTY_COMMAND, kind: d.kind }));
       },
     });

@@ -13,15 +13,7 @@ import {
   formatAge,
   healthTone,
   QUEUE_FILTERS,
-  trackCommand,
-  trackedCommands,
-  TRACKED_COMMANDS,
 } from "./agents";
-
-function memoryStorage() {
-  const items = new Map<string, string>();
-  return { getItem: (k: string) => items.get(k) ?? null, setItem: (k: string, v: string) => void items.set(k, v), items };
-}
 
 describe("agents", () => {
   it("registers an agent only with what the service requires", () => {
@@ -73,19 +65,6 @@ describe("agents", () => {
     expect([commandTone("executed"), commandTone("leased"), commandTone("expired")]).toEqual(["status-ok", "status-waiting", "status-error"]);
     expect(QUEUE_FILTERS.pending).toEqual(["queued", "leased"]);
     expect(QUEUE_FILTERS.all).toEqual([]);
-  });
-
-  it("remembers the commands queued from this tab, newest first and bounded", () => {
-    const storage = memoryStorage();
-    expect(trackedCommands(storage, "A")).toEqual([]);
-    trackCommand(storage, "A", "c1");
-    trackCommand(storage, "A", "c2");
-    expect(trackCommand(storage, "A", "c1")).toEqual(["c1", "c2"]);
-    expect(trackedCommands(storage, "B")).toEqual([]);
-    for (let i = 0; i < 60; i++) trackCommand(storage, "A", `x${i}`);
-    expect(trackedCommands(storage, "A")).toHaveLength(TRACKED_COMMANDS);
-    storage.setItem("algotrade.agent-commands.C", "not json");
-    expect(trackedCommands(storage, "C")).toEqual([]);
   });
 
   it("formats ages and health", () => {

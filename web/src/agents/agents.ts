@@ -159,27 +159,6 @@ export function commandOutcome(c: Pick<Command, "result" | "error">): string {
   return parts.filter((part): part is string => part !== null && part !== "").join(" ");
 }
 
-// The commands queued from this tab. The page lists the agent's queue instead; the ids are
-// still kept for the notification cutover's check of command pushes (live/agent.ts).
-type IdStore = Pick<Storage, "getItem" | "setItem">;
-export const TRACKED_COMMANDS = 50;
-
-/** The commands queued from this tab for `agentId`, newest first (at most TRACKED_COMMANDS). */
-export function trackedCommands(storage: IdStore | null, agentId: string): string[] {
-  try {
-    const ids: unknown = JSON.parse(storage?.getItem(`algotrade.agent-commands.${agentId}`) ?? "[]");
-    return Array.isArray(ids) ? ids.filter((id): id is string => typeof id === "string") : [];
-  } catch {
-    return [];
-  }
-}
-
-export function trackCommand(storage: IdStore | null, agentId: string, commandId: string): string[] {
-  const ids = [commandId, ...trackedCommands(storage, agentId).filter((id) => id !== commandId)].slice(0, TRACKED_COMMANDS);
-  storage?.setItem(`algotrade.agent-commands.${agentId}`, JSON.stringify(ids));
-  return ids;
-}
-
 /** Milliseconds as a short age: "4 s", "3 min", "2 h", "5 d". */
 export function formatAge(ms: number): string {
   const s = Math.max(0, Math.round(ms / 1000));

@@ -28,6 +28,7 @@ import {
   type LiveSession,
 } from "./queries";
 import { formatMoney } from "./SessionsPage";
+import { StatGrid, type Stat } from "../ui/StatGrid";
 
 export default function SessionPage({ sessionId }: { sessionId: string }) {
   const { tokens } = useSession();
@@ -184,7 +185,7 @@ export default function SessionPage({ sessionId }: { sessionId: string }) {
 
 function Account({ session: s }: { session: LiveSession }) {
   const pnl = s.equity - s.capital;
-  const stats: [string, string, string?][] = [
+  const stats: Stat[] = [
     ["Position", `${Number(s.position.toPrecision(6))}`, "session-position"],
     ["Equity", formatMoney(s.equity), "session-equity"],
     ["P&L", `${formatMoney(pnl)} (${((pnl / s.capital) * 100).toFixed(2)} %)`],
@@ -197,15 +198,6 @@ function Account({ session: s }: { session: LiveSession }) {
     ["Gaps / corrections", `${s.gaps} / ${s.corrections}`],
   ];
   return (
-    <div className="stat-grid" aria-label="Account">
-      {stats.map(([label, value, testId]) => (
-        <div key={label} className="stat">
-          <div className="stat-label">{label}</div>
-          <div className="stat-value" data-testid={testId}>
-            {value}
-          </div>
-        </div>
-      ))}
-    </div>
+    <StatGrid label="Account" stats={stats} />
   );
 }
