@@ -41,8 +41,8 @@ unit: setup
 e2e: setup
 	$(RUN) pytest tests/e2e
 
-# Not in `make test` yet: its last full run left backtest jobs queued after the Kafka broker's
-# restart (a worker that did not resume consuming); see README, "Chaos suite".
+# Not in `make test`, for its time budget (a stack of its own, every process killed in turn);
+# see README, `make chaos`.
 chaos: setup
 	$(RUN) pytest -m chaos tests/chaos
 
