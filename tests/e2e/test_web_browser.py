@@ -361,3 +361,19 @@ def journey(page: Any, walk: Journey, shot: Shots) -> None:
     assert final["bars_applied"] == BARS
     assert during["state"] in ("running", "completed")
     shot("session-done")
+
+    # Stop it (the app asks first), start it again as a new session, then delete that one.
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.get_by_test_id("session-stop").click()
+    page.get_by_test_id("run-status").filter(has_text="stopped").wait_for()
+    page.get_by_test_id("session-restart").click()
+    page.wait_for_url(re.compile(rf"/sessions/(?!{session_id})[0-9A-Z]{{26}}$"))
+    again = page.url.rsplit("/", 1)[1]
+    restarted = walk.expect(walk.http.get(f"/api/sessions/{again}", headers=account.headers), 200)
+    assert (restarted["strategy_id"], restarted["symbol"]) == (strategy_id, TARGET)
+    assert restarted["status"] in ("running", "paused")
+    shot("session-restarted")
+    page.get_by_test_id("session-delete").click()
+    page.wait_for_url(re.compile(r"/sessions$"))
+    gone = walk.http.get(f"/api/sessions/{again}", headers=account.headers)
+    assert gone.status_code == 404

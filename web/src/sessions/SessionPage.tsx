@@ -11,7 +11,7 @@ import { MetricsTable } from "../backtests/MetricsTable";
 import { TradesTable } from "../backtests/TradesTable";
 import { PriceChart, ValueChart, type Candle } from "../charts/Charts";
 import { drawdownSeries, formatDuration, toSeconds, tradeMarkers } from "../charts/series";
-import { Link } from "../router";
+import { Link, navigate } from "../router";
 import { isNotFound } from "../api/problem";
 import { ErrorBox, Loading } from "../ui/ErrorBox";
 import { StatusBadge } from "../ui/Status";
@@ -20,7 +20,9 @@ import { SESSION_FAMILIES, useSessionCutover } from "../live/session";
 import {
   SESSION_POLL_MS,
   SESSION_TRADES,
+  useDeleteSession,
   useLiveSession,
+  useRestartSession,
   useSessionAction,
   useSessionBars,
   useSessionEquity,
@@ -39,6 +41,8 @@ export default function SessionPage({ sessionId }: { sessionId: string }) {
   const equity = useSessionEquity(sessionId, session.data?.status, cut.cadenceOf("equity"));
   const trades = useSessionTrades(sessionId, session.data?.status, cut.cadenceOf("trades"));
   const action = useSessionAction(sessionId);
+  const restart = useRestartSession(sessionId);
+  const remove = useDeleteSession(sessionId);
 
   const equityPoints = useMemo(() => (equity.data?.points ?? []).map((p) => ({ time: toSeconds(p.ts), value: p.equity })), [equity.data]);
   const drawdown = useMemo(() => drawdownSeries(equityPoints, session.data?.capital), [equityPoints, session.data?.capital]);
@@ -106,7 +110,32 @@ export default function SessionPage({ sessionId }: { sessionId: string }) {
             Stop
           </button>
         )}
+        {(s.status === "stopped" || s.status === "failed") && (
+          <button
+            type="button"
+            data-testid="session-restart"
+            disabled={restart.isPending}
+            title="A new session with the same strategy version, series, capital and settings"
+            onClick={() => restart.mutate(undefined, { onSuccess: (next) => navigate(`/sessions/${next.id}`) })}
+          >
+            Start again
+          </button>
+        )}
+        <button
+          type="button"
+          className="danger"
+          data-testid="session-delete"
+          disabled={remove.isPending}
+          onClick={() => {
+            if (window.confirm("Delete this session and its history? This cannot be undone."))
+              remove.mutate(undefined, { onSuccess: () => navigate("/sessions") });
+          }}
+        >
+          Delete
+        </button>
       </div>
+      {restart.error && <ErrorBox error={restart.error} />}
+      {remove.error && <ErrorBox error={remove.error} />}
       <p className="facts">
         {s.strategy_id && (
           <span>

@@ -107,6 +107,32 @@ export function useSessionAction(id: string) {
   });
 }
 
+/** Start a stopped or failed session again: a new session with the same settings (its id). */
+export function useRestartSession(id: string) {
+  const api = useApi();
+  const client = useQueryClient();
+  return useMutation({
+    mutationFn: () => unwrap(api.POST("/api/sessions/{session_id}/restart", { params: { path: { session_id: id } } })),
+    onSuccess: (s) => {
+      client.setQueryData(["session", s.id], s);
+      void client.invalidateQueries({ queryKey: ["sessions"] });
+    },
+  });
+}
+
+/** Delete a session (the service stops it first if it runs). */
+export function useDeleteSession(id: string) {
+  const api = useApi();
+  const client = useQueryClient();
+  return useMutation({
+    mutationFn: () => unwrap(api.DELETE("/api/sessions/{session_id}", { params: { path: { session_id: id } } })),
+    onSuccess: () => {
+      client.removeQueries({ queryKey: ["session", id] });
+      void client.invalidateQueries({ queryKey: ["sessions"] });
+    },
+  });
+}
+
 /** Bars drawn under a session's trades: the series it follows, from `start`, at most this many. */
 export const SESSION_BARS = 5000;
 
