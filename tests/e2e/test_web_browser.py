@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from playwright.sync_api import sync_playwright
 
 from algotrade.engine import Bars, compile_graph
 from algotrade_devstack.journey import Account, Journey
@@ -38,8 +39,6 @@ BARS = 300
 FAST, SLOW = 5, 20
 ROWS_ARE = "(n) => document.querySelectorAll('[data-testid=trades-table] tbody tr').length === n"
 WAIT_MS = 90_000  # the longest any step may take on a loaded machine (not a speed check)
-
-playwright = pytest.importorskip("playwright.sync_api", reason="playwright is a dev dependency")
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +66,7 @@ def web_build() -> None:
 
 @pytest.fixture
 def page(browser_path: str, web_build: None, stack: RunningStack) -> Iterator[Any]:
-    with playwright.sync_playwright() as p:
+    with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=browser_path, args=["--no-sandbox"])
         try:
             context = browser.new_context(
