@@ -5,12 +5,11 @@
  * queue one. Updates follow the notification cutover of its channel (`agent:{id}`, family
  * `agents`; live/agent.ts): pushed while the family is live, polled otherwise.
  */
-import { isNotFound } from "../api/problem";
 import { useSession } from "../auth/session";
 import { Link, navigate } from "../router";
 import { AGENT_FAMILIES, useAgentCutover } from "../live/agent";
 import { LivePanel } from "../live/LivePanel";
-import { ErrorBox, Loading } from "../ui/ErrorBox";
+import { ErrorBox, Loading, PageLoadError } from "../ui/ErrorBox";
 import { connectionTone, formatAge, healthTone } from "./agents";
 import { CommandQueue } from "./CommandQueue";
 import {
@@ -33,12 +32,7 @@ export default function AgentPage({ agentId }: { agentId: string }) {
   const remove = useDeleteAgent();
 
   if (agent.error)
-    return (
-      <div className="page">
-        <ErrorBox error={agent.error} onRetry={isNotFound(agent.error) ? undefined : () => void agent.refetch()} />
-        <Link to="/agents">Back to your agents</Link>
-      </div>
-    );
+    return <PageLoadError error={agent.error} retry={agent.refetch} back={<Link to="/agents">Back to your agents</Link>} />;
   if (agent.isPending) return <Loading what="the agent" />;
   const a = agent.data;
   const lastSync = status.data?.agents.find((s) => s.id === agentId)?.last_sync ?? null;

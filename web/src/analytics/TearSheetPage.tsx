@@ -5,13 +5,12 @@
  * same report as a self-contained HTML file can be saved. Loaded lazily (charts).
  */
 import { useMutation } from "@tanstack/react-query";
-import { isNotFound } from "../api/problem";
 import { useApi } from "../auth/session";
 import { MetricsTable } from "../backtests/MetricsTable";
 import { formatMetric } from "../backtests/metrics";
 import { ValueChart } from "../charts/Charts";
 import { Link } from "../router";
-import { ErrorBox, Loading } from "../ui/ErrorBox";
+import { ErrorBox, Loading, PageLoadError } from "../ui/ErrorBox";
 import { downloadHtmlReport, useReport, type ReportKind } from "./queries";
 import { monthlyGrid, percent, returnColour, utcDay, type Report } from "./report";
 
@@ -27,12 +26,7 @@ export default function TearSheetPage({ kind, id }: { kind: ReportKind; id: stri
   const html = useMutation({ mutationFn: () => downloadHtmlReport(api, kind, id) });
   const back = <Link to={runPath(kind, id)}>{kind === "portfolio" ? "Back to your portfolios" : `Back to the ${kind}`}</Link>;
   if (report.error)
-    return (
-      <div className="page">
-        <ErrorBox error={report.error} onRetry={isNotFound(report.error) ? undefined : () => void report.refetch()} />
-        {back}
-      </div>
-    );
+    return <PageLoadError error={report.error} retry={report.refetch} back={back} />;
   if (report.isPending) return <Loading what="the tear sheet (it is computed when asked)" />;
   const r = report.data;
   return (

@@ -7,8 +7,7 @@ import { useMemo } from "react";
 import { PriceChart, ValueChart, type Candle } from "../charts/Charts";
 import { toSeconds, tradeMarkers } from "../charts/series";
 import { Link } from "../router";
-import { isNotFound } from "../api/problem";
-import { ErrorBox, Loading } from "../ui/ErrorBox";
+import { ErrorBox, Loading, PageLoadError } from "../ui/ErrorBox";
 import { ProgressBar, StatusBadge } from "../ui/Status";
 import { summaryMetrics } from "./metrics";
 import { JobFacts } from "./JobFacts";
@@ -23,12 +22,7 @@ export default function BacktestPage({ jobId }: { jobId: string }) {
   const job = useJob(jobId);
   const cancel = useCancelJob();
   if (job.error)
-    return (
-      <div className="page">
-        <ErrorBox error={job.error} onRetry={isNotFound(job.error) ? undefined : () => void job.refetch()} />
-        <Link to="/backtests">Back to your backtests</Link>
-      </div>
-    );
+    return <PageLoadError error={job.error} retry={job.refetch} back={<Link to="/backtests">Back to your backtests</Link>} />;
   if (job.isPending) return <Loading what="the backtest" />;
   const j = job.data;
   if (j.kind === "sweep") {

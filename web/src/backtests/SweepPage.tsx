@@ -5,8 +5,7 @@
  */
 import { useMemo, useState } from "react";
 import { Link, navigate } from "../router";
-import { isNotFound } from "../api/problem";
-import { ErrorBox, Loading } from "../ui/ErrorBox";
+import { ErrorBox, Loading, PageLoadError } from "../ui/ErrorBox";
 import { ProgressBar, StatusBadge } from "../ui/Status";
 import { JobFacts } from "./JobFacts";
 import { cellColour, heatmapMatrix, sweptParameters } from "./heatmap";
@@ -35,12 +34,7 @@ export default function SweepPage({ jobId }: { jobId: string }) {
   const results = useSweepResults(jobId, metric, job !== undefined && job.status !== "queued", isActive(job?.status));
 
   if (sweep.error)
-    return (
-      <div className="page">
-        <ErrorBox error={sweep.error} onRetry={isNotFound(sweep.error) ? undefined : () => void sweep.refetch()} />
-        <Link to="/backtests">Back to your backtests</Link>
-      </div>
-    );
+    return <PageLoadError error={sweep.error} retry={sweep.refetch} back={<Link to="/backtests">Back to your backtests</Link>} />;
   if (sweep.isPending || job === undefined) return <Loading what="the sweep" />;
   return (
     <div className="page page-wide">

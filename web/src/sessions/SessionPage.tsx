@@ -12,8 +12,7 @@ import { TradesTable } from "../backtests/TradesTable";
 import { PriceChart, ValueChart, type Candle } from "../charts/Charts";
 import { drawdownSeries, formatDuration, toSeconds, tradeMarkers } from "../charts/series";
 import { Link, navigate } from "../router";
-import { isNotFound } from "../api/problem";
-import { ErrorBox, Loading } from "../ui/ErrorBox";
+import { ErrorBox, Loading, PageLoadError } from "../ui/ErrorBox";
 import { StatusBadge } from "../ui/Status";
 import { LivePanel } from "../live/LivePanel";
 import { SESSION_FAMILIES, useSessionCutover } from "../live/session";
@@ -69,12 +68,7 @@ export default function SessionPage({ sessionId }: { sessionId: string }) {
   );
 
   if (session.error)
-    return (
-      <div className="page">
-        <ErrorBox error={session.error} onRetry={isNotFound(session.error) ? undefined : () => void session.refetch()} />
-        <Link to="/sessions">Back to your sessions</Link>
-      </div>
-    );
+    return <PageLoadError error={session.error} retry={session.refetch} back={<Link to="/sessions">Back to your sessions</Link>} />;
   if (session.isPending) return <Loading what="the session" />;
   const s = session.data;
   return (

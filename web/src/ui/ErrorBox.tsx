@@ -1,5 +1,6 @@
 /** Any failed request shown as its problem: title, detail, each listed error, request id. */
-import { asProblem } from "../api/problem";
+import type { ReactNode } from "react";
+import { asProblem, isNotFound } from "../api/problem";
 
 export function ErrorBox({ error, onRetry }: { error: unknown; onRetry?: () => void }) {
   const problem = asProblem(error);
@@ -32,4 +33,14 @@ export function ErrorBox({ error, onRetry }: { error: unknown; onRetry?: () => v
 
 export function Loading({ what }: { what: string }) {
   return <div className="loading">Loading {what}…</div>;
+}
+
+/** A page whose one resource failed to load: its problem (a retry unless it does not exist) and a way back. */
+export function PageLoadError({ error, retry, back }: { error: unknown; retry: () => unknown; back: ReactNode }) {
+  return (
+    <div className="page">
+      <ErrorBox error={error} onRetry={isNotFound(error) ? undefined : () => void retry()} />
+      {back}
+    </div>
+  );
 }
