@@ -27,7 +27,7 @@ from api_gateway.models import SCHEMA
 from api_gateway.openapi import MergedOpenAPI
 from api_gateway.passwords import PasswordHasher
 from api_gateway.proxy import Proxy, build_upstreams
-from api_gateway.proxy_lane import ProxyLane
+from api_gateway.proxy_lane import GatewayApp, ProxyLane
 from api_gateway.ratelimit import LoginThrottle, RateLimiter, RedisHealth
 from api_gateway.routing import WEBSOCKET_RULE, RouteTable
 from api_gateway.services import Gateway
@@ -45,9 +45,9 @@ EXPOSED_HEADERS = [
 ]
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None) -> GatewayApp:
     settings = settings or Settings()
-    app: FastAPI
+    app: GatewayApp
 
     @asynccontextmanager
     async def setup(resources: Resources) -> AsyncIterator[Gateway]:
@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         setup=setup,
         body_limits=settings.proxy_body_limits,
         openapi_url=None,  # the gateway serves the merged document of every routed service
+        app_class=GatewayApp,
     )
     install_gateway_handlers(app)
     app.add_api_route("/openapi.json", _openapi, methods=["GET"], include_in_schema=False)
@@ -79,12 +80,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         expose_headers=EXPOSED_HEADERS,
         max_age=600,
     )
-    # Outermost: routed requests go through the middleware above, then straight to the proxy.
-    app.add_middleware(
-        ProxyLane,
-        middleware=list(app.user_middleware),
-        table=RouteTable(),
-        route_path=PROXY_PATH,
+    # Before FastAPI's own layers: routed requests go through the middleware above, then
+    # straight to the proxy.
+    app.proxy_lane = ProxyLane(
+        app, middleware=list(app.user_middleware), table=RouteTable(), route_path=PROXY_PATH
     )
     return app
 

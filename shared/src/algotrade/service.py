@@ -104,8 +104,13 @@ def create_service_app(
     setup: Setup | None = None,
     body_limits: dict[str, int] | None = None,
     openapi_url: str | None = "/openapi.json",
+    app_class: type[FastAPI] = FastAPI,
 ) -> FastAPI:
-    """A FastAPI app with the platform's lifespan, middleware, error mapping and probes."""
+    """A FastAPI app with the platform's lifespan, middleware, error mapping and probes.
+
+    ``app_class``: a `FastAPI` subclass for a service that answers some requests before
+    FastAPI's own layers (the gateway's proxy lane).
+    """
     used = frozenset(uses)
     metrics_registry = CollectorRegistry(auto_describe=True)
 
@@ -129,7 +134,7 @@ def create_service_app(
             yield
             logger.info("%s stopping", name)
 
-    app = FastAPI(title=f"AlgoTrade {name}", lifespan=lifespan, openapi_url=openapi_url)
+    app = app_class(title=f"AlgoTrade {name}", lifespan=lifespan, openapi_url=openapi_url)
     install_problem_handlers(app)
     install_problem_openapi(app)
     app.add_middleware(
