@@ -232,11 +232,12 @@ class Proxy:
             authorization.decode("latin-1") if authorization else None,
             api_key.decode("latin-1") if api_key else None,
         )
-        decision = await self._limiter.check(
-            rule.route_class(method), rate_limit_subject(principal)
-        )
+        caller = rate_limit_subject(principal)
+        decision = await self._limiter.check(rule.route_class(method), caller)
         try:
-            await self._forward(scope, receive, send, rule, headers, dropped, principal, decision)
+            await self._forward(
+                scope, receive, send, rule, headers, dropped, principal, caller, decision
+            )
         except AlgoTradeError as exc:
             # Every answer of a limited route says where its caller stands, errors included.
             exc.headers.update(decision.headers())
@@ -251,6 +252,7 @@ class Proxy:
         headers: list[tuple[bytes, bytes]],
         dropped: dict[bytes, bytes],
         principal: Principal,
+        caller: str,
         decision: Decision,
     ) -> None:
         """Check the scope and the breaker, send the request, stream the answer back."""
@@ -267,7 +269,6 @@ class Proxy:
 
         self._add_gateway_headers(headers, scope, dropped, principal)
         body = _RequestBody(receive) if _has_body(dropped, headers) else None
-        caller = rate_limit_subject(principal)
         try:
             response = await self._send(
                 upstream, request_target(scope), headers, body, method, path, caller

@@ -79,4 +79,6 @@ def gateway_owned(method: str, path: str) -> bool:
 
 def has_dot_segments(path: str) -> bool:
     """``.`` or ``..`` segments: never forwarded, an upstream must not have to normalise them."""
+    if "." not in path:  # most paths: no segment to look at
+        return False
     return any(segment in (".", "..") for segment in path.split("/"))
