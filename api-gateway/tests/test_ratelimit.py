@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from algotrade.errors import DependencyUnavailable
 from algotrade_devstack.infra import free_port
 from api_gateway.config import RateLimitRule
 from api_gateway.ratelimit import RateLimiter, RedisHealth
@@ -55,6 +56,76 @@ async def test_bucket_refills_over_time(redis_client: Redis, redis_prefix: str) 
     assert not (await limiter.hit("read", "u:1")).allowed
     await asyncio.sleep(0.12)  # one emission interval (0.1 s) later a slot is free again
     assert (await limiter.hit("read", "u:1")).allowed
+
+
+def _leasing(
+    redis: Redis, prefix: str, limit: int, lease_seconds: float, health: RedisHealth | None = None
+) -> RateLimiter:
+    """A limiter as a gateway instance runs it: reads leased, at most 16 or 2% of ``limit``."""
+    return RateLimiter(
+        redis,
+        prefix=prefix,
+        rules={"read": RateLimitRule(limit=limit, period_seconds=86_400, fail_open=False)},
+        health=health or RedisHealth(60.0),
+        lease_seconds=lease_seconds,
+        max_lease=16,
+    )
+
+
+async def test_gateway_instances_with_leases_never_admit_more_than_the_limit(
+    redis_client: Redis, redis_prefix: str
+) -> None:
+    import asyncio
+
+    first, second = (_leasing(redis_client, redis_prefix, 200, 5.0) for _ in range(2))
+    admitted = 0
+    for _ in range(150):  # both instances busy with the same subject, one request each in turn
+        for instance in (first, second):
+            admitted += sum(
+                d.allowed
+                for d in await asyncio.gather(*(instance.hit("read", "u:1") for _ in range(2)))
+            )
+    # Every admitted request was counted in Redis; at most what leases still hold is lost.
+    assert 200 - 2 * 4 <= admitted <= 200
+
+
+async def test_a_busy_subject_is_served_from_its_lease_while_redis_is_unusable(
+    redis_client: Redis, redis_prefix: str
+) -> None:
+    health = RedisHealth(60.0)
+    limiter = _leasing(redis_client, redis_prefix, 10_000, 5.0, health)
+    decisions = [await limiter.hit("read", "u:1") for _ in range(4)]  # leases of 1, 2, then 4
+    assert all(d.allowed and d.enforced for d in decisions)
+    remaining = [d.remaining for d in decisions]
+    assert remaining == sorted(remaining, reverse=True) and len(set(remaining)) == 4
+    health.failed(ConnectionError("redis went away"))  # the class fails closed
+    for _ in range(3):  # what the lease of 4 still holds
+        served = await limiter.hit("read", "u:1")
+        assert served.allowed and served.enforced and served.remaining < remaining[-1]
+        remaining.append(served.remaining)
+    with pytest.raises(DependencyUnavailable):
+        await limiter.hit("read", "u:1")
+
+
+async def test_unused_leased_requests_go_back_to_redis(
+    redis_client: Redis, redis_prefix: str
+) -> None:
+    import asyncio
+
+    leasing = _leasing(redis_client, redis_prefix, 100_000, 0.2)
+    exact = _limiter(
+        redis_client,
+        redis_prefix,
+        read=RateLimitRule(limit=100_000, period_seconds=86_400, fail_open=False),
+    )
+    for _ in range(4):  # a lease of 4 is taken on the fourth request: 3 left unused
+        assert (await leasing.hit("read", "u:1")).allowed
+    held = await exact.hit("read", "u:1")
+    assert held.remaining == 100_000 - 4 - 3 - 1
+    await asyncio.sleep(0.25)  # the lease expires; its next call gives the 3 back
+    assert (await leasing.hit("read", "u:1")).allowed  # and takes a lease of 2 (1 unused)
+    after = await exact.hit("read", "u:1")
+    assert after.remaining == 100_000 - 5 - 1 - 2
 
 
 async def test_proxied_requests_carry_limit_headers_and_get_429_past_the_limit(

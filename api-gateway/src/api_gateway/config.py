@@ -92,6 +92,11 @@ class Settings(ServiceSettings):
     # and after a failure Redis is not tried again for `rate_limit_redis_retry_seconds`.
     rate_limit_redis_timeout_seconds: float = Field(default=0.5, gt=0)
     rate_limit_redis_retry_seconds: float = Field(default=1.0, ge=0)
+    # A busy subject's requests are taken from Redis up to `rate_limit_max_lease` at a time (at
+    # most 2% of its limit) and used within `rate_limit_lease_seconds`; 0 turns leases off.
+    # Redis still counts every request: the instances together never admit more than a limit.
+    rate_limit_lease_seconds: float = Field(default=0.05, ge=0, le=1)
+    rate_limit_max_lease: int = Field(default=16, ge=1, le=1000)
 
     # Upstream HTTP.
     upstream_connect_timeout_seconds: float = Field(default=2.0, gt=0)

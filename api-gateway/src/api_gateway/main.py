@@ -112,6 +112,8 @@ async def _build_gateway(
         rules=settings.rate_limits,
         health=health,
         metrics=metrics,
+        lease_seconds=settings.rate_limit_lease_seconds,
+        max_lease=settings.rate_limit_max_lease,
     )
     stack.push_async_callback(limiter.aclose)
     login_throttle = LoginThrottle(

@@ -7,12 +7,26 @@ and per client address in fixed windows.
 
 When Redis cannot be reached, each route class follows its policy: fail open (let the request
 through without headers) or fail closed (503). Logins always fail closed.
+
+A busy subject is served from a *lease*: one script call takes up to ``max_lease`` requests'
+worth at once (never more than 2% of its limit), and this gateway spends them over the next
+``lease_seconds`` without asking Redis again. Redis still counts every admitted request, so all
+gateway instances together never admit more than the limit: the lease is counted as if every
+request in it came at the *end* of its lifetime (the bucket's time is moved to ``now +
+lease_seconds`` first), which is never earlier than when any of them is actually used, and a
+leased request is never used after that. What a lease did not use goes back to Redis with the
+subject's next call. The price is some strictness: a subject coming back from idle gives up
+``lease_seconds`` of credit when its first lease is taken, and while an instance holds unused
+leased requests, the other instances see that many fewer remaining. A subject starts with
+single requests (as without leases, exactly); its leases double while they run out within
+their lifetime and halve when they expire unused.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,24 +42,48 @@ from api_gateway.metrics import GatewayMetrics
 
 logger = logging.getLogger(__name__)
 
-# KEYS[1] bucket; ARGV[1] limit; ARGV[2] period (s). Returns {allowed, remaining, retry_after,
-# reset_after} (seconds as strings: Lua numbers would be truncated to integers on return).
+# KEYS[1] bucket; ARGV[1] limit; ARGV[2] period (s); ARGV[3] how many requests to take (more
+# than one: a lease); ARGV[4] the lease's lifetime (s); ARGV[5] unused leased requests given back.
+# Returns {taken, remaining, retry_after, reset_after} (seconds as strings: Lua numbers would be
+# truncated to integers on return); with 0 taken, the request is refused.
 # Times are relative to an epoch in 2023 so that 14-digit tostring() keeps microseconds.
 GCRA_SCRIPT = """
 local limit = tonumber(ARGV[1])
 local period = tonumber(ARGV[2])
+local want = tonumber(ARGV[3])
+local lifetime = tonumber(ARGV[4])
 local emission = period / limit
 local t = redis.call('TIME')
 local now = (tonumber(t[1]) - 1700000000) + tonumber(t[2]) / 1000000
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tat < now then tat = now end
+local stored = tonumber(redis.call('GET', KEYS[1]) or '0') - tonumber(ARGV[5]) * emission
+local function keep(tat)
+  if tat > now then
+    redis.call('SET', KEYS[1], tostring(tat), 'PX', math.max(1, math.ceil((tat - now) * 1000)))
+  else
+    redis.call('DEL', KEYS[1])
+  end
+end
+if want > 1 then
+  -- Counted as if all came at the end of the lease's lifetime: never earlier than they will.
+  local tat = math.max(stored, now + lifetime)
+  local available = math.floor((now + period - tat) / emission + 0.000001)
+  if available >= 2 then
+    local taken = math.min(want, available)
+    local new_tat = tat + taken * emission
+    keep(new_tat)
+    return {taken, available - taken, '0', tostring(new_tat - now)}
+  end
+end
+-- One request, exactly (also when a lease would not leave room for two).
+local tat = math.max(stored, now)
 local new_tat = tat + emission
 local allow_at = new_tat - period
 if now < allow_at then
+  if tonumber(ARGV[5]) > 0 then keep(stored) end
   return {0, 0, tostring(allow_at - now), tostring(tat - now)}
 end
 local remaining = math.floor((now - allow_at) / emission + 0.000001)
-redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.max(1, math.ceil((new_tat - now) * 1000)))
+keep(new_tat)
 return {1, remaining, '0', tostring(new_tat - now)}
 """
 
@@ -128,10 +166,28 @@ class RedisHealth:
 
 
 _REDIS_ERRORS = (RedisError, OSError, TimeoutError)
+LEASE_SHARE = 50  # a lease holds at most 1/50 (2%) of its subject's limit
+_LEASES_MAX = 10_000
+
+
+class _Lease:
+    """One subject's requests taken from Redis ahead of use, and how many to take next."""
+
+    __slots__ = ("expires_at", "size", "tat", "tokens")
+
+    def __init__(self) -> None:
+        self.tokens = 0  # taken, not used yet
+        self.tat = 0.0  # the bucket's time once every taken request is used (local clock)
+        self.expires_at = 0.0  # no taken request is used from then on (local clock)
+        self.size = 1  # how many requests the next script call asks for
 
 
 class RateLimiter:
-    """GCRA limits per route class and subject (a user, an API key or a client address)."""
+    """GCRA limits per route class and subject (a user, an API key or a client address).
+
+    With ``lease_seconds`` > 0, busy subjects are served from leases (see the module's
+    docstring); ``clock`` is the local clock their lifetimes are measured with.
+    """
 
     def __init__(
         self,
@@ -141,12 +197,22 @@ class RateLimiter:
         rules: dict[RouteClass, RateLimitRule],
         health: RedisHealth,
         metrics: GatewayMetrics | None = None,
+        lease_seconds: float = 0.0,
+        max_lease: int = 16,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._redis = redis
         self._metrics = metrics
         self._prefix = f"{prefix}gateway:rl:"
         self._rules = rules
         self._health = health
+        self._lease_seconds = lease_seconds
+        self._max_lease = {
+            route_class: min(max_lease, rule.limit // LEASE_SHARE) if lease_seconds > 0 else 1
+            for route_class, rule in rules.items()
+        }
+        self._leases: dict[str, _Lease] = {}
+        self._clock = clock
         # Pipelined on one connection where the client is plain TCP; redis-py's otherwise.
         self._script = PipelinedScript.for_client(
             redis, GCRA_SCRIPT, timeout=1.0
@@ -174,23 +240,43 @@ class RateLimiter:
 
     async def hit(self, route_class: RouteClass, subject: str) -> Decision:
         rule = self._rules[route_class]
+        key = f"{self._prefix}{route_class}:{subject}"
+        want, give_back = 1, 0
+        lease = self._lease(key, route_class)
+        if lease is not None:
+            now = self._clock()
+            if now < lease.expires_at:
+                if lease.tokens:
+                    lease.tokens -= 1
+                    return _leased_decision(rule, lease, now)
+                lease.size = min(lease.size * 2, self._max_lease[route_class])  # ran out
+            elif lease.tokens:
+                give_back, lease.tokens = lease.tokens, 0
+                lease.size = max(1, lease.size // 2)  # outlived its use
+            want = lease.size
         if self._health.usable():
+            sent_at = self._clock()
             try:
-                allowed, remaining, retry_after, reset_after = await self._script(
-                    keys=[f"{self._prefix}{route_class}:{subject}"],
-                    args=[rule.limit, rule.period_seconds],
+                taken, remaining, retry_after, reset_after = await self._script(
+                    keys=[key],
+                    args=[rule.limit, rule.period_seconds, want, self._lease_seconds, give_back],
                 )
             except _REDIS_ERRORS as exc:
-                self._health.failed(exc)
+                self._health.failed(exc)  # a lease given back is lost: fewer admitted, not more
             else:
                 if self._health.last_error is not None:
                     self._health.succeeded()
+                taken, reset_after = int(taken), float(reset_after)
+                if taken and lease is not None:
+                    self._keep(lease, taken - 1, sent_at, reset_after)
+                # The first request taken is this one: the rest are still to come.
+                later = max(0, taken - 1)
                 return Decision(
-                    allowed=bool(allowed),
+                    allowed=taken > 0,
                     limit=rule.limit,
-                    remaining=int(remaining),
+                    remaining=int(remaining) + later,
                     retry_after=float(retry_after),
-                    reset_after=float(reset_after),
+                    reset_after=reset_after - later * rule.period_seconds / rule.limit,
                 )
         if not rule.fail_open:
             raise DependencyUnavailable(
@@ -205,6 +291,41 @@ class RateLimiter:
             reset_after=0,
             enforced=False,
         )
+
+    def _lease(self, key: str, route_class: RouteClass) -> _Lease | None:
+        """The subject's lease, when its class is limited loosely enough to lease."""
+        if self._max_lease[route_class] < 2:
+            return None
+        lease = self._leases.get(key)
+        if lease is None:
+            if len(self._leases) >= _LEASES_MAX:
+                self._leases.clear()  # their unused requests lapse: fewer admitted, not more
+            lease = self._leases[key] = _Lease()
+        return lease
+
+    def _keep(self, lease: _Lease, count: int, sent_at: float, reset_after: float) -> None:
+        """Add ``count`` requests taken by a call sent at ``sent_at`` to the lease.
+
+        Redis counted them at its ``now``, which is after ``sent_at``: measured from there the
+        lifetime ends no later than Redis assumed. Requests another call added meanwhile keep
+        their earlier end."""
+        expires_at = sent_at + self._lease_seconds
+        lease.expires_at = min(lease.expires_at, expires_at) if lease.tokens else expires_at
+        lease.tokens += count
+        lease.tat = max(lease.tat, sent_at + reset_after)
+
+
+def _leased_decision(rule: RateLimitRule, lease: _Lease, now: float) -> Decision:
+    """What Redis would have answered for a leased request used ``now``."""
+    emission = rule.period_seconds / rule.limit
+    tat = lease.tat - lease.tokens * emission  # the bucket's time after this request
+    return Decision(
+        allowed=True,
+        limit=rule.limit,
+        remaining=max(0, math.floor((now + rule.period_seconds - tat) / emission + 1e-6)),
+        retry_after=0.0,
+        reset_after=max(0.0, tat - now),
+    )
 
 
 class LoginThrottle:
