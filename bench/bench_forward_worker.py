@@ -253,7 +253,7 @@ async def run(args: argparse.Namespace, database_url: str, redis_url: str) -> No
             f"copy of {args.sessions:,} checkpoints to PostgreSQL: {copied:.2f} s "
             f"({args.sessions / copied:,.0f} sessions/s)"
         )
-        keys = [k async for k in redis.scan_iter(match=f"{prefix}ft:s:*", count=1000)]
+        keys = [k async for k in redis.scan_iter(match=f"{prefix}ft:*", count=1000)]
         for start in range(0, len(keys), 1000):
             await redis.delete(*keys[start : start + 1000])
         cold = applier()

@@ -85,9 +85,10 @@ async def test_gaps_and_corrections_are_recorded_and_pauses_respected(
         assert stopped["equity"] == done["equity"]
         # Finished: its points are all in PostgreSQL and its Redis keys expire.
         checkpoints = platform.app.state.services.checkpoints
-        ttl = await checkpoints._redis.ttl(checkpoints._state(sid))
+        ttl = await checkpoints._redis.ttl(checkpoints.state_key(sid))
         assert 0 < ttl <= platform.settings.finished_checkpoint_ttl_seconds
-        assert await checkpoints._redis.llen(checkpoints._equity(sid)) == 0
+        series = (await platform.app.state.services.sessions.get("alice", sid)).series_key
+        assert (await checkpoints.pending_equity(series)).points == {}
 
     topic = Topics(platform.settings.kafka_topic_prefix).session_events
 

@@ -1,51 +1,48 @@
-"""Session checkpoints in Redis: written after every bar, pipelined for all sessions of a bar.
+"""Session checkpoints in Redis: written after every bar, in one round trip for a whole chunk.
 
-Per session, ``{prefix}ft:s:{id}`` is a hash of ``snap`` (the account's snapshot bytes) and
-``meta`` (JSON: the account summary and the session's counters), and ``{prefix}ft:e:{id}`` a
-list of equity points not yet copied to PostgreSQL. A worker restores a session from here,
-else from the copy in PostgreSQL; the copy is made periodically and on stop, so Redis only
-has to hold what happened since. Once a session has finished (stopped, failed, deleted) and
-its last checkpoint and points are in PostgreSQL, its keys expire (`retire`).
+- ``{prefix}ft:s:{id}``, a string per session: its latest checkpoint, the meta's length (4
+  bytes, big-endian), the meta (JSON: the account summary and the session's counters) and the
+  account's snapshot bytes. All of a chunk's are written by one ``MSET``.
+- ``{prefix}ft:e:{series}``, a list per series of the equity points not yet copied to
+  PostgreSQL: one element per saved chunk, holding every session's new points (`_pack_points`).
+
+One command per chunk, not one per session: Redis spends a few microseconds on each command
+(more inside a script), which for 10,000 sessions a bar was most of the bar's time.
+
+A worker restores a session from here, else from the copy in PostgreSQL; the copy is made
+periodically and on stop (`pending_equity` then `drop_equity`), so Redis only has to hold what
+happened since. Dropping is keyed by the element last copied, so two copiers (a worker and the
+API stopping a session) never drop points the other has not seen. Once a session has finished
+and its last checkpoint is in PostgreSQL, its state key expires (`retire`).
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Sequence
+import uuid
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import orjson
 from redis.asyncio import Redis
 
-SAVE_CHUNK = 2_000
-# ARGV[1]: one record per session, each field a 4-byte big-endian length and its bytes:
-# session id, snapshot, meta, bar count, equity points (newline-joined JSON, maybe empty);
-# ARGV[2] and ARGV[3]: the prefixes of the state and equity keys. One argument instead of six
-# per session: the client's per-argument encoding cost more than the writes. (Keys are built
-# in the script: fine on one Redis, not on Cluster.)
-_SAVE = """
-local blob = ARGV[1]
-local state_prefix = ARGV[2]
-local equity_prefix = ARGV[3]
-local pos = 1
-local count = 0
-local fmt = '>I4c0I4c0I4c0I4c0I4c0'
-while pos <= #blob do
-  local sid, snap, meta, n, points
-  sid, snap, meta, n, points, pos = struct.unpack(fmt, blob, pos)
-  redis.call('HSET', state_prefix .. sid, 'snap', snap, 'meta', meta, 'n', n)
-  if #points > 0 then
-    local equity = equity_prefix .. sid
-    for point in string.gmatch(points, '[^\\n]+') do
-      redis.call('RPUSH', equity, point)
-    end
+_META_LENGTH = struct.Struct(">I")
+_POINTS_HEAD = struct.Struct("<BI")  # session id length, number of points
+_POINT = struct.Struct("<qdd")  # ts, equity, position
+_TAG_BYTES = 16
+# KEYS[1]: a series' equity list; ARGV[1]: the tag of the last element copied. Drops it and
+# everything before it; nothing when it is gone already (another copier dropped it).
+_DROP_THROUGH = """
+local items = redis.call('LRANGE', KEYS[1], 0, -1)
+for i, item in ipairs(items) do
+  if string.sub(item, 1, #ARGV[1]) == ARGV[1] then
+    redis.call('LTRIM', KEYS[1], i, -1)
+    return i
   end
-  count = count + 1
 end
-return count
+return 0
 """
-_u32 = struct.Struct(">I").pack
 
 
 class Checkpoint(NamedTuple):
@@ -63,87 +60,119 @@ class Stored:
     meta: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """Equity points of a series not yet in PostgreSQL, per session, oldest first, and the tag
+    of the last list element they were read from (None: the list was empty)."""
+
+    points: dict[str, list[list[float]]]
+    through: bytes | None
+
+
+def _pack_points(checkpoints: Sequence[Checkpoint]) -> bytes:
+    """A list element: a fresh tag, then per session with points its id and points."""
+    parts = [uuid.uuid4().bytes]
+    head = _POINTS_HEAD.pack
+    point = _POINT.pack
+    for session_id, _, _, points in checkpoints:
+        if points:
+            sid = session_id.encode()
+            parts.append(head(len(sid), len(points)))
+            parts.append(sid)
+            parts.extend(point(*p) for p in points)
+    return b"".join(parts)
+
+
+def _unpack_points(
+    item: bytes, into: dict[str, list[list[float]]], wanted: Collection[str] | None
+) -> None:
+    pos = _TAG_BYTES
+    end = len(item)
+    while pos < end:
+        length, count = _POINTS_HEAD.unpack_from(item, pos)
+        pos += _POINTS_HEAD.size
+        sid = item[pos : pos + length].decode()
+        pos += length
+        size = count * _POINT.size
+        if wanted is None or sid in wanted:
+            into.setdefault(sid, []).extend(
+                [ts, equity, position]
+                for ts, equity, position in _POINT.iter_unpack(item[pos : pos + size])
+            )
+        pos += size
+
+
 class CheckpointStore:
     def __init__(self, redis: Redis, prefix: str = "") -> None:
         self._redis = redis
         self._prefix = prefix
-        self._save = redis.register_script(_SAVE)
+        self._drop_through = redis.register_script(_DROP_THROUGH)
 
-    def _state(self, session_id: str) -> str:
+    def state_key(self, session_id: str) -> str:
         return f"{self._prefix}ft:s:{session_id}"
 
-    def _equity(self, session_id: str) -> str:
-        return f"{self._prefix}ft:e:{session_id}"
+    def equity_key(self, series: str) -> str:
+        return f"{self._prefix}ft:e:{series}"
 
-    async def save(self, checkpoints: Sequence[Checkpoint]) -> None:
-        """Every checkpoint, in as few round trips as possible: one script call per
-        `SAVE_CHUNK` sessions (a command per session would cost more in the client than the
-        writes cost Redis). A retry rewrites the same values."""
-        prefixes = [self._state(""), self._equity("")]
+    async def save(self, series: str, checkpoints: Sequence[Checkpoint]) -> None:
+        """Every checkpoint of ``series``' sessions and their new equity points, in one
+        transaction (a retry rewrites the same values; its points are taken twice without
+        harm: PostgreSQL keeps one per bar time)."""
+        if not checkpoints:
+            return
         dumps = orjson.dumps
-        for start in range(0, len(checkpoints), SAVE_CHUNK):
-            parts: list[bytes] = []
-            extend = parts.extend
-            for session_id, snap, meta, points in checkpoints[start : start + SAVE_CHUNK]:
-                sid = session_id.encode()
-                meta_json = dumps(meta, option=orjson.OPT_SERIALIZE_NUMPY)
-                count = b"%d" % int(meta.get("bars_applied", 0))
-                joined = dumps(points[0]) if len(points) == 1 else b"\n".join(map(dumps, points))
-                extend(
-                    (
-                        _u32(len(sid)),
-                        sid,
-                        _u32(len(snap)),
-                        snap,
-                        _u32(len(meta_json)),
-                        meta_json,
-                        _u32(len(count)),
-                        count,
-                        _u32(len(joined)),
-                        joined,
-                    )
-                )
-            await self._save(keys=[], args=[b"".join(parts), *prefixes])
+        length = _META_LENGTH.pack
+        prefix = self.state_key("")
+        args: list[str | bytes] = []
+        for session_id, snap, meta, _ in checkpoints:
+            meta_json = dumps(meta, option=orjson.OPT_SERIALIZE_NUMPY)
+            args.append(prefix + session_id)
+            args.append(b"".join((length(len(meta_json)), meta_json, snap)))
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.execute_command("MSET", *args)
+        if any(c.equity_points for c in checkpoints):
+            pipe.rpush(self.equity_key(series), _pack_points(checkpoints))
+        await pipe.execute()
 
     async def load(self, session_ids: Sequence[str]) -> dict[str, Stored]:
         """The checkpoints Redis holds for these sessions (absent ones are left out)."""
         if not session_ids:
             return {}
-        pipe = self._redis.pipeline(transaction=False)
-        for session_id in session_ids:
-            pipe.hmget(self._state(session_id), ["snap", "meta"])
+        values = await self._redis.mget([self.state_key(sid) for sid in session_ids])
         found: dict[str, Stored] = {}
-        for session_id, (snap, meta) in zip(session_ids, await pipe.execute(), strict=True):
-            if snap is not None and meta is not None:
-                found[session_id] = Stored(bytes(snap), orjson.loads(meta))
+        for session_id, value in zip(session_ids, values, strict=True):
+            if value is None:
+                continue
+            (size,) = _META_LENGTH.unpack_from(value)
+            start = _META_LENGTH.size
+            found[session_id] = Stored(
+                bytes(value[start + size :]), orjson.loads(value[start : start + size])
+            )
         return found
 
-    async def pending_equity(self, session_ids: Sequence[str]) -> dict[str, list[list[float]]]:
-        """Equity points not yet in PostgreSQL, per session, oldest first."""
-        if not session_ids:
-            return {}
-        pipe = self._redis.pipeline(transaction=False)
-        for session_id in session_ids:
-            pipe.lrange(self._equity(session_id), 0, -1)
-        return {
-            session_id: [orjson.loads(p) for p in points]
-            for session_id, points in zip(session_ids, await pipe.execute(), strict=True)
-        }
+    async def pending_equity(
+        self, series: str, session_ids: Collection[str] | None = None
+    ) -> Pending:
+        """Equity points of ``series`` not yet in PostgreSQL (of ``session_ids`` only, when
+        given)."""
+        items = await self._redis.lrange(self.equity_key(series), 0, -1)
+        points: dict[str, list[list[float]]] = {}
+        wanted = set(session_ids) if session_ids is not None else None
+        for item in items:
+            _unpack_points(item, points, wanted)
+        return Pending(points, bytes(items[-1][:_TAG_BYTES]) if items else None)
+
+    async def drop_equity(self, series: str, pending: Pending) -> None:
+        """Forget the points ``pending`` was read from (they are in PostgreSQL now), keeping
+        any written since."""
+        if pending.through is not None:
+            await self._drop_through(keys=[self.equity_key(series)], args=[pending.through])
 
     async def retire(self, session_ids: Sequence[str], ttl_seconds: int) -> None:
-        """Let finished sessions' keys expire (their state is in PostgreSQL by now)."""
+        """Let finished sessions' state expire (their last checkpoint is in PostgreSQL)."""
         if not session_ids:
             return
         pipe = self._redis.pipeline(transaction=False)
         for session_id in session_ids:
-            pipe.expire(self._state(session_id), ttl_seconds)
-            pipe.expire(self._equity(session_id), ttl_seconds)
-        await pipe.execute()
-
-    async def drop_equity(self, counts: Iterable[tuple[str, int]]) -> None:
-        """Forget the first ``count`` points of each session (copied to PostgreSQL)."""
-        pipe = self._redis.pipeline(transaction=False)
-        for session_id, count in counts:
-            if count > 0:
-                pipe.ltrim(self._equity(session_id), count, -1)
+            pipe.expire(self.state_key(session_id), ttl_seconds)
         await pipe.execute()

@@ -1,9 +1,10 @@
 """Load (or compile) the live engine's numba kernels before the first session needs them.
 
 On a machine whose kernel cache is cold, the first `LiveSession.apply` compiles the streaming
-executor and the fill model's step: tens of seconds. The app starts this in a worker thread
-as it starts (readiness does not wait for it), so the first ``POST /api/sessions`` finds the
-kernels loaded instead of compiling them inside a request the gateway would time out.
+executor and the fill model's step, and a worker's first bar `live_book.apply_many`: tens of
+seconds. The app starts this in a worker thread as it starts (readiness does not wait for it),
+so the first ``POST /api/sessions`` finds the kernels loaded instead of compiling them inside a
+request the gateway would time out, and the worker finds them in numba's on-disk cache.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from algotrade.engine import compile_graph
 from algotrade.simulation import BacktestConfig
 from algotrade.simulation.live import LiveBar, LiveSession
+from algotrade.simulation.live_book import LiveBook, apply_many
 
 logger = logging.getLogger(__name__)
 
@@ -40,13 +42,17 @@ _GRAPH = {
 
 
 def warm_up() -> float:
-    """Run a tiny session over six bars (entry, exit, snapshot, restore); the seconds taken."""
+    """Run a tiny session over six bars, alone and in a book (entry, exit, snapshot, restore);
+    the seconds taken."""
     started = time.perf_counter()
     plan = compile_graph(_GRAPH)
     config = BacktestConfig().resolve_market(timeframe="1m", calendar="24x7")
     session = LiveSession.start(plan, config)
+    booked = LiveBook(session.template).start()  # the worker's batched path (`apply_many`)
     for i, price in enumerate((1.0, 2.0, 1.0, 2.0, 1.0, 2.0)):
-        session.apply(LiveBar(60_000 * i, price, price, price, price, 1.0))
+        bar = LiveBar(60_000 * i, price, price, price, price, 1.0)
+        session.apply(bar)
+        apply_many([booked], bar)
     LiveSession.restore(plan, config, session.snapshot()).metrics()
     return time.perf_counter() - started
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -57,7 +58,8 @@ from algotrade.errors import EventError
 from algotrade.events import Envelope, Topics, default_registry, new_event_id
 from algotrade.service import open_resources, wait_until_ready
 from algotrade.simulation import ResolvedConfig
-from algotrade.simulation.live import BarOutcome, LiveBar, StaleBar
+from algotrade.simulation.live import ClosedTrade, Fill, LiveBar, StaleBar
+from algotrade.simulation.live_book import Applied
 from forward_test_service.agent_orders import AgentOrders, Route
 from forward_test_service.agents.commands import CommandQueue, queue_policy
 from forward_test_service.broker import Account, Broker, PaperBroker, live_bar
@@ -91,19 +93,20 @@ class LoadedSession:
     """Agent mode: where the session's orders also go (`forward_test_service.agent_orders`)."""
     """Equity points not yet sent in a ``session.equity`` (at most `UNSENT_MAX`)."""
 
-    def meta(self, last: BarOutcome | None = None) -> dict[str, Any]:
-        """The checkpoint's meta; ``last``, the outcome of the last bar applied, saves asking
-        the account again for what it just reported."""
+    def meta(self, last: tuple[int, float, float, float, bool] | None = None) -> dict[str, Any]:
+        """The checkpoint's meta; ``last``, ``(ts, position, cash, equity, warmed up)`` after
+        the last bar applied, saves asking the account again for what it just reported."""
         if last is None:
             return {**summary_of(self.account), **self.counters.as_meta()}
+        ts, position, cash, equity, warmed_up = last
         counters = self.counters
         return {
-            "position": last.position,
-            "cash": last.cash,
-            "equity": last.equity,
-            "warmed_up": last.warmed_up,
+            "position": position,
+            "cash": cash,
+            "equity": equity,
+            "warmed_up": warmed_up,
             "bars_applied": self.account.bars_applied,
-            "last_ts": last.ts,
+            "last_ts": ts,
             "fills": counters.fills,
             "trades": counters.trades,
             "gaps": counters.gaps,
@@ -157,78 +160,135 @@ def correction_record(session: LoadedSession, bar: bar_events.BarEventItem, ts: 
     )
 
 
-def advance(
-    session: LoadedSession,
-    bars: Sequence[tuple[bar_events.BarEventItem, LiveBar]],
-    records: list[BarRecord],
-) -> Checkpoint | None:
-    """Apply ``bars`` to one session, appending to ``records`` what PostgreSQL must record;
-    the session's checkpoint, or None when nothing changed. A session that cannot go on
-    is marked failed (alone)."""
-    account = session.account
-    points: list[tuple[int, float, float]] = []
-    outcome: BarOutcome | None = None
-    noted = False  # a correction recorded: the counters change without a bar applied
-    for bar, live in bars:
-        ts = live.ts
-        last = account.last_ts
-        if last is not None and ts <= last:
-            if bar.correction:
-                noted = True
-                session.counters.corrections += 1
-                records.append(correction_record(session, bar, ts))
-            continue
-        gap = None
-        if last is not None and ts - last > session.step_ms:
-            first, count = missing_open_times(last, ts, session.step_ms, session.calendar)
-            if count:
-                gap = (first, count)
-                session.counters.gaps += count
+def apply_each(accounts: Sequence[Account], bar: LiveBar) -> tuple[Applied, dict[int, str]]:
+    """`Broker.apply_many` one account at a time, isolating the ones that fail (after the
+    whole batch raised): what they did, and why each failed one failed."""
+    count = len(accounts)
+    applied = [False] * count
+    bars = [0] * count
+    figures = [(math.nan, math.nan, math.nan)] * count
+    occurred: dict[int, tuple[tuple[Fill, ...], tuple[ClosedTrade, ...]]] = {}
+    failed: dict[int, str] = {}
+    # The warm-up length each account's figures imply (`Applied.warmup`): its bar count on
+    # the bar it warmed up, 0 once warm, one more than its count while warming up.
+    warmup = [0] * count
+    for index, account in enumerate(accounts):
         was_warm = account.warmed_up
         try:
-            outcome = account.apply(live)
+            outcome = account.apply(bar)
         except StaleBar:
             continue
         except Exception as exc:
-            logger.exception("session %s failed on bar %d", session.id, ts)
-            records.append(
-                BarRecord(
-                    session.id,
-                    session.user_id,
-                    None,
-                    0,
-                    0,
-                    failure=f"bar {ts}: {type(exc).__name__}: {exc}",
+            logger.exception("a session failed on bar %d", bar.ts)
+            failed[index] = f"bar {bar.ts}: {type(exc).__name__}: {exc}"
+            continue
+        applied[index] = True
+        bars[index] = account.bars_applied
+        figures[index] = (outcome.position, outcome.cash, outcome.equity)
+        if outcome.fills or outcome.closed:
+            occurred[index] = (outcome.fills, outcome.closed)
+        if not outcome.warmed_up:
+            warmup[index] = bars[index] + 1
+        elif not was_warm:
+            warmup[index] = bars[index]
+    return (
+        Applied(
+            ts=bar.ts,
+            applied=applied,
+            bars=bars,
+            position=[f[0] for f in figures],
+            cash=[f[1] for f in figures],
+            equity=[f[2] for f in figures],
+            warmup=warmup,
+            events=occurred,
+        ),
+        failed,
+    )
+
+
+def advance(
+    chunk: Sequence[LoadedSession],
+    bars: Sequence[tuple[bar_events.BarEventItem, LiveBar]],
+    broker: Broker,
+    records: list[BarRecord],
+) -> list[tuple[LoadedSession, Checkpoint]]:
+    """Apply ``bars`` to the sessions of ``chunk`` (each bar to all of them at once, through
+    `Broker.apply_many`), appending to ``records`` what PostgreSQL must record; the
+    checkpoint of each session that changed. A session that cannot go on is marked failed
+    (alone)."""
+    count = len(chunk)
+    points: list[list[tuple[int, float, float]]] = [[] for _ in range(count)]
+    last: list[tuple[int, float, float, float, bool] | None] = [None] * count
+    noted = [False] * count  # a correction recorded: the counters change without a bar applied
+    active = list(range(count))
+    for bar, live in bars:
+        ts = live.ts
+        accounts = [chunk[i].account for i in active]
+        before = [a.last_ts for a in accounts]
+        failed: dict[int, str] = {}
+        try:
+            applied = broker.apply_many(accounts, live)
+        except Exception:
+            logger.exception("bar %d failed for a batch of sessions: applying one by one", ts)
+            applied, failed = apply_each(accounts, live)
+        done, positions, equities = applied.applied, applied.position, applied.equity
+        warm_at, counted, occurred = applied.warmup, applied.bars, applied.events
+        for j, i in enumerate(active):
+            session = chunk[i]
+            if j in failed:
+                records.append(
+                    BarRecord(session.id, session.user_id, None, 0, 0, failure=failed[j])
                 )
-            )
-            session.status = "failed"
-            outcome = None  # the account may be half-way through the bar
-            break
-        warmed = outcome.warmed_up and not was_warm
-        if outcome.fills or outcome.closed or warmed or gap is not None:
-            counters = session.counters
-            records.append(
-                BarRecord(
-                    session.id,
-                    session.user_id,
-                    outcome,
-                    counters.fills,
-                    counters.trades,
-                    warmed_up=warmed,
-                    gap=gap,
+                session.status = "failed"
+                continue
+            previous = before[j]
+            if not done[j]:
+                if bar.correction and previous is not None and ts <= previous:
+                    noted[i] = True
+                    session.counters.corrections += 1
+                    records.append(correction_record(session, bar, ts))
+                continue
+            gap = None
+            if previous is not None and ts - previous > session.step_ms:
+                first, missing = missing_open_times(previous, ts, session.step_ms, session.calendar)
+                if missing:
+                    gap = (first, missing)
+                    session.counters.gaps += missing
+            warmed = counted[j] == warm_at[j]
+            if j in occurred or warmed or gap is not None:
+                counters = session.counters
+                outcome = applied.outcome(j)
+                assert outcome is not None
+                records.append(
+                    BarRecord(
+                        session.id,
+                        session.user_id,
+                        outcome,
+                        counters.fills,
+                        counters.trades,
+                        warmed_up=warmed,
+                        gap=gap,
+                    )
                 )
-            )
-            counters.fills += len(outcome.fills)
-            counters.trades += len(outcome.closed)
-        points.append((ts, outcome.equity, outcome.position))
-    if not points and not noted:
-        return None
-    unsent = session.unsent
-    unsent.extend(points)
-    if len(unsent) > UNSENT_MAX:  # the broker has been away for long: keep the newest
-        del unsent[: len(unsent) - UNSENT_MAX]
-    session.dirty = True
-    return Checkpoint(session.id, account.snapshot(), session.meta(outcome), points)
+                counters.fills += len(outcome.fills)
+                counters.trades += len(outcome.closed)
+            equity, position = equities[j], positions[j]
+            points[i].append((ts, equity, position))
+            last[i] = (ts, position, applied.cash[j], equity, counted[j] >= warm_at[j])
+        if failed:
+            active = [i for j, i in enumerate(active) if j not in failed]
+    changed = [i for i in range(count) if points[i] or noted[i]]
+    snaps = broker.snapshots([chunk[i].account for i in changed])
+    saved = []
+    for i, snap in zip(changed, snaps, strict=True):
+        session = chunk[i]
+        unsent = session.unsent
+        unsent.extend(points[i])
+        if len(unsent) > UNSENT_MAX:  # the broker has been away for long: keep the newest
+            del unsent[: len(unsent) - UNSENT_MAX]
+        session.dirty = True
+        saved.append((session, Checkpoint(session.id, snap, session.meta(last[i]), points[i])))
+    return saved
 
 
 UNSENT_MAX = 50 * events.EQUITY_POINTS_MAX
@@ -304,37 +364,45 @@ class BarApplier:
 
     async def copy_checkpoints(self) -> None:
         """Copy the checkpoint of every session that applied bars since the last copy, and
-        their equity points, from memory and Redis to PostgreSQL."""
-        dirty = [s for series in self._series.values() for s in series.sessions.values() if s.dirty]
+        the equity points of their series, from memory and Redis to PostgreSQL."""
         self._last_copy = self._clock()
-        if not dirty:
-            return
-        ids = [s.id for s in dirty]
-        equity = await self._checkpoints.pending_equity(ids)
-        await self._store.save_checkpoints(
-            [(s.id, s.account.snapshot(), s.meta()) for s in dirty], equity
-        )
-        await self._checkpoints.drop_equity((sid, len(points)) for sid, points in equity.items())
-        for s in dirty:
-            s.dirty = False
-        logger.info("copied %d checkpoints to PostgreSQL", len(dirty))
+        copied = 0
+        for key, series in self._series.items():
+            dirty = [s for s in series.sessions.values() if s.dirty]
+            if not dirty:
+                continue
+            pending = await self._checkpoints.pending_equity(key)
+            snaps = self._broker.snapshots([s.account for s in dirty])
+            await self._store.save_checkpoints(
+                [(s.id, snap, s.meta()) for s, snap in zip(dirty, snaps, strict=True)],
+                pending.points,
+            )
+            await self._checkpoints.drop_equity(key, pending)
+            for s in dirty:
+                s.dirty = False
+            copied += len(dirty)
+        if copied:
+            logger.info("copied %d checkpoints to PostgreSQL", copied)
 
-    async def _retire(self, finished: Sequence[LoadedSession]) -> None:
-        """Sessions this worker dropped because they finished: their last checkpoint and
-        pending points go to PostgreSQL (an older checkpoint never replaces a newer one),
-        then their Redis keys expire."""
+    async def _retire(self, key: str, finished: Sequence[LoadedSession]) -> None:
+        """Sessions of ``key`` this worker dropped because they finished: their last
+        checkpoint and the series' pending points go to PostgreSQL (an older checkpoint never
+        replaces a newer one; points are kept once per bar time), then their state expires."""
         if not finished:
             return
-        ids = [s.id for s in finished]
-        equity = await self._checkpoints.pending_equity(ids)
+        pending = await self._checkpoints.pending_equity(key)
         # A session that failed here may have stopped half-way through a bar: its account is
         # not copied (PostgreSQL keeps the last good checkpoint), only its points.
+        kept = [s for s in finished if s.status != "failed"]
+        snaps = self._broker.snapshots([s.account for s in kept])
         await self._store.save_checkpoints(
-            [(s.id, s.account.snapshot(), s.meta()) for s in finished if s.status != "failed"],
-            equity,
+            [(s.id, snap, s.meta()) for s, snap in zip(kept, snaps, strict=True)],
+            pending.points,
         )
-        await self._checkpoints.drop_equity((sid, len(points)) for sid, points in equity.items())
-        await self._checkpoints.retire(ids, self._settings.finished_checkpoint_ttl_seconds)
+        await self._checkpoints.drop_equity(key, pending)
+        await self._checkpoints.retire(
+            [s.id for s in finished], self._settings.finished_checkpoint_ttl_seconds
+        )
 
     # ------------------------------------------------------------------ applying bars
 
@@ -375,16 +443,14 @@ class BarApplier:
                 records: list[BarRecord] = []
                 saved: list[Checkpoint] = []
                 chunk = running[start : start + APPLY_CHUNK]
-                for session in chunk:
-                    checkpoint = advance(session, bars, records)
-                    if checkpoint is not None:
-                        saved.append(checkpoint)
-                        updates.append(session)
+                for session, checkpoint in advance(chunk, bars, self._broker, records):
+                    saved.append(checkpoint)
+                    updates.append(session)
                 await self._store.record(records)
                 # Before the checkpoint: a crash in between re-applies and re-routes the bar.
                 if self._orders is not None and any(s.route for s in chunk):
                     await self._orders.route(records, {s.id: s.route for s in chunk if s.route})
-                saving.append(asyncio.create_task(self._checkpoints.save(saved)))
+                saving.append(asyncio.create_task(self._checkpoints.save(key, saved)))
                 await asyncio.sleep(0)  # let the task hand its bytes to the socket
         finally:
             done = await asyncio.gather(*saving, return_exceptions=True)
@@ -395,7 +461,7 @@ class BarApplier:
         for session in finished:
             del series.sessions[session.id]
         await self._publish_equity(updates)
-        await self._retire(finished)
+        await self._retire(key, finished)
 
     async def _publish_equity(self, sessions: Sequence[LoadedSession]) -> None:
         """``session.equity`` for each session that has not sent one for a while; sent
@@ -472,7 +538,7 @@ class BarApplier:
             return series  # nothing created or changed status since the last look
         active = await self._store.active_in_series(key)
         gone = [series.sessions.pop(sid) for sid in list(series.sessions) if sid not in active]
-        await self._retire(gone)
+        await self._retire(key, gone)
         new = [sid for sid in active if sid not in series.sessions]
         if new:
             await self._restore(key, series, await self._store.rows(new))
@@ -487,7 +553,7 @@ class BarApplier:
     async def _restore(self, key: str, series: Series, rows: Sequence[Row[Any]]) -> None:
         ids = [row.id for row in rows]
         stored = await self._checkpoints.load(ids)
-        pending = await self._checkpoints.pending_equity(ids)
+        pending = (await self._checkpoints.pending_equity(key, ids)).points
         logger.info("restoring %d sessions of %s (%d from Redis)", len(rows), key, len(stored))
         for row in rows:
             plan = self._plans.get(row.plan_id)

@@ -33,7 +33,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -57,9 +57,14 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 SNAPSHOT_FORMAT: Final = 1
-_MAGIC: Final = b"ATLS"
+SNAPSHOT_MAGIC: Final = b"ATLS"
 # magic, format, node-state length, account length, bars applied, last ts, plan and config digests
-_HEADER: Final = struct.Struct("<4sHIIQq16s16s")
+SNAPSHOT_HEADER: Final = struct.Struct("<4sHIIQq16s16s")
+
+# A session's two counters, in an int64 array: bars applied, and the last bar's ts (0 before
+# the first bar).
+COUNT_BARS: Final = 0
+COUNT_LAST_TS: Final = 1
 
 _SIGNAL_KINDS: Final = ("enter_long", "exit_long", "enter_short", "exit_short")
 _RISK_KINDS: Final = ("stop_loss", "take_profit", "trailing_stop", "position_size")
@@ -211,15 +216,17 @@ class LiveTemplate:
         """A new session, flat with the initial capital, before its first bar."""
         return LiveSession(self, self.initial_nodes.copy(), self.initial_account.copy(), 0, None)
 
-    def restore(self, data: bytes) -> LiveSession:
-        """The session `LiveSession.snapshot` saved (of this plan and config)."""
-        size = _HEADER.size
+    def unpack(self, data: bytes) -> tuple[FloatArray, FloatArray, int, int | None]:
+        """A `LiveSession.snapshot`'s node state, account, bars applied and last ts, checked
+        against this plan and config (`StateMismatch` when they do not fit)."""
+
+        size = SNAPSHOT_HEADER.size
         if len(data) < size:
             raise StateMismatch("a live session snapshot is longer than that")
-        magic, version, node_len, account_len, bars, last_ts, plan, config = _HEADER.unpack_from(
-            data
+        magic, version, node_len, account_len, bars, last_ts, plan, config = (
+            SNAPSHOT_HEADER.unpack_from(data)
         )
-        if magic != _MAGIC or version != SNAPSHOT_FORMAT:
+        if magic != SNAPSHOT_MAGIC or version != SNAPSHOT_FORMAT:
             raise StateMismatch(f"not a live session snapshot of format {SNAPSHOT_FORMAT}")
         if plan != self.plan_digest:
             raise StateMismatch("the snapshot belongs to another plan")
@@ -233,13 +240,26 @@ class LiveTemplate:
         account = np.frombuffer(
             data, dtype="<f8", count=account_len, offset=size + 8 * node_len
         ).copy()
-        return LiveSession(self, nodes, account, bars, last_ts if bars else None)
+        return nodes, account, bars, last_ts if bars else None
+
+    def restore(self, data: bytes) -> LiveSession:
+        """The session `LiveSession.snapshot` saved (of this plan and config)."""
+        return LiveSession(self, *self.unpack(data))
 
 
 class LiveSession:
     """One plan trading on one paper account, a bar at a time (see the module docstring)."""
 
-    __slots__ = ("_account", "_bars", "_fills", "_last_ts", "_nodes", "_t", "_trades", "_values")
+    __slots__ = (
+        "_account",
+        "_counts",
+        "_fills",
+        "_home",
+        "_nodes",
+        "_t",
+        "_trades",
+        "_values",
+    )
 
     def __init__(
         self,
@@ -248,15 +268,37 @@ class LiveSession:
         account: FloatArray,
         bars_applied: int,
         last_ts: int | None,
+        *,
+        values: FloatArray | None = None,
+        counts: IntArray | None = None,
+        scratch: tuple[FloatArray, FloatArray] | None = None,
+        home: tuple[Any, int] | None = None,
     ) -> None:
+        """A session over the given arrays. A `algotrade.simulation.live_book.LiveBook` passes
+        rows of its own (``values``, ``counts``: bars applied and last ts), its ``scratch``
+        (a bar's closed trades and fills) and ``home``, its page and row (the page's
+        ``free(row)`` is called when the session is gone); a session on its own allocates
+        its arrays."""
         self._t = template
         self._nodes = nodes
         self._account = account
-        self._bars = bars_applied
-        self._last_ts = last_ts
-        self._values = np.full(template.value_slots, np.nan, dtype=np.float64)
-        self._trades = np.zeros((fills.MAX_BAR_TRADES, fills.LIVE_TRADE_COLUMNS))
-        self._fills = np.zeros((fills.MAX_BAR_FILLS, fills.FILL_COLUMNS))
+        if counts is None:
+            counts = np.zeros(2, dtype=np.int64)
+        counts[COUNT_BARS] = bars_applied
+        counts[COUNT_LAST_TS] = last_ts if last_ts is not None else 0
+        self._counts = counts
+        if values is None:
+            values = np.full(template.value_slots, np.nan, dtype=np.float64)
+        self._values = values
+        self._home = home
+        if scratch is None:
+            scratch = new_scratch()
+        self._trades, self._fills = scratch
+
+    def __del__(self) -> None:
+        home = self._home
+        if home is not None:
+            home[0].free(home[1])
 
     @classmethod
     def start(cls, plan: Plan, config: ResolvedConfig) -> LiveSession:
@@ -271,8 +313,10 @@ class LiveSession:
     def apply(self, bar: LiveBar) -> BarOutcome:
         """Trade one bar; bars must come with strictly increasing ts (else `StaleBar`)."""
         ts = bar.ts
-        if self._last_ts is not None and ts <= self._last_ts:
-            raise StaleBar(f"bar ts {ts} is not after the last bar ({self._last_ts})")
+        counts = self._counts
+        bars = int(counts[COUNT_BARS])
+        if bars and ts <= counts[COUNT_LAST_TS]:
+            raise StaleBar(f"bar ts {ts} is not after the last bar ({counts[COUNT_LAST_TS]})")
         t = self._t
         values = self._values
         values[0] = bar.open
@@ -280,7 +324,7 @@ class LiveSession:
         values[2] = bar.low
         values[3] = bar.close
         values[4] = bar.volume
-        kernels.run_bar(t.program, t.kernel_params, self._nodes, values, self._bars)
+        kernels.run_bar(t.program, t.kernel_params, self._nodes, values, bars)
         closed, filled = fills.live_step(
             self._account,
             values,
@@ -292,31 +336,35 @@ class LiveSession:
             self._trades,
             self._fills,
         )
-        self._bars += 1
-        self._last_ts = ts
+        bars += 1
+        counts[COUNT_BARS] = bars
+        counts[COUNT_LAST_TS] = ts
         account = self._account
         return BarOutcome(
             ts=ts,
-            fills=tuple(_fill(row, ts) for row in self._fills[:filled].tolist()) if filled else (),
-            closed=tuple(_trade(row, ts) for row in self._trades[:closed].tolist())
+            fills=tuple(fill_of(row, ts) for row in self._fills[:filled].tolist())
+            if filled
+            else (),
+            closed=tuple(trade_of(row, ts) for row in self._trades[:closed].tolist())
             if closed
             else (),
             position=float(account[fills.S_SIDE] * account[fills.S_QUANTITY]),
             cash=float(account[fills.S_CASH]),
             equity=float(account[fills.L_CURVE + 5]),
-            warmed_up=self._bars >= t.warmup,
+            warmed_up=bars >= t.warmup,
         )
 
     def snapshot(self) -> bytes:
         """Everything needed to continue: node state, account, counters (versioned bytes)."""
         t = self._t
-        header = _HEADER.pack(
-            _MAGIC,
+        bars = int(self._counts[COUNT_BARS])
+        header = SNAPSHOT_HEADER.pack(
+            SNAPSHOT_MAGIC,
             SNAPSHOT_FORMAT,
             self._nodes.shape[0],
             self._account.shape[0],
-            self._bars,
-            self._last_ts if self._last_ts is not None else 0,
+            bars,
+            int(self._counts[COUNT_LAST_TS]) if bars else 0,
             t.plan_digest,
             t.config_digest,
         )
@@ -327,16 +375,22 @@ class LiveSession:
         return self._t
 
     @property
+    def home(self) -> tuple[Any, int] | None:
+        """The `live_book.LiveBook` page and row holding this session's arrays, if any."""
+        return self._home
+
+    @property
     def last_ts(self) -> int | None:
-        return self._last_ts
+        counts = self._counts
+        return int(counts[COUNT_LAST_TS]) if counts[COUNT_BARS] else None
 
     @property
     def bars_applied(self) -> int:
-        return self._bars
+        return int(self._counts[COUNT_BARS])
 
     @property
     def warmed_up(self) -> bool:
-        return self._bars >= self._t.warmup
+        return int(self._counts[COUNT_BARS]) >= self._t.warmup
 
     @property
     def position(self) -> float:
@@ -405,11 +459,19 @@ class LiveSession:
             trade_count=int(account[fills.L_CLOSED]),
             open_trades=1 if account[fills.S_QUANTITY] > 0.0 else 0,
             traded_notional=float(account[fills.L_ENTRY_NOTIONAL] + account[fills.L_EXIT_NOTIONAL]),
-            final_equity=self.equity if self._bars else capital,
+            final_equity=self.equity if self._counts[COUNT_BARS] else capital,
         )
 
 
-def _fill(row: list[float], ts: int) -> Fill:
+def new_scratch() -> tuple[FloatArray, FloatArray]:
+    """Room for one bar's closed trades and fills (`fills.live_step`'s last two arguments)."""
+    return (
+        np.zeros((fills.MAX_BAR_TRADES, fills.LIVE_TRADE_COLUMNS)),
+        np.zeros((fills.MAX_BAR_FILLS, fills.FILL_COLUMNS)),
+    )
+
+
+def fill_of(row: list[float], ts: int) -> Fill:
     return Fill(
         ts=ts,
         side="buy" if row[fills.F_DIRECTION] > 0 else "sell",
@@ -420,7 +482,7 @@ def _fill(row: list[float], ts: int) -> Fill:
     )
 
 
-def _trade(row: list[float], ts: int) -> ClosedTrade:
+def trade_of(row: list[float], ts: int) -> ClosedTrade:
     return ClosedTrade(
         side="long" if row[fills.T_SIDE] > 0 else "short",
         entry_ts=int(row[fills.T_ENTRY_TS]),

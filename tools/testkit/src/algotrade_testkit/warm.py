@@ -18,6 +18,7 @@ from typing import Any
 from algotrade.engine import NODE_TYPES, Bars, compile_graph
 from algotrade.simulation import BacktestConfig
 from algotrade.simulation.live import LiveBar, LiveSession
+from algotrade.simulation.live_book import LiveBook, apply_many
 
 DATA = Path(__file__).resolve().parents[4] / "data" / "spy-1d.csv"
 
@@ -64,7 +65,12 @@ def warm_engine() -> None:
                 int(row["ts"]), row["open"], row["high"], row["low"], row["close"], row["volume"]
             )
         )
-    LiveSession.restore(plan, config, session.snapshot()).metrics()
+    restored = LiveSession.restore(plan, config, session.snapshot())
+    restored.metrics()
+    book = LiveBook(restored.template)  # the forward-test worker's batched path
+    apply_many(
+        [book.restore(session.snapshot())], LiveBar(int(bars.ts[120]), 1.0, 2.0, 0.5, 1.5, 1.0)
+    )
 
 
 def warm_vectorbt() -> None:

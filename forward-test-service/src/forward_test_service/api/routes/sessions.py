@@ -138,9 +138,9 @@ async def _control(
     if action in ("stop", "delete"):
         # Finished: pending points join the copy in PostgreSQL, and the Redis keys expire
         # (a worker that still held the session retires it the same way).
-        pending = await services.checkpoints.pending_equity([row.id])
-        await services.sessions.save_checkpoints([], pending)
-        await services.checkpoints.drop_equity((sid, len(p)) for sid, p in pending.items())
+        pending = await services.checkpoints.pending_equity(row.series_key)
+        await services.sessions.save_checkpoints([], pending.points)
+        await services.checkpoints.drop_equity(row.series_key, pending)
         await services.checkpoints.retire(
             [row.id], services.settings.finished_checkpoint_ttl_seconds
         )
@@ -314,7 +314,9 @@ async def get_equity(
     row = await services.sessions.get(principal.user_id, session_id)
     stored = await services.sessions.equity(row.id)
     ts, equity, position = stored["ts"], stored["equity"], stored["position"]
-    pending = (await services.checkpoints.pending_equity([row.id])).get(row.id, [])
+    pending = (await services.checkpoints.pending_equity(row.series_key, [row.id])).points.get(
+        row.id, []
+    )
     if pending:  # points not yet copied: newer, or the same again (a copy in flight)
         extra = np.asarray(pending, dtype=np.float64).reshape(-1, 3)
         ts = np.concatenate((ts, extra[:, 0].astype(np.int64)))
