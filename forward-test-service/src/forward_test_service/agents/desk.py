@@ -229,8 +229,10 @@ class AgentDesk:
         )
 
     async def sync(self, principal: Principal, agent_id: str, body: TradeSync) -> SyncReport:
-        await self.agent(principal, agent_id)  # ownership from PostgreSQL: syncs are rare
-        return await self.book.sync(agent_id, principal.user_id, body)
+        require_agent(principal, agent_id)
+        return await self._with_registry(
+            principal, agent_id, lambda: self.book.sync(agent_id, principal.user_id, body)
+        )
 
     # ------------------------------------------------------------------ the user's side
 

@@ -22,6 +22,7 @@ lowering the health score), and the policy below says what was done.
 
 from __future__ import annotations
 
+import operator
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -30,10 +31,13 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
+from algotrade.errors import NotFound
+from forward_test_service.agents.commands import AgentUnknownInRedis
 from forward_test_service.agents.layout import AgentKeys, SharedKeys, text
 from forward_test_service.agents.schemas import SyncItem, SyncReport, TradeSync
 
 COMPARED = ("symbol", "side", "volume", "open_price", "sl", "tp")
+_compared = operator.attrgetter(*COMPARED)
 RECENT_SYNCS = 5
 DETAILS_MAX = 50
 
@@ -52,7 +56,9 @@ def reconcile(
     opening: frozenset[str] = frozenset(),
 ) -> tuple[SyncReport, dict[str, dict[str, Any]]]:
     """The report and the platform's new record (see the module doc for the policy)."""
-    reported = {p["ticket"]: p for p in sync.model_dump(include={"positions"})["positions"]}
+    # The models' attributes, not a model_dump of every position: this runs on each sync of
+    # every position the terminal holds.
+    reported = {p.ticket: p for p in sync.positions}
     closed = {t.ticket for t in sync.closed}
     new_book: dict[str, dict[str, Any]] = {}
     matched = 0
@@ -70,13 +76,13 @@ def reconcile(
             else:
                 missing.append(SyncItem(ticket=ticket, symbol=ours["symbol"], action="flagged"))
             continue
-        if all(ours.get(name) == theirs.get(name) for name in COMPARED):
+        if tuple(map(ours.get, COMPARED)) == _compared(theirs):
             fields = {}  # the usual case, without the tolerant comparison
         else:
             fields = {
-                name: {"server": ours.get(name), "platform": theirs.get(name)}
+                name: {"server": ours.get(name), "platform": getattr(theirs, name)}
                 for name in COMPARED
-                if not _same(ours.get(name), theirs.get(name))
+                if not _same(ours.get(name), getattr(theirs, name))
             }
         if not fields:
             matched += 1
@@ -84,25 +90,25 @@ def reconcile(
         elif ticket in pending:
             new_book[ticket] = ours
             diverging.append(
-                SyncItem(ticket=ticket, symbol=theirs["symbol"], action="pending", fields=fields)
+                SyncItem(ticket=ticket, symbol=theirs.symbol, action="pending", fields=fields)
             )
         else:
-            new_book[ticket] = {**ours, **{name: theirs.get(name) for name in COMPARED}}
+            new_book[ticket] = {**ours, **{name: getattr(theirs, name) for name in COMPARED}}
             diverging.append(
-                SyncItem(ticket=ticket, symbol=theirs["symbol"], action="adopted", fields=fields)
+                SyncItem(ticket=ticket, symbol=theirs.symbol, action="adopted", fields=fields)
             )
     for ticket, theirs in reported.items():
         if ticket in book:
             continue
-        if theirs.get("comment") in opening:
-            unknown.append(SyncItem(ticket=ticket, symbol=theirs["symbol"], action="pending"))
+        if theirs.comment in opening:
+            unknown.append(SyncItem(ticket=ticket, symbol=theirs.symbol, action="pending"))
         else:
             new_book[ticket] = {
-                **{name: theirs.get(name) for name in COMPARED},
+                **{name: getattr(theirs, name) for name in COMPARED},
                 "ticket": ticket,
                 "origin": "platform",
             }
-            unknown.append(SyncItem(ticket=ticket, symbol=theirs["symbol"], action="adopted"))
+            unknown.append(SyncItem(ticket=ticket, symbol=theirs.symbol, action="adopted"))
     conflicts = (
         sum(item.action == "flagged" for item in missing)
         + sum(item.action == "adopted" for item in unknown)
@@ -134,16 +140,33 @@ class TradeBook:
         return sorted((orjson.loads(v) for v in raw.values()), key=lambda p: str(p["ticket"]))
 
     async def sync(self, agent_id: str, user_id: str, sync: TradeSync) -> SyncReport:
-        """Reconcile and store the result, retried if an ack changed the record meanwhile."""
+        """Reconcile and store the result, retried if an ack changed the record meanwhile.
+
+        Three round trips to Redis (four with commands in the queue): WATCH the record, read
+        the owner, the record, the recent syncs and the queue in one pipeline, then write
+        what changed in one MULTI/EXEC. `AgentUnknownInRedis` when Redis does not know the
+        agent (the caller asks PostgreSQL), 404 when another user owns it."""
         k = AgentKeys.of(self._prefix, agent_id)
         for _ in range(10):
-            pending, opening = await self._pending(k)
             async with self._redis.pipeline(transaction=True) as pipe:
                 try:
                     await pipe.watch(k.positions, k.sync)
-                    raw = await pipe.hgetall(k.positions)
+                    # Read on another connection: the WATCH above still catches any write
+                    # to the record from here to the EXEC.
+                    reads = self._redis.pipeline(transaction=False)
+                    reads.hget(k.meta, "user_id")
+                    reads.hgetall(k.positions)
+                    reads.hget(k.sync, "recent")
+                    for key in (k.ready, k.delayed, k.leased):
+                        reads.zrange(key, 0, -1)
+                    owner, raw, recent_raw, *queued = await reads.execute()
+                    if owner is None:
+                        raise AgentUnknownInRedis(agent_id)
+                    if text(owner) != user_id:
+                        raise NotFound("no such agent")
+                    pending, opening = await self._pending(k, queued)
                     book = {text(t): orjson.loads(v) for t, v in raw.items()}
-                    recent = orjson.loads((await pipe.hget(k.sync, "recent")) or b"[]")
+                    recent = orjson.loads(recent_raw or b"[]")
                     now = int(self._clock() * 1000)
                     report, new_book = reconcile(book, sync, pending, now, opening)
                     recent = [*recent, report.conflicts][-RECENT_SYNCS:]
@@ -196,13 +219,13 @@ class TradeBook:
             out.append((sum(1 for c in recent if c), last))
         return out
 
-    async def _pending(self, k: AgentKeys) -> tuple[set[str], frozenset[str]]:
+    async def _pending(
+        self, k: AgentKeys, queued: list[list[bytes]]
+    ) -> tuple[set[str], frozenset[str]]:
         """Tickets a queued or leased ``modify``/``close`` command is about, and the
-        idempotency keys of queued or leased ``open`` commands."""
-        pipe = self._redis.pipeline(transaction=False)
-        for key in (k.ready, k.delayed, k.leased):
-            pipe.zrange(key, 0, -1)
-        ids = [text(i) for ids in await pipe.execute() for i in ids]
+        idempotency keys of queued or leased ``open`` commands; ``queued`` holds the ids in
+        the ready, delayed and leased sets."""
+        ids = [text(i) for ids in queued for i in ids]
         if not ids:
             return set(), frozenset()
         pipe = self._redis.pipeline(transaction=False)
