@@ -107,6 +107,25 @@ async def test_a_busy_subject_is_served_from_its_lease_while_redis_is_unusable(
         await limiter.hit("read", "u:1")
 
 
+async def test_a_crowd_of_requests_holds_at_most_one_lease(
+    redis_client: Redis, redis_prefix: str
+) -> None:
+    import asyncio
+
+    leasing = _leasing(redis_client, redis_prefix, 10_000, 5.0)
+    exact = _limiter(
+        redis_client,
+        redis_prefix,
+        read=RateLimitRule(limit=10_000, period_seconds=864_000, fail_open=False),
+    )
+    for _ in range(1 + 2 + 4 + 8 + 16):  # leases up to the largest (16), each used up
+        assert (await leasing.hit("read", "u:1")).allowed
+    crowd = await asyncio.gather(*(leasing.hit("read", "u:1") for _ in range(32)))
+    assert all(d.allowed for d in crowd)
+    # One of them took a lease of 16, the others one request each: 15 are held, not 31 * 16.
+    assert (await exact.hit("read", "u:1")).remaining == 10_000 - 31 - 32 - 15 - 1
+
+
 async def test_unused_leased_requests_go_back_to_redis(
     redis_client: Redis, redis_prefix: str
 ) -> None:

@@ -173,13 +173,14 @@ _LEASES_MAX = 10_000
 class _Lease:
     """One subject's requests taken from Redis ahead of use, and how many to take next."""
 
-    __slots__ = ("expires_at", "size", "tat", "tokens")
+    __slots__ = ("asking", "expires_at", "size", "tat", "tokens")
 
     def __init__(self) -> None:
         self.tokens = 0  # taken, not used yet
         self.tat = 0.0  # the bucket's time once every taken request is used (local clock)
         self.expires_at = 0.0  # no taken request is used from then on (local clock)
         self.size = 1  # how many requests the next script call asks for
+        self.asking = False  # a call for more than one is under way
 
 
 class RateLimiter:
@@ -253,9 +254,15 @@ class RateLimiter:
             elif lease.tokens:
                 give_back, lease.tokens = lease.tokens, 0
                 lease.size = max(1, lease.size // 2)  # outlived its use
-            want = lease.size
+            # One lease under way at a time: requests arriving meanwhile take one each, so that
+            # a crowd of them never holds more than one lease's worth.
+            if not lease.asking:
+                want = lease.size
         if self._health.usable():
             sent_at = self._clock()
+            asking = lease if lease is not None and want > 1 else None
+            if asking is not None:
+                asking.asking = True
             try:
                 taken, remaining, retry_after, reset_after = await self._script(
                     keys=[key],
@@ -278,6 +285,9 @@ class RateLimiter:
                     retry_after=float(retry_after),
                     reset_after=reset_after - later * rule.period_seconds / rule.limit,
                 )
+            finally:
+                if asking is not None:
+                    asking.asking = False
         if not rule.fail_open:
             raise DependencyUnavailable(
                 f"rate limiting is unavailable, so {route_class} requests are refused "

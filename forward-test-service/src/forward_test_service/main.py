@@ -124,7 +124,7 @@ async def _agents(settings: Settings, resources: Resources, name: str) -> AsyncI
             relay=resources.relay,
         ),
         connections,
-        CommandQueue(redis, prefix, queue_policy(settings)),
+        CommandQueue(redis, prefix, queue_policy(settings), queued=wakeups.wake),
         TradeBook(redis, prefix),
         wakeups,
         poll_recheck_seconds=settings.agent_poll_recheck_seconds,

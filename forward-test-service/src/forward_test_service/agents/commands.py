@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -367,12 +367,17 @@ class CommandQueue:
         policy: QueuePolicy,
         *,
         clock: Any = time.time,
+        queued: Callable[[str], None] | None = None,
     ) -> None:
+        """``queued`` is called with the agent's id once a command is queued for it: this
+        process's waiting polls (`Wakeups.wake`) wake at once instead of on the pub/sub echo
+        of the enqueue script's PUBLISH, which other processes' polls still wait for."""
         self._redis = redis
         self._prefix = prefix
         self._shared = SharedKeys(prefix)
         self.policy = policy
         self._clock = clock
+        self._queued = queued
         self._enqueue = redis.register_script(_ENQUEUE)
         self._lease = redis.register_script(_LEASE)
         self._ack = redis.register_script(_ACK)
@@ -444,6 +449,8 @@ class CommandQueue:
         self._raise_denied(status)
         if status == "existing":
             return await self.get(agent_id, user_id, text(reply[1])), False
+        if self._queued is not None:
+            self._queued(agent_id)
         return command_public(agent_id, {k_: str(v) for k_, v in fields.items()}), True
 
     async def lease(self, agent_id: str, user_id: str, limit: int) -> Leased:

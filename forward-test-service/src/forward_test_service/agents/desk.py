@@ -215,8 +215,11 @@ class AgentDesk:
                 if leased.next_due_ms is not None:
                     until_due = (leased.next_due_ms - self.queue.now_ms()) / 1000
                     pause = max(0.001, min(pause, until_due))
+                # asyncio.timeout, not wait_for: no task wrapped around the wait, so a wake-up
+                # resumes this poll directly rather than through that task's completion.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(woken.wait(), pause)
+                    async with asyncio.timeout(pause):
+                        await woken.wait()
 
     async def ack(
         self, principal: Principal, agent_id: str, command_id: str, ack: CommandAck

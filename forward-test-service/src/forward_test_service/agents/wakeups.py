@@ -4,7 +4,9 @@ Enqueueing publishes the agent id on one pub/sub channel; each service process h
 subscription and sets the events of the polls waiting for that agent here. One Redis connection
 per process serves every waiting agent (a blocking pop per poll would hold a connection each).
 A message lost while the subscription reconnects costs at most one re-check interval: waiting
-polls look at their queue again every ``recheck`` seconds anyway.
+polls look at their queue again every ``recheck`` seconds anyway. A command queued by this
+process wakes its polls directly (`CommandQueue`'s ``queued``), without the round trip through
+Redis; the echo that follows finds them leasing already, and wakes nothing twice that matters.
 """
 
 from __future__ import annotations
