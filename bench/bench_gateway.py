@@ -14,7 +14,8 @@ process, with httpx:
   CPU time each server process spent per request.
 - 32 connections: 32 concurrent clients for ``--seconds`` each way, in ``--rounds`` rounds
   alternating direct / gateway; p50/p99, requests/s and the gateway's share of the direct
-  throughput (over all rounds, and per round).
+  throughput (over all rounds, and per round), and the CPU time per request of the service
+  (direct rounds) and of the gateway (gateway rounds).
 - token verification: microseconds per access-token verification, internal-token signing, and
   the cached internal-token lookup the gateway does per request.
 
@@ -225,12 +226,14 @@ class _Load:
     measure httpx's pool instead of the gateway.
     """
 
-    def __init__(self, url: str, auth: dict[str, str], connections: int) -> None:
+    def __init__(self, url: str, auth: dict[str, str], connections: int, server_pid: int) -> None:
         self.url, self.auth = url, auth
         limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
         self.clients = [httpx.AsyncClient(base_url=url, limits=limits) for _ in range(connections)]
         self.latencies: list[float] = []
         self.elapsed = 0.0
+        self.server_pid = server_pid  # the process answering, whose CPU time is recorded
+        self.server_cpu: float | None = 0.0
 
     async def run(self, seconds: float, *, record: bool = True) -> float:
         """Load for ``seconds``; the requests per second it got."""
@@ -244,12 +247,18 @@ class _Load:
                 if response.status_code != 200:
                     raise SystemExit(f"{self.url}: {response.status_code} {response.text}")
 
+        cpu_before = cpu_seconds(self.server_pid)
         started = time.perf_counter()
         await asyncio.gather(*(worker(c, started + seconds) for c in self.clients))
         elapsed = time.perf_counter() - started
+        cpu_after = cpu_seconds(self.server_pid)
         if record:
             self.latencies += latencies
             self.elapsed += elapsed
+            if self.server_cpu is not None and cpu_before is not None and cpu_after is not None:
+                self.server_cpu += cpu_after - cpu_before
+            else:
+                self.server_cpu = None
         return len(latencies) / elapsed
 
     async def aclose(self) -> None:
@@ -283,10 +292,12 @@ def many_connections(
     connections: int,
     seconds: float,
     rounds: int,
+    pids: dict[str, int],
 ) -> float:
+    """``pids``: the ``gateway`` and ``service`` processes."""
     print(f"\n{connections} connections, {seconds:.0f} s each way, in {rounds} alternating rounds")
-    direct_load = _Load(direct, internal_auth, connections)
-    gateway_load = _Load(gateway, user_auth, connections)
+    direct_load = _Load(direct, internal_auth, connections, pids["service"])
+    gateway_load = _Load(gateway, user_auth, connections, pids["gateway"])
     direct_rates, gateway_rates = asyncio.run(_compare(direct_load, gateway_load, seconds, rounds))
     print(summary("direct", direct_load.latencies, direct_load.elapsed))
     print(summary("gateway", gateway_load.latencies, gateway_load.elapsed))
@@ -303,6 +314,13 @@ def many_connections(
         f"  per round: median x{statistics.median(per_round):.2f}, "
         f"range x{per_round[0]:.2f}..x{per_round[-1]:.2f}"
     )
+    if direct_load.server_cpu is not None and gateway_load.server_cpu is not None:
+        print(
+            "  CPU per request: service process (direct rounds) "
+            f"{direct_load.server_cpu / len(direct_load.latencies) * 1000:.3f} ms, "
+            "gateway process (gateway rounds) "
+            f"{gateway_load.server_cpu / len(gateway_load.latencies) * 1000:.3f} ms"
+        )
     return ratio
 
 
@@ -436,6 +454,7 @@ def main() -> None:
             args.connections,
             args.seconds,
             args.rounds,
+            {"gateway": gateway.pid, "service": upstream.pid},
         )
         token_costs()
         added = one["added_p50_ms"]
