@@ -27,6 +27,7 @@ from forward_test_service.agents.layout import SharedKeys
 from forward_test_service.agents.registry import AgentRegistry
 from forward_test_service.agents.sync import TradeBook
 from forward_test_service.agents.wakeups import Wakeups
+from forward_test_service.api.heartbeat_lane import ForwardTestApp, HeartbeatLane
 from forward_test_service.api.routes import ROUTERS
 from forward_test_service.broker import Broker, PaperBroker
 from forward_test_service.checkpoints import CheckpointStore
@@ -89,14 +90,19 @@ def create_app(
                 orders=AgentOrders(resources.require_sessions(), agents.queue),
             )
 
-    return create_service_app(
+    app = create_service_app(
         name=NAME,
         settings=settings,
         uses=("postgres", "redis", "kafka"),
         schema=SCHEMA,
         routers=ROUTERS,
         setup=setup,
+        app_class=ForwardTestApp,
     )
+    assert isinstance(app, ForwardTestApp)
+    # Last, so that plain heartbeats go through every middleware the app has.
+    app.heartbeat_lane = HeartbeatLane(app, middleware=list(app.user_middleware))
+    return app
 
 
 @contextlib.asynccontextmanager

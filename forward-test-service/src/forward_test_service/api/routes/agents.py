@@ -104,6 +104,9 @@ async def delete_agent(agent_id: AgentId, principal: AgentWriterDep, services: S
 async def heartbeat(
     agent_id: AgentId, body: Heartbeat, principal: AgentWriterDep, services: ServicesDep
 ) -> HeartbeatAnswer:
+    # A plain heartbeat is answered by the service's heartbeat lane before it gets here
+    # (`forward_test_service.api.heartbeat_lane`: the same work and answer); this route answers
+    # the rest, each problem included, and describes the request in the OpenAPI document.
     beat = await services.agents.heartbeat(principal, agent_id, body)
     return HeartbeatAnswer(
         server_time_ms=beat.server_time_ms,
