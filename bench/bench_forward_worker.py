@@ -5,8 +5,9 @@ Run: ``uv run --frozen python bench/bench_forward_worker.py`` (``--sessions``, `
 the embedded ones); Kafka is left out: the handler (`forward_test_service.worker.BarApplier`)
 is called with each bar's event as the consumer runner would call it, so what is timed is what
 a worker does per bar besides fetching it: the PostgreSQL look-up of the series' sessions,
-the N `LiveSession.apply`, their snapshots, and the Redis pipeline of N checkpoints and equity
-points (session.equity events are throttled off). A 20-node plan
+the bar applied to the N sessions (`live_book.apply_many`, a compiled loop per page of
+sessions), their snapshots, and in Redis one ``MSET`` of checkpoints and one equity element
+per chunk of sessions (session.equity events are throttled off). A 20-node plan
 (`algotrade_testkit.graphs.twenty_nodes`), warmed up on 300 synthetic daily bars.
 
 Prints the time per bar for all sessions (median and p99) and per session, the memory a

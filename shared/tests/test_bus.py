@@ -396,3 +396,32 @@ async def test_a_batch_handler_applies_a_fetch_at_once_and_falls_back_to_one_by_
     assert await count_applied(engine, schema) == 25
     dead = await read_records(kafka_bootstrap, Topics.dlq(topic), expect=1)
     assert b"negative" in dict(dead[0].headers)["dlq-error"]
+
+
+async def test_send_many_puts_each_key_where_publish_does_also_from_its_cache(
+    kafka_bootstrap: str, topic_prefix: str, producer: EventProducer
+) -> None:
+    """`send_many` remembers each key's partition; twice over, every key lands where
+    `publish` (aiokafka's own partitioner) puts it."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    topic = f"{topic_prefix}spread.v1"
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=6, replication_factor=1)])
+    finally:
+        await admin.close()
+    keys = [f"session-{n}" for n in range(60)]
+    for round_ in range(2):  # the second round's partitions come from the cache
+        await producer.send_many([(topic, f"{round_}".encode(), key.encode(), ()) for key in keys])
+    for key in keys:
+        await producer.publish(topic, ping(0, key=key))
+    records = await read_records(kafka_bootstrap, topic, expect=3 * len(keys))
+    where: dict[bytes, set[int]] = {}
+    for record in records:
+        assert record.key is not None
+        where.setdefault(record.key, set()).add(record.partition)
+    assert len(where) == len(keys)
+    assert all(len(partitions) == 1 for partitions in where.values()), where
+    assert len({p for partitions in where.values() for p in partitions}) > 1

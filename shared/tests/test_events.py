@@ -1,11 +1,23 @@
 from __future__ import annotations
 
+import re
+import time
+
 import orjson
 import pytest
 from pydantic import BaseModel
+from ulid import ULID
 
 from algotrade.errors import EventError
-from algotrade.events import Envelope, EventRegistry, TestEventPayload, Topics, default_registry
+from algotrade.events import (
+    ULID_PATTERN,
+    Envelope,
+    EventRegistry,
+    TestEventPayload,
+    Topics,
+    default_registry,
+    new_event_ids,
+)
 
 
 def test_envelope_round_trips_through_bytes() -> None:
@@ -101,3 +113,17 @@ def test_event_ids_strictly_increase_even_within_one_millisecond() -> None:
     ids = [new_event_id() for _ in range(20_000)]  # many share a millisecond
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
     assert len({i[:10] for i in ids}) < len(ids)  # the case this guards did occur
+
+
+def test_ids_made_in_bulk_are_ulids_of_now_and_all_different() -> None:
+    before = int(time.time() * 1000)
+    ids = new_event_ids(5_000)
+    after = int(time.time() * 1000)
+    assert len(set(ids)) == 5_000
+    pattern = re.compile(ULID_PATTERN)
+    for event_id in ids:
+        assert pattern.match(event_id), event_id
+        assert before <= ULID.from_str(event_id).milliseconds <= after
+    # The random part is spread over the whole alphabet (not, say, stuck at one character).
+    assert len({c for event_id in ids for c in event_id[10:]}) == 32
+    assert new_event_ids(0) == []

@@ -50,12 +50,13 @@ from algotrade.bus import (
     ConsumerRunner,
     ConsumerStalled,
     EventProducer,
+    Headers,
     RetryPolicy,
     event_headers,
 )
 from algotrade.engine import Plan
 from algotrade.errors import EventError
-from algotrade.events import Envelope, Topics, default_registry, new_event_id
+from algotrade.events import Envelope, Topics, default_registry, new_event_ids
 from algotrade.service import open_resources, wait_until_ready
 from algotrade.simulation import ResolvedConfig
 from algotrade.simulation.live import ClosedTrade, Fill, LiveBar, StaleBar
@@ -73,6 +74,11 @@ logger = logging.getLogger(__name__)
 NAME = "forward-test-worker"
 DAY_MS = 86_400_000
 APPLY_CHUNK = 1_000  # sessions applied between two checkpoint writes (see `BarApplier._apply`)
+
+
+# A session's figures after the last bar applied: ts, position, cash, equity, bars applied,
+# warmed up.
+LastBar = tuple[int, float, float, float, int, bool]
 
 
 @dataclass
@@ -93,19 +99,19 @@ class LoadedSession:
     """Agent mode: where the session's orders also go (`forward_test_service.agent_orders`)."""
     """Equity points not yet sent in a ``session.equity`` (at most `UNSENT_MAX`)."""
 
-    def meta(self, last: tuple[int, float, float, float, bool] | None = None) -> dict[str, Any]:
-        """The checkpoint's meta; ``last``, ``(ts, position, cash, equity, warmed up)`` after
-        the last bar applied, saves asking the account again for what it just reported."""
+    def meta(self, last: LastBar | None = None) -> dict[str, Any]:
+        """The checkpoint's meta; ``last``, the figures after the last bar applied, saves
+        asking the account again for what it just reported."""
         if last is None:
             return {**summary_of(self.account), **self.counters.as_meta()}
-        ts, position, cash, equity, warmed_up = last
+        ts, position, cash, equity, bars, warmed_up = last
         counters = self.counters
         return {
             "position": position,
             "cash": cash,
             "equity": equity,
             "warmed_up": warmed_up,
-            "bars_applied": self.account.bars_applied,
+            "bars_applied": bars,
             "last_ts": ts,
             "fills": counters.fills,
             "trades": counters.trades,
@@ -165,7 +171,8 @@ def apply_each(accounts: Sequence[Account], bar: LiveBar) -> tuple[Applied, dict
     whole batch raised): what they did, and why each failed one failed."""
     count = len(accounts)
     applied = [False] * count
-    bars = [0] * count
+    bars = [a.bars_applied for a in accounts]
+    previous = [a.last_ts for a in accounts]
     figures = [(math.nan, math.nan, math.nan)] * count
     occurred: dict[int, tuple[tuple[Fill, ...], tuple[ClosedTrade, ...]]] = {}
     failed: dict[int, str] = {}
@@ -196,6 +203,7 @@ def apply_each(accounts: Sequence[Account], bar: LiveBar) -> tuple[Applied, dict
             ts=bar.ts,
             applied=applied,
             bars=bars,
+            previous=previous,
             position=[f[0] for f in figures],
             cash=[f[1] for f in figures],
             equity=[f[2] for f in figures],
@@ -218,13 +226,12 @@ def advance(
     (alone)."""
     count = len(chunk)
     points: list[list[tuple[int, float, float]]] = [[] for _ in range(count)]
-    last: list[tuple[int, float, float, float, bool] | None] = [None] * count
+    last: list[LastBar | None] = [None] * count
     noted = [False] * count  # a correction recorded: the counters change without a bar applied
     active = list(range(count))
     for bar, live in bars:
         ts = live.ts
         accounts = [chunk[i].account for i in active]
-        before = [a.last_ts for a in accounts]
         failed: dict[int, str] = {}
         try:
             applied = broker.apply_many(accounts, live)
@@ -233,6 +240,7 @@ def advance(
             applied, failed = apply_each(accounts, live)
         done, positions, equities = applied.applied, applied.position, applied.equity
         warm_at, counted, occurred = applied.warmup, applied.bars, applied.events
+        before = applied.previous
         for j, i in enumerate(active):
             session = chunk[i]
             if j in failed:
@@ -274,7 +282,7 @@ def advance(
                 counters.trades += len(outcome.closed)
             equity, position = equities[j], positions[j]
             points[i].append((ts, equity, position))
-            last[i] = (ts, position, applied.cash[j], equity, counted[j] >= warm_at[j])
+            last[i] = (ts, position, applied.cash[j], equity, counted[j], counted[j] >= warm_at[j])
         if failed:
             active = [i for j, i in enumerate(active) if j not in failed]
     changed = [i for i in range(count) if points[i] or noted[i]]
@@ -292,6 +300,10 @@ def advance(
 
 
 UNSENT_MAX = 50 * events.EQUITY_POINTS_MAX
+# ``session.equity`` messages ready to send, and how many unsent points each session's carry.
+EquityBatch = tuple[
+    list[tuple[str, bytes, bytes | None, Headers]], list[tuple["LoadedSession", int]]
+]
 
 
 def equity_payload(session: LoadedSession) -> events.SessionEquity:
@@ -452,6 +464,7 @@ class BarApplier:
                     await self._orders.route(records, {s.id: s.route for s in chunk if s.route})
                 saving.append(asyncio.create_task(self._checkpoints.save(key, saved)))
                 await asyncio.sleep(0)  # let the task hand its bytes to the socket
+            equity = self._equity_messages(updates)  # while Redis writes the last chunk
         finally:
             done = await asyncio.gather(*saving, return_exceptions=True)
         for result in done:
@@ -460,17 +473,17 @@ class BarApplier:
         finished = [s for s in running if s.status not in ACTIVE]
         for session in finished:
             del series.sessions[session.id]
-        await self._publish_equity(updates)
+        await self._publish_equity(equity)
         await self._retire(key, finished)
 
-    async def _publish_equity(self, sessions: Sequence[LoadedSession]) -> None:
-        """``session.equity`` for each session that has not sent one for a while; sent
-        directly (no state change goes with it), after the checkpoint is durable."""
+    def _equity_messages(self, sessions: Sequence[LoadedSession]) -> EquityBatch:
+        """The ``session.equity`` messages of each session that has not sent one for a while
+        (built while Redis writes the checkpoints; sent once they are durable)."""
         now = self._clock()
         every = self._settings.equity_event_seconds
         due = [s for s in sessions if now - s.last_equity_event >= every]
         if not due:
-            return
+            return [], []
         # The first envelope is built and validated by the registry; the others differ only
         # in id, key, user and payload figures, so they are its JSON form with those replaced
         # (a pydantic model per session cost more than the rest of the bar's bookkeeping).
@@ -485,7 +498,8 @@ class BarApplier:
         topic = self._topics.session_events
         dumps = orjson.dumps
         size = events.EQUITY_POINTS_MAX
-        messages = []
+        ids = iter(new_event_ids(sum(max(1, -(-len(s.unsent) // size)) for s in due)))
+        messages: list[tuple[str, bytes, bytes | None, Headers]] = []
         sent: list[tuple[LoadedSession, int]] = []
         for s in due:
             s.last_equity_event = now
@@ -500,8 +514,9 @@ class BarApplier:
             }
             unsent = s.unsent
             sent.append((s, len(unsent)))
+            key = s.id.encode()
             for start in range(0, max(len(unsent), 1), size):
-                event_id = new_event_id()
+                event_id = next(ids)
                 envelope = {
                     **template,
                     "id": event_id,
@@ -510,16 +525,19 @@ class BarApplier:
                     "payload": {**state, "points": unsent[start : start + size]},
                 }
                 messages.append(
-                    (
-                        topic,
-                        dumps(envelope),
-                        s.id.encode(),
-                        event_headers(event_id, events.EQUITY, None),
-                    )
+                    (topic, dumps(envelope), key, event_headers(event_id, events.EQUITY, None))
                 )
+        return messages, sent
+
+    async def _publish_equity(self, batch: EquityBatch) -> None:
+        """Send `_equity_messages` directly (no state change goes with them); the points a
+        failed send could not deliver wait for the session's next event."""
+        messages, sent = batch
+        if not messages:
+            return
         try:
             await self._producer.send_many(messages)
-        except Exception as exc:  # the points wait for the session's next event
+        except Exception as exc:
             logger.warning("session.equity not published: %r", exc)
             return
         for s, count in sent:

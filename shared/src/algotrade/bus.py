@@ -63,6 +63,7 @@ from algotrade.outages import unreachable
 logger = logging.getLogger(__name__)
 
 Headers = Sequence[tuple[str, bytes]]
+PARTITION_CACHE_KEYS = 200_000  # keys whose partition `EventProducer.send_many` remembers
 
 
 class EventProducer:
@@ -72,6 +73,8 @@ class EventProducer:
         self._bootstrap = bootstrap
         self._client_id = client_id
         self._producer: AIOKafkaProducer | None = None
+        # Per topic: its partitions when last seen, and each key's partition under them.
+        self._partitions: dict[str, tuple[frozenset[int], dict[bytes, int]]] = {}
 
     async def start(self) -> None:
         """Connect; a failed attempt leaves no half-started client behind, so retry freely."""
@@ -126,10 +129,23 @@ class EventProducer:
         client = self._client
         batches: dict[tuple[str, int], list[Any]] = {}
         futures = []
+        placed: dict[str, dict[bytes, int]] = {}
         for topic in {m[0] for m in messages}:
-            await client.partitions_for(topic)  # metadata, before `_partition` reads it
+            # Metadata first, before `_partition` reads it. A key's partition is kept while
+            # the topic's partitions stay the same: the partitioner's murmur2 is pure Python
+            # and cost more than the rest of a message.
+            partitions = frozenset(await client.partitions_for(topic))
+            known = self._partitions.get(topic)
+            if known is None or known[0] != partitions or len(known[1]) > PARTITION_CACHE_KEYS:
+                known = self._partitions[topic] = (partitions, {})
+            placed[topic] = known[1]
         for topic, value, key, headers in messages:
-            partition = client._partition(topic, None, None, None, key, value)
+            cache = placed[topic]
+            partition = cache.get(key) if key is not None else None
+            if partition is None:
+                partition = client._partition(topic, None, None, None, key, value)
+                if key is not None:
+                    cache[key] = partition
             builders = batches.setdefault((topic, partition), [client.create_batch()])
             meta = builders[-1].append(timestamp=None, key=key, value=value, headers=list(headers))
             if meta is None:  # that batch is full: start another

@@ -7,6 +7,8 @@ typed `EventError`, never a crash.
 
 from __future__ import annotations
 
+import base64
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +28,25 @@ ULID_PATTERN = "^[0-7][0-9A-HJKMNP-TV-Z]{25}$"
 def new_event_id() -> str:
     """A ULID: unique, and sortable by creation time (first 48 bits are milliseconds)."""
     return str(ULID())
+
+
+# Standard base32 to the Crockford alphabet ULIDs are written in.
+_CROCKFORD = bytes.maketrans(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", b"0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+)
+
+
+def new_event_ids(count: int) -> list[str]:
+    """``count`` ULIDs of this millisecond, as `new_event_id` writes them, at a fraction of its
+    cost (a worker names thousands of events per bar): the time part is encoded once, and
+    each id's 80 random bits are one base32 encoding (80 bits are exactly 16 characters)."""
+    stamp = str(ULID())[:10]
+    noise = os.urandom(10 * count)
+    encode = base64.b32encode
+    return [
+        stamp + encode(noise[k : k + 10]).translate(_CROCKFORD).decode()
+        for k in range(0, 10 * count, 10)
+    ]
 
 
 class Envelope(BaseModel):

@@ -130,15 +130,15 @@ def test_rows_of_sessions_that_are_gone_are_used_again(btc: Bars) -> None:
         BacktestConfig().resolve_market(timeframe="4h", calendar="24x7"),
     )
     book = LiveBook(template)
-    sessions = [book.start() for _ in range(PAGE_ROWS + 5)]  # two pages
+    sessions = [book.start() for _ in range(3 * PAGE_ROWS)]  # pages of 8, 16, ... 1,024 rows
     bar = live_bars(btc)[0]
     assert all(apply_many(sessions, bar).applied)
     pages = {id(s.home[0]) for s in sessions if s.home is not None}
-    assert len(pages) == 2
+    assert len(pages) == 10  # 8 + 16 + ... + 1,024 = 2,040 rows, then two of 1,024
     kept = sessions[3]
     expected = kept.snapshot()
     del sessions[:PAGE_ROWS]
-    again = [book.start() for _ in range(PAGE_ROWS - 1)]  # the freed rows, no third page
+    again = [book.start() for _ in range(PAGE_ROWS - 1)]  # the freed rows, no new page
     assert {id(s.home[0]) for s in again if s.home is not None} <= pages
     assert all(s.bars_applied == 0 and s.last_ts is None for s in again)
     assert kept.snapshot() == expected

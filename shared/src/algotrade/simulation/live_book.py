@@ -3,7 +3,7 @@
 A forward-test worker applies each closed bar to every running session of its series; with
 thousands of sessions, calling `LiveSession.apply` once per session costs far more in Python
 and in numba's argument checks than the arithmetic does. A `LiveBook` keeps its sessions'
-arrays as rows of shared pages (`PAGE_ROWS` sessions each), so that `apply_many` runs the
+arrays as rows of shared pages (up to `PAGE_ROWS` sessions each), so that `apply_many` runs the
 streaming executor and the fill model's step over all of a page's sessions in one compiled
 loop, and `snapshots` writes all of a page's snapshots with a few NumPy copies.
 
@@ -45,7 +45,8 @@ from algotrade.simulation.live import (
     trade_of,
 )
 
-PAGE_ROWS: Final = 1_024
+PAGE_ROWS: Final = 1_024  # the most sessions a page holds
+FIRST_PAGE_ROWS: Final = 8
 
 # The snapshot header (`live.SNAPSHOT_HEADER`) as a packed NumPy record, to write many at once.
 _HEADER_DTYPE: Final = np.dtype(
@@ -63,8 +64,9 @@ _HEADER_DTYPE: Final = np.dtype(
 assert _HEADER_DTYPE.itemsize == SNAPSHOT_HEADER.size
 
 # Columns of `_apply_rows`' per-session result.
-R_APPLIED, R_TRADES, R_FILLS, R_BARS = range(4)
+R_APPLIED, R_TRADES, R_FILLS, R_BARS, R_PREVIOUS = range(5)
 V_POSITION, V_CASH, V_EQUITY = range(3)
+_NO_TS: Final = np.iinfo(np.int64).min  # `R_PREVIOUS` of a session before its first bar
 
 
 def _stamp() -> str:
@@ -79,12 +81,15 @@ def _stamp() -> str:
     return digest.hexdigest()
 
 
-def _compile_apply_rows(stamp: str) -> Any:
-    run_bar = kernels.run_bar
-    live_step = fills.live_step
-    max_trades = fills.MAX_BAR_TRADES
-    max_fills = fills.MAX_BAR_FILLS
+# Module globals, not closure cells: numba's cache key hashes a closure's cells, and a
+# dispatcher there would make every process compile `apply_rows` again.
+_run_bar = kernels.run_bar
+_live_step = fills.live_step
+_MAX_TRADES: Final = fills.MAX_BAR_TRADES
+_MAX_FILLS: Final = fills.MAX_BAR_FILLS
 
+
+def _compile_apply_rows(stamp: str) -> Any:
     def apply_rows(
         program: IntArray,
         kernel_params: FloatArray,
@@ -108,20 +113,22 @@ def _compile_apply_rows(stamp: str) -> Any:
     ) -> None:
         """`LiveSession.apply` for each row of ``rows``; a row whose last bar is not before
         ``ts`` is left as it is (``result[j, R_APPLIED]`` 0). Closed trades and fills go to
-        ``out_trades``/``out_fills`` at ``max_trades``/``max_fills`` rows per session."""
+        ``out_trades``/``out_fills`` at `_MAX_TRADES`/`_MAX_FILLS` rows per session."""
         _ = stamp
         for j in range(rows.shape[0]):
             r = rows[j]
             bars = counts[r, COUNT_BARS]
+            result[j, R_BARS] = bars
+            result[j, R_PREVIOUS] = counts[r, COUNT_LAST_TS] if bars > 0 else _NO_TS
             if bars > 0 and ts <= counts[r, COUNT_LAST_TS]:
                 result[j, R_APPLIED] = 0
                 continue
             row_values = values[r]
             for k in range(5):
                 row_values[k] = bar[k]
-            run_bar(program, kernel_params, nodes[r], row_values, bars)
+            _run_bar(program, kernel_params, nodes[r], row_values, bars)
             account = accounts[r]
-            closed, filled = live_step(
+            closed, filled = _live_step(
                 account,
                 row_values,
                 signal_slots,
@@ -139,9 +146,9 @@ def _compile_apply_rows(stamp: str) -> Any:
             result[j, R_FILLS] = filled
             result[j, R_BARS] = bars + 1
             for k in range(closed):
-                out_trades[j * max_trades + k] = trades[k]
+                out_trades[j * _MAX_TRADES + k] = trades[k]
             for k in range(filled):
-                out_fills[j * max_fills + k] = fill_rows[k]
+                out_fills[j * _MAX_FILLS + k] = fill_rows[k]
             figures[j, V_POSITION] = account[fills.S_SIDE] * account[fills.S_QUANTITY]
             figures[j, V_CASH] = account[fills.S_CASH]
             figures[j, V_EQUITY] = account[fills.L_CURVE + 5]
@@ -153,16 +160,16 @@ _apply_rows = _compile_apply_rows(_stamp())
 
 
 class _Page:
-    """`PAGE_ROWS` sessions' arrays; a row is either a session's or free."""
+    """``rows`` sessions' arrays; a row is either a session's or free."""
 
     __slots__ = ("accounts", "counts", "free_rows", "nodes", "values")
 
-    def __init__(self, template: LiveTemplate) -> None:
-        self.nodes = np.zeros((PAGE_ROWS, template.initial_nodes.shape[0]))
-        self.accounts = np.zeros((PAGE_ROWS, fills.LIVE_SLOTS))
-        self.values = np.full((PAGE_ROWS, template.value_slots), np.nan)
-        self.counts = np.zeros((PAGE_ROWS, 2), dtype=np.int64)
-        self.free_rows = list(range(PAGE_ROWS - 1, -1, -1))
+    def __init__(self, template: LiveTemplate, rows: int) -> None:
+        self.nodes = np.zeros((rows, template.initial_nodes.shape[0]))
+        self.accounts = np.zeros((rows, fills.LIVE_SLOTS))
+        self.values = np.full((rows, template.value_slots), np.nan)
+        self.counts = np.zeros((rows, 2), dtype=np.int64)
+        self.free_rows = list(range(rows - 1, -1, -1))
 
     def free(self, row: int) -> None:
         self.free_rows.append(row)
@@ -189,8 +196,8 @@ class LiveBook:
         self, nodes: FloatArray, account: FloatArray, bars: int, last_ts: int | None
     ) -> LiveSession:
         page = next((p for p in reversed(self._pages) if p.free_rows), None)
-        if page is None:
-            page = _Page(self.template)
+        if page is None:  # pages double up to PAGE_ROWS: a book of one session holds 8 rows
+            page = _Page(self.template, min(PAGE_ROWS, FIRST_PAGE_ROWS << len(self._pages)))
             self._pages.append(page)
         row = page.free_rows.pop()
         page.nodes[row] = nodes
@@ -213,11 +220,12 @@ class LiveBook:
 class Applied:
     """What one bar did to each of a list of sessions (same order). A session whose last bar
     was not before this one (`StaleBar` on its own) is left as it was: ``applied`` False and
-    its figures NaN/0."""
+    its figures NaN."""
 
     ts: int
     applied: list[bool]
-    bars: list[int]  # bars applied after this one
+    bars: list[int]  # bars applied, this one included when applied
+    previous: list[int | None]  # the last bar's ts before this one (None: no bar yet)
     position: list[float]
     cash: list[float]
     equity: list[float]
@@ -266,6 +274,7 @@ def apply_many(sessions: Sequence[LiveSession], bar: LiveBar) -> Applied:
     count = len(sessions)
     applied = np.zeros(count, dtype=np.bool_)
     bars = np.zeros(count, dtype=np.int64)
+    previous = np.full(count, _NO_TS, dtype=np.int64)
     figures = np.full((count, 3), np.nan)
     warmup = [s.template.warmup for s in sessions]
     events: dict[int, tuple[tuple[Fill, ...], tuple[ClosedTrade, ...]]] = {}
@@ -274,7 +283,7 @@ def apply_many(sessions: Sequence[LiveSession], bar: LiveBar) -> Applied:
     ohlcv = np.array([bar.open, bar.high, bar.low, bar.close, bar.volume])
     for page, t, indexes, rows in groups.values():
         m = len(rows)
-        result = np.zeros((m, 4), dtype=np.int64)
+        result = np.zeros((m, 5), dtype=np.int64)
         got = np.empty((m, 3))
         out_trades = np.empty((m * fills.MAX_BAR_TRADES, fills.LIVE_TRADE_COLUMNS))
         out_fills = np.empty((m * fills.MAX_BAR_FILLS, fills.FILL_COLUMNS))
@@ -303,6 +312,7 @@ def apply_many(sessions: Sequence[LiveSession], bar: LiveBar) -> Applied:
         where = np.array(indexes, dtype=np.int64)
         applied[where] = result[:, R_APPLIED] == 1
         bars[where] = result[:, R_BARS]
+        previous[where] = result[:, R_PREVIOUS]
         figures[where] = got
         busy = np.flatnonzero(result[:, R_TRADES] + result[:, R_FILLS])
         for j in busy.tolist():
@@ -322,8 +332,11 @@ def apply_many(sessions: Sequence[LiveSession], bar: LiveBar) -> Applied:
     for index in alone:  # not in a book: one at a time (rare)
         session = sessions[index]
         last = session.last_ts
-        if last is not None and ts <= last:
-            continue
+        bars[index] = session.bars_applied
+        if last is not None:
+            previous[index] = last
+            if ts <= last:
+                continue
         outcome = session.apply(bar)
         applied[index] = True
         bars[index] = session.bars_applied
@@ -334,6 +347,7 @@ def apply_many(sessions: Sequence[LiveSession], bar: LiveBar) -> Applied:
         ts=ts,
         applied=applied.tolist(),
         bars=bars.tolist(),
+        previous=[None if t == _NO_TS else t for t in previous.tolist()],
         position=figures[:, V_POSITION].tolist(),
         cash=figures[:, V_CASH].tolist(),
         equity=figures[:, V_EQUITY].tolist(),
