@@ -130,13 +130,15 @@ async def poll_commands(
         float, Query(ge=0, le=25, description="seconds to wait for a command (long-poll)")
     ] = 0,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
-) -> CommandsLeased:
+) -> Response:
     wait = min(wait, services.settings.agent_poll_wait_max_seconds)
     leased = await services.agents.poll(principal, agent_id, wait=wait, limit=limit)
     queue = services.agents.queue
-    return CommandsLeased(
+    answer = CommandsLeased(
         data=leased, lease_ms=queue.policy.lease_ms, server_time_ms=queue.now_ms()
     )
+    # The answer as it is, on the delivery's path: FastAPI would validate it again first.
+    return Response(answer.model_dump_json(), media_type="application/json")
 
 
 @router.post(
