@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from pydantic import BaseModel
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -34,6 +35,17 @@ async def producer(kafka_bootstrap: str) -> Any:
     await p.start()
     yield p
     await p.stop()
+
+
+async def create_topic(bootstrap: str, topic: str, *, partitions: int) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic(topic, num_partitions=partitions, replication_factor=1)]
+        )
+    finally:
+        await admin.close()
 
 
 def ping(n: int, key: str = "k") -> Envelope:
@@ -314,15 +326,8 @@ async def test_a_member_left_without_a_partition_too_long_ends_with_consumer_sta
 ) -> None:
     """Two members, one partition: the idle one gives up after ``stall_seconds``, so a
     supervisor can replace it; the one holding the partition keeps consuming."""
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
     topic = f"{topic_prefix}stall.v1"
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
-    finally:
-        await admin.close()
+    await create_topic(kafka_bootstrap, topic, partitions=1)
 
     async def handle(envelope: Envelope, payload: BaseModel, record: Any) -> None:
         return None
@@ -403,15 +408,8 @@ async def test_send_many_puts_each_key_where_publish_does_also_from_its_cache(
 ) -> None:
     """`send_many` remembers each key's partition; twice over, every key lands where
     `publish` (aiokafka's own partitioner) puts it."""
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
     topic = f"{topic_prefix}spread.v1"
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, num_partitions=6, replication_factor=1)])
-    finally:
-        await admin.close()
+    await create_topic(kafka_bootstrap, topic, partitions=6)
     keys = [f"session-{n}" for n in range(60)]
     for round_ in range(2):  # the second round's partitions come from the cache
         await producer.send_many([(topic, f"{round_}".encode(), key.encode(), ()) for key in keys])
