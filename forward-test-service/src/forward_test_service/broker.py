@@ -57,7 +57,8 @@ class Broker(Protocol):
 
     def apply_many(self, accounts: Sequence[Account], bar: LiveBar) -> Applied:
         """`Account.apply` of one bar to each account (of this broker), as one would one by
-        one; an account whose last bar is not before ``bar`` is left as it is."""
+        one; an account whose last bar is not before ``bar`` is left as it is, and one that
+        fails is reported in `Applied.failed` without affecting the others."""
         ...
 
     def snapshots(self, accounts: Sequence[Account]) -> list[bytes]:

@@ -32,7 +32,6 @@ import asyncio
 import contextlib
 import gc
 import logging
-import math
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -60,8 +59,7 @@ from algotrade.errors import EventError
 from algotrade.events import Envelope, Topics, default_registry, new_event_ids
 from algotrade.service import open_resources, wait_until_ready
 from algotrade.simulation import ResolvedConfig
-from algotrade.simulation.live import ClosedTrade, Fill, LiveBar, StaleBar
-from algotrade.simulation.live_book import Applied
+from algotrade.simulation.live import LiveBar
 from forward_test_service.agent_orders import AgentOrders, Route
 from forward_test_service.agents.commands import CommandQueue, queue_policy
 from forward_test_service.broker import Account, Broker, PaperBroker, live_bar
@@ -167,54 +165,6 @@ def correction_record(session: LoadedSession, bar: bar_events.BarEventItem, ts: 
     )
 
 
-def apply_each(accounts: Sequence[Account], bar: LiveBar) -> tuple[Applied, dict[int, str]]:
-    """`Broker.apply_many` one account at a time, isolating the ones that fail (after the
-    whole batch raised): what they did, and why each failed one failed."""
-    count = len(accounts)
-    applied = [False] * count
-    bars = [a.bars_applied for a in accounts]
-    previous = [a.last_ts for a in accounts]
-    figures = [(math.nan, math.nan, math.nan)] * count
-    occurred: dict[int, tuple[tuple[Fill, ...], tuple[ClosedTrade, ...]]] = {}
-    failed: dict[int, str] = {}
-    # The warm-up length each account's figures imply (`Applied.warmup`): its bar count on
-    # the bar it warmed up, 0 once warm, one more than its count while warming up.
-    warmup = [0] * count
-    for index, account in enumerate(accounts):
-        was_warm = account.warmed_up
-        try:
-            outcome = account.apply(bar)
-        except StaleBar:
-            continue
-        except Exception as exc:
-            logger.exception("a session failed on bar %d", bar.ts)
-            failed[index] = f"bar {bar.ts}: {type(exc).__name__}: {exc}"
-            continue
-        applied[index] = True
-        bars[index] = account.bars_applied
-        figures[index] = (outcome.position, outcome.cash, outcome.equity)
-        if outcome.fills or outcome.closed:
-            occurred[index] = (outcome.fills, outcome.closed)
-        if not outcome.warmed_up:
-            warmup[index] = bars[index] + 1
-        elif not was_warm:
-            warmup[index] = bars[index]
-    return (
-        Applied(
-            ts=bar.ts,
-            applied=applied,
-            bars=bars,
-            previous=previous,
-            position=[f[0] for f in figures],
-            cash=[f[1] for f in figures],
-            equity=[f[2] for f in figures],
-            warmup=warmup,
-            events=occurred,
-        ),
-        failed,
-    )
-
-
 def advance(
     chunk: Sequence[LoadedSession],
     bars: Sequence[tuple[bar_events.BarEventItem, LiveBar]],
@@ -232,19 +182,19 @@ def advance(
     active = list(range(count))
     for bar, live in bars:
         ts = live.ts
-        accounts = [chunk[i].account for i in active]
-        failed: dict[int, str] = {}
-        try:
-            applied = broker.apply_many(accounts, live)
-        except Exception:
-            logger.exception("bar %d failed for a batch of sessions: applying one by one", ts)
-            applied, failed = apply_each(accounts, live)
+        applied = broker.apply_many([chunk[i].account for i in active], live)
         done, positions, equities = applied.applied, applied.position, applied.equity
-        warm_at, counted, occurred = applied.warmup, applied.bars, applied.events
-        before = applied.previous
+        before, counted, occurred, failed = (
+            applied.previous,
+            applied.bars,
+            applied.events,
+            applied.failed,
+        )
+        warm, warmed_now = applied.warmed_up, applied.warmed_now
         for j, i in enumerate(active):
             session = chunk[i]
             if j in failed:
+                logger.error("session %s failed: %s", session.id, failed[j])
                 records.append(
                     BarRecord(session.id, session.user_id, None, 0, 0, failure=failed[j])
                 )
@@ -263,7 +213,7 @@ def advance(
                 if missing:
                     gap = (first, missing)
                     session.counters.gaps += missing
-            warmed = counted[j] == warm_at[j]
+            warmed = warmed_now[j]
             if j in occurred or warmed or gap is not None:
                 counters = session.counters
                 outcome = applied.outcome(j)
@@ -283,7 +233,7 @@ def advance(
                 counters.trades += len(outcome.closed)
             equity, position = equities[j], positions[j]
             points[i].append((ts, equity, position))
-            last[i] = (ts, position, applied.cash[j], equity, counted[j], counted[j] >= warm_at[j])
+            last[i] = (ts, position, applied.cash[j], equity, counted[j], warm[j])
         if failed:
             active = [i for j, i in enumerate(active) if j not in failed]
     changed = [i for i in range(count) if points[i] or noted[i]]

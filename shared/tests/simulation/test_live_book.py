@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from algotrade.engine import Bars, compile_graph
 from algotrade.simulation import BacktestConfig
-from algotrade.simulation.live import LiveBar, LiveSession, LiveTemplate, StaleBar
+from algotrade.simulation.live import BarOutcome, LiveBar, LiveSession, LiveTemplate, StaleBar
 from algotrade.simulation.live_book import PAGE_ROWS, LiveBook, apply_many, snapshots
 from algotrade_testkit.graphs import sma_cross
 from algotrade_testkit.random_graphs import random_bars, random_graphs
@@ -143,3 +143,26 @@ def test_rows_of_sessions_that_are_gone_are_used_again(btc: Bars) -> None:
     assert all(s.bars_applied == 0 and s.last_ts is None for s in again)
     assert kept.snapshot() == expected
     assert all(apply_many(again, bar).applied)
+
+
+def test_a_session_that_fails_is_reported_and_the_others_go_on(btc: Bars) -> None:
+    template = LiveTemplate(
+        compile_graph(sma_cross(3, 8)),
+        BacktestConfig().resolve_market(timeframe="4h", calendar="24x7"),
+    )
+
+    class Broken(LiveSession):
+        def apply(self, bar: LiveBar) -> BarOutcome:
+            raise RuntimeError("the terminal is on fire")
+
+    book = LiveBook(template)
+    broken = Broken(
+        template, template.initial_nodes.copy(), template.initial_account.copy(), 0, None
+    )
+    sessions = [book.start(), broken, book.start()]
+    bar = live_bars(btc)[0]
+    applied = apply_many(sessions, bar)
+    assert applied.failed == {1: f"bar {bar.ts}: RuntimeError: the terminal is on fire"}
+    assert applied.applied == [True, False, True]
+    assert applied.outcome(1) is None
+    assert [s.bars_applied for s in sessions] == [1, 0, 1]

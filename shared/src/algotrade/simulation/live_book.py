@@ -220,7 +220,8 @@ class LiveBook:
 class Applied:
     """What one bar did to each of a list of sessions (same order). A session whose last bar
     was not before this one (`StaleBar` on its own) is left as it was: ``applied`` False and
-    its figures NaN."""
+    its figures NaN. A session whose bar raised is in ``failed`` with the reason (and not
+    applied); the others are not affected by it."""
 
     ts: int
     applied: list[bool]
@@ -229,8 +230,10 @@ class Applied:
     position: list[float]
     cash: list[float]
     equity: list[float]
-    warmup: list[int]  # the plan's warm-up length: warmed up once ``bars >= warmup``
+    warmed_up: list[bool]  # after this bar
+    warmed_now: list[bool]  # this bar completed the plan's warm-up
     events: dict[int, tuple[tuple[Fill, ...], tuple[ClosedTrade, ...]]]  # by index, if any
+    failed: dict[int, str]  # by index: why
 
     def outcome(self, index: int) -> BarOutcome | None:
         """The `BarOutcome` `LiveSession.apply` would have returned (None: not applied)."""
@@ -244,7 +247,7 @@ class Applied:
             position=self.position[index],
             cash=self.cash[index],
             equity=self.equity[index],
-            warmed_up=self.bars[index] >= self.warmup[index],
+            warmed_up=self.warmed_up[index],
         )
 
 
@@ -276,8 +279,9 @@ def apply_many(sessions: Sequence[LiveSession], bar: LiveBar) -> Applied:
     bars = np.zeros(count, dtype=np.int64)
     previous = np.full(count, _NO_TS, dtype=np.int64)
     figures = np.full((count, 3), np.nan)
-    warmup = [s.template.warmup for s in sessions]
+    warmup = np.array([s.template.warmup for s in sessions], dtype=np.int64)
     events: dict[int, tuple[tuple[Fill, ...], tuple[ClosedTrade, ...]]] = {}
+    failed: dict[int, str] = {}
     ts = bar.ts
     groups, alone = _groups(sessions)
     ohlcv = np.array([bar.open, bar.high, bar.low, bar.close, bar.volume])
@@ -320,15 +324,19 @@ def apply_many(sessions: Sequence[LiveSession], bar: LiveBar) -> Applied:
             filled = int(result[j, R_FILLS])
             first_trade = j * fills.MAX_BAR_TRADES
             first_fill = j * fills.MAX_BAR_FILLS
-            events[indexes[j]] = (
-                tuple(
-                    fill_of(row, ts) for row in out_fills[first_fill : first_fill + filled].tolist()
-                ),
-                tuple(
-                    trade_of(row, ts)
-                    for row in out_trades[first_trade : first_trade + closed].tolist()
-                ),
-            )
+            try:
+                events[indexes[j]] = (
+                    tuple(
+                        fill_of(row, ts)
+                        for row in out_fills[first_fill : first_fill + filled].tolist()
+                    ),
+                    tuple(
+                        trade_of(row, ts)
+                        for row in out_trades[first_trade : first_trade + closed].tolist()
+                    ),
+                )
+            except Exception as exc:  # a fill the model could not describe: this session's
+                failed[indexes[j]] = f"bar {ts}: {type(exc).__name__}: {exc}"
     for index in alone:  # not in a book: one at a time (rare)
         session = sessions[index]
         last = session.last_ts
@@ -337,12 +345,18 @@ def apply_many(sessions: Sequence[LiveSession], bar: LiveBar) -> Applied:
             previous[index] = last
             if ts <= last:
                 continue
-        outcome = session.apply(bar)
+        try:
+            outcome = session.apply(bar)
+        except Exception as exc:
+            failed[index] = f"bar {ts}: {type(exc).__name__}: {exc}"
+            continue
         applied[index] = True
         bars[index] = session.bars_applied
         figures[index] = (outcome.position, outcome.cash, outcome.equity)
         if outcome.fills or outcome.closed:
             events[index] = (outcome.fills, outcome.closed)
+    for index in failed:
+        applied[index] = False
     return Applied(
         ts=ts,
         applied=applied.tolist(),
@@ -351,8 +365,10 @@ def apply_many(sessions: Sequence[LiveSession], bar: LiveBar) -> Applied:
         position=figures[:, V_POSITION].tolist(),
         cash=figures[:, V_CASH].tolist(),
         equity=figures[:, V_EQUITY].tolist(),
-        warmup=warmup,
+        warmed_up=(bars >= warmup).tolist(),
+        warmed_now=(applied & (bars == warmup)).tolist(),
         events=events,
+        failed=failed,
     )
 
 
