@@ -10,7 +10,9 @@ sessions), their snapshots, and in Redis one ``MSET`` of checkpoints and one equ
 per chunk of sessions (session.equity events are throttled off). A 20-node plan
 (`algotrade_testkit.graphs.twenty_nodes`), warmed up on 300 synthetic daily bars.
 
-Prints the time per bar for all sessions (median and p99) and per session, the memory a
+Prints the engine's part alone (`live_book.apply_many` against `LiveSession.apply` one
+session at a time, the baseline, in this process), the time per bar for all sessions (median
+and p99) and per session, the memory a
 loaded session holds (tracemalloc across the first restore), the restore time of N sessions
 from Redis (a new worker) and from PostgreSQL (a new worker after the checkpoints were copied
 there and Redis emptied), and the time of that copy. Goals from issue 12: under 250 ms per bar
@@ -45,7 +47,8 @@ from algotrade.engine import Bars, Plan, compile_graph
 from algotrade.events import Envelope, Topics
 from algotrade.migrations import upgrade
 from algotrade.simulation import BacktestConfig
-from algotrade.simulation.live import LiveBar, LiveSession
+from algotrade.simulation.live import LiveBar, LiveSession, LiveTemplate
+from algotrade.simulation.live_book import LiveBook, apply_many
 from algotrade_devstack.infra import provide_postgres, provide_redis
 from algotrade_devstack.stack import ensure_database
 from algotrade_testkit.graphs import twenty_nodes
@@ -110,6 +113,51 @@ def percentile(samples: list[float], q: float) -> float:
     return float(np.percentile(np.array(samples), q))
 
 
+def engine_alone(plan: Plan, bars: Bars, count: int, rounds: int = 5) -> None:
+    """The engine's part, in this process: one bar applied to ``count`` sessions by
+    `live_book.apply_many` (a compiled loop per page) and, as the baseline, by
+    `LiveSession.apply` one session at a time, alternately over ``rounds`` bars."""
+    config = BacktestConfig(initial_capital=100_000.0).resolve_market(
+        timeframe="1d", calendar="24x7"
+    )
+    template = LiveTemplate(plan, config)
+    warm = template.start()
+    for i in range(WARMUP_BARS):
+        warm.apply(live_bar_of(bars, i))
+    snapshot = warm.snapshot()
+    book = LiveBook(template)
+    booked = [book.restore(snapshot) for _ in range(count)]
+    alone = [template.restore(snapshot) for _ in range(count)]
+    batched_ms, one_by_one_ms = [], []
+    for i in range(WARMUP_BARS, WARMUP_BARS + rounds):
+        bar = live_bar_of(bars, i)
+        started = time.perf_counter()
+        apply_many(booked, bar)
+        batched_ms.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        for session in alone:
+            session.apply(bar)
+        one_by_one_ms.append((time.perf_counter() - started) * 1000)
+    batched, one_by_one = statistics.median(batched_ms), statistics.median(one_by_one_ms)
+    print(
+        f"the engine alone, one bar to {count:,} sessions: apply_many median {batched:.1f} ms "
+        f"({batched * 1000 / count:.1f} us per session); baseline, LiveSession.apply one by "
+        f"one, {one_by_one:.1f} ms ({one_by_one * 1000 / count:.1f} us); "
+        f"x{one_by_one / batched:.1f} faster"
+    )
+
+
+def live_bar_of(bars: Bars, i: int) -> LiveBar:
+    return LiveBar(
+        int(bars.ts[i]),
+        float(bars.open[i]),
+        float(bars.high[i]),
+        float(bars.low[i]),
+        float(bars.close[i]),
+        float(bars.volume[i]),
+    )
+
+
 async def seed(
     sessions: async_sessionmaker[AsyncSession], count: int, bars_after: int
 ) -> tuple[Plan, Bars]:
@@ -122,16 +170,7 @@ async def seed(
     bars = synthetic(WARMUP_BARS + bars_after + 3)
     account = LiveSession.start(plan, config)
     for i in range(WARMUP_BARS):
-        account.apply(
-            LiveBar(
-                int(bars.ts[i]),
-                float(bars.open[i]),
-                float(bars.high[i]),
-                float(bars.low[i]),
-                float(bars.close[i]),
-                float(bars.volume[i]),
-            )
-        )
+        account.apply(live_bar_of(bars, i))
     snapshot = account.snapshot()
     print(
         f"{count:,} sessions of a {len(plan.steps)}-step plan "
@@ -183,7 +222,8 @@ async def run(args: argparse.Namespace, database_url: str, redis_url: str) -> No
     sessions = build_session_factory(engine)
     redis = Redis.from_url(redis_url)
     try:
-        _, bars = await seed(sessions, args.sessions, args.bars)
+        plan, bars = await seed(sessions, args.sessions, args.bars)
+        engine_alone(plan, bars, args.sessions)
 
         def applier() -> BarApplier:
             return BarApplier(
