@@ -46,7 +46,7 @@ from algotrade.db import build_engine, build_session_factory
 from algotrade.engine import Bars, Plan, compile_graph
 from algotrade.events import Envelope, Topics
 from algotrade.migrations import upgrade
-from algotrade.simulation import BacktestConfig
+from algotrade.simulation import BacktestConfig, ResolvedConfig
 from algotrade.simulation.live import LiveBar, LiveSession, LiveTemplate
 from algotrade.simulation.live_book import LiveBook, apply_many
 from algotrade_devstack.infra import provide_postgres, provide_redis
@@ -109,6 +109,10 @@ def record(offset: int) -> Any:
     return SimpleNamespace(topic="market.bars.v1", partition=0, offset=offset)
 
 
+def bench_config() -> ResolvedConfig:
+    return BacktestConfig(initial_capital=100_000.0).resolve_market(timeframe="1d", calendar="24x7")
+
+
 def percentile(samples: list[float], q: float) -> float:
     return float(np.percentile(np.array(samples), q))
 
@@ -117,9 +121,7 @@ def engine_alone(plan: Plan, bars: Bars, count: int, rounds: int = 5) -> None:
     """The engine's part, in this process: one bar applied to ``count`` sessions by
     `live_book.apply_many` (a compiled loop per page) and, as the baseline, by
     `LiveSession.apply` one session at a time, alternately over ``rounds`` bars."""
-    config = BacktestConfig(initial_capital=100_000.0).resolve_market(
-        timeframe="1d", calendar="24x7"
-    )
+    config = bench_config()
     template = LiveTemplate(plan, config)
     warm = template.start()
     for i in range(WARMUP_BARS):
@@ -164,9 +166,7 @@ async def seed(
     """``count`` running sessions of the 20-node plan on ``BENCH`` 1d, warmed up on the first
     `WARMUP_BARS` of the returned bars (the rest, ``bars_after`` + 3, are for the bench)."""
     plan = compile_graph(twenty_nodes())
-    config = BacktestConfig(initial_capital=100_000.0).resolve_market(
-        timeframe="1d", calendar="24x7"
-    )
+    config = bench_config()
     bars = synthetic(WARMUP_BARS + bars_after + 3)
     account = LiveSession.start(plan, config)
     for i in range(WARMUP_BARS):

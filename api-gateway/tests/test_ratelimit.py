@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -46,8 +47,6 @@ async def test_gcra_allows_a_burst_then_spaces_requests(
 
 
 async def test_bucket_refills_over_time(redis_client: Redis, redis_prefix: str) -> None:
-    import asyncio
-
     limiter = _limiter(
         redis_client, redis_prefix, read=RateLimitRule(limit=2, period_seconds=0.2, fail_open=True)
     )
@@ -75,11 +74,18 @@ def _leasing(
     )
 
 
+def _exact(redis: Redis, prefix: str, limit: int) -> RateLimiter:
+    """A limiter without leases on `_leasing`'s rule: reads what Redis holds, one request."""
+    return _limiter(
+        redis,
+        prefix,
+        read=RateLimitRule(limit=limit, period_seconds=864_000, fail_open=False),
+    )
+
+
 async def test_gateway_instances_with_leases_never_admit_more_than_the_limit(
     redis_client: Redis, redis_prefix: str
 ) -> None:
-    import asyncio
-
     first, second = (_leasing(redis_client, redis_prefix, 200, 5.0) for _ in range(2))
     admitted = 0
     for _ in range(150):  # both instances busy with the same subject, one request each in turn
@@ -110,14 +116,8 @@ async def test_a_busy_subject_is_served_from_its_lease_while_redis_is_unusable(
 async def test_a_crowd_of_requests_holds_at_most_one_lease(
     redis_client: Redis, redis_prefix: str
 ) -> None:
-    import asyncio
-
     leasing = _leasing(redis_client, redis_prefix, 10_000, 5.0)
-    exact = _limiter(
-        redis_client,
-        redis_prefix,
-        read=RateLimitRule(limit=10_000, period_seconds=864_000, fail_open=False),
-    )
+    exact = _exact(redis_client, redis_prefix, 10_000)
     for _ in range(1 + 2 + 4 + 8 + 16):  # leases up to the largest (16), each used up
         assert (await leasing.hit("read", "u:1")).allowed
     crowd = await asyncio.gather(*(leasing.hit("read", "u:1") for _ in range(32)))
@@ -129,14 +129,8 @@ async def test_a_crowd_of_requests_holds_at_most_one_lease(
 async def test_unused_leased_requests_go_back_to_redis(
     redis_client: Redis, redis_prefix: str
 ) -> None:
-    import asyncio
-
     leasing = _leasing(redis_client, redis_prefix, 100_000, 1.0)
-    exact = _limiter(
-        redis_client,
-        redis_prefix,
-        read=RateLimitRule(limit=100_000, period_seconds=864_000, fail_open=False),
-    )
+    exact = _exact(redis_client, redis_prefix, 100_000)
     for _ in range(4):  # a lease of 4 is taken on the fourth request: 3 left unused
         assert (await leasing.hit("read", "u:1")).allowed
     held = await exact.hit("read", "u:1")

@@ -79,7 +79,7 @@ def test_a_book_applies_each_bar_exactly_as_each_session_alone(
         live = [(booked, alone) for booked, alone, start in pairs if start <= i]
         if not live:
             continue
-        loose = LiveSession.start(compile_graph(graphs[0]), configs[0])  # not in a book
+        loose = templates[0].start()  # not in a book
         applied = apply_many([b for b, _ in live] + [loose], bar)
         assert applied.outcome(len(live)) is not None
         for index, (_, alone) in enumerate(live):
