@@ -153,6 +153,14 @@ class RunStore:
         if row.capital is None or row.timeframe is None:
             raise NotFound(f"session {row.id!r} has not been described yet (no session.started)")
         async with self._sessions() as db:
+            # One snapshot for the bar count and the points: read apart, a batch committing
+            # between the two would show more points than bars (ingest writes both at once).
+            await db.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            counted = (
+                await db.execute(
+                    select(runs_t.c.bars_applied, runs_t.c.warmup_bars).where(runs_t.c.id == row.id)
+                )
+            ).one()
             curve = await copy_columns(
                 db,
                 "SELECT ts, equity, position FROM analytics.run_points WHERE run_id = $1 "
@@ -175,8 +183,8 @@ class RunStore:
         ts, equity, position = curve["ts"], curve["equity"], curve["position"]
         calendar = row.calendar or "24x7"
         expected = None
-        if row.bars_applied is not None and row.warmup_bars is not None:
-            expected = int(row.bars_applied) - int(row.warmup_bars)
+        if counted.bars_applied is not None and counted.warmup_bars is not None:
+            expected = int(counted.bars_applied) - int(counted.warmup_bars)
         return RunData(
             id=row.id,
             kind=SESSION,
