@@ -182,3 +182,114 @@ async def test_orders_whose_commands_expire_unacked_say_so(
     placed = await orders(platform, sid)
     assert {o["agent"]["state"] for o in placed if o["reason"] == "entry"} == {"expired"}
     assert {o["agent"]["state"] for o in placed if o["reason"] != "entry"} == {"skipped"}
+
+
+async def ack(platform: Platform, agent_id: str, command_id: str, answer: dict[str, Any]) -> None:
+    acked = await platform.client.post(
+        f"/api/agents/{agent_id}/commands/{command_id}/ack",
+        json=answer,
+        headers=as_agent(platform, agent_id),
+    )
+    assert acked.status_code == 200, acked.text
+
+
+async def test_the_terminal_account_follows_the_acks_and_the_syncs(
+    platform: Platform,
+    graph: Callable[..., dict[str, Any]],
+    start_worker: Callable[..., Any],
+) -> None:
+    """Executed at the model's prices and volumes, the terminal's trades are the model's
+    without fees; the last position is closed by the terminal itself (its stop), as the trade
+    sync reports it: the session's own close of it comes back rejected."""
+    strategy = graph(5, 20)
+    warmup = compile_graph(strategy).warmup
+    bars = btc_bars(warmup + 150, first=7_000)
+    strategy_id = await platform.save_strategy(strategy)
+    await platform.push("FTTERM", "4h", bars.slice(0, warmup))
+    agent_id = await register(platform)
+    paper = await platform.start(session_body(strategy_id, "FTTERM"))
+    created = await platform.start(
+        {**session_body(strategy_id, "FTTERM"), "mode": "agent", "agent_id": agent_id}
+    )
+    sid = created.json()["id"]
+    async with start_worker():
+        await platform.push("FTTERM", "4h", bars.slice(warmup, warmup + 150))
+        await platform.wait_bars(sid, warmup + 150)
+
+    placed = await orders(platform, sid)
+    entries = [o for o in placed if o["reason"] == "entry"]
+    assert len(entries) >= 2, "the strategy should have traded on these bars"
+    last = entries[-1]
+    for command in await poll(platform, agent_id):  # every entry, at the model's fill
+        seq = int(command["idempotency_key"].rsplit(".", 1)[1])
+        order = next(o for o in entries if o["seq"] == seq)
+        await ack(
+            platform,
+            agent_id,
+            command["id"],
+            {"outcome": "executed", "ticket": f"T{seq}", "price": order["price"]},
+        )
+    stop_price = last["price"] * 0.97
+    synced = await platform.client.post(
+        f"/api/agents/{agent_id}/trades/sync",
+        json={
+            "positions": [],
+            "closed": [
+                {
+                    "ticket": f"T{last['seq']}",
+                    "symbol": "FTTERM",
+                    "side": last["side"],
+                    "volume": last["quantity"],
+                    "open_price": last["price"],
+                    "close_price": stop_price,
+                    "closed_at_ms": 1_900_000_000_000,
+                }
+            ],
+        },
+        headers=as_agent(platform, agent_id),
+    )
+    assert synced.status_code == 200, synced.text
+    for command in await poll(platform, agent_id):  # the exits, released by the entries' acks
+        seq = int(command["idempotency_key"].rsplit(".", 1)[1])
+        order = next(o for o in placed if o["seq"] == seq)
+        answer: dict[str, Any] = {"outcome": "executed", "price": order["price"]}
+        if command["ticket"] == f"T{last['seq']}":
+            answer = {"outcome": "rejected", "error": "position not found"}
+        await ack(platform, agent_id, command["id"], answer)
+
+    view = (await platform.get(f"/api/sessions/{sid}/terminal")).json()
+    model_trades = (
+        await platform.get(f"/api/sessions/{sid}/trades", params={"limit": 1000})
+    ).json()
+    closed_by_model = [t for t in model_trades["trades"]]
+    by_terminal = view["trades"]
+    assert [t["closed_by"] for t in by_terminal] == ["order"] * (len(entries) - 1) + ["terminal"]
+    for mine, theirs in zip(closed_by_model, by_terminal[:-1], strict=False):
+        assert theirs["pnl"] == pytest.approx(mine["pnl"] + mine["fees"], rel=1e-9, abs=1e-9)
+        assert (theirs["entry_price"], theirs["exit_price"]) == (
+            mine["entry_price"],
+            mine["exit_price"],
+        )
+    stopped = by_terminal[-1]
+    sign = 1.0 if last["side"] == "buy" else -1.0
+    assert stopped["ticket"] == f"T{last['seq']}" and stopped["exit_seq"] is None
+    assert stopped["pnl"] == pytest.approx(sign * last["quantity"] * (stop_price - last["price"]))
+    account = view["account"]
+    assert account["position"] == 0.0 and view["open"] == []
+    total = sum(t["pnl"] for t in by_terminal)
+    assert account["equity"] == pytest.approx(10_000 + total, rel=1e-12)
+    # The last entry's exit, if the model made one, came back rejected.
+    last_exit = [o for o in placed if o["seq"] > last["seq"]]
+    assert account["orders"] == {
+        "executed": len(placed) - len(last_exit),
+        "refused": len(last_exit),
+        "pending": 0,
+    }
+    # The session's own view carries the same summary; a paper session has none.
+    session = (await platform.get(f"/api/sessions/{sid}")).json()
+    assert session["terminal"] == account
+    assert (await platform.get(f"/api/sessions/{paper.json()['id']}")).json()["terminal"] is None
+    refused = await platform.get(f"/api/sessions/{paper.json()['id']}/terminal")
+    assert refused.status_code == 409
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert (await platform.get(f"/api/sessions/{sid}/terminal", "bob")).status_code == 404

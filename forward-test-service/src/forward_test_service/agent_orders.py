@@ -27,13 +27,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from algotrade.errors import AlgoTradeError
 from algotrade.simulation.live import Fill
 from forward_test_service.agents.commands import CommandQueue
-from forward_test_service.agents.schemas import CommandCreate, CommandPublic
+from forward_test_service.agents.schemas import CommandCreate, CommandPublic, TradeSync
 from forward_test_service.models import session_orders as orders_t
 from forward_test_service.models import sessions as sessions_t
 from forward_test_service.store import BarRecord
@@ -42,6 +42,19 @@ logger = logging.getLogger(__name__)
 
 ENTRY = "entry"
 COMMAND_EXPIRY_SECONDS = 300.0
+
+# A trade sync's closed trades, recorded on the executed entries that opened them: only this
+# agent's sessions of this user, and only once (the first report of a close stands).
+_TERMINAL_CLOSES = text(
+    "UPDATE forward.session_orders AS o SET terminal_close_price = c.price, "
+    "terminal_closed_ts = c.ts "
+    "FROM unnest(CAST(:tickets AS text[]), CAST(:prices AS float8[]), "
+    "CAST(:ts AS bigint[])) AS c(ticket, price, ts), "
+    "forward.sessions AS s "
+    "WHERE o.agent_ticket = c.ticket AND o.reason = 'entry' AND o.agent_state = 'executed' "
+    "AND o.terminal_close_price IS NULL AND s.id = o.session_id "
+    "AND s.agent_id = :agent AND s.user_id = :user"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +253,28 @@ class AgentOrders:
                     state="skipped",
                     error=f"the entry was {command.state}",
                 )
+
+    async def on_sync(self, agent_id: str, user_id: str, sync: TradeSync) -> int:
+        """Record the positions a trade sync reports closed (and no longer open) on the
+        sessions' entries that opened them (`forward_test_service.terminal` applies them).
+        Returns how many it recorded."""
+        still_open = {position.ticket for position in sync.positions}
+        # A ticket reported twice: its last close (a partial close leaves the ticket open).
+        closed = {t.ticket: t for t in sync.closed if t.ticket not in still_open}
+        if not closed:
+            return 0
+        async with self._sessions.begin() as db:
+            result = await db.execute(
+                _TERMINAL_CLOSES,
+                {
+                    "tickets": list(closed),
+                    "prices": [t.close_price for t in closed.values()],
+                    "ts": [t.closed_at_ms for t in closed.values()],
+                    "agent": agent_id,
+                    "user": user_id,
+                },
+            )
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def _release(self, session_id: str, seq: int, ticket: str, route: Route) -> None:
         await self._set_unrouted(session_id, seq, agent_state=None)

@@ -39,6 +39,11 @@ class Account(Protocol):
     @property
     def equity(self) -> float: ...
 
+    @property
+    def mark(self) -> float | None:
+        """The last bar's close (None before the first close)."""
+        ...
+
     def apply(self, bar: LiveBar) -> BarOutcome:
         """Apply a closed bar (``ValueError`` when its time is not after `last_ts`)."""
         ...

@@ -119,9 +119,18 @@ session_orders = Table(
     Column("agent_price", Float),
     Column("agent_volume", Float),
     Column("agent_error", Text),
+    # An executed entry whose position the terminal closed by itself (the trade sync's report:
+    # what was left of it, at this price).
+    Column("terminal_close_price", Float),
+    Column("terminal_closed_ts", BigInteger),  # epoch ms
 )
 
 Index("ix_session_orders_command", session_orders.c.command_id)
+Index(
+    "ix_session_orders_ticket",
+    session_orders.c.agent_ticket,
+    postgresql_where=session_orders.c.agent_ticket.isnot(None),
+)
 
 session_trades = Table(
     "session_trades",

@@ -77,6 +77,57 @@ class SessionCreate(BaseModel):
         return normalize_symbol(value)
 
 
+class TerminalOrders(BaseModel):
+    executed: int
+    refused: int = Field(description="rejected, failed, expired, or skipped (entry not executed)")
+    pending: int = Field(description="queued, or an exit waiting for its entry's ticket")
+
+
+class TerminalSummary(BaseModel):
+    """Agent mode: the account as the terminal executed the session's orders
+    (``forward_test_service.terminal``; no fees: acks carry none)."""
+
+    position: float = Field(description="signed volume open on the terminal")
+    cash: float = Field(description="capital + realized P&L - cost of the open tickets")
+    equity: float = Field(description="cash + position x mark")
+    realized_pnl: float
+    mark: float | None = Field(description="the last bar's close; null before the first bar")
+    open_tickets: int
+    trades: int
+    orders: TerminalOrders
+
+
+class TerminalTicket(BaseModel):
+    ticket: str
+    side: Literal["long", "short"]
+    volume: float
+    price: float
+    entry_seq: int
+    entry_time: datetime
+
+
+class TerminalTradePublic(BaseModel):
+    ticket: str
+    side: Literal["long", "short"]
+    volume: float
+    entry_price: float
+    exit_price: float
+    pnl: float
+    entry_seq: int
+    exit_seq: int | None = Field(description="the session's exit order; null: the terminal's")
+    entry_time: datetime
+    exit_time: datetime
+    closed_by: Literal["order", "terminal"]
+
+
+class TerminalPublic(BaseModel):
+    session_id: str
+    account: TerminalSummary
+    model: dict[str, float] = Field(description="the fill model's position, cash and equity")
+    open: list[TerminalTicket]
+    trades: list[TerminalTradePublic]
+
+
 class SessionPublic(BaseModel):
     id: str
     status: SessionStatus
@@ -108,6 +159,11 @@ class SessionPublic(BaseModel):
     position: float = Field(description="signed units held")
     cash: float
     equity: float
+    terminal: TerminalSummary | None = Field(
+        default=None,
+        description="agent mode only: the account as the terminal executed the orders "
+        "(position, cash and equity above are the fill model's)",
+    )
     metrics: dict[str, float | int | None] | None
     gaps: int = Field(description="missing bars recorded (never fabricated)")
     corrections: int = Field(description="corrections of applied bars recorded (not applied)")

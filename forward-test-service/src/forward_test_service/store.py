@@ -375,6 +375,18 @@ class SessionStore:
     ) -> tuple[int, Sequence[Row[Any]]]:
         return await self._children(user_id, session_id, orders_t, offset=offset, limit=limit)
 
+    async def orders_of(self, session_id: str) -> Sequence[Row[Any]]:
+        """Every order of a session (already found as its owner's), in order: what the
+        terminal account of an agent-mode session is folded from."""
+        async with self._sessions() as session:
+            return (
+                await session.execute(
+                    select(orders_t)
+                    .where(orders_t.c.session_id == session_id)
+                    .order_by(orders_t.c.seq)
+                )
+            ).all()
+
     async def trades(
         self, user_id: str, session_id: str, *, offset: int, limit: int
     ) -> tuple[int, Sequence[Row[Any]]]:

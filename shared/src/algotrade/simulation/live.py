@@ -407,6 +407,12 @@ class LiveSession:
         return float(self._account[fills.L_CURVE + 5])
 
     @property
+    def mark(self) -> float | None:
+        """The last bar's close (a NaN close keeps the one before); None before any close."""
+        close = float(self._account[fills.S_LAST_CLOSE])
+        return close if close == close else None
+
+    @property
     def pending(self) -> tuple[bool, int]:
         """The orders the last close placed for the next open: ``(exit, entry side)``."""
         account = self._account

@@ -234,6 +234,8 @@ async def sync_trades(
     agent_id: AgentId, body: TradeSync, principal: AgentWriterDep, services: ServicesDep
 ) -> Response:
     report = await services.agents.sync(principal, agent_id, body)
+    if body.closed:  # agent-mode sessions: positions the terminal closed by itself
+        await services.orders.on_sync(agent_id, principal.user_id, body)
     # The report as it is: FastAPI would validate it again against its own model first (a
     # report of 500 adopted positions is 500 items more to check).
     return Response(report.model_dump_json(), media_type="application/json")

@@ -19,8 +19,10 @@ from algotrade.errors import Conflict, ValidationFailed
 from algotrade.events import ULID_PATTERN as SESSION_ID_PATTERN
 from algotrade.simulation import ResolvedConfig
 from algotrade.strict_json import api_router
+from forward_test_service import terminal
 from forward_test_service.api.deps import ReaderDep, ServicesDep, WriterDep
 from forward_test_service.api.views import PROBLEMS, ms_time, session_public
+from forward_test_service.broker import Account
 from forward_test_service.errors import SessionInvalid
 from forward_test_service.market import PLATFORM
 from forward_test_service.models import ACTIVE
@@ -31,6 +33,7 @@ from forward_test_service.schemas import (
     SessionPublic,
     SessionsPublic,
     SessionStatus,
+    TerminalPublic,
     TradesPage,
 )
 from forward_test_service.services import SessionServices
@@ -113,16 +116,87 @@ async def get_session(
     services: ServicesDep,
 ) -> dict[str, Any]:
     row = await services.sessions.get(principal.user_id, session_id)
+    account, meta = await _restored(services, row)
+    metrics = None if account is None else account.metrics().as_dict()
+    public = session_public(row, meta, metrics)
+    if row.mode == "agent":
+        mark = None if account is None else account.mark
+        public["terminal"] = (await _terminal(services, row)).summary(mark)
+    return public
+
+
+async def _restored(services: SessionServices, row: Row[Any]) -> tuple[Account | None, Any]:
+    """The session's account at its latest checkpoint (Redis, else the PostgreSQL copy), and
+    that checkpoint's meta (None: the copy in the row is the latest)."""
     stored = (await services.checkpoints.load([row.id])).get(row.id)
     snapshot = stored.snapshot if stored is not None else row.snapshot
-    meta = stored.meta if stored is not None else None
-    metrics = None
-    if snapshot is not None:
-        account = services.broker.restore(
-            Plan.from_bytes(row.plan.encode()), ResolvedConfig.model_validate(row.config), snapshot
-        )
-        metrics = account.metrics().as_dict()
-    return session_public(row, meta, metrics)
+    if snapshot is None:
+        return None, None
+    account = services.broker.restore(
+        Plan.from_bytes(row.plan.encode()), ResolvedConfig.model_validate(row.config), snapshot
+    )
+    return account, stored.meta if stored is not None else None
+
+
+async def _terminal(services: SessionServices, row: Row[Any]) -> terminal.TerminalAccount:
+    """An agent-mode session's account as its terminal executed it."""
+    orders = await services.sessions.orders_of(row.id)
+    if await services.orders.settle(orders):  # commands that ended without an ack
+        orders = await services.sessions.orders_of(row.id)
+    return terminal.fold(row.capital, orders)
+
+
+@router.get(
+    "/{session_id}/terminal",
+    response_model=TerminalPublic,
+    summary="Agent mode: the account as the terminal executed the orders, beside the model's",
+    responses={404: PROBLEMS[404], 409: PROBLEMS[409]},
+)
+async def get_terminal(
+    session_id: str, principal: ReaderDep, services: ServicesDep
+) -> dict[str, Any]:
+    """Open tickets and closed trades at the terminal's prices and volumes (a position the
+    terminal closed by itself, as the trade sync reported it, is ``closed_by: terminal``),
+    next to the fill model's position, cash and equity. 409 for a paper session."""
+    row = await services.sessions.get(principal.user_id, session_id)
+    if row.mode != "agent":
+        raise Conflict(f"session {row.id} trades on paper: it has no terminal account")
+    account, meta = await _restored(services, row)
+    mark = None if account is None else account.mark
+    folded = await _terminal(services, row)
+    live = session_public(row, meta)
+    return {
+        "session_id": row.id,
+        "account": folded.summary(mark),
+        "model": {key: live[key] for key in ("position", "cash", "equity")},
+        "open": [
+            {
+                "ticket": t.ticket,
+                "side": "long" if t.side > 0 else "short",
+                "volume": t.volume,
+                "price": t.price,
+                "entry_seq": t.entry_seq,
+                "entry_time": ms_time(t.entry_ts),
+            }
+            for t in folded.tickets.values()
+        ],
+        "trades": [
+            {
+                "ticket": t.ticket,
+                "side": t.side,
+                "volume": t.volume,
+                "entry_price": t.entry_price,
+                "exit_price": t.exit_price,
+                "pnl": t.pnl,
+                "entry_seq": t.entry_seq,
+                "exit_seq": t.exit_seq,
+                "entry_time": ms_time(t.entry_ts),
+                "exit_time": ms_time(t.exit_ts),
+                "closed_by": t.closed_by,
+            }
+            for t in folded.trades
+        ],
+    }
 
 
 async def _control(
