@@ -8,9 +8,14 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import pytest
 
+from algotrade import session_events
 from algotrade.engine import compile_graph
+from algotrade.events import Topics
+from algotrade_testkit.kafka import read_all
+from algotrade_testkit.plugin import wait_for
 from algotrade_testkit.services import internal_token
 from forward_test_service import agent_orders
 from forward_test_service.agent_orders import order_key
@@ -293,3 +298,30 @@ async def test_the_terminal_account_follows_the_acks_and_the_syncs(
     assert refused.status_code == 409
     assert refused.headers["content-type"] == "application/problem+json"
     assert (await platform.get(f"/api/sessions/{sid}/terminal", "bob")).status_code == 404
+
+    # Each change went out as session.terminal: one per ack, one for the sync; together
+    # they carry every terminal trade, and the last one the final account.
+    topic = Topics(platform.settings.kafka_topic_prefix).session_events
+
+    async def terminal_events() -> list[dict[str, Any]]:
+        records = await read_all(platform.settings.kafka_bootstrap, topic)
+        return [
+            envelope["payload"]
+            for envelope in (orjson.loads(r.value) for r in records if r.key == sid.encode())
+            if envelope["type"] == session_events.TERMINAL
+        ]
+
+    async def all_sent() -> bool:
+        return len(await terminal_events()) == len(placed) + 1
+
+    await wait_for(all_sent, within=30)
+    sent = await terminal_events()
+    assert sorted(e["cause"] for e in sent) == ["ack"] * len(placed) + ["sync"]
+    carried = sorted(
+        (t for e in sent for t in e["closed"]), key=lambda t: (t["entry_seq"], t["exit_ts"])
+    )
+    assert [(t["ticket"], t["pnl"], t["closed_by"]) for t in carried] == [
+        (t["ticket"], t["pnl"], t["closed_by"]) for t in by_terminal
+    ]
+    final = max(sent, key=lambda e: e["executed"] + e["refused"])
+    assert (final["position"], final["realized_pnl"]) == (0.0, pytest.approx(total))

@@ -25,18 +25,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import and_, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from algotrade import session_events
 from algotrade.errors import AlgoTradeError
 from algotrade.simulation.live import Fill
+from forward_test_service import terminal
 from forward_test_service.agents.commands import CommandQueue
 from forward_test_service.agents.schemas import CommandCreate, CommandPublic, TradeSync
 from forward_test_service.models import session_orders as orders_t
 from forward_test_service.models import sessions as sessions_t
-from forward_test_service.store import BarRecord
+from forward_test_service.store import BarRecord, SessionStore
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +55,8 @@ _TERMINAL_CLOSES = text(
     "forward.sessions AS s "
     "WHERE o.agent_ticket = c.ticket AND o.reason = 'entry' AND o.agent_state = 'executed' "
     "AND o.terminal_close_price IS NULL AND s.id = o.session_id "
-    "AND s.agent_id = :agent AND s.user_id = :user"
+    "AND s.agent_id = :agent AND s.user_id = :user "
+    "RETURNING o.session_id, o.agent_ticket"
 )
 
 
@@ -72,9 +75,15 @@ def order_key(session_id: str, seq: int) -> str:
 
 
 class AgentOrders:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], queue: CommandQueue) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        queue: CommandQueue,
+        store: SessionStore,
+    ) -> None:
         self._sessions = sessions
         self._queue = queue
+        self._store = store  # stages ``session.terminal`` with the change it describes
 
     async def route(self, records: Sequence[BarRecord], routes: Mapping[str, Route]) -> None:
         """Queue the fills of ``records`` whose session has a route (see the module doc)."""
@@ -218,30 +227,13 @@ class AgentOrders:
                     .returning(orders_t.c.session_id, orders_t.c.seq, orders_t.c.reason)
                 )
             ).first()
-            if row is None or row.reason != ENTRY:
+            if row is None:
                 return
-            # Exits after this entry and before the next one were waiting for its ticket.
-            following = (
-                select(func.min(orders_t.c.seq))
-                .where(
-                    orders_t.c.session_id == row.session_id,
-                    orders_t.c.seq > row.seq,
-                    orders_t.c.reason == ENTRY,
-                )
-                .scalar_subquery()
-            )
-            waiting = (
-                await db.execute(
-                    select(orders_t.c.seq).where(
-                        and_(
-                            orders_t.c.session_id == row.session_id,
-                            orders_t.c.seq > row.seq,
-                            orders_t.c.agent_state == "waiting",
-                            func.coalesce(orders_t.c.seq < following, True),
-                        )
-                    )
-                )
-            ).all()
+            await self._stage_terminal(db, row.session_id, route.user_id, "ack", row.seq)
+            waiting: Sequence[Any] = ()
+            if row.reason == ENTRY:
+                waiting = await self._waiting_exits(db, row.session_id, row.seq)
+        self._store.wake()
         ticket = result.get("ticket")
         for exit_row in waiting:
             if command.state == "executed" and ticket:
@@ -254,6 +246,88 @@ class AgentOrders:
                     error=f"the entry was {command.state}",
                 )
 
+    async def _waiting_exits(self, db: AsyncSession, session_id: str, seq: int) -> Sequence[Any]:
+        """The exits after entry ``seq`` and before the next entry waiting for its ticket."""
+        following = (
+            select(func.min(orders_t.c.seq))
+            .where(
+                orders_t.c.session_id == session_id,
+                orders_t.c.seq > seq,
+                orders_t.c.reason == ENTRY,
+            )
+            .scalar_subquery()
+        )
+        return (
+            await db.execute(
+                select(orders_t.c.seq).where(
+                    and_(
+                        orders_t.c.session_id == session_id,
+                        orders_t.c.seq > seq,
+                        orders_t.c.agent_state == "waiting",
+                        func.coalesce(orders_t.c.seq < following, True),
+                    )
+                )
+            )
+        ).all()
+
+    async def _stage_terminal(
+        self,
+        db: AsyncSession,
+        session_id: str,
+        user_id: str,
+        cause: Literal["ack", "sync"],
+        seq: int | None = None,
+        tickets: frozenset[str] = frozenset(),
+    ) -> None:
+        """Stage ``session.terminal``: the terminal account after this change, with the trades
+        it closed (the acked order's, or those of the ``tickets`` the terminal closed)."""
+        orders = (
+            await db.execute(
+                select(orders_t).where(orders_t.c.session_id == session_id).order_by(orders_t.c.seq)
+            )
+        ).all()
+        capital = await db.scalar(select(sessions_t.c.capital).where(sessions_t.c.id == session_id))
+        account = terminal.fold(float(capital or 0.0), orders)
+        closed = [
+            t
+            for t in account.trades
+            if (cause == "ack" and t.exit_seq == seq)
+            or (cause == "sync" and t.closed_by == "terminal" and t.ticket in tickets)
+        ]
+        await self._store.stage(
+            db,
+            session_events.TERMINAL,
+            session_events.SessionTerminal(
+                session_id=session_id,
+                cause=cause,
+                seq=seq,
+                position=account.position,
+                cash=account.cash,
+                realized_pnl=account.realized,
+                open_tickets=len(account.tickets),
+                executed=account.executed,
+                refused=account.refused,
+                pending=account.pending,
+                closed=[
+                    session_events.TerminalTrade(
+                        ticket=t.ticket,
+                        side=t.side,
+                        volume=t.volume,
+                        entry_price=t.entry_price,
+                        exit_price=t.exit_price,
+                        pnl=t.pnl,
+                        entry_seq=t.entry_seq,
+                        exit_seq=t.exit_seq,
+                        exit_ts=t.exit_ts,
+                        closed_by=t.closed_by,
+                    )
+                    for t in closed
+                ],
+            ),
+            user_id,
+            session_id,
+        )
+
     async def on_sync(self, agent_id: str, user_id: str, sync: TradeSync) -> int:
         """Record the positions a trade sync reports closed (and no longer open) on the
         sessions' entries that opened them (`forward_test_service.terminal` applies them).
@@ -264,17 +338,28 @@ class AgentOrders:
         if not closed:
             return 0
         async with self._sessions.begin() as db:
-            result = await db.execute(
-                _TERMINAL_CLOSES,
-                {
-                    "tickets": list(closed),
-                    "prices": [t.close_price for t in closed.values()],
-                    "ts": [t.closed_at_ms for t in closed.values()],
-                    "agent": agent_id,
-                    "user": user_id,
-                },
-            )
-        return int(getattr(result, "rowcount", 0) or 0)
+            recorded = (
+                await db.execute(
+                    _TERMINAL_CLOSES,
+                    {
+                        "tickets": list(closed),
+                        "prices": [t.close_price for t in closed.values()],
+                        "ts": [t.closed_at_ms for t in closed.values()],
+                        "agent": agent_id,
+                        "user": user_id,
+                    },
+                )
+            ).all()
+            by_session: dict[str, set[str]] = {}
+            for session_id, ticket in recorded:
+                by_session.setdefault(session_id, set()).add(ticket)
+            for session_id, tickets in sorted(by_session.items()):
+                await self._stage_terminal(
+                    db, session_id, user_id, "sync", tickets=frozenset(tickets)
+                )
+        if recorded:
+            self._store.wake()
+        return len(recorded)
 
     async def _release(self, session_id: str, seq: int, ticket: str, route: Route) -> None:
         await self._set_unrouted(session_id, seq, agent_state=None)

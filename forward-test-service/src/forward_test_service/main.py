@@ -87,7 +87,7 @@ def create_app(
                 ),
                 agents=agents,
                 access=access,
-                orders=AgentOrders(resources.require_sessions(), agents.queue),
+                orders=AgentOrders(resources.require_sessions(), agents.queue, store),
             )
 
     app = create_service_app(

@@ -203,7 +203,7 @@ class SessionStore:
                     .returning(sessions_t)
                 )
             ).one()
-            await self._stage(
+            await self.stage(
                 session,
                 events.STARTED,
                 events.SessionStarted(
@@ -224,7 +224,7 @@ class SessionStore:
                 session_id,
             )
             if account.warmed_up and account.last_ts is not None:
-                await self._stage(
+                await self.stage(
                     session,
                     events.WARMED_UP,
                     events.SessionWarmedUp(
@@ -254,7 +254,7 @@ class SessionStore:
                         .returning(sessions_t)
                     )
                 ).one()
-        self._wake()
+        self.wake()
         return row
 
     async def get(self, user_id: str, session_id: str) -> Row[Any]:
@@ -356,7 +356,7 @@ class SessionStore:
             if row is None:  # changed meanwhile
                 raise Conflict(f"session {current.id} changed meanwhile; read it and try again")
             if event is not None:
-                await self._stage(
+                await self.stage(
                     session,
                     event,
                     events.SessionStatusChanged(
@@ -367,7 +367,7 @@ class SessionStore:
                     user_id,
                     row.id,
                 )
-        self._wake()
+        self.wake()
         return row
 
     async def orders(
@@ -512,7 +512,7 @@ class SessionStore:
                     )
                 if r.failure is not None:
                     await self._record_failure(session, r)
-        self._wake()
+        self.wake()
 
     async def save_checkpoints(
         self,
@@ -547,7 +547,7 @@ class SessionStore:
             await self._record_failure(
                 session, BarRecord(session_id, user_id, None, 0, 0, failure=reason)
             )
-        self._wake()
+        self.wake()
 
     # ------------------------------------------------------------------ helpers
 
@@ -573,7 +573,7 @@ class SessionStore:
                 )
             ).first()
             if inserted is not None:
-                await self._stage(
+                await self.stage(
                     session,
                     events.ORDER_FILLED,
                     events.OrderFilled(
@@ -611,7 +611,7 @@ class SessionStore:
                 )
             ).first()
             if inserted is not None:
-                await self._stage(
+                await self.stage(
                     session,
                     events.TRADE_CLOSED,
                     events.TradeClosed(session_id=r.session_id, seq=seq, **values),
@@ -630,7 +630,7 @@ class SessionStore:
             )
         ).first()
         if first is not None:
-            await self._stage(
+            await self.stage(
                 session,
                 events.WARMED_UP,
                 events.SessionWarmedUp(
@@ -657,7 +657,7 @@ class SessionStore:
             )
         ).first()
         if row is not None:
-            await self._stage(
+            await self.stage(
                 session,
                 events.FAILED,
                 events.SessionFailed(
@@ -667,7 +667,7 @@ class SessionStore:
                 r.session_id,
             )
 
-    async def _stage(
+    async def stage(
         self,
         session: AsyncSession,
         type_: str,
@@ -675,12 +675,14 @@ class SessionStore:
         user_id: str,
         session_id: str,
     ) -> None:
+        """Stage a session event in ``session``'s transaction (the outbox relay sends it
+        after the commit; `wake` it then)."""
         envelope = default_registry.build(
             type_, payload, producer=self._producer, key=session_id, user_id=user_id
         )
         await stage_event(session, SCHEMA.outbox, self._topics.session_events, envelope)
 
-    def _wake(self) -> None:
+    def wake(self) -> None:
         if self._relay is not None:
             self._relay.wake()
 

@@ -615,13 +615,15 @@ class Worker:
             topics = resources.topics
             producer = resources.require_producer()
             redis = resources.require_redis()
+            store = SessionStore(
+                resources.require_sessions(), topics, producer=NAME, relay=resources.relay
+            )
             applier = BarApplier(
-                store=SessionStore(
-                    resources.require_sessions(), topics, producer=NAME, relay=resources.relay
-                ),
+                store=store,
                 orders=AgentOrders(
                     resources.require_sessions(),
                     CommandQueue(redis, settings.redis_prefix, queue_policy(settings)),
+                    store,
                 ),
                 checkpoints=CheckpointStore(redis, settings.redis_prefix),
                 broker=self._broker,

@@ -45,6 +45,7 @@ SESSION_FAMILIES: dict[str, Family] = {
     session_events.ORDER_FILLED: "orders",
     session_events.TRADE_CLOSED: "positions",
     session_events.EQUITY: "account",
+    session_events.TERMINAL: "account",
 }
 
 

@@ -10,6 +10,12 @@ A session's life: ``session.started`` (created, warmed up from history as far as
 (`SessionEquity.points`), so a consumer can keep the whole curve; a point may come twice
 (after a restart), never out of order within an event. Bar times are epoch milliseconds of
 the bar's open time, as in `algotrade.engine.Bars`.
+
+A session in agent mode also sends ``session.terminal`` each time its terminal account
+changes: an agent's ack of one of its orders, or a trade sync reporting a position the
+terminal closed by itself. It carries the account as the terminal executed it and the trades
+that change closed (prices and volumes are the terminal's; see
+``forward_test_service.terminal``).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ PAUSED = "session.paused"
 RESUMED = "session.resumed"
 STOPPED = "session.stopped"
 FAILED = "session.failed"
+TERMINAL = "session.terminal"
 
 
 class _Payload(BaseModel):
@@ -83,6 +90,35 @@ class TradeClosed(_Payload):
     pnl: float
     fees: float
     exit_reason: str
+
+
+class TerminalTrade(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ticket: str
+    side: Literal["long", "short"]
+    volume: float
+    entry_price: float
+    exit_price: float
+    pnl: float = Field(description="side x volume x price move; acks carry no fees")
+    entry_seq: int
+    exit_seq: int | None = Field(description="the session's exit order; null: the terminal's")
+    exit_ts: int
+    closed_by: Literal["order", "terminal"]
+
+
+@default_registry.register(TERMINAL)
+class SessionTerminal(_Payload):
+    cause: Literal["ack", "sync"]
+    seq: int | None = Field(description="the order whose ack changed the account (cause ack)")
+    position: float
+    cash: float
+    realized_pnl: float
+    open_tickets: int
+    executed: int = Field(description="orders the terminal executed so far")
+    refused: int
+    pending: int
+    closed: list[TerminalTrade] = Field(description="trades this change closed")
 
 
 EQUITY_POINTS_MAX = 2_000
