@@ -220,7 +220,22 @@ function Account({ session: s }: { session: LiveSession }) {
     ["Lag", s.lag_seconds === null ? "—" : formatDuration(s.lag_seconds)],
     ["Gaps / corrections", `${s.gaps} / ${s.corrections}`],
   ];
+  const t = s.terminal;
+  if (!t) return <StatGrid label="Account" stats={stats} />;
+  // Agent mode: the figures above are the fill model's; these are what the terminal executed.
+  const terminal: Stat[] = [
+    ["Position", `${Number(t.position.toPrecision(6))}`, "terminal-position"],
+    ["Equity", formatMoney(t.equity), "terminal-equity"],
+    ["Realized P&L", formatMoney(t.realized_pnl)],
+    ["vs model", formatMoney(t.equity - s.equity), "terminal-vs-model"],
+    ["Open tickets", t.open_tickets.toLocaleString()],
+    ["Trades", t.trades.toLocaleString()],
+    ["Orders executed / refused / pending", `${t.orders.executed} / ${t.orders.refused} / ${t.orders.pending}`],
+  ];
   return (
-    <StatGrid label="Account" stats={stats} />
+    <>
+      <StatGrid label="Account (fill model)" stats={stats} />
+      <StatGrid label="Terminal (as the agent executed it)" stats={terminal} />
+    </>
   );
 }
