@@ -376,3 +376,38 @@ def journey(page: Any, walk: Journey, shot: Shots) -> None:
     page.wait_for_url(re.compile(r"/sessions$"))
     gone = walk.http.get(f"/api/sessions/{again}", headers=account.headers)
     assert gone.status_code == 404
+
+    # Agent mode: with an agent registered, the form sends the session's orders to it, and
+    # the session's page shows the terminal's account beside the model's.
+    agent = walk.expect(
+        walk.http.post(
+            "/api/agents",
+            headers=account.headers,
+            json={
+                "name": "desk terminal",
+                "platform": "mt5",
+                "account_number": "5012345",
+                "broker": "MetaQuotes-Demo",
+                "currency": "USD",
+            },
+        ),
+        201,
+    )
+    page.goto(f"/sessions/new?strategy={strategy_id}")
+    page.get_by_test_id("mode-agent").check()
+    page.locator("select[name=agent]").select_option(agent["id"])
+    page.locator("input[name=agent_symbol]").fill(f"{TARGET}.m")
+    page.locator("select[name=symbol]").select_option(TARGET)
+    page.locator("select[name=timeframe]").select_option("4h")
+    page.get_by_test_id("run-submit").click()
+    page.wait_for_url(re.compile(rf"/sessions/(?!{session_id}|{again})[0-9A-Z]{{26}}$"))
+    routed = page.url.rsplit("/", 1)[1]
+    page.get_by_test_id("terminal-position").wait_for()
+    shot("session-agent-mode")
+    created = walk.expect(walk.http.get(f"/api/sessions/{routed}", headers=account.headers), 200)
+    assert (created["mode"], created["agent_id"], created["agent_symbol"]) == (
+        "agent",
+        agent["id"],
+        f"{TARGET}.m",
+    )
+    assert created["terminal"]["position"] == 0.0
