@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from typing import Any
+
 import httpx
 import pytest
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from algotrade import migrations
+from algotrade.db import build_engine, build_session_factory
+from algotrade.errors import Unauthorized
+from api_gateway.api_keys import ApiKeys
+from api_gateway.models import ApiKey, User
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -146,3 +158,116 @@ async def test_rate_limits_count_per_key_not_per_user(
     a = await identity_client.get("/api/strategies", headers={"X-API-Key": first["key"]})
     b = await identity_client.get("/api/strategies", headers={"X-API-Key": second["key"]})
     assert a.headers["x-ratelimit-remaining"] == b.headers["x-ratelimit-remaining"] == "1199"
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def keys_db(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """The gateway's tables on a fresh database, with one user."""
+    await migrations.upgrade(database_url, "api_gateway", "gateway")
+    engine = build_engine(database_url)
+    sessions = build_session_factory(engine)
+    async with sessions() as session:
+        session.add(User(id="user-1", email="keys@example.com", password_hash="x"))
+        await session.commit()
+    yield sessions
+    await engine.dispose()
+
+
+async def _new_key(keys: ApiKeys, sessions: async_sessionmaker[AsyncSession]) -> tuple[str, str]:
+    async with sessions() as session:
+        row, full_key = await keys.create(
+            session, user_id="user-1", name="agent", scopes=["agents:write"], expires_in_days=None
+        )
+        await session.commit()
+        return row.id, full_key
+
+
+async def test_keys_in_use_are_reloaded_so_requests_never_wait_for_the_database(
+    keys_db: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = _Clock()
+    keys = ApiKeys(keys_db, cache_seconds=5, max_per_user=10, clock=clock)
+    key_id, full_key = await _new_key(keys, keys_db)
+    assert (await keys.authenticate(full_key)).api_key_id == key_id  # loaded on the request
+    clock.now += 2.5
+    assert await keys.reload_in_use() == 1
+
+    async def no_query(*_: Any) -> None:
+        raise AssertionError("a request waited for the database")
+
+    monkeypatch.setattr(keys, "_load", no_query)
+    clock.now += 4  # past the first load's 5 s, within the reload's
+    assert (await keys.authenticate(full_key)).api_key_id == key_id
+
+
+async def test_a_key_revoked_by_another_gateway_is_refused_after_the_next_reload(
+    keys_db: async_sessionmaker[AsyncSession],
+) -> None:
+    clock = _Clock()
+    keys = ApiKeys(keys_db, cache_seconds=5, max_per_user=10, clock=clock)
+    elsewhere = ApiKeys(keys_db, cache_seconds=5, max_per_user=10)
+    key_id, full_key = await _new_key(keys, keys_db)
+    await keys.authenticate(full_key)
+    async with keys_db() as session:
+        await elsewhere.revoke(session, user_id="user-1", key_id=key_id)
+        await session.commit()
+    clock.now += 2.5
+    await keys.reload_in_use()
+    with pytest.raises(Unauthorized, match="revoked"):
+        await keys.authenticate(full_key)
+
+
+async def test_keys_unused_for_a_while_are_no_longer_reloaded(
+    keys_db: async_sessionmaker[AsyncSession],
+) -> None:
+    clock = _Clock()
+    keys = ApiKeys(keys_db, cache_seconds=5, max_per_user=10, keep_fresh_seconds=60, clock=clock)
+    _, full_key = await _new_key(keys, keys_db)
+    await keys.authenticate(full_key)
+    clock.now += 30
+    assert await keys.reload_in_use() == 1
+    clock.now += 31
+    assert await keys.reload_in_use() == 0
+    await keys.authenticate(full_key)  # used again: loaded on the request, kept fresh again
+    assert await keys.reload_in_use() == 1
+
+
+async def test_the_reload_records_use_at_most_once_a_minute(
+    keys_db: async_sessionmaker[AsyncSession],
+) -> None:
+    clock = _Clock()
+    keys = ApiKeys(keys_db, cache_seconds=5, max_per_user=10, clock=clock)
+    key_id, full_key = await _new_key(keys, keys_db)
+
+    async def last_used() -> datetime | None:
+        async with keys_db() as session:
+            return await session.scalar(select(ApiKey.last_used_at).where(ApiKey.id == key_id))
+
+    await keys.authenticate(full_key)
+    first = await last_used()
+    assert first is not None
+    clock.now += 2.5
+    await keys.reload_in_use()  # used since the last reload, but recorded under a minute ago
+    assert await last_used() == first
+    long_ago = first - timedelta(minutes=5)
+    async with keys_db() as session:
+        await session.execute(
+            update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=long_ago)
+        )
+        await session.commit()
+    clock.now += 2.5
+    await keys.reload_in_use()  # not used since the last reload: nothing to record
+    assert await last_used() == long_ago
+    await keys.authenticate(full_key)
+    clock.now += 2.5
+    await keys.reload_in_use()
+    recorded = await last_used()
+    assert recorded is not None and recorded > long_ago

@@ -137,6 +137,7 @@ async def _build_gateway(
         cache_seconds=settings.api_key_cache_seconds,
         max_per_user=settings.max_api_keys_per_user,
     )
+    await stack.enter_async_context(api_keys.refreshing())
     authenticator = Authenticator(access_tokens, api_keys)
     table = RouteTable()
     return Gateway(
