@@ -11,7 +11,7 @@ import orjson
 
 from algotrade import epoch, session_events
 from algotrade.engine import compile_graph
-from algotrade.events import Topics
+from algotrade.events import Topics, default_registry
 from algotrade_testkit.kafka import read_all
 from algotrade_testkit.plugin import wait_for
 
@@ -119,6 +119,11 @@ async def test_gaps_and_corrections_are_recorded_and_pauses_respected(
     for record in await published():
         envelope = orjson.loads(record.value)
         if envelope["type"] == session_events.EQUITY:
+            # Written by hand around a validated template: still a valid event of its type.
+            decoded, payload = default_registry.decode(record.value)
+            assert (decoded.id, decoded.key, decoded.user_id) == (envelope["id"], sid, "alice")
+            assert isinstance(payload, session_events.SessionEquity)
+            assert dict(record.headers or ())["event-id"].decode() == decoded.id
             for ts, equity, position in envelope["payload"]["points"]:
                 carried[ts] = (equity, position)
     curve = (await platform.get(f"{base}/equity", params={"points": 10_000})).json()

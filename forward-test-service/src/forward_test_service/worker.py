@@ -94,6 +94,7 @@ class LoadedSession:
     last_equity_event: float = 0.0
     dirty: bool = False  # applied bars not yet copied to PostgreSQL
     unsent: list[events.EquityPoint] = field(default_factory=list)
+    last: LastBar | None = None  # the figures after the last bar applied (None: none yet)
     route: Route | None = None
     """Agent mode: where the session's orders also go (`forward_test_service.agent_orders`)."""
     """Equity points not yet sent in a ``session.equity`` (at most `UNSENT_MAX`)."""
@@ -246,11 +247,14 @@ def advance(
         if len(unsent) > UNSENT_MAX:  # the broker has been away for long: keep the newest
             del unsent[: len(unsent) - UNSENT_MAX]
         session.dirty = True
+        if last[i] is not None:
+            session.last = last[i]
         saved.append((session, Checkpoint(session.id, snap, session.meta(last[i]), points[i])))
     return saved
 
 
 UNSENT_MAX = 50 * events.EQUITY_POINTS_MAX
+_PER_EVENT = frozenset({"id", "key", "user_id", "payload"})  # what each session.equity sets
 # ``session.equity`` messages ready to send, and how many unsent points each session's carry.
 EquityBatch = tuple[
     list[tuple[str, bytes, bytes | None, Headers]], list[tuple["LoadedSession", int]]
@@ -436,8 +440,9 @@ class BarApplier:
         if not due:
             return [], []
         # The first envelope is built and validated by the registry; the others differ only
-        # in id, key, user and payload figures, so they are its JSON form with those replaced
-        # (a pydantic model per session cost more than the rest of the bar's bookkeeping).
+        # in id, key, user and payload, so each is written around the template's constant
+        # fields, rendered once (a pydantic model, or even a dict, per session cost more than
+        # the rest of the bar's bookkeeping). Only the payload goes through orjson.
         first = due[0]
         template = default_registry.build(
             events.EQUITY,
@@ -446,38 +451,52 @@ class BarApplier:
             key=first.id,
             user_id=first.user_id,
         ).model_dump(mode="json")
+        constant = {k: v for k, v in template.items() if k not in _PER_EVENT}
+        tail = orjson.dumps(constant)[1:]  # '"type":...}': after the per-event fields
         topic = self._topics.session_events
         dumps = orjson.dumps
         size = events.EQUITY_POINTS_MAX
         ids = iter(new_event_ids(sum(max(1, -(-len(s.unsent) // size)) for s in due)))
+        users: dict[str | None, bytes] = {}
         messages: list[tuple[str, bytes, bytes | None, Headers]] = []
         sent: list[tuple[LoadedSession, int]] = []
         for s in due:
             s.last_equity_event = now
-            account = s.account
-            state = {
-                "session_id": s.id,
-                "ts": int(account.last_ts or 0),
-                "equity": account.equity,
-                "cash": account.cash,
-                "position": account.position,
-                "bars_applied": account.bars_applied,
-            }
+            figures = s.last
+            if figures is None:  # nothing applied in this worker yet: ask the account
+                account = s.account
+                ts = int(account.last_ts or 0)
+                position, cash, equity = account.position, account.cash, account.equity
+                applied = account.bars_applied
+            else:
+                ts, position, cash, equity, applied, _ = figures
             unsent = s.unsent
             sent.append((s, len(unsent)))
             key = s.id.encode()
+            user = users.get(s.user_id)
+            if user is None:
+                user = users[s.user_id] = dumps(s.user_id)
             for start in range(0, max(len(unsent), 1), size):
                 event_id = next(ids)
-                envelope = {
-                    **template,
-                    "id": event_id,
-                    "key": s.id,
-                    "user_id": s.user_id,
-                    "payload": {**state, "points": unsent[start : start + size]},
-                }
-                messages.append(
-                    (topic, dumps(envelope), key, event_headers(event_id, events.EQUITY, None))
+                payload = dumps(
+                    {
+                        "session_id": s.id,
+                        "ts": ts,
+                        "equity": equity,
+                        "cash": cash,
+                        "position": position,
+                        "bars_applied": applied,
+                        "points": unsent[start : start + size],
+                    }
                 )
+                value = b'{"id":"%b","key":"%b","user_id":%b,"payload":%b,%b' % (
+                    event_id.encode(),
+                    key,
+                    user,
+                    payload,
+                    tail,
+                )
+                messages.append((topic, value, key, event_headers(event_id, events.EQUITY, None)))
         return messages, sent
 
     async def _publish_equity(self, batch: EquityBatch) -> None:

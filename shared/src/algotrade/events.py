@@ -7,13 +7,13 @@ typed `EventError`, never a crash.
 
 from __future__ import annotations
 
-import base64
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import numpy as np
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ulid import ULID
@@ -31,22 +31,22 @@ def new_event_id() -> str:
 
 
 # Standard base32 to the Crockford alphabet ULIDs are written in.
-_CROCKFORD = bytes.maketrans(
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", b"0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-)
+# Crockford's base32 digits, as ULIDs write them, indexed by 5-bit value.
+_CROCKFORD = np.frombuffer(b"0123456789ABCDEFGHJKMNPQRSTVWXYZ", dtype=np.uint8)
+_FIVE_BITS = np.array([16, 8, 4, 2, 1], dtype=np.uint8)
 
 
 def new_event_ids(count: int) -> list[str]:
     """``count`` ULIDs of this millisecond, as `new_event_id` writes them, at a fraction of its
     cost (a worker names thousands of events per bar): the time part is encoded once, and
-    each id's 80 random bits are one base32 encoding (80 bits are exactly 16 characters)."""
+    each id's 80 random bits are 16 base32 digits of one encoding of them all."""
     stamp = str(ULID())[:10]
-    noise = os.urandom(10 * count)
-    encode = base64.b32encode
-    return [
-        stamp + encode(noise[k : k + 10]).translate(_CROCKFORD).decode()
-        for k in range(0, 10 * count, 10)
-    ]
+    # All the noise in one go: 80 bits per id, read as 16 digits of 5 bits, most significant
+    # first (the standard library's base32 is a Python loop over 5-byte blocks).
+    bits = np.unpackbits(np.frombuffer(os.urandom(10 * count), dtype=np.uint8))
+    digits = bits.reshape(-1, 5) @ _FIVE_BITS
+    text = _CROCKFORD[digits].tobytes().decode("ascii")
+    return [stamp + text[k : k + 16] for k in range(0, 16 * count, 16)]
 
 
 class Envelope(BaseModel):
