@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from algotrade.engine import compile_graph
 
@@ -153,3 +154,48 @@ async def test_reads_need_the_sessions_scopes(
     )
     assert listed.status_code == 200
     assert (await platform.client.get("/api/sessions")).status_code == 401
+
+
+async def test_the_series_version_moves_with_every_change_and_counts_the_sessions(
+    platform: Platform, graph: Callable[..., dict[str, Any]]
+) -> None:
+    """What the worker asks on every bar (`SessionStore.series_version`, one row kept by a
+    trigger) equals the count and sum of revisions over the series' sessions, after each
+    creation, status change and deletion, and differs from the version before."""
+    strategy_id = await prepared(platform, graph)
+    store = platform.app.state.services.sessions
+    seen: list[tuple[int, int]] = []
+
+    async def check(series: str) -> None:
+        async with store._sessions() as db:
+            exact = (
+                await db.execute(
+                    text(
+                        "SELECT count(*), coalesce(sum(revision), 0) FROM forward.sessions "
+                        "WHERE series_key = :series"
+                    ),
+                    {"series": series},
+                )
+            ).one()
+        version = await store.series_version(series)
+        assert version == (exact[0], exact[1])
+        assert version not in seen
+        seen.append(version)
+
+    first = (await platform.start(session_body(strategy_id, SYMBOL))).json()
+    series = (await store.get("alice", first["id"])).series_key
+    assert await store.series_version("nobody:1h") == (0, 0)
+    await check(series)
+    second = (await platform.start(session_body(strategy_id, SYMBOL))).json()
+    await check(series)
+    for action in ("pause", "resume", "stop"):
+        assert (await platform.post(f"/api/sessions/{first['id']}/{action}")).status_code == 200
+        await check(series)
+    deleted = await platform.client.delete(
+        f"/api/sessions/{second['id']}", headers=platform.headers()
+    )
+    assert deleted.status_code == 204
+    await check(series)
+    async with store._sessions.begin() as db:  # a row gone for good (the trigger's DELETE)
+        await db.execute(text("DELETE FROM forward.sessions WHERE id = :id"), {"id": first["id"]})
+    await check(series)

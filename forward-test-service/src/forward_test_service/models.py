@@ -29,6 +29,7 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    Numeric,
     Sequence,
     String,
     Table,
@@ -95,6 +96,16 @@ sessions = Table(
 )
 Index("ix_sessions_user_id_id", sessions.c.user_id, sessions.c.id)
 Index("ix_sessions_series_key_revision", sessions.c.series_key, sessions.c.revision)
+
+# Per series: how many sessions follow it and the sum of their revisions, kept by a trigger
+# on ``sessions`` (migration 0007): what `SessionStore.series_version` reads on every bar.
+series_versions = Table(
+    "series_versions",
+    metadata,
+    Column("series_key", String(200), primary_key=True),
+    Column("sessions", BigInteger, nullable=False),
+    Column("revisions", Numeric, nullable=False),
+)
 
 session_orders = Table(
     "session_orders",

@@ -38,6 +38,7 @@ sessions_t = models.sessions
 orders_t = models.session_orders
 trades_t = models.session_trades
 equity_t = models.session_equity
+series_versions_t = models.series_versions
 # `SessionStore.save_checkpoints` (tables of `models`, schema `forward`): an older checkpoint
 # never replaces a newer one.
 _COPY_CHECKPOINTS = text(
@@ -427,15 +428,16 @@ class SessionStore:
 
     async def series_version(self, series: str) -> tuple[int, int]:
         """``(rows, sum of revisions)`` of the sessions following ``series``: the per-bar
-        question "did anything change?", answered from the (series_key, revision) index.
-        Every creation and status change takes a new, larger revision for its row, so the
-        sum moves even when transactions commit out of sequence order (a maximum would not)."""
-        query = select(func.count(), func.coalesce(func.sum(sessions_t.c.revision), 0)).where(
-            sessions_t.c.series_key == series
+        question "did anything change?". Every creation and status change takes a new,
+        larger revision for its row, so the sum moves even when transactions commit out of
+        sequence order (a maximum would not). One row of ``series_versions``, which a trigger
+        keeps in the transaction that changes a session (migration 0007)."""
+        query = select(series_versions_t.c.sessions, series_versions_t.c.revisions).where(
+            series_versions_t.c.series_key == series
         )
         async with self._sessions() as session:
-            rows, total = (await session.execute(query)).one()
-        return int(rows), int(total)
+            row = (await session.execute(query)).first()
+        return (0, 0) if row is None else (int(row.sessions), int(row.revisions))
 
     async def active_in_series(self, series: str) -> dict[str, str]:
         """``{session id: status}`` of the running and paused sessions following ``series``:
