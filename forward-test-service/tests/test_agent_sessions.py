@@ -62,6 +62,37 @@ async def orders(platform: Platform, session_id: str) -> list[dict[str, Any]]:
     return list(page.json()["orders"])
 
 
+async def ack(platform: Platform, agent_id: str, command_id: str, answer: dict[str, Any]) -> None:
+    acked = await platform.client.post(
+        f"/api/agents/{agent_id}/commands/{command_id}/ack",
+        json=answer,
+        headers=as_agent(platform, agent_id),
+    )
+    assert acked.status_code == 200, acked.text
+
+
+async def traded(
+    platform: Platform,
+    strategy_id: str,
+    symbol: str,
+    bars: Any,
+    warmup: int,
+    agent_id: str,
+    start_worker: Callable[..., Any],
+) -> str:
+    """An agent-mode session on ``symbol`` (warmed up on ``bars``' first ``warmup``), after
+    a worker applied the other 150 bars: its id."""
+    created = await platform.start(
+        {**session_body(strategy_id, symbol), "mode": "agent", "agent_id": agent_id}
+    )
+    assert created.status_code == 201, created.text
+    sid = str(created.json()["id"])
+    async with start_worker():
+        await platform.push(symbol, "4h", bars.slice(warmup, warmup + 150))
+        await platform.wait_bars(sid, warmup + 150)
+    return sid
+
+
 async def test_an_agent_session_sends_its_orders_and_records_the_executions(
     platform: Platform,
     graph: Callable[..., dict[str, Any]],
@@ -121,12 +152,7 @@ async def test_an_agent_session_sends_its_orders_and_records_the_executions(
             if order["seq"] == refused
             else {"outcome": "executed", "ticket": f"T{order['seq']}", "price": order["price"] + 1}
         )
-        acked = await platform.client.post(
-            f"/api/agents/{agent_id}/commands/{command['id']}/ack",
-            json=answer,
-            headers=as_agent(platform, agent_id),
-        )
-        assert acked.status_code == 200, acked.text
+        await ack(platform, agent_id, command["id"], answer)
 
     # Each executed entry released the exit after it, with the entry's ticket.
     closes = await poll(platform, agent_id)
@@ -140,13 +166,9 @@ async def test_an_agent_session_sends_its_orders_and_records_the_executions(
             expected[order_key(sid, order["seq"])] = f"T{entry}"
     assert skipped, "the refused entry's exit should be skipped"
     assert {c["idempotency_key"]: c["ticket"] for c in closes} == expected
+    partly = {"outcome": "executed", "price": 1.0, "volume": 0.5}
     for command in closes:
-        acked = await platform.client.post(
-            f"/api/agents/{agent_id}/commands/{command['id']}/ack",
-            json={"outcome": "executed", "price": 1.0, "volume": 0.5},
-            headers=as_agent(platform, agent_id),
-        )
-        assert acked.status_code == 200, acked.text
+        await ack(platform, agent_id, command["id"], partly)
 
     final = await orders(platform, sid)
     states = {o["seq"]: o["agent"]["state"] for o in final}
@@ -175,27 +197,12 @@ async def test_orders_whose_commands_expire_unacked_say_so(
     strategy_id = await platform.save_strategy(strategy)
     await platform.push("FTEXPIRE", "4h", bars.slice(0, warmup))
     agent_id = await register(platform)
-    created = await platform.start(
-        {**session_body(strategy_id, "FTEXPIRE"), "mode": "agent", "agent_id": agent_id}
-    )
-    sid = created.json()["id"]
-    async with start_worker():
-        await platform.push("FTEXPIRE", "4h", bars.slice(warmup, warmup + 150))
-        await platform.wait_bars(sid, warmup + 150)
+    sid = await traded(platform, strategy_id, "FTEXPIRE", bars, warmup, agent_id, start_worker)
     await asyncio.sleep(0.5)
     assert await poll(platform, agent_id) == []  # past their expiry: never delivered
     placed = await orders(platform, sid)
     assert {o["agent"]["state"] for o in placed if o["reason"] == "entry"} == {"expired"}
     assert {o["agent"]["state"] for o in placed if o["reason"] != "entry"} == {"skipped"}
-
-
-async def ack(platform: Platform, agent_id: str, command_id: str, answer: dict[str, Any]) -> None:
-    acked = await platform.client.post(
-        f"/api/agents/{agent_id}/commands/{command_id}/ack",
-        json=answer,
-        headers=as_agent(platform, agent_id),
-    )
-    assert acked.status_code == 200, acked.text
 
 
 async def test_the_terminal_account_follows_the_acks_and_the_syncs(
@@ -213,13 +220,7 @@ async def test_the_terminal_account_follows_the_acks_and_the_syncs(
     await platform.push("FTTERM", "4h", bars.slice(0, warmup))
     agent_id = await register(platform)
     paper = await platform.start(session_body(strategy_id, "FTTERM"))
-    created = await platform.start(
-        {**session_body(strategy_id, "FTTERM"), "mode": "agent", "agent_id": agent_id}
-    )
-    sid = created.json()["id"]
-    async with start_worker():
-        await platform.push("FTTERM", "4h", bars.slice(warmup, warmup + 150))
-        await platform.wait_bars(sid, warmup + 150)
+    sid = await traded(platform, strategy_id, "FTTERM", bars, warmup, agent_id, start_worker)
 
     placed = await orders(platform, sid)
     entries = [o for o in placed if o["reason"] == "entry"]
