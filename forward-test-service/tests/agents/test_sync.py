@@ -7,13 +7,17 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
+from redis.asyncio import Redis
 
 from algotrade import agent_events
-from algotrade.events import Topics
+from algotrade.events import Topics, new_event_id
 from algotrade_testkit.kafka import read_all
 from algotrade_testkit.plugin import wait_for
+from forward_test_service.agents import sync as sync_module
+from forward_test_service.agents.layout import AgentKeys
 from forward_test_service.agents.schemas import TradeSync
-from forward_test_service.agents.sync import reconcile
+from forward_test_service.agents.sync import TradeBook, reconcile
 
 from .conftest import Desk
 
@@ -151,3 +155,35 @@ async def test_a_contradicting_sync_is_reported_and_announced(desk: Desk) -> Non
 
 async def _any(call: Any) -> bool:
     return bool(await call())
+
+
+def test_a_recorded_position_without_a_compared_field_matches_it_as_none() -> None:
+    recorded = {"ticket": "t1", "symbol": "EURUSD", "side": "buy", "volume": 1.0, "open_price": 1.1}
+    sync = TradeSync.model_validate({"positions": [position("t1")]})  # sl, tp: None
+    report, new_book = reconcile({"t1": recorded}, sync, pending=set(), now_ms=1)
+    assert (report.matched, report.conflicts) == (1, 0)
+    assert new_book["t1"] is recorded
+
+
+async def test_a_position_rewritten_in_the_record_between_syncs_is_read_anew(
+    redis_client: Redis, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The book keeps positions decoded by their stored JSON: a changed record is a new JSON,
+    read as it is now, also after the decoded ones were dropped to make room."""
+    monkeypatch.setattr(sync_module, "DECODED_MAX", 2)
+    book = TradeBook(redis_client, redis_prefix)
+    agent = new_event_id()
+    keys = AgentKeys.of(redis_prefix, agent)
+    await redis_client.hset(keys.meta, "user_id", "alice")  # type: ignore[misc]
+    held = TradeSync.model_validate({"positions": [position(f"t{i}") for i in range(3)]})
+    assert (await book.sync(agent, "alice", held)).conflicts == 3  # adopted
+    for _ in range(2):
+        report = await book.sync(agent, "alice", held)
+        assert (report.matched, report.conflicts) == (3, 0)
+    # An executed modify rewrites one position of the record (as the ack script does).
+    moved = {**position("t1", sl=1.05), "origin": "platform"}
+    await redis_client.hset(keys.positions, "t1", orjson.dumps(moved))  # type: ignore[misc]
+    report = await book.sync(agent, "alice", held)
+    assert report.matched == 2
+    assert report.diverging[0].fields == {"sl": {"server": 1.05, "platform": None}}
+    assert (await book.sync(agent, "alice", held)).matched == 3  # the terminal's view adopted
