@@ -121,6 +121,8 @@ async def _agents(settings: Settings, resources: Resources, name: str) -> AsyncI
         relay=resources.relay,
     )
     wakeups = Wakeups(redis, SharedKeys(prefix).wake_channel)
+    queue = CommandQueue(redis, prefix, queue_policy(settings), queued=wakeups.wake)
+    await queue.start()
     desk = AgentDesk(
         AgentRegistry(
             resources.require_sessions(),
@@ -130,7 +132,7 @@ async def _agents(settings: Settings, resources: Resources, name: str) -> AsyncI
             relay=resources.relay,
         ),
         connections,
-        CommandQueue(redis, prefix, queue_policy(settings), queued=wakeups.wake),
+        queue,
         TradeBook(redis, prefix),
         wakeups,
         poll_recheck_seconds=settings.agent_poll_recheck_seconds,
@@ -140,6 +142,7 @@ async def _agents(settings: Settings, resources: Resources, name: str) -> AsyncI
         async with wakeups.running(), monitor.running():
             yield desk
     finally:
+        await queue.aclose()
         await connections.aclose()
 
 

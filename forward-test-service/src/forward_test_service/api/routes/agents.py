@@ -149,16 +149,15 @@ async def poll_commands(
     responses={**PROBLEMS, 200: {"description": "the idempotency key was used: that command"}},
 )
 async def queue_command(
-    agent_id: AgentId,
-    body: CommandCreate,
-    principal: AgentWriterDep,
-    services: ServicesDep,
-    response: Response,
-) -> CommandPublic:
+    agent_id: AgentId, body: CommandCreate, principal: AgentWriterDep, services: ServicesDep
+) -> Response:
     command, created = await services.agents.enqueue(principal, agent_id, body)
-    if not created:
-        response.status_code = 200
-    return command
+    # The command as it is, on the delivery's path: FastAPI would validate it again first.
+    return Response(
+        command.model_dump_json(),
+        status_code=201 if created else 200,
+        media_type="application/json",
+    )
 
 
 @router.get("/{agent_id}/commands/{command_id}", response_model=CommandPublic, responses=PROBLEMS)
