@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 
 import orjson
 from sqlalchemy import Table, delete, func, insert, select, update
@@ -32,6 +33,21 @@ async def stage_event(session: AsyncSession, outbox: Table, topic: str, envelope
             id=envelope.id, topic=topic, key=envelope.key, payload=envelope.to_bytes()
         )
     )
+
+
+async def stage_events(
+    session: AsyncSession, outbox: Table, topic: str, envelopes: Sequence[Envelope]
+) -> None:
+    """Add events to the outbox in the caller's transaction, in one statement (their order)."""
+    if envelopes:
+        await session.execute(
+            insert(outbox).values(
+                [
+                    {"id": e.id, "topic": topic, "key": e.key, "payload": e.to_bytes()}
+                    for e in envelopes
+                ]
+            )
+        )
 
 
 class OutboxRelay:

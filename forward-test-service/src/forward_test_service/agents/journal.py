@@ -3,10 +3,11 @@
 The Lua scripts that end a command, change a connection state or find a sync conflict append a
 record to one Redis list in the same script, so nothing they decide can be lost between Redis
 and the database. `Journal.drain` (run by `AgentMonitor`, under a Redis lock so one process
-drains at a time) writes a batch of records in one PostgreSQL transaction (each ended command
-as a row of ``agent_commands``, inserted once; each record's event staged in the outbox) and
-only then trims them from the list. A crash in between writes the batch again: the command rows
-are keyed, and their events are staged only for rows actually inserted.
+drains at a time) writes a batch of records in one PostgreSQL transaction of two statements
+(the ended commands as rows of ``agent_commands``, each inserted once; the records' events
+staged in the outbox) and only then trims them from the list. A crash in between writes the
+batch again: the command rows are keyed, and their events are staged only for rows actually
+inserted.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -26,8 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from algotrade import agent_events as events
 from algotrade.background import stop_task
-from algotrade.events import Topics, default_registry
-from algotrade.outbox import OutboxRelay, stage_event
+from algotrade.events import Envelope, Topics, default_registry
+from algotrade.outbox import OutboxRelay, stage_events
 from forward_test_service import models
 from forward_test_service.agents.connections import Connections
 from forward_test_service.agents.layout import SharedKeys
@@ -82,8 +84,7 @@ class Journal:
                 if not raw:
                     break
                 async with self._sessions.begin() as session:
-                    for item in raw:
-                        await self._write_one(session, item)
+                    await self._write_batch(session, raw)
                 await self._redis.ltrim(self._keys.journal, len(raw), -1)  # type: ignore[misc]
                 written += len(raw)
         finally:
@@ -93,21 +94,51 @@ class Journal:
             self._relay.wake()
         return written
 
-    async def _write_one(self, session: AsyncSession, item: bytes | str) -> None:
-        """Write one record; one that cannot be read (a bug, never expected) is logged whole
-        and skipped rather than blocking every record behind it."""
-        try:
-            record = orjson.loads(item)
-            async with session.begin_nested():
-                await self._write(session, record)
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            logger.error("agent journal record skipped (%r): %r", exc, item[:2_000])
+    async def _write_batch(self, session: AsyncSession, raw: list[bytes | str]) -> None:
+        """Write a batch in two statements: its ended commands, then the events of the records
+        (a command's only if its row was new). Each record is read, and its event built, before
+        anything is written: one that cannot be (a bug, never expected) is logged whole and
+        skipped rather than blocking every record behind it. (A savepoint and two statements per
+        record cost ~1 ms of the service's CPU each: a thousand agents changing state at once
+        took a second of it.)"""
+        prepared: list[_Prepared] = []
+        for item in raw:
+            try:
+                record = orjson.loads(item)
+                one = self._prepare(record)
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                logger.error("agent journal record skipped (%r): %r", exc, item[:2_000])
+                continue
+            if one is not None:
+                prepared.append(one)
+        rows = {one.command_key: one.command_row for one in prepared if one.command_key}
+        inserted: set[tuple[str, str]] = set()
+        if rows:
+            table = models.agent_commands
+            result = await session.execute(
+                pg_insert(table)
+                .values(list(rows.values()))
+                .on_conflict_do_nothing()
+                .returning(table.c.agent_id, table.c.command_id)
+            )
+            inserted = {(agent_id, command_id) for agent_id, command_id in result}
+        envelopes = []
+        for one in prepared:
+            if one.command_key is not None:
+                if one.command_key not in inserted:
+                    continue  # written by an earlier drain that crashed before trimming
+                inserted.discard(one.command_key)  # the same command twice: one event
+            envelopes.append(one.envelope)
+        await stage_events(session, SCHEMA.outbox, self._topics.agent_events, envelopes)
 
-    async def _write(self, session: AsyncSession, record: dict[str, Any]) -> None:
+    def _prepare(self, record: dict[str, Any]) -> _Prepared | None:
+        """A record's row (an ended command's) and event; None for an unknown kind."""
         kind = record.get("kind_of_record")
         agent_id = record["agent_id"]
         user_id = record.get("user_id")
         payload: BaseModel
+        command_key: tuple[str, str] | None = None
+        command_row: dict[str, Any] = {}
         if kind == "connection":
             type_ = _CONNECTION_EVENT[record["state"]]
             payload = events.ConnectionChanged(
@@ -119,29 +150,24 @@ class Journal:
         elif kind == "command":
             type_ = _COMMAND_EVENT[record["state"]]
             result = orjson.loads(record["result"]) if record.get("result") else {}
-            inserted = await session.execute(
-                pg_insert(models.agent_commands)
-                .values(
-                    agent_id=agent_id,
-                    command_id=record["id"],
-                    user_id=user_id,
-                    kind=record["kind"],
-                    outcome=record["state"],
-                    attempts=int(record.get("attempts", 0)),
-                    idempotency_key=record["idem"],
-                    session_id=record.get("session_id") or None,
-                    detail={
-                        "command": orjson.loads(record.get("body", "{}")),
-                        "result": result,
-                        "error": record.get("error"),
-                    },
-                    created_ms=int(record["created_ms"]),
-                    ended_ms=int(record["ended_ms"]),
-                )
-                .on_conflict_do_nothing()
-            )
-            if inserted.rowcount == 0:  # type: ignore[attr-defined]
-                return  # written by an earlier drain that crashed before trimming
+            command_key = (agent_id, record["id"])
+            command_row = {
+                "agent_id": agent_id,
+                "command_id": record["id"],
+                "user_id": user_id,
+                "kind": record["kind"],
+                "outcome": record["state"],
+                "attempts": int(record.get("attempts", 0)),
+                "idempotency_key": record["idem"],
+                "session_id": record.get("session_id") or None,
+                "detail": {
+                    "command": orjson.loads(record.get("body", "{}")),
+                    "result": result,
+                    "error": record.get("error"),
+                },
+                "created_ms": int(record["created_ms"]),
+                "ended_ms": int(record["ended_ms"]),
+            }
             payload = events.CommandEnded(
                 agent_id=agent_id,
                 command_id=record["id"],
@@ -166,11 +192,20 @@ class Journal:
             )
         else:
             logger.error("agent journal: unknown record %r dropped", kind)
-            return
+            return None
         envelope = default_registry.build(
             type_, payload, producer=self._producer, key=agent_id, user_id=user_id
         )
-        await stage_event(session, SCHEMA.outbox, self._topics.agent_events, envelope)
+        return _Prepared(envelope, command_key, command_row)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A journal record ready to write: its event, and for an ended command its row."""
+
+    envelope: Envelope
+    command_key: tuple[str, str] | None  # (agent id, command id) of an ended command
+    command_row: dict[str, Any]
 
 
 class AgentMonitor:
