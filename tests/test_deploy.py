@@ -758,7 +758,32 @@ def test_stand_ins_are_the_devstacks_own_dependencies() -> None:
 
 def test_dockerignore_keeps_secrets_and_environments_out_of_the_context() -> None:
     lines = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()}
-    assert {".env", ".venv", ".git", ".algotrade"} <= lines
+    assert {".env", ".venv", ".git", ".algotrade", "**/node_modules"} <= lines
+
+
+def test_dockerfile_builds_the_web_app_and_points_the_gateway_at_it() -> None:
+    """A stage builds web/ from its lockfile (type check, then bundle); the final stage copies
+    only its output and tells the gateway where it is (its default is the source tree's)."""
+    instructions = dockerfile_instructions()
+    starts = [i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM"]
+    ends = [*starts[1:], len(instructions)]
+    stages = {
+        instructions[i][1].split(" AS ")[-1].strip(): instructions[i:end]
+        for i, end in zip(starts, ends, strict=True)
+    }
+    web = stages["web"]
+    runs = " && ".join(rest for keyword, rest in web if keyword == "RUN")
+    assert "npm ci" in runs and "typescript/bin/tsc -p ." in runs and "vite.js build" in runs
+    assert runs.index("npm ci") < runs.index("tsc") < runs.index("vite.js build")
+    copies = [rest for keyword, rest in final_stage() if keyword == "COPY"]
+    web_copy = [c for c in copies if c.startswith("--from=web ")]
+    assert len(web_copy) == 1
+    _, source, target = web_copy[0].split()
+    assert source == "/src/web/dist"
+    env = " ".join(rest for keyword, rest in final_stage() if keyword == "ENV")
+    assert f"WEB_DIST_DIR={target}" in env
+    # The app's lockfile decides its packages, as uv.lock the services'.
+    assert any(keyword == "COPY" and "web/package-lock.json" in rest for keyword, rest in web)
 
 
 # ----------------------------------------------------------------------------- Kubernetes
