@@ -305,6 +305,7 @@ class AgentOrders:
                 cash=account.cash,
                 realized_pnl=account.realized,
                 open_tickets=len(account.tickets),
+                trades=len(account.trades),
                 executed=account.executed,
                 refused=account.refused,
                 pending=account.pending,

@@ -115,6 +115,7 @@ class SessionTerminal(_Payload):
     cash: float
     realized_pnl: float
     open_tickets: int
+    trades: int = Field(description="terminal trades closed so far")
     executed: int = Field(description="orders the terminal executed so far")
     refused: int
     pending: int

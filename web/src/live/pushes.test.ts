@@ -51,6 +51,50 @@ describe("applyToSession", () => {
   });
 });
 
+describe("session.terminal", () => {
+  const terminal = {
+    position: 0,
+    cash: 10_000,
+    equity: 10_000,
+    realized_pnl: 0,
+    mark: 101,
+    open_tickets: 0,
+    trades: 0,
+    orders: { executed: 0, refused: 0, pending: 1 },
+  };
+  const acked = event("session.terminal", {
+    session_id: SID,
+    cause: "ack",
+    seq: 0,
+    position: 2,
+    cash: 9_800,
+    realized_pnl: 0,
+    open_tickets: 1,
+    trades: 0,
+    executed: 1,
+    refused: 0,
+    pending: 0,
+    closed: [],
+  });
+
+  it("takes the terminal account, marked at the last close, unless it is older", () => {
+    const after = applyToSession(session({ terminal }), acked);
+    expect(after?.terminal).toMatchObject({ position: 2, cash: 9_800, equity: 9_800 + 2 * 101, open_tickets: 1 });
+    expect(after?.terminal?.orders).toEqual({ executed: 1, refused: 0, pending: 0 });
+    const later = { ...terminal, orders: { executed: 2, refused: 0, pending: 0 } };
+    expect(applyToSession(session({ terminal: later }), acked)).toBeNull();
+    expect(applyToSession(session(), acked)).toBeNull(); // a paper session has no terminal
+  });
+
+  it("compares it with the terminal over REST, unless REST has seen later acks", () => {
+    const same = { ...terminal, position: 2, cash: 9_800, open_tickets: 1, orders: { executed: 1, refused: 0, pending: 0 } };
+    expect(checkSessionPush(acked, { session: session({ terminal: same }) })).toEqual({ kind: "agree" });
+    expect(checkSessionPush(acked, { session: session({ terminal: { ...same, cash: 9_700 } }) })).toMatchObject({ kind: "differ" });
+    const later = { ...same, orders: { executed: 3, refused: 0, pending: 0 } };
+    expect(checkSessionPush(acked, { session: session({ terminal: later }) })).toEqual({ kind: "moved_on" });
+  });
+});
+
 describe("applyToEquity", () => {
   const page = { session_id: SID, method: "all" as const, total_points: 1, points: [{ ts: new Date(T0).toISOString(), equity: 10_000, position: 0 }] };
   it("appends the points after the curve's last, once", () => {

@@ -47,7 +47,34 @@ export function applyToSession(s: Session, e: PushedEvent): Session | null {
     return { ...s, status, error: e.type === "session.failed" ? String(p.reason ?? "") : s.error };
   }
   if (e.type === "session.warmed_up") return { ...s, warmed_up: true };
+  if (e.type === "session.terminal") return withTerminal(s, p);
   return null;
+}
+
+/** Agent mode: the terminal account after a `session.terminal` (an ack or a sync), marked at the
+ * last close the page knows; null when it is older than what the page shows. */
+function withTerminal(s: Session, p: Record<string, unknown>): Session | null {
+  const t = s.terminal;
+  const executed = num(p.executed);
+  const refused = num(p.refused);
+  const position = num(p.position);
+  const cash = num(p.cash);
+  if (!t || executed === null || refused === null || position === null || cash === null) return null;
+  if (executed + refused < t.orders.executed + t.orders.refused) return null;
+  const realized = num(p.realized_pnl) ?? t.realized_pnl;
+  return {
+    ...s,
+    terminal: {
+      ...t,
+      position,
+      cash,
+      realized_pnl: realized,
+      equity: t.mark === null || t.mark === undefined ? s.capital + realized : cash + position * t.mark,
+      open_tickets: num(p.open_tickets) ?? t.open_tickets,
+      trades: num(p.trades) ?? t.trades,
+      orders: { executed, refused, pending: num(p.pending) ?? t.orders.pending },
+    },
+  };
 }
 
 /** The equity curve with a `session.equity`'s points after its last one (a point may come twice). */
@@ -130,6 +157,14 @@ export function checkSessionPush(e: PushedEvent, fresh: { session?: unknown; tra
     return verdictOf(differences(pushed, s));
   }
   if (e.type === "session.warmed_up") return verdictOf(differences({ warmed_up: true }, s));
+  if (e.type === "session.terminal") {
+    const t = s.terminal;
+    if (!t) return verdictOf([{ field: "terminal", pushed: "an account", rest: null }]);
+    const ended = (num(p.executed) ?? 0) + (num(p.refused) ?? 0);
+    if (t.orders.executed + t.orders.refused > ended) return { kind: "moved_on" };
+    const { position, cash, realized_pnl, open_tickets, trades } = p;
+    return verdictOf(differences({ position, cash, realized_pnl, open_tickets, trades }, t));
+  }
   if (e.type === "session.started") {
     const { session_id: _id, last_bar_ts: _last, warmup_bars: _bars, ...rest } = p;
     return verdictOf(differences(rest, s));
