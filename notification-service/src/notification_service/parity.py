@@ -1,8 +1,9 @@
 """Shadow parity: does what was pushed agree with what REST says about the same resource?
 
 For a family in ``shadow`` mode, each pushed event of a resource channel states something the
-resource's REST answer must show too (a session's status, its equity after N bars, a backtest's
-status or progress, an agent's connection state). ``delay`` seconds after the push, the checker
+resource's REST answer must show too (a session's status, its equity after N bars, an
+agent-mode session's terminal account, a backtest's status or progress, an agent's connection
+state). ``delay`` seconds after the push, the checker
 reads the resource as its owner would (`ResourceReader`) and compares. Only the newest push per
 resource is checked (a newer one replaces a waiting one), and a comparison whose resource moved
 on meanwhile (a newer push arrived, or REST is past the pushed bar) is counted as ``moved_on``,
@@ -63,6 +64,20 @@ def expectation(event_type: str, payload: dict[str, Any]) -> Expectation | None:
             return all(_close(body.get(k), payload.get(k)) for k in ("equity", "cash", "position"))
 
         return equity
+    if event_type == session_events.TERMINAL:
+        ended = int(payload.get("executed") or 0) + int(payload.get("refused") or 0)
+
+        def terminal(body: dict[str, Any]) -> bool | None:
+            account = body.get("terminal")
+            if not isinstance(account, dict):
+                return False  # an agent-mode session shows its terminal account
+            orders = account.get("orders") or {}
+            if int(orders.get("executed") or 0) + int(orders.get("refused") or 0) > ended:
+                return None  # later acks since
+            fields = ("position", "cash", "realized_pnl", "open_tickets", "trades")
+            return all(_close(account.get(k), payload.get(k)) for k in fields)
+
+        return terminal
     if event_type == session_events.WARMED_UP:
         return lambda body: body.get("warmed_up") is True
     if event_type == backtest_events.PROGRESS:
