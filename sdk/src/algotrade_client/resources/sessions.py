@@ -19,7 +19,8 @@ class Sessions(Resource[R]):
     @endpoint
     def start(self, body: Mapping[str, Any]) -> Flow[JSON]:
         """Start a session: ``{strategy_id, version?, symbol, timeframe, capital, config?,
-        params?, owner?}``. It is warmed up from history before this answers (201)."""
+        params?, owner?, mode?, agent_id?, agent_symbol?}`` (``mode: "agent"`` sends its
+        orders to one of your agents). It is warmed up from history before this answers."""
         return (yield from self._call(calls.post("/api/sessions", dict(body))))
 
     @endpoint
@@ -75,6 +76,13 @@ class Sessions(Resource[R]):
         """The equity at each applied bar's close, down-sampled to at most ``points``."""
         path = f"/api/sessions/{segment(session_id)}/equity"
         return (yield from self._call(calls.get(path, {"points": points})))
+
+    @endpoint
+    def terminal(self, session_id: str) -> Flow[JSON]:
+        """Agent mode: the account as the terminal executed the orders (its open tickets and
+        closed trades) beside the fill model's; 409 for a paper session."""
+        path = f"/api/sessions/{segment(session_id)}/terminal"
+        return (yield from self._call(calls.get(path)))
 
     @endpoint
     def pause(self, session_id: str) -> Flow[JSON]:

@@ -1,4 +1,4 @@
-"""``algotrade session start | ls | watch | stop``."""
+"""``algotrade session start | ls | watch | terminal | stop``."""
 
 from __future__ import annotations
 
@@ -30,9 +30,16 @@ def start(
     version: int = typer.Option(None, help="default: the strategy's current version"),
     fee_bps: float = typer.Option(0.0, help="fee in basis points of each fill"),
     slippage_bps: float = typer.Option(0.0, help="slippage in basis points"),
+    agent: str = typer.Option(
+        None, help="agent mode: one of your agents' id; each order also goes to it"
+    ),
+    agent_symbol: str = typer.Option(
+        None, help="agent mode: the symbol's name at the agent's broker (default: --symbol)"
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Start a forward session (paper) of a stored strategy on a symbol's live bars."""
+    """Start a forward session of a stored strategy on a symbol's live bars: on paper, or
+    through one of your execution agents (--agent)."""
     body: dict[str, Any] = {
         "strategy_id": strategy_id,
         "symbol": symbol,
@@ -42,6 +49,8 @@ def start(
     }
     if version is not None:
         body["version"] = version
+    if agent is not None:
+        body.update(mode="agent", agent_id=agent, agent_symbol=agent_symbol)
     with problems(), context.client() as client:
         session = client.sessions.start(body)
     show(session, as_json, lambda s: rows_table([s], COLUMNS, title="session started"))
@@ -64,6 +73,31 @@ def stop(
     with problems(), context.client() as client:
         session = client.sessions.stop(session_id)
     show(session, as_json, lambda s: rows_table([s], COLUMNS, title="session stopped"))
+
+
+TERMINAL_COLUMNS = ("position", "cash", "equity", "realized_pnl", "open_tickets", "trades")
+TRADE_COLUMNS = ("ticket", "side", "volume", "entry_price", "exit_price", "pnl", "closed_by")
+
+
+def terminal(
+    session_id: str = typer.Argument(..., show_default=False), as_json: bool = JSON_OPTION
+) -> None:
+    """Agent mode: the account as the terminal executed the orders, beside the model's."""
+    with problems(), context.client() as client:
+        view = client.sessions.terminal(session_id)
+
+    def render(v: dict[str, Any]) -> Table:
+        table = Table(title=f"session {v['session_id']}: terminal and model")
+        table.add_column("account")
+        for column in TERMINAL_COLUMNS:
+            table.add_column(column)
+        table.add_row("terminal", *(number(v["account"].get(c)) for c in TERMINAL_COLUMNS))
+        table.add_row("model", *(number(v["model"].get(c)) for c in TERMINAL_COLUMNS))
+        return table
+
+    show(view, as_json, render)
+    if not as_json and view["trades"]:
+        console.print(rows_table(view["trades"], TRADE_COLUMNS, title="terminal trades"))
 
 
 class Board:
