@@ -235,21 +235,25 @@ async def test_the_terminal_account_follows_the_acks_and_the_syncs(
             command["id"],
             {"outcome": "executed", "ticket": f"T{seq}", "price": order["price"]},
         )
+    # The trade sync lists every position closed recently: the ones the session's exits closed
+    # (their acks are still on the way) and the last one, stopped out by the terminal.
     stop_price = last["price"] * 0.97
+    exits = {o["seq"] - 1: o for o in placed if o["reason"] != "entry"}
     synced = await platform.client.post(
         f"/api/agents/{agent_id}/trades/sync",
         json={
             "positions": [],
             "closed": [
                 {
-                    "ticket": f"T{last['seq']}",
+                    "ticket": f"T{entry['seq']}",
                     "symbol": "FTTERM",
-                    "side": last["side"],
-                    "volume": last["quantity"],
-                    "open_price": last["price"],
-                    "close_price": stop_price,
-                    "closed_at_ms": 1_900_000_000_000,
+                    "side": entry["side"],
+                    "volume": entry["quantity"],
+                    "open_price": entry["price"],
+                    "close_price": stop_price if entry is last else exits[entry["seq"]]["price"],
+                    "closed_at_ms": 1_900_000_000_000 + entry["seq"],
                 }
+                for entry in entries
             ],
         },
         headers=as_agent(platform, agent_id),
@@ -267,10 +271,10 @@ async def test_the_terminal_account_follows_the_acks_and_the_syncs(
     model_trades = (
         await platform.get(f"/api/sessions/{sid}/trades", params={"limit": 1000})
     ).json()
-    closed_by_model = [t for t in model_trades["trades"]]
+    by_model = model_trades["trades"][: len(entries) - 1]  # the last: stopped on the terminal
     by_terminal = view["trades"]
     assert [t["closed_by"] for t in by_terminal] == ["order"] * (len(entries) - 1) + ["terminal"]
-    for mine, theirs in zip(closed_by_model, by_terminal[:-1], strict=False):
+    for mine, theirs in zip(by_model, by_terminal[:-1], strict=True):
         assert theirs["pnl"] == pytest.approx(mine["pnl"] + mine["fees"], rel=1e-9, abs=1e-9)
         assert (theirs["entry_price"], theirs["exit_price"]) == (
             mine["entry_price"],

@@ -23,6 +23,7 @@ the bar and routes it again (harmless: the keys are the same).
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -35,7 +36,12 @@ from algotrade.errors import AlgoTradeError
 from algotrade.simulation.live import Fill
 from forward_test_service import terminal
 from forward_test_service.agents.commands import CommandQueue
-from forward_test_service.agents.schemas import CommandCreate, CommandPublic, TradeSync
+from forward_test_service.agents.schemas import (
+    ClosedTrade,
+    CommandCreate,
+    CommandPublic,
+    TradeSync,
+)
 from forward_test_service.models import session_orders as orders_t
 from forward_test_service.models import sessions as sessions_t
 from forward_test_service.store import BarRecord, SessionStore
@@ -45,17 +51,22 @@ logger = logging.getLogger(__name__)
 ENTRY = "entry"
 COMMAND_EXPIRY_SECONDS = 300.0
 
-# A trade sync's closed trades, recorded on the executed entries that opened them: only this
-# agent's sessions of this user, and only once (the first report of a close stands).
+# A trade sync's positions closed (no longer open), recorded on the executed entries that
+# opened them: only this agent's sessions of this user, a ticket of the session's symbol and
+# side closed after its entry, never an entry whose own exit the terminal executed (a sync
+# lists the session's closes too), and once (the first report of a close stands).
 _TERMINAL_CLOSES = text(
     "UPDATE forward.session_orders AS o SET terminal_close_price = c.price, "
     "terminal_closed_ts = c.ts "
-    "FROM unnest(CAST(:tickets AS text[]), CAST(:prices AS float8[]), "
-    "CAST(:ts AS bigint[])) AS c(ticket, price, ts), "
+    "FROM unnest(CAST(:tickets AS text[]), CAST(:symbols AS text[]), CAST(:sides AS text[]), "
+    "CAST(:prices AS float8[]), CAST(:ts AS bigint[])) AS c(ticket, symbol, side, price, ts), "
     "forward.sessions AS s "
     "WHERE o.agent_ticket = c.ticket AND o.reason = 'entry' AND o.agent_state = 'executed' "
-    "AND o.terminal_close_price IS NULL AND s.id = o.session_id "
-    "AND s.agent_id = :agent AND s.user_id = :user "
+    "AND o.side = c.side AND c.ts >= o.ts AND o.terminal_close_price IS NULL "
+    "AND s.id = o.session_id AND s.agent_id = :agent AND s.user_id = :user "
+    "AND upper(coalesce(s.agent_symbol, s.symbol)) = upper(c.symbol) "
+    "AND NOT EXISTS (SELECT 1 FROM forward.session_orders AS x WHERE "
+    "x.session_id = o.session_id AND x.seq = o.seq + 1 AND x.agent_state = 'executed') "
     "RETURNING o.session_id, o.agent_ticket"
 )
 
@@ -207,19 +218,26 @@ class AgentOrders:
         return Route(row.user_id, row.agent_id, row.agent_symbol or "")
 
     async def on_ack(self, command: CommandPublic, route: Route) -> None:
-        """Record the agent's answer on the session's order; an executed entry releases the
-        exit waiting for its ticket, a refused one skips it."""
+        """Record the agent's answer on the session's order, once (the ack's route and a
+        reader settling the order may both come here); an executed entry releases the exits
+        waiting for its ticket, a refused one skips them, in the same transaction as the
+        ``session.terminal`` it stages."""
         if not command.session_id:
             return
         result = command.result or {}
+        ticket: str | None = result.get("ticket")
+        released: Sequence[Any] = ()
         async with self._sessions.begin() as db:
             row = (
                 await db.execute(
                     update(orders_t)
-                    .where(orders_t.c.command_id == command.id)
+                    .where(
+                        orders_t.c.command_id == command.id,
+                        orders_t.c.agent_state.is_distinct_from(command.state),
+                    )
                     .values(
                         agent_state=command.state,
-                        agent_ticket=result.get("ticket"),
+                        agent_ticket=ticket,
                         agent_price=result.get("price"),
                         agent_volume=result.get("volume"),
                         agent_error=result.get("error"),
@@ -228,23 +246,26 @@ class AgentOrders:
                 )
             ).first()
             if row is None:
-                return
-            await self._stage_terminal(db, row.session_id, route.user_id, "ack", row.seq)
-            waiting: Sequence[Any] = ()
+                return  # recorded already
             if row.reason == ENTRY:
                 waiting = await self._waiting_exits(db, row.session_id, row.seq)
+                if command.state == "executed" and ticket:
+                    released = waiting
+                elif waiting:
+                    await db.execute(
+                        update(orders_t)
+                        .where(
+                            orders_t.c.session_id == row.session_id,
+                            orders_t.c.seq.in_([w.seq for w in waiting]),
+                            orders_t.c.command_id.is_(None),
+                        )
+                        .values(agent_state="skipped", agent_error=f"the entry was {command.state}")
+                    )
+            await self._stage_terminal(db, row.session_id, route.user_id, "ack", row.seq)
         self._store.wake()
-        ticket = result.get("ticket")
-        for exit_row in waiting:
-            if command.state == "executed" and ticket:
-                await self._release(row.session_id, exit_row.seq, ticket, route)
-            else:
-                await self._mark(
-                    row.session_id,
-                    exit_row.seq,
-                    state="skipped",
-                    error=f"the entry was {command.state}",
-                )
+        for exit_row in released:
+            assert ticket is not None  # released only by an executed entry with its ticket
+            await self._release(row.session_id, exit_row.seq, ticket, route)
 
     async def _waiting_exits(self, db: AsyncSession, session_id: str, seq: int) -> Sequence[Any]:
         """The exits after entry ``seq`` and before the next entry waiting for its ticket."""
@@ -277,23 +298,29 @@ class AgentOrders:
         user_id: str,
         cause: Literal["ack", "sync"],
         seq: int | None = None,
-        tickets: frozenset[str] = frozenset(),
     ) -> None:
         """Stage ``session.terminal``: the terminal account after this change, with the trades
-        it closed (the acked order's, or those of the ``tickets`` the terminal closed)."""
+        it settled (see `settled`).
+
+        The session's row is locked first, so changes of one session stage their accounts one
+        after the other, each folding what the one before committed."""
+        capital = await db.scalar(
+            select(sessions_t.c.capital).where(sessions_t.c.id == session_id).with_for_update()
+        )
         orders = (
             await db.execute(
                 select(orders_t).where(orders_t.c.session_id == session_id).order_by(orders_t.c.seq)
             )
         ).all()
-        capital = await db.scalar(select(sessions_t.c.capital).where(sessions_t.c.id == session_id))
         account = terminal.fold(float(capital or 0.0), orders)
-        closed = [
-            t
-            for t in account.trades
-            if (cause == "ack" and t.exit_seq == seq)
-            or (cause == "sync" and t.closed_by == "terminal" and t.ticket in tickets)
-        ]
+        closed = terminal.settled(account, orders, seq=seq)
+        reported = [t.entry_seq for t in closed if t.closed_by == "terminal"]
+        if reported:
+            await db.execute(
+                update(orders_t)
+                .where(orders_t.c.session_id == session_id, orders_t.c.seq.in_(reported))
+                .values(terminal_close_reported=True)
+            )
         await self._store.stage(
             db,
             session_events.TERMINAL,
@@ -334,16 +361,23 @@ class AgentOrders:
         sessions' entries that opened them (`forward_test_service.terminal` applies them).
         Returns how many it recorded."""
         still_open = {position.ticket for position in sync.positions}
-        # A ticket reported twice: its last close (a partial close leaves the ticket open).
-        closed = {t.ticket: t for t in sync.closed if t.ticket not in still_open}
-        if not closed:
+        # A ticket closed in several deals: their volume-weighted price and the last time (a
+        # ticket still open is not closed yet, whatever part of it was).
+        deals: dict[str, list[ClosedTrade]] = {}
+        for trade in sync.closed:
+            if trade.ticket not in still_open:
+                deals.setdefault(trade.ticket, []).append(trade)
+        if not deals:
             return 0
+        closed = {ticket: _whole(parts) for ticket, parts in deals.items()}
         async with self._sessions.begin() as db:
             recorded = (
                 await db.execute(
                     _TERMINAL_CLOSES,
                     {
                         "tickets": list(closed),
+                        "symbols": [t.symbol for t in closed.values()],
+                        "sides": [t.side for t in closed.values()],
                         "prices": [t.close_price for t in closed.values()],
                         "ts": [t.closed_at_ms for t in closed.values()],
                         "agent": agent_id,
@@ -351,13 +385,8 @@ class AgentOrders:
                     },
                 )
             ).all()
-            by_session: dict[str, set[str]] = {}
-            for session_id, ticket in recorded:
-                by_session.setdefault(session_id, set()).add(ticket)
-            for session_id, tickets in sorted(by_session.items()):
-                await self._stage_terminal(
-                    db, session_id, user_id, "sync", tickets=frozenset(tickets)
-                )
+            for session_id in sorted({session_id for session_id, _ in recorded}):
+                await self._stage_terminal(db, session_id, user_id, "sync")
         if recorded:
             self._store.wake()
         return len(recorded)
@@ -365,3 +394,18 @@ class AgentOrders:
     async def _release(self, session_id: str, seq: int, ticket: str, route: Route) -> None:
         await self._set_unrouted(session_id, seq, agent_state=None)
         await self._enqueue(session_id, seq, self._close(session_id, seq, ticket), route)
+
+
+def _whole(deals: Sequence[ClosedTrade]) -> ClosedTrade:
+    """The deals that closed one ticket as one close: their volume-weighted price, the time of
+    the last."""
+    if len(deals) == 1:
+        return deals[0]
+    volume = math.fsum(d.volume for d in deals)
+    price = (
+        math.fsum(d.volume * d.close_price for d in deals) / volume
+        if volume > 0
+        else deals[-1].close_price
+    )
+    last = max(deals, key=lambda d: d.closed_at_ms)
+    return last.model_copy(update={"close_price": price, "volume": volume})

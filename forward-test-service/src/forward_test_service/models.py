@@ -21,6 +21,7 @@ from typing import Final
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -134,6 +135,8 @@ session_orders = Table(
     # what was left of it, at this price).
     Column("terminal_close_price", Float),
     Column("terminal_closed_ts", BigInteger),  # epoch ms
+    # That close went out in a session.terminal (`forward_test_service.terminal.settled`).
+    Column("terminal_close_reported", Boolean, nullable=False, server_default="false"),
 )
 
 Index("ix_session_orders_command", session_orders.c.command_id)

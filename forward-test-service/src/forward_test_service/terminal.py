@@ -21,7 +21,7 @@ tickets cost (``side x volume x open price``), so ``equity = cash + position x m
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -60,7 +60,9 @@ class TerminalTrade:
 @dataclass(slots=True)
 class TerminalAccount:
     capital: float
-    tickets: dict[str, Ticket] = field(default_factory=dict)
+    # Open tickets by the session's entry that opened them (a terminal may name two positions
+    # alike: a netting account's position id, or a ticket number used again).
+    tickets: dict[int, Ticket] = field(default_factory=dict)
     trades: list[TerminalTrade] = field(default_factory=list)
     realized: float = 0.0
     executed: int = 0  # orders the terminal executed
@@ -119,7 +121,7 @@ class TerminalAccount:
         )
         ticket.volume -= volume
         if ticket.volume <= 1e-12 * max(1.0, volume):
-            del self.tickets[ticket.ticket]
+            del self.tickets[ticket.entry_seq]
 
 
 def fold(capital: float, orders: Iterable[Any]) -> TerminalAccount:
@@ -146,24 +148,25 @@ def fold(capital: float, orders: Iterable[Any]) -> TerminalAccount:
             last = None
             if state != EXECUTED:
                 continue
-            # An ack without a ticket still opened something: name it by the order.
-            name = order.agent_ticket or f"#{order.seq}"
             volume = order.quantity if order.agent_volume is None else order.agent_volume
+            if volume <= 0.0:
+                continue  # executed, but nothing was bought or sold
             price = order.price if order.agent_price is None else order.agent_price
             ticket = Ticket(
-                ticket=name,
+                # An ack without a ticket still opened something: name it by the order.
+                ticket=order.agent_ticket or f"#{order.seq}",
                 side=1 if order.side == "buy" else -1,
                 volume=float(volume),
                 price=float(price),
                 entry_seq=order.seq,
                 entry_ts=order.ts,
             )
-            account.tickets[name] = ticket
+            account.tickets[order.seq] = ticket
             last = (ticket, order)
         elif state == EXECUTED and last is not None:
             # The close command named the last entry's ticket (the ack may name a deal).
             ticket = last[0]
-            if ticket.ticket in account.tickets:
+            if ticket.entry_seq in account.tickets:
                 volume = ticket.volume if order.agent_volume is None else order.agent_volume
                 price = order.price if order.agent_price is None else order.agent_price
                 account._close(ticket, float(volume), float(price), order.seq, order.ts)
@@ -176,7 +179,7 @@ def _terminal_close(account: TerminalAccount, last: tuple[Ticket, Any] | None) -
     if last is None:
         return
     ticket, entry = last
-    if entry.terminal_close_price is None or ticket.ticket not in account.tickets:
+    if entry.terminal_close_price is None or ticket.entry_seq not in account.tickets:
         return
     account._close(
         ticket,
@@ -185,3 +188,26 @@ def _terminal_close(account: TerminalAccount, last: tuple[Ticket, Any] | None) -
         None,
         entry.terminal_closed_ts or entry.ts,
     )
+
+
+def settled(
+    account: TerminalAccount, orders: Sequence[Any], *, seq: int | None
+) -> list[TerminalTrade]:
+    """The trades of ``account`` that the change to order ``seq`` (an ack; None for a sync)
+    made final and that no earlier ``session.terminal`` carried: a trade the session's exit
+    closed, at that exit's ack; one the terminal closed, once the entry's own exit can no
+    longer close it (there is none yet, or it ended unexecuted) and until it is reported
+    (``terminal_close_reported`` on the entry)."""
+    by_seq = {order.seq: order for order in orders}
+    found = []
+    for trade in account.trades:
+        if trade.closed_by == "order":
+            if trade.exit_seq == seq:
+                found.append(trade)
+            continue
+        entry = by_seq[trade.entry_seq]
+        exit_ = by_seq.get(trade.entry_seq + 1)
+        pending = exit_ is not None and exit_.agent_state not in ENDED
+        if not entry.terminal_close_reported and not pending:
+            found.append(trade)
+    return found

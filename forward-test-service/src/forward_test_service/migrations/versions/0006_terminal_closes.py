@@ -25,6 +25,12 @@ COLUMNS = (
 def upgrade() -> None:
     for name, kind in COLUMNS:
         op.add_column("session_orders", sa.Column(name, kind), schema=SCHEMA)
+    # Carried by a session.terminal already (`forward_test_service.terminal.settled`).
+    op.add_column(
+        "session_orders",
+        sa.Column("terminal_close_reported", sa.Boolean, nullable=False, server_default="false"),
+        schema=SCHEMA,
+    )
     op.create_index(
         "ix_session_orders_ticket",
         "session_orders",
@@ -36,5 +42,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_session_orders_ticket", "session_orders", schema=SCHEMA)
+    op.drop_column("session_orders", "terminal_close_reported", schema=SCHEMA)
     for name, _ in reversed(COLUMNS):
         op.drop_column("session_orders", name, schema=SCHEMA)
