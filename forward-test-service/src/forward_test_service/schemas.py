@@ -161,8 +161,9 @@ class SessionPublic(BaseModel):
     equity: float
     terminal: TerminalSummary | None = Field(
         default=None,
-        description="agent mode only: the account as the terminal executed the orders "
-        "(position, cash and equity above are the fill model's)",
+        description="agent mode, in the session's own view (null in the list): the account "
+        "as the terminal executed the orders (position, cash and equity above are the fill "
+        "model's)",
     )
     metrics: dict[str, float | int | None] | None
     gaps: int = Field(description="missing bars recorded (never fabricated)")
