@@ -330,3 +330,40 @@ async def test_the_terminal_account_follows_the_acks_and_the_syncs(
     ]
     final = max(sent, key=lambda e: e["executed"] + e["refused"])
     assert (final["position"], final["realized_pnl"]) == (0.0, pytest.approx(total))
+
+
+async def test_an_exit_after_its_entry_was_refused_is_skipped_not_left_waiting(
+    platform: Platform,
+    graph: Callable[..., dict[str, Any]],
+    start_worker: Callable[..., Any],
+) -> None:
+    """The terminal refuses each entry as soon as it arrives, so the model's exits come after
+    the refusals: each is skipped when routed (nothing sent, nothing pending)."""
+    strategy = graph(5, 20)
+    warmup = compile_graph(strategy).warmup
+    bars = btc_bars(warmup + 150, first=6_000)
+    strategy_id = await platform.save_strategy(strategy)
+    await platform.push("FTREFUSE", "4h", bars.slice(0, warmup))
+    agent_id = await register(platform)
+    created = await platform.start(
+        {**session_body(strategy_id, "FTREFUSE"), "mode": "agent", "agent_id": agent_id}
+    )
+    sid = created.json()["id"]
+    refused = 0
+    async with start_worker():
+        for start in range(warmup, warmup + 150, 10):
+            await platform.push("FTREFUSE", "4h", bars.slice(start, start + 10))
+            await platform.wait_bars(sid, start + 10)
+            for command in await poll(platform, agent_id):
+                assert command["kind"] == "open"  # no close ever goes out
+                refusal = {"outcome": "rejected", "error": "market closed"}
+                await ack(platform, agent_id, command["id"], refusal)
+                refused += 1
+    placed = await orders(platform, sid)
+    exits = [o for o in placed if o["reason"] != "entry"]
+    assert refused >= 2 and exits
+    assert {o["agent"]["state"] for o in placed if o["reason"] == "entry"} == {"rejected"}
+    assert {(o["agent"]["state"], o["agent"]["command_id"]) for o in exits} == {("skipped", None)}
+    account = (await platform.get(f"/api/sessions/{sid}")).json()["terminal"]
+    assert account["orders"] == {"executed": 0, "refused": len(placed), "pending": 0}
+    assert account["position"] == 0.0 and account["trades"] == 0

@@ -238,3 +238,109 @@ def test_the_simulated_agent_executes_a_command_round_trip(
             agent.wait(30)
         except subprocess.TimeoutExpired:
             agent.kill()
+
+
+@pytest.mark.timeout(300)
+def test_a_session_in_agent_mode_trades_through_the_simulated_agent(
+    walk: Journey, user: dict[str, Any], tmp_path: Path
+) -> None:
+    """Every order of a session started with --agent goes to the reference agent, which fills
+    it on its simulated account at its own price; the terminal account the CLI shows is those
+    fills: every trade opened and closed at that price, so no P&L, and nothing left pending."""
+    account: Account = user["account"]
+    graph = sma_cross(5, 20)
+    warmup = compile_graph(graph).warmup
+    bars = Bars.from_csv(REPO / "data" / "btc-usd-4h.csv").slice(3_000, 3_000 + warmup + 150)
+    symbol = "BTC-AGENT"
+
+    def push(part: Bars) -> None:
+        walk.expect(
+            walk.http.post(
+                "/api/market/bars",
+                headers=account.headers,
+                json={"symbol": symbol, "timeframe": "4h", "bars": push_rows(part)},
+            ),
+            200,
+        )
+
+    push(bars.slice(0, warmup))
+    strategy = walk.expect(
+        walk.http.post(
+            "/api/strategies", headers=account.headers, json={"name": "a", "graph": graph}
+        ),
+        201,
+    )
+    agent = subprocess.Popen(
+        [
+            *CLI,
+            "agent",
+            "run",
+            "--simulate",
+            "--price",
+            f"{symbol}=30000",
+            "--account",
+            str(tmp_path / "account.json"),
+            "--heartbeat-seconds",
+            "1",
+        ],
+        env={**user["env"], "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert agent.stdout is not None
+        line = agent.stdout.readline()
+        assert "registered agent" in line, line
+        agent_id = line.split("registered agent", 1)[1].split(";", 1)[0].strip()
+        started = ok_json(
+            cli(
+                user,
+                "session",
+                "start",
+                strategy["id"],
+                "--symbol",
+                symbol,
+                "--timeframe",
+                "4h",
+                "--agent",
+                agent_id,
+                "--json",
+            )
+        )
+        session_id = started["id"]
+        assert (started["mode"], started["agent_id"]) == ("agent", agent_id)
+        push(bars.slice(warmup, warmup + 150))
+        walk.poll(
+            f"/api/sessions/{session_id}", account, lambda s: s["bars_applied"] >= warmup + 150
+        )
+        orders = walk.expect(
+            walk.http.get(
+                f"/api/sessions/{session_id}/orders",
+                headers=account.headers,
+                params={"limit": 1000},
+            ),
+            200,
+        )
+        assert orders["total"] >= 2, "the strategy should have traded on these bars"
+        walk.poll(
+            f"/api/sessions/{session_id}/terminal",
+            account,
+            lambda v: v["account"]["orders"]["executed"] == orders["total"],
+        )
+        view = ok_json(cli(user, "session", "terminal", session_id, "--json"))
+    finally:
+        agent.send_signal(signal.SIGINT)
+        try:
+            agent.wait(30)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+    terminal = view["account"]
+    assert terminal["orders"] == {"executed": orders["total"], "refused": 0, "pending": 0}
+    assert terminal["realized_pnl"] == 0.0
+    assert view["trades"] and all(
+        (t["entry_price"], t["exit_price"], t["closed_by"]) == (30000.0, 30000.0, "order")
+        for t in view["trades"]
+    )
+    entries = sum(o["reason"] == "entry" for o in orders["orders"])
+    assert len(view["trades"]) + len(view["open"]) == entries

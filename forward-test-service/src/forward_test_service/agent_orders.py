@@ -116,15 +116,9 @@ class AgentOrders:
                 expires_in_seconds=COMMAND_EXPIRY_SECONDS,
             )
         else:
-            ticket = await self._entry_ticket(session_id, seq)
+            ticket = await self._exit_ticket(session_id, seq)
             if ticket is None:
-                await self._mark(session_id, seq, state="waiting")
-                # The entry's ack may have come between the look and the mark: look again
-                # (a release from both sides queues one command: the key is the same).
-                ticket = await self._entry_ticket(session_id, seq)
-                if ticket is not None:
-                    await self._release(session_id, seq, ticket, route)
-                return
+                return  # waiting for its entry's ack, or not sent at all
             command = self._close(session_id, seq, ticket)
         await self._enqueue(session_id, seq, command, route)
 
@@ -162,12 +156,16 @@ class AgentOrders:
                 .values(**values)
             )
 
-    async def _entry_ticket(self, session_id: str, seq: int) -> str | None:
-        """The ticket the agent gave the entry that this exit closes (the last entry before)."""
-        async with self._sessions() as db:
+    async def _exit_ticket(self, session_id: str, seq: int) -> str | None:
+        """The ticket exit ``seq`` closes: the one the agent gave its entry (the last entry
+        before it). Until the entry's ack comes the exit is marked ``waiting`` and that ack
+        releases it; after an entry that ended unexecuted it is ``skipped``. Under the
+        session's row lock, as `on_ack`, so the ack and this look cannot miss each other."""
+        async with self._sessions.begin() as db:
+            await _lock(db, [session_id])
             entry = (
                 await db.execute(
-                    select(orders_t.c.agent_ticket)
+                    select(orders_t.c.agent_state, orders_t.c.agent_ticket)
                     .where(
                         orders_t.c.session_id == session_id,
                         orders_t.c.seq < seq,
@@ -177,7 +175,24 @@ class AgentOrders:
                     .limit(1)
                 )
             ).first()
-        return None if entry is None else entry.agent_ticket
+            state = None if entry is None else entry.agent_state
+            if state == "executed" and entry is not None and entry.agent_ticket:
+                return str(entry.agent_ticket)
+            mark: dict[str, Any] = {"agent_state": "waiting", "agent_error": None}
+            if state == "executed":
+                mark = {"agent_state": "failed", "agent_error": "the entry's ack named no ticket"}
+            elif state in terminal.ENDED:
+                mark = {"agent_state": "skipped", "agent_error": f"the entry was {state}"}
+            await db.execute(
+                update(orders_t)
+                .where(
+                    orders_t.c.session_id == session_id,
+                    orders_t.c.seq == seq,
+                    orders_t.c.command_id.is_(None),
+                )
+                .values(**mark)
+            )
+        return None
 
     async def _mark(
         self, session_id: str, seq: int, *, state: str, error: str | None = None
@@ -228,6 +243,7 @@ class AgentOrders:
         ticket: str | None = result.get("ticket")
         released: Sequence[Any] = ()
         async with self._sessions.begin() as db:
+            await _lock(db, [command.session_id])
             row = (
                 await db.execute(
                     update(orders_t)
@@ -302,11 +318,9 @@ class AgentOrders:
         """Stage ``session.terminal``: the terminal account after this change, with the trades
         it settled (see `settled`).
 
-        The session's row is locked first, so changes of one session stage their accounts one
-        after the other, each folding what the one before committed."""
-        capital = await db.scalar(
-            select(sessions_t.c.capital).where(sessions_t.c.id == session_id).with_for_update()
-        )
+        The caller holds the session's row lock (`_lock`), so changes of one session stage
+        their accounts one after the other, each folding what the one before committed."""
+        capital = await db.scalar(select(sessions_t.c.capital).where(sessions_t.c.id == session_id))
         orders = (
             await db.execute(
                 select(orders_t).where(orders_t.c.session_id == session_id).order_by(orders_t.c.seq)
@@ -371,6 +385,14 @@ class AgentOrders:
             return 0
         closed = {ticket: _whole(parts) for ticket, parts in deals.items()}
         async with self._sessions.begin() as db:
+            agent_sessions = (
+                await db.execute(
+                    select(sessions_t.c.id).where(
+                        sessions_t.c.agent_id == agent_id, sessions_t.c.user_id == user_id
+                    )
+                )
+            ).scalars()
+            await _lock(db, list(agent_sessions))
             recorded = (
                 await db.execute(
                     _TERMINAL_CLOSES,
@@ -409,3 +431,16 @@ def _whole(deals: Sequence[ClosedTrade]) -> ClosedTrade:
     )
     last = max(deals, key=lambda d: d.closed_at_ms)
     return last.model_copy(update={"close_price": price, "volume": volume})
+
+
+async def _lock(db: AsyncSession, session_ids: Sequence[str]) -> None:
+    """Lock these sessions' rows for the transaction, in id order (no two lockers wait on each
+    other): whatever changes a session's orders from the agent's side, and what reads them to
+    hand an exit its ticket, take it first."""
+    if session_ids:
+        await db.execute(
+            select(sessions_t.c.id)
+            .where(sessions_t.c.id.in_(sorted(session_ids)))
+            .order_by(sessions_t.c.id)
+            .with_for_update()
+        )
