@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -274,12 +273,3 @@ def test_service_cli_without_keys_refuses_to_start(tmp_path: Path) -> None:
     text = log.read_text()
     assert "ConfigurationError" in text
     assert "INTERNAL_JWT_PUBLIC_KEYS is not set" in text
-
-
-async def test_what_start_up_built_is_left_out_of_full_collections_while_the_app_runs(
-    app_for: Callable[..., Any],
-) -> None:
-    app = app_for(uses=())
-    async with LifespanManager(app):
-        assert gc.get_freeze_count() > 0
-    assert gc.get_freeze_count() == 0  # collectable again once the app stopped

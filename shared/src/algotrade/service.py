@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
@@ -131,16 +130,8 @@ def create_service_app(
             app.state.verifier = resources.verifier
             if setup is not None:
                 app.state.services = await stack.enter_async_context(setup(resources))
-            # What start-up built (modules, clients, models: ~300,000 objects in the
-            # forward-test service) lives as long as the app: kept out of the cyclic GC's full
-            # collections, each of which walked it all and paused every request in flight
-            # (one of 336 ms seen in bench_agents).
-            gc.freeze()
             logger.info("%s started", name)
-            try:
-                yield
-            finally:
-                gc.unfreeze()  # collectable again once the app lets go of it (tests start many)
+            yield
             logger.info("%s stopping", name)
 
     app = app_class(title=f"AlgoTrade {name}", lifespan=lifespan, openapi_url=openapi_url)
