@@ -121,8 +121,6 @@ async def _agents(settings: Settings, resources: Resources, name: str) -> AsyncI
         relay=resources.relay,
     )
     wakeups = Wakeups(redis, SharedKeys(prefix).wake_channel)
-    queue = CommandQueue(redis, prefix, queue_policy(settings), queued=wakeups.wake)
-    await queue.start()
     desk = AgentDesk(
         AgentRegistry(
             resources.require_sessions(),
@@ -132,7 +130,7 @@ async def _agents(settings: Settings, resources: Resources, name: str) -> AsyncI
             relay=resources.relay,
         ),
         connections,
-        queue,
+        CommandQueue(redis, prefix, queue_policy(settings), queued=wakeups.wake),
         TradeBook(redis, prefix),
         wakeups,
         poll_recheck_seconds=settings.agent_poll_recheck_seconds,
@@ -142,7 +140,6 @@ async def _agents(settings: Settings, resources: Resources, name: str) -> AsyncI
         async with wakeups.running(), monitor.running():
             yield desk
     finally:
-        await queue.aclose()
         await connections.aclose()
 
 

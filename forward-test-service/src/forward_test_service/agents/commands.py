@@ -30,8 +30,6 @@ id on the wake channel, which wakes that agent's waiting long-poll (`Wakeups`) a
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -43,7 +41,6 @@ from redis.asyncio import Redis
 
 from algotrade.errors import Conflict, NotFound
 from algotrade.events import new_event_id
-from algotrade.redis_script import PipelinedScript
 from forward_test_service.agents.layout import AgentKeys, SharedKeys, text
 from forward_test_service.agents.schemas import (
     PRIORITY,
@@ -51,8 +48,6 @@ from forward_test_service.agents.schemas import (
     CommandCreate,
     CommandPublic,
 )
-
-logger = logging.getLogger(__name__)
 
 PRIORITY_SPAN = 10**13  # more than any epoch-ms: priority outranks age in one score
 LATENCY_SAMPLES = 1_000
@@ -384,26 +379,9 @@ class CommandQueue:
         self._clock = clock
         self._queued = queued
         self._enqueue = redis.register_script(_ENQUEUE)
-        # Every waiting poll leases again each recheck interval, and each delivery is a lease:
-        # pipelined on one connection, as heartbeats are (a call costs a future, not a pool
-        # checkout and redis-py's packer: about 0.1 ms less on a delivery's path).
-        self._pipelined_lease = PipelinedScript.for_client(redis, _LEASE, timeout=5.0)
-        self._lease: Any = self._pipelined_lease or redis.register_script(_LEASE)
+        self._lease = redis.register_script(_LEASE)
         self._ack = redis.register_script(_ACK)
         self._page = redis.register_script(_PAGE)
-
-    async def start(self) -> None:
-        """Open the lease script's connection; if Redis is down now, the first poll connects
-        (readiness reports Redis meanwhile)."""
-        if self._pipelined_lease is not None:
-            try:
-                await self._pipelined_lease.connect()
-            except (OSError, TimeoutError) as exc:
-                logger.warning("command lease connection to Redis not made at start: %r", exc)
-
-    async def aclose(self) -> None:
-        if self._pipelined_lease is not None:
-            await self._pipelined_lease.aclose()
 
     def keys(self, agent_id: str) -> AgentKeys:
         return AgentKeys.of(self._prefix, agent_id)
@@ -473,9 +451,6 @@ class CommandQueue:
             return await self.get(agent_id, user_id, text(reply[1])), False
         if self._queued is not None:
             self._queued(agent_id)
-            # Let a woken poll send its lease before this answer is built: Redis runs the lease
-            # meanwhile, and the command reaches the agent sooner.
-            await asyncio.sleep(0)
         return command_public(agent_id, {k_: str(v) for k_, v in fields.items()}), True
 
     async def lease(self, agent_id: str, user_id: str, limit: int) -> Leased:
