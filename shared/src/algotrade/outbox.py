@@ -40,13 +40,12 @@ async def stage_events(
 ) -> None:
     """Add events to the outbox in the caller's transaction, in one statement (their order)."""
     if envelopes:
-        await session.execute(
-            insert(outbox).values(
-                [
-                    {"id": e.id, "topic": topic, "key": e.key, "payload": e.to_bytes()}
-                    for e in envelopes
-                ]
-            )
+        await session.execute(  # executemany: one compiled statement whatever the count
+            insert(outbox),
+            [
+                {"id": e.id, "topic": topic, "key": e.key, "payload": e.to_bytes()}
+                for e in envelopes
+            ],
         )
 
 
