@@ -45,6 +45,29 @@ def user(
     return user
 
 
+def push_bars(walk: Journey, account: Account, symbol: str, bars: Bars) -> None:
+    walk.expect(
+        walk.http.post(
+            "/api/market/bars",
+            headers=account.headers,
+            json={"symbol": symbol, "timeframe": "4h", "bars": push_rows(bars)},
+        ),
+        200,
+    )
+
+
+def sma_cross_stored(walk: Journey, account: Account, name: str) -> tuple[str, int]:
+    """A stored 5/20 moving-average cross: its id and warm-up."""
+    graph = sma_cross(5, 20)
+    strategy = walk.expect(
+        walk.http.post(
+            "/api/strategies", headers=account.headers, json={"name": name, "graph": graph}
+        ),
+        201,
+    )
+    return str(strategy["id"]), compile_graph(graph).warmup
+
+
 def cli(user: dict[str, Any], *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*CLI, *args], env=user["env"], capture_output=True, text=True, timeout=timeout, check=False
@@ -131,34 +154,16 @@ def test_a_user_logs_in_pushes_a_file_and_runs_a_backtest_and_a_sweep(
 @pytest.mark.timeout(300)
 def test_watch_shows_a_session_taking_live_bars(walk: Journey, user: dict[str, Any]) -> None:
     account: Account = user["account"]
-    graph = sma_cross(5, 20)
-    warmup = compile_graph(graph).warmup
+    strategy_id, warmup = sma_cross_stored(walk, account, "w")
     bars = Bars.from_csv(REPO / "data" / "btc-usd-4h.csv").slice(1_000, 1_000 + warmup + 6)
     symbol = "BTC-CLI"
-
-    def push(part: Bars) -> None:
-        walk.expect(
-            walk.http.post(
-                "/api/market/bars",
-                headers=account.headers,
-                json={"symbol": symbol, "timeframe": "4h", "bars": push_rows(part)},
-            ),
-            200,
-        )
-
-    push(bars.slice(0, warmup))
-    strategy = walk.expect(
-        walk.http.post(
-            "/api/strategies", headers=account.headers, json={"name": "w", "graph": graph}
-        ),
-        201,
-    )
+    push_bars(walk, account, symbol, bars.slice(0, warmup))
     started = ok_json(
         cli(
             user,
             "session",
             "start",
-            strategy["id"],
+            strategy_id,
             "--symbol",
             symbol,
             "--timeframe",
@@ -176,7 +181,7 @@ def test_watch_shows_a_session_taking_live_bars(walk: Journey, user: dict[str, A
     )
     try:
         time.sleep(3)  # subscribed before the bars arrive (a snapshot covers a late start)
-        push(bars.slice(warmup, warmup + 6))
+        push_bars(walk, account, symbol, bars.slice(warmup, warmup + 6))
         out, err = watcher.communicate(timeout=120)
     finally:
         if watcher.poll() is None:
@@ -248,28 +253,10 @@ def test_a_session_in_agent_mode_trades_through_the_simulated_agent(
     it on its simulated account at its own price; the terminal account the CLI shows is those
     fills: every trade opened and closed at that price, so no P&L, and nothing left pending."""
     account: Account = user["account"]
-    graph = sma_cross(5, 20)
-    warmup = compile_graph(graph).warmup
+    strategy_id, warmup = sma_cross_stored(walk, account, "a")
     bars = Bars.from_csv(REPO / "data" / "btc-usd-4h.csv").slice(3_000, 3_000 + warmup + 150)
     symbol = "BTC-AGENT"
-
-    def push(part: Bars) -> None:
-        walk.expect(
-            walk.http.post(
-                "/api/market/bars",
-                headers=account.headers,
-                json={"symbol": symbol, "timeframe": "4h", "bars": push_rows(part)},
-            ),
-            200,
-        )
-
-    push(bars.slice(0, warmup))
-    strategy = walk.expect(
-        walk.http.post(
-            "/api/strategies", headers=account.headers, json={"name": "a", "graph": graph}
-        ),
-        201,
-    )
+    push_bars(walk, account, symbol, bars.slice(0, warmup))
     agent = subprocess.Popen(
         [
             *CLI,
@@ -298,7 +285,7 @@ def test_a_session_in_agent_mode_trades_through_the_simulated_agent(
                 user,
                 "session",
                 "start",
-                strategy["id"],
+                strategy_id,
                 "--symbol",
                 symbol,
                 "--timeframe",
@@ -310,7 +297,7 @@ def test_a_session_in_agent_mode_trades_through_the_simulated_agent(
         )
         session_id = started["id"]
         assert (started["mode"], started["agent_id"]) == ("agent", agent_id)
-        push(bars.slice(warmup, warmup + 150))
+        push_bars(walk, account, symbol, bars.slice(warmup, warmup + 150))
         walk.poll(
             f"/api/sessions/{session_id}", account, lambda s: s["bars_applied"] >= warmup + 150
         )

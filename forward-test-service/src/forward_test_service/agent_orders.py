@@ -143,18 +143,9 @@ class AgentOrders:
         await self._set_unrouted(session_id, seq, command_id=queued.id, agent_state="queued")
 
     async def _set_unrouted(self, session_id: str, seq: int, **values: Any) -> None:
-        """Set ``values`` on the order unless a command carries it already (whoever routed it
-        first wins: routing is idempotent, so a second router's values are the same)."""
+        """Set ``values`` on the order unless a command carries it already (`_unrouted`)."""
         async with self._sessions.begin() as db:
-            await db.execute(
-                update(orders_t)
-                .where(
-                    orders_t.c.session_id == session_id,
-                    orders_t.c.seq == seq,
-                    orders_t.c.command_id.is_(None),
-                )
-                .values(**values)
-            )
+            await db.execute(_unrouted(session_id, [seq]).values(**values))
 
     async def _exit_ticket(self, session_id: str, seq: int) -> str | None:
         """The ticket exit ``seq`` closes: the one the agent gave its entry (the last entry
@@ -183,15 +174,7 @@ class AgentOrders:
                 mark = {"agent_state": "failed", "agent_error": "the entry's ack named no ticket"}
             elif state in terminal.ENDED:
                 mark = {"agent_state": "skipped", "agent_error": f"the entry was {state}"}
-            await db.execute(
-                update(orders_t)
-                .where(
-                    orders_t.c.session_id == session_id,
-                    orders_t.c.seq == seq,
-                    orders_t.c.command_id.is_(None),
-                )
-                .values(**mark)
-            )
+            await db.execute(_unrouted(session_id, [seq]).values(**mark))
         return None
 
     async def _mark(
@@ -268,15 +251,9 @@ class AgentOrders:
                 if command.state == "executed" and ticket:
                     released = waiting
                 elif waiting:
-                    await db.execute(
-                        update(orders_t)
-                        .where(
-                            orders_t.c.session_id == row.session_id,
-                            orders_t.c.seq.in_([w.seq for w in waiting]),
-                            orders_t.c.command_id.is_(None),
-                        )
-                        .values(agent_state="skipped", agent_error=f"the entry was {command.state}")
-                    )
+                    skipped = _unrouted(row.session_id, [w.seq for w in waiting])
+                    error = f"the entry was {command.state}"
+                    await db.execute(skipped.values(agent_state="skipped", agent_error=error))
             await self._stage_terminal(db, row.session_id, route.user_id, "ack", row.seq)
         self._store.wake()
         for exit_row in released:
@@ -444,3 +421,13 @@ async def _lock(db: AsyncSession, session_ids: Sequence[str]) -> None:
             .order_by(sessions_t.c.id)
             .with_for_update()
         )
+
+
+def _unrouted(session_id: str, seqs: Sequence[int]) -> Any:
+    """An update of these orders of the session that no command carries yet (whoever routed
+    an order first wins: routing is idempotent, so a second router's values are the same)."""
+    return update(orders_t).where(
+        orders_t.c.session_id == session_id,
+        orders_t.c.seq.in_(seqs),
+        orders_t.c.command_id.is_(None),
+    )
