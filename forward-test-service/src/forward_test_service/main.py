@@ -27,7 +27,7 @@ from forward_test_service.agents.layout import SharedKeys
 from forward_test_service.agents.registry import AgentRegistry
 from forward_test_service.agents.sync import TradeBook
 from forward_test_service.agents.wakeups import Wakeups
-from forward_test_service.api.heartbeat_lane import ForwardTestApp, HeartbeatLane
+from forward_test_service.api.agent_lane import AgentLane, ForwardTestApp
 from forward_test_service.api.routes import ROUTERS
 from forward_test_service.broker import Broker, PaperBroker
 from forward_test_service.checkpoints import CheckpointStore
@@ -100,8 +100,8 @@ def create_app(
         app_class=ForwardTestApp,
     )
     assert isinstance(app, ForwardTestApp)
-    # Last, so that plain heartbeats go through every middleware the app has.
-    app.heartbeat_lane = HeartbeatLane(app, middleware=list(app.user_middleware))
+    # Last, so that the lane's requests go through every middleware the app has.
+    app.agent_lane = AgentLane(app, middleware=list(app.user_middleware))
     return app
 
 

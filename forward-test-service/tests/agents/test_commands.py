@@ -168,3 +168,41 @@ async def test_executed_commands_keep_the_platforms_position_record(desk: Desk) 
     assert position["volume"] == pytest.approx(0.6)
     await execute(kind="close", ticket="T9")
     assert await record() == []
+
+
+async def test_opens_on_a_ticket_the_record_holds_net_like_a_netting_account(desk: Desk) -> None:
+    """MetaTrader 5 in netting mode and NinjaTrader keep one position per symbol: an open of
+    a symbol already held reports that position's ticket."""
+    agent = await desk.register(platform="ninjatrader")
+
+    async def execute(ticket: str, side: str, volume: float, price: float, **more: Any) -> None:
+        created = (
+            await desk.enqueue(agent, kind="open", symbol="ES", side=side, volume=volume, **more)
+        ).json()
+        (leased,) = await desk.poll(agent)
+        assert leased["id"] == created["id"]
+        ack = {"outcome": "executed", "ticket": ticket, "price": price, "volume": volume}
+        assert (await desk.ack(agent, created["id"], **ack)).status_code == 200
+
+    async def record() -> dict[str, dict[str, Any]]:
+        read = await desk.client.get(f"/api/agents/{agent}/positions", headers=desk.user())
+        return {p["ticket"]: p for p in read.json()["data"]}
+
+    await execute("P1", "buy", 1, 100.0, sl=90.0)
+    await execute("P1", "buy", 3, 104.0, tp=120.0)  # adds: volume-weighted price
+    position = (await record())["P1"]
+    assert (position["side"], position["volume"]) == ("buy", 4)
+    assert position["open_price"] == pytest.approx(103.0)
+    assert (position["sl"], position["tp"]) == (90.0, 120.0)
+    await execute("P1", "sell", 1.5, 110.0)  # takes part of it: the price stays
+    position = (await record())["P1"]
+    assert (position["side"], position["volume"]) == ("buy", pytest.approx(2.5))
+    assert position["open_price"] == pytest.approx(103.0)
+    await execute("P1", "sell", 4, 108.0)  # takes more than there is: turns it
+    position = (await record())["P1"]
+    assert (position["side"], position["volume"]) == ("sell", pytest.approx(1.5))
+    assert position["open_price"] == 108.0
+    await execute("P2", "buy", 1, 1.0)  # another ticket is another position (hedging)
+    assert sorted(await record()) == ["P1", "P2"]
+    await execute("P1", "buy", 1.5, 107.0)  # flat again: off the record
+    assert sorted(await record()) == ["P2"]

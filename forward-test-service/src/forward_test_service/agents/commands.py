@@ -237,8 +237,38 @@ h.result = ARGV[4]
 h.leased_until = nil
 ended(KEYS[2], h, ARGV[3], tonumber(ARGV[5]), KEYS[7], KEYS[6], ARGV[6])
 local op = ARGV[7]
-if op == 'set' then
-  redis.call('HSET', KEYS[8], ARGV[8], ARGV[9])
+if op == 'open' then
+  -- A ticket the record holds already, for the same symbol, is a netting account's position
+  -- (MetaTrader 5 in netting mode, NinjaTrader): the open adds to it on the same side, takes
+  -- from it on the other, and turns it when it takes more than there is.
+  local opened = cjson.decode(ARGV[9])
+  local current = redis.call('HGET', KEYS[8], ARGV[8])
+  local position = current and cjson.decode(current)
+  if position and position.symbol == opened.symbol and tonumber(position.volume)
+      and tonumber(opened.volume) then
+    local held, added = tonumber(position.volume), tonumber(opened.volume)
+    if position.side == opened.side then
+      local price_held, price_added = tonumber(position.open_price), tonumber(opened.open_price)
+      if price_held and price_added then
+        position.open_price = (price_held * held + price_added * added) / (held + added)
+      end
+      position.volume = held + added
+      for _, k in ipairs({'sl', 'tp'}) do
+        if opened[k] ~= nil and opened[k] ~= cjson.null then position[k] = opened[k] end
+      end
+      redis.call('HSET', KEYS[8], ARGV[8], cjson.encode(position))
+    elseif held - added > 1e-9 then
+      position.volume = held - added
+      redis.call('HSET', KEYS[8], ARGV[8], cjson.encode(position))
+    elseif added - held > 1e-9 then
+      opened.volume = added - held
+      redis.call('HSET', KEYS[8], ARGV[8], cjson.encode(opened))
+    else
+      redis.call('HDEL', KEYS[8], ARGV[8])
+    end
+  else
+    redis.call('HSET', KEYS[8], ARGV[8], ARGV[9])
+  end
 elseif op == 'merge' then
   local current = redis.call('HGET', KEYS[8], ARGV[8])
   if current then
@@ -635,7 +665,7 @@ def _position_change(h: Mapping[str, str], ack: CommandAck) -> tuple[str, str, s
             "idempotency_key": h["idem"],
             "origin": "command",
         }
-        return "set", ticket, orjson.dumps(position).decode()
+        return "open", ticket, orjson.dumps(position).decode()
     if kind == "modify" and body.get("ticket"):
         change = {key: body[key] for key in ("sl", "tp") if key in body}  # only what it sets
         return "merge", body["ticket"], orjson.dumps(change).decode()

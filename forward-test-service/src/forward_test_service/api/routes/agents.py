@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import Path, Query, Response
 
+from algotrade.auth import Principal
 from algotrade.events import ULID_PATTERN
 from algotrade.problems import PROBLEM_JSON
 from algotrade.strict_json import api_router
@@ -33,8 +34,13 @@ from forward_test_service.agents.schemas import (
     TradeSync,
 )
 from forward_test_service.api.deps import AgentReaderDep, AgentWriterDep, ServicesDep
+from forward_test_service.services import SessionServices
 
 router = api_router(prefix="/api/agents", tags=["agents"])
+
+POLL_WAIT_MAX = 25  # seconds a long-poll may ask to wait
+POLL_LIMIT_MAX = 100
+POLL_LIMIT_DEFAULT = 10
 
 AgentId = Annotated[str, Path(pattern=ULID_PATTERN, description="the agent's id")]
 CommandId = Annotated[str, Path(pattern=ULID_PATTERN, description="the command's id")]
@@ -103,17 +109,25 @@ async def delete_agent(agent_id: AgentId, principal: AgentWriterDep, services: S
 )
 async def heartbeat(
     agent_id: AgentId, body: Heartbeat, principal: AgentWriterDep, services: ServicesDep
-) -> HeartbeatAnswer:
-    # A plain heartbeat is answered by the service's heartbeat lane before it gets here
-    # (`forward_test_service.api.heartbeat_lane`: the same work and answer); this route answers
-    # the rest, each problem included, and describes the request in the OpenAPI document.
+) -> Response:
+    # A plain heartbeat, poll or command is answered by the service's agent lane before it
+    # gets here (`forward_test_service.api.agent_lane`, with the same `*_answer` function);
+    # these routes answer the rest, each problem included, and describe the requests in the
+    # OpenAPI document.
+    return await heartbeat_answer(services, principal, agent_id, body)
+
+
+async def heartbeat_answer(
+    services: SessionServices, principal: Principal, agent_id: str, body: Heartbeat
+) -> Response:
     beat = await services.agents.heartbeat(principal, agent_id, body)
-    return HeartbeatAnswer(
+    answer = HeartbeatAnswer(
         server_time_ms=beat.server_time_ms,
         pending_commands=beat.pending_commands,
         state=beat.state,
         heartbeat_seconds=beat.heartbeat_seconds,
     )
+    return Response(answer.model_dump_json(), media_type="application/json")
 
 
 @router.get(
@@ -127,9 +141,16 @@ async def poll_commands(
     principal: AgentWriterDep,
     services: ServicesDep,
     wait: Annotated[
-        float, Query(ge=0, le=25, description="seconds to wait for a command (long-poll)")
+        float,
+        Query(ge=0, le=POLL_WAIT_MAX, description="seconds to wait for a command (long-poll)"),
     ] = 0,
-    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+    limit: Annotated[int, Query(ge=1, le=POLL_LIMIT_MAX)] = POLL_LIMIT_DEFAULT,
+) -> Response:
+    return await poll_answer(services, principal, agent_id, wait, limit)
+
+
+async def poll_answer(
+    services: SessionServices, principal: Principal, agent_id: str, wait: float, limit: int
 ) -> Response:
     wait = min(wait, services.settings.agent_poll_wait_max_seconds)
     leased = await services.agents.poll(principal, agent_id, wait=wait, limit=limit)
@@ -150,6 +171,12 @@ async def poll_commands(
 )
 async def queue_command(
     agent_id: AgentId, body: CommandCreate, principal: AgentWriterDep, services: ServicesDep
+) -> Response:
+    return await enqueue_answer(services, principal, agent_id, body)
+
+
+async def enqueue_answer(
+    services: SessionServices, principal: Principal, agent_id: str, body: CommandCreate
 ) -> Response:
     command, created = await services.agents.enqueue(principal, agent_id, body)
     # The command as it is, on the delivery's path: FastAPI would validate it again first.
