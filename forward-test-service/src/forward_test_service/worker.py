@@ -6,12 +6,13 @@ following that series (`BarApplier`), then records what happened in this order:
 
 1. PostgreSQL, one transaction: fills, closed trades, gaps, corrections, warm-ups and failures,
    with their events staged in the outbox (inserted once: a bar applied again stages nothing);
-2. Redis, one pipeline: every session's checkpoint and equity points;
+2. Redis, one pipeline: every session's checkpoint and equity points; and at the same time
 3. Kafka: ``session.equity`` (at most one per session per ``EQUITY_EVENT_SECONDS``), carrying
    every equity point since the session's previous one. Points a failed send could not deliver
    wait for the next; a restored session first sends again the points Redis still holds (not
    yet copied to PostgreSQL), so a crash between a checkpoint and its event loses none of
-   those (consumers take a point twice without harm).
+   those, and a crash before the checkpoint is durable applies the bar again and sends its
+   points again (consumers take a point twice without harm: they keep one per bar time).
 
 The consumer runner commits the bar's offset only after the handler returned, so a bar's
 effects are durable before Kafka forgets the bar. A restarted or rebalanced worker restores
@@ -419,7 +420,11 @@ class BarApplier:
                     await self._orders.route(records, {s.id: s.route for s in chunk if s.route})
                 saving.append(asyncio.create_task(self._checkpoints.save(key, saved)))
                 await asyncio.sleep(0)  # let the task hand its bytes to the socket
-            equity = self._equity_messages(updates)  # while Redis writes the last chunk
+            # Built while Redis writes the last chunk, and sent while it does: a crash before
+            # the checkpoints are durable applies the bar again, which sends the same points
+            # again (consumers keep one per bar time), so the events need not wait for Redis.
+            equity = self._equity_messages(updates)
+            saving.append(asyncio.create_task(self._publish_equity(equity)))
         finally:
             done = await asyncio.gather(*saving, return_exceptions=True)
         for result in done:
@@ -428,7 +433,6 @@ class BarApplier:
         finished = [s for s in running if s.status not in ACTIVE]
         for session in finished:
             del series.sessions[session.id]
-        await self._publish_equity(equity)
         await self._retire(key, finished)
 
     def _equity_messages(self, sessions: Sequence[LoadedSession]) -> EquityBatch:
