@@ -18,6 +18,7 @@ from algotrade.events import Topics, new_event_id
 from algotrade_testkit.kafka import read_all
 from algotrade_testkit.plugin import wait_for
 from forward_test_service import models
+from forward_test_service.agents import connections
 from forward_test_service.agents.layout import AgentKeys, SharedKeys
 
 from .conftest import Desk
@@ -73,6 +74,23 @@ async def test_heartbeats_make_an_agent_healthy_and_silence_makes_it_stale(desk:
     assert (disconnected["previous"], disconnected["state"]) == ("healthy", "stale")
     # Back again: connected, announced once more.
     assert (await desk.heartbeat(agent)).json()["state"] == "healthy"
+
+
+async def test_agents_falling_silent_together_are_each_announced(
+    desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(connections, "SWEEP_BATCH", 2)  # three agents: two round trips
+    agents = [await desk.register(heartbeat_seconds=1) for _ in range(3)]
+    for agent in agents:
+        assert (await desk.heartbeat(agent)).json()["state"] == "healthy"
+
+    async def announced() -> bool:
+        for agent in agents:
+            if agent_events.DISCONNECTED not in [t for t, _ in await _agent_events(desk, agent)]:
+                return False
+        return True
+
+    await wait_for(announced, within=30)
 
 
 async def test_a_disconnected_terminal_or_slow_link_is_degraded(desk: Desk) -> None:

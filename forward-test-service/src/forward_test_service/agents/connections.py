@@ -137,6 +137,9 @@ class Beat:
     heartbeat_seconds: float
 
 
+SWEEP_BATCH = 100  # silent agents checked per round trip
+
+
 class Connections:
     """Heartbeats in, connection states out (see the module doc)."""
 
@@ -227,13 +230,20 @@ class Connections:
         due = await self._redis.zrangebyscore(
             self._shared.last_seen, "-inf", now, start=0, num=1_000
         )
-        for raw in due:
-            agent_id = text(raw)
-            k = AgentKeys.of(self._prefix, agent_id)
-            await self._silence(
-                keys=[k.meta, k.heartbeat, self._shared.last_seen, self._shared.journal],
-                args=[now, agent_id, STALE_AFTER, OFFLINE_AFTER],
-            )
+        # A pipeline per batch: a thousand agents falling silent together (a network cut, a
+        # bench pausing its agents) cost a thousand round trips one after the other, during
+        # which every request of the process waited behind them now and then.
+        for start in range(0, len(due), SWEEP_BATCH):
+            pipe = self._redis.pipeline(transaction=False)
+            for raw in due[start : start + SWEEP_BATCH]:
+                agent_id = text(raw)
+                k = AgentKeys.of(self._prefix, agent_id)
+                await self._silence(
+                    keys=[k.meta, k.heartbeat, self._shared.last_seen, self._shared.journal],
+                    args=[now, agent_id, STALE_AFTER, OFFLINE_AFTER],
+                    client=pipe,
+                )
+            await pipe.execute()
         return len(due)
 
     async def read(self, agent_ids: list[str]) -> list[dict[str, str]]:
