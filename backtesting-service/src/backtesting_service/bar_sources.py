@@ -15,17 +15,16 @@ from operator import itemgetter
 from os import PathLike
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import quote
 
 import httpx
 import numpy as np
-import orjson
 
 from algotrade import epoch
 from algotrade.auth import InternalTokens
 from algotrade.bars import Bars
 from algotrade.columnar import ARROW_STREAM, ColumnarError, decode_bars
 from algotrade.errors import DependencyUnavailable
+from algotrade.market_client import MarketClient, MarketRefused, MarketUnknown, json_object
 from backtesting_service.backtest import BacktestInvalid
 
 logger = logging.getLogger(__name__)
@@ -72,9 +71,7 @@ class HttpBarSource:
         page_size: int,
         max_bars: int,
     ) -> None:
-        self._client = client
-        self._base = base_url.rstrip("/")
-        self._tokens = tokens
+        self._market = MarketClient(client, base_url, tokens)
         self._page = page_size
         self._max = max_bars
 
@@ -88,11 +85,7 @@ class HttpBarSource:
         *,
         limit: int | None = None,
     ) -> Bars:
-        headers = {
-            "authorization": f"Bearer {self._tokens.for_user(user_id, 'market:read')}",
-            "accept": f"{ARROW_STREAM}, application/json;q=0.5",
-        }
-        url = f"{self._base}/api/market/symbols/{quote(symbol, safe='')}/bars"
+        url = self._market.url(symbol, "bars")
         params: dict[str, Any] = {
             "timeframe": timeframe,
             "start": start.isoformat(),
@@ -100,7 +93,7 @@ class HttpBarSource:
         }
         if limit is not None:
             params["limit"] = limit
-        response = await self._get(url, params, headers)
+        response = await self._get(user_id, url, params, f"{ARROW_STREAM}, application/json;q=0.5")
         if response is None:
             return _no_bars()
         if response.headers.get("content-type", "").startswith(ARROW_STREAM):
@@ -111,22 +104,21 @@ class HttpBarSource:
                     f"the market data service sent bad bars: {exc}"
                 ) from None
         else:
-            bars = await self._json_pages(url, params, headers, limit, _json(response))
+            bars = await self._json_pages(user_id, url, params, limit, json_object(response))
         if limit is None and len(bars) > self._max:
             raise too_many_bars(self._max)
         return bars
 
     async def _json_pages(
         self,
+        user_id: str,
         url: str,
         params: dict[str, Any],
-        headers: dict[str, str],
         limit: int | None,
         first: dict[str, Any],
     ) -> Bars:
         """The JSON fallback: the first page is in hand; follow cursors up to the limit."""
         wanted = limit if limit is not None else self._max + 1
-        headers = {**headers, "accept": "application/json"}
         pages: list[tuple[tuple[Any, ...], ...]] = []
         count = 0
         page = first
@@ -140,10 +132,10 @@ class HttpBarSource:
             if not cursor or not rows or count >= wanted:
                 break
             params = {**params, "cursor": cursor, "limit": min(self._page, wanted - count)}
-            response = await self._get(url, params, headers)
+            response = await self._get(user_id, url, params, "application/json")
             if response is None:
                 break
-            page = _json(response)
+            page = json_object(response)
 
         def column(k: int) -> list[Any]:
             return [value for page in pages for value in page[k]]
@@ -160,38 +152,19 @@ class HttpBarSource:
         )
 
     async def _get(
-        self, url: str, params: Mapping[str, Any], headers: Mapping[str, str]
+        self, user_id: str, url: str, params: Mapping[str, Any], accept: str
     ) -> httpx.Response | None:
-        """The 200 answer, or None for 404 (no such series); refusals become problems."""
+        """The 200 answer, or None when there is no such series; refusals become problems."""
         try:
-            response = await self._client.get(url, params=params, headers=headers)
-        except httpx.HTTPError as exc:
-            raise DependencyUnavailable(
-                f"the market data service is unreachable ({type(exc).__name__})"
-            ) from None
-        if response.status_code == 404:
+            return await self._market.get(user_id, url, params, accept=accept)
+        except MarketUnknown:
             return None
-        if response.status_code in (400, 422):
-            problem = _json(response)
-            codes = {e.get("code") for e in problem.get("errors") or [] if isinstance(e, dict)}
-            if "range_too_large" in codes:
-                raise too_many_bars(self._max)
-            detail = problem.get("detail", response.text[:200])
+        except MarketRefused as exc:
+            if "range_too_large" in exc.codes:
+                raise too_many_bars(self._max) from None
             raise BacktestInvalid(
-                f"the market data service refused the request: {detail}",
-                errors=[{"loc": ["body", "symbol"], "code": "bad_market_request"}],
-            )
-        if response.status_code != 200:
-            raise DependencyUnavailable(f"the market data service answered {response.status_code}")
-        return response
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        body = None
-    return body if isinstance(body, dict) else {}
+                str(exc), errors=[{"loc": ["body", "symbol"], "code": "bad_market_request"}]
+            ) from None
 
 
 def _no_bars() -> Bars:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Protocol
-from urllib.parse import quote
 
 import httpx
 import numpy as np
@@ -15,6 +14,7 @@ import orjson
 from algotrade.auth import InternalTokens
 from algotrade.engine import Bars
 from algotrade.errors import DependencyUnavailable
+from algotrade.market_client import MarketClient, MarketRefused, MarketUnknown
 from forward_test_service.errors import invalid
 
 PLATFORM = "platform"
@@ -60,9 +60,7 @@ class HttpMarketData:
     and the owner of the series that user's reads resolve to."""
 
     def __init__(self, client: httpx.AsyncClient, base_url: str, tokens: InternalTokens) -> None:
-        self._client = client
-        self._base = base_url.rstrip("/")
-        self._tokens = tokens
+        self._market = MarketClient(client, base_url, tokens)
 
     async def latest(
         self, user_id: str, symbol: str, timeframe: str, limit: int, owner: str | None
@@ -70,24 +68,12 @@ class HttpMarketData:
         params: dict[str, Any] = {"timeframe": timeframe, "limit": limit}
         if owner is not None:
             params["owner"] = owner
-        headers = {"authorization": f"Bearer {self._tokens.for_user(user_id, 'market:read')}"}
-        url = f"{self._base}/api/market/symbols/{quote(symbol, safe='')}/latest"
         try:
-            response = await self._client.get(url, params=params, headers=headers)
-        except httpx.HTTPError as exc:
-            raise DependencyUnavailable(
-                f"the market data service is unreachable ({type(exc).__name__})"
-            ) from None
-        if response.status_code in (403, 404):
+            response = await self._market.get(user_id, self._market.url(symbol, "latest"), params)
+        except MarketUnknown:
             return None
-        if response.status_code in (400, 422):
-            raise invalid(
-                "symbol",
-                "bad_market_request",
-                f"the market data service refused the request: {response.text[:200]}",
-            )
-        if response.status_code != 200:
-            raise DependencyUnavailable(f"the market data service answered {response.status_code}")
+        except MarketRefused as exc:
+            raise invalid("symbol", "bad_market_request", str(exc)) from None
         try:
             body = orjson.loads(response.content)
             rows = body["bars"]
