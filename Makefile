@@ -33,7 +33,10 @@ lint: setup
 
 typecheck: setup
 	$(RUN) mypy shared/src/algotrade tools/devstack/src/algotrade_devstack tools/testkit/src/algotrade_testkit \
-		sdk/src/algotrade_sdk sdk/src/algotrade_client
+		sdk/src/algotrade_sdk sdk/src/algotrade_client api-gateway/src/api_gateway \
+		strategy-service/src/strategy_service market-data-service/src/market_data_service \
+		backtesting-service/src/backtesting_service forward-test-service/src/forward_test_service \
+		notification-service/src/notification_service analytics-service/src/analytics_service
 
 unit: setup
 	$(RUN) pytest --ignore=tests/e2e

@@ -269,6 +269,7 @@ def portfolio_weights(
     members: Sequence[RunData], weighting: Weighting, given: Sequence[float | None]
 ) -> FloatArray:
     """Weights summing to one."""
+    raw: FloatArray
     if weighting == "equal":
         raw = np.ones(len(members))
     elif weighting == "capital":

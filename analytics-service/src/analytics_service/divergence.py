@@ -144,10 +144,11 @@ def compare(
     """The overlay and divergence sections of a comparison report (see the module doc)."""
     live = [s for s in sessions if s.ts.shape[0] > 0]
     live_start = min((int(s.ts[0]) for s in live), default=None)
-    overlay = {
+    live_curves: list[dict[str, Any]] = []
+    overlay: dict[str, Any] = {
         "live_start": live_start,
         "backtest": {"ts": backtest.ts.tolist(), "equity": backtest.equity.tolist()},
-        "live": [],
+        "live": live_curves,
     }
     reasons: list[str] = []
     if live_start is None:
@@ -170,7 +171,7 @@ def compare(
         n = int(session.ts.shape[0])
         start_value = _value_at(backtest, start - 1)  # the backtest's equity before the span
         rebase = start_value if start_value is not None else backtest.capital
-        overlay["live"].append(
+        live_curves.append(
             {
                 "name": session.name,
                 "ts": session.ts.tolist(),

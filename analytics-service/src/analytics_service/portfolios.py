@@ -3,9 +3,9 @@ analysis is made when one is read, from the members' data as it is then."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import CursorResult, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from algotrade.db import get_owned, list_owned
@@ -93,5 +93,5 @@ class Portfolios:
                     portfolios_t.c.id == portfolio_id, portfolios_t.c.user_id == user_id
                 )
             )
-        if not result.rowcount:
+        if not cast(CursorResult[Any], result).rowcount:
             raise NotFound(f"no portfolio {portfolio_id!r}")

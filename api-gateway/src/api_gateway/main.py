@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
         async with AsyncExitStack() as stack:
             yield await _build_gateway(settings, resources, app, stack)
 
-    app = create_service_app(
+    created = create_service_app(
         name=NAME,
         settings=settings,
         uses=("postgres",),  # Redis is built in `setup`, with the limiter's short timeouts
@@ -65,6 +65,8 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
         openapi_url=None,  # the gateway serves the merged document of every routed service
         app_class=GatewayApp,
     )
+    assert isinstance(created, GatewayApp)
+    app = created
     install_gateway_handlers(app)
     app.add_api_route("/openapi.json", _openapi, methods=["GET"], include_in_schema=False)
     app.add_api_route("/docs", _docs, methods=["GET"], include_in_schema=False)

@@ -7,6 +7,7 @@ SHA-256 digests (they are 256-bit random values, so a fast hash is enough).
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import (
     Boolean,
@@ -20,14 +21,20 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from algotrade.beta1 import legacy_ids_table
 from algotrade.db import service_schema
 from algotrade.events import new_event_id
 
 SCHEMA = service_schema("gateway")
-Base = SCHEMA.base
+if TYPE_CHECKING:  # a base built at run time is no type to mypy: this one stands for it
+
+    class Base(DeclarativeBase):
+        pass
+
+else:
+    Base = SCHEMA.base
 
 
 class User(Base):

@@ -670,7 +670,7 @@ def _trades(
             continue
         sign = 1.0 if trade.side == "long" else -1.0
         if trade.exit_price is None:
-            exit_ms = max(last, trade.entry_ms)
+            open_until = max(last, trade.entry_ms)
             if _finite(trade.pnl):
                 pnl = float(trade.pnl)  # type: ignore[arg-type]
                 mark = trade.entry_price + pnl / (sign * trade.quantity)
@@ -681,7 +681,7 @@ def _trades(
             rows.append(
                 (
                     trade.entry_ms,
-                    exit_ms,
+                    open_until,
                     sign > 0,
                     trade.quantity,
                     trade.entry_price,
@@ -691,9 +691,9 @@ def _trades(
                 )
             )
             continue
-        exit_ms = trade.exit_ms
-        if exit_ms is None or not _in_range(exit_ms) or exit_ms < trade.entry_ms:
-            exit_ms = max(last, trade.entry_ms)
+        exit_at = trade.exit_ms
+        if exit_at is None or not _in_range(exit_at) or exit_at < trade.entry_ms:
+            exit_at = max(last, trade.entry_ms)
             flags.append(f"{tag}: no usable exit time, the end of the run taken")
         if _finite(trade.pnl):
             pnl = float(trade.pnl)  # type: ignore[arg-type]
@@ -703,7 +703,7 @@ def _trades(
         rows.append(
             (
                 trade.entry_ms,
-                exit_ms,
+                exit_at,
                 sign > 0,
                 trade.quantity,
                 trade.entry_price,

@@ -22,7 +22,7 @@ import struct
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import orjson
 from redis.asyncio import Redis
@@ -159,7 +159,7 @@ class CheckpointStore:
         """Write ``payload`` (whole commands) on one pooled connection and read ``replies``
         replies; an error reply raises (`redis.exceptions.ResponseError`)."""
         pool = self._redis.connection_pool
-        connection = await pool.get_connection()
+        connection = await pool.get_connection()  # type: ignore[no-untyped-call]
         try:
             await connection.send_packed_command(payload)
             return [await connection.read_response() for _ in range(replies)]
@@ -173,7 +173,8 @@ class CheckpointStore:
         """The checkpoints Redis holds for these sessions (absent ones are left out)."""
         if not session_ids:
             return {}
-        values = await self._redis.mget([self.state_key(sid) for sid in session_ids])
+        keys = [self.state_key(sid) for sid in session_ids]
+        values = cast(list[bytes | None], await self._redis.mget(keys))
         found: dict[str, Stored] = {}
         for session_id, value in zip(session_ids, values, strict=True):
             if value is None:
@@ -190,7 +191,7 @@ class CheckpointStore:
     ) -> Pending:
         """Equity points of ``series`` not yet in PostgreSQL (of ``session_ids`` only, when
         given)."""
-        items = await self._redis.lrange(self.equity_key(series), 0, -1)
+        items = cast(list[bytes], await self._redis.lrange(self.equity_key(series), 0, -1))
         points: dict[str, list[list[float]]] = {}
         wanted = set(session_ids) if session_ids is not None else None
         for item in items:

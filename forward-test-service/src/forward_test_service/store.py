@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy.typing as npt
 import orjson
@@ -369,7 +369,7 @@ class SessionStore:
                     row.id,
                 )
         self.wake()
-        return row
+        return cast(Row[Any], row)
 
     async def orders(
         self, user_id: str, session_id: str, *, offset: int, limit: int
@@ -466,7 +466,7 @@ class SessionStore:
             sessions_t.c.owner != sessions_t.c.user_id,
         )
         async with self._sessions() as session:
-            return (await session.execute(query)).all()
+            return cast(Sequence[Row[Any]], (await session.execute(query)).all())
 
     async def rows(self, session_ids: Sequence[str]) -> Sequence[Row[Any]]:
         """Whole session rows (plan, config, checkpoint copy), to restore them."""

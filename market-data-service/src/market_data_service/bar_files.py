@@ -311,7 +311,9 @@ class _LineCounter:
 
     def take(self, n: int) -> npt.NDArray[np.int64]:
         pending = np.asarray(self._skipped.lines[self._taken :], np.int64)
-        candidates = np.arange(self._next, self._next + n + pending.size, dtype=np.int64)
+        candidates: npt.NDArray[np.int64] = np.arange(
+            self._next, self._next + n + pending.size, dtype=np.int64
+        )
         if pending.size:
             candidates = candidates[~np.isin(candidates, pending)]
         lines = candidates[:n]

@@ -178,7 +178,8 @@ def _buckets_overlapping(
     offsets = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(
         np.cumsum(counts) - counts, counts
     )
-    return np.unique(np.repeat(firsts, counts) + offsets * step)
+    starts: npt.NDArray[np.int64] = np.unique(np.repeat(firsts, counts) + offsets * step)
+    return starts
 
 
 def is_session(calendar: str, day: date) -> bool:

@@ -348,7 +348,7 @@ async def read_range_packed(
     records = np.frombuffer(packed, _RECORD, count=int(count))
     return Bars(
         ts=epoch.ms_from_postgres_micros(records["ts"].astype(np.int64)),
-        **{name: records[name].astype(np.float64) for name in _RECORD.names[1:]},
+        **{name: records[name].astype(np.float64) for name in (_RECORD.names or ())[1:]},
     )
 
 

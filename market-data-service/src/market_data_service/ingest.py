@@ -327,4 +327,5 @@ def _occurrence(codes: npt.NDArray[np.int64], ts: npt.NDArray[np.int64]) -> npt.
     new_key[1:] = (codes[1:] != codes[:-1]) | (ts[1:] != ts[:-1])
     starts = np.flatnonzero(new_key)
     run = np.cumsum(new_key) - 1
-    return np.arange(n, dtype=np.int64) - starts[run]
+    occurrence: npt.NDArray[np.int64] = np.arange(n, dtype=np.int64) - starts[run]
+    return occurrence

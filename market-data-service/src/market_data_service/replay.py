@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -261,6 +262,7 @@ class ReplayManager:
                     next_page = asyncio.create_task(self._page(plan, int(seconds[-1]) + 1))
                 if first_ts is None:
                     first_ts = int(seconds[0])
+                due: npt.NDArray[np.float64]
                 if plan.speed is None:
                     due = np.full(len(page), -np.inf)
                 else:

@@ -9,7 +9,7 @@ The DDL lives in ``migrations/versions/0002_strategies.py``; these mappings must
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     CheckConstraint,
@@ -23,13 +23,19 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from algotrade.beta1 import legacy_ids_table
 from algotrade.db import service_schema
 
 SCHEMA = service_schema("strategy")
-Base = SCHEMA.base
+if TYPE_CHECKING:  # a base built at run time is no type to mypy: this one stands for it
+
+    class Base(DeclarativeBase):
+        pass
+
+else:
+    Base = SCHEMA.base
 
 ID_LENGTH = 26  # a ULID
 OWNER_LENGTH = 100  # matches `Envelope.user_id`

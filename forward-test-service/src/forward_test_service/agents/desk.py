@@ -277,7 +277,7 @@ class AgentDesk:
 
     async def status(self, principal: Principal) -> SystemStatus:
         agents, queues, syncs = await self._views(await self.agents(principal))
-        states = [a.connection.state if a.connection else "offline" for a in agents]
+        states: list[str] = [a.connection.state if a.connection else "offline" for a in agents]
         return SystemStatus(
             connections={
                 "total": len(agents),

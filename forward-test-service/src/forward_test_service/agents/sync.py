@@ -25,7 +25,7 @@ from __future__ import annotations
 import operator
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from redis.asyncio import Redis
@@ -196,7 +196,7 @@ class TradeBook:
                     if gone:
                         pipe.hdel(k.positions, *gone)
                     if changed:
-                        pipe.hset(k.positions, mapping=changed)
+                        pipe.hset(k.positions, mapping=cast(Mapping[Any, Any], changed))
                     pipe.hset(
                         k.sync,
                         mapping={

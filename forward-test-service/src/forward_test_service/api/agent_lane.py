@@ -178,10 +178,12 @@ class AgentLane:
                     answer = partial(
                         heartbeat_answer, principal=principal, agent_id=agent_id, body=value
                     )
-                else:
+                elif isinstance(value, CommandCreate):
                     answer = partial(
                         enqueue_answer, principal=principal, agent_id=agent_id, body=value
                     )
+                else:
+                    return None
         except (orjson.JSONDecodeError, ValidationError, AlgoTradeError):
             return None
         return _Call(kind.route, answer)
@@ -220,6 +222,8 @@ def _principal(verifier: TokenVerifier, request: Request) -> Principal:
 
 def _body_fits(scope: Scope, kind: _Kind) -> bool:
     """A body's length declared and small (none at all for a request without one)."""
+    name: bytes
+    value: bytes
     for name, value in scope["headers"]:
         if name == b"content-length":
             if kind.model is None:

@@ -12,7 +12,7 @@ from algotrade.bars import TIMEFRAME_SECONDS
 from algotrade.problems import PROBLEM_JSON
 from forward_test_service.models import RUNNING
 
-PROBLEMS = {
+PROBLEMS: dict[int | str, dict[str, Any]] = {
     status: {"description": text, "content": {PROBLEM_JSON: {}}}
     for status, text in {
         404: "no such session for this user",

@@ -213,9 +213,11 @@ class CoinbaseCandles:
         symbol = normalize_symbol(product)
         bars: dict[int, Bar] = {}
         async with contextlib.AsyncExitStack() as stack:
-            client = self._client or await stack.enter_async_context(
-                httpx.AsyncClient(timeout=10.0, headers={"User-Agent": "algotrade-market-data"})
-            )
+            client = self._client
+            if client is None:
+                client = await stack.enter_async_context(
+                    httpx.AsyncClient(timeout=10.0, headers={"User-Agent": "algotrade-market-data"})
+                )
             for lo in range(start, end, CANDLES_PER_REQUEST * MINUTE):
                 hi = min(end, lo + CANDLES_PER_REQUEST * MINUTE) - MINUTE
                 response = await client.get(
