@@ -37,6 +37,21 @@ async def test_gaps_and_corrections_are_recorded_and_pauses_respected(
     # its outbox, so a push returns before the worker has the bar; once the probe shows a bar,
     # the worker has handed that bar to the first session too.
     probe = (await platform.start(session_body(strategy_id, SYMBOL))).json()["id"]
+    topic = Topics(platform.settings.kafka_topic_prefix).session_events
+
+    async def published() -> list[Any]:
+        records = await read_all(platform.settings.kafka_bootstrap, topic)
+        return [r for r in records if r.key == sid.encode()]
+
+    async def carried() -> dict[int, tuple[float, float]]:
+        """The equity points the session.equity events carried, by bar time."""
+        points: dict[int, tuple[float, float]] = {}
+        for record in await published():
+            envelope = orjson.loads(record.value)
+            if envelope["type"] == session_events.EQUITY:
+                for ts, equity, position in envelope["payload"]["points"]:
+                    points[ts] = (equity, position)
+        return points
 
     async with start_worker():
         await platform.push(SYMBOL, "4h", bars.slice(warmup, warmup + 10))
@@ -79,6 +94,13 @@ async def test_gaps_and_corrections_are_recorded_and_pauses_respected(
         assert done["gaps"] == 2 + 3
         assert done["last_bar_time"] is not None
 
+        # The worker sends a bar's session.equity while Redis takes its checkpoint, and the
+        # stop below is the API's: nothing orders the two, so wait for the last bar's event.
+        async def every_point_out() -> bool:
+            return len(await carried()) == done["bars_applied"] - warmup
+
+        await wait_for(every_point_out, within=30)
+
         stopped = (await platform.post(f"{base}/stop")).json()
         assert stopped["status"] == "stopped"
         assert stopped["bars_applied"] == done["bars_applied"]
@@ -89,12 +111,6 @@ async def test_gaps_and_corrections_are_recorded_and_pauses_respected(
         assert 0 < ttl <= platform.settings.finished_checkpoint_ttl_seconds
         series = (await platform.app.state.services.sessions.get("alice", sid)).series_key
         assert (await checkpoints.pending_equity(series)).points == {}
-
-    topic = Topics(platform.settings.kafka_topic_prefix).session_events
-
-    async def published() -> list[Any]:
-        records = await read_all(platform.settings.kafka_bootstrap, topic)
-        return [r for r in records if r.key == sid.encode()]
 
     async def all_there() -> bool:
         records = await published()
@@ -115,7 +131,6 @@ async def test_gaps_and_corrections_are_recorded_and_pauses_respected(
 
     # The session.equity events together carry the whole curve: every applied bar's point,
     # the same as the session's own equity endpoint.
-    carried: dict[int, tuple[float, float]] = {}
     for record in await published():
         envelope = orjson.loads(record.value)
         if envelope["type"] == session_events.EQUITY:
@@ -124,12 +139,11 @@ async def test_gaps_and_corrections_are_recorded_and_pauses_respected(
             assert (decoded.id, decoded.key, decoded.user_id) == (envelope["id"], sid, "alice")
             assert isinstance(payload, session_events.SessionEquity)
             assert dict(record.headers or ())["event-id"].decode() == decoded.id
-            for ts, equity, position in envelope["payload"]["points"]:
-                carried[ts] = (equity, position)
+    points = await carried()
     curve = (await platform.get(f"{base}/equity", params={"points": 10_000})).json()
     assert curve["method"] == "all"
-    assert len(carried) == curve["total_points"] == done["bars_applied"] - warmup
+    assert len(points) == curve["total_points"] == done["bars_applied"] - warmup
     assert [
         (epoch.iso_from_ms(ts), equity, position)
-        for ts, (equity, position) in sorted(carried.items())
+        for ts, (equity, position) in sorted(points.items())
     ] == [(p["ts"], p["equity"], p["position"]) for p in curve["points"]]
