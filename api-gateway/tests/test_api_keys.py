@@ -225,6 +225,34 @@ async def test_a_key_revoked_by_another_gateway_is_refused_after_the_next_reload
         await keys.authenticate(full_key)
 
 
+async def test_a_key_revoked_here_while_a_reload_records_its_use_stays_revoked(
+    keys_db: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reload read the key's row before the revoke: what it read must not put the key back
+    in the cache."""
+    clock = _Clock()
+    keys = ApiKeys(keys_db, cache_seconds=5, max_per_user=10, clock=clock)
+    key_id, full_key = await _new_key(keys, keys_db)
+    await keys.authenticate(full_key)
+    touch = keys._touch_many
+    revoked = []
+
+    async def revoke_meanwhile(key_ids: Any, verified: Any) -> None:
+        async with keys_db() as session:
+            await keys.revoke(session, user_id="user-1", key_id=key_id)
+            await session.commit()
+        revoked.append(key_id)
+        await touch(key_ids, verified)
+
+    monkeypatch.setattr(keys, "_touch_many", revoke_meanwhile)
+    monkeypatch.setattr("api_gateway.api_keys.LAST_USED_RESOLUTION", timedelta(0))
+    clock.now += 2.5
+    await keys.reload_in_use()
+    assert revoked == [key_id]
+    with pytest.raises(Unauthorized, match="revoked"):
+        await keys.authenticate(full_key)
+
+
 async def test_keys_unused_for_a_while_are_no_longer_reloaded(
     keys_db: async_sessionmaker[AsyncSession],
 ) -> None:

@@ -241,6 +241,8 @@ class ApiKeys:
             return 0
         rows: dict[str, Any] = {}
         self._forgotten.clear()
+        # Until the cache takes the reloaded keys: a key revoked meanwhile (here, during the
+        # query or the use records) must not come back from what was read before.
         self._reloading = True
         try:
             async with self._sessions() as session:
@@ -251,21 +253,23 @@ class ApiKeys:
                         .where(ApiKey.id.in_(ids[start : start + _RELOAD_CHUNK]))
                     )
                     rows.update((row[0].id, row) for row in result)
+            # Valid from ``now``, before the query: the rows read are no older than that.
+            reloaded = {
+                key_id: self._verified(rows.get(key_id), now)
+                for key_id in ids
+                if key_id not in self._forgotten and key_id in self._cache
+            }
+            in_use = [
+                key_id
+                for key_id, verified in reloaded.items()
+                if verified.principal is not None and self._used.get(key_id, now) >= used_since
+            ]
+            await self._touch_many(in_use, reloaded)
+            for key_id in self._forgotten:
+                reloaded.pop(key_id, None)
+            self._cache.update(reloaded)
         finally:
             self._reloading = False
-        # Valid from ``now``, before the query: the rows read are no older than that.
-        reloaded = {
-            key_id: self._verified(rows.get(key_id), now)
-            for key_id in ids
-            if key_id not in self._forgotten and key_id in self._cache
-        }
-        in_use = [
-            key_id
-            for key_id, verified in reloaded.items()
-            if verified.principal is not None and self._used.get(key_id, now) >= used_since
-        ]
-        await self._touch_many(in_use, reloaded)
-        self._cache.update(reloaded)
         return len(reloaded)
 
     async def _touch_many(self, key_ids: Sequence[str], keys: dict[str, _VerifiedKey]) -> None:
