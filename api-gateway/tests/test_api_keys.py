@@ -253,6 +253,27 @@ async def test_a_key_revoked_here_while_a_reload_records_its_use_stays_revoked(
         await keys.authenticate(full_key)
 
 
+async def test_keys_reload_a_chunk_at_a_time_each_as_its_row_says(
+    keys_db: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("api_gateway.api_keys._RELOAD_CHUNK", 2)  # three keys: two queries
+    clock = _Clock()
+    keys = ApiKeys(keys_db, cache_seconds=5, max_per_user=10, clock=clock)
+    elsewhere = ApiKeys(keys_db, cache_seconds=5, max_per_user=10)
+    made = [await _new_key(keys, keys_db) for _ in range(3)]
+    for _, full_key in made:
+        await keys.authenticate(full_key)
+    async with keys_db() as session:
+        await elsewhere.revoke(session, user_id="user-1", key_id=made[2][0])
+        await session.commit()
+    clock.now += 2.5
+    assert await keys.reload_in_use() == 3
+    for key_id, full_key in made[:2]:
+        assert (await keys.authenticate(full_key)).api_key_id == key_id
+    with pytest.raises(Unauthorized, match="revoked"):
+        await keys.authenticate(made[2][1])
+
+
 async def test_keys_unused_for_a_while_are_no_longer_reloaded(
     keys_db: async_sessionmaker[AsyncSession],
 ) -> None:

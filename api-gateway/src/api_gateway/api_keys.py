@@ -41,7 +41,7 @@ KEEP_FRESH_SECONDS = 600.0
 """How long after its last use a key is still reloaded in the background: longer than the
 slowest heartbeat an agent may promise (300 s)."""
 _CACHE_MAX = 10_000
-_RELOAD_CHUNK = 1_000  # ids per query
+_RELOAD_CHUNK = 200  # ids per query
 
 
 def generate_key() -> tuple[str, str]:
@@ -227,7 +227,7 @@ class ApiKeys:
 
     async def reload_in_use(self) -> int:
         """Reload every cached key used in the last ``keep_fresh_seconds`` (one query per
-        1,000), record the use of those used since the last reload (at most once per
+        200), record the use of those used since the last reload (at most once per
         `LAST_USED_RESOLUTION`), and forget the others; returns how many were reloaded."""
         now = self._clock()
         used_since, self._reloaded_at = self._reloaded_at, now
@@ -239,26 +239,30 @@ class ApiKeys:
         ids = list(self._used)
         if not ids:
             return 0
-        rows: dict[str, Any] = {}
+        reloaded: dict[str, _VerifiedKey] = {}
         self._forgotten.clear()
         # Until the cache takes the reloaded keys: a key revoked meanwhile (here, during the
-        # query or the use records) must not come back from what was read before.
+        # queries or the use records) must not come back from what was read before.
         self._reloading = True
         try:
             async with self._sessions() as session:
+                # A chunk per query, each turned into its keys before the next is asked for:
+                # the event loop serves requests between chunks, which a thousand keys read and
+                # verified in one go held up for milliseconds.
                 for start in range(0, len(ids), _RELOAD_CHUNK):
+                    chunk = ids[start : start + _RELOAD_CHUNK]
                     result = await session.execute(
                         select(ApiKey, User.roles, User.is_active)
                         .join(User, User.id == ApiKey.user_id)
-                        .where(ApiKey.id.in_(ids[start : start + _RELOAD_CHUNK]))
+                        .where(ApiKey.id.in_(chunk))
                     )
-                    rows.update((row[0].id, row) for row in result)
-            # Valid from ``now``, before the query: the rows read are no older than that.
-            reloaded = {
-                key_id: self._verified(rows.get(key_id), now)
-                for key_id in ids
-                if key_id not in self._forgotten and key_id in self._cache
-            }
+                    rows = {row[0].id: row for row in result}
+                    # Valid from ``now``, before the queries: no row read is older than that.
+                    reloaded.update(
+                        (key_id, self._verified(rows.get(key_id), now))
+                        for key_id in chunk
+                        if key_id in self._cache
+                    )
             in_use = [
                 key_id
                 for key_id, verified in reloaded.items()
