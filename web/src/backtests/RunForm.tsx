@@ -121,6 +121,7 @@ export function RunForm({
     setTypedParams({});
     setRanges(Object.fromEntries(Object.entries(tunables).map(([k, t]) => [k, defaultSweepRange(t)])));
     // keyed by the tunables' names: `tunables` is a new object on every render
+    // eslint-disable-next-line react-hooks/exhaustive-deps -- see the line above
   }, [tunableKey, chosenVersion, strategyId]);
 
   const values = paramValues(tunables, typedParams);

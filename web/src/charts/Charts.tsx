@@ -55,6 +55,7 @@ function useChart<S>(
       state.current = null;
     };
     // built once; the data flows through update
+    // eslint-disable-next-line react-hooks/exhaustive-deps -- see the line above
   }, []);
   useEffect(() => {
     const s = state.current;
@@ -64,6 +65,8 @@ function useChart<S>(
       s.chart.timeScale().fitContent();
       s.fitted = true;
     }
+    // the caller's deps: `update` is a new function on every render and reads only them
+    // eslint-disable-next-line react-hooks/exhaustive-deps -- see the line above
   }, deps);
   return container;
 }

@@ -7,10 +7,15 @@ import { useState } from "react";
 export function SecretOnce({ secret, what, onDone, testId = "secret-once" }: { secret: string; what: string; onDone: () => void; testId?: string }) {
   const [copied, setCopied] = useState<"no" | "yes" | "failed">("no");
   const copy = () => {
-    navigator.clipboard?.writeText(secret).then(
+    const writing = navigator.clipboard?.writeText(secret);
+    if (writing === undefined) {
+      setCopied("failed");
+      return;
+    }
+    writing.then(
       () => setCopied("yes"),
       () => setCopied("failed"),
-    ) ?? setCopied("failed");
+    );
   };
   return (
     <div className="secret-once" role="region" aria-label={`New ${what}`} data-testid={testId}>
