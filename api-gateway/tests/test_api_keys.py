@@ -274,6 +274,32 @@ async def test_keys_reload_a_chunk_at_a_time_each_as_its_row_says(
         await keys.authenticate(made[2][1])
 
 
+async def test_a_reload_sees_what_changed_in_the_key_s_user_and_keeps_what_did_not(
+    keys_db: async_sessionmaker[AsyncSession],
+) -> None:
+    clock = _Clock()
+    keys = ApiKeys(keys_db, cache_seconds=5, max_per_user=10, clock=clock)
+    made = [await _new_key(keys, keys_db) for _ in range(2)]
+    for _, full_key in made:
+        await keys.authenticate(full_key)
+    async with keys_db() as session:
+        await session.execute(update(User).where(User.id == "user-1").values(roles=["admin"]))
+        await session.commit()
+    clock.now += 2.5
+    assert await keys.reload_in_use() == 2
+    for key_id, full_key in made:
+        principal = await keys.authenticate(full_key)
+        assert (principal.api_key_id, principal.roles) == (key_id, frozenset({"admin"}))
+    async with keys_db() as session:
+        await session.execute(update(User).where(User.id == "user-1").values(is_active=False))
+        await session.commit()
+    clock.now += 2.5
+    await keys.reload_in_use()
+    for _, full_key in made:
+        with pytest.raises(Unauthorized):
+            await keys.authenticate(full_key)
+
+
 async def test_keys_unused_for_a_while_are_no_longer_reloaded(
     keys_db: async_sessionmaker[AsyncSession],
 ) -> None:
