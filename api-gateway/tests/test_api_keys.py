@@ -300,6 +300,33 @@ async def test_a_reload_sees_what_changed_in_the_key_s_user_and_keeps_what_did_n
             await keys.authenticate(full_key)
 
 
+async def test_the_refresher_reloads_keys_as_they_come_due_soonest_first(
+    keys_db: async_sessionmaker[AsyncSession],
+) -> None:
+    clock = _Clock()
+    keys = ApiKeys(keys_db, cache_seconds=5, max_per_user=10, clock=clock)
+    made = []
+    for _ in range(3):  # loaded a second apart: due a second apart
+        made.append(await _new_key(keys, keys_db))
+        await keys.authenticate(made[-1][1])
+        clock.now += 1
+    # now = 3: the first key's verification ends at 5, the second's at 6, the third's at 7
+    assert await keys.reload_in_use(due_within=2.5) == 1  # only the first is due
+    assert await keys.reload_in_use(due_within=2.5) == 0  # now good until 8
+    clock.now += 1.5  # 4.5: the second and the third are due, the second sooner
+    assert await keys.reload_in_use(due_within=2.5, at_most=1) == 1
+    assert await keys.reload_in_use(due_within=2.5, at_most=1) == 1
+    assert await keys.reload_in_use(due_within=2.5) == 0
+
+    async def no_query(*_: Any) -> None:
+        raise AssertionError("a request waited for the database")
+
+    clock.now += 3  # 7.5: past every first load (5, 6, 7), within every reload (8, 9.5, 9.5)
+    keys._load = no_query  # type: ignore[method-assign]
+    for key_id, full_key in made:
+        assert (await keys.authenticate(full_key)).api_key_id == key_id
+
+
 async def test_keys_unused_for_a_while_are_no_longer_reloaded(
     keys_db: async_sessionmaker[AsyncSession],
 ) -> None:

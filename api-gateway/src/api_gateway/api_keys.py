@@ -4,11 +4,14 @@ The id is public (it names the key in lists and logs); the secret is 256 random 
 Verifying a key needs its row, so verified keys are remembered for ``cache_seconds`` per process;
 revoking through this process forgets the key at once, other gateway processes within that time.
 
-Keys in use are kept fresh off the request path: `ApiKeys.refreshing` reloads every key used in
-the last ``keep_fresh_seconds`` in one query each ``cache_seconds / 2``, so a key stays verified
-no longer than ``cache_seconds`` after its row was read, and an agent beating every few seconds
-never waits for PostgreSQL (with a reload on the request path, a heartbeat interval as long as
-the cache made nearly every heartbeat a query: ~3 ms of the gateway's 5.6 ms per heartbeat).
+Keys in use are kept fresh off the request path: `ApiKeys.refreshing` reloads each key used in
+the last ``keep_fresh_seconds`` once its verification has less than ``cache_seconds / 2`` to
+run, so a key stays verified no longer than ``cache_seconds`` after its row was read, and an
+agent beating every few seconds never waits for PostgreSQL (with a reload on the request path,
+a heartbeat interval as long as the cache made nearly every heartbeat a query: ~3 ms of the
+gateway's 5.6 ms per heartbeat). It looks every ``cache_seconds / 20`` and takes a bounded
+share of the keys each time, soonest due first: a thousand keys reloaded at once held the
+gateway's requests up for tens of milliseconds every 2.5 s; spread out, they stay spread.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import math
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -138,7 +142,6 @@ class ApiKeys:
         self._used: dict[str, float] = {}  # key id -> when it last authenticated a request
         self._reloading = False
         self._forgotten: set[str] = set()  # forgotten while a reload was under way
-        self._reloaded_at = clock()
 
     async def create(
         self,
@@ -270,20 +273,32 @@ class ApiKeys:
                 )
         return verified
 
-    async def reload_in_use(self) -> int:
-        """Reload every cached key used in the last ``keep_fresh_seconds`` (one query per
-        200), record the use of those used since the last reload (at most once per
-        `LAST_USED_RESOLUTION`), and forget the others; returns how many were reloaded."""
+    async def reload_in_use(
+        self, *, due_within: float | None = None, at_most: int | None = None
+    ) -> int:
+        """Reload the cached keys used in the last ``keep_fresh_seconds`` (one query per
+        `_RELOAD_CHUNK`): all of them, or those whose verification ends within ``due_within``
+        seconds, soonest first, at most ``at_most``. Records the use of those used since their
+        last load (at most once per `LAST_USED_RESOLUTION`) and forgets the keys not used for
+        ``keep_fresh_seconds``; returns how many were reloaded."""
         now = self._clock()
-        used_since, self._reloaded_at = self._reloaded_at, now
         for key_id, used in list(self._used.items()):
             if now - used > self._keep_fresh_seconds or key_id not in self._cache:
                 del self._used[key_id]
                 if now - used > self._keep_fresh_seconds:
                     self._cache.pop(key_id, None)
         ids = list(self._used)
+        if due_within is not None:
+            horizon = now + due_within
+            ids = sorted(
+                (k for k in ids if self._cache[k].cached_until <= horizon),
+                key=lambda k: self._cache[k].cached_until,
+            )
+        if at_most is not None:
+            ids = ids[:at_most]
         if not ids:
             return 0
+        loaded_at: dict[str, float] = {}  # when each key's verification was read before
         reloaded: dict[str, _VerifiedKey] = {}
         self._forgotten.clear()
         # Until the cache takes the reloaded keys: a key revoked meanwhile (here, during the
@@ -302,11 +317,13 @@ class ApiKeys:
                     for key_id in chunk:
                         cached = self._cache.get(key_id)
                         if cached is not None:
+                            loaded_at[key_id] = cached.cached_until - self._cache_seconds
                             reloaded[key_id] = self._reverified(cached, rows.get(key_id), now)
             in_use = [
                 key_id
                 for key_id, verified in reloaded.items()
-                if verified.principal is not None and self._used.get(key_id, now) >= used_since
+                if verified.principal is not None
+                and self._used.get(key_id, now) >= loaded_at[key_id]
             ]
             await self._touch_many(in_use, reloaded)
             for key_id in self._forgotten:
@@ -334,17 +351,21 @@ class ApiKeys:
 
     @contextlib.asynccontextmanager
     async def refreshing(self) -> AsyncIterator[ApiKeys]:
-        """Reload the keys in use every ``cache_seconds / 2`` until the block ends."""
+        """Reload the keys in use as they come due (see the module doc) until the block ends."""
         stop = asyncio.Event()
+        margin = self._cache_seconds / 2  # a key is reloaded once this much of it is left
+        every = margin / 10
 
         async def run() -> None:
             while not stop.is_set():
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self._cache_seconds / 2)
+                    await asyncio.wait_for(stop.wait(), every)
                 if stop.is_set():
                     return
+                # Twice the share that keeps up: a crowd due at once spreads over five looks.
+                share = max(_RELOAD_CHUNK, math.ceil(2 * len(self._used) * every / margin))
                 try:
-                    await self.reload_in_use()
+                    await self.reload_in_use(due_within=margin, at_most=share)
                 except Exception as exc:  # an outage: cached keys expire, requests load them
                     logger.warning("API keys in use not reloaded: %r", exc)
 
