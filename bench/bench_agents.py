@@ -40,7 +40,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -212,121 +212,104 @@ async def flood(
     return latencies, len(latencies) / elapsed
 
 
-async def delivery(
-    url: str, agent_id: str, agent_auth: dict[str, str], user: dict[str, str], n: int
-) -> tuple[list[float], list[float]]:
-    """``n`` times: a command sent while the agent's long-poll waits. Returns the times from
-    sending it to the poll's answer (the delivery) and to the enqueue's own answer."""
-    out: list[float] = []
-    posted: list[float] = []
-    async with (
-        httpx.AsyncClient(base_url=url, timeout=60) as agent,
-        httpx.AsyncClient(base_url=url, timeout=60) as owner,
-    ):
-
-        async def poll() -> tuple[httpx.Response, float]:
-            answer = await agent.get(
-                f"/api/agents/{agent_id}/commands", params={"wait": 20}, headers=agent_auth
-            )
-            return answer, time.perf_counter()
-
-        async def send(i: int) -> tuple[httpx.Response, float]:
-            sent = await owner.post(
-                f"/api/agents/{agent_id}/commands",
-                json={"kind": "info", "message": f"m{i}"},
-                headers=user,
-            )
-            return sent, time.perf_counter()
-
-        for i in range(n + 20):
-            waiting = asyncio.create_task(poll())
-            await asyncio.sleep(0.02)  # the poll is waiting
-            started = time.perf_counter()
-            (sent, sent_at), (answer, answered_at) = await asyncio.gather(send(i), waiting)
-            if sent.status_code != 201 or not answer.json()["data"]:
-                raise SystemExit(f"delivery failed: {sent.text} / {answer.text}")
-            command = answer.json()["data"][0]
-            await agent.post(
-                f"/api/agents/{agent_id}/commands/{command['id']}/ack",
-                json={"outcome": "executed"},
-                headers=agent_auth,
-            )
-            if i >= 20:
-                out.append((answered_at - started) * 1000)
-                posted.append((sent_at - started) * 1000)
-    return out, posted
+# One request of a delivery: (who sends it, method, path and query, JSON body) -> (status, body).
+Call = Callable[[str, str, str, bytes | None], Awaitable[tuple[int, bytes]]]
 
 
-async def delivery_lean(
-    url: str, agent_id: str, agent_auth: dict[str, str], user: dict[str, str], n: int
-) -> list[float]:
-    """As `delivery`, with a lean HTTP/1.1 client (the gateway's `UpstreamPool`: one write per
-    request, httptools parsing) instead of httpx, whose own cost per request (its pure-Python
-    HTTP/1.1 and stream layers, about half a millisecond here) would sit in every figure: what
-    is left is the platform's part, and the loopback's."""
-    pools = [
-        UpstreamPool(
+@contextlib.asynccontextmanager
+async def httpx_calls(url: str, auth: dict[str, dict[str, str]]) -> AsyncIterator[Call]:
+    """Requests through httpx, one client per sender (``auth``: sender -> headers)."""
+    clients = {who: httpx.AsyncClient(base_url=url, timeout=60) for who in auth}
+
+    async def call(who: str, method: str, path: str, body: bytes | None) -> tuple[int, bytes]:
+        headers = {**auth[who], **(JSON if body is not None else {})}
+        answer = await clients[who].request(method, path, content=body, headers=headers)
+        return answer.status_code, answer.content
+
+    try:
+        yield call
+    finally:
+        await asyncio.gather(*(client.aclose() for client in clients.values()))
+
+
+@contextlib.asynccontextmanager
+async def lean_calls(url: str, auth: dict[str, dict[str, str]]) -> AsyncIterator[Call]:
+    """Requests through a lean HTTP/1.1 client (the gateway's `UpstreamPool`: one write per
+    request, httptools parsing), one connection per sender. httpx's own cost per request (its
+    pure-Python HTTP/1.1 and stream layers, about half a millisecond here) would sit in every
+    figure: with this client, what is left is the platform's part, and the loopback's."""
+    pools = {
+        who: UpstreamPool(
             url, max_connections=1, max_keepalive=1, keepalive_seconds=60, connect_timeout=5
         )
-        for _ in range(2)
-    ]
-    agent, owner = pools
-    a_headers = [(k.lower().encode(), v.encode()) for k, v in agent_auth.items()]
-    u_headers = [(k.lower().encode(), v.encode()) for k, v in user.items()]
-    target = f"/api/agents/{agent_id}/commands".encode()
+        for who in auth
+    }
+    raw = {
+        who: [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        for who, headers in auth.items()
+    }
 
-    async def call(
-        pool: UpstreamPool,
-        method: str,
-        path: bytes,
-        headers: list[tuple[bytes, bytes]],
-        body: bytes | None = None,
-    ) -> tuple[int, bytes, float]:
+    async def call(who: str, method: str, path: str, body: bytes | None) -> tuple[int, bytes]:
+        headers = raw[who]
         if body is not None:
             headers = [
                 *headers,
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
             ]
-        response = await pool.request(
-            method, path, headers, None if body is None else _once(body), wait_seconds=60
+        response = await pools[who].request(
+            method, path.encode(), headers, None if body is None else _once(body), wait_seconds=60
         )
         try:
             data = b"".join([chunk async for chunk in response.chunks()])
         finally:
             response.close()
-        return response.status, data, time.perf_counter()
+        return response.status, data
 
-    out: list[float] = []
     try:
-        for i in range(n + 20):
-            waiting = asyncio.create_task(call(agent, "GET", target + b"?wait=20", a_headers))
-            await asyncio.sleep(0.02)  # the poll is waiting
-            body = orjson.dumps({"kind": "info", "message": f"m{i}"})
-            started = time.perf_counter()
-            (sent, _, _), (status, answer, answered_at) = await asyncio.gather(
-                call(owner, "POST", target, u_headers, body), waiting
-            )
-            commands = orjson.loads(answer)["data"] if status == 200 else []
-            if sent != 201 or not commands:
-                raise SystemExit(f"delivery failed: {sent} / {status} {answer[:300]!r}")
-            await call(
-                agent,
-                "POST",
-                target + f"/{commands[0]['id']}/ack".encode(),
-                a_headers,
-                orjson.dumps({"outcome": "executed"}),
-            )
-            if i >= 20:
-                out.append((answered_at - started) * 1000)
+        yield call
     finally:
-        for pool in pools:
+        for pool in pools.values():
             await pool.aclose()
-    return out
 
 
 async def _once(body: bytes) -> AsyncIterator[bytes]:
     yield body
+
+
+async def delivery(call: Call, agent_id: str, n: int) -> tuple[list[float], list[float]]:
+    """``n`` times (after 20 untimed): a command sent by the owner while the agent's long-poll
+    waits. Returns the times from sending it to the poll's answer (the delivery) and to the
+    enqueue's own answer."""
+    commands = f"/api/agents/{agent_id}/commands"
+    delivered: list[float] = []
+    enqueued: list[float] = []
+
+    async def timed_call(who: str, method: str, path: str, body: bytes | None = None) -> Any:
+        status, data = await call(who, method, path, body)
+        return status, data, time.perf_counter()
+
+    for i in range(n + 20):
+        waiting = asyncio.create_task(timed_call("agent", "GET", f"{commands}?wait=20"))
+        await asyncio.sleep(0.02)  # the poll is waiting
+        body = orjson.dumps({"kind": "info", "message": f"m{i}"})
+        started = time.perf_counter()
+        (sent, _, sent_at), (status, answer, answered_at) = await asyncio.gather(
+            timed_call("owner", "POST", commands, body), waiting
+        )
+        leased = orjson.loads(answer)["data"] if status == 200 else []
+        if sent != 201 or not leased:
+            raise SystemExit(f"delivery failed: {sent} / {status} {answer[:300]!r}")
+        await call(
+            "agent",
+            "POST",
+            f"{commands}/{leased[0]['id']}/ack",
+            orjson.dumps({"outcome": "executed"}),
+        )
+        if i >= 20:
+            delivered.append((answered_at - started) * 1000)
+            enqueued.append((sent_at - started) * 1000)
+    return delivered, enqueued
 
 
 def positions(n: int) -> list[dict[str, Any]]:
@@ -429,14 +412,20 @@ async def run(
 
     print(f"\ncommand delivery to a waiting long-poll ({args.commands} commands each way)")
     agent_id = agents[0][0]
-    d_s, e_s = await delivery(service, agent_id, direct[0][1], user_direct, args.commands)
-    d_g, e_g = await delivery(gateway, agent_id, via_gateway[0][1], user, args.commands)
+    runs = {}
+    for name, calls in (("httpx", httpx_calls), ("lean", lean_calls)):
+        for where, url, auth in (
+            ("service", service, {"agent": direct[0][1], "owner": user_direct}),
+            ("gateway", gateway, {"agent": via_gateway[0][1], "owner": user}),
+        ):
+            async with calls(url, auth) as call:
+                runs[name, where] = await delivery(call, agent_id, args.commands)
+    (d_s, e_s), (d_g, e_g) = runs["httpx", "service"], runs["httpx", "gateway"]
+    lean_s, lean_g = runs["lean", "service"][0], runs["lean", "gateway"][0]
     print(line("sent -> poll answered, at the service", d_s))
     print(line("  sent -> enqueue answered", e_s))
     print(line("sent -> poll answered, via the gateway", d_g))
     print(line("  sent -> enqueue answered", e_g))
-    lean_s = await delivery_lean(service, agent_id, direct[0][1], user_direct, args.commands)
-    lean_g = await delivery_lean(gateway, agent_id, via_gateway[0][1], user, args.commands)
     print(line("sent -> poll answered, lean client, at the service", lean_s))
     print(line("sent -> poll answered, lean client, via the gateway", lean_g))
     status = (
