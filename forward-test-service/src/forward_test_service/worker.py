@@ -405,7 +405,7 @@ class BarApplier:
         # Sessions go in chunks, and each chunk's checkpoints are sent to Redis while the next
         # chunk is applied: Redis writes the one while Python computes the other. Each
         # session's PostgreSQL record still precedes its checkpoint.
-        saving: list[asyncio.Task[None]] = []
+        writes: list[asyncio.Task[None]] = []
         try:
             for start in range(0, len(running), APPLY_CHUNK):
                 records: list[BarRecord] = []
@@ -418,15 +418,15 @@ class BarApplier:
                 # Before the checkpoint: a crash in between re-applies and re-routes the bar.
                 if self._orders is not None and any(s.route for s in chunk):
                     await self._orders.route(records, {s.id: s.route for s in chunk if s.route})
-                saving.append(asyncio.create_task(self._checkpoints.save(key, saved)))
+                writes.append(asyncio.create_task(self._checkpoints.save(key, saved)))
                 await asyncio.sleep(0)  # let the task hand its bytes to the socket
             # Built while Redis writes the last chunk, and sent while it does: a crash before
             # the checkpoints are durable applies the bar again, which sends the same points
             # again (consumers keep one per bar time), so the events need not wait for Redis.
             equity = self._equity_messages(updates)
-            saving.append(asyncio.create_task(self._publish_equity(equity)))
+            writes.append(asyncio.create_task(self._publish_equity(equity)))
         finally:
-            done = await asyncio.gather(*saving, return_exceptions=True)
+            done = await asyncio.gather(*writes, return_exceptions=True)
         for result in done:
             if isinstance(result, BaseException):
                 raise result
