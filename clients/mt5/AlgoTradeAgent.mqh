@@ -61,6 +61,7 @@
 #define AT_ACK_TICKET            "ticket"
 #define AT_ACK_PRICE             "price"
 #define AT_ACK_VOLUME            "volume"
+#define AT_ACK_COMMISSION        "commission"
 #define AT_ACK_ERROR             "error"
 // @values POST /api/agents/{id}/commands/{cmd}/ack request outcome
 #define AT_OUTCOME_EXECUTED      "executed"
@@ -89,6 +90,9 @@
 #define AT_CLOSED_CLOSE_PRICE    "close_price"
 #define AT_CLOSED_CLOSED_AT_MS   "closed_at_ms"
 #define AT_CLOSED_PROFIT         "profit"
+#define AT_CLOSED_DEAL           "deal"
+#define AT_CLOSED_COMMISSION     "commission"
+#define AT_CLOSED_SWAP           "swap"
 // @fields POST /api/agents/{id}/trades/sync response
 #define AT_SYNCR_MATCHED         "matched"
 #define AT_SYNCR_CONFLICTS       "conflicts"
@@ -439,18 +443,22 @@ struct AtAck
    string            ticket;
    double            price;
    double            volume;
+   ulong             deal;               // the deal that executed it, if known (its commission)
    string            error;
   };
 
 struct AtClosedTrade
   {
    ulong             position;
+   ulong             deal;
    string            symbol;
    string            side;
    double            volume;
    double            close_price;
    long              closed_at_ms;
    double            profit;
+   double            commission;
+   double            swap;
   };
 
 //+------------------------------------------------------------------+
@@ -717,6 +725,7 @@ void CAlgoTradeAgent::Execute(const string command)
    ack.ticket = "";
    ack.price = 0;
    ack.volume = 0;
+   ack.deal = 0;
    ack.error = "";
    string kind = AtJsonStr(command, AT_CMD_KIND);
    if(kind == AT_KIND_OPEN)
@@ -802,6 +811,7 @@ bool CAlgoTradeAgent::FindStamped(const string stamp, AtAck &ack)
       ack.ticket = (string)HistoryDealGetInteger(deal, DEAL_POSITION_ID);
       ack.price = HistoryDealGetDouble(deal, DEAL_PRICE);
       ack.volume = HistoryDealGetDouble(deal, DEAL_VOLUME);
+      ack.deal = deal;
       return true;
      }
    return false;
@@ -829,6 +839,7 @@ void CAlgoTradeAgent::Close(const string command, AtAck &ack)
          ack.outcome = AT_OUTCOME_EXECUTED;
          ack.price = HistoryDealGetDouble(deal, DEAL_PRICE);
          ack.volume = HistoryDealGetDouble(deal, DEAL_VOLUME);
+         ack.deal = deal;
          return;
         }
    ack.outcome = AT_OUTCOME_REJECTED;
@@ -888,6 +899,7 @@ void CAlgoTradeAgent::Outcome(const bool sent, AtAck &ack)
       ack.outcome = AT_OUTCOME_EXECUTED;
       ack.price = m_trade.ResultPrice();
       ack.volume = m_trade.ResultVolume();
+      ack.deal = m_trade.ResultDeal();
       return;
      }
    if(code == TRADE_RETCODE_TIMEOUT)
@@ -920,6 +932,9 @@ void CAlgoTradeAgent::QueueAck(const string command_id, const AtAck &ack)
       w.Num(AT_ACK_PRICE, ack.price, 8);
    if(ack.volume > 0)
       w.Num(AT_ACK_VOLUME, ack.volume, 8);
+   // The deal's commission, as MT5 signs it (negative: charged).
+   if(ack.deal > 0 && HistoryDealSelect(ack.deal))
+      w.Num(AT_ACK_COMMISSION, HistoryDealGetDouble(ack.deal, DEAL_COMMISSION), 2);
    if(ack.error != "")
       w.Str(AT_ACK_ERROR, StringSubstr(ack.error, 0, 1000));
    int k = ArraySize(m_ack_ids);
@@ -1009,6 +1024,7 @@ void CAlgoTradeAgent::WriteClosed(CAtJsonWriter &w, const long offset)
          int k = ArraySize(closed);
          ArrayResize(closed, k + 1);
          closed[k].position = (ulong)HistoryDealGetInteger(deal, DEAL_POSITION_ID);
+         closed[k].deal = deal;
          closed[k].symbol = HistoryDealGetString(deal, DEAL_SYMBOL);
          // A selling deal closes a buy position.
          closed[k].side = HistoryDealGetInteger(deal, DEAL_TYPE) == DEAL_TYPE_SELL
@@ -1016,9 +1032,10 @@ void CAlgoTradeAgent::WriteClosed(CAtJsonWriter &w, const long offset)
          closed[k].volume = HistoryDealGetDouble(deal, DEAL_VOLUME);
          closed[k].close_price = HistoryDealGetDouble(deal, DEAL_PRICE);
          closed[k].closed_at_ms = HistoryDealGetInteger(deal, DEAL_TIME_MSC) - offset * 1000;
+         closed[k].commission = HistoryDealGetDouble(deal, DEAL_COMMISSION);
+         closed[k].swap = HistoryDealGetDouble(deal, DEAL_SWAP);
          closed[k].profit = HistoryDealGetDouble(deal, DEAL_PROFIT)
-                            + HistoryDealGetDouble(deal, DEAL_SWAP)
-                            + HistoryDealGetDouble(deal, DEAL_COMMISSION);
+                            + closed[k].swap + closed[k].commission;
         }
    w.BeginArray(AT_SYNC_CLOSED);
    for(int k = 0; k < ArraySize(closed); k++)
@@ -1046,6 +1063,11 @@ void CAlgoTradeAgent::WriteClosed(CAtJsonWriter &w, const long offset)
       w.Num(AT_CLOSED_CLOSE_PRICE, closed[k].close_price, digits);
       w.Int(AT_CLOSED_CLOSED_AT_MS, closed[k].closed_at_ms);
       w.Num(AT_CLOSED_PROFIT, closed[k].profit, 2);
+      // Each closing deal on its own (a partial close too), named: a deal listed by several
+      // syncs counts once.
+      w.Str(AT_CLOSED_DEAL, (string)closed[k].deal);
+      w.Num(AT_CLOSED_COMMISSION, closed[k].commission, 2);
+      w.Num(AT_CLOSED_SWAP, closed[k].swap, 2);
       w.EndItem();
      }
    w.EndArray();

@@ -119,6 +119,8 @@ namespace NinjaTrader.NinjaScript.AlgoTrade
         [DataMember(Name = "ticket", EmitDefaultValue = false)] public string Ticket;
         [DataMember(Name = "price", EmitDefaultValue = false)] public double? Price;
         [DataMember(Name = "volume", EmitDefaultValue = false)] public double? Volume;
+        // Negative: charged (NinjaTrader's Execution.Commission is the cost, so its negative).
+        [DataMember(Name = "commission", EmitDefaultValue = false)] public double? Commission;
         [DataMember(Name = "error", EmitDefaultValue = false)] public string Error;
     }
 
@@ -164,6 +166,10 @@ namespace NinjaTrader.NinjaScript.AlgoTrade
         [DataMember(Name = "close_price")] public double ClosePrice;
         [DataMember(Name = "closed_at_ms")] public long ClosedAtMs;
         [DataMember(Name = "profit")] public double Profit;
+        // One closing execution (a partial exit too), named: listed by several syncs, it counts once.
+        [DataMember(Name = "deal", EmitDefaultValue = false)] public string Deal;
+        [DataMember(Name = "commission")] public double Commission;
+        [DataMember(Name = "swap")] public double Swap;
     }
 
     // @fields POST /api/agents/{id}/trades/sync response

@@ -8,6 +8,7 @@ using System;
 using System.Collections.Generic;
 using System.ComponentModel;
 using System.ComponentModel.DataAnnotations;
+using System.Linq;
 using System.Threading;
 using System.Threading.Tasks;
 using NinjaTrader.Cbi;
@@ -29,16 +30,16 @@ namespace NinjaTrader.NinjaScript.Strategies
             public double? Sl;
             public double? Tp;
             public DateTime OpenedUtc;
-            public double ExitValue;     // sum of exit price x quantity, for the average
-            public int Exited;
         }
 
         // An order neither filled nor refused in this time has an unknown outcome: no ack.
         private static readonly TimeSpan OrderWait = TimeSpan.FromSeconds(15);
 
-        private readonly object _book = new object();   // guards the three collections below
+        private readonly object _book = new object();   // guards the collections below
         private readonly Dictionary<string, Entry> _entries = new Dictionary<string, Entry>();
-        private readonly List<ClosedTrade> _closed = new List<ClosedTrade>();
+        private readonly List<ClosedTrade> _closed = new List<ClosedTrade>();   // exit executions
+        private readonly Dictionary<string, double> _commissions =
+            new Dictionary<string, double>();                               // by order name
         private readonly Dictionary<string, TaskCompletionSource<CommandAck>> _waiting =
             new Dictionary<string, TaskCompletionSource<CommandAck>>();   // by order name
         private readonly List<TaskCompletionSource<CommandAck>> _flatWaiting =
@@ -221,10 +222,10 @@ namespace NinjaTrader.NinjaScript.Strategies
                     done.TrySetResult(Executed(key, entry.Price, entry.Entered));
                     return;
                 }
-                ClosedTrade closed = _closed.Find(t => t.Ticket == key);
-                if (closed != null)                          // ... and closed since
+                List<ClosedTrade> closed = _closed.FindAll(t => t.Ticket == key);
+                if (closed.Count > 0)                        // ... and closed since
                 {
-                    done.TrySetResult(Executed(key, closed.OpenPrice, closed.Volume));
+                    done.TrySetResult(Executed(key, closed[0].OpenPrice, closed.Sum(t => t.Volume)));
                     return;
                 }
             }
@@ -265,7 +266,7 @@ namespace NinjaTrader.NinjaScript.Strategies
                     return;
                 if (!_entries.TryGetValue(c.Ticket, out entry) || entry.Quantity <= 0)
                 {
-                    ClosedTrade closed = _closed.Find(t => t.Ticket == c.Ticket);
+                    ClosedTrade closed = _closed.FindLast(t => t.Ticket == c.Ticket);
                     done.TrySetResult(closed != null
                         ? Executed(c.Ticket, closed.ClosePrice, closed.Volume)   // a close delivered twice
                         : Refused("no open entry " + c.Ticket));
@@ -327,8 +328,11 @@ namespace NinjaTrader.NinjaScript.Strategies
             Order order = execution.Order;
             bool entering = IsEntry(order);
             string ticket = TicketOf(order);
+            double commission;
             lock (_book)
             {
+                _commissions.TryGetValue(order.Name, out commission);
+                _commissions[order.Name] = commission += execution.Commission;
                 Entry entry;
                 if (ticket != null && _entries.TryGetValue(ticket, out entry))
                 {
@@ -343,15 +347,20 @@ namespace NinjaTrader.NinjaScript.Strategies
                     else
                     {
                         entry.Quantity -= quantity;
-                        entry.Exited += quantity;
-                        entry.ExitValue += price * quantity;
+                        Exited(ticket, entry, executionId, execution.Commission, price, quantity, time);
                         if (entry.Quantity <= 0)
-                            Closed(ticket, entry, time);
+                            _entries.Remove(ticket);
                     }
                 }
             }
             if (order.OrderState == OrderState.Filled)
-                Settle(order.Name, Executed(ticket, order.AverageFillPrice, order.Filled));
+            {
+                CommandAck ack = Executed(ticket, order.AverageFillPrice, order.Filled);
+                ack.Commission = -commission;
+                lock (_book)
+                    _commissions.Remove(order.Name);
+                Settle(order.Name, ack);
+            }
         }
 
         protected override void OnOrderUpdate(Order order, double limitPrice, double stopPrice, int quantity,
@@ -390,17 +399,25 @@ namespace NinjaTrader.NinjaScript.Strategies
 
         // ---- helpers (callers hold _book where they touch the collections) ----
 
-        private void Closed(string ticket, Entry entry, DateTime time)
+        // One exit execution of the entry (its stop, its target, the session's close; whole or part).
+        private void Exited(string ticket, Entry entry, string executionId, double commission,
+            double price, int quantity, DateTime time)
         {
-            _entries.Remove(ticket);
-            double closePrice = entry.ExitValue / Math.Max(entry.Exited, 1);
             double direction = entry.Side == Sides.Buy ? 1 : -1;
             _closed.Add(new ClosedTrade
             {
-                Ticket = ticket, Symbol = _symbol, Side = entry.Side, Volume = entry.Entered,
-                OpenPrice = entry.Price, ClosePrice = closePrice, ClosedAtMs = UnixMs(ToUtc(time)),
-                Profit = (closePrice - entry.Price) * entry.Entered * Instrument.MasterInstrument.PointValue * direction,
+                Ticket = ticket, Deal = DealName(executionId), Symbol = _symbol, Side = entry.Side, Volume = quantity,
+                OpenPrice = entry.Price, ClosePrice = price, ClosedAtMs = UnixMs(ToUtc(time)),
+                Profit = (price - entry.Price) * quantity * Instrument.MasterInstrument.PointValue * direction,
+                Commission = -commission,
             });
+        }
+
+        // The platform's names are [A-Za-z0-9_.:-], at most 64 characters.
+        private static string DealName(string executionId)
+        {
+            var name = new string(executionId.Select(ch => char.IsLetterOrDigit(ch) && ch < 128 || "_.:-".IndexOf(ch) >= 0 ? ch : '_').ToArray());
+            return name.Length > 64 ? name.Substring(0, 64) : name;
         }
 
         // A second delivery of a command whose order is still working waits for that order.

@@ -71,6 +71,25 @@ async def ack(platform: Platform, agent_id: str, command_id: str, answer: dict[s
     assert acked.status_code == 200, acked.text
 
 
+async def sync(platform: Platform, agent_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    synced = await platform.client.post(
+        f"/api/agents/{agent_id}/trades/sync", json=body, headers=as_agent(platform, agent_id)
+    )
+    assert synced.status_code == 200, synced.text
+    return dict(synced.json())
+
+
+async def terminal_events(platform: Platform, session_id: str) -> list[dict[str, Any]]:
+    """The payloads of the session's ``session.terminal`` events on Kafka, in order."""
+    topic = Topics(platform.settings.kafka_topic_prefix).session_events
+    records = await read_all(platform.settings.kafka_bootstrap, topic)
+    return [
+        envelope["payload"]
+        for envelope in (orjson.loads(r.value) for r in records if r.key == session_id.encode())
+        if envelope["type"] == session_events.TERMINAL
+    ]
+
+
 async def traded(
     platform: Platform,
     strategy_id: str,
@@ -306,21 +325,11 @@ async def test_the_terminal_account_follows_the_acks_and_the_syncs(
 
     # Each change went out as session.terminal: one per ack, one for the sync; together
     # they carry every terminal trade, and the last one the final account.
-    topic = Topics(platform.settings.kafka_topic_prefix).session_events
-
-    async def terminal_events() -> list[dict[str, Any]]:
-        records = await read_all(platform.settings.kafka_bootstrap, topic)
-        return [
-            envelope["payload"]
-            for envelope in (orjson.loads(r.value) for r in records if r.key == sid.encode())
-            if envelope["type"] == session_events.TERMINAL
-        ]
-
     async def all_sent() -> bool:
-        return len(await terminal_events()) == len(placed) + 1
+        return len(await terminal_events(platform, sid)) == len(placed) + 1
 
     await wait_for(all_sent, within=30)
-    sent = await terminal_events()
+    sent = await terminal_events(platform, sid)
     assert sorted(e["cause"] for e in sent) == ["ack"] * len(placed) + ["sync"]
     carried = sorted(
         (t for e in sent for t in e["closed"]), key=lambda t: (t["entry_seq"], t["exit_ts"])
@@ -330,6 +339,115 @@ async def test_the_terminal_account_follows_the_acks_and_the_syncs(
     ]
     final = max(sent, key=lambda e: e["executed"] + e["refused"])
     assert (final["position"], final["realized_pnl"]) == (0.0, pytest.approx(total))
+
+
+async def test_a_partial_close_on_the_terminal_and_the_costs_it_reports(
+    platform: Platform,
+    graph: Callable[..., dict[str, Any]],
+    start_worker: Callable[..., Any],
+) -> None:
+    """The trader closes a quarter of the session's first position by hand; the session's exit
+    closes the rest. Each sync lists what was closed recently, so the partial deal comes again
+    and again, and the session's own close comes too: each deal counts once, the session's
+    close adds no second trade, and each commission counts once."""
+    strategy = graph(5, 20)
+    warmup = compile_graph(strategy).warmup
+    bars = btc_bars(warmup + 150, first=7_000)
+    strategy_id = await platform.save_strategy(strategy)
+    await platform.push("FTPART", "4h", bars.slice(0, warmup))
+    agent_id = await register(platform)
+    sid = await traded(platform, strategy_id, "FTPART", bars, warmup, agent_id, start_worker)
+    placed = await orders(platform, sid)
+    first = placed[0]
+    assert first["reason"] == "entry" and placed[1]["seq"] == first["seq"] + 1
+    opening = next(
+        c for c in await poll(platform, agent_id) if c["idempotency_key"] == order_key(sid, 0)
+    )
+    price, volume = first["price"], first["quantity"]
+    await ack(
+        platform,
+        agent_id,
+        opening["id"],
+        {"outcome": "executed", "ticket": "P1", "price": price, "commission": -2.0},
+    )
+    part, sign = volume / 4, 1.0 if first["side"] == "buy" else -1.0
+    by_hand = {
+        "ticket": "P1",
+        "deal": "D1",
+        "symbol": "FTPART",
+        "side": first["side"],
+        "volume": part,
+        "open_price": price,
+        "close_price": price + 1.0,
+        "closed_at_ms": 1_900_000_000_010,
+        "commission": -0.5,
+        "swap": -0.1,
+    }
+    still = {
+        "ticket": "P1",
+        "symbol": "FTPART",
+        "side": first["side"],
+        "volume": volume - part,
+        "open_price": price,
+        "opened_at_ms": 1_900_000_000_000,
+    }
+    for _ in range(2):  # the second sync lists the same deal: nothing new
+        await sync(platform, agent_id, {"positions": [still], "closed": [by_hand]})
+    view = (await platform.get(f"/api/sessions/{sid}/terminal")).json()
+    assert [(t["ticket"], t["volume"]) for t in view["open"]] == [("P1", volume - part)]
+    assert [(t["closed_by"], t["deal"], t["volume"]) for t in view["trades"]] == [
+        ("terminal", "D1", part)
+    ]
+
+    (closing,) = [c for c in await poll(platform, agent_id) if c["ticket"] == "P1"]
+    exit_price = placed[1]["price"]
+    await ack(
+        platform,
+        agent_id,
+        closing["id"],
+        {"outcome": "executed", "price": exit_price, "volume": volume - part, "commission": -1.5},
+    )
+    own = {
+        **by_hand,
+        "deal": "D2",
+        "volume": volume - part,
+        "close_price": exit_price,
+        "closed_at_ms": 1_900_000_000_020,
+        "commission": -1.5,
+        "swap": -0.3,
+    }
+    await sync(platform, agent_id, {"positions": [], "closed": [by_hand, own]})
+
+    view = (await platform.get(f"/api/sessions/{sid}/terminal")).json()
+    assert view["open"] == []
+    trades = view["trades"]
+    assert [(t["closed_by"], t["deal"], t["volume"]) for t in trades] == [
+        ("order", None, volume - part),
+        ("terminal", "D1", part),
+    ]
+    assert trades[0]["pnl"] == pytest.approx(sign * (volume - part) * (exit_price - price))
+    assert trades[1]["pnl"] == pytest.approx(sign * part * 1.0)
+    assert trades[0]["costs"] == pytest.approx(-1.5 - 2.0 * 0.75)
+    assert trades[1]["costs"] == pytest.approx(-0.6 - 2.0 * 0.25)
+    account = view["account"]
+    assert account["costs"] == pytest.approx(-2.0 - 1.5 - 0.6 - 0.3)
+    assert account["position"] == 0.0
+    assert account["equity"] == pytest.approx(
+        10_000 + trades[0]["pnl"] + trades[1]["pnl"] + account["costs"], rel=1e-12
+    )
+
+    # Events: the entry's ack, the first sync (the second recorded nothing), the exit's ack
+    # (which made both trades final: the partial could not be, while the exit was on its way),
+    # the last sync (its swap).
+    async def all_sent() -> bool:
+        return len(await terminal_events(platform, sid)) == 4
+
+    await wait_for(all_sent, within=30)
+    sent = await terminal_events(platform, sid)
+    assert [e["cause"] for e in sent] == ["ack", "sync", "ack", "sync"]
+    carried = [(t["closed_by"], t["deal"]) for e in sent for t in e["closed"]]
+    assert sorted(carried, key=str) == sorted([("order", None), ("terminal", "D1")], key=str)
+    assert sent[-1]["costs"] == pytest.approx(account["costs"])
 
 
 async def test_an_exit_after_its_entry_was_refused_is_skipped_not_left_waiting(

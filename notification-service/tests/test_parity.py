@@ -9,6 +9,7 @@ TERMINAL = {
     "position": 2.0,
     "cash": 9_800.0,
     "realized_pnl": 0.0,
+    "costs": -1.5,
     "open_tickets": 1,
     "trades": 0,
     "executed": 1,
@@ -23,6 +24,7 @@ def rest(**over: object) -> dict[str, object]:
         "cash": 9_800.0,
         "equity": 10_002.0,
         "realized_pnl": 0.0,
+        "costs": -1.5,
         "open_tickets": 1,
         "trades": 0,
         "orders": {"executed": 1, "refused": 0, "pending": 0},
@@ -36,6 +38,7 @@ def test_a_terminal_push_agrees_differs_or_has_moved_on() -> None:
     assert check is not None
     assert check(rest()) is True
     assert check(rest(cash=9_700.0)) is False
+    assert check(rest(costs=-3.0)) is False
     assert check(rest(trades=1)) is False
     assert check(rest(orders={"executed": 2, "refused": 0, "pending": 0})) is None
     assert check({"terminal": None}) is False

@@ -35,9 +35,11 @@ def test_a_reopened_account_holds_the_same_positions_trades_and_fills(tmp_path: 
     assert again.fill_for("k-open") == kept
     assert again.equity(PRICES.get) == pytest.approx(5_000.05 + 0.2)
     assert [p.name for p in tmp_path.iterdir()] == ["account.json"]  # no temporary left
-    # New tickets continue after the old ones.
+    # New tickets continue after the old ones and the closing deal (numbered alike).
+    (deal,) = [t.deal for t in again.closed]
+    assert deal == str(int(closed.ticket) + 1)
     again.set_trading_allowed(True)
-    assert again.open("EURUSD", "buy", 1, 1.2).ticket == str(int(closed.ticket) + 1)
+    assert again.open("EURUSD", "buy", 1, 1.2).ticket == str(int(deal) + 1)
 
 
 def test_orders_are_refused_with_a_reason_and_change_nothing() -> None:

@@ -23,12 +23,11 @@ the bar and routes it again (harmless: the keys are the same).
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import and_, func, select, text, update
+from sqlalchemy import and_, func, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from algotrade import session_events
@@ -44,30 +43,36 @@ from forward_test_service.agents.schemas import (
 )
 from forward_test_service.models import session_orders as orders_t
 from forward_test_service.models import sessions as sessions_t
-from forward_test_service.store import BarRecord, SessionStore
+from forward_test_service.models import terminal_deals as deals_t
+from forward_test_service.store import BarRecord, SessionStore, terminal_rows
 
 logger = logging.getLogger(__name__)
 
 ENTRY = "entry"
 COMMAND_EXPIRY_SECONDS = 300.0
 
-# A trade sync's positions closed (no longer open), recorded on the executed entries that
-# opened them: only this agent's sessions of this user, a ticket of the session's symbol and
-# side closed after its entry, never an entry whose own exit the terminal executed (a sync
-# lists the session's closes too), and once (the first report of a close stands).
-_TERMINAL_CLOSES = text(
-    "UPDATE forward.session_orders AS o SET terminal_close_price = c.price, "
-    "terminal_closed_ts = c.ts "
-    "FROM unnest(CAST(:tickets AS text[]), CAST(:symbols AS text[]), CAST(:sides AS text[]), "
-    "CAST(:prices AS float8[]), CAST(:ts AS bigint[])) AS c(ticket, symbol, side, price, ts), "
-    "forward.sessions AS s "
-    "WHERE o.agent_ticket = c.ticket AND o.reason = 'entry' AND o.agent_state = 'executed' "
-    "AND o.side = c.side AND c.ts >= o.ts AND o.terminal_close_price IS NULL "
-    "AND s.id = o.session_id AND s.agent_id = :agent AND s.user_id = :user "
-    "AND upper(coalesce(s.agent_symbol, s.symbol)) = upper(c.symbol) "
-    "AND NOT EXISTS (SELECT 1 FROM forward.session_orders AS x WHERE "
-    "x.session_id = o.session_id AND x.seq = o.seq + 1 AND x.agent_state = 'executed') "
-    "RETURNING o.session_id, o.agent_ticket"
+# The deals of a trade sync (the terminal's closes, whole or partial), recorded on the executed
+# entries that opened their positions: only this agent's sessions of this user, a ticket of the
+# session's symbol and side closed after its entry; when several entries carry the ticket (a
+# netting account's position id, a ticket used again), the latest. Each deal once per agent
+# (the first report stands). The session's own closes are listed too: recorded alike, they
+# find nothing left to close (`forward_test_service.terminal.fold`).
+_TERMINAL_DEALS = text(
+    "INSERT INTO forward.terminal_deals (agent_id, ticket, deal, session_id, entry_seq, "
+    "volume, price, ts, commission, swap) "
+    "SELECT DISTINCT ON (c.ticket, c.deal) :agent, c.ticket, c.deal, o.session_id, o.seq, "
+    "c.volume, c.price, c.ts, c.commission, c.swap "
+    "FROM unnest(CAST(:tickets AS text[]), CAST(:deals AS text[]), CAST(:symbols AS text[]), "
+    "CAST(:sides AS text[]), CAST(:volumes AS float8[]), CAST(:prices AS float8[]), "
+    "CAST(:ts AS bigint[]), CAST(:commissions AS float8[]), CAST(:swaps AS float8[])) "
+    "AS c(ticket, deal, symbol, side, volume, price, ts, commission, swap) "
+    "JOIN forward.session_orders AS o ON o.agent_ticket = c.ticket AND o.reason = 'entry' "
+    "AND o.agent_state = 'executed' AND o.side = c.side AND c.ts >= o.ts "
+    "JOIN forward.sessions AS s ON s.id = o.session_id AND s.agent_id = :agent "
+    "AND s.user_id = :user AND upper(coalesce(s.agent_symbol, s.symbol)) = upper(c.symbol) "
+    "ORDER BY c.ticket, c.deal, o.ts DESC, o.seq DESC, o.session_id DESC "
+    "ON CONFLICT DO NOTHING "
+    "RETURNING session_id"
 )
 
 
@@ -240,6 +245,7 @@ class AgentOrders:
                         agent_price=result.get("price"),
                         agent_volume=result.get("volume"),
                         agent_error=result.get("error"),
+                        agent_commission=result.get("commission"),
                     )
                     .returning(orders_t.c.session_id, orders_t.c.seq, orders_t.c.reason)
                 )
@@ -298,19 +304,18 @@ class AgentOrders:
         The caller holds the session's row lock (`_lock`), so changes of one session stage
         their accounts one after the other, each folding what the one before committed."""
         capital = await db.scalar(select(sessions_t.c.capital).where(sessions_t.c.id == session_id))
-        orders = (
-            await db.execute(
-                select(orders_t).where(orders_t.c.session_id == session_id).order_by(orders_t.c.seq)
-            )
-        ).all()
-        account = terminal.fold(float(capital or 0.0), orders)
-        closed = terminal.settled(account, orders, seq=seq)
-        reported = [t.entry_seq for t in closed if t.closed_by == "terminal"]
+        rows = await terminal_rows(db, session_id)
+        account = terminal.fold(float(capital or 0.0), rows.orders, rows.deals)
+        closed = terminal.settled(account, rows.orders, rows.deals, seq=seq)
+        reported = [(t.entry_seq, t.deal) for t in closed if t.closed_by == "terminal"]
         if reported:
             await db.execute(
-                update(orders_t)
-                .where(orders_t.c.session_id == session_id, orders_t.c.seq.in_(reported))
-                .values(terminal_close_reported=True)
+                update(deals_t)
+                .where(
+                    deals_t.c.session_id == session_id,
+                    tuple_(deals_t.c.entry_seq, deals_t.c.deal).in_(reported),
+                )
+                .values(reported=True)
             )
         await self._store.stage(
             db,
@@ -322,6 +327,7 @@ class AgentOrders:
                 position=account.position,
                 cash=account.cash,
                 realized_pnl=account.realized,
+                costs=account.costs,
                 open_tickets=len(account.tickets),
                 trades=len(account.trades),
                 executed=account.executed,
@@ -335,8 +341,10 @@ class AgentOrders:
                         entry_price=t.entry_price,
                         exit_price=t.exit_price,
                         pnl=t.pnl,
+                        costs=t.costs,
                         entry_seq=t.entry_seq,
                         exit_seq=t.exit_seq,
+                        deal=t.deal,
                         exit_ts=t.exit_ts,
                         closed_by=t.closed_by,
                     )
@@ -348,19 +356,18 @@ class AgentOrders:
         )
 
     async def on_sync(self, agent_id: str, user_id: str, sync: TradeSync) -> int:
-        """Record the positions a trade sync reports closed (and no longer open) on the
-        sessions' entries that opened them (`forward_test_service.terminal` applies them).
-        Returns how many it recorded."""
-        still_open = {position.ticket for position in sync.positions}
-        # A ticket closed in several deals: their volume-weighted price and the last time (a
-        # ticket still open is not closed yet, whatever part of it was).
-        deals: dict[str, list[ClosedTrade]] = {}
-        for trade in sync.closed:
-            if trade.ticket not in still_open:
-                deals.setdefault(trade.ticket, []).append(trade)
+        """Record the deals a trade sync lists (the terminal's closes, whole or partial) on the
+        sessions' entries that opened their positions (`_TERMINAL_DEALS`;
+        `forward_test_service.terminal` applies them). Returns how many were new."""
+        # A position of the deal's ticket opened after the deal: the deal closed an earlier one.
+        opened = {p.ticket: p.opened_at_ms for p in sync.positions if p.opened_at_ms is not None}
+        deals = {
+            (d.ticket, deal_key(d)): d
+            for d in sync.closed
+            if opened.get(d.ticket, d.closed_at_ms) <= d.closed_at_ms
+        }
         if not deals:
             return 0
-        closed = {ticket: _whole(parts) for ticket, parts in deals.items()}
         async with self._sessions.begin() as db:
             agent_sessions = (
                 await db.execute(
@@ -370,21 +377,30 @@ class AgentOrders:
                 )
             ).scalars()
             await _lock(db, list(agent_sessions))
+            listed = list(deals.values())
             recorded = (
-                await db.execute(
-                    _TERMINAL_CLOSES,
-                    {
-                        "tickets": list(closed),
-                        "symbols": [t.symbol for t in closed.values()],
-                        "sides": [t.side for t in closed.values()],
-                        "prices": [t.close_price for t in closed.values()],
-                        "ts": [t.closed_at_ms for t in closed.values()],
-                        "agent": agent_id,
-                        "user": user_id,
-                    },
+                (
+                    await db.execute(
+                        _TERMINAL_DEALS,
+                        {
+                            "tickets": [ticket for ticket, _ in deals],
+                            "deals": [key for _, key in deals],
+                            "symbols": [d.symbol for d in listed],
+                            "sides": [d.side for d in listed],
+                            "volumes": [d.volume for d in listed],
+                            "prices": [d.close_price for d in listed],
+                            "ts": [d.closed_at_ms for d in listed],
+                            "commissions": [d.commission for d in listed],
+                            "swaps": [d.swap for d in listed],
+                            "agent": agent_id,
+                            "user": user_id,
+                        },
+                    )
                 )
-            ).all()
-            for session_id in sorted({session_id for session_id, _ in recorded}):
+                .scalars()
+                .all()
+            )
+            for session_id in sorted(set(recorded)):
                 await self._stage_terminal(db, session_id, user_id, "sync")
         if recorded:
             self._store.wake()
@@ -395,19 +411,10 @@ class AgentOrders:
         await self._enqueue(session_id, seq, self._close(session_id, seq, ticket), route)
 
 
-def _whole(deals: Sequence[ClosedTrade]) -> ClosedTrade:
-    """The deals that closed one ticket as one close: their volume-weighted price, the time of
-    the last."""
-    if len(deals) == 1:
-        return deals[0]
-    volume = math.fsum(d.volume for d in deals)
-    price = (
-        math.fsum(d.volume * d.close_price for d in deals) / volume
-        if volume > 0
-        else deals[-1].close_price
-    )
-    last = max(deals, key=lambda d: d.closed_at_ms)
-    return last.model_copy(update={"close_price": price, "volume": volume})
+def deal_key(deal: ClosedTrade) -> str:
+    """What names a deal once per ticket: the terminal's deal id, else its time, volume and
+    price (a "/" never in an id: the two kinds of name cannot meet)."""
+    return deal.deal or f"{deal.closed_at_ms}/{deal.volume!r}/{deal.close_price!r}"
 
 
 async def _lock(db: AsyncSession, session_ids: Sequence[str]) -> None:

@@ -27,6 +27,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -131,12 +132,8 @@ session_orders = Table(
     Column("agent_price", Float),
     Column("agent_volume", Float),
     Column("agent_error", Text),
-    # An executed entry whose position the terminal closed by itself (the trade sync's report:
-    # what was left of it, at this price).
-    Column("terminal_close_price", Float),
-    Column("terminal_closed_ts", BigInteger),  # epoch ms
-    # That close went out in a session.terminal (`forward_test_service.terminal.settled`).
-    Column("terminal_close_reported", Boolean, nullable=False, server_default="false"),
+    # The commission the ack reported (signed as the terminal signs it: negative, charged).
+    Column("agent_commission", Float),
 )
 
 Index("ix_session_orders_command", session_orders.c.command_id)
@@ -145,6 +142,34 @@ Index(
     session_orders.c.agent_ticket,
     postgresql_where=session_orders.c.agent_ticket.isnot(None),
 )
+
+# Agent mode: the deals by which the terminal closed (part of) a session's position by itself
+# (its stop or target, a margin call, the trader's hand), as the agent's trade syncs reported
+# them, each recorded once per agent and on the entry that opened the position
+# (`forward_test_service.agent_orders`, applied by `forward_test_service.terminal`).
+terminal_deals = Table(
+    "terminal_deals",
+    metadata,
+    Column("agent_id", String(26), primary_key=True),
+    Column("ticket", String(64), primary_key=True),
+    # The terminal's deal id, or for a deal reported without one its time, volume and price.
+    Column("deal", Text, primary_key=True),
+    Column("session_id", String(26), nullable=False),
+    Column("entry_seq", Integer, nullable=False),
+    Column("volume", Float),  # null: all that was left (a close recorded before deals were)
+    Column("price", Float, nullable=False),
+    Column("ts", BigInteger, nullable=False),  # epoch ms, the terminal's clock
+    Column("commission", Float, nullable=False, server_default="0"),
+    Column("swap", Float, nullable=False, server_default="0"),
+    # Carried by a session.terminal already (`forward_test_service.terminal.settled`).
+    Column("reported", Boolean, nullable=False, server_default="false"),
+    ForeignKeyConstraint(
+        ["session_id", "entry_seq"],
+        [session_orders.c.session_id, session_orders.c.seq],
+        ondelete="CASCADE",
+    ),
+)
+Index("ix_terminal_deals_session", terminal_deals.c.session_id, terminal_deals.c.entry_seq)
 
 session_trades = Table(
     "session_trades",

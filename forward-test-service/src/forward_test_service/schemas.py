@@ -85,12 +85,15 @@ class TerminalOrders(BaseModel):
 
 class TerminalSummary(BaseModel):
     """Agent mode: the account as the terminal executed the session's orders
-    (``forward_test_service.terminal``; no fees: acks carry none)."""
+    (``forward_test_service.terminal``)."""
 
     position: float = Field(description="signed volume open on the terminal")
-    cash: float = Field(description="capital + realized P&L - cost of the open tickets")
+    cash: float = Field(description="capital + realized P&L + costs - cost of the open tickets")
     equity: float = Field(description="cash + position x mark")
-    realized_pnl: float
+    realized_pnl: float = Field(description="side x volume x price move of the closed trades")
+    costs: float = Field(
+        description="the commissions and swaps the terminal reported (negative: charged)"
+    )
     mark: float | None = Field(description="the last bar's close; null before the first bar")
     open_tickets: int
     trades: int
@@ -100,7 +103,8 @@ class TerminalSummary(BaseModel):
 class TerminalTicket(BaseModel):
     ticket: str
     side: Literal["long", "short"]
-    volume: float
+    volume: float = Field(description="what is still open")
+    opened: float = Field(description="what the entry opened (the terminal may close a part)")
     price: float
     entry_seq: int
     entry_time: datetime
@@ -112,9 +116,14 @@ class TerminalTradePublic(BaseModel):
     volume: float
     entry_price: float
     exit_price: float
-    pnl: float
+    pnl: float = Field(description="side x volume x price move")
+    costs: float = Field(
+        description="the closing deal's commission and swap, and the opening commission's "
+        "share by volume (negative: charged); the trade nets pnl + costs"
+    )
     entry_seq: int
     exit_seq: int | None = Field(description="the session's exit order; null: the terminal's")
+    deal: str | None = Field(description="the terminal's deal that closed it, if it did")
     entry_time: datetime
     exit_time: datetime
     closed_by: Literal["order", "terminal"]

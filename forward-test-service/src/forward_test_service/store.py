@@ -376,17 +376,10 @@ class SessionStore:
     ) -> tuple[int, Sequence[Row[Any]]]:
         return await self._children(user_id, session_id, orders_t, offset=offset, limit=limit)
 
-    async def orders_of(self, session_id: str) -> Sequence[Row[Any]]:
-        """Every order of a session (already found as its owner's), in order: what the
-        terminal account of an agent-mode session is folded from."""
+    async def terminal_of(self, session_id: str) -> TerminalRows:
+        """What the terminal account of an agent-mode session is folded from."""
         async with self._sessions() as session:
-            return (
-                await session.execute(
-                    select(orders_t)
-                    .where(orders_t.c.session_id == session_id)
-                    .order_by(orders_t.c.seq)
-                )
-            ).all()
+            return await terminal_rows(session, session_id)
 
     async def trades(
         self, user_id: str, session_id: str, *, offset: int, limit: int
@@ -697,3 +690,23 @@ def _checkpoint_values(data: bytes, meta: dict[str, Any]) -> dict[str, Any]:
         "summary": meta,
         "updated_at": func.now(),
     }
+
+
+@dataclass(frozen=True, slots=True)
+class TerminalRows:
+    """A session's orders (in order) and the terminal's own deals on them: what
+    `forward_test_service.terminal.fold` folds."""
+
+    orders: Sequence[Row[Any]]
+    deals: Sequence[Row[Any]]
+
+
+async def terminal_rows(db: AsyncSession, session_id: str) -> TerminalRows:
+    deals_t = models.terminal_deals
+    orders = (
+        await db.execute(
+            select(orders_t).where(orders_t.c.session_id == session_id).order_by(orders_t.c.seq)
+        )
+    ).all()
+    deals = (await db.execute(select(deals_t).where(deals_t.c.session_id == session_id))).all()
+    return TerminalRows(orders, deals)

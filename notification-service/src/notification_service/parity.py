@@ -74,7 +74,7 @@ def expectation(event_type: str, payload: dict[str, Any]) -> Expectation | None:
             orders = account.get("orders") or {}
             if int(orders.get("executed") or 0) + int(orders.get("refused") or 0) > ended:
                 return None  # later acks since
-            fields = ("position", "cash", "realized_pnl", "open_tickets", "trades")
+            fields = ("position", "cash", "realized_pnl", "costs", "open_tickets", "trades")
             return all(_close(account.get(k), payload.get(k)) for k in fields)
 
         return terminal

@@ -72,6 +72,7 @@ class ClosedTrade:
     close_price: float
     closed_at_ms: int
     profit: float
+    deal: str | None = None  # the closing deal's id (numbered as the tickets are)
 
 
 @dataclass(frozen=True)
@@ -310,8 +311,10 @@ class SimulatedAccount:
                 close_price=price,
                 closed_at_ms=self._now_ms(),
                 profit=profit,
+                deal=str(self._next_ticket),
             )
         )
+        self._next_ticket += 1
         del self.closed[:-CLOSED_KEPT]
 
     def _done(self, key: str | None, fill: Fill) -> Fill:

@@ -422,8 +422,9 @@ class ReferenceAgent:
             if p.comment is not None:
                 position["comment"] = p.comment
             positions.append(position)
-        closed: list[ClosedTradeReport] = [
-            {
+        closed: list[ClosedTradeReport] = []
+        for t in account.closed_since(since):
+            deal: ClosedTradeReport = {
                 "ticket": t.ticket,
                 "symbol": t.symbol,
                 "side": t.side,
@@ -433,8 +434,9 @@ class ReferenceAgent:
                 "closed_at_ms": t.closed_at_ms,
                 "profit": t.profit,
             }
-            for t in account.closed_since(since)
-        ]
+            if t.deal is not None:
+                deal["deal"] = t.deal
+            closed.append(deal)
         body: TradeSync = {"positions": positions, "closed": closed}
         try:
             report = await self._http().sync(body)

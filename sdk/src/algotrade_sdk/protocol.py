@@ -81,6 +81,7 @@ class CommandAck(TypedDict):
     ticket: NotRequired[str]
     price: NotRequired[float]
     volume: NotRequired[float]
+    commission: NotRequired[float]
     error: NotRequired[str]
 
 
@@ -105,6 +106,9 @@ class ClosedTradeReport(TypedDict):
     close_price: float
     closed_at_ms: int
     profit: float
+    deal: NotRequired[str]
+    commission: NotRequired[float]
+    swap: NotRequired[float]
 
 
 class TradeSync(TypedDict):

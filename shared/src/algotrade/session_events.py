@@ -100,9 +100,15 @@ class TerminalTrade(BaseModel):
     volume: float
     entry_price: float
     exit_price: float
-    pnl: float = Field(description="side x volume x price move; acks carry no fees")
+    pnl: float = Field(description="side x volume x price move")
+    costs: float = Field(
+        default=0.0,
+        description="commission and swap of the closing deal and the opening one's share "
+        "(negative: charged)",
+    )
     entry_seq: int
     exit_seq: int | None = Field(description="the session's exit order; null: the terminal's")
+    deal: str | None = Field(default=None, description="the terminal's deal that closed it")
     exit_ts: int
     closed_by: Literal["order", "terminal"]
 
@@ -114,6 +120,7 @@ class SessionTerminal(_Payload):
     position: float
     cash: float
     realized_pnl: float
+    costs: float = Field(default=0.0, description="commissions and swaps (negative: charged)")
     open_tickets: int
     trades: int = Field(description="terminal trades closed so far")
     executed: int = Field(description="orders the terminal executed so far")

@@ -57,6 +57,7 @@ describe("session.terminal", () => {
     cash: 10_000,
     equity: 10_000,
     realized_pnl: 0,
+    costs: 0,
     mark: 101,
     open_tickets: 0,
     trades: 0,
@@ -69,6 +70,7 @@ describe("session.terminal", () => {
     position: 2,
     cash: 9_800,
     realized_pnl: 0,
+    costs: -1.5,
     open_tickets: 1,
     trades: 0,
     executed: 1,
@@ -79,7 +81,7 @@ describe("session.terminal", () => {
 
   it("takes the terminal account, marked at the last close, unless it is older", () => {
     const after = applyToSession(session({ terminal }), acked);
-    expect(after?.terminal).toMatchObject({ position: 2, cash: 9_800, equity: 9_800 + 2 * 101, open_tickets: 1 });
+    expect(after?.terminal).toMatchObject({ position: 2, cash: 9_800, costs: -1.5, equity: 9_800 + 2 * 101, open_tickets: 1 });
     expect(after?.terminal?.orders).toEqual({ executed: 1, refused: 0, pending: 0 });
     const later = { ...terminal, orders: { executed: 2, refused: 0, pending: 0 } };
     expect(applyToSession(session({ terminal: later }), acked)).toBeNull();
@@ -87,9 +89,10 @@ describe("session.terminal", () => {
   });
 
   it("compares it with the terminal over REST, unless REST has seen later acks", () => {
-    const same = { ...terminal, position: 2, cash: 9_800, open_tickets: 1, orders: { executed: 1, refused: 0, pending: 0 } };
+    const same = { ...terminal, position: 2, cash: 9_800, costs: -1.5, open_tickets: 1, orders: { executed: 1, refused: 0, pending: 0 } };
     expect(checkSessionPush(acked, { session: session({ terminal: same }) })).toEqual({ kind: "agree" });
     expect(checkSessionPush(acked, { session: session({ terminal: { ...same, cash: 9_700 } }) })).toMatchObject({ kind: "differ" });
+    expect(checkSessionPush(acked, { session: session({ terminal: { ...same, costs: 0 } }) })).toMatchObject({ kind: "differ" });
     const later = { ...same, orders: { executed: 3, refused: 0, pending: 0 } };
     expect(checkSessionPush(acked, { session: session({ terminal: later }) })).toEqual({ kind: "moved_on" });
   });

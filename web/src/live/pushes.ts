@@ -62,6 +62,7 @@ function withTerminal(s: Session, p: Record<string, unknown>): Session | null {
   if (!t || executed === null || refused === null || position === null || cash === null) return null;
   if (executed + refused < t.orders.executed + t.orders.refused) return null;
   const realized = num(p.realized_pnl) ?? t.realized_pnl;
+  const costs = num(p.costs) ?? t.costs;
   return {
     ...s,
     terminal: {
@@ -69,7 +70,9 @@ function withTerminal(s: Session, p: Record<string, unknown>): Session | null {
       position,
       cash,
       realized_pnl: realized,
-      equity: t.mark === null || t.mark === undefined ? s.capital + realized : cash + position * t.mark,
+      costs,
+      equity:
+        t.mark === null || t.mark === undefined ? s.capital + realized + costs : cash + position * t.mark,
       open_tickets: num(p.open_tickets) ?? t.open_tickets,
       trades: num(p.trades) ?? t.trades,
       orders: { executed, refused, pending: num(p.pending) ?? t.orders.pending },
@@ -162,8 +165,8 @@ export function checkSessionPush(e: PushedEvent, fresh: { session?: unknown; tra
     if (!t) return verdictOf([{ field: "terminal", pushed: "an account", rest: null }]);
     const ended = (num(p.executed) ?? 0) + (num(p.refused) ?? 0);
     if (t.orders.executed + t.orders.refused > ended) return { kind: "moved_on" };
-    const { position, cash, realized_pnl, open_tickets, trades } = p;
-    return verdictOf(differences({ position, cash, realized_pnl, open_tickets, trades }, t));
+    const { position, cash, realized_pnl, costs, open_tickets, trades } = p;
+    return verdictOf(differences({ position, cash, realized_pnl, costs, open_tickets, trades }, t));
   }
   if (e.type === "session.started") {
     const { session_id: _id, last_bar_ts: _last, warmup_bars: _bars, ...rest } = p;

@@ -227,6 +227,7 @@ function Account({ session: s }: { session: LiveSession }) {
     ["Position", `${Number(t.position.toPrecision(6))}`, "terminal-position"],
     ["Equity", formatMoney(t.equity), "terminal-equity"],
     ["Realized P&L", formatMoney(t.realized_pnl)],
+    ["Commissions and swaps", formatMoney(t.costs), "terminal-costs"],
     ["vs model", formatMoney(t.equity - s.equity), "terminal-vs-model"],
     ["Open tickets", t.open_tickets.toLocaleString()],
     ["Trades", t.trades.toLocaleString()],

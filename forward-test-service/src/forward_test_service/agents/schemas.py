@@ -46,6 +46,12 @@ def _volume(**kw: Any) -> Any:
     return Field(gt=0, le=1e9, **kw)
 
 
+def _money(**kw: Any) -> Any:
+    """A commission or swap in the account's currency, signed as the terminal signs it
+    (negative: charged)."""
+    return Field(ge=-1e12, le=1e12, **kw)
+
+
 def _epoch_ms(**kw: Any) -> Any:
     return Field(ge=0, le=EPOCH_MS_MAX, **kw)
 
@@ -223,6 +229,11 @@ class CommandAck(_Strict):
     ticket: str | None = _ticket(default=None)
     price: StrictFloat | None = _price(default=None)
     volume: StrictFloat | None = Field(default=None, ge=0, le=1e9)
+    commission: StrictFloat | None = _money(
+        default=None,
+        description="the execution's commission, signed as the terminal signs it (negative: "
+        "charged); counted in the session's terminal account",
+    )
     error: str | None = Field(default=None, max_length=1_000)
 
 
@@ -239,6 +250,9 @@ class Position(_Strict):
 
 
 class ClosedTrade(_Strict):
+    """A deal that closed a position, or part of it (the position stays in ``positions`` with
+    what is left)."""
+
     ticket: str = _ticket()
     symbol: str = _symbol()
     side: Side
@@ -247,6 +261,17 @@ class ClosedTrade(_Strict):
     close_price: StrictFloat = _price()
     closed_at_ms: StrictInt = _epoch_ms()
     profit: StrictFloat = Field(default=0, ge=-1e15, le=1e15)
+    deal: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        pattern=TICKET_PATTERN,
+        description="the terminal's id of the closing deal (MT5's deal ticket, NinjaTrader's "
+        "execution id): one deal listed by several syncs is recorded once. Without it a deal "
+        "is known by its ticket, time, volume and price",
+    )
+    commission: StrictFloat = _money(default=0, description="the closing deal's commission")
+    swap: StrictFloat = _money(default=0, description="the swap charged or paid on the close")
 
 
 class TradeSync(_Strict):

@@ -140,10 +140,10 @@ async def _restored(services: SessionServices, row: Row[Any]) -> tuple[Account |
 
 async def _terminal(services: SessionServices, row: Row[Any]) -> terminal.TerminalAccount:
     """An agent-mode session's account as its terminal executed it."""
-    orders = await services.sessions.orders_of(row.id)
-    if await services.orders.settle(orders):  # commands that ended without an ack
-        orders = await services.sessions.orders_of(row.id)
-    return terminal.fold(row.capital, orders)
+    rows = await services.sessions.terminal_of(row.id)
+    if await services.orders.settle(rows.orders):  # commands that ended without an ack
+        rows = await services.sessions.terminal_of(row.id)
+    return terminal.fold(row.capital, rows.orders, rows.deals)
 
 
 @router.get(
@@ -174,6 +174,7 @@ async def get_terminal(
                 "ticket": t.ticket,
                 "side": "long" if t.side > 0 else "short",
                 "volume": t.volume,
+                "opened": t.opened,
                 "price": t.price,
                 "entry_seq": t.entry_seq,
                 "entry_time": ms_time(t.entry_ts),
@@ -188,8 +189,10 @@ async def get_terminal(
                 "entry_price": t.entry_price,
                 "exit_price": t.exit_price,
                 "pnl": t.pnl,
+                "costs": t.costs,
                 "entry_seq": t.entry_seq,
                 "exit_seq": t.exit_seq,
+                "deal": t.deal,
                 "entry_time": ms_time(t.entry_ts),
                 "exit_time": ms_time(t.exit_ts),
                 "closed_by": t.closed_by,
