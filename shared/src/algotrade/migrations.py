@@ -7,6 +7,7 @@ service's history is independent of the others.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib.resources import files
 from typing import Any
 
@@ -27,6 +28,21 @@ def _config(package: str, connection: Connection, schema: str) -> Config:
 
 async def upgrade(database_url: str, package: str, schema: str, revision: str = "head") -> None:
     """Bring ``schema`` to ``revision`` using the migrations shipped in ``package``."""
+    await _migrate(database_url, package, schema, command.upgrade, revision)
+
+
+async def downgrade(database_url: str, package: str, schema: str, revision: str) -> None:
+    """Take ``schema`` back to ``revision`` (the migrations' own ``downgrade``s)."""
+    await _migrate(database_url, package, schema, command.downgrade, revision)
+
+
+async def _migrate(
+    database_url: str,
+    package: str,
+    schema: str,
+    step: Callable[[Config, str], None],
+    revision: str,
+) -> None:
     engine = build_engine(database_url, pool_size=1)
     try:
         async with engine.begin() as conn:
@@ -35,7 +51,7 @@ async def upgrade(database_url: str, package: str, schema: str, revision: str = 
             await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
 
             def run(sync_conn: Connection) -> None:
-                command.upgrade(_config(package, sync_conn, schema), revision)
+                step(_config(package, sync_conn, schema), revision)
 
             await conn.run_sync(run)
     finally:
