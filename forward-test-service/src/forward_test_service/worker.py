@@ -95,10 +95,10 @@ class LoadedSession:
     last_equity_event: float = 0.0
     dirty: bool = False  # applied bars not yet copied to PostgreSQL
     unsent: list[events.EquityPoint] = field(default_factory=list)
+    """Equity points not yet sent in a ``session.equity`` (at most `UNSENT_MAX`)."""
     last: LastBar | None = None  # the figures after the last bar applied (None: none yet)
     route: Route | None = None
     """Agent mode: where the session's orders also go (`forward_test_service.agent_orders`)."""
-    """Equity points not yet sent in a ``session.equity`` (at most `UNSENT_MAX`)."""
 
     def meta(self, last: LastBar | None = None) -> dict[str, Any]:
         """The checkpoint's meta; ``last``, the figures after the last bar applied, saves
