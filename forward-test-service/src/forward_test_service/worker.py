@@ -6,13 +6,16 @@ following that series (`BarApplier`), then records what happened in this order:
 
 1. PostgreSQL, one transaction: fills, closed trades, gaps, corrections, warm-ups and failures,
    with their events staged in the outbox (inserted once: a bar applied again stages nothing);
-2. Redis, one pipeline: every session's checkpoint and equity points; and at the same time
+2. Redis, one pipeline per chunk of sessions: each session's checkpoint and equity points,
+   each chunk's on its way while the next is applied;
 3. Kafka: ``session.equity`` (at most one per session per ``EQUITY_EVENT_SECONDS``), carrying
-   every equity point since the session's previous one. Points a failed send could not deliver
-   wait for the next; a restored session first sends again the points Redis still holds (not
-   yet copied to PostgreSQL), so a crash between a checkpoint and its event loses none of
-   those, and a crash before the checkpoint is durable applies the bar again and sends its
-   points again (consumers take a point twice without harm: they keep one per bar time).
+   every equity point since the session's previous one. The events are what users wait for:
+   they go once the last chunk is applied, before its checkpoints are built (see
+   `BarApplier._apply`). Points a failed send could not deliver wait for the next; a restored
+   session first sends again the points Redis still holds (not yet copied to PostgreSQL), so
+   a crash between a checkpoint and its event loses none of those, and a crash before the
+   checkpoint is durable applies the bar again and sends its points again (consumers take a
+   point twice without harm: they keep one per bar time).
 
 The consumer runner commits the bar's offset only after the handler returned, so a bar's
 effects are durable before Kafka forgets the bar. A restarted or rebalanced worker restores
@@ -37,7 +40,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from aiokafka import ConsumerRecord
@@ -172,11 +175,11 @@ def advance(
     bars: Sequence[tuple[bar_events.BarEventItem, LiveBar]],
     broker: Broker,
     records: list[BarRecord],
-) -> list[tuple[LoadedSession, Checkpoint]]:
+) -> list[Changed]:
     """Apply ``bars`` to the sessions of ``chunk`` (each bar to all of them at once, through
-    `Broker.apply_many`), appending to ``records`` what PostgreSQL must record; the
-    checkpoint of each session that changed. A session that cannot go on is marked failed
-    (alone)."""
+    `Broker.apply_many`), appending to ``records`` what PostgreSQL must record; each session
+    that changed, with what its checkpoint holds besides its account (`checkpoints`). A
+    session that cannot go on is marked failed (alone)."""
     count = len(chunk)
     points: list[list[tuple[int, float, float]]] = [[] for _ in range(count)]
     last: list[LastBar | None] = [None] * count
@@ -238,10 +241,8 @@ def advance(
             last[i] = (ts, position, applied.cash[j], equity, counted[j], warm[j])
         if failed:
             active = [i for j, i in enumerate(active) if j not in failed]
-    changed = [i for i in range(count) if points[i] or noted[i]]
-    snaps = broker.snapshots([chunk[i].account for i in changed])
     saved = []
-    for i, snap in zip(changed, snaps, strict=True):
+    for i in (i for i in range(count) if points[i] or noted[i]):
         session = chunk[i]
         unsent = session.unsent
         unsent.extend(points[i])
@@ -250,8 +251,26 @@ def advance(
         session.dirty = True
         if last[i] is not None:
             session.last = last[i]
-        saved.append((session, Checkpoint(session.id, snap, session.meta(last[i]), points[i])))
+        saved.append(Changed(session, session.meta(last[i]), points[i]))
     return saved
+
+
+class Changed(NamedTuple):
+    """A session a bar changed: its checkpoint's meta and new equity points."""
+
+    session: LoadedSession
+    meta: dict[str, Any]
+    points: list[tuple[int, float, float]]
+
+
+def checkpoints(broker: Broker, changed: Sequence[Changed]) -> list[Checkpoint]:
+    """The checkpoints of ``changed``: their accounts' snapshots (taken now, so after a bar's
+    events when the caller sends those first), meta and points."""
+    snaps = broker.snapshots([c.session.account for c in changed])
+    return [
+        Checkpoint(c.session.id, snap, c.meta, c.points)
+        for c, snap in zip(changed, snaps, strict=True)
+    ]
 
 
 UNSENT_MAX = 50 * events.EQUITY_POINTS_MAX
@@ -409,22 +428,23 @@ class BarApplier:
         try:
             for start in range(0, len(running), APPLY_CHUNK):
                 records: list[BarRecord] = []
-                saved: list[Checkpoint] = []
                 chunk = running[start : start + APPLY_CHUNK]
-                for session, checkpoint in advance(chunk, bars, self._broker, records):
-                    saved.append(checkpoint)
-                    updates.append(session)
+                changed = advance(chunk, bars, self._broker, records)
+                updates += [c.session for c in changed]
                 await self._store.record(records)
                 # Before the checkpoint: a crash in between re-applies and re-routes the bar.
                 if self._orders is not None and any(s.route for s in chunk):
                     await self._orders.route(records, {s.id: s.route for s in chunk if s.route})
+                if start + APPLY_CHUNK >= len(running):
+                    # The events go before the last chunk's checkpoints are even built, and
+                    # need not wait for them: a crash before the checkpoints are durable
+                    # applies the bar again, which sends the same points again (consumers
+                    # keep one per bar time). Sent while Redis took the checkpoints, they
+                    # waited for the CPU those took (issue 12's latency).
+                    await self._publish_equity(self._equity_messages(updates))
+                saved = checkpoints(self._broker, changed)
                 writes.append(asyncio.create_task(self._checkpoints.save(key, saved)))
                 await asyncio.sleep(0)  # let the task hand its bytes to the socket
-            # Built while Redis writes the last chunk, and sent while it does: a crash before
-            # the checkpoints are durable applies the bar again, which sends the same points
-            # again (consumers keep one per bar time), so the events need not wait for Redis.
-            equity = self._equity_messages(updates)
-            writes.append(asyncio.create_task(self._publish_equity(equity)))
         finally:
             done = await asyncio.gather(*writes, return_exceptions=True)
         for result in done:
@@ -436,8 +456,7 @@ class BarApplier:
         await self._retire(key, finished)
 
     def _equity_messages(self, sessions: Sequence[LoadedSession]) -> EquityBatch:
-        """The ``session.equity`` messages of each session that has not sent one for a while
-        (built while Redis writes the checkpoints; sent once they are durable)."""
+        """The ``session.equity`` messages of each session that has not sent one for a while."""
         now = self._clock()
         every = self._settings.equity_event_seconds
         due = [s for s in sessions if now - s.last_equity_event >= every]
