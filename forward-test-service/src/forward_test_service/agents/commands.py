@@ -30,6 +30,7 @@ id on the wake channel, which wakes that agent's waiting long-poll (`Wakeups`) a
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -481,6 +482,9 @@ class CommandQueue:
             return await self.get(agent_id, user_id, text(reply[1])), False
         if self._queued is not None:
             self._queued(agent_id)
+            # A poll of this process waiting for the agent sends its lease to Redis now, and
+            # this answer is built while Redis runs it (not before: the delivery waited).
+            await asyncio.sleep(0)
         return command_public(agent_id, {k_: str(v) for k_, v in fields.items()}), True
 
     async def lease(self, agent_id: str, user_id: str, limit: int) -> Leased:
