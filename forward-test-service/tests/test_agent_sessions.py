@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import pytest
@@ -90,6 +90,28 @@ async def terminal_events(platform: Platform, session_id: str) -> list[dict[str,
     ]
 
 
+class Prepared(NamedTuple):
+    """A saved strategy (`graph(5, 20)`), its warm-up's bars stored, and an agent of alice."""
+
+    strategy_id: str
+    bars: Any
+    warmup: int
+    agent_id: str
+
+
+async def prepared(
+    platform: Platform, graph: Callable[..., dict[str, Any]], symbol: str, *, first: int
+) -> Prepared:
+    """The strategy saved, the first ``warmup`` of 150 more bars (from ``first``) pushed on
+    ``symbol``, and an agent registered."""
+    strategy = graph(5, 20)
+    warmup = compile_graph(strategy).warmup
+    bars = btc_bars(warmup + 150, first=first)
+    strategy_id = await platform.save_strategy(strategy)
+    await platform.push(symbol, "4h", bars.slice(0, warmup))
+    return Prepared(strategy_id, bars, warmup, await register(platform))
+
+
 async def traded(
     platform: Platform,
     strategy_id: str,
@@ -117,12 +139,7 @@ async def test_an_agent_session_sends_its_orders_and_records_the_executions(
     graph: Callable[..., dict[str, Any]],
     start_worker: Callable[..., Any],
 ) -> None:
-    strategy = graph(5, 20)
-    warmup = compile_graph(strategy).warmup
-    bars = btc_bars(warmup + 150, first=6_000)
-    strategy_id = await platform.save_strategy(strategy)
-    await platform.push(SYMBOL, "4h", bars.slice(0, warmup))
-    agent_id = await register(platform)
+    strategy_id, bars, warmup, agent_id = await prepared(platform, graph, SYMBOL, first=6_000)
     theirs = await register(platform, "bob")
 
     base = session_body(strategy_id, SYMBOL)
@@ -210,12 +227,7 @@ async def test_orders_whose_commands_expire_unacked_say_so(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(agent_orders, "COMMAND_EXPIRY_SECONDS", 0.2)
-    strategy = graph(5, 20)
-    warmup = compile_graph(strategy).warmup
-    bars = btc_bars(warmup + 150, first=6_000)
-    strategy_id = await platform.save_strategy(strategy)
-    await platform.push("FTEXPIRE", "4h", bars.slice(0, warmup))
-    agent_id = await register(platform)
+    strategy_id, bars, warmup, agent_id = await prepared(platform, graph, "FTEXPIRE", first=6_000)
     sid = await traded(platform, strategy_id, "FTEXPIRE", bars, warmup, agent_id, start_worker)
     await asyncio.sleep(0.5)
     assert await poll(platform, agent_id) == []  # past their expiry: never delivered
@@ -232,12 +244,7 @@ async def test_the_terminal_account_follows_the_acks_and_the_syncs(
     """Executed at the model's prices and volumes, the terminal's trades are the model's
     without fees; the last position is closed by the terminal itself (its stop), as the trade
     sync reports it: the session's own close of it comes back rejected."""
-    strategy = graph(5, 20)
-    warmup = compile_graph(strategy).warmup
-    bars = btc_bars(warmup + 150, first=7_000)
-    strategy_id = await platform.save_strategy(strategy)
-    await platform.push("FTTERM", "4h", bars.slice(0, warmup))
-    agent_id = await register(platform)
+    strategy_id, bars, warmup, agent_id = await prepared(platform, graph, "FTTERM", first=7_000)
     paper = await platform.start(session_body(strategy_id, "FTTERM"))
     sid = await traded(platform, strategy_id, "FTTERM", bars, warmup, agent_id, start_worker)
 
@@ -350,12 +357,7 @@ async def test_a_partial_close_on_the_terminal_and_the_costs_it_reports(
     closes the rest. Each sync lists what was closed recently, so the partial deal comes again
     and again, and the session's own close comes too: each deal counts once, the session's
     close adds no second trade, and each commission counts once."""
-    strategy = graph(5, 20)
-    warmup = compile_graph(strategy).warmup
-    bars = btc_bars(warmup + 150, first=7_000)
-    strategy_id = await platform.save_strategy(strategy)
-    await platform.push("FTPART", "4h", bars.slice(0, warmup))
-    agent_id = await register(platform)
+    strategy_id, bars, warmup, agent_id = await prepared(platform, graph, "FTPART", first=7_000)
     sid = await traded(platform, strategy_id, "FTPART", bars, warmup, agent_id, start_worker)
     placed = await orders(platform, sid)
     first = placed[0]
@@ -457,12 +459,7 @@ async def test_an_exit_after_its_entry_was_refused_is_skipped_not_left_waiting(
 ) -> None:
     """The terminal refuses each entry as soon as it arrives, so the model's exits come after
     the refusals: each is skipped when routed (nothing sent, nothing pending)."""
-    strategy = graph(5, 20)
-    warmup = compile_graph(strategy).warmup
-    bars = btc_bars(warmup + 150, first=6_000)
-    strategy_id = await platform.save_strategy(strategy)
-    await platform.push("FTREFUSE", "4h", bars.slice(0, warmup))
-    agent_id = await register(platform)
+    strategy_id, bars, warmup, agent_id = await prepared(platform, graph, "FTREFUSE", first=6_000)
     created = await platform.start(
         {**session_body(strategy_id, "FTREFUSE"), "mode": "agent", "agent_id": agent_id}
     )
