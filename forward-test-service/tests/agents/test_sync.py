@@ -91,6 +91,67 @@ def test_each_case_of_the_policy() -> None:
     assert new_book["by-hand"]["origin"] == "platform"
 
 
+def deal(ticket: str, volume: float, at: int) -> dict[str, Any]:
+    return {
+        "ticket": ticket,
+        "deal": f"{ticket}-{at}",
+        "symbol": "EURUSD",
+        "side": "buy",
+        "volume": volume,
+        "open_price": 1.1,
+        "close_price": 1.2,
+        "closed_at_ms": at,
+    }
+
+
+def test_a_partial_close_the_sync_accounts_for_is_no_conflict() -> None:
+    """Less volume on the terminal, and closing deals of the ticket listed for at least the
+    difference (a day's deals: older ones too): ``closed``, the record takes the volume. Not
+    accounted for, larger, or another field changed as well: ``adopted``, a conflict."""
+    book = {t: position(t) for t in ("part", "twice", "unexplained", "grown", "part-and-sl")}
+    sync = TradeSync.model_validate(
+        {
+            "positions": [
+                position("part", volume=0.75),
+                position("twice", volume=0.5),
+                position("unexplained", volume=0.5),
+                position("grown", volume=1.5),
+                position("part-and-sl", volume=0.75, sl=1.0),
+            ],
+            "closed": [
+                deal("part", 0.25, 10),
+                deal("twice", 0.25, 11),
+                deal("twice", 0.25, 12),
+                deal("twice", 0.5, 1),  # an older close of the same ticket, in the day's list
+                deal("unexplained", 0.25, 13),
+                deal("grown", 0.5, 14),
+                deal("part-and-sl", 0.25, 15),
+            ],
+        }
+    )
+    report, new_book = reconcile(book, sync, pending=set(), now_ms=20)
+    assert {i.ticket: i.action for i in report.diverging} == {
+        "part": "closed",
+        "twice": "closed",
+        "unexplained": "adopted",
+        "grown": "adopted",
+        "part-and-sl": "adopted",
+    }
+    closed = next(i for i in report.diverging if i.ticket == "part")
+    assert closed.fields == {"volume": {"server": 1.0, "platform": 0.75}}
+    assert report.conflicts == 3
+    assert {t: p["volume"] for t, p in new_book.items()} == {
+        "part": 0.75,
+        "twice": 0.5,
+        "unexplained": 0.5,
+        "grown": 1.5,
+        "part-and-sl": 0.75,
+    }
+    # The next sync agrees with the record.
+    again, _ = reconcile(new_book, sync, pending=set(), now_ms=30)
+    assert (again.matched, again.conflicts, again.diverging) == (5, 0, [])
+
+
 def test_a_sync_equal_to_the_record_changes_nothing() -> None:
     book = {f"t{i}": position(f"t{i}", volume=float(i + 1)) for i in range(500)}
     sync = TradeSync.model_validate({"positions": list(book.values())})

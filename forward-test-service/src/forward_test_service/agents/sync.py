@@ -9,6 +9,9 @@ lowering the health score), and the policy below says what was done.
 - same ticket, same symbol, side, volume, open price, SL and TP: matched (``none``);
 - same ticket, fields differ, and a ``modify``/``close`` for it is still queued or leased:
   ``pending``, the record is kept (the command will settle it);
+- same ticket, only the volume differs, smaller, and the sync lists closing deals of that
+  ticket for at least the difference: ``closed`` (a partial close: a stop or target hit in
+  part, or the trader's hand), the record takes the terminal's volume; not a conflict;
 - same ticket, fields differ otherwise: ``adopted``, the terminal's values are recorded, both
   are reported; a conflict;
 - on the platform's record only, among the terminal's recently closed trades: ``closed``;
@@ -62,7 +65,9 @@ def reconcile(
     # The models' attributes, not a model_dump of every position: this runs on each sync of
     # every position the terminal holds.
     reported = {p.ticket: p for p in sync.positions}
-    closed = {t.ticket for t in sync.closed}
+    closed: dict[str, float] = {}  # volume of the closing deals listed, per ticket
+    for deal in sync.closed:
+        closed[deal.ticket] = closed.get(deal.ticket, 0.0) + deal.volume
     new_book: dict[str, dict[str, Any]] = {}
     matched = 0
     missing: list[SyncItem] = []
@@ -99,6 +104,11 @@ def reconcile(
             diverging.append(
                 SyncItem(ticket=ticket, symbol=theirs.symbol, action="pending", fields=fields)
             )
+        elif fields.keys() == {"volume"} and _partly_closed(ours, theirs, closed):
+            new_book[ticket] = {**ours, "volume": theirs.volume}
+            diverging.append(
+                SyncItem(ticket=ticket, symbol=theirs.symbol, action="closed", fields=fields)
+            )
         else:
             new_book[ticket] = {**ours, **{name: getattr(theirs, name) for name in COMPARED}}
             diverging.append(
@@ -131,6 +141,15 @@ def reconcile(
         positions=len(new_book),
     )
     return report, new_book
+
+
+def _partly_closed(ours: Mapping[str, Any], theirs: Any, closed: Mapping[str, float]) -> bool:
+    """The terminal holds less of the position, and the sync's closing deals of its ticket
+    account for the difference."""
+    recorded = ours.get("volume")
+    if not isinstance(recorded, int | float) or theirs.volume >= recorded:
+        return False
+    return closed.get(theirs.ticket, 0.0) >= (recorded - theirs.volume) * (1 - 1e-9)
 
 
 class TradeBook:
