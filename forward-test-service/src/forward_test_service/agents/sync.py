@@ -37,7 +37,7 @@ from redis.exceptions import WatchError
 from algotrade.errors import NotFound
 from forward_test_service.agents.commands import AgentUnknownInRedis
 from forward_test_service.agents.layout import AgentKeys, SharedKeys, text
-from forward_test_service.agents.schemas import SyncItem, SyncReport, TradeSync
+from forward_test_service.agents.schemas import Position, SyncItem, SyncReport, TradeSync
 
 COMPARED = ("symbol", "side", "volume", "open_price", "sl", "tp")
 _compared = operator.attrgetter(*COMPARED)
@@ -143,7 +143,7 @@ def reconcile(
     return report, new_book
 
 
-def _partly_closed(ours: Mapping[str, Any], theirs: Any, closed: Mapping[str, float]) -> bool:
+def _partly_closed(ours: Mapping[str, Any], theirs: Position, closed: Mapping[str, float]) -> bool:
     """The terminal holds less of the position, and the sync's closing deals of its ticket
     account for the difference."""
     recorded = ours.get("volume")
