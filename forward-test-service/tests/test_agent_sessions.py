@@ -433,7 +433,7 @@ async def test_a_partial_close_on_the_terminal_and_the_costs_it_reports(
     assert trades[1]["costs"] == pytest.approx(-0.6 - 2.0 * 0.25)
     account = view["account"]
     assert account["costs"] == pytest.approx(-2.0 - 1.5 - 0.6 - 0.3)
-    assert account["position"] == 0.0
+    assert (account["position"], account["deals"]) == (0.0, 2)
     assert account["equity"] == pytest.approx(
         10_000 + trades[0]["pnl"] + trades[1]["pnl"] + account["costs"], rel=1e-12
     )
@@ -449,7 +449,7 @@ async def test_a_partial_close_on_the_terminal_and_the_costs_it_reports(
     assert [e["cause"] for e in sent] == ["ack", "sync", "ack", "sync"]
     carried = [(t["closed_by"], t["deal"]) for e in sent for t in e["closed"]]
     assert sorted(carried, key=str) == sorted([("order", None), ("terminal", "D1")], key=str)
-    assert sent[-1]["costs"] == pytest.approx(account["costs"])
+    assert (sent[-1]["costs"], sent[-1]["deals"]) == (pytest.approx(account["costs"]), 2)
 
 
 async def test_an_exit_after_its_entry_was_refused_is_skipped_not_left_waiting(

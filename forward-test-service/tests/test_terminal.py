@@ -252,6 +252,7 @@ def test_a_partial_close_by_the_terminal_then_the_sessions_exit_with_their_costs
     assert account.costs == pytest.approx(-2.0 - 1.5 - 0.6 - 0.3)
     assert account.position == 0.0 and account.tickets == {}
     assert account.equity(None) == pytest.approx(CAPITAL + 17.0 + account.costs)
+    assert account.deals == 2  # both recorded, the one that found nothing left too
     # Before the exit's ack: the sync's two deals close the ticket, both the terminal's.
     waiting = [rows[0], order(1, "signal", "sell", agent_state="queued")]
     early = fold(CAPITAL, waiting, [partial, own])

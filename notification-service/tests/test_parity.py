@@ -41,6 +41,7 @@ def test_a_terminal_push_agrees_differs_or_has_moved_on() -> None:
     assert check(rest(costs=-3.0)) is False
     assert check(rest(trades=1)) is False
     assert check(rest(orders={"executed": 2, "refused": 0, "pending": 0})) is None
+    assert check(rest(deals=1, cash=9_900.0)) is None  # a sync recorded a deal since
     assert check({"terminal": None}) is False
 
 

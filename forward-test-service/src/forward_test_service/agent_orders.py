@@ -331,6 +331,7 @@ class AgentOrders:
                 open_tickets=len(account.tickets),
                 trades=len(account.trades),
                 executed=account.executed,
+                deals=account.deals,
                 refused=account.refused,
                 pending=account.pending,
                 closed=[

@@ -97,6 +97,10 @@ class TerminalSummary(BaseModel):
     mark: float | None = Field(description="the last bar's close; null before the first bar")
     open_tickets: int
     trades: int
+    deals: int = Field(
+        description="the terminal's own deals recorded from trade syncs: with the orders "
+        "executed and refused, how far this account has moved (an event with fewer is older)"
+    )
     orders: TerminalOrders
 
 

@@ -77,6 +77,7 @@ class TerminalAccount:
     trades: list[TerminalTrade] = field(default_factory=list)
     realized: float = 0.0
     costs: float = 0.0  # every commission and swap reported (negative: charged)
+    deals: int = 0  # the terminal's own deals recorded (each a change of the account)
     executed: int = 0  # orders the terminal executed
     refused: int = 0  # rejected, failed, expired or skipped
     pending: int = 0  # queued or waiting
@@ -106,6 +107,7 @@ class TerminalAccount:
             "mark": mark if mark is not None and math.isfinite(mark) else None,
             "open_tickets": len(self.tickets),
             "trades": len(self.trades),
+            "deals": self.deals,
             "orders": {"executed": self.executed, "refused": self.refused, "pending": self.pending},
         }
 
@@ -167,7 +169,7 @@ def fold(capital: float, orders: Iterable[Any], deals: Iterable[Any] = ()) -> Te
     by_entry: defaultdict[int, list[Any]] = defaultdict(list)
     for deal in deals:
         by_entry[deal.entry_seq].append(deal)
-    account = TerminalAccount(capital=capital)
+    account = TerminalAccount(capital=capital, deals=sum(map(len, by_entry.values())))
     last: Ticket | None = None  # the last executed entry's ticket
     charged = False  # its exit's ack carried a commission
     for order in orders:

@@ -65,15 +65,17 @@ def expectation(event_type: str, payload: dict[str, Any]) -> Expectation | None:
 
         return equity
     if event_type == session_events.TERMINAL:
-        ended = int(payload.get("executed") or 0) + int(payload.get("refused") or 0)
+        # How far the account had moved: orders ended by acks, and the terminal's own deals.
+        moved = sum(int(payload.get(k) or 0) for k in ("executed", "refused", "deals"))
 
         def terminal(body: dict[str, Any]) -> bool | None:
             account = body.get("terminal")
             if not isinstance(account, dict):
                 return False  # an agent-mode session shows its terminal account
             orders = account.get("orders") or {}
-            if int(orders.get("executed") or 0) + int(orders.get("refused") or 0) > ended:
-                return None  # later acks since
+            since = int(orders.get("executed") or 0) + int(orders.get("refused") or 0)
+            if since + int(account.get("deals") or 0) > moved:
+                return None  # later acks or syncs since
             fields = ("position", "cash", "realized_pnl", "costs", "open_tickets", "trades")
             return all(_close(account.get(k), payload.get(k)) for k in fields)
 

@@ -124,6 +124,11 @@ class SessionTerminal(_Payload):
     open_tickets: int
     trades: int = Field(description="terminal trades closed so far")
     executed: int = Field(description="orders the terminal executed so far")
+    deals: int = Field(
+        default=0,
+        description="the terminal's own deals recorded so far: with executed and refused, "
+        "how far the account has moved",
+    )
     refused: int
     pending: int
     closed: list[TerminalTrade] = Field(description="trades this change closed")

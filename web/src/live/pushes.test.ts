@@ -61,6 +61,7 @@ describe("session.terminal", () => {
     mark: 101,
     open_tickets: 0,
     trades: 0,
+    deals: 0,
     orders: { executed: 0, refused: 0, pending: 1 },
   };
   const acked = event("session.terminal", {
@@ -95,6 +96,10 @@ describe("session.terminal", () => {
     expect(checkSessionPush(acked, { session: session({ terminal: { ...same, costs: 0 } }) })).toMatchObject({ kind: "differ" });
     const later = { ...same, orders: { executed: 3, refused: 0, pending: 0 } };
     expect(checkSessionPush(acked, { session: session({ terminal: later }) })).toEqual({ kind: "moved_on" });
+    // A sync recorded a deal of the terminal's own since: the account moved on, not apart.
+    const synced = { ...same, cash: 9_900, deals: 1 };
+    expect(checkSessionPush(acked, { session: session({ terminal: synced }) })).toEqual({ kind: "moved_on" });
+    expect(applyToSession(session({ terminal: synced }), acked)).toBeNull();
   });
 });
 
