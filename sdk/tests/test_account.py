@@ -70,3 +70,18 @@ def test_modify_keeps_what_it_leaves_out_and_a_second_close_answers_the_first() 
     assert account.close(ticket, {"EURUSD": 9.9}.get) == first
     assert len(account.closed) == 1
     assert account.balance == pytest.approx(10_000 + 0.1)
+
+
+def test_a_partial_close_by_hand_leaves_the_rest_and_each_deal_pays_its_commission() -> None:
+    account = SimulatedAccount(commission_per_lot=1.0)
+    ticket = account.open("EURUSD", "sell", 2, 1.2).ticket
+    assert ticket is not None
+    account.close_part(ticket, 0.5, 1.1)
+    assert account.positions[ticket].volume == 1.5
+    account.close_part(ticket, 5.0, 1.0)  # more than is left: the rest
+    assert ticket not in account.positions
+    assert [(d.volume, d.commission) for d in account.closed] == [(0.5, -0.5), (1.5, -1.5)]
+    assert len({d.deal for d in account.closed}) == 2
+    assert account.balance == pytest.approx(10_000 + 0.5 * 0.1 + 1.5 * 0.2 - 2.0 - 0.5 - 1.5)
+    with pytest.raises(TradeRefused):
+        account.close_part(ticket, 1.0, 1.0)

@@ -226,6 +226,47 @@ async def test_a_sync_that_contradicts_the_platform_is_reported_never_silently_a
     assert agent.stats.sync_conflicts == 3
 
 
+async def test_a_partial_close_by_hand_is_reported_closed_with_its_commission(
+    stack: Any, tmp_path: Path
+) -> None:
+    """The trader closes part of a position on the terminal: the next sync lists that deal
+    (named, with its commission), and the platform records the smaller position as a partial
+    close, not a conflict. Acks carry each execution's commission."""
+    trader: Trader = await stack.trader()
+    account = SimulatedAccount.open_file(tmp_path / "account.json", commission_per_lot=2.0)
+    agent = ReferenceAgent(trader.config(stack.url), account, prices={"EURUSD": 1.1}.get)
+    async with running(agent):
+        opened = await trader.ended(
+            (await trader.enqueue(kind="open", symbol="EURUSD", side="buy", volume=1.5))["id"]
+        )
+        ticket = opened["result"]["ticket"]
+        assert opened["result"] == {"ticket": ticket, "price": 1.1, "volume": 1.5,
+                                    "commission": -3.0}  # fmt: skip
+        assert (await synced_after(agent))["conflicts"] == 0
+
+        account.close_part(ticket, 0.5, 1.2)
+        report = await synced_after(agent)
+        assert (report["conflicts"], report["matched"]) == (0, 0)
+        assert report["diverging"] == [
+            {
+                "ticket": ticket,
+                "symbol": "EURUSD",
+                "action": "closed",
+                "fields": {"volume": {"server": 1.5, "platform": 1.0}},
+            }
+        ]
+        assert only(await trader.positions())["volume"] == 1.0
+        deal = only(account.closed)
+        assert (deal.volume, deal.commission, deal.deal is not None) == (0.5, -1.0, True)
+        assert (await synced_after(agent))["matched"] == 1  # the record holds the rest
+
+        closed = await trader.ended((await trader.enqueue(kind="close", ticket=ticket))["id"])
+        assert closed["result"] == {"ticket": ticket, "price": 1.1, "volume": 1.0,
+                                    "commission": -2.0}  # fmt: skip
+    assert account.balance == pytest.approx(10_000 + 0.5 * 0.1 - 3.0 - 1.0 - 2.0)
+    assert agent.stats.sync_conflicts == 0
+
+
 async def test_a_modify_of_the_stop_loss_alone_keeps_the_take_profit_on_both_sides(
     stack: Any, tmp_path: Path
 ) -> None:

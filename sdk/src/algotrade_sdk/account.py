@@ -73,6 +73,7 @@ class ClosedTrade:
     closed_at_ms: int
     profit: float
     deal: str | None = None  # the closing deal's id (numbered as the tickets are)
+    commission: float = 0.0  # the closing deal's (negative: charged)
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ class Fill:
     ticket: str | None = None
     price: float | None = None
     volume: float | None = None
+    commission: float | None = None  # negative: charged
 
 
 class SimulatedAccount:
@@ -97,8 +99,12 @@ class SimulatedAccount:
         currency: str = "USD",
         path: Path | None = None,
         clock: Callable[[], float] = time.time,
+        commission_per_lot: float = 0.0,
     ) -> None:
+        """``commission_per_lot``: what each deal (an open, a close, a part of one) is charged
+        per unit of volume; reported in acks and syncs as a negative commission."""
         self.balance = float(balance)
+        self.commission_per_lot = float(commission_per_lot)
         self.currency = currency
         self.trading_allowed = True
         self.positions: dict[str, Position] = {}
@@ -118,10 +124,17 @@ class SimulatedAccount:
         balance: float = 10_000.0,
         currency: str = "USD",
         clock: Callable[[], float] = time.time,
+        commission_per_lot: float = 0.0,
     ) -> SimulatedAccount:
         """The account kept in ``path``; a new one (``balance``, ``currency``) when the file
         does not exist yet."""
-        account = cls(balance=balance, currency=currency, path=path, clock=clock)
+        account = cls(
+            balance=balance,
+            currency=currency,
+            path=path,
+            clock=clock,
+            commission_per_lot=commission_per_lot,
+        )
         if path.exists():
             account._restore(json.loads(path.read_text()))
         else:
@@ -226,7 +239,8 @@ class SimulatedAccount:
             tp=tp,
             comment=key,
         )
-        return self._done(key, Fill("open", ticket, float(price), float(volume)))
+        commission = self._charge(volume) or None  # none charged: none reported
+        return self._done(key, Fill("open", ticket, float(price), float(volume), commission))
 
     def modify(
         self,
@@ -254,18 +268,27 @@ class SimulatedAccount:
             return self._done(key, Fill("close", ticket, earlier.close_price, earlier.volume))
         position = self._position(ticket)
         price = self._price(price_of, position.symbol)
-        self._settle(position, price)
-        return self._done(key, Fill("close", ticket, price, position.volume))
+        deal = self._settle(position, price)
+        fill = Fill("close", ticket, price, deal.volume, deal.commission or None)
+        return self._done(key, fill)
+
+    def close_part(self, ticket: str, volume: float, price: float) -> None:
+        """Close ``volume`` of a position by hand (outside any command), as a trader would on
+        the terminal, or a target hit for part of it: a closing deal of its own; the position
+        keeps the rest (all of it closed when ``volume`` is as much as it holds)."""
+        position = self._position(ticket)
+        if not volume > 0:
+            raise TradeRefused(f"invalid volume {volume}")
+        self._settle(position, float(price), min(float(volume), position.volume))
+        self.save()
 
     def close_all(self, price_of: PriceSource, *, key: str | None = None) -> Fill:
         """Close every open position; refused as a whole when a symbol has no price."""
         self._require_trading()
         prices = {p.symbol: self._price(price_of, p.symbol) for p in self.positions.values()}
-        volume = 0.0
-        for position in list(self.positions.values()):
-            self._settle(position, prices[position.symbol])
-            volume += position.volume
-        return self._done(key, Fill("close_all", None, None, volume))
+        deals = [self._settle(p, prices[p.symbol]) for p in list(self.positions.values())]
+        volume, commission = sum(d.volume for d in deals), sum(d.commission for d in deals)
+        return self._done(key, Fill("close_all", None, None, volume, commission or None))
 
     def forget(self, ticket: str) -> None:
         """Drop a position without a closing trade: a terminal that lost track of it."""
@@ -297,25 +320,37 @@ class SimulatedAccount:
             raise TradeRefused(f"no price for {symbol}")
         return float(price)
 
-    def _settle(self, position: Position, price: float) -> None:
-        profit = position.profit(price)
-        del self.positions[position.ticket]
+    def _settle(self, position: Position, price: float, volume: float | None = None) -> ClosedTrade:
+        """A closing deal of ``volume`` of ``position`` (None: all of it) at ``price``."""
+        volume = position.volume if volume is None else volume
+        profit = replace(position, volume=volume).profit(price)
+        if volume >= position.volume:
+            del self.positions[position.ticket]
+        else:
+            self.positions[position.ticket] = replace(position, volume=position.volume - volume)
         self.balance += profit
-        self.closed.append(
-            ClosedTrade(
-                ticket=position.ticket,
-                symbol=position.symbol,
-                side=position.side,
-                volume=position.volume,
-                open_price=position.open_price,
-                close_price=price,
-                closed_at_ms=self._now_ms(),
-                profit=profit,
-                deal=str(self._next_ticket),
-            )
+        deal = ClosedTrade(
+            ticket=position.ticket,
+            symbol=position.symbol,
+            side=position.side,
+            volume=volume,
+            open_price=position.open_price,
+            close_price=price,
+            closed_at_ms=self._now_ms(),
+            profit=profit,
+            deal=str(self._next_ticket),
+            commission=self._charge(volume),
         )
+        self.closed.append(deal)
         self._next_ticket += 1
         del self.closed[:-CLOSED_KEPT]
+        return deal
+
+    def _charge(self, volume: float) -> float:
+        """The commission of a deal of ``volume``, taken from the balance (negative)."""
+        commission = -self.commission_per_lot * volume
+        self.balance += commission
+        return commission + 0.0  # not -0.0
 
     def _done(self, key: str | None, fill: Fill) -> Fill:
         if key is not None:

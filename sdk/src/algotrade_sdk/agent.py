@@ -436,6 +436,8 @@ class ReferenceAgent:
             }
             if t.deal is not None:
                 deal["deal"] = t.deal
+            if t.commission:
+                deal["commission"] = t.commission
             closed.append(deal)
         body: TradeSync = {"positions": positions, "closed": closed}
         try:

@@ -95,6 +95,8 @@ def executed(fill: Fill) -> CommandAck:
         ack["price"] = fill.price
     if fill.volume is not None:
         ack["volume"] = fill.volume
+    if fill.commission is not None:
+        ack["commission"] = fill.commission
     return ack
 
 
