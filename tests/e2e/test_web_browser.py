@@ -403,6 +403,10 @@ def journey(page: Any, walk: Journey, shot: Shots) -> None:
     page.wait_for_url(re.compile(rf"/sessions/(?!{session_id}|{again})[0-9A-Z]{{26}}$"))
     routed = page.url.rsplit("/", 1)[1]
     page.get_by_test_id("terminal-position").wait_for()
+    # Its trades on the terminal: none yet (no agent executes them here).
+    terminal_trades = page.get_by_test_id("terminal-trades")
+    terminal_trades.wait_for()
+    assert "No trades." in terminal_trades.inner_text()
     shot("session-agent-mode")
     created = walk.expect(walk.http.get(f"/api/sessions/{routed}", headers=account.headers), 200)
     assert (created["mode"], created["agent_id"], created["agent_symbol"]) == (

@@ -7,6 +7,7 @@
  */
 import type { components } from "../api/schema";
 import { differences, verdictOf, type PushedEvent, type Verdict } from "./cutover";
+import { terminalMoves } from "../sessions/terminal";
 
 type Session = components["schemas"]["SessionPublic"];
 type EquityPage = components["schemas"]["forward-test-service.EquityPublic"];
@@ -53,10 +54,6 @@ export function applyToSession(s: Session, e: PushedEvent): Session | null {
 
 /** Agent mode: the terminal account after a `session.terminal` (an ack or a sync), marked at the
  * last close the page knows; null when it is older than what the page shows. */
-/** How far a terminal account has moved: each ack that ended an order, each deal of the
- * terminal's own recorded from a sync. An event with fewer is older than the account. */
-const moves = (t: NonNullable<Session["terminal"]>): number => t.orders.executed + t.orders.refused + t.deals;
-
 function withTerminal(s: Session, p: Record<string, unknown>): Session | null {
   const t = s.terminal;
   const executed = num(p.executed);
@@ -64,7 +61,7 @@ function withTerminal(s: Session, p: Record<string, unknown>): Session | null {
   const position = num(p.position);
   const cash = num(p.cash);
   if (!t || executed === null || refused === null || position === null || cash === null) return null;
-  if (executed + refused + (num(p.deals) ?? 0) < moves(t)) return null;
+  if (executed + refused + (num(p.deals) ?? 0) < terminalMoves(t)) return null;
   const realized = num(p.realized_pnl) ?? t.realized_pnl;
   const costs = num(p.costs) ?? t.costs;
   return {
@@ -169,7 +166,7 @@ export function checkSessionPush(e: PushedEvent, fresh: { session?: unknown; tra
     const t = s.terminal;
     if (!t) return verdictOf([{ field: "terminal", pushed: "an account", rest: null }]);
     const pushed = (num(p.executed) ?? 0) + (num(p.refused) ?? 0) + (num(p.deals) ?? 0);
-    if (moves(t) > pushed) return { kind: "moved_on" };
+    if (terminalMoves(t) > pushed) return { kind: "moved_on" };
     const { position, cash, realized_pnl, costs, open_tickets, trades } = p;
     return verdictOf(differences({ position, cash, realized_pnl, costs, open_tickets, trades }, t));
   }

@@ -25,11 +25,13 @@ import {
   useSessionAction,
   useSessionBars,
   useSessionEquity,
+  useSessionTerminal,
   useSessionTrades,
   type LiveSession,
 } from "./queries";
 import { formatMoney } from "./SessionsPage";
 import { StatGrid, type Stat } from "../ui/StatGrid";
+import { terminalMoves, terminalRows } from "./terminal";
 
 export default function SessionPage({ sessionId }: { sessionId: string }) {
   const { tokens } = useSession();
@@ -39,6 +41,9 @@ export default function SessionPage({ sessionId }: { sessionId: string }) {
   const session = useLiveSession(sessionId, cut.cadenceOf("session"));
   const equity = useSessionEquity(sessionId, session.data?.status, cut.cadenceOf("equity"));
   const trades = useSessionTrades(sessionId, session.data?.status, cut.cadenceOf("trades"));
+  const summary = session.data?.terminal;
+  const terminal = useSessionTerminal(sessionId, summary ? terminalMoves(summary) : undefined);
+  const terminalTrades = useMemo(() => (terminal.data ? terminalRows(terminal.data) : []), [terminal.data]);
   const action = useSessionAction(sessionId);
   const restart = useRestartSession(sessionId);
   const remove = useDeleteSession(sessionId);
@@ -202,6 +207,21 @@ export default function SessionPage({ sessionId }: { sessionId: string }) {
           )
         )}
       </section>
+      {s.terminal && (
+        <section>
+          <h2>
+            Trades on the terminal <span className="muted small">as the agent executed them: its prices and volumes, net of its commissions and swaps</span>
+          </h2>
+          {terminal.error && <ErrorBox error={terminal.error} onRetry={() => void terminal.refetch()} />}
+          {terminal.isPending ? (
+            <Loading what="the terminal's trades" />
+          ) : (
+            <div data-testid="terminal-trades">
+              <TradesTable trades={terminalTrades} total={terminalTrades.length} testId="terminal-trades-table" />
+            </div>
+          )}
+        </section>
+      )}
     </div>
   );
 }

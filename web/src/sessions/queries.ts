@@ -75,6 +75,18 @@ export function useSessionTrades(id: string, status: LiveSession["status"] | und
   });
 }
 
+/** An agent-mode session's terminal account, read again whenever its summary (polled or
+ * pushed with the session) says it moved (`terminalMoves`): nothing else changes it. */
+export function useSessionTerminal(id: string, moves: number | undefined) {
+  const api = useApi();
+  return useQuery({
+    queryKey: ["session", id, "terminal", moves],
+    queryFn: () => unwrap(api.GET("/api/sessions/{session_id}/terminal", { params: { path: { session_id: id } } })),
+    enabled: moves !== undefined,
+    placeholderData: (previous) => previous,
+  });
+}
+
 export function useCreateSession() {
   const api = useApi();
   const client = useQueryClient();
