@@ -46,6 +46,7 @@ from typing import Any
 
 import httpx
 import orjson
+from lean_http import LeanClient
 
 from algotrade.auth import InternalTokens
 from algotrade.config import ServiceSettings
@@ -59,7 +60,6 @@ from algotrade_devstack.infra import (
     terminate,
 )
 from algotrade_devstack.stack import ensure_database
-from api_gateway.upstream_http import UpstreamPool
 from forward_test_service.agents.schemas import TradeSync
 from forward_test_service.agents.sync import reconcile
 
@@ -234,47 +234,18 @@ async def httpx_calls(url: str, auth: dict[str, dict[str, str]]) -> AsyncIterato
 
 @contextlib.asynccontextmanager
 async def lean_calls(url: str, auth: dict[str, dict[str, str]]) -> AsyncIterator[Call]:
-    """Requests through a lean HTTP/1.1 client (the gateway's `UpstreamPool`: one write per
-    request, httptools parsing), one connection per sender. httpx's own cost per request (its
-    pure-Python HTTP/1.1 and stream layers, about half a millisecond here) would sit in every
-    figure: with this client, what is left is the platform's part, and the loopback's."""
-    pools = {
-        who: UpstreamPool(
-            url, max_connections=1, max_keepalive=1, keepalive_seconds=60, connect_timeout=5
-        )
-        for who in auth
-    }
-    raw = {
-        who: [(k.lower().encode(), v.encode()) for k, v in headers.items()]
-        for who, headers in auth.items()
-    }
+    """Requests through a lean HTTP/1.1 client (`lean_http.LeanClient`), one connection per
+    sender: what is left in the figures is the platform's part, and the loopback's."""
+    clients = {who: LeanClient(url, headers) for who, headers in auth.items()}
 
     async def call(who: str, method: str, path: str, body: bytes | None) -> tuple[int, bytes]:
-        headers = raw[who]
-        if body is not None:
-            headers = [
-                *headers,
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ]
-        response = await pools[who].request(
-            method, path.encode(), headers, None if body is None else _once(body), wait_seconds=60
-        )
-        try:
-            data = b"".join([chunk async for chunk in response.chunks()])
-        finally:
-            response.close()
-        return response.status, data
+        return await clients[who].request(method, path, body)
 
     try:
         yield call
     finally:
-        for pool in pools.values():
-            await pool.aclose()
-
-
-async def _once(body: bytes) -> AsyncIterator[bytes]:
-    yield body
+        for client in clients.values():
+            await client.aclose()
 
 
 async def delivery(call: Call, agent_id: str, n: int) -> tuple[list[float], list[float]]:

@@ -44,6 +44,7 @@ from pathlib import Path
 
 import httpx
 from fastapi import APIRouter
+from lean_http import LeanClient
 
 from algotrade.auth import CurrentPrincipal, KeySet, Principal, TokenIssuer, TokenVerifier
 from algotrade.config import ServiceSettings
@@ -157,6 +158,27 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def compare(times: dict[str, list[float]], elapsed: dict[str, float]) -> dict[str, float]:
+    """Print each target's latencies and what the gateway (and the bare hop, if measured)
+    adds to a direct call; the p50 of each (ms)."""
+    for name, taken in times.items():
+        print(summary(name, taken, elapsed[name]))
+    p50 = {k: statistics.median(v) * 1000 for k, v in times.items()}
+    p99 = {k: percentile(v, 99) * 1000 for k, v in times.items()}
+    added = p50["gateway"] - p50["direct"]
+    print(
+        f"  gateway adds: p50 +{added:.3f} ms "
+        f"(x{p50['gateway'] / p50['direct']:.2f}), p99 +{p99['gateway'] - p99['direct']:.3f} ms "
+        f"(x{p99['gateway'] / p99['direct']:.2f})   [goal: < {GOAL_ADDED_P50_MS} ms at p50]"
+    )
+    if "bare hop" in p50:
+        print(
+            f"  a bare hop adds: p50 +{p50['bare hop'] - p50['direct']:.3f} ms (the floor of any "
+            "pass-through served this way; the gateway's own work is the rest)"
+        )
+    return p50
+
+
 def single_connection(
     targets: dict[str, tuple[str, dict[str, str]]], n: int, pids: dict[str, int]
 ) -> dict[str, float]:
@@ -184,21 +206,8 @@ def single_connection(
     finally:
         for client in clients.values():
             client.close()
-    for name in targets:
-        print(summary(name, times[name], elapsed[name]))
-    p50 = {k: statistics.median(v) * 1000 for k, v in times.items()}
-    p99 = {k: percentile(v, 99) * 1000 for k, v in times.items()}
+    p50 = compare(times, elapsed)
     added = p50["gateway"] - p50["direct"]
-    print(
-        f"  gateway adds: p50 +{added:.3f} ms "
-        f"(x{p50['gateway'] / p50['direct']:.2f}), p99 +{p99['gateway'] - p99['direct']:.3f} ms "
-        f"(x{p99['gateway'] / p99['direct']:.2f})   [goal: < {GOAL_ADDED_P50_MS} ms at p50]"
-    )
-    if "bare hop" in p50:
-        print(
-            f"  a bare hop adds: p50 +{p50['bare hop'] - p50['direct']:.3f} ms (the floor of any "
-            "pass-through served this way; the gateway's own work is the rest)"
-        )
     figures = {"added_p50_ms": added, "latency_ratio": p50["gateway"] / p50["direct"]}
     if "bare hop" in p50:
         figures["floor_added_p50_ms"] = p50["bare hop"] - p50["direct"]
@@ -221,61 +230,34 @@ def single_connection(
 
 
 def single_connection_lean(targets: dict[str, tuple[str, dict[str, str]]], n: int) -> float:
-    """As `single_connection`, with a lean HTTP/1.1 client instead of httpx: the gateway's
-    own `UpstreamPool` (one write per request, httptools parsing). httpx parses a response in
-    pure Python (h11), a few microseconds per header: the gateway's answer carries five more
-    (the rate limit's, ``Vary``, the request id), so part of what "gateway adds" measures
-    with httpx is the client reading them. Returns what the gateway adds at p50 (ms)."""
-    from api_gateway.upstream_http import UpstreamPool
-
+    """As `single_connection`, with a lean HTTP/1.1 client instead of httpx
+    (`lean_http.LeanClient`). httpx parses a response in pure Python (h11), a few
+    microseconds per header: the gateway's answer carries five more (the rate limit's,
+    ``Vary``, the request id), so part of what "gateway adds" measures with httpx is the
+    client reading them. Returns what the gateway adds at p50 (ms)."""
     print(f"\n1 connection, lean client, {n} requests each way, interleaved")
 
     async def measure() -> dict[str, list[float]]:
-        pools = {
-            name: UpstreamPool(
-                url, max_connections=1, max_keepalive=1, keepalive_seconds=60, connect_timeout=5
-            )
-            for name, (url, _) in targets.items()
-        }
-        raw = {
-            name: [(k.lower().encode(), v.encode()) for k, v in auth.items()]
-            for name, (_, auth) in targets.items()
-        }
+        clients = {name: LeanClient(url, auth) for name, (url, auth) in targets.items()}
         times: dict[str, list[float]] = {name: [] for name in targets}
-        target = PATH.encode()
         try:
             for k in range(500 + n):  # the first 500 rounds warm up
-                for name in targets:
+                for name, client in clients.items():
                     started = time.perf_counter()
-                    response = await pools[name].request(
-                        "GET", target, raw[name], None, wait_seconds=10
-                    )
-                    try:
-                        async for _ in response.chunks():
-                            pass
-                    finally:
-                        response.close()
+                    status, _ = await client.request("GET", PATH, wait_seconds=10)
                     took = time.perf_counter() - started
-                    if response.status != 200:
-                        raise SystemExit(f"{name}: {response.status}")
+                    if status != 200:
+                        raise SystemExit(f"{name}: {status}")
                     if k >= 500:
                         times[name].append(took)
         finally:
-            for pool in pools.values():
-                await pool.aclose()
+            for client in clients.values():
+                await client.aclose()
         return times
 
     times = asyncio.run(measure())
-    for name in targets:
-        print(summary(name, times[name], sum(times[name])))
-    p50 = {k: statistics.median(v) * 1000 for k, v in times.items()}
-    added = p50["gateway"] - p50["direct"]
-    print(
-        f"  gateway adds: p50 +{added:.3f} ms (x{p50['gateway'] / p50['direct']:.2f})   "
-        f"[goal: < {GOAL_ADDED_P50_MS} ms at p50]; a bare hop adds: p50 "
-        f"+{p50['bare hop'] - p50['direct']:.3f} ms"
-    )
-    return added
+    p50 = compare(times, {name: sum(taken) for name, taken in times.items()})
+    return p50["gateway"] - p50["direct"]
 
 
 class _Load:
