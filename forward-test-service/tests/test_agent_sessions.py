@@ -265,9 +265,10 @@ async def test_the_terminal_account_follows_the_acks_and_the_syncs(
     # (their acks are still on the way) and the last one, stopped out by the terminal.
     stop_price = last["price"] * 0.97
     exits = {o["seq"] - 1: o for o in placed if o["reason"] != "entry"}
-    synced = await platform.client.post(
-        f"/api/agents/{agent_id}/trades/sync",
-        json={
+    await sync(
+        platform,
+        agent_id,
+        {
             "positions": [],
             "closed": [
                 {
@@ -282,9 +283,7 @@ async def test_the_terminal_account_follows_the_acks_and_the_syncs(
                 for entry in entries
             ],
         },
-        headers=as_agent(platform, agent_id),
     )
-    assert synced.status_code == 200, synced.text
     for command in await poll(platform, agent_id):  # the exits, released by the entries' acks
         seq = int(command["idempotency_key"].rsplit(".", 1)[1])
         order = next(o for o in placed if o["seq"] == seq)

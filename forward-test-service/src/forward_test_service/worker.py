@@ -178,7 +178,7 @@ def advance(
 ) -> list[Changed]:
     """Apply ``bars`` to the sessions of ``chunk`` (each bar to all of them at once, through
     `Broker.apply_many`), appending to ``records`` what PostgreSQL must record; each session
-    that changed, with what its checkpoint holds besides its account (`checkpoints`). A
+    that changed, with what its checkpoint holds besides its account (`checkpoints_of`). A
     session that cannot go on is marked failed (alone)."""
     count = len(chunk)
     points: list[list[tuple[int, float, float]]] = [[] for _ in range(count)]
@@ -263,7 +263,7 @@ class Changed(NamedTuple):
     points: list[tuple[int, float, float]]
 
 
-def checkpoints(broker: Broker, changed: Sequence[Changed]) -> list[Checkpoint]:
+def checkpoints_of(broker: Broker, changed: Sequence[Changed]) -> list[Checkpoint]:
     """The checkpoints of ``changed``: their accounts' snapshots (taken now, so after a bar's
     events when the caller sends those first), meta and points."""
     snaps = broker.snapshots([c.session.account for c in changed])
@@ -442,7 +442,7 @@ class BarApplier:
                     # keep one per bar time). Sent while Redis took the checkpoints, they
                     # waited for the CPU those took (issue 12's latency).
                     await self._publish_equity(self._equity_messages(updates))
-                saved = checkpoints(self._broker, changed)
+                saved = checkpoints_of(self._broker, changed)
                 writes.append(asyncio.create_task(self._checkpoints.save(key, saved)))
                 await asyncio.sleep(0)  # let the task hand its bytes to the socket
         finally:
