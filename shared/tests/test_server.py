@@ -19,7 +19,7 @@ import uvicorn
 
 from algotrade.config import ServiceSettings
 from algotrade.problems import PROBLEM_JSON
-from algotrade.server import HeadLimitedHttpToolsProtocol, uvicorn_options
+from algotrade.server import CoalescedWrites, HeadLimitedHttpToolsProtocol, uvicorn_options
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -125,3 +125,81 @@ async def test_the_cap_is_a_setting() -> None:
         response = await client.get("/x", headers={"x-a": "a" * 20_000})
         assert response.status_code == 431
         assert "16384" in response.json()["detail"]
+
+
+@contextlib.asynccontextmanager
+async def connected() -> AsyncIterator[tuple[asyncio.Transport, asyncio.StreamReader, list[bytes]]]:
+    """A real TCP connection: the client side's transport, a reader of what the server side
+    receives, and the data of each write the client transport was given."""
+    accepted: asyncio.Queue[asyncio.StreamReader] = asyncio.Queue()
+
+    async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await accepted.put(reader)
+
+    server = await asyncio.start_server(on_client, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    transport, _ = await asyncio.get_running_loop().create_connection(
+        asyncio.Protocol, "127.0.0.1", port
+    )
+    assert isinstance(transport, asyncio.Transport)
+    writes: list[bytes] = []
+    write = transport.write
+
+    def counted(data: Any) -> None:
+        writes.append(bytes(data))
+        write(data)
+
+    transport.write = counted  # type: ignore[method-assign]
+    try:
+        yield transport, await accepted.get(), writes
+    finally:
+        transport.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_writes_of_one_turn_of_the_loop_leave_in_one_write() -> None:
+    async with connected() as (transport, received, writes):
+        coalesced = CoalescedWrites(transport)
+        coalesced.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
+        coalesced.write(bytearray(b"o"))
+        coalesced.writelines([b"k"])
+        assert writes == []  # nothing left before the end of this turn
+        assert coalesced.get_write_buffer_size() == 40
+        await asyncio.sleep(0)
+        assert writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"]
+        assert await received.readexactly(40) == writes[0]
+        coalesced.write(b"next")  # a later turn: a write of its own
+        await asyncio.sleep(0)
+        assert writes[1:] == [b"next"]
+        assert await received.readexactly(4) == b"next"
+
+
+async def test_closing_sends_what_is_pending_first_and_aborting_drops_it() -> None:
+    async with connected() as (transport, received, writes):
+        coalesced = CoalescedWrites(transport)
+        coalesced.write(b"last words")
+        coalesced.close()
+        assert coalesced.is_closing()
+        assert await asyncio.wait_for(received.read(), 5) == b"last words"  # then EOF
+    async with connected() as (transport, received, writes):
+        coalesced = CoalescedWrites(transport)
+        coalesced.write(b"never")
+        coalesced.write_eof()  # as the 431 refusal ends its answer
+        assert await asyncio.wait_for(received.read(), 5) == b"never"
+    async with connected() as (transport, received, writes):
+        coalesced = CoalescedWrites(transport)
+        coalesced.write(b"dropped")
+        coalesced.abort()
+        await asyncio.sleep(0)
+        assert writes == []
+        with contextlib.suppress(ConnectionError):
+            assert await asyncio.wait_for(received.read(), 5) == b""
+
+
+async def test_a_served_answer_in_two_messages_is_whole_on_a_kept_alive_connection() -> None:
+    async with served() as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
+        for size in (0, 1, 70_000, 3 << 20):  # bodies smaller and larger than a socket buffer
+            response = await client.post("/x", content=b"b" * size)
+            assert response.status_code == 200
+            assert response.text.split()[0] == str(size)

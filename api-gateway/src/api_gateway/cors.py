@@ -23,16 +23,19 @@ class GatewayCORS(CORSMiddleware):
 
 
 async def _vary_on_origin(send: Send, message: Message) -> None:
-    """What Starlette answers without an Origin: ``Vary`` joined into one, ``Origin`` last."""
     if message["type"] == "http.response.start":
-        headers = list(message.get("headers", ()))
-        values = [value for name, value in headers if name == b"vary"]
-        vary = (b"vary", b", ".join([*values, b"Origin"]))
-        if values:
-            first = next(i for i, (name, _) in enumerate(headers) if name == b"vary")
-            headers = [h for h in headers if h[0] != b"vary"]
-            headers.insert(first, vary)
-        else:
-            headers.append(vary)
-        message["headers"] = headers
+        message["headers"] = vary_on_origin(list(message.get("headers", ())))
     await send(message)
+
+
+def vary_on_origin(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """What Starlette answers without an Origin: ``Vary`` joined into one, ``Origin`` last
+    (``headers`` is changed in place, or replaced)."""
+    values = [value for name, value in headers if name == b"vary"]
+    if not values:
+        headers.append((b"vary", b"Origin"))
+        return headers
+    first = next(i for i, (name, _) in enumerate(headers) if name == b"vary")
+    headers = [h for h in headers if h[0] != b"vary"]
+    headers.insert(first, (b"vary", b", ".join([*values, b"Origin"])))
+    return headers

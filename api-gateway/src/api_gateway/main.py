@@ -85,7 +85,11 @@ def create_app(settings: Settings | None = None) -> GatewayApp:
     # Before FastAPI's own layers: routed requests go through the middleware above, then
     # straight to the proxy.
     app.proxy_lane = ProxyLane(
-        app, middleware=list(app.user_middleware), table=RouteTable(), route_path=PROXY_PATH
+        app,
+        middleware=list(app.user_middleware),
+        table=RouteTable(),
+        route_path=PROXY_PATH,
+        max_credential_bytes=settings.max_credential_header_bytes,
     )
     return app
 

@@ -6,7 +6,9 @@ can stop an oversized body while it streams in, not after it was buffered.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import re
 import time
 from typing import Any
@@ -14,7 +16,6 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from algotrade.events import new_event_id
 from algotrade.logs import correlation_id_var, request_id_var
 from algotrade.outages import unreachable
 from algotrade.problems import problem_response, unavailable_response, unexpected_error_response
@@ -23,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
 _CHILDREN_MAX = 4096
+_LOW_80_BITS = (1 << 80) - 1
 
 
 class RequestMetrics:
@@ -61,6 +63,31 @@ class RequestMetrics:
         children[1].observe(time.perf_counter() - started)
 
 
+class RequestIds:
+    """New request ids: 32 hex digits, the time in milliseconds (12), then a count (20) that
+    starts at a random 80-bit number drawn once.
+
+    Unique within a process by the count and across processes by the start; sortable by time.
+    Cheap: every request of every service gets one, and a ULID (`new_event_id`) costs a system
+    call and a chain of calls each time. Not unpredictable, which a request id need not be: it
+    names a request in logs, never grants anything."""
+
+    def __init__(self) -> None:
+        self._count = itertools.count(int.from_bytes(os.urandom(10), "big"))
+
+    def new(self) -> str:
+        return f"{time.time_ns() // 1_000_000:012x}{next(self._count) & _LOW_80_BITS:020x}"
+
+    def of(
+        self, given_request_id: bytes | None, given_correlation_id: bytes | None
+    ) -> tuple[str, str]:
+        """A request's id and correlation id: the client's ``X-Request-ID`` and
+        ``X-Correlation-ID`` when they are safe to log and pass on, else a new id (the
+        correlation id defaults to the request id)."""
+        request_id = _clean_id(given_request_id) or self.new()
+        return request_id, _clean_id(given_correlation_id) or request_id
+
+
 class PlatformMiddleware:
     """Sets request/correlation ids, enforces body limits and records metrics."""
 
@@ -74,6 +101,7 @@ class PlatformMiddleware:
     ) -> None:
         self.app = app
         self.metrics = metrics
+        self.ids = RequestIds()
         self.max_body_bytes = max_body_bytes
         # Longest prefix first, so a specific route's limit wins over a general one.
         self.body_limits = sorted((body_limits or {}).items(), key=lambda kv: -len(kv[0]))
@@ -97,8 +125,7 @@ class PlatformMiddleware:
                 given_request_id = value
             elif name == b"x-correlation-id":
                 given_correlation_id = value
-        request_id = _clean_id(given_request_id) or new_event_id()
-        correlation_id = _clean_id(given_correlation_id) or request_id
+        request_id, correlation_id = self.ids.of(given_request_id, given_correlation_id)
         rid_token = request_id_var.set(request_id)
         cid_token = correlation_id_var.set(correlation_id)
         limit = self._limit_for(scope["path"])
@@ -174,20 +201,10 @@ class PlatformMiddleware:
             if not swallowing:
                 await self._send_too_large(send, limit, status_holder)
         except Exception as exc:
-            what = unreachable(exc)
-            if what is None:
-                logger.exception("unhandled error on %s %s", scope["method"], scope["path"])
-            else:
-                logger.warning(
-                    "%s unavailable on %s %s", what, scope["method"], scope["path"], exc_info=True
-                )
             if response_started:
+                log_unexpected(exc, scope)
                 raise
-            if what is None:
-                status_holder[0], answer = 500, unexpected_error_response()
-            else:
-                status_holder[0], answer = 503, unavailable_response(what, exc)
-            await answer(scope, _empty_receive, tagged_send)
+            status_holder[0] = await answer_unexpected(exc, scope, tagged_send)
 
     @staticmethod
     async def _send_too_large(send: Send, limit: int, status: list[int]) -> None:
@@ -207,6 +224,31 @@ class _BodyTooLarge(Exception):
 
 async def _empty_receive() -> Message:
     return {"type": "http.disconnect"}
+
+
+def log_unexpected(exc: Exception, scope: Scope) -> None:
+    """Log an exception no handler answered: an error, or a warning when a dependency was
+    unreachable."""
+    what = unreachable(exc)
+    if what is None:
+        logger.exception("unhandled error on %s %s", scope["method"], scope["path"], exc_info=exc)
+    else:
+        logger.warning(
+            "%s unavailable on %s %s", what, scope["method"], scope["path"], exc_info=exc
+        )
+
+
+async def answer_unexpected(exc: Exception, scope: Scope, send: Send) -> int:
+    """Log ``exc`` and answer it before any response started: 503 naming the unreachable
+    dependency, else a 500 problem with no detail. Returns the status sent."""
+    log_unexpected(exc, scope)
+    what = unreachable(exc)
+    if what is None:
+        status, answer = 500, unexpected_error_response()
+    else:
+        status, answer = 503, unavailable_response(what, exc)
+    await answer(scope, _empty_receive, send)
+    return status
 
 
 def _clean_id(value: bytes | None) -> str | None:
