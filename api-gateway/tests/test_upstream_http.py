@@ -111,6 +111,32 @@ async def test_keep_alive_connections_are_reused_and_the_head_is_sent_as_given()
         await p.aclose()
 
 
+async def test_a_body_that_arrived_whole_is_taken_at_once_and_a_partial_one_is_streamed() -> None:
+    async def answer(head: bytes, _: asyncio.StreamReader) -> bytes:
+        if b"/partial" not in head:
+            return ok(b"all here")
+        return b"HTTP/1.1 200 OK\r\ncontent-length: 8\r\n\r\nhalf"
+
+    async with server(answer) as (state, url):
+        p = pool(url)
+        for _ in range(2):  # the connection is reused after a body taken at once
+            response = await p.request("GET", b"/", [], None, wait_seconds=2)
+            for _ in range(50):  # the head and the body come in one write: give it a moment
+                if (whole := response.rest_if_complete()) is not None:
+                    break
+                await asyncio.sleep(0.01)
+            assert whole == b"all here"
+            assert response.rest_if_complete() == b""  # nothing is left
+            response.close()
+        assert state.connections == 1
+        response = await p.request("GET", b"/partial", [], None, wait_seconds=2)
+        assert response.rest_if_complete() is None  # four of its eight bytes are missing
+        chunks = response.chunks()
+        assert await anext(chunks) == b"half"
+        response.close()
+        await p.aclose()
+
+
 async def test_chunked_and_close_delimited_bodies_are_read_to_their_end() -> None:
     answers = iter(
         [

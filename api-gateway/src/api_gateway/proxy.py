@@ -366,7 +366,13 @@ class Proxy:
         send: Send,
         caller: str,
     ) -> None:
-        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        start = {"type": "http.response.start", "status": response.status, "headers": headers}
+        if (whole := response.rest_if_complete()) is not None:  # all of it is here already
+            response.close()
+            await send(start)
+            await send({"type": "http.response.body", "body": whole, "more_body": False})
+            return
+        await send(start)
         # With a Content-Length, the chunk that completes the body goes out as the last message
         # (one send fewer per response); the stream then ends without waiting on the network.
         remaining = length

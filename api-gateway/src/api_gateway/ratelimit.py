@@ -110,7 +110,7 @@ return 1
 """
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: made for every request, and frozen fields cost more to set
 class Decision:
     """The outcome of one rate-limit check, and its ``X-RateLimit-*`` headers."""
 

@@ -185,6 +185,19 @@ class _Connection(asyncio.Protocol):
         if self.status == 0:
             raise self._error or UpstreamProtocolError("no response")
 
+    def rest_if_complete(self) -> bytes | None:
+        """The unread rest of a complete body (all of it arrived), else None."""
+        if not self.complete:
+            return None
+        chunks = self._chunks
+        rest = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        self._buffered = 0
+        if self._paused_reading and self.transport:
+            self._paused_reading = False
+            self.transport.resume_reading()
+        return rest
+
     async def next_chunk(self, wait_seconds: float) -> bytes | None:
         """The next piece of the body; None at its end."""
         while True:
@@ -237,6 +250,12 @@ class UpstreamResponse:
         self.status = connection.status
         self.headers = connection.headers
         self._released = False
+
+    def rest_if_complete(self) -> bytes | None:
+        """What is left of the body to read, when all of it has arrived; else None (read it
+        with `chunks`). Most answers are small and arrive with their head: this spares them
+        the stream."""
+        return self._connection.rest_if_complete()
 
     async def chunks(self) -> AsyncIterator[bytes]:
         connection = self._connection
