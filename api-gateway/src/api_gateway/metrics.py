@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter
+
+from algotrade.latency_metrics import CountedLatencies
 
 
 class GatewayMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.upstream_requests = Counter(
-            "gateway_upstream_requests_total",
-            "Forwarded requests by upstream and outcome (HTTP status or failure kind)",
-            ["upstream", "outcome"],
-            registry=registry,
-        )
-        self.upstream_latency = Histogram(
-            "gateway_upstream_response_seconds",
-            "Time until the upstream's response headers arrived",
-            ["upstream"],
-            registry=registry,
+        self.upstream = CountedLatencies(
+            registry,
+            counter="gateway_upstream_requests_total",
+            counter_help="Forwarded requests by upstream and outcome (HTTP status or failure kind)",
+            histogram="gateway_upstream_response_seconds",
+            histogram_help="Time until the upstream's response headers arrived",
+            labels=("upstream",),
+            outcome_label="outcome",
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30),
         )
         self.rate_limited = Counter(

@@ -17,7 +17,6 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 from starlette.requests import ClientDisconnect
@@ -209,7 +208,6 @@ class Proxy:
         self._route_timeouts = sorted(
             settings.route_timeouts.items(), key=lambda item: -len(item[0])
         )
-        self._outcomes: dict[tuple[str, str], Any] = {}  # labelled metric children, kept
 
     def _timeout_for(self, path: str) -> float:
         for prefix, timeout in self._route_timeouts:
@@ -333,29 +331,16 @@ class Proxy:
                 raise BadGateway(f"{upstream.name} failed: {exc}") from exc
             break
         status = response.status
-        latency, count = self._metric_children(upstream.name, status)
-        latency.observe(time.perf_counter() - started)
-        count.inc()
+        self._metrics.upstream.observe((upstream.name,), str(status), time.perf_counter() - started)
         if status >= 500:
             upstream.breaker.record_failure(caller)
         else:  # a 4xx is the caller's error, not the service's: it never counts against it
             upstream.breaker.record_success()
         return response
 
-    def _metric_children(self, upstream: str, status: int) -> tuple[Any, Any]:
-        key = (upstream, str(status))
-        children = self._outcomes.get(key)
-        if children is None:
-            children = (
-                self._metrics.upstream_latency.labels(upstream),
-                self._metrics.upstream_requests.labels(upstream, key[1]),
-            )
-            self._outcomes[key] = children
-        return children
-
     def _failed(self, upstream: Upstream, outcome: str, caller: str) -> None:
         upstream.breaker.record_failure(caller)
-        self._metrics.upstream_requests.labels(upstream.name, outcome).inc()
+        self._metrics.upstream.count((upstream.name,), outcome)
 
     async def _stream_back(
         self,

@@ -11,11 +11,11 @@ import logging
 import os
 import re
 import time
-from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from algotrade.latency_metrics import CountedLatencies
 from algotrade.logs import correlation_id_var, request_id_var
 from algotrade.outages import unreachable
 from algotrade.problems import problem_response, unavailable_response, unexpected_error_response
@@ -23,44 +23,30 @@ from algotrade.problems import problem_response, unavailable_response, unexpecte
 logger = logging.getLogger(__name__)
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
-_CHILDREN_MAX = 4096
 _LOW_80_BITS = (1 << 80) - 1
 
 
 class RequestMetrics:
-    """Request counters and latency histograms in the app's own registry."""
+    """Request counts (by route, method and status) and latencies (by route and method) in the
+    app's own registry: ``http_requests_total`` and ``http_request_duration_seconds``."""
 
     def __init__(self, registry: CollectorRegistry, service: str) -> None:
-        self.requests = Counter(
-            "http_requests_total",
-            "HTTP requests by route, method and status",
-            ["service", "route", "method", "status"],
-            registry=registry,
-        )
-        self.latency = Histogram(
-            "http_request_duration_seconds",
-            "HTTP request latency by route",
-            ["service", "route", "method"],
-            registry=registry,
+        self._counts = CountedLatencies(
+            registry,
+            counter="http_requests_total",
+            counter_help="HTTP requests by route, method and status",
+            histogram="http_request_duration_seconds",
+            histogram_help="HTTP request latency by route",
+            labels=("service", "route", "method"),
+            outcome_label="status",
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
         )
         self.service = service
-        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def observe(self, route: str, method: str, status: int, started: float) -> None:
-        """Count one request and its latency (labelled children are looked up once, kept)."""
-        key = (route, method, status)
-        children = self._children.get(key)
-        if children is None:
-            if len(self._children) >= _CHILDREN_MAX:
-                self._children.clear()
-            children = (
-                self.requests.labels(self.service, route, method, str(status)),
-                self.latency.labels(self.service, route, method),
-            )
-            self._children[key] = children
-        children[0].inc()
-        children[1].observe(time.perf_counter() - started)
+        """Count one request and its latency since ``started`` (`time.perf_counter`)."""
+        seconds = time.perf_counter() - started
+        self._counts.observe((self.service, route, method), str(status), seconds)
 
 
 class RequestIds:
