@@ -19,7 +19,7 @@ import pytest
 import uvicorn
 from asgi_lifespan import LifespanManager
 from fastapi import APIRouter, FastAPI, Request, WebSocket
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from algotrade import migrations
 from algotrade.auth import KeySet, Principal, TokenIssuer, current_principal, internal_verifier
@@ -59,6 +59,11 @@ def _echo_router(echo_state: dict[str, Any]) -> APIRouter:
         await current_principal(request)
         await asyncio.sleep(seconds)
         return {"slept": str(seconds)}
+
+    @router.api_route("/api/market/big", methods=["GET", "HEAD"], include_in_schema=False)
+    async def big(request: Request, size: int) -> Response:
+        await current_principal(request)
+        return Response(b"x" * size, media_type="application/octet-stream")
 
     @router.get("/api/backtests/status/{code}")
     async def status(code: int, request: Request) -> Any:

@@ -42,6 +42,9 @@ from api_gateway.header_limits import CREDENTIAL_HEADERS
 from api_gateway.routing import RouteTable, gateway_owned
 from api_gateway.services import Gateway
 
+# A request with one of these takes the layers: a body (its limit), an Origin (CORS).
+NOT_PLAIN = frozenset({b"content-length", b"transfer-encoding", b"origin"})
+
 
 @dataclass(frozen=True)
 class _LaneRoute:
@@ -78,6 +81,10 @@ class ProxyLane:
         self._layered = lane
         self._platform = platform  # its request ids and metrics serve plain requests too
 
+    @property
+    def app(self) -> FastAPI:
+        return self._app
+
     def claims(self, scope: Scope) -> bool:
         """Whether the request is one the proxy forwards (not one the gateway answers)."""
         return (
@@ -88,23 +95,25 @@ class ProxyLane:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope["app"] = self._app  # as Starlette sets it, for anything that reads it
-        ids = self._plain_ids(scope)
+        ids = self.plain_ids(scope)
         if ids is None:
             await self._layered(scope, receive, send)
         else:
-            await self._plain(scope, receive, send, *ids)
+            await self.answer_plain(scope, receive, send, *ids)
 
     async def layered(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A claimed request through the middleware layers, plain or not."""
         scope["app"] = self._app
         await self._layered(scope, receive, send)
 
-    def _plain_ids(self, scope: Scope) -> tuple[bytes | None, bytes | None] | None:
+    def plain_ids(
+        self, scope: Scope, not_plain: frozenset[bytes] = NOT_PLAIN
+    ) -> tuple[bytes | None, bytes | None] | None:
         """For a plain request, the request and correlation ids it gave (or None each); None for
-        any other."""
+        any other, and for one with a header in ``not_plain``."""
         given_request_id = given_correlation_id = None
         for name, value in scope["headers"]:
-            if name in _NOT_PLAIN:
+            if name in not_plain:
                 return None
             if name == b"x-request-id":
                 given_request_id = value
@@ -116,7 +125,7 @@ class ProxyLane:
             return None
         return given_request_id, given_correlation_id
 
-    async def _plain(
+    async def answer_plain(
         self,
         scope: Scope,
         receive: Receive,
@@ -160,10 +169,6 @@ class ProxyLane:
             await gateway.proxy.handle(scope, receive, send)
         except AlgoTradeError as exc:  # raised before the response started (see `Proxy`)
             await gateway_error_response(exc)(scope, receive, send)
-
-
-# A request with one of these takes the layers: a body (its limit), an Origin (CORS).
-_NOT_PLAIN = frozenset({b"content-length", b"transfer-encoding", b"origin"})
 
 
 class GatewayApp(FastAPI):

@@ -83,6 +83,11 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
             if size > self.max_head_bytes:
                 self._refused = True
                 return
+        self.head_accepted()
+
+    def head_accepted(self) -> None:
+        """A request head within the cap is complete: answer the request (uvicorn's way; a
+        subclass may answer some requests its own way)."""
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
@@ -199,22 +204,28 @@ def serve(
     *,
     host: str | None = None,
     port: int | None = None,
+    http: type[HeadLimitedHttpToolsProtocol] = HeadLimitedHttpToolsProtocol,
 ) -> None:
-    """Run ``app`` as every service runs: uvicorn, uvloop, httptools, capped request heads."""
+    """Run ``app`` as every service runs: uvicorn, uvloop, httptools, capped request heads
+    (``http``: the protocol, this one or a subclass of it)."""
     import uvicorn
 
-    uvicorn.run(app, **uvicorn_options(settings, host=host, port=port))
+    uvicorn.run(app, **uvicorn_options(settings, host=host, port=port, http=http))
 
 
 def uvicorn_options(
-    settings: ServiceSettings, *, host: str | None = None, port: int | None = None
+    settings: ServiceSettings,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    http: type[HeadLimitedHttpToolsProtocol] = HeadLimitedHttpToolsProtocol,
 ) -> dict[str, Any]:
     """The keyword arguments of ``uvicorn.run``/``uvicorn.Config`` for a service."""
     return {
         "host": host or settings.host,
         "port": port or settings.port,
         "loop": "uvloop",
-        "http": HeadLimitedHttpToolsProtocol,
+        "http": http,
         "h11_max_incomplete_event_size": settings.max_request_head_bytes,
         "log_config": None,
         "access_log": False,

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from algotrade.config import ServiceSettings
 from algotrade.logs import configure_logging
 from algotrade.migrations import upgrade
+from algotrade.server import HeadLimitedHttpToolsProtocol
 from algotrade.server import serve as serve_app
 
 
@@ -21,7 +22,10 @@ def build_service_cli(
     schema: str | None,
     settings_factory: Callable[[], ServiceSettings],
     app_factory: Callable[[ServiceSettings], FastAPI],
+    protocol: Callable[[FastAPI], type[HeadLimitedHttpToolsProtocol]] | None = None,
 ) -> typer.Typer:
+    """``protocol``: the HTTP protocol to serve an app with, made for that app (default: every
+    service's own, `HeadLimitedHttpToolsProtocol`)."""
     cli = typer.Typer(name=name, help=f"AlgoTrade {name}", no_args_is_help=True)
 
     @cli.command()
@@ -35,7 +39,9 @@ def build_service_cli(
         configure_logging(name, settings.log_level)
         if migrate_first and schema is not None:
             asyncio.run(upgrade(settings.database_url.get_secret_value(), package, schema))
-        serve_app(app_factory(settings), settings, host=host, port=port)
+        app = app_factory(settings)
+        http = protocol(app) if protocol is not None else HeadLimitedHttpToolsProtocol
+        serve_app(app, settings, host=host, port=port, http=http)
 
     @cli.command()
     def migrate(revision: str = typer.Argument("head")) -> None:
