@@ -8,8 +8,9 @@ both served as every service is (`algotrade.server.serve`: uvicorn, uvloop, http
 at Redis (``REDIS_URL``, else 127.0.0.1:6379, else a private redis-server). Then, from this
 process, with httpx:
 
-- 1 connection: requests alternate direct / through a bare pass-through (the floor: same
-  server, same forwarding client, nothing else) / through the gateway, so all see the same
+- 1 connection: requests alternate direct / through a bare pass-through (served as every
+  service is, on uvicorn's request cycle, with the gateway's forwarding client and nothing
+  else) / through the gateway, so all see the same
   machine state; prints p50/p90/p99 and throughput of each, the difference and ratio at p50, and the
   CPU time each server process spent per request. Then the same with a lean client (the
   gateway's own `UpstreamPool`), whose figure is not the client's parsing of the gateway's
@@ -85,8 +86,10 @@ def serve_upstream(port: int) -> None:
 
 
 def serve_bare_hop(upstream_url: str, port: int) -> None:
-    """The floor: a pass-through with no authentication, limits or middleware, served and
-    forwarding as the gateway does (uvicorn, uvloop, httptools; `UpstreamPool`)."""
+    """A pass-through with no authentication, limits or middleware, served as every service is
+    (uvicorn's request cycle, uvloop, httptools) and forwarding as the gateway does
+    (`UpstreamPool`). The gateway answers its plain routed requests on its own protocol
+    (`api_gateway.lane_protocol`), so it can take less than this."""
     from starlette.types import Receive, Scope, Send
 
     from api_gateway.upstream_http import UpstreamPool
@@ -173,8 +176,8 @@ def compare(times: dict[str, list[float]], elapsed: dict[str, float]) -> dict[st
     )
     if "bare hop" in p50:
         print(
-            f"  a bare hop adds: p50 +{p50['bare hop'] - p50['direct']:.3f} ms (the floor of any "
-            "pass-through served this way; the gateway's own work is the rest)"
+            f"  a bare hop adds: p50 +{p50['bare hop'] - p50['direct']:.3f} ms (a pass-through "
+            "and nothing else, on uvicorn's request cycle as every service is served)"
         )
     return p50
 
