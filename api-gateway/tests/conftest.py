@@ -160,9 +160,12 @@ def _echo_router(echo_state: dict[str, Any]) -> APIRouter:
 
 
 @contextlib.asynccontextmanager
-async def serve(app: Any, port: int) -> AsyncIterator[str]:
-    """Serve ``app`` with uvicorn on 127.0.0.1:``port`` in this event loop."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+async def serve(app: Any, port: int, **options: Any) -> AsyncIterator[str]:
+    """Serve ``app`` with uvicorn on 127.0.0.1:``port`` in this event loop (``options``: more
+    of uvicorn's, the protocol for one)."""
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", **options
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
@@ -310,6 +313,12 @@ def serve_gateway(
         return serve(create_app(settings_factory(**overrides)), free_port())
 
     return start
+
+
+@pytest.fixture
+def serve_app() -> Callable[..., contextlib.AbstractAsyncContextManager[str]]:
+    """``async with serve_app(app, **uvicorn_options) as url``: any app behind uvicorn."""
+    return lambda app, **options: serve(app, free_port(), **options)
 
 
 @pytest.fixture

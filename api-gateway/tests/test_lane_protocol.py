@@ -16,11 +16,8 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from uvicorn.protocols.http import httptools_impl
 
-from algotrade.server import uvicorn_options
-from algotrade_devstack.infra import free_port
 from api_gateway import lane_protocol as lane_protocol_module
 from api_gateway.lane_protocol import LaneCycle, lane_protocol
 from api_gateway.main import create_app
@@ -62,30 +59,23 @@ def cycles(monkeypatch: pytest.MonkeyPatch) -> Cycles:
 
 
 @pytest.fixture
-def served(settings_factory: Callable[..., Any]) -> Callable[..., Any]:
+def served(
+    settings_factory: Callable[..., Any], serve_app: Callable[..., Any]
+) -> Callable[..., Any]:
     """``async with served() as (app, url)``: the gateway behind uvicorn with its protocol."""
 
     @contextlib.asynccontextmanager
-    async def serve(**overrides: Any) -> AsyncIterator[tuple[Any, str]]:
+    async def start(**overrides: Any) -> AsyncIterator[tuple[Any, str]]:
         settings = settings_factory(**overrides)
         app = create_app(settings)
-        options = uvicorn_options(
-            settings, host="127.0.0.1", port=free_port(), http=lane_protocol(app)
-        )
-        options.pop("loop")  # the test's own event loop serves it
-        server = uvicorn.Server(uvicorn.Config(app, **options, lifespan="on"))
-        task = asyncio.create_task(server.serve())
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
-        try:
-            yield app, f"http://127.0.0.1:{options['port']}"
-        finally:
-            server.should_exit = True
-            await task
+        async with serve_app(
+            app,
+            http=lane_protocol(app),
+            h11_max_incomplete_event_size=settings.max_request_head_bytes,
+        ) as url:
+            yield app, url
 
-    return serve
+    return start
 
 
 @pytest.fixture
