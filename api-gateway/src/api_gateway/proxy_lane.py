@@ -109,8 +109,9 @@ class ProxyLane:
     def plain_ids(
         self, scope: Scope, not_plain: frozenset[bytes] = NOT_PLAIN
     ) -> tuple[bytes | None, bytes | None] | None:
-        """For a plain request, the request and correlation ids it gave (or None each); None for
-        any other, and for one with a header in ``not_plain``."""
+        """The request and correlation ids a plain request gave (None each when it gave none);
+        None when the request is not plain: it has a header in ``not_plain``, a credential
+        header over the limit, or a NUL in its URL."""
         given_request_id = given_correlation_id = None
         for name, value in scope["headers"]:
             if name in not_plain:
