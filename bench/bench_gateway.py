@@ -6,7 +6,7 @@ Starts, each in its own process, a minimal platform service (``create_service_ap
 guarded by the internal token like every real service) and the gateway (``api-gateway serve``),
 both served as every service is (`algotrade.server.serve`: uvicorn, uvloop, httptools), pointed
 at Redis (``REDIS_URL``, else 127.0.0.1:6379, else a private redis-server). Then, from this
-process, with httpx (its sockets ``TCP_NODELAY``, as most HTTP clients set them):
+process, with httpx:
 
 - 1 connection: requests alternate direct / through a bare pass-through (served as every
   service is, on uvicorn's request cycle, with the gateway's forwarding client and nothing
@@ -35,7 +35,6 @@ import argparse
 import asyncio
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -191,14 +190,7 @@ def single_connection(
     print(f"\n1 connection, {n} requests each way, interleaved")
     times: dict[str, list[float]] = {name: [] for name in targets}
     elapsed = dict.fromkeys(targets, 0.0)
-    # TCP_NODELAY, as curl, browsers, urllib3 and Go's client set it (and httpx's async client
-    # through asyncio): without it the sync client's loopback exchanges wait on the kernel, and
-    # more so through a hop (+0.06-0.09 ms at p50 for the gateway and the bare hop alike, 4 Dec).
-    nodelay = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
-    clients = {
-        name: httpx.Client(base_url=url, transport=httpx.HTTPTransport(socket_options=nodelay))
-        for name, (url, _) in targets.items()
-    }
+    clients = {name: httpx.Client(base_url=url) for name, (url, _) in targets.items()}
     try:
         for _ in range(500):  # warm-up: connections, caches, JIT-free but lazy imports
             for name, (_, auth) in targets.items():
