@@ -19,7 +19,12 @@ import uvicorn
 
 from algotrade.config import ServiceSettings
 from algotrade.problems import PROBLEM_JSON
-from algotrade.server import CoalescedWrites, HeadLimitedHttpToolsProtocol, uvicorn_options
+from algotrade.server import (
+    COALESCE_MAX_BYTES,
+    CoalescedWrites,
+    HeadLimitedHttpToolsProtocol,
+    uvicorn_options,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -173,6 +178,21 @@ async def test_writes_of_one_turn_of_the_loop_leave_in_one_write() -> None:
         await asyncio.sleep(0)
         assert writes[1:] == [b"next"]
         assert await received.readexactly(4) == b"next"
+
+
+async def test_a_large_answer_is_not_held_back_until_the_turn_ends() -> None:
+    async with connected() as (transport, _, writes):
+        coalesced = CoalescedWrites(transport)
+        chunk = b"x" * (COALESCE_MAX_BYTES // 4)
+        for _ in range(3):
+            coalesced.write(chunk)
+        assert writes == []  # under the limit: still gathered
+        coalesced.write(chunk)
+        assert writes == [chunk * 4]  # at the limit: gone on within the same turn
+        assert coalesced.get_write_buffer_size() == transport.get_write_buffer_size()
+        coalesced.write(b"tail")
+        await asyncio.sleep(0)
+        assert writes[1:] == [b"tail"]
 
 
 async def test_closing_sends_what_is_pending_first_and_aborting_drops_it() -> None:

@@ -55,9 +55,6 @@ class _Wakeup:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
-    def clear(self) -> None:
-        self._waiter = None
-
     async def wait(self) -> None:
         self._waiter = asyncio.get_running_loop().create_future()
         await self._waiter

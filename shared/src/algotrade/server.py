@@ -15,7 +15,8 @@ uvicorn writes a response's head as soon as the app starts it, and each body mes
 comes: a small answer leaves in two writes, two system calls and two TCP segments (the sockets
 are ``TCP_NODELAY``), and the client wakes for the head alone. `CoalescedWrites` gathers what one
 turn of the event loop writes and sends it in one write at the end of that turn, so the head and
-a body sent right after it leave together. Nothing waits longer than the loop's turn.
+a body sent right after it leave together. Nothing waits longer than the loop's turn, and
+from `COALESCE_MAX_BYTES` gathered a write goes on at once (flow control sees large answers).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from algotrade.config import ServiceSettings
 from algotrade.problems import problem_response
 
 LINGER_SECONDS = 2.0
+COALESCE_MAX_BYTES = 64 * 1024  # gathered writes go on at once from this size
 
 
 class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
@@ -131,6 +133,7 @@ class CoalescedWrites(asyncio.Transport):
         super().__init__()
         self._transport = transport
         self._pending: list[bytes] = []
+        self._pending_bytes = 0
         self._loop = asyncio.get_running_loop()
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
@@ -139,6 +142,11 @@ class CoalescedWrites(asyncio.Transport):
         if not self._pending:
             self._loop.call_soon(self._flush)
         self._pending.append(bytes(data))
+        self._pending_bytes += len(data)
+        if self._pending_bytes >= COALESCE_MAX_BYTES:
+            # A large answer goes on at once: the transport's flow control (which pauses the
+            # app's sends while the client reads slowly) must see it, and memory stay bounded.
+            self._flush()
 
     def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
         for data in list_of_data:
@@ -149,6 +157,7 @@ class CoalescedWrites(asyncio.Transport):
             return
         data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
         self._pending = []
+        self._pending_bytes = 0
         if not self._transport.is_closing():
             self._transport.write(data)
 
@@ -165,6 +174,7 @@ class CoalescedWrites(asyncio.Transport):
 
     def abort(self) -> None:
         self._pending = []
+        self._pending_bytes = 0
         self._transport.abort()
 
     def is_closing(self) -> bool:
@@ -189,7 +199,7 @@ class CoalescedWrites(asyncio.Transport):
         return self._transport.get_protocol()
 
     def get_write_buffer_size(self) -> int:
-        return self._transport.get_write_buffer_size() + sum(map(len, self._pending))
+        return self._transport.get_write_buffer_size() + self._pending_bytes
 
     def get_write_buffer_limits(self) -> tuple[int, int]:
         return self._transport.get_write_buffer_limits()
