@@ -28,7 +28,7 @@ import httptools
 from starlette.types import Message
 from uvicorn.protocols.http.httptools_impl import HEADER_RE, HEADER_VALUE_RE, STATUS_LINE
 
-from algotrade.server import HeadLimitedHttpToolsProtocol
+from algotrade.server import CoalescedWrites, HeadLimitedHttpToolsProtocol
 from api_gateway.proxy_lane import NOT_PLAIN, GatewayApp, ProxyLane
 
 logger = logging.getLogger("uvicorn.error")  # where uvicorn logs an app's exceptions
@@ -65,7 +65,9 @@ class LaneCycle:
 
     def __init__(self, protocol: LaneProtocol, scope: Any, *, keep_alive: bool) -> None:
         self._protocol = protocol
-        self._transport = protocol.transport
+        self._transport = transport = protocol.transport
+        # A whole answer leaves as soon as it is written, not at the end of the loop's turn.
+        self._answered = transport.flush if isinstance(transport, CoalescedWrites) else _nothing
         self.scope = scope
         # What uvicorn's protocol reads and sets on its cycle.
         self.keep_alive = keep_alive
@@ -147,6 +149,7 @@ class LaneCycle:
         if not more_body:
             if self._remaining != 0:
                 raise RuntimeError("Response content shorter than Content-Length")
+            self._answered()
             self.response_complete = True
             self.message_event.set()
             if not self.keep_alive:

@@ -140,19 +140,21 @@ class CoalescedWrites(asyncio.Transport):
         if not data:
             return
         if not self._pending:
-            self._loop.call_soon(self._flush)
+            self._loop.call_soon(self.flush)
         self._pending.append(bytes(data))
         self._pending_bytes += len(data)
         if self._pending_bytes >= COALESCE_MAX_BYTES:
             # A large answer goes on at once: the transport's flow control (which pauses the
             # app's sends while the client reads slowly) must see it, and memory stay bounded.
-            self._flush()
+            self.flush()
 
     def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
         for data in list_of_data:
             self.write(data)
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Send what is gathered now (a writer that knows it has written a whole answer need
+        not wait for the end of the turn)."""
         if not self._pending:
             return
         data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
@@ -162,14 +164,14 @@ class CoalescedWrites(asyncio.Transport):
             self._transport.write(data)
 
     def write_eof(self) -> None:
-        self._flush()
+        self.flush()
         self._transport.write_eof()
 
     def can_write_eof(self) -> bool:
         return self._transport.can_write_eof()
 
     def close(self) -> None:
-        self._flush()
+        self.flush()
         self._transport.close()
 
     def abort(self) -> None:
