@@ -370,9 +370,10 @@ def many_connections(
 
 
 def yardstick_ms() -> float:
-    """Milliseconds per ``sum(range(100_000))``, best of five: how fast the machine is right
-    now. This 2-core machine's speed drifts by a third over an evening; the same gateway figure
-    means more on a slow reading than on a fast one."""
+    """Milliseconds per ``sum(range(100_000))``, best of five: one core's Python speed right
+    now. This 2-core machine's speed drifts over an evening (a direct call's p50 between 0.66
+    and 1.36 ms on 4 Dec); the yardstick follows that only loosely, since much of the drift is in
+    waking processes, not in running them. Compare runs by their direct call too."""
     import timeit
 
     return min(timeit.repeat("sum(range(100_000))", number=50, repeat=5)) / 50 * 1000

@@ -108,9 +108,5 @@ def test_a_second_registration_of_the_same_names_is_refused() -> None:
         "buckets": (1.0,),
     }
     CountedLatencies(registry, **options)  # type: ignore[arg-type]
-    try:
+    with pytest.raises(ValueError, match="Duplicated"):
         CountedLatencies(registry, **options)  # type: ignore[arg-type]
-    except ValueError as exc:
-        assert "Duplicated" in str(exc)
-    else:
-        raise AssertionError("registered twice")

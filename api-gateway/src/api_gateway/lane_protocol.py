@@ -67,7 +67,7 @@ class LaneCycle:
         self._protocol = protocol
         self._transport = transport = protocol.transport
         # A whole answer leaves as soon as it is written, not at the end of the loop's turn.
-        self._answered = transport.flush if isinstance(transport, CoalescedWrites) else _nothing
+        self._send_now = transport.flush if isinstance(transport, CoalescedWrites) else _nothing
         self.scope = scope
         # What uvicorn's protocol reads and sets on its cycle.
         self.keep_alive = keep_alive
@@ -149,7 +149,7 @@ class LaneCycle:
         if not more_body:
             if self._remaining != 0:
                 raise RuntimeError("Response content shorter than Content-Length")
-            self._answered()
+            self._send_now()
             self.response_complete = True
             self.message_event.set()
             if not self.keep_alive:
